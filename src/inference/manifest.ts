@@ -1,0 +1,284 @@
+/**
+ * The pair manifest (`ood-pair.json`): which classifier and which VAE, how images become their input,
+ * and where the calibration scores live. Validated with ajv; every error names the field.
+ */
+import Ajv, { type ErrorObject, type JSONSchemaType } from 'ajv';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+
+export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
+export type Layout = 'NCHW' | 'NHWC';
+export type ResizeFit = 'fill' | 'contain' | 'cover';
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+
+export interface InputSpec {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  layout: Layout;
+  /** Pixel 0..255 maps linearly onto [range[0], range[1]] (default [0, 1]) before mean/std. */
+  range?: [number, number];
+  mean?: number[];
+  std?: number[];
+  invert?: boolean;
+  resize?: ResizeFit;
+  resizeKernel?: ResizeKernel;
+  /** Colour that transparent pixels are flattened onto and `contain` pads with (before inversion). */
+  background?: string;
+}
+
+export interface ClassifierSpec {
+  path: string;
+  format: ModelFormat;
+  input?: string;
+  output?: string;
+  layout?: Layout;
+  outputKind: 'logits' | 'probabilities';
+  labels: string[];
+}
+
+export interface LikelihoodSpec {
+  type: 'bernoulli' | 'continuous-bernoulli' | 'gaussian';
+  /** Standard deviation of the Gaussian decoder, in [0, 1] pixel units. */
+  sigma?: number;
+}
+
+export interface SplitModelSpec {
+  path: string;
+  format: ModelFormat;
+  input?: string;
+  layout?: Layout;
+}
+
+export interface VaeSpec {
+  /** One model: image → reconstruction, mu, logvar. */
+  path?: string;
+  format?: ModelFormat;
+  input?: string;
+  layout?: Layout;
+  outputs?: { reconstruction: string; mu: string; logvar: string };
+  reconstructionKind: 'logits' | 'probabilities' | 'mean';
+  likelihood: LikelihoodSpec;
+  /** Split encoder (image → mu, logvar) and decoder (z → reconstruction) for K-sample estimates. */
+  encoder?: SplitModelSpec & { outputs: { mu: string; logvar: string } };
+  decoder?: SplitModelSpec & { output: string };
+  /** Posterior samples for the sampled ELBO and the importance-weighted bound (needs encoder+decoder). */
+  samples?: number;
+  seed?: number;
+}
+
+export interface PairManifest {
+  $schema?: string;
+  name: string;
+  description?: string;
+  input: InputSpec;
+  classifier: ClassifierSpec;
+  vae: VaeSpec;
+  /** Path of a calibration JSON written by `ood-lens calibrate`, relative to the manifest. */
+  calibration?: string;
+}
+
+const formatSchema = { type: 'string', enum: ['onnx', 'tfjs-layers', 'tfjs-graph'] } as const;
+const layoutSchema = { type: 'string', enum: ['NCHW', 'NHWC'], nullable: true } as const;
+const nonEmpty = { type: 'string', minLength: 1 } as const;
+const optionalName = { type: 'string', minLength: 1, nullable: true } as const;
+
+export const pairManifestSchema: JSONSchemaType<PairManifest> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'input', 'classifier', 'vae'],
+  properties: {
+    $schema: { type: 'string', nullable: true },
+    name: nonEmpty,
+    description: { type: 'string', nullable: true },
+    input: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['width', 'height', 'channels', 'layout'],
+      properties: {
+        width: { type: 'integer', minimum: 1, maximum: 4096 },
+        height: { type: 'integer', minimum: 1, maximum: 4096 },
+        channels: { type: 'integer', enum: [1, 3] },
+        layout: { type: 'string', enum: ['NCHW', 'NHWC'] },
+        range: { type: 'array', items: [{ type: 'number' }, { type: 'number' }], minItems: 2, maxItems: 2, nullable: true } as never,
+        mean: { type: 'array', items: { type: 'number' }, minItems: 1, maxItems: 3, nullable: true },
+        std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 1, maxItems: 3, nullable: true },
+        invert: { type: 'boolean', nullable: true },
+        resize: { type: 'string', enum: ['fill', 'contain', 'cover'], nullable: true },
+        resizeKernel: { type: 'string', enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], nullable: true },
+        background: { type: 'string', pattern: '^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$', nullable: true },
+      },
+    },
+    classifier: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['path', 'format', 'outputKind', 'labels'],
+      properties: {
+        path: nonEmpty,
+        format: formatSchema,
+        input: optionalName,
+        output: optionalName,
+        layout: layoutSchema,
+        outputKind: { type: 'string', enum: ['logits', 'probabilities'] },
+        labels: { type: 'array', items: { type: 'string' }, minItems: 2 },
+      },
+    },
+    vae: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['reconstructionKind', 'likelihood'],
+      properties: {
+        path: optionalName,
+        format: { ...formatSchema, nullable: true },
+        input: optionalName,
+        layout: layoutSchema,
+        outputs: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: ['reconstruction', 'mu', 'logvar'],
+          properties: { reconstruction: nonEmpty, mu: nonEmpty, logvar: nonEmpty },
+        },
+        reconstructionKind: { type: 'string', enum: ['logits', 'probabilities', 'mean'] },
+        likelihood: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['type'],
+          properties: {
+            type: { type: 'string', enum: ['bernoulli', 'continuous-bernoulli', 'gaussian'] },
+            sigma: { type: 'number', exclusiveMinimum: 0, nullable: true },
+          },
+        },
+        encoder: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: ['path', 'format', 'outputs'],
+          properties: {
+            path: nonEmpty,
+            format: formatSchema,
+            input: optionalName,
+            layout: layoutSchema,
+            outputs: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['mu', 'logvar'],
+              properties: { mu: nonEmpty, logvar: nonEmpty },
+            },
+          },
+        },
+        decoder: {
+          type: 'object',
+          nullable: true,
+          additionalProperties: false,
+          required: ['path', 'format', 'output'],
+          properties: { path: nonEmpty, format: formatSchema, input: optionalName, layout: layoutSchema, output: nonEmpty },
+        },
+        samples: { type: 'integer', minimum: 1, maximum: 1024, nullable: true },
+        seed: { type: 'integer', nullable: true },
+      },
+    },
+    calibration: { type: 'string', minLength: 1, nullable: true },
+  },
+} as unknown as JSONSchemaType<PairManifest>;
+
+export class ManifestError extends Error {
+  constructor(readonly manifestPath: string, readonly problems: string[]) {
+    super(`${manifestPath}: invalid pair manifest:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ManifestError';
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validate = ajv.compile(pairManifestSchema);
+
+function describe(error: ErrorObject): string {
+  const field = error.instancePath ? error.instancePath.slice(1).replace(/\//g, '.') : '(top level)';
+  switch (error.keyword) {
+    case 'required':
+      return `${field === '(top level)' ? '' : field + '.'}${(error.params as { missingProperty: string }).missingProperty}: is required`;
+    case 'additionalProperties':
+      return `${field === '(top level)' ? '' : field + '.'}${(error.params as { additionalProperty: string }).additionalProperty}: is not a known field`;
+    case 'enum':
+      return `${field}: must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    default:
+      return `${field}: ${error.message ?? 'is invalid'}`;
+  }
+}
+
+/** Checks that go beyond the schema: relations between fields. */
+function semanticProblems(m: PairManifest): string[] {
+  const problems: string[] = [];
+  const c = m.input.channels;
+  if (m.input.mean && m.input.mean.length !== c) problems.push(`input.mean: needs ${c} value(s), one per channel`);
+  if (m.input.std && m.input.std.length !== c) problems.push(`input.std: needs ${c} value(s), one per channel`);
+  if (m.input.range && !(m.input.range[0] < m.input.range[1])) problems.push('input.range: the first value must be below the second');
+  const v = m.vae;
+  const single = v.path !== undefined;
+  const split = v.encoder !== undefined || v.decoder !== undefined;
+  if (!single && !split) problems.push('vae: needs either path (one model) or encoder and decoder');
+  if (single && !v.format) problems.push('vae.format: is required with vae.path');
+  if (single && !v.outputs) problems.push('vae.outputs: is required with vae.path (names of reconstruction, mu and logvar)');
+  if (split && !(v.encoder && v.decoder)) problems.push(`vae.${v.encoder ? 'decoder' : 'encoder'}: is required when the other half of a split VAE is given`);
+  if (v.samples !== undefined && !(v.encoder && v.decoder)) problems.push('vae.samples: needs vae.encoder and vae.decoder (posterior samples run the decoder on each sample)');
+  if (v.likelihood.type === 'gaussian' && v.likelihood.sigma === undefined) problems.push('vae.likelihood.sigma: is required for a gaussian likelihood');
+  if (v.likelihood.type !== 'gaussian' && v.reconstructionKind === 'mean') problems.push(`vae.reconstructionKind: "mean" only fits a gaussian likelihood, not ${v.likelihood.type}`);
+  if (v.likelihood.type === 'gaussian' && v.reconstructionKind === 'logits') problems.push('vae.reconstructionKind: a gaussian likelihood needs "mean" or "probabilities", not "logits"');
+  return problems;
+}
+
+/** A manifest with every model path made absolute and the folder it came from. */
+export interface ResolvedPair {
+  manifest: PairManifest;
+  manifestPath: string;
+  dir: string;
+}
+
+export function parsePairManifest(text: string, manifestPath: string): PairManifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ManifestError(manifestPath, [`not valid JSON: ${(err as Error).message}`]);
+  }
+  if (!validate(data)) throw new ManifestError(manifestPath, (validate.errors ?? []).map(describe));
+  const problems = semanticProblems(data);
+  if (problems.length) throw new ManifestError(manifestPath, problems);
+  return data;
+}
+
+/** `location` is a pair folder (holding ood-pair.json) or a manifest file. */
+export function resolveManifestPath(location: string): string {
+  const abs = resolve(location);
+  if (!existsSync(abs)) throw new ManifestError(abs, ['no such file or folder']);
+  return statSync(abs).isDirectory() ? join(abs, 'ood-pair.json') : abs;
+}
+
+export function loadPairManifest(location: string): ResolvedPair {
+  const manifestPath = resolveManifestPath(location);
+  let text: string;
+  try {
+    text = readFileSync(manifestPath, 'utf8');
+  } catch (err) {
+    throw new ManifestError(manifestPath, [`cannot read the manifest: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+  const manifest = parsePairManifest(text, manifestPath);
+  const dir = dirname(manifestPath);
+  const missing: string[] = [];
+  const check = (field: string, p?: string) => {
+    if (p === undefined) return;
+    const full = isAbsolute(p) ? p : join(dir, p);
+    if (!existsSync(full)) missing.push(`${field}: file not found: ${full}`);
+  };
+  check('classifier.path', manifest.classifier.path);
+  check('vae.path', manifest.vae.path);
+  check('vae.encoder.path', manifest.vae.encoder?.path);
+  check('vae.decoder.path', manifest.vae.decoder?.path);
+  check('calibration', manifest.calibration);
+  if (missing.length) throw new ManifestError(manifestPath, missing);
+  return { manifest, manifestPath, dir };
+}
+
+export function resolveIn(pair: ResolvedPair, p: string): string {
+  return isAbsolute(p) ? p : join(pair.dir, p);
+}

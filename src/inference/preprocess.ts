@@ -1,0 +1,115 @@
+/**
+ * Image → model input. sharp (libvips) decodes, flattens alpha, converts to grey/RGB and resizes;
+ * the manifest's invert / range / mean-std are applied here in JS on the 8-bit result.
+ */
+import sharp, { type ResizeOptions, type Sharp } from 'sharp';
+import type { InputSpec } from './manifest';
+
+/** Images with more decoded pixels than this are refused (decompression bombs). */
+export const DEFAULT_MAX_INPUT_PIXELS = 64 * 1024 * 1024;
+
+/** An 8-bit image exactly as the model will see it: `width`×`height`×`channels`, interleaved (HWC). */
+export interface ModelImage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  /** Pixel values 0..255 after resize and inversion. */
+  pixels: Uint8Array;
+}
+
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+  data: Uint8Array;
+}
+
+export type ImageSource = Buffer | Uint8Array | RawImage;
+
+export class ImageDecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+function isRaw(source: ImageSource): source is RawImage {
+  return (source as RawImage).data !== undefined && (source as RawImage).width !== undefined;
+}
+
+/** Options that sharp receives; shared with the fast paths so they all produce the same pixels. */
+export function resizeOptions(spec: InputSpec): ResizeOptions {
+  return {
+    width: spec.width,
+    height: spec.height,
+    fit: spec.resize ?? 'fill',
+    kernel: spec.resizeKernel ?? 'lanczos3',
+    background: spec.background ?? '#ffffff',
+  };
+}
+
+/** Decode + convert + resize one image with sharp. Throws ImageDecodeError with a readable reason. */
+export async function toModelImage(source: ImageSource, spec: InputSpec, maxInputPixels = DEFAULT_MAX_INPUT_PIXELS): Promise<ModelImage> {
+  const background = spec.background ?? '#ffffff';
+  let pipeline: Sharp;
+  try {
+    if (isRaw(source)) {
+      pipeline = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels });
+    } else {
+      if (source.length === 0) throw new ImageDecodeError('the file is empty');
+      pipeline = sharp(source, { limitInputPixels: maxInputPixels, failOn: 'error', animated: false, sequentialRead: true });
+    }
+    pipeline = pipeline.rotate().flatten({ background });
+    pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
+    const { data, info } = await pipeline.resize(resizeOptions(spec)).raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== spec.channels || info.width !== spec.width || info.height !== spec.height) {
+      throw new ImageDecodeError(`unexpected decoded shape ${info.width}×${info.height}×${info.channels}`);
+    }
+    const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (spec.invert) for (let i = 0; i < pixels.length; i++) pixels[i] = 255 - pixels[i];
+    return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
+    throw new ImageDecodeError(describeSharpError(err));
+  }
+}
+
+/** sharp's messages come from libvips and are cryptic; name the usual causes in plain words. */
+export function describeSharpError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
+  if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
+  if (/premature end|truncated|unexpected end|not enough data|Read error/i.test(message)) return `image data is truncated or corrupt: ${message}`;
+  return `could not decode image: ${message}`;
+}
+
+/**
+ * The float tensor data for one image in the model's layout (without the batch dimension):
+ * value = ((pixel/255) * (hi - lo) + lo - mean[c]) / std[c].
+ */
+export function toTensorData(image: ModelImage, spec: InputSpec, layout: 'NCHW' | 'NHWC', out?: Float32Array, offset = 0): Float32Array {
+  const { width, height, channels, pixels } = image;
+  const size = width * height * channels;
+  const target = out ?? new Float32Array(size);
+  const [lo, hi] = spec.range ?? [0, 1];
+  const scale = (hi - lo) / 255;
+  const plane = width * height;
+  for (let c = 0; c < channels; c++) {
+    const mean = spec.mean?.[c] ?? 0;
+    const std = spec.std?.[c] ?? 1;
+    for (let p = 0; p < plane; p++) {
+      const v = (pixels[p * channels + c] * scale + lo - mean) / std;
+      target[offset + (layout === 'NCHW' ? c * plane + p : p * channels + c)] = v;
+    }
+  }
+  return target;
+}
+
+/** Pixels in [0, 1], channel-planar (C×H×W): the target of the VAE's likelihood. */
+export function toUnitPlanar(image: ModelImage, out?: Float32Array, offset = 0): Float32Array {
+  const { width, height, channels, pixels } = image;
+  const plane = width * height;
+  const target = out ?? new Float32Array(plane * channels);
+  for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) target[offset + c * plane + p] = pixels[p * channels + c] / 255;
+  return target;
+}

@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Train a default OOD Lens pair: a small CNN classifier and a convolutional VAE on 32x32 grey images.
+
+Reads the IDX files written by `training/prepare-data.ts` (the engine's own preprocessing), holds out the
+last 5,000 training images for calibration (never trained on), and exports ONNX (opset 13, dynamic batch)
+plus the raw weights that `training/export-tfjs.ts` turns into TensorFlow.js layers models.
+
+    /usr/bin/python3 training/train.py --dataset mnist --out models/mnist
+    /usr/bin/python3 training/train.py --dataset mnist --quick --out /tmp/quick   # a few hundred steps
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HELD_OUT = 5000  # last N training images: calibration set, never seen in training
+LATENT = 16
+LABELS = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+
+
+def read_idx(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+class Classifier(nn.Module):
+    """conv3-32 → pool → conv3-64 → pool → dense 128 → dense 10 (logits). About 5.5 M multiply-adds."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * 8 * 8, 128)
+        self.fc2 = nn.Linear(128, classes)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.reshape(x.shape[0], -1)  # channel-major flatten (the TF.js model permutes to match)
+        x = self.drop(F.relu(self.fc1(x)))
+        return self.fc2(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 4, stride=2, padding=1)   # 32 → 16
+        self.conv2 = nn.Conv2d(32, 64, 4, stride=2, padding=1)  # 16 → 8
+        self.conv3 = nn.Conv2d(64, 64, 4, stride=2, padding=1)  # 8 → 4
+        self.mu = nn.Linear(64 * 4 * 4, LATENT)
+        self.logvar = nn.Linear(64 * 4 * 4, LATENT)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        h = F.relu(self.conv2(h))
+        h = F.relu(self.conv3(h))
+        h = h.reshape(h.shape[0], -1)
+        return self.mu(h), self.logvar(h)
+
+
+class Decoder(nn.Module):
+    """Nearest upsampling + 3x3 convolutions (no transposed convolutions: identical in ONNX and TF.js)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(LATENT, 64 * 4 * 4)
+        self.conv1 = nn.Conv2d(64, 64, 3, padding=1)  # 8x8
+        self.conv2 = nn.Conv2d(64, 32, 3, padding=1)  # 16x16
+        self.conv3 = nn.Conv2d(32, 1, 3, padding=1)   # 32x32
+
+    def forward(self, z):
+        h = F.relu(self.fc(z)).view(-1, 64, 4, 4)
+        h = F.relu(self.conv1(F.interpolate(h, scale_factor=2.0, mode="nearest")))
+        h = F.relu(self.conv2(F.interpolate(h, scale_factor=2.0, mode="nearest")))
+        return self.conv3(F.interpolate(h, scale_factor=2.0, mode="nearest"))  # Bernoulli logits
+
+
+class VAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Encoder()
+        self.decoder = Decoder()
+
+    def forward(self, x):
+        """Deterministic export: decode the posterior mean."""
+        mu, logvar = self.encoder(x)
+        return self.decoder(mu), mu, logvar
+
+
+def bernoulli_loglik(logits, x):
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def kl_normal(mu, logvar):
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+
+
+def batches(n, size, rng):
+    order = rng.permutation(n)
+    for i in range(0, n, size):
+        yield order[i : i + size]
+
+
+def train_classifier(x, y, x_test, y_test, epochs, steps_limit, seed, log):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = Classifier()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    total_steps = epochs * math.ceil(len(x) / 128)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=total_steps)
+    losses, step, t0 = [], 0, time.time()
+    for epoch in range(epochs):
+        model.train()
+        for idx in batches(len(x), 128, rng):
+            xb = torch.from_numpy(x[idx]).float().div_(255).unsqueeze(1)
+            if epoch < epochs - 1:  # small random shifts help generalisation; last epoch on clean data
+                dx, dy = rng.integers(-2, 3, size=2)
+                xb = torch.roll(xb, shifts=(int(dy), int(dx)), dims=(2, 3))
+            loss = F.cross_entropy(model(xb), torch.from_numpy(y[idx]).long())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            step += 1
+            if steps_limit and step >= steps_limit:
+                break
+        acc = accuracy(model, x_test, y_test)
+        log(f"classifier epoch {epoch + 1}/{epochs}: loss {np.mean(losses[-200:]):.4f}, test accuracy {acc:.4%}, {step * 128 / (time.time() - t0):.0f} img/s")
+        if steps_limit and step >= steps_limit:
+            break
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def accuracy(model, x, y):
+    model.eval()
+    correct = 0
+    for i in range(0, len(x), 1000):
+        xb = torch.from_numpy(x[i : i + 1000]).float().div_(255).unsqueeze(1)
+        correct += (model(xb).argmax(1).numpy() == y[i : i + 1000]).sum()
+    model.train()
+    return correct / len(x)
+
+
+def train_vae(x, x_test, epochs, steps_limit, seed, log):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses, step, t0 = [], 0, time.time()
+    for epoch in range(epochs):
+        for idx in batches(len(x), 128, rng):
+            xb = torch.from_numpy(x[idx]).float().div_(255).unsqueeze(1)
+            mu, logvar = model.encoder(xb)
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            elbo = bernoulli_loglik(model.decoder(z), xb) - kl_normal(mu, logvar)
+            loss = -elbo.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+            if steps_limit and step >= steps_limit:
+                break
+        test = test_elbo(model, x_test)
+        log(f"vae epoch {epoch + 1}/{epochs}: train loss {np.mean(losses[-200:]):.2f}, test ELBO {test:.2f} nats, {step * 128 / (time.time() - t0):.0f} img/s")
+        if steps_limit and step >= steps_limit:
+            break
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def test_elbo(model, x):
+    """Deterministic ELBO (decoder at the posterior mean), the engine's default estimate."""
+    model.eval()
+    total = 0.0
+    for i in range(0, len(x), 1000):
+        xb = torch.from_numpy(x[i : i + 1000]).float().div_(255).unsqueeze(1)
+        logits, mu, logvar = model(xb)
+        total += (bernoulli_loglik(logits, xb) - kl_normal(mu, logvar)).sum().item()
+    model.train()
+    return total / len(x)
+
+
+def export_onnx(module, example, path, inputs, outputs):
+    module.eval()
+    axes = {name: {0: "batch"} for name in inputs + outputs}
+    torch.onnx.export(module, example, path, input_names=inputs, output_names=outputs, dynamic_axes=axes, opset_version=13, do_constant_folding=True)
+
+
+def export_weights(modules, path):
+    """All float32 parameters as one little-endian blob + a JSON index (name, shape, offset)."""
+    index, blobs, offset = [], [], 0
+    for prefix, module in modules.items():
+        for name, tensor in module.state_dict().items():
+            arr = tensor.detach().cpu().numpy().astype("<f4")
+            index.append({"name": f"{prefix}.{name}", "shape": list(arr.shape), "offset": offset})
+            blobs.append(arr.tobytes())
+            offset += arr.nbytes
+    with open(path + ".bin", "wb") as f:
+        f.write(b"".join(blobs))
+    with open(path + ".json", "w") as f:
+        json.dump(index, f, indent=1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
+    ap.add_argument("--data", default=os.path.join(HERE, ".cache"), help="folder with the *-32.idx files from prepare-data.ts")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--classifier-epochs", type=int, default=4)
+    ap.add_argument("--vae-epochs", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--quick", action="store_true", help="a few hundred steps; asserts that both losses fall")
+    ap.add_argument("--skip", choices=["classifier", "vae"], action="append", default=[])
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    log_path = os.path.join(args.out, "training-log.txt")
+    log_file = open(log_path, "a")
+
+    def log(msg):
+        print(msg, flush=True)
+        log_file.write(msg + "\n")
+        log_file.flush()
+
+    d = args.data
+    x_all = read_idx(os.path.join(d, f"{args.dataset}-train-images-32.idx"))
+    y_all = read_idx(os.path.join(d, f"{args.dataset}-train-labels.idx"))
+    x_test = read_idx(os.path.join(d, f"{args.dataset}-test-images-32.idx"))
+    y_test = read_idx(os.path.join(d, f"{args.dataset}-test-labels.idx"))
+    x_train, y_train = x_all[:-HELD_OUT], y_all[:-HELD_OUT]
+    if args.quick:
+        x_test, y_test = x_test[:2000], y_test[:2000]
+    log(f"{args.dataset}: {len(x_train)} training images ({HELD_OUT} held out for calibration), {len(x_test)} test, threads={args.threads}")
+    steps = 120 if args.quick else 0
+    metrics_path = os.path.join(args.out, "training-metrics.json")
+    metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
+    metrics.update({"dataset": args.dataset, "seed": args.seed, "heldOut": HELD_OUT, "trainImages": len(x_train)})
+    example = torch.zeros(2, 1, 32, 32)
+
+    if "classifier" not in args.skip:
+        clf, losses = train_classifier(x_train, y_train, x_test, y_test, 1 if args.quick else args.classifier_epochs, steps, args.seed, log)
+        if args.quick:
+            first, last = np.mean(losses[:20]), np.mean(losses[-20:])
+            assert last < 0.5 * first, f"classifier loss did not fall: {first:.3f} → {last:.3f}"
+            log(f"quick: classifier loss {first:.3f} → {last:.3f}")
+        metrics["classifier"] = {"testAccuracy": float(accuracy(clf, x_test, y_test)), "epochs": args.classifier_epochs}
+        export_onnx(clf, example, os.path.join(args.out, "classifier.onnx"), ["image"], ["logits"])
+        export_weights({"classifier": clf}, os.path.join(args.out, "classifier-weights"))
+
+    if "vae" not in args.skip:
+        vae, losses = train_vae(x_train, x_test, 1 if args.quick else args.vae_epochs, steps, args.seed, log)
+        if args.quick:
+            first, last = np.mean(losses[:20]), np.mean(losses[-20:])
+            assert last < 0.8 * first, f"VAE loss did not fall: {first:.1f} → {last:.1f}"
+            log(f"quick: VAE loss {first:.1f} → {last:.1f}")
+        elbo = test_elbo(vae, x_test)
+        metrics["vae"] = {"testElboNats": elbo, "testBitsPerDim": -elbo / (1024 * math.log(2)), "latent": LATENT, "epochs": args.vae_epochs}
+        export_onnx(vae, example, os.path.join(args.out, "vae.onnx"), ["image"], ["reconstruction_logits", "mu", "logvar"])
+        export_onnx(vae.encoder, example, os.path.join(args.out, "vae-encoder.onnx"), ["image"], ["mu", "logvar"])
+        export_onnx(vae.decoder, torch.zeros(2, LATENT), os.path.join(args.out, "vae-decoder.onnx"), ["z"], ["reconstruction_logits"])
+        export_weights({"encoder": vae.encoder, "decoder": vae.decoder}, os.path.join(args.out, "vae-weights"))
+
+    with open(metrics_path + ".tmp", "w") as f:
+        json.dump(metrics, f, indent=2)
+    os.replace(metrics_path + ".tmp", metrics_path)
+    log(json.dumps(metrics))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
