@@ -1,0 +1,62 @@
+/** `ood-lens calibrate`: score held-out in-distribution images and store their score distributions. */
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type Calibration, writeCalibration, writeFileAtomic } from '../inference/calibration';
+import { OodEngine } from '../inference/engine';
+import { resolveManifestPath } from '../inference/manifest';
+import { builtInPairDir } from '../inference/pair';
+import { collect } from './collect';
+import { COMMON_OPTIONS, engineOptions, UsageError } from './main';
+
+export async function runCalibrate(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...COMMON_OPTIONS, limit: { type: 'string' }, offset: { type: 'string' }, source: { type: 'string' }, out: { type: 'string' } },
+  });
+  if (positionals.length === 0) throw new UsageError('calibrate needs a folder or IDX file of held-out in-distribution images');
+  const offset = values.offset ? Number(values.offset) : 0;
+  const limit = values.limit ? Number(values.limit) : Infinity;
+  if (!Number.isInteger(offset) || offset < 0) throw new UsageError('--offset must be a non-negative integer');
+  if (!(limit > 0)) throw new UsageError('--limit must be a positive integer');
+  const pairLocation = values.pair ?? builtInPairDir();
+  const manifestPath = resolveManifestPath(pairLocation);
+  // Calibrate from a clean slate: the pair's old calibration must not influence anything.
+  const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: [0], msp: [0] } };
+  const engine = await OodEngine.create({ ...engineOptions(values), pair: pairLocation, calibration: placeholder });
+  try {
+    const results = await collect(engine, positionals, { offset, limit, progress: true });
+    const ok = results.filter((r) => r.verdict !== 'error');
+    const failed = results.length - ok.length;
+    if (ok.length < 20) throw new UsageError(`only ${ok.length} images could be scored; calibration needs at least 20 (a few thousand is better)`);
+    const calibration: Calibration = {
+      version: 1,
+      pair: engine.info.name,
+      source: values.source ?? `${positionals.map((p) => basename(p)).join(', ')}${offset || limit !== Infinity ? ` [images ${offset}–${offset + ok.length + failed - 1}]` : ''}`,
+      count: ok.length,
+      createdAt: new Date().toISOString(),
+      scores: {
+        elbo: ok.map((r) => r.elbo!),
+        msp: ok.map((r) => r.msp!),
+        complexity: ok.every((r) => r.complexityScore !== null) ? ok.map((r) => r.complexityScore!) : undefined,
+      },
+    };
+    const outPath = values.out ?? join(manifestPath, '..', 'calibration.json');
+    writeCalibration(outPath, calibration);
+    // Point the manifest at it, keeping the rest of the manifest as written.
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    const relative = outPath.startsWith(join(manifestPath, '..') + '/') ? outPath.slice(join(manifestPath, '..').length + 1) : outPath;
+    if (manifest.calibration !== relative) {
+      manifest.calibration = relative;
+      writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+    }
+    const sorted = [...calibration.scores.elbo].sort((a, b) => a - b);
+    const q = (p: number) => sorted[Math.floor(p * (sorted.length - 1))].toFixed(1);
+    process.stdout.write(`calibrated ${engine.info.name} on ${ok.length} images (${failed} could not be scored) → ${outPath}\n`);
+    process.stdout.write(`ELBO (nats): 1% ${q(0.01)} · 5% ${q(0.05)} · median ${q(0.5)} · 99% ${q(0.99)}\n`);
+    return failed ? 2 : 0;
+  } finally {
+    await engine.dispose();
+  }
+}

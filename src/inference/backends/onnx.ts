@@ -1,0 +1,104 @@
+/** onnxruntime-node backend: CUDA when asked for (or available under `auto`), CPU otherwise. */
+import type * as OrtTypes from 'onnxruntime-node';
+import { checkFeed, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
+
+type Ort = typeof OrtTypes;
+let ortModule: Ort | undefined;
+function ort(): Ort {
+  // Loaded lazily: the native addon is only needed when an ONNX pair is used.
+  ortModule ??= require('onnxruntime-node') as Ort;
+  return ortModule;
+}
+
+function toInfo(meta: readonly OrtTypes.InferenceSession.ValueMetadata[]): TensorInfo[] {
+  return meta.map((m) => {
+    if (!m.isTensor) return { name: m.name, shape: null, dtype: 'non-tensor' };
+    return { name: m.name, dtype: m.type, shape: m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : null)) };
+  });
+}
+
+class OnnxRunner implements ModelRunner {
+  readonly backend = 'onnxruntime-node';
+  readonly inputs: TensorInfo[];
+  readonly outputs: TensorInfo[];
+  constructor(readonly source: string, private readonly session: OrtTypes.InferenceSession, readonly provider: string) {
+    this.inputs = toInfo(session.inputMetadata);
+    this.outputs = toInfo(session.outputMetadata);
+  }
+
+  async run(feeds: Record<string, FloatTensor>, outputNames?: string[]): Promise<Record<string, FloatTensor>> {
+    const { Tensor } = ort();
+    const ortFeeds: Record<string, OrtTypes.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) {
+      checkFeed(this, name, t);
+      ortFeeds[name] = new Tensor('float32', t.data, t.dims);
+    }
+    for (const name of outputNames ?? []) {
+      if (!this.outputs.some((o) => o.name === name)) {
+        throw new ModelError(this.source, `has no output named "${name}" (outputs: ${this.outputs.map((o) => o.name).join(', ')})`);
+      }
+    }
+    let result: OrtTypes.InferenceSession.ReturnType;
+    try {
+      result = outputNames ? await this.session.run(ortFeeds, outputNames) : await this.session.run(ortFeeds);
+    } catch (err) {
+      throw new ModelError(this.source, `inference failed: ${(err as Error).message}`);
+    }
+    const out: Record<string, FloatTensor> = {};
+    for (const [name, tensor] of Object.entries(result)) {
+      if (tensor.type !== 'float32') throw new ModelError(this.source, `output "${name}" is ${tensor.type}, expected float32`);
+      out[name] = { data: tensor.data as Float32Array, dims: tensor.dims.slice() };
+    }
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** True when this onnxruntime-node install carries the CUDA provider libraries. */
+export function cudaProviderInstalled(): boolean {
+  try {
+    const backends = (ort() as unknown as { listSupportedBackends?: () => { name: string; bundled: boolean }[] }).listSupportedBackends?.() ?? [];
+    const cuda = backends.find((b) => b.name === 'cuda');
+    if (!cuda) return false;
+    if (cuda.bundled) return true;
+    const { existsSync } = require('node:fs') as typeof import('node:fs');
+    const { dirname, join } = require('node:path') as typeof import('node:path');
+    const bin = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+    return existsSync(join(bin, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
+}
+
+export async function loadOnnx(path: string, options: LoadOptions): Promise<ModelRunner> {
+  const { InferenceSession } = ort();
+  const base: OrtTypes.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+  };
+  const tryCuda = options.provider === 'cuda' || (options.provider === 'auto' && cudaProviderInstalled());
+  if (tryCuda) {
+    try {
+      const session = await InferenceSession.create(path, { ...base, executionProviders: ['cuda'] });
+      return new OnnxRunner(path, session, 'cuda');
+    } catch (err) {
+      if (options.provider === 'cuda') {
+        throw new ModelError(path, `the CUDA execution provider could not start (${firstLine(err)}). Install onnxruntime-node's CUDA binaries (see README, "GPU (CUDA)") or use --provider cpu`);
+      }
+    }
+  }
+  try {
+    const session = await InferenceSession.create(path, { ...base, executionProviders: ['cpu'] });
+    return new OnnxRunner(path, session, 'cpu');
+  } catch (err) {
+    throw new ModelError(path, `not a loadable ONNX model: ${firstLine(err)}`);
+  }
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 300);
+}

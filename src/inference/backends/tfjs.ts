@@ -1,0 +1,329 @@
+/**
+ * TensorFlow.js backend for layers models (`model.json` from `model.save`/`tensorflowjs_converter
+ * --output_format tfjs_layers_model`) and graph models (`tfjs_graph_model`).
+ *
+ * Runtime: @tensorflow/tfjs-node-gpu (CUDA) if it can be required, else @tensorflow/tfjs-node, else the
+ * plain @tensorflow/tfjs package on its WebAssembly backend (always installed, no native addon; inference only).
+ * Models are read from disk by our own IOHandler, so that nothing depends on a `file://` handler and every
+ * weights path is checked to stay inside the model's folder.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import type * as TfTypes from '@tensorflow/tfjs';
+import { checkFeed, type ExecutionProviderSetting, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
+
+type Tf = typeof TfTypes;
+export type TfjsFormat = 'tfjs-layers' | 'tfjs-graph';
+
+export interface TfjsRuntime {
+  /** The TensorFlow.js namespace in use (tfjs-node's when it is installed: same API, native kernels). */
+  tf: Tf;
+  /** tfjs backend name: "tensorflow" (tfjs-node / tfjs-node-gpu), "wasm" or "cpu". */
+  backendName: string;
+  /** For messages, e.g. "tensorflow.js (wasm)". */
+  label: string;
+  provider: 'cpu' | 'cuda';
+}
+
+// TensorFlow.js has one global engine with one active backend, so the runtime is chosen once per process.
+let runtimePromise: Promise<TfjsRuntime> | undefined;
+
+/** Requires an optional package; undefined when it is absent or its native part fails to load. */
+function optionalRequire(name: string): unknown {
+  try {
+    // A variable module name keeps bundlers (esbuild) from trying to resolve packages we do not ship.
+    return require(name);
+  } catch {
+    return undefined;
+  }
+}
+
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
+
+/**
+ * Folder holding the .wasm binaries: next to this file first (the build copies them into dist/ beside the
+ * bundle), else the installed package's dist folder (running from source).
+ */
+function wasmDir(): string | undefined {
+  const candidates = [__dirname];
+  try {
+    candidates.push(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')));
+  } catch {
+    // Not resolvable (bundled without node_modules): only __dirname can work.
+  }
+  return candidates.find((dir) => WASM_FILES.every((f) => existsSync(join(dir, f))));
+}
+
+async function initRuntime(allowGpu: boolean): Promise<TfjsRuntime> {
+  const native: [string, 'cpu' | 'cuda'][] = [
+    ...(allowGpu ? [['@tensorflow/tfjs-node-gpu', 'cuda'] as [string, 'cuda']] : []),
+    ['@tensorflow/tfjs-node', 'cpu'],
+  ];
+  for (const [pkg, provider] of native) {
+    const tf = optionalRequire(pkg) as Tf | undefined;
+    if (tf && typeof tf.setBackend === 'function' && (await tf.setBackend('tensorflow').catch(() => false))) {
+      await tf.ready();
+      return { tf, backendName: 'tensorflow', label: `tensorflow.js (${pkg.replace('@tensorflow/tfjs-', '')})`, provider };
+    }
+  }
+  const tf = require('@tensorflow/tfjs') as Tf;
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
+  const dir = wasmDir();
+  // The wasm backend concatenates prefix + file name, so the prefix must end with a separator.
+  if (dir) wasm.setWasmPaths(dir.endsWith(sep) ? dir : dir + sep);
+  if (await tf.setBackend('wasm').catch(() => false)) {
+    await tf.ready();
+    return { tf, backendName: 'wasm', label: 'tensorflow.js (wasm)', provider: 'cpu' };
+  }
+  // Last resort (wasm binaries missing): the pure-JS kernels, correct but many times slower.
+  await tf.setBackend('cpu');
+  await tf.ready();
+  return { tf, backendName: 'cpu', label: 'tensorflow.js (cpu, pure JavaScript)', provider: 'cpu' };
+}
+
+/**
+ * The process-wide TensorFlow.js runtime, initialised on first use. `cpu` on the first call keeps
+ * tfjs-node-gpu out; later calls reuse whatever the first one chose.
+ */
+export function tfjsRuntime(provider: ExecutionProviderSetting = 'auto'): Promise<TfjsRuntime> {
+  if (!runtimePromise) {
+    runtimePromise = initRuntime(provider !== 'cpu');
+    runtimePromise.catch(() => {
+      runtimePromise = undefined; // let a later call retry instead of caching the failure
+    });
+  }
+  return runtimePromise;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading model.json and its weight files
+
+type ModelJSON = TfTypes.io.ModelJSON;
+type WeightsManifestEntry = TfTypes.io.WeightsManifestEntry;
+
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, complex64: 8 };
+
+function modelJsonPath(path: string): string {
+  try {
+    if (statSync(path).isDirectory()) return join(path, 'model.json');
+  } catch {
+    // Missing: reported by readModelJson with the path the user gave.
+  }
+  return path;
+}
+
+function readModelJson(file: string, format: TfjsFormat): ModelJSON {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ModelError(file, code === 'ENOENT' ? 'model.json not found' : `cannot read model.json (${code ?? (err as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ModelError(file, `is not valid JSON (${(err as Error).message})`);
+  }
+  if (!json || typeof json !== 'object' || !('modelTopology' in json) || !(json as ModelJSON).modelTopology) {
+    throw new ModelError(file, 'is not a TensorFlow.js model.json (no modelTopology)');
+  }
+  const model = json as ModelJSON;
+  // Catch a layers/graph mix-up here: tfjs's own message for it is an obscure topology error.
+  const want = format === 'tfjs-layers' ? 'layers-model' : 'graph-model';
+  if (model.format && model.format !== want) {
+    const other = model.format === 'graph-model' ? 'tfjs-graph' : model.format === 'layers-model' ? 'tfjs-layers' : undefined;
+    throw new ModelError(file, `is a ${model.format} but the pair manifest says "${format}"${other ? ` (set format to "${other}")` : ''}`);
+  }
+  if (!Array.isArray(model.weightsManifest)) throw new ModelError(file, 'has no weightsManifest list');
+  return model;
+}
+
+/** Resolves a weights manifest path, refusing anything that would read outside the model's folder. */
+function weightFilePath(modelFile: string, dir: string, path: unknown): string {
+  if (typeof path !== 'string' || path === '') throw new ModelError(modelFile, `weightsManifest has an invalid path ${JSON.stringify(path)}`);
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path); // manifest paths are URL-relative; "%2e%2e/" must not slip through
+  } catch {
+    // Not URL-encoded: keep the literal path.
+  }
+  for (const p of new Set([path, decoded])) {
+    const target = resolve(dir, p);
+    const rel = relative(dir, target);
+    if (/^[a-z][a-z0-9+.-]+:/i.test(p) || isAbsolute(p) || rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+      throw new ModelError(modelFile, `weights path "${path}" points outside the model folder; TensorFlow.js weight files must sit beside model.json`);
+    }
+  }
+  // Lexical check only: symlinked weight files (DVC, git-annex) inside the folder stay usable.
+  const literal = resolve(dir, path);
+  return existsSync(literal) ? literal : resolve(dir, decoded);
+}
+
+function entryBytes(entry: WeightsManifestEntry): number | undefined {
+  const count = (entry.shape ?? []).reduce((a, b) => a * b, 1);
+  const per = DTYPE_BYTES[entry.quantization?.dtype ?? entry.dtype];
+  return per === undefined ? undefined : count * per; // undefined: variable-size (string) weights
+}
+
+/** Reads every weight group, checking each group's files against the sizes its manifest declares. */
+function readWeights(modelFile: string, manifest: TfTypes.io.WeightsManifestConfig): [WeightsManifestEntry[], ArrayBuffer] {
+  const dir = dirname(modelFile);
+  const specs: WeightsManifestEntry[] = [];
+  const buffers: Buffer[] = [];
+  for (const group of manifest) {
+    if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
+      throw new ModelError(modelFile, 'weightsManifest entries need "paths" and "weights" lists');
+    }
+    const files = group.paths.map((p) => weightFilePath(modelFile, dir, p));
+    const groupBuffers = files.map((f) => {
+      try {
+        return readFileSync(f);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new ModelError(f, code === 'ENOENT' ? `weights file listed in ${basename(modelFile)} not found` : `cannot read weights file (${code ?? (err as Error).message})`);
+      }
+    });
+    const sizes = group.weights.map(entryBytes);
+    if (sizes.every((s) => s !== undefined)) {
+      const expected = (sizes as number[]).reduce((a, b) => a + b, 0);
+      const actual = groupBuffers.reduce((a, b) => a + b.length, 0);
+      if (expected !== actual) {
+        const which = files.length === 1 ? files[0] : `${files.length} weight files (${group.paths.join(', ')})`;
+        throw new ModelError(which, `has ${actual} bytes but ${basename(modelFile)} declares ${expected} bytes of weights (${actual < expected ? 'truncated' : 'from another model'}?)`);
+      }
+    }
+    specs.push(...group.weights);
+    buffers.push(...groupBuffers);
+  }
+  const all = Buffer.concat(buffers);
+  // A standalone ArrayBuffer: Buffers from readFileSync may be views into a shared pool.
+  return [specs, all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The runner
+
+const freeDims = (shape: readonly (number | null | undefined)[] | undefined): (number | null)[] | null =>
+  shape ? shape.map((d) => (typeof d === 'number' && d > 0 ? d : null)) : null;
+
+class TfjsRunner implements ModelRunner {
+  readonly backend: string;
+  readonly provider: string;
+  readonly inputs: TensorInfo[];
+  readonly outputs: TensorInfo[];
+  private disposed = false;
+
+  constructor(
+    readonly source: string,
+    private readonly rt: TfjsRuntime,
+    private readonly model: { kind: 'layers'; m: TfTypes.LayersModel } | { kind: 'graph'; m: TfTypes.GraphModel },
+  ) {
+    this.backend = rt.label;
+    this.provider = rt.provider;
+    if (model.kind === 'layers') {
+      const m = model.m;
+      this.inputs = m.inputNames.map((name, i) => ({ name, shape: freeDims(m.inputs[i].shape), dtype: m.inputs[i].dtype }));
+      this.outputs = m.outputNames.map((name, i) => ({ name, shape: freeDims(m.outputs[i].shape), dtype: m.outputs[i].dtype }));
+    } else {
+      const m = model.m;
+      this.inputs = m.inputs.map((t) => ({ name: t.name, shape: freeDims(t.shape), dtype: t.dtype }));
+      this.outputs = m.outputs.map((t) => ({ name: t.name, shape: freeDims(t.shape), dtype: t.dtype }));
+    }
+  }
+
+  async run(feeds: Record<string, FloatTensor>, outputNames?: string[]): Promise<Record<string, FloatTensor>> {
+    if (this.disposed) throw new ModelError(this.source, 'model was already disposed');
+    for (const [name, t] of Object.entries(feeds)) checkFeed(this, name, t);
+    for (const input of this.inputs) {
+      if (!feeds[input.name]) throw new ModelError(this.source, `no feed for input "${input.name}"`);
+    }
+    for (const name of outputNames ?? []) {
+      if (!this.outputs.some((o) => o.name === name)) {
+        throw new ModelError(this.source, `has no output named "${name}" (outputs: ${this.outputs.map((o) => o.name).join(', ')})`);
+      }
+    }
+    const wanted = outputNames ?? this.outputs.map((o) => o.name);
+    const { tf } = this.rt;
+    let results: TfTypes.Tensor[] = [];
+    try {
+      if (this.model.kind === 'layers') {
+        const m = this.model.m;
+        // tidy frees the input and every intermediate; only the returned outputs survive it.
+        results = tf.tidy(() => {
+          const xs = m.inputNames.map((n) => tf.tensor(feeds[n].data, feeds[n].dims, 'float32'));
+          // One batch: predict() would otherwise split it into chunks of 32 and concatenate.
+          const ys = m.predict(xs.length === 1 ? xs[0] : xs, { batchSize: Math.max(1, feeds[m.inputNames[0]].dims[0] ?? 1) });
+          const all = Array.isArray(ys) ? ys : [ys];
+          return wanted.map((name) => all[m.outputNames.indexOf(name)]);
+        });
+      } else {
+        const m = this.model.m;
+        const xs: TfTypes.NamedTensorMap = {};
+        for (const input of this.inputs) xs[input.name] = tf.tensor(feeds[input.name].data, feeds[input.name].dims, 'float32');
+        try {
+          // executeAsync handles control-flow ops too; it disposes its own intermediates.
+          const ys = await m.executeAsync(xs, wanted);
+          results = Array.isArray(ys) ? ys : [ys];
+        } finally {
+          tf.dispose(Object.values(xs));
+        }
+      }
+      const out: Record<string, FloatTensor> = {};
+      for (let i = 0; i < wanted.length; i++) {
+        const t = results[i];
+        if (t.dtype !== 'float32') throw new ModelError(this.source, `output "${wanted[i]}" is ${t.dtype}, expected float32`);
+        // A copy: some backends hand out their own storage, which dispose() may recycle.
+        out[wanted[i]] = { data: new Float32Array((await t.data()) as Float32Array), dims: t.shape.slice() };
+      }
+      return out;
+    } catch (err) {
+      if (err instanceof ModelError) throw err;
+      throw new ModelError(this.source, `inference failed: ${firstLine(err)}`);
+    } finally {
+      tf.dispose(results);
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.m.dispose();
+  }
+}
+
+/**
+ * Loads a TensorFlow.js model. `path` is the model.json file or the folder holding it. Errors (missing or
+ * corrupt files, weights outside the folder, weight sizes that do not match the manifest) are ModelErrors.
+ */
+export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOptions): Promise<ModelRunner> {
+  const file = modelJsonPath(path);
+  // Read and validate everything before touching TensorFlow.js, so a broken model never half-loads.
+  const modelJson = readModelJson(file, format);
+  const [specs, data] = readWeights(file, modelJson.weightsManifest);
+  let rt: TfjsRuntime;
+  try {
+    rt = await tfjsRuntime(options.provider);
+  } catch (err) {
+    throw new ModelError(file, `TensorFlow.js could not start: ${firstLine(err)}`);
+  }
+  if (options.provider === 'cuda' && rt.provider !== 'cuda') {
+    throw new ModelError(file, `CUDA was asked for but TensorFlow.js runs on ${rt.label}; install @tensorflow/tfjs-node-gpu or use --provider cpu`);
+  }
+  const { tf } = rt;
+  const handler: TfTypes.io.IOHandler = {
+    load: () => tf.io.getModelArtifactsForJSON(modelJson, async () => [specs, data]),
+  };
+  try {
+    if (format === 'tfjs-layers') return new TfjsRunner(file, rt, { kind: 'layers', m: await tf.loadLayersModel(handler) });
+    return new TfjsRunner(file, rt, { kind: 'graph', m: await tf.loadGraphModel(handler) });
+  } catch (err) {
+    if (err instanceof ModelError) throw err;
+    throw new ModelError(file, `not a loadable TensorFlow.js ${format === 'tfjs-layers' ? 'layers' : 'graph'} model: ${firstLine(err)}`);
+  }
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 300);
+}

@@ -1,0 +1,64 @@
+/** One interface for every runtime (onnxruntime-node, TensorFlow.js): float tensors in, float tensors out. */
+
+export type ExecutionProviderSetting = 'auto' | 'cuda' | 'cpu';
+
+export interface FloatTensor {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface TensorInfo {
+  name: string;
+  /** Dimension sizes; null (or a symbolic name) where the model leaves the size free, such as the batch. */
+  shape: (number | null)[] | null;
+  dtype: string;
+}
+
+export interface ModelRunner {
+  /** Where the model came from, for messages. */
+  readonly source: string;
+  /** Which runtime and execution provider actually runs it, e.g. "onnxruntime CPU", "tfjs wasm". */
+  readonly backend: string;
+  readonly provider: string;
+  readonly inputs: TensorInfo[];
+  readonly outputs: TensorInfo[];
+  run(feeds: Record<string, FloatTensor>, outputNames?: string[]): Promise<Record<string, FloatTensor>>;
+  dispose(): Promise<void>;
+}
+
+export interface LoadOptions {
+  provider: ExecutionProviderSetting;
+  /** Threads for one model's operators (onnxruntime intra-op); 0 = runtime default. */
+  threads?: number;
+}
+
+export class ModelError extends Error {
+  constructor(readonly modelPath: string, message: string) {
+    super(`${modelPath}: ${message}`);
+    this.name = 'ModelError';
+  }
+}
+
+/**
+ * Checks a feed against a model's declared input before it reaches native code, so that a mismatched
+ * model gives a readable error instead of an abort inside the runtime.
+ */
+export function checkFeed(runner: Pick<ModelRunner, 'source' | 'inputs'>, name: string, tensor: FloatTensor): void {
+  const info = runner.inputs.find((i) => i.name === name);
+  if (!info) {
+    throw new ModelError(runner.source, `has no input named "${name}" (inputs: ${runner.inputs.map((i) => i.name).join(', ') || 'none'})`);
+  }
+  if (info.dtype && !/float(32)?$/.test(info.dtype)) {
+    throw new ModelError(runner.source, `input "${name}" is ${info.dtype}; OOD Lens feeds float32 images`);
+  }
+  if (info.shape) {
+    const want = info.shape;
+    const got = tensor.dims;
+    const fmt = (s: (number | null)[]) => `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]`;
+    if (want.length !== got.length || want.some((d, i) => d !== null && d > 0 && d !== got[i])) {
+      throw new ModelError(runner.source, `input "${name}" expects shape ${fmt(want)} but the pair manifest gives ${fmt(got)} (check input.width/height/channels/layout)`);
+    }
+  }
+  const expected = tensor.dims.reduce((a, b) => a * b, 1);
+  if (tensor.data.length !== expected) throw new ModelError(runner.source, `feed "${name}" has ${tensor.data.length} values for shape [${tensor.dims.join(', ')}]`);
+}

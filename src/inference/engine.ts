@@ -1,0 +1,441 @@
+/**
+ * The engine behind every surface (CLI, extension worker, benchmarks): image → preprocess → classifier
+ * and VAE in batches → scores → calibrated verdict. One call per image or a streamed folder.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { type Calibration, decide, type Verdict, type VerdictRule } from './calibration';
+import { complexityBits, complexityCorrectedScore } from './complexity';
+import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
+import type { Layout } from './manifest';
+import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
+import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ImageSource, type ModelImage, toModelImage, toTensorData } from './preprocess';
+import * as S from './scores';
+
+export interface EngineOptions {
+  /** Pair folder or manifest; default: the built-in MNIST pair. */
+  pair?: string;
+  provider?: ExecutionProviderSetting;
+  alpha?: number;
+  rule?: VerdictRule;
+  batchSize?: number;
+  /** onnxruntime intra-op threads per model (0 = runtime default). */
+  threads?: number;
+  maxInputPixels?: number;
+  /** Largest file read, in bytes (a guard before decoding). */
+  maxFileBytes?: number;
+  /** Use this calibration instead of the pair's own (used by `calibrate` and `eval`). */
+  calibration?: Calibration;
+  /** Skip the complexity score (it costs one PNG encode per image). */
+  complexity?: boolean;
+}
+
+export interface ScoreDetails {
+  /** The 8-bit image the models saw (after resize/inversion), H×W×C. */
+  modelInput: ModelImage;
+  /** The decoder's mean image, 8-bit, same shape as modelInput. */
+  reconstruction: Uint8Array;
+  probabilities: number[];
+}
+
+export interface ImageResult {
+  path: string;
+  prediction: number | null;
+  label: string | null;
+  msp: number | null;
+  entropy: number | null;
+  energy: number | null;
+  elbo: number | null;
+  reconstructionLogLik: number | null;
+  kl: number | null;
+  elboBitsPerDim: number | null;
+  /** Importance-weighted bound on log p(x) (nats) with K posterior samples; split VAEs only. */
+  logPxBound: number | null;
+  complexityBits: number | null;
+  complexityScore: number | null;
+  pValue: number | null;
+  pValues: { elbo: number | null; complexity: number | null };
+  firedBy: ('elbo' | 'complexity')[];
+  verdict: Verdict;
+  error: string | null;
+  details?: ScoreDetails;
+}
+
+export interface PairInfo {
+  name: string;
+  manifestPath: string;
+  backend: string;
+  provider: string;
+  calibrated: boolean;
+  calibrationCount: number;
+  calibrationSource: string | null;
+  labels: string[];
+  input: { width: number; height: number; channels: number };
+  alpha: number;
+  rule: VerdictRule;
+}
+
+export type ScoreInput = { path: string; source?: ImageSource };
+
+function errorResult(path: string, message: string): ImageResult {
+  return {
+    path,
+    prediction: null,
+    label: null,
+    msp: null,
+    entropy: null,
+    energy: null,
+    elbo: null,
+    reconstructionLogLik: null,
+    kl: null,
+    elboBitsPerDim: null,
+    logPxBound: null,
+    complexityBits: null,
+    complexityScore: null,
+    pValue: null,
+    pValues: { elbo: null, complexity: null },
+    firedBy: [],
+    verdict: 'error',
+    error: message,
+  };
+}
+
+/** Small deterministic PRNG (mulberry32) + Box–Muller: the same posterior samples for every run. */
+function gaussianStream(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  let spare: number | null = null;
+  return () => {
+    if (spare !== null) {
+      const s = spare;
+      spare = null;
+      return s;
+    }
+    const u = Math.max(uniform(), 1e-12);
+    const v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+}
+
+export class OodEngine {
+  readonly alpha: number;
+  readonly rule: VerdictRule;
+  readonly batchSize: number;
+  private readonly maxInputPixels: number;
+  private readonly maxFileBytes: number;
+  private readonly useComplexity: boolean;
+
+  private constructor(readonly pair: LoadedPair, options: EngineOptions) {
+    this.alpha = options.alpha ?? 0.01;
+    this.rule = options.rule ?? 'both';
+    this.batchSize = Math.max(1, options.batchSize ?? 64);
+    this.maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
+    this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
+    this.useComplexity = options.complexity ?? true;
+    if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
+  }
+
+  static async create(options: EngineOptions = {}): Promise<OodEngine> {
+    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads: options.threads }, options.calibration);
+    return new OodEngine(pair, options);
+  }
+
+  get info(): PairInfo {
+    const m = this.pair.manifest;
+    const cal = this.pair.calibration;
+    const runners = [this.pair.classifier, this.pair.vae ?? this.pair.encoder].filter(Boolean);
+    return {
+      name: m.name,
+      manifestPath: this.pair.manifestPath,
+      backend: [...new Set(runners.map((r) => r!.backend))].join(' + '),
+      provider: [...new Set(runners.map((r) => r!.provider))].join(' + '),
+      calibrated: !!cal,
+      calibrationCount: cal?.count ?? 0,
+      calibrationSource: cal?.source ?? null,
+      labels: m.classifier.labels,
+      input: { width: m.input.width, height: m.input.height, channels: m.input.channels },
+      alpha: this.alpha,
+      rule: this.rule,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await disposePair(this.pair);
+  }
+
+  /** Reads and preprocesses one file; the error message names the problem (the caller adds the path). */
+  async prepare(input: ScoreInput): Promise<ModelImage> {
+    let source = input.source;
+    if (!source) {
+      let size: number;
+      try {
+        const st = await stat(input.path);
+        if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
+        size = st.size;
+      } catch (err) {
+        if (err instanceof ImageDecodeError) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
+      }
+      if (size > this.maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${this.maxFileBytes})`);
+      source = await readFile(input.path);
+    }
+    return toModelImage(source, this.pair.manifest.input, this.maxInputPixels);
+  }
+
+  /** Scores preprocessed images in one batch (split into batchSize chunks). */
+  async scoreImages(images: ModelImage[], paths: string[], withDetails = false): Promise<ImageResult[]> {
+    const results: ImageResult[] = [];
+    for (let start = 0; start < images.length; start += this.batchSize) {
+      const chunk = images.slice(start, start + this.batchSize);
+      results.push(...(await this.scoreBatch(chunk, paths.slice(start, start + this.batchSize), withDetails)));
+    }
+    return results;
+  }
+
+  /** Scores any mix of files and in-memory images, in order, with bounded memory; `onResult` per image. */
+  async scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean; decodeConcurrency?: number } = {}): Promise<void> {
+    const concurrency = Math.max(1, options.decodeConcurrency ?? 8);
+    type Pending = { path: string; image: Promise<ModelImage | Error> };
+    const window: Pending[] = [];
+    let index = 0;
+    const flush = async (all: boolean) => {
+      while (window.length >= this.batchSize || (all && window.length)) {
+        const chunk = window.splice(0, this.batchSize);
+        const prepared = await Promise.all(chunk.map((p) => p.image));
+        const ok: ModelImage[] = [];
+        const okPaths: string[] = [];
+        const slots: (ImageResult | null)[] = prepared.map((img, i) => {
+          if (img instanceof Error) return errorResult(chunk[i].path, img.message);
+          ok.push(img);
+          okPaths.push(chunk[i].path);
+          return null;
+        });
+        const scored = ok.length ? await this.scoreBatch(ok, okPaths, options.withDetails ?? false).catch((err: Error) => okPaths.map((p) => errorResult(p, err.message))) : [];
+        let k = 0;
+        for (const slot of slots) await onResult(slot ?? scored[k++], index++);
+        if (options.signal?.aborted) return;
+      }
+    };
+    for await (const input of inputs as AsyncIterable<ScoreInput>) {
+      if (options.signal?.aborted) break;
+      window.push({ path: input.path, image: this.prepare(input).catch((err: Error) => err) });
+      // Decoding runs ahead of inference by up to `concurrency` images beyond the current batch.
+      if (window.length >= this.batchSize + concurrency) await flush(false);
+    }
+    if (!options.signal?.aborted) await flush(true);
+    else await Promise.allSettled(window.map((w) => w.image));
+  }
+
+  /** One image: path → full result with the model input and reconstruction. */
+  async scoreOne(input: ScoreInput): Promise<ImageResult> {
+    let image: ModelImage;
+    try {
+      image = await this.prepare(input);
+    } catch (err) {
+      return errorResult(input.path, (err as Error).message);
+    }
+    try {
+      const [result] = await this.scoreBatch([image], [input.path], true);
+      return result;
+    } catch (err) {
+      return errorResult(input.path, (err as Error).message);
+    }
+  }
+
+  private batchTensor(images: ModelImage[], layout: Layout, unit = false): FloatTensor {
+    const spec = this.pair.manifest.input;
+    const { width, height, channels } = spec;
+    const size = width * height * channels;
+    const data = new Float32Array(images.length * size);
+    const unitSpec = { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined };
+    images.forEach((img, i) => toTensorData(img, unit ? unitSpec : spec, layout, data, i * size));
+    const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels];
+    return { data, dims };
+  }
+
+  private async scoreBatch(images: ModelImage[], paths: string[], withDetails: boolean): Promise<ImageResult[]> {
+    const p = this.pair;
+    const m = p.manifest;
+    const n = images.length;
+    const classifierFeed = this.batchTensor(images, p.classifierLayout);
+    const sameLayout = p.vaeLayout === p.classifierLayout;
+    const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
+    const target = this.batchTensor(images, p.vaeLayout, true);
+    const [classifierOut, vaeOut, bits] = await Promise.all([
+      p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]),
+      this.runVae(vaeFeed, target, n),
+      this.useComplexity ? Promise.all(images.map(complexityBits)) : Promise.resolve(null),
+    ]);
+    const logits = classifierOut[p.names.classifierOutput];
+    const classes = logits.data.length / n;
+    if (!Number.isInteger(classes) || classes !== m.classifier.labels.length) {
+      throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${m.classifier.labels.length} labels`);
+    }
+    const dims = m.input.width * m.input.height * m.input.channels;
+    return images.map((img, i) => {
+      const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
+      const v = vaeOut.perImage[i];
+      const cBits = bits ? bits[i] : null;
+      const cScore = cBits !== null ? complexityCorrectedScore(v.elbo, cBits) : null;
+      const verdict = decide(p.calibration, v.elbo, cScore, this.alpha, this.rule);
+      const result: ImageResult = {
+        path: paths[i],
+        prediction: cs.prediction,
+        label: m.classifier.labels[cs.prediction] ?? String(cs.prediction),
+        msp: cs.msp,
+        entropy: cs.entropy,
+        energy: cs.energy,
+        elbo: v.elbo,
+        reconstructionLogLik: v.logLik,
+        kl: v.kl,
+        elboBitsPerDim: S.bitsPerDim(v.elbo, dims),
+        logPxBound: v.logPxBound,
+        complexityBits: cBits,
+        complexityScore: cScore,
+        pValue: verdict.pValue,
+        pValues: verdict.pValues,
+        firedBy: verdict.firedBy,
+        verdict: verdict.verdict,
+        error: null,
+      };
+      if (!Number.isFinite(v.elbo)) {
+        return { ...errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`) };
+      }
+      if (withDetails) {
+        result.details = { modelInput: img, reconstruction: vaeOut.reconstruction(i, img), probabilities: Array.from(cs.probabilities) };
+      }
+      return result;
+    });
+  }
+
+  /** Log-likelihood of x (one image, `dims` values) under the decoder output at `offset`. */
+  private logLik(x: Float32Array, out: Float32Array, offset: number, dims: number): number {
+    const v = this.pair.manifest.vae;
+    const kind = v.reconstructionKind;
+    switch (v.likelihood.type) {
+      case 'bernoulli':
+        return kind === 'logits' ? S.bernoulliLogLikFromLogits(x, out, offset, dims) : S.bernoulliLogLikFromProbs(x, out, offset, dims);
+      case 'continuous-bernoulli': {
+        const probs = kind === 'logits' ? Float32Array.from(out.subarray(offset, offset + dims), S.sigmoid) : out.subarray(offset, offset + dims);
+        return S.continuousBernoulliLogLik(x, probs, 0, dims);
+      }
+      case 'gaussian':
+        return S.gaussianLogLik(x, out, v.likelihood.sigma!, offset, dims);
+    }
+  }
+
+  private toDisplay(out: Float32Array, offset: number, dims: number, image: ModelImage): Uint8Array {
+    // Decoder mean as an 8-bit image in H×W×C order (the VAE output follows the VAE's layout).
+    const kind = this.pair.manifest.vae.reconstructionKind;
+    const { width, height, channels } = image;
+    const plane = width * height;
+    const pixels = new Uint8Array(plane * channels);
+    for (let c = 0; c < channels; c++) {
+      for (let q = 0; q < plane; q++) {
+        const src = offset + (this.pair.vaeLayout === 'NCHW' ? c * plane + q : q * channels + c);
+        const mean = kind === 'logits' ? S.sigmoid(out[src]) : out[src];
+        pixels[q * channels + c] = Math.round(255 * Math.min(1, Math.max(0, mean)));
+      }
+    }
+    return pixels;
+  }
+
+  private async runVae(feed: FloatTensor, target: FloatTensor, n: number) {
+    const p = this.pair;
+    const v = p.manifest.vae;
+    const dims = target.data.length / n;
+    const samples = v.samples ?? 0;
+    if (p.vae && samples === 0) {
+      const names = v.outputs!;
+      const out = await p.vae.run({ [p.names.vaeInput!]: feed }, [names.reconstruction, names.mu, names.logvar]);
+      const recon = out[names.reconstruction];
+      const mu = out[names.mu];
+      const logvar = out[names.logvar];
+      if (recon.data.length !== target.data.length) {
+        throw new Error(`${p.vae.source}: reconstruction has ${recon.data.length / n} values per image, the input has ${dims}`);
+      }
+      const latent = mu.data.length / n;
+      const perImage = Array.from({ length: n }, (_, i) => {
+        const logLik = this.logLik(target.data.subarray(i * dims, (i + 1) * dims), recon.data, i * dims, dims);
+        const kl = S.gaussianKl(mu.data, logvar.data, i * latent, latent);
+        return { logLik, kl, elbo: logLik - kl, logPxBound: null as number | null };
+      });
+      return { perImage, reconstruction: (i: number, img: ModelImage) => this.toDisplay(recon.data, i * dims, dims, img) };
+    }
+    return this.runSampledVae(feed, target, n, Math.max(1, samples));
+  }
+
+  /**
+   * Split VAE with K posterior samples z_k = μ + σ·ε_k (fixed seed): ELBO = mean_k log p(x|z_k) − KL, and the
+   * importance-weighted bound log p(x) ≥ logsumexp_k[log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K.
+   */
+  private async runSampledVae(feed: FloatTensor, target: FloatTensor, n: number, k: number) {
+    const p = this.pair;
+    const v = p.manifest.vae;
+    const enc = v.encoder!;
+    const dec = v.decoder!;
+    const dims = target.data.length / n;
+    const eOut = await p.encoder!.run({ [p.names.encoderInput!]: feed }, [enc.outputs.mu, enc.outputs.logvar]);
+    const mu = eOut[enc.outputs.mu].data;
+    const logvar = eOut[enc.outputs.logvar].data;
+    const latent = mu.length / n;
+    const z = new Float32Array(n * k * latent);
+    const logPzMinusLogQ = new Float64Array(n * k);
+    for (let i = 0; i < n; i++) {
+      const noise = gaussianStream(v.seed ?? 0);
+      for (let s = 0; s < k; s++) {
+        let acc = 0;
+        for (let j = 0; j < latent; j++) {
+          const eps = noise();
+          const sd = Math.exp(0.5 * logvar[i * latent + j]);
+          const zj = mu[i * latent + j] + sd * eps;
+          z[(i * k + s) * latent + j] = zj;
+          // log N(z; 0, 1) − log N(z; μ, σ²): the 0.5·log 2π terms cancel.
+          acc += -0.5 * zj * zj + 0.5 * eps * eps + 0.5 * logvar[i * latent + j];
+        }
+        logPzMinusLogQ[i * k + s] = acc;
+      }
+    }
+    const dOut = await p.decoder!.run({ [p.names.decoderInput!]: { data: z, dims: [n * k, latent] } }, [dec.output]);
+    const recon = dOut[dec.output].data;
+    if (recon.length !== n * k * dims) throw new Error(`${p.decoder!.source}: decoder output has ${recon.length / (n * k)} values per sample, the input has ${dims}`);
+    const perImage = Array.from({ length: n }, (_, i) => {
+      const x = target.data.subarray(i * dims, (i + 1) * dims);
+      const lls: number[] = [];
+      const weights: number[] = [];
+      for (let s = 0; s < k; s++) {
+        const ll = this.logLik(x, recon, (i * k + s) * dims, dims);
+        lls.push(ll);
+        weights.push(ll + logPzMinusLogQ[i * k + s]);
+      }
+      const logLik = lls.reduce((a, b) => a + b, 0) / k;
+      const kl = S.gaussianKl(mu, logvar, i * latent, latent);
+      return { logLik, kl, elbo: logLik - kl, logPxBound: S.logSumExp(weights) - Math.log(k) };
+    });
+    return {
+      perImage,
+      reconstruction: (i: number, img: ModelImage) => {
+        // Average decoder mean over the samples, for display.
+        const mean = new Float32Array(dims);
+        for (let s = 0; s < k; s++) {
+          const disp = this.toDisplay(recon, (i * k + s) * dims, dims, img);
+          for (let q = 0; q < dims; q++) mean[q] += disp[q] / k;
+        }
+        return Uint8Array.from(mean, (x) => Math.round(x));
+      },
+    };
+  }
+}
+
+export function displayName(path: string): string {
+  return basename(path);
+}
