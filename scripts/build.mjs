@@ -1,0 +1,51 @@
+// esbuild bundles: the extension host entry, the engine worker, the CLI and the webview UIs.
+// Native modules (onnxruntime-node, sharp) and TensorFlow.js stay external: they load from node_modules.
+import { build, context } from 'esbuild';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+const external = ['vscode', 'onnxruntime-node', 'sharp', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
+
+const nodeEntries = {
+  extension: 'src/extension.ts',
+  worker: 'src/worker/engineWorker.ts',
+  cli: 'src/cli/main.ts',
+};
+const node = {
+  ...common,
+  entryPoints: Object.fromEntries(Object.entries(nodeEntries).filter(([, f]) => existsSync(f))),
+  outdir: 'dist',
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  external,
+};
+const uiDir = 'src/webviews/ui';
+const web = {
+  ...common,
+  entryPoints: existsSync(uiDir) ? readdirSync(uiDir).filter((f) => f.endsWith('.ts')).map((f) => join(uiDir, f)) : [],
+  outdir: 'dist/webview',
+  platform: 'browser',
+  format: 'iife',
+  target: 'es2022',
+};
+
+// The WASM backend of TensorFlow.js loads its .wasm files from next to the bundle.
+mkdirSync('dist', { recursive: true });
+const wasmDir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) {
+  const src = join(wasmDir, 'dist', f);
+  if (existsSync(src)) copyFileSync(src, join('dist', f));
+}
+
+if (watch) {
+  for (const options of [node, web]) if (options.entryPoints.length || Object.keys(options.entryPoints).length) await (await context(options)).watch();
+} else {
+  await build(node);
+  if (web.entryPoints.length) await build(web);
+}

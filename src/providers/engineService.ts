@@ -1,0 +1,30 @@
+/**
+ * What the VS Code side needs from the engine. Implemented by EngineHost (engineHost.ts), which runs
+ * the engine in a worker thread so that inference never blocks the extension host's main thread.
+ */
+import type * as vscode from 'vscode';
+import type { EngineConfig, ImageResult, InspectResult, PairInfo, ScoreManySummary } from '../shared/engineProtocol';
+
+export interface ScoreProgress {
+  done: number;
+  total: number;
+  /** Results finished since the previous progress event, in input order. */
+  results: ImageResult[];
+}
+
+export interface EngineService extends vscode.Disposable {
+  /** Fires after the pair or settings changed and the worker reloaded (or failed to). */
+  readonly onDidChangeEngine: vscode.Event<PairInfo | Error>;
+  /** The configuration the worker runs with now. */
+  readonly config: EngineConfig;
+  info(): Promise<PairInfo>;
+  /** One image with its model input, reconstruction and error heatmap as PNGs. */
+  inspect(path: string): Promise<InspectResult>;
+  /** Many images in batches; cancellation stops promptly and resolves with what was scored. */
+  scoreMany(paths: string[], onProgress: (p: ScoreProgress) => void, token?: vscode.CancellationToken): Promise<ScoreManySummary>;
+  /**
+   * Stable identity of the active pair (manifest path, model file sizes/mtimes, calibration, α, rule):
+   * part of every score-cache key.
+   */
+  pairIdentity(): Promise<string>;
+}
