@@ -69,13 +69,16 @@ async function initRuntime(allowGpu: boolean): Promise<TfjsRuntime> {
   const tf = require('@tensorflow/tfjs') as Tf;
   const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
   const dir = wasmDir();
-  // The wasm backend concatenates prefix + file name, so the prefix must end with a separator.
-  if (dir) wasm.setWasmPaths(dir.endsWith(sep) ? dir : dir + sep);
-  if (await tf.setBackend('wasm').catch(() => false)) {
-    await tf.ready();
-    return { tf, backendName: 'wasm', label: 'tensorflow.js (wasm)', provider: 'cpu' };
+  // Without the binaries the wasm backend would only abort noisily, so it is not even tried.
+  if (dir) {
+    // The wasm backend concatenates prefix + file name, so the prefix must end with a separator.
+    wasm.setWasmPaths(dir.endsWith(sep) ? dir : dir + sep);
+    if (await tf.setBackend('wasm').catch(() => false)) {
+      await tf.ready();
+      return { tf, backendName: 'wasm', label: 'tensorflow.js (wasm)', provider: 'cpu' };
+    }
   }
-  // Last resort (wasm binaries missing): the pure-JS kernels, correct but many times slower.
+  // Last resort (wasm binaries missing or unusable): the pure-JS kernels, correct but many times slower.
   await tf.setBackend('cpu');
   await tf.ready();
   return { tf, backendName: 'cpu', label: 'tensorflow.js (cpu, pure JavaScript)', provider: 'cpu' };
