@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { OodEngine } from '../../src/inference/engine';
+import { expandInputs } from '../../src/inference/files';
+import { ModelError } from '../../src/inference/backends/types';
+import { FASHION_TEST_IMAGES, FIXTURES, labelsOf, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, pairReady, tempDir, writeIdxPngs } from '../helpers';
+
+describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, () => {
+  let engine: OodEngine;
+  let dir: string;
+  let digits: string[];
+  let clothes: string[];
+  before(async () => {
+    engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu' });
+    dir = tempDir();
+    digits = await writeIdxPngs(MNIST_TEST_IMAGES, [0, 1, 2, 3, 4, 5, 6, 7], join(dir, 'digits'), 'mnist');
+    clothes = await writeIdxPngs(FASHION_TEST_IMAGES, [0, 1, 2, 3, 4, 5, 6, 7], join(dir, 'clothes'), 'fashion');
+  });
+  after(async () => engine?.dispose());
+
+  test('reports the pair, backend and execution provider', () => {
+    const info = engine.info;
+    assert.equal(info.name, 'mnist');
+    assert.equal(info.provider, 'cpu');
+    assert.match(info.backend, /onnxruntime/);
+    assert.ok(info.calibrated && info.calibrationCount >= 1000);
+  });
+
+  test('MNIST digits: right labels, in-distribution; FashionMNIST: out-of-distribution', async () => {
+    const labels = labelsOf(MNIST_TEST_LABELS);
+    const results = await Promise.all(digits.map((p) => engine.scoreOne({ path: p })));
+    results.forEach((r, i) => {
+      assert.equal(r.error, null);
+      assert.equal(r.prediction, labels[i], `digit ${i}`);
+      assert.equal(r.verdict, 'in-distribution', `digit ${i} p=${r.pValue}`);
+      assert.ok(r.elbo! < 0 && r.kl! > 0 && r.reconstructionLogLik! < 0);
+      assert.ok(Math.abs(r.elbo! - (r.reconstructionLogLik! - r.kl!)) < 1e-6);
+      assert.ok(Math.abs(r.elboBitsPerDim! - -r.elbo! / (1024 * Math.LN2)) < 1e-9);
+    });
+    const oodResults = await Promise.all(clothes.map((p) => engine.scoreOne({ path: p })));
+    const flagged = oodResults.filter((r) => r.verdict === 'out-of-distribution').length;
+    assert.ok(flagged >= 7, `only ${flagged}/8 clothes flagged`);
+    const meanElbo = (rs: typeof results) => rs.reduce((a, r) => a + r.elbo!, 0) / rs.length;
+    assert.ok(meanElbo(oodResults) < meanElbo(results) - 50);
+  });
+
+  test('the astronaut photo is out-of-distribution, and details carry the model input and reconstruction', async () => {
+    const r = await engine.scoreOne({ path: join(FIXTURES, 'astronaut.png') });
+    assert.equal(r.verdict, 'out-of-distribution');
+    assert.equal(r.details!.modelInput.pixels.length, 32 * 32);
+    assert.equal(r.details!.reconstruction.length, 32 * 32);
+    assert.equal(r.details!.probabilities.length, 10);
+  });
+
+  test('batched streaming gives the same numbers as one at a time, and bad files become error records', async () => {
+    const empty = join(dir, 'empty.png');
+    writeFileSync(empty, '');
+    const text = join(dir, 'notes.png');
+    writeFileSync(text, 'this is not an image');
+    const truncated = join(dir, 'truncated.png');
+    writeFileSync(truncated, readFileSync(digits[0]).subarray(0, 60));
+    const inputs = [...digits, empty, text, truncated, join(dir, 'missing.png'), ...clothes].map((path) => ({ path }));
+    const streamed: Awaited<ReturnType<OodEngine['scoreOne']>>[] = [];
+    await engine.scoreAll(inputs, (r) => void streamed.push(r));
+    assert.equal(streamed.length, inputs.length);
+    assert.deepEqual(streamed.map((r) => r.path), inputs.map((i) => i.path));
+    const single = await engine.scoreOne({ path: digits[3] });
+    assert.ok(Math.abs(streamed[3].elbo! - single.elbo!) < 1e-3);
+    assert.ok(Math.abs(streamed[3].msp! - single.msp!) < 1e-6);
+    const errors = streamed.filter((r) => r.verdict === 'error');
+    assert.equal(errors.length, 4);
+    assert.match(errors[0].error!, /empty/);
+    assert.match(errors[1].error!, /not an image/);
+    assert.match(errors[2].error!, /truncated|corrupt|decode/);
+    assert.match(errors[3].error!, /file not found/);
+  });
+
+  test('IDX archives expand to one image per entry', async () => {
+    const seen: string[] = [];
+    for await (const input of expandInputs([MNIST_TEST_IMAGES])) {
+      seen.push(input.path);
+      if (seen.length === 3) break;
+    }
+    assert.match(seen[2], /t10k-images-idx3-ubyte#2$/);
+  });
+
+  test('posterior samples: a sampled ELBO and an importance-weighted bound, reproducible with the seed', async () => {
+    const pairDir = tempDir('pair-');
+    for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
+    const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
+    manifest.vae.samples = 16;
+    writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify(manifest));
+    const sampled = await OodEngine.create({ pair: pairDir, provider: 'cpu' });
+    try {
+      const a = await sampled.scoreOne({ path: digits[0] });
+      const b = await sampled.scoreOne({ path: digits[0] });
+      const det = await engine.scoreOne({ path: digits[0] });
+      assert.equal(a.elbo, b.elbo);
+      assert.ok(a.logPxBound! > a.elbo! - 5, `IW bound ${a.logPxBound} vs ELBO ${a.elbo}`);
+      assert.ok(Math.abs(a.elbo! - det.elbo!) < 40, `sampled ${a.elbo} vs deterministic ${det.elbo}`);
+    } finally {
+      await sampled.dispose();
+    }
+  });
+
+  test('a pair whose manifest disagrees with the model shape fails with a clear error, not a crash', async () => {
+    const pairDir = tempDir('pair-');
+    for (const f of ['classifier.onnx', 'vae.onnx']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
+    const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
+    manifest.input.width = 28;
+    manifest.input.height = 28;
+    delete manifest.vae.encoder;
+    delete manifest.vae.decoder;
+    delete manifest.calibration;
+    writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify(manifest));
+    const wrong = await OodEngine.create({ pair: pairDir, provider: 'cpu' });
+    try {
+      const r = await wrong.scoreOne({ path: digits[0] });
+      assert.equal(r.verdict, 'error');
+      assert.match(r.error!, /expects shape \[\?, 1, 32, 32\] but the pair manifest gives \[1, 1, 28, 28\]/);
+    } finally {
+      await wrong.dispose();
+    }
+    manifest.input.width = 32;
+    manifest.input.height = 32;
+    manifest.classifier.output = 'probabilities';
+    writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify(manifest));
+    await assert.rejects(OodEngine.create({ pair: pairDir, provider: 'cpu' }), (e: Error) => e instanceof ModelError && /has no output named "probabilities"/.test(e.message));
+    writeFileSync(join(pairDir, 'classifier.onnx'), 'not a model');
+    manifest.classifier.output = 'logits';
+    writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify(manifest));
+    await assert.rejects(OodEngine.create({ pair: pairDir, provider: 'cpu' }), (e: Error) => e instanceof ModelError && /classifier\.onnx: not a loadable ONNX model/.test(e.message));
+  });
+});

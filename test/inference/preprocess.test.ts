@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import type { InputSpec } from '../../src/inference/manifest';
+import { ImageDecodeError, toModelImage, toTensorData } from '../../src/inference/preprocess';
+
+const grey32: InputSpec = { width: 32, height: 32, channels: 1, layout: 'NCHW', resize: 'fill', resizeKernel: 'linear', background: '#000000' };
+
+/** A 64×48 RGB image: left half white, right half black. */
+async function halfWhite(format: 'png' | 'jpeg' | 'webp' | 'gif' | 'tiff' | 'avif'): Promise<Buffer> {
+  const w = 64, h = 48;
+  const raw = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w / 2; x++) raw.fill(255, (y * w + x) * 3, (y * w + x) * 3 + 3);
+  return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).toFormat(format, format === 'jpeg' || format === 'webp' || format === 'avif' ? { quality: 100 } : {}).toBuffer();
+}
+
+for (const format of ['png', 'jpeg', 'webp', 'gif', 'tiff', 'avif'] as const) {
+  test(`decodes ${format} to grey 32×32 with the white half on the left`, async () => {
+    const img = await toModelImage(await halfWhite(format), grey32);
+    assert.equal(img.pixels.length, 32 * 32);
+    assert.ok(img.pixels[5 * 32 + 2] > 240, `left pixel ${img.pixels[5 * 32 + 2]}`);
+    assert.ok(img.pixels[5 * 32 + 29] < 15, `right pixel ${img.pixels[5 * 32 + 29]}`);
+  });
+}
+
+test('invert, RGB layout and mean/std normalisation', async () => {
+  const png = await halfWhite('png');
+  const inverted = await toModelImage(png, { ...grey32, invert: true });
+  assert.ok(inverted.pixels[2] < 15 && inverted.pixels[29] > 240);
+  const rgbSpec: InputSpec = { width: 4, height: 2, channels: 3, layout: 'NHWC', range: [-1, 1], mean: [0, 0, 0.5], std: [1, 1, 2] };
+  const rgb = await toModelImage(png, rgbSpec);
+  assert.equal(rgb.pixels.length, 4 * 2 * 3);
+  const nhwc = toTensorData(rgb, rgbSpec, 'NHWC');
+  const nchw = toTensorData(rgb, rgbSpec, 'NCHW');
+  // Pixel (0,0) is white: range maps 255 → 1; channel 2 → (1 − 0.5) / 2.
+  assert.equal(nhwc[0], 1);
+  assert.equal(nhwc[2], 0.25);
+  assert.equal(nchw[0], 1);
+  assert.equal(nchw[2 * 8], 0.25);
+});
+
+test('transparent pixels are flattened onto the manifest background', async () => {
+  const rgba = await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+  const onWhite = await toModelImage(rgba, { ...grey32, background: '#ffffff' });
+  assert.equal(onWhite.pixels[0], 255);
+  const onBlack = await toModelImage(rgba, grey32);
+  assert.equal(onBlack.pixels[0], 0);
+});
+
+test('bad inputs give clear ImageDecodeErrors', async () => {
+  const png = await halfWhite('png');
+  const cases: [string, Buffer, RegExp][] = [
+    ['empty', Buffer.alloc(0), /the file is empty/],
+    ['text', Buffer.from('hello, not an image'), /not an image sharp can decode/],
+    ['truncated png', png.subarray(0, Math.floor(png.length / 2)), /truncated or corrupt|could not decode/],
+  ];
+  for (const [what, bytes, expected] of cases) {
+    await assert.rejects(toModelImage(bytes, grey32), (e: Error) => e instanceof ImageDecodeError && expected.test(e.message), what);
+  }
+  // A decompression bomb: more pixels than the cap.
+  const big = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#000' } }).png().toBuffer();
+  await assert.rejects(toModelImage(big, grey32, 1_000_000), (e: Error) => e instanceof ImageDecodeError && /too large/.test(e.message));
+});
