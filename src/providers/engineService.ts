@@ -3,7 +3,7 @@
  * the engine in a worker thread so that inference never blocks the extension host's main thread.
  */
 import type * as vscode from 'vscode';
-import type { EngineConfig, ImageResult, InspectResult, PairInfo, ScoreManySummary } from '../shared/engineProtocol';
+import type { EngineConfig, EnginePairInfo, ImageResult, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
 
 export interface ScoreProgress {
   done: number;
@@ -14,10 +14,11 @@ export interface ScoreProgress {
 
 export interface EngineService extends vscode.Disposable {
   /** Fires after the pair or settings changed and the worker reloaded (or failed to). */
-  readonly onDidChangeEngine: vscode.Event<PairInfo | Error>;
+  readonly onDidChangeEngine: vscode.Event<EnginePairInfo | Error>;
   /** The configuration the worker runs with now. */
   readonly config: EngineConfig;
-  info(): Promise<PairInfo>;
+  /** The active pair (with its calibration histogram); rejects with the load error when the pair is broken. */
+  info(): Promise<EnginePairInfo>;
   /** One image with its model input, reconstruction and error heatmap as PNGs. */
   inspect(path: string): Promise<InspectResult>;
   /** Many images in batches; cancellation stops promptly and resolves with what was scored. */

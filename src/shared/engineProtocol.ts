@@ -22,6 +22,31 @@ export interface InspectResult extends Omit<ImageResult, 'details'> {
   probabilities?: number[];
 }
 
+/** The pair's held-out ELBO distribution, pre-binned for charts (the image's ELBO is placed on it). */
+export interface CalibrationHistogram {
+  /** Left edge of the first bin and right edge of the last. */
+  min: number;
+  max: number;
+  binWidth: number;
+  counts: number[];
+  /** Number of calibration values binned. */
+  count: number;
+  /** 1st, 50th and 99th percentiles of the calibration values. */
+  p01: number;
+  p50: number;
+  p99: number;
+}
+
+/** PairInfo as the worker reports it: the engine's info plus what the UI and the score cache need. */
+export interface EnginePairInfo extends PairInfo {
+  /** Histogram of the calibration ELBOs (null when the pair is uncalibrated). */
+  calibrationElbo: CalibrationHistogram | null;
+  /** Absolute paths of the manifest, model files and calibration file (for change detection and cache keys). */
+  files: string[];
+  /** The manifest's description, when it has one. */
+  description: string | null;
+}
+
 export type WorkerRequest =
   | { id: number; kind: 'configure'; config: EngineConfig }
   | { id: number; kind: 'info' }
@@ -33,7 +58,9 @@ export type WorkerRequest =
 export type WorkerResponse =
   | { id: number; kind: 'ok'; value: unknown }
   | { id: number; kind: 'error'; message: string; name?: string }
-  | { id: number; kind: 'progress'; done: number; total: number; results: ImageResult[] };
+  | { id: number; kind: 'progress'; done: number; total: number; results: ImageResult[] }
+  /** Unsolicited diagnostics from the worker (id 0), shown in the log channel. */
+  | { id: 0; kind: 'log'; level: 'trace' | 'info' | 'warn' | 'error'; message: string };
 
 export interface ScoreManySummary {
   done: number;
