@@ -1,0 +1,147 @@
+/**
+ * Builds the folder report from engine results (extension side, no `vscode` import): rows for the webview,
+ * the reference comparison (AUROC, AUPR-in/out, FPR@95%TPR and ROC per detector) and the CSV/JSON exports
+ * with the CLI's columns.
+ */
+import { relative, sep } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { DETECTORS, detectorScores } from '../inference/detectors';
+import type { ImageResult, PairInfo } from '../inference/engine';
+import { detectionMetrics, rocCurve } from '../inference/metrics';
+import { jsonRecord, RESULT_COLUMNS, resultRecord } from '../inference/output';
+import type { Comparison, ReportData, ReportRow, RowSet } from '../shared/reportProtocol';
+
+/** What a scan produced; kept in workspace storage so that the report survives a reload. */
+export interface StoredReport {
+  version: 1;
+  id: string;
+  createdAt: string;
+  folder: string;
+  referenceFolder: string | null;
+  pair: PairInfo;
+  total: number;
+  cancelled: boolean;
+  seconds: number;
+  cached: number;
+  /** Results without details, in scan order; `sets[i]` says which folder result i came from. */
+  results: Omit<ImageResult, 'details'>[];
+  sets: RowSet[];
+}
+
+export function relativePath(root: string, path: string): string {
+  const rel = relative(root, path);
+  return (rel && !rel.startsWith('..') ? rel : path).split(sep).join('/');
+}
+
+export function compare(reference: ImageResult[], scored: ImageResult[]): Comparison | null {
+  const a = detectorScores(reference);
+  const b = detectorScores(scored);
+  const detectors = DETECTORS.filter((d) => a[d.id].length && b[d.id].length).map((d) => ({
+    id: d.id,
+    name: d.name,
+    ...detectionMetrics(a[d.id], b[d.id]),
+    roc: rocCurve(a[d.id], b[d.id], 200),
+  }));
+  if (!detectors.length) return null;
+  const okIn = reference.filter((r) => r.verdict !== 'error');
+  const okOod = scored.filter((r) => r.verdict !== 'error');
+  return {
+    inCount: okIn.length,
+    oodCount: okOod.length,
+    detectors,
+    falseAlarmRate: okIn.filter((r) => r.verdict === 'out-of-distribution').length / Math.max(1, okIn.length),
+    detectionRate: okOod.filter((r) => r.verdict === 'out-of-distribution').length / Math.max(1, okOod.length),
+  };
+}
+
+export function buildReportData(stored: StoredReport): ReportData {
+  const rows: ReportRow[] = stored.results.map((r, id) => {
+    const set = stored.sets[id] ?? 'target';
+    return {
+      id,
+      set,
+      rel: relativePath(set === 'reference' && stored.referenceFolder ? stored.referenceFolder : stored.folder, r.path),
+      prediction: r.prediction,
+      label: r.label,
+      msp: r.msp,
+      entropy: r.entropy,
+      energy: r.energy,
+      elbo: r.elbo,
+      pValue: r.pValue,
+      verdict: r.verdict,
+      error: r.error,
+    };
+  });
+  let comparison: Comparison | null = null;
+  if (stored.referenceFolder) {
+    const ref = stored.results.filter((_, i) => stored.sets[i] === 'reference') as ImageResult[];
+    const tgt = stored.results.filter((_, i) => stored.sets[i] !== 'reference') as ImageResult[];
+    if (ref.length && tgt.length) comparison = compare(ref, tgt);
+  }
+  const p = stored.pair;
+  const name = stored.folder.split(/[\\/]/).filter(Boolean).pop() ?? stored.folder;
+  return {
+    id: stored.id,
+    title: `OOD report: ${name}`,
+    createdAt: stored.createdAt,
+    folder: stored.folder,
+    referenceFolder: stored.referenceFolder,
+    pair: { name: p.name, backend: p.backend, provider: p.provider, alpha: p.alpha, rule: p.rule, calibrated: p.calibrated, labels: p.labels },
+    total: stored.total,
+    done: stored.results.length,
+    cancelled: stored.cancelled,
+    seconds: stored.seconds,
+    cached: stored.cached,
+    rows,
+    comparison,
+  };
+}
+
+/** The CLI's CSV (RESULT_COLUMNS); with a reference folder a trailing `set` column says which folder. */
+export function exportCsv(stored: StoredReport): string {
+  const withSet = !!stored.referenceFolder;
+  const header = withSet ? [...RESULT_COLUMNS, 'set'] : [...RESULT_COLUMNS];
+  const lines = [stringify([header])];
+  stored.results.forEach((r, i) => {
+    const rec = resultRecord(r as ImageResult);
+    const values: (string | number | null)[] = RESULT_COLUMNS.map((c) => rec[c]);
+    if (withSet) values.push(stored.sets[i]);
+    lines.push(stringify([values]));
+  });
+  return lines.join('');
+}
+
+/** The CLI's JSON document ({pair, provider, results, summary}); a reference folder adds `reference` and `comparison`. */
+export function exportJson(stored: StoredReport): string {
+  const target = stored.results.filter((_, i) => stored.sets[i] !== 'reference');
+  const reference = stored.results.filter((_, i) => stored.sets[i] === 'reference');
+  const count = (rs: typeof target, v: string) => rs.filter((r) => r.verdict === v).length;
+  const summary = {
+    count: target.length,
+    scored: target.length - count(target, 'error'),
+    errors: count(target, 'error'),
+    inDistribution: count(target, 'in-distribution'),
+    outOfDistribution: count(target, 'out-of-distribution'),
+    uncalibrated: count(target, 'uncalibrated'),
+    alpha: stored.pair.alpha,
+    rule: stored.pair.rule,
+    seconds: stored.seconds,
+    imagesPerSecond: stored.seconds > 0 ? stored.results.length / stored.seconds : 0,
+    total: stored.total,
+    cancelled: stored.cancelled,
+  };
+  const doc: Record<string, unknown> = {
+    pair: stored.pair,
+    provider: stored.pair.provider,
+    folder: stored.folder,
+    results: target.map((r) => jsonRecord(r as ImageResult)),
+    summary,
+  };
+  if (stored.referenceFolder) {
+    doc.referenceFolder = stored.referenceFolder;
+    doc.reference = reference.map((r) => jsonRecord(r as ImageResult));
+    const cmp = buildReportData(stored).comparison;
+    if (cmp) doc.comparison = { ...cmp, detectors: cmp.detectors.map(({ roc: _roc, ...m }) => m) };
+  }
+  return JSON.stringify(doc, null, 2) + '\n';
+}
