@@ -1,0 +1,427 @@
+/**
+ * Browser side of the Inspect panel: renders one row per image (original, model input, reconstruction,
+ * error heatmap, softmax chart, ELBO on the calibration histogram, p-values and the verdict sentence).
+ * Bundled by esbuild (IIFE) with Chart.js; no eval, no inline styles, so it runs under the panel's CSP.
+ */
+import { BarController, BarElement, CategoryScale, Chart, type ChartConfiguration, LinearScale, type Plugin, Tooltip } from 'chart.js';
+import type { CalibrationHistogram, InspectResult } from '../../shared/engineProtocol';
+import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, InspectViewState } from '../../shared/inspectProtocol';
+import { elboBreakdown, formatMsp, formatNats, formatP, predictionText, verdictText } from '../verdictText';
+
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
+
+interface VsCodeApi {
+  postMessage(message: InspectToHost): void;
+  getState(): InspectPersistedState | undefined;
+  setState(state: InspectPersistedState): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const vscode = acquireVsCodeApi();
+let view: InspectViewState = vscode.getState()?.view ?? { version: 1, rows: [], pair: null, pairError: null, restricted: false };
+const charts = new Map<string, Chart[]>();
+
+function post(message: InspectToHost): void {
+  vscode.postMessage(message);
+}
+
+function save(): void {
+  vscode.setState({ version: 1, paths: view.rows.map((r) => r.path), view });
+}
+
+// ---------- small DOM helpers (textContent only: file names and messages are never parsed as HTML) ----------
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function button(label: string, onClick: () => void, options: { secondary?: boolean; title?: string; className?: string } = {}): HTMLElement {
+  const b = document.createElement('vscode-button');
+  b.textContent = label;
+  if (options.secondary) b.setAttribute('secondary', '');
+  if (options.title) b.setAttribute('title', options.title);
+  if (options.className) b.className = options.className;
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function cssVar(name: string, fallback: string): string {
+  const v = getComputedStyle(document.body).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+function themeColours() {
+  return {
+    foreground: cssVar('--vscode-foreground', '#cccccc'),
+    muted: cssVar('--vscode-descriptionForeground', '#999999'),
+    grid: cssVar('--vscode-editorWidget-border', cssVar('--vscode-panel-border', 'rgba(128,128,128,0.35)')),
+    bar: cssVar('--vscode-charts-blue', '#3794ff'),
+    highlight: cssVar('--vscode-charts-orange', '#d18616'),
+    ok: cssVar('--vscode-charts-green', '#89d185'),
+    warn: cssVar('--vscode-charts-red', '#f14c4c'),
+    font: cssVar('--vscode-font-family', 'sans-serif'),
+  };
+}
+
+function pngSrc(base64: string | undefined): string | null {
+  return base64 ? `data:image/png;base64,${base64}` : null;
+}
+
+function figure(kind: string, caption: string, src: string | null, alt: string, pixelated: boolean): HTMLElement {
+  const f = el('figure', `image ${kind}`);
+  if (src) {
+    const img = el('img', pixelated ? 'pixelated' : undefined);
+    img.src = src;
+    img.alt = alt;
+    f.append(img);
+  } else {
+    f.append(el('div', 'no-image', 'not available'));
+  }
+  f.append(el('figcaption', undefined, caption));
+  return f;
+}
+
+// ---------- charts ----------
+
+function softmaxChart(canvas: HTMLCanvasElement, labels: string[], probabilities: number[], predicted: number | null): Chart {
+  const c = themeColours();
+  const config: ChartConfiguration<'bar'> = {
+    type: 'bar',
+    data: {
+      labels,
+      datasets: [
+        {
+          label: 'softmax probability',
+          data: probabilities,
+          backgroundColor: probabilities.map((_, i) => (i === predicted ? c.highlight : c.bar)),
+          borderWidth: 0,
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      // Many classes (ImageNet) read better as horizontal bars.
+      indexAxis: labels.length > 20 ? 'y' : 'x',
+      scales: {
+        x: { ticks: { color: c.muted, autoSkip: true, maxRotation: 60 }, grid: { color: c.grid } },
+        y: { ticks: { color: c.muted }, grid: { color: c.grid }, ...(labels.length > 20 ? {} : { min: 0, max: 1 }) },
+      },
+      plugins: {
+        tooltip: { callbacks: { label: (ctx) => `${(Number(ctx.raw) * 100).toFixed(2)}%` } },
+      },
+    },
+  };
+  return new Chart(canvas, config);
+}
+
+/** Where the image's ELBO falls: a vertical marker with its value, clamped to the plot when far outside. */
+function markerPlugin(elbo: number, colour: string, font: string): Plugin<'bar'> {
+  return {
+    id: 'elboMarker',
+    afterDatasetsDraw(chart) {
+      const x = chart.scales.x;
+      const area = chart.chartArea;
+      const ctx = chart.ctx;
+      let px = x.getPixelForValue(elbo);
+      let label = `this image: ${formatNats(elbo)}`;
+      if (px < area.left) {
+        px = area.left + 1;
+        label = `◀ this image: ${formatNats(elbo)} (far below)`;
+      } else if (px > area.right) {
+        px = area.right - 1;
+        label = `this image: ${formatNats(elbo)} (above) ▶`;
+      }
+      ctx.save();
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([5, 3]);
+      ctx.beginPath();
+      ctx.moveTo(px, area.top);
+      ctx.lineTo(px, area.bottom);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = colour;
+      ctx.font = `12px ${font}`;
+      const width = ctx.measureText(label).width;
+      const textX = px + 4 + width > area.right ? px - 4 - width : px + 4;
+      ctx.fillText(label, textX, area.top + 12);
+      ctx.restore();
+    },
+  };
+}
+
+function elboChart(canvas: HTMLCanvasElement, hist: CalibrationHistogram, elbo: number | null, tone: 'ok' | 'warn' | 'info' | 'error'): Chart {
+  const c = themeColours();
+  const centres = hist.counts.map((_, i) => hist.min + (i + 0.5) * hist.binWidth);
+  const span = hist.max - hist.min;
+  let min = hist.min - 0.02 * span;
+  let max = hist.max + 0.02 * span;
+  // Stretch the axis to show the image's ELBO when it is near; far outliers are drawn at the edge.
+  if (elbo !== null && elbo < min && elbo > hist.min - 0.6 * span) min = elbo - 0.04 * span;
+  if (elbo !== null && elbo > max && elbo < hist.max + 0.6 * span) max = elbo + 0.04 * span;
+  const markerColour = tone === 'warn' ? c.warn : tone === 'ok' ? c.ok : c.highlight;
+  const config: ChartConfiguration<'bar', { x: number; y: number }[]> = {
+    type: 'bar',
+    data: {
+      datasets: [
+        {
+          label: 'held-out training images',
+          data: centres.map((x, i) => ({ x, y: hist.counts[i] })),
+          backgroundColor: c.bar,
+          borderWidth: 0,
+          barPercentage: 1,
+          categoryPercentage: 1,
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      scales: {
+        x: { type: 'linear', min, max, title: { display: true, text: 'ELBO (nats) — higher is more typical', color: c.muted }, ticks: { color: c.muted }, grid: { color: c.grid } },
+        y: { title: { display: true, text: 'calibration images', color: c.muted }, ticks: { color: c.muted, precision: 0 }, grid: { color: c.grid } },
+      },
+      plugins: {
+        tooltip: {
+          callbacks: {
+            title: (items) => {
+              const i = items[0]?.dataIndex ?? 0;
+              const lo = hist.min + i * hist.binWidth;
+              return `ELBO ${formatNats(lo)} … ${formatNats(lo + hist.binWidth)}`;
+            },
+            label: (ctx) => `${(ctx.raw as { y: number }).y} calibration images`,
+          },
+        },
+      },
+    },
+    plugins: elbo !== null ? [markerPlugin(elbo, markerColour, c.font)] : [],
+  };
+  return new Chart(canvas, config);
+}
+
+// ---------- rendering ----------
+
+function renderPairBar(): void {
+  const bar = document.getElementById('pair-bar')!;
+  bar.replaceChildren();
+  const p = view.pair;
+  const text = el('span', 'pair-text');
+  if (view.pairError) {
+    bar.classList.add('error');
+    text.append(el('strong', undefined, 'The pair could not be loaded: '), document.createTextNode(view.pairError));
+  } else if (p) {
+    bar.classList.remove('error');
+    text.append(el('span', 'pair-label', 'Pair '), el('strong', 'pair-name', p.name));
+    const facts = [
+      `backend ${p.backend}`,
+      `execution provider ${p.provider.toUpperCase()}`,
+      `α = ${p.alpha}`,
+      `rule: ${p.rule}`,
+      p.calibrated ? `calibrated on ${p.calibrationCount.toLocaleString('en-US')} images` : 'not calibrated',
+    ];
+    text.append(el('span', 'pair-facts', ` · ${facts.join(' · ')}`));
+    text.title = p.manifestPath;
+  } else {
+    text.append(el('span', undefined, 'Loading the pair…'));
+  }
+  if (view.restricted) text.append(el('span', 'restricted', ' · Restricted Mode: the built-in pair runs'));
+  const actions = el('span', 'actions');
+  actions.append(
+    button('Re-run', () => post({ type: 'rerun' }), { title: 'Score every image again' }),
+    button('Change pair…', () => post({ type: 'selectPair' }), { secondary: true }),
+    button('Show log', () => post({ type: 'showLog' }), { secondary: true }),
+  );
+  bar.append(text, actions);
+}
+
+function destroyCharts(path: string): void {
+  for (const c of charts.get(path) ?? []) c.destroy();
+  charts.delete(path);
+}
+
+function rowId(path: string): string {
+  let h = 0;
+  for (let i = 0; i < path.length; i++) h = (Math.imul(h, 31) + path.charCodeAt(i)) | 0;
+  return `row-${(h >>> 0).toString(36)}`;
+}
+
+function pValueText(r: InspectResult): string {
+  const parts: string[] = [];
+  if (r.pValues.elbo !== null) parts.push(`ELBO p = ${formatP(r.pValues.elbo)}`);
+  if (r.pValues.complexity !== null) parts.push(`complexity p = ${formatP(r.pValues.complexity)}`);
+  if (r.pValue !== null && view.pair?.rule === 'both' && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
+  if (!parts.length) return 'p-value: none (the pair is not calibrated)';
+  const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => (f === 'elbo' ? 'ELBO' : 'complexity')).join(' and ')}` : 'no test fired';
+  return `${parts.join(' · ')} · ${fired}`;
+}
+
+function renderRow(row: InspectRow): HTMLElement {
+  destroyCharts(row.path);
+  const section = el('section', `row status-${row.status}`);
+  section.id = rowId(row.path);
+  section.dataset.path = row.path;
+
+  const header = el('header', 'row-header');
+  const title = el('div', 'row-title');
+  title.append(el('h2', 'file-name', row.name), el('span', 'file-path', row.displayPath));
+  const actions = el('div', 'actions');
+  actions.append(
+    button('Re-run', () => post({ type: 'rerun', path: row.path }), { secondary: true, className: 'rerun' }),
+    button('Open image', () => post({ type: 'openImage', path: row.path }), { secondary: true, className: 'open-image' }),
+    button('Reveal in Explorer', () => post({ type: 'revealInExplorer', path: row.path }), { secondary: true }),
+  );
+  header.append(title, actions);
+  section.append(header);
+
+  if (row.status === 'queued' || row.status === 'scoring') {
+    const busy = el('div', 'busy');
+    busy.append(document.createElement('vscode-progress-ring'), el('span', undefined, row.status === 'queued' ? 'Waiting…' : 'Scoring…'));
+    section.append(busy);
+    if (!row.result) return section;
+  }
+
+  if (row.status === 'failed' || !row.result) {
+    const banner = el('div', 'verdict-banner tone-error');
+    banner.append(el('span', 'verdict-headline', 'Could not score'), el('p', 'verdict', row.failure ?? 'No result.'));
+    section.append(banner);
+    return section;
+  }
+
+  const r = row.result;
+  const pair = view.pair;
+  const ctx = { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'both', calibrationCount: pair?.calibrationCount ?? 0, pairDir: pair ? pair.manifestPath.replace(/[/\\]ood-pair\.json$/, '') : undefined };
+  const v = verdictText(r, ctx);
+  const banner = el('div', `verdict-banner tone-${v.tone}`);
+  banner.dataset.verdict = r.verdict;
+  const sentence = el('p', 'verdict');
+  // Backticks mark a command line in the uncalibrated sentence.
+  v.sentence.split('`').forEach((part, i) => sentence.append(i % 2 ? el('code', undefined, part) : document.createTextNode(part)));
+  banner.append(el('span', 'verdict-headline', v.headline), sentence);
+  section.append(banner);
+  if (r.verdict === 'error') return section;
+
+  const { width, height } = pair?.input ?? { width: 0, height: 0 };
+  const size = width ? ` (${width}×${height})` : '';
+  const images = el('div', 'images');
+  const original = row.originalSrc ?? pngSrc(r.modelInputPng);
+  images.append(
+    figure('original', row.originalSrc ? 'Original' : 'Original (shown as the model input: browsers cannot show this format)', original, `${row.name} as stored`, !row.originalSrc),
+    figure('model-input', `Model input${size}`, pngSrc(r.modelInputPng), 'the image as the model sees it', true),
+    figure('reconstruction', 'VAE reconstruction', pngSrc(r.reconstructionPng), 'the VAE reconstruction', true),
+    figure('heatmap', '|input − reconstruction|', pngSrc(r.errorHeatmapPng), 'per-pixel reconstruction error heatmap', true),
+  );
+  const legend = el('div', 'heat-legend');
+  legend.append(el('span', undefined, '0'), el('span', 'heat-gradient'), el('span', undefined, '255'));
+  images.querySelector('.heatmap')?.append(legend);
+  section.append(images);
+
+  const panels = el('div', 'panels');
+  const classifier = el('div', 'panel classifier');
+  classifier.append(el('h3', undefined, 'Classifier'));
+  const prediction = el('p', 'prediction');
+  prediction.append(el('span', 'prediction-label', `Predicted ${r.label ?? '?'}`), document.createTextNode(` · MSP ${r.msp !== null ? formatMsp(r.msp) : '–'}`));
+  classifier.append(prediction);
+  const labels = pair?.labels ?? (r.probabilities ?? []).map((_, i) => String(i));
+  const softmaxBox = el('div', `chart-box softmax${labels.length > 20 ? ' tall' : ''}`);
+  const softmaxCanvas = el('canvas');
+  softmaxCanvas.setAttribute('role', 'img');
+  softmaxCanvas.setAttribute('aria-label', `Softmax probabilities over ${labels.length} classes`);
+  softmaxBox.append(softmaxCanvas);
+  classifier.append(softmaxBox);
+  if (r.probabilities) {
+    const top = r.probabilities
+      .map((p, i) => ({ p, label: labels[i] ?? String(i) }))
+      .sort((a, b) => b.p - a.p)
+      .slice(0, 3);
+    classifier.append(el('p', 'softmax-top', `Top classes: ${top.map((t) => `${t.label} ${(t.p * 100).toFixed(1)}%`).join(' · ')}`));
+  }
+  if (r.entropy !== null && r.energy !== null) classifier.append(el('p', 'muted', `Entropy ${r.entropy.toFixed(3)} nats · energy ${r.energy.toFixed(2)}`));
+
+  const vae = el('div', 'panel vae');
+  vae.append(el('h3', undefined, 'VAE likelihood'));
+  vae.append(el('p', 'elbo', elboBreakdown(r)));
+  const histBox = el('div', 'chart-box elbo-histogram');
+  const hist = pair?.calibrationElbo ?? null;
+  if (hist) {
+    const canvas = el('canvas');
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', `Histogram of ${hist.count} calibration ELBOs with this image's ELBO marked`);
+    histBox.append(canvas);
+    vae.append(histBox);
+    vae.append(el('p', 'muted calibration-range', `Held-out training images: median ELBO ${formatNats(hist.p50)}, 1st–99th percentile ${formatNats(hist.p01)} … ${formatNats(hist.p99)}`));
+  }
+  vae.append(el('p', 'p-value', pValueText(r)));
+  if (v.tests.length) {
+    const list = el('ul', 'tests');
+    for (const t of v.tests) list.append(el('li', undefined, t));
+    vae.append(list);
+  }
+  if (r.logPxBound !== null) vae.append(el('p', 'muted', `Importance-weighted bound log p(x) ≥ ${formatNats(r.logPxBound)} nats`));
+  panels.append(classifier, vae);
+  section.append(panels);
+
+  const footer = el('p', 'provenance muted');
+  footer.textContent = `Scored by pair ${pair?.name ?? '?'} · ${pair?.backend ?? '?'} · ${(pair?.provider ?? '?').toUpperCase()}${row.scoredAt ? ` · ${new Date(row.scoredAt).toLocaleTimeString()}` : ''} · prediction ${predictionText(r)}`;
+  section.append(footer);
+
+  // Charts need the canvas in the document: drawn after insertion.
+  queueMicrotask(() => {
+    if (!softmaxCanvas.isConnected) return;
+    const made: Chart[] = [];
+    if (r.probabilities) made.push(softmaxChart(softmaxCanvas, labels, r.probabilities, r.prediction));
+    const canvas = histBox.querySelector('canvas');
+    if (hist && canvas) made.push(elboChart(canvas, hist, r.elbo, v.tone));
+    charts.set(row.path, made);
+  });
+  return section;
+}
+
+function renderAll(): void {
+  renderPairBar();
+  const main = document.getElementById('rows')!;
+  for (const path of [...charts.keys()]) destroyCharts(path);
+  main.replaceChildren(...(view.rows.length ? view.rows.map(renderRow) : [el('p', 'placeholder', 'No images.')]));
+}
+
+function updateRow(row: InspectRow): void {
+  const index = view.rows.findIndex((r) => r.path === row.path);
+  if (index < 0) view.rows.push(row);
+  else view.rows[index] = row;
+  const existing = document.getElementById(rowId(row.path));
+  const fresh = renderRow(row);
+  if (existing) existing.replaceWith(fresh);
+  else document.getElementById('rows')!.append(fresh);
+  document.querySelector('#rows > .placeholder')?.remove();
+}
+
+window.addEventListener('message', (event: MessageEvent<HostToInspect>) => {
+  const m = event.data;
+  if (!m || typeof m !== 'object') return;
+  switch (m.type) {
+    case 'state':
+      view = m.state;
+      renderAll();
+      break;
+    case 'row':
+      updateRow(m.row);
+      break;
+    case 'pair':
+      view = { ...view, pair: m.pair, pairError: m.pairError, restricted: m.restricted };
+      renderAll();
+      break;
+  }
+  save();
+});
+
+// Charts take their colours from the theme: redraw when it changes (body class vscode-light/dark/high-contrast).
+new MutationObserver(() => renderAll()).observe(document.body, { attributes: true, attributeFilter: ['class', 'data-vscode-theme-kind'] });
+
+if (view.rows.length) renderAll();
+post({ type: 'ready' });
+

@@ -1,0 +1,147 @@
+/**
+ * The verdict in plain words, from a scored image and the pair's settings. Pure (no vscode, no DOM): used by
+ * the Inspect panel's browser script, hovers and notifications, and unit-tested on real numbers.
+ */
+import type { ImageResult } from '../inference/engine';
+
+export type VerdictTone = 'ok' | 'warn' | 'error' | 'info';
+
+export interface VerdictText {
+  tone: VerdictTone;
+  /** Short label: "In-distribution", "Out-of-distribution", "Not calibrated", "Could not score". */
+  headline: string;
+  /** The sentence a user reads. */
+  sentence: string;
+  /** Which test decided and how (p-values against their thresholds), for the details line. */
+  tests: string[];
+}
+
+export interface VerdictContext {
+  alpha: number;
+  /** Verdict rule the pair ran with. */
+  rule: 'elbo' | 'complexity' | 'both';
+  /** Number of held-out calibration images (0 when uncalibrated). */
+  calibrationCount: number;
+  /** Pair folder, for the calibration command line. */
+  pairDir?: string;
+}
+
+type Scored = Pick<ImageResult, 'verdict' | 'label' | 'prediction' | 'msp' | 'elbo' | 'reconstructionLogLik' | 'kl' | 'elboBitsPerDim' | 'pValue' | 'pValues' | 'firedBy' | 'error'>;
+
+/** A p-value with two significant digits: 0.41, 0.034, 0.002, 0.0002. */
+export function formatP(p: number): string {
+  if (!Number.isFinite(p)) return String(p);
+  if (p >= 1) return '1';
+  if (p <= 0) return '0';
+  return String(Number(p.toPrecision(2)));
+}
+
+/** A share as a percentage with one decimal, more where one would round up to 100% ("99.98%"). */
+export function formatPercent(share: number): string {
+  const pct = share * 100;
+  for (let digits = 1; digits <= 3; digits++) {
+    const text = pct.toFixed(digits);
+    if (Number(text) < 100 || pct >= 100) return `${Number(text).toFixed(pct >= 100 ? 0 : digits)}%`;
+  }
+  return '>99.999%';
+}
+
+/** Classifier confidence: "99.2%", ">99.9%" (never a rounded-up "100.0%" for a probability below 1). */
+export function formatMsp(msp: number): string {
+  if (msp >= 1) return '100%';
+  if (msp >= 0.9995) return '>99.9%';
+  return `${(msp * 100).toFixed(1)}%`;
+}
+
+/** The prediction as quoted in sentences: "5 (99.9%)". */
+export function predictionText(r: Pick<ImageResult, 'label' | 'prediction' | 'msp'>): string {
+  const label = r.label ?? (r.prediction !== null ? String(r.prediction) : '?');
+  return r.msp === null ? label : `${label} (${formatMsp(r.msp)})`;
+}
+
+/** A number of nats with one decimal and a real minus sign. */
+export function formatNats(v: number): string {
+  const text = Math.abs(v) >= 1e5 ? Math.abs(v).toExponential(2) : Math.abs(v).toFixed(1);
+  return `${v < 0 && Number(text) !== 0 ? '−' : ''}${text}`;
+}
+
+/** "ELBO −105.4 nats = log p(x|z) −80.1 − KL 25.3 (0.19 bits/dim)". */
+export function elboBreakdown(r: Pick<ImageResult, 'elbo' | 'reconstructionLogLik' | 'kl' | 'elboBitsPerDim'>): string {
+  if (r.elbo === null) return 'ELBO: not available';
+  let text = `ELBO ${formatNats(r.elbo)} nats`;
+  if (r.reconstructionLogLik !== null && r.kl !== null) text += ` = reconstruction ${formatNats(r.reconstructionLogLik)} − KL ${formatNats(r.kl)}`;
+  if (r.elboBitsPerDim !== null) text += ` (${r.elboBitsPerDim.toFixed(3)} bits/dim)`;
+  return text;
+}
+
+/**
+ * Share of the n calibration images that score strictly better than this image, recovered from the
+ * conformal p-value p = (1 + #{calibration ≤ x}) / (n + 1).
+ */
+export function shareBetter(p: number, n: number): number {
+  if (n <= 0) return 0;
+  const atMost = Math.min(n, Math.max(0, Math.round(p * (n + 1)) - 1));
+  return (n - atMost) / n;
+}
+
+function thresholdFor(ctx: VerdictContext): number {
+  return ctx.rule === 'both' ? ctx.alpha / 2 : ctx.alpha;
+}
+
+function testLines(r: Scored, ctx: VerdictContext): string[] {
+  const t = thresholdFor(ctx);
+  const tName = ctx.rule === 'both' ? `α/2 = ${formatP(t)}` : `α = ${formatP(t)}`;
+  const lines: string[] = [];
+  const line = (name: string, p: number | null, key: 'elbo' | 'complexity', what: string) => {
+    if (p === null) return;
+    const used = ctx.rule === 'both' || ctx.rule === key;
+    if (!used) {
+      lines.push(`${name} p = ${formatP(p)} (${what}; not used by the "${ctx.rule}" rule)`);
+      return;
+    }
+    const fired = r.firedBy.includes(key);
+    lines.push(`${name} p = ${formatP(p)} ${fired ? '<' : '≥'} ${tName}: ${fired ? 'fired' : 'did not fire'} (${what})`);
+  };
+  line('ELBO', r.pValues.elbo, 'elbo', 'how likely the VAE finds the image');
+  line('Complexity-corrected', r.pValues.complexity, 'complexity', 'likelihood relative to how complex the image is');
+  if (ctx.rule === 'both' && r.pValue !== null) lines.push(`Combined p = ${formatP(r.pValue)} (twice the smaller p-value, Bonferroni) against α = ${formatP(ctx.alpha)}`);
+  return lines;
+}
+
+export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
+  const prediction = predictionText(r);
+  switch (r.verdict) {
+    case 'error':
+      return { tone: 'error', headline: 'Could not score', sentence: `Could not score this image: ${r.error ?? 'unknown error'}.`.replace(/\.\.$/, '.'), tests: [] };
+    case 'uncalibrated': {
+      const elbo = r.elbo !== null ? `its ELBO (${formatNats(r.elbo)} nats)` : 'its ELBO';
+      const cmd = `ood-lens calibrate <held-out training images> --pair ${ctx.pairDir ?? '<pair folder>'}`;
+      return {
+        tone: 'info',
+        headline: 'Not calibrated',
+        sentence: `This pair has no calibration, so there is no p-value or verdict: ${elbo} cannot be compared with held-out training images. The classifier says '${prediction}'. Calibrate the pair with \`${cmd}\`.`,
+        tests: [],
+      };
+    }
+    case 'out-of-distribution': {
+      const n = ctx.calibrationCount;
+      const lead: 'elbo' | 'complexity' = r.firedBy.includes('elbo') || r.pValues.complexity === null ? 'elbo' : 'complexity';
+      const p = (lead === 'elbo' ? r.pValues.elbo : r.pValues.complexity) ?? r.pValue ?? 0;
+      const share = shareBetter(p, n);
+      const than = share >= 1 ? `all ${n.toLocaleString('en-US')}` : `${formatPercent(share)} of`;
+      const claim = lead === 'elbo' ? `Less likely under the training data than ${than} held-out training images` : `Less likely under the training data than its complexity explains, more so than for ${than} held-out training images`;
+      return {
+        tone: 'warn',
+        headline: 'Out-of-distribution',
+        sentence: `${claim} (p = ${formatP(p)}). Treat the prediction '${prediction}' as unreliable.`,
+        tests: testLines(r, ctx),
+      };
+    }
+    case 'in-distribution': {
+      const p = r.pValue ?? 1;
+      let sentence = `Typical of the training data (p = ${formatP(p)}): the prediction '${prediction}' can be trusted as far as the classifier can.`;
+      if (r.msp !== null && r.msp < 0.5) sentence += ` The classifier itself is unsure (its top class has ${formatMsp(r.msp)}).`;
+      return { tone: 'ok', headline: 'In-distribution', sentence, tests: testLines(r, ctx) };
+    }
+  }
+}
