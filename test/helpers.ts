@@ -31,7 +31,7 @@ export async function writeIdxPngs(idxPath: string, indices: number[], dir: stri
   const paths: string[] = [];
   for (const i of indices) {
     const path = join(dir, `${prefix}-${String(i).padStart(5, '0')}.png`);
-    writeFileSync(path, await sharp(Buffer.from(images.image(i)), { raw: { width: images.width, height: images.height, channels: 1 } }).png().toBuffer());
+    writeFileSync(path, await sharp(Buffer.from(images.image(i)), { raw: { width: images.width, height: images.height, channels: 1 } }).toColourspace('b-w').png().toBuffer());
     paths.push(path);
   }
   return paths;

@@ -9,7 +9,8 @@ import { complexityBits, complexityCorrectedScore } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
 import type { Layout } from './manifest';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
-import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ImageSource, type ModelImage, toModelImage, toTensorData } from './preprocess';
+import { prepareBatch } from './fastpath';
+import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ImageSource, isRawImage, type ModelImage, type RawImage, toTensorData } from './preprocess';
 import * as S from './scores';
 
 export interface EngineOptions {
@@ -171,24 +172,29 @@ export class OodEngine {
     await disposePair(this.pair);
   }
 
-  /** Reads and preprocesses one file; the error message names the problem (the caller adds the path). */
-  async prepare(input: ScoreInput): Promise<ModelImage> {
-    let source = input.source;
-    if (!source) {
-      let size: number;
-      try {
-        const st = await stat(input.path);
-        if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
-        size = st.size;
-      } catch (err) {
-        if (err instanceof ImageDecodeError) throw err;
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
-      }
-      if (size > this.maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${this.maxFileBytes})`);
-      source = await readFile(input.path);
+  /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
+  async readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
+    if (input.source) return isRawImage(input.source) ? input.source : new Uint8Array(input.source.buffer, input.source.byteOffset, input.source.byteLength);
+    let size: number;
+    try {
+      const st = await stat(input.path);
+      if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
+      size = st.size;
+    } catch (err) {
+      if (err instanceof ImageDecodeError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
     }
-    return toModelImage(source, this.pair.manifest.input, this.maxInputPixels);
+    if (size > this.maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${this.maxFileBytes})`);
+    if (size === 0) throw new ImageDecodeError('the file is empty');
+    const bytes = await readFile(input.path);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Reads and preprocesses inputs as one batch (fast path for small PNGs and raw images). */
+  async prepareAll(inputs: ScoreInput[]): Promise<(ModelImage | Error)[]> {
+    const sources = await Promise.all(inputs.map((i) => this.readSource(i).catch((err: Error) => err)));
+    return prepareBatch(sources, this.pair.manifest.input, this.maxInputPixels);
   }
 
   /** Scores preprocessed images in one batch (split into batchSize chunks). */
@@ -201,54 +207,59 @@ export class OodEngine {
     return results;
   }
 
-  /** Scores any mix of files and in-memory images, in order, with bounded memory; `onResult` per image. */
-  async scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean; decodeConcurrency?: number } = {}): Promise<void> {
-    const concurrency = Math.max(1, options.decodeConcurrency ?? 8);
-    type Pending = { path: string; image: Promise<ModelImage | Error> };
-    const window: Pending[] = [];
-    let index = 0;
-    const flush = async (all: boolean) => {
-      while (window.length >= this.batchSize || (all && window.length)) {
-        const chunk = window.splice(0, this.batchSize);
-        const prepared = await Promise.all(chunk.map((p) => p.image));
-        const ok: ModelImage[] = [];
-        const okPaths: string[] = [];
-        const slots: (ImageResult | null)[] = prepared.map((img, i) => {
-          if (img instanceof Error) return errorResult(chunk[i].path, img.message);
-          ok.push(img);
-          okPaths.push(chunk[i].path);
-          return null;
-        });
-        const scored = ok.length ? await this.scoreBatch(ok, okPaths, options.withDetails ?? false).catch((err: Error) => okPaths.map((p) => errorResult(p, err.message))) : [];
-        let k = 0;
-        for (const slot of slots) await onResult(slot ?? scored[k++], index++);
-        if (options.signal?.aborted) return;
+  /** Scores prepared images, turning failures into error records; results in input order. */
+  private async scorePrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<ImageResult[]> {
+    const ok: ModelImage[] = [];
+    const okPaths: string[] = [];
+    prepared.forEach((img, i) => {
+      if (!(img instanceof Error)) {
+        ok.push(img);
+        okPaths.push(paths[i]);
       }
+    });
+    const scored = ok.length ? await this.scoreBatch(ok, okPaths, withDetails).catch((err: Error) => okPaths.map((p) => errorResult(p, err.message))) : [];
+    let k = 0;
+    return prepared.map((img, i) => (img instanceof Error ? errorResult(paths[i], img.message) : scored[k++]));
+  }
+
+  /**
+   * Scores any mix of files and in-memory images, in order, with bounded memory: at most one batch is being
+   * read and preprocessed while the previous one runs through the models.
+   */
+  async scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
+    let index = 0;
+    let previous: Promise<void> = Promise.resolve();
+    const withDetails = options.withDetails ?? false;
+    const launch = (batch: ScoreInput[]) => {
+      const paths = batch.map((b) => b.path);
+      const prepared = this.prepareAll(batch);
+      const before = previous;
+      previous = (async () => {
+        const images = await prepared;
+        await before; // keep results in input order
+        if (options.signal?.aborted) return;
+        for (const r of await this.scorePrepared(paths, images, withDetails)) await onResult(r, index++);
+      })();
+      return before;
     };
+    let batch: ScoreInput[] = [];
     for await (const input of inputs as AsyncIterable<ScoreInput>) {
       if (options.signal?.aborted) break;
-      window.push({ path: input.path, image: this.prepare(input).catch((err: Error) => err) });
-      // Decoding runs ahead of inference by up to `concurrency` images beyond the current batch.
-      if (window.length >= this.batchSize + concurrency) await flush(false);
+      batch.push(input);
+      if (batch.length >= this.batchSize) {
+        await launch(batch);
+        batch = [];
+      }
     }
-    if (!options.signal?.aborted) await flush(true);
-    else await Promise.allSettled(window.map((w) => w.image));
+    if (batch.length && !options.signal?.aborted) await launch(batch);
+    await previous;
   }
 
   /** One image: path → full result with the model input and reconstruction. */
   async scoreOne(input: ScoreInput): Promise<ImageResult> {
-    let image: ModelImage;
-    try {
-      image = await this.prepare(input);
-    } catch (err) {
-      return errorResult(input.path, (err as Error).message);
-    }
-    try {
-      const [result] = await this.scoreBatch([image], [input.path], true);
-      return result;
-    } catch (err) {
-      return errorResult(input.path, (err as Error).message);
-    }
+    const [prepared] = await this.prepareAll([input]);
+    const [result] = await this.scorePrepared([input.path], [prepared], true);
+    return result;
   }
 
   private batchTensor(images: ModelImage[], layout: Layout, unit = false): FloatTensor {
@@ -273,7 +284,7 @@ export class OodEngine {
     const [classifierOut, vaeOut, bits] = await Promise.all([
       p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]),
       this.runVae(vaeFeed, target, n),
-      this.useComplexity ? Promise.all(images.map(complexityBits)) : Promise.resolve(null),
+      Promise.resolve(this.useComplexity ? images.map(complexityBits) : null),
     ]);
     const logits = classifierOut[p.names.classifierOutput];
     const classes = logits.data.length / n;

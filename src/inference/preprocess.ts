@@ -33,7 +33,7 @@ export class ImageDecodeError extends Error {
   }
 }
 
-function isRaw(source: ImageSource): source is RawImage {
+export function isRawImage(source: ImageSource): source is RawImage {
   return (source as RawImage).data !== undefined && (source as RawImage).width !== undefined;
 }
 
@@ -53,7 +53,7 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
   const background = spec.background ?? '#ffffff';
   let pipeline: Sharp;
   try {
-    if (isRaw(source)) {
+    if (isRawImage(source)) {
       pipeline = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels });
     } else {
       if (source.length === 0) throw new ImageDecodeError('the file is empty');

@@ -1,0 +1,134 @@
+/**
+ * The fast path for datasets of small images, where libvips' per-call overhead (~1–2 ms) dwarfs the work:
+ *  1. small 8-bit PNGs are decoded in JS by fast-png (lossless, so the pixels are exactly sharp's);
+ *  2. images of the same size are stacked into one tall "atlas" with edge-replicated gaps and resized by a
+ *     single sharp call, then cut apart. The gaps are wide enough for every resize kernel's support and make
+ *     each tile's output rows land on integer positions, so each result is bit-identical to resizing the image
+ *     alone (test/inference/fastpath.test.ts checks this on real images).
+ * Anything else (JPEG, large images, palettes, colour profiles, `contain`/`cover` with other aspect ratios)
+ * goes through the ordinary per-image sharp pipeline.
+ */
+import { decode } from 'fast-png';
+import sharp from 'sharp';
+import type { InputSpec } from './manifest';
+import { ImageDecodeError, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
+
+export const FAST_PNG_MAX_PIXELS = 512 * 512;
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** Chunks that make libvips treat pixels differently from their raw values (colour management, transparency, orientation). */
+const UNSAFE_CHUNKS = new Set(['iCCP', 'gAMA', 'cHRM', 'sRGB', 'tRNS', 'eXIf', 'acTL', 'PLTE']);
+
+function isPng(bytes: Uint8Array): boolean {
+  return bytes.length > 33 && PNG_SIGNATURE.every((b, i) => bytes[i] === b);
+}
+
+/** Decodes a small, plain 8-bit PNG in JS; null when the image should take the sharp path instead. */
+export function decodeSmallPng(bytes: Uint8Array): RawImage | null {
+  if (!isPng(bytes)) return null;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  const depth = bytes[24];
+  const colourType = bytes[25];
+  if (width * height > FAST_PNG_MAX_PIXELS || width === 0 || height === 0 || depth !== 8 || colourType === 3) return null;
+  // Walk the chunk list: bail out on anything that changes how pixels are interpreted.
+  for (let pos = 8; pos + 8 <= bytes.length; ) {
+    const length = view.getUint32(pos);
+    const type = String.fromCharCode(bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]);
+    if (UNSAFE_CHUNKS.has(type)) return null;
+    if (type === 'IEND') break;
+    pos += 12 + length;
+  }
+  try {
+    const png = decode(bytes);
+    if (png.depth !== 8 || !(png.channels >= 1 && png.channels <= 4)) return null;
+    return { width: png.width, height: png.height, channels: png.channels as RawImage['channels'], data: png.data as Uint8Array };
+  } catch {
+    return null; // let sharp decode it and word the error
+  }
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/**
+ * Rows of edge-replicated padding above and below each tile so that (a) no kernel reaches the next tile
+ * and (b) the padding maps to a whole number of output rows. Null when the geometry does not allow it.
+ */
+export function atlasPadding(inH: number, outH: number): number | null {
+  if (inH >= 2 * outH) return null; // libvips pre-shrinks by integer factors there: keep those per image
+  const margin = Math.ceil(4 * Math.max(1, inH / outH)) + 2; // lanczos3 reaches 3 input pixels (scaled when shrinking)
+  const period = inH / gcd(outH, inH); // P·outH/inH must be an integer
+  const p = Math.ceil(margin / period) * period;
+  return p <= 4 * inH + 64 ? p : null;
+}
+
+function eligible(width: number, height: number, spec: InputSpec): boolean {
+  const fit = spec.resize ?? 'fill';
+  const sameAspect = width * spec.height === height * spec.width;
+  return (fit === 'fill' || sameAspect) && width < 2 * spec.width && atlasPadding(height, spec.height) !== null;
+}
+
+/** Resizes same-sized raw images with one sharp call; results equal `toModelImage` on each image. */
+async function resizeGroup(images: RawImage[], spec: InputSpec): Promise<ModelImage[]> {
+  const { width, height, channels } = images[0];
+  const pad = atlasPadding(height, spec.height)!;
+  const tileIn = height + 2 * pad;
+  const tileOut = (tileIn * spec.height) / height;
+  const skip = (pad * spec.height) / height;
+  const row = width * channels;
+  const atlas = Buffer.allocUnsafe(row * tileIn * images.length);
+  images.forEach((img, i) => {
+    for (let y = 0; y < tileIn; y++) {
+      const sy = Math.min(height - 1, Math.max(0, y - pad));
+      atlas.set(img.data.subarray(sy * row, (sy + 1) * row), (i * tileIn + y) * row);
+    }
+  });
+  let pipeline = sharp(atlas, { raw: { width, height: tileIn * images.length, channels }, limitInputPixels: false }).flatten({ background: spec.background ?? '#ffffff' });
+  pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
+  const out = await pipeline.resize({ ...resizeOptions(spec), height: tileOut * images.length, fit: 'fill' }).raw().toBuffer();
+  const size = spec.width * spec.height * spec.channels;
+  return images.map((_, i) => {
+    const start = (i * tileOut + skip) * spec.width * spec.channels;
+    const pixels = new Uint8Array(out.subarray(start, start + size));
+    if (spec.invert) for (let k = 0; k < pixels.length; k++) pixels[k] = 255 - pixels[k];
+    return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
+  });
+}
+
+export type Prepared = ModelImage | ImageDecodeError;
+
+/**
+ * Preprocesses a batch: raw and small-PNG inputs are resized together per size (atlas); the rest go
+ * through sharp one by one. Order is kept; failures are returned as ImageDecodeError in place.
+ */
+export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], spec: InputSpec, maxInputPixels: number): Promise<Prepared[]> {
+  const out: Prepared[] = new Array(sources.length);
+  const groups = new Map<string, { index: number; raw: RawImage }[]>();
+  const slow: Promise<void>[] = [];
+  sources.forEach((source, index) => {
+    if (source instanceof Error) {
+      out[index] = source instanceof ImageDecodeError ? source : new ImageDecodeError(source.message);
+      return;
+    }
+    const raw = source instanceof Uint8Array ? decodeSmallPng(source) : source;
+    if (raw && raw.width * raw.height <= maxInputPixels && eligible(raw.width, raw.height, spec)) {
+      const key = `${raw.width}x${raw.height}x${raw.channels}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key)!.push({ index, raw });
+    } else {
+      slow.push(toModelImage(raw ?? (source as Uint8Array), spec, maxInputPixels).then((img) => void (out[index] = img), (err: ImageDecodeError) => void (out[index] = err)));
+    }
+  });
+  for (const members of groups.values()) {
+    slow.push(
+      resizeGroup(members.map((m) => m.raw), spec).then(
+        (images) => members.forEach((m, k) => (out[m.index] = images[k])),
+        (err: Error) => members.forEach((m) => (out[m.index] = new ImageDecodeError(`could not resize: ${err.message}`))),
+      ),
+    );
+  }
+  await Promise.all(slow);
+  return out;
+}

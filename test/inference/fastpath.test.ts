@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { atlasPadding, decodeSmallPng, prepareBatch } from '../../src/inference/fastpath';
+import { idxImages, readIdxFile } from '../../src/inference/idx';
+import type { InputSpec } from '../../src/inference/manifest';
+import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ModelImage, toModelImage } from '../../src/inference/preprocess';
+import { FASHION_TEST_IMAGES, FIXTURES, MNIST_TEST_IMAGES, tempDir, writeIdxPngs } from '../helpers';
+
+const mnistSpec: InputSpec = { width: 32, height: 32, channels: 1, layout: 'NCHW', resize: 'fill', resizeKernel: 'linear', background: '#000000' };
+
+function assertSame(fast: (ModelImage | Error)[], slow: ModelImage[], what: string) {
+  fast.forEach((f, i) => {
+    assert.ok(!(f instanceof Error), `${what} #${i}: ${(f as Error).message}`);
+    assert.deepEqual(Buffer.from((f as ModelImage).pixels), Buffer.from(slow[i].pixels), `${what} #${i} differs from sharp alone`);
+  });
+}
+
+test('atlas padding: whole output rows and enough room for every kernel', () => {
+  assert.equal(atlasPadding(28, 32), 7); // 7 rows → 8 output rows
+  const p = atlasPadding(48, 32)!;
+  assert.ok(p >= 8 && (p * 32) % 48 === 0);
+  assert.equal(atlasPadding(100, 32), null); // integer pre-shrink: per image
+});
+
+test('fast path equals the per-image sharp pipeline bit for bit on 600 real MNIST / FashionMNIST images', async () => {
+  for (const [idx, name] of [[MNIST_TEST_IMAGES, 'MNIST'], [FASHION_TEST_IMAGES, 'FashionMNIST']] as const) {
+    const images = idxImages(readIdxFile(idx));
+    const raws = Array.from({ length: 300 }, (_, i) => ({ width: 28, height: 28, channels: 1 as const, data: images.image(i) }));
+    for (const spec of [mnistSpec, { ...mnistSpec, resizeKernel: 'lanczos3' as const, invert: true }, { ...mnistSpec, width: 24, height: 20, resizeKernel: 'cubic' as const }]) {
+      const fast = await prepareBatch(raws, spec, DEFAULT_MAX_INPUT_PIXELS);
+      const slow = await Promise.all(raws.map((r) => toModelImage(r, spec)));
+      assertSame(fast, slow, `${name} ${spec.resizeKernel} ${spec.width}×${spec.height}`);
+    }
+  }
+});
+
+test('small PNGs (grey, RGB, RGBA) decode in JS to the same pixels sharp gives', async () => {
+  const dir = tempDir();
+  const pngs = (await writeIdxPngs(MNIST_TEST_IMAGES, [0, 1, 2, 3, 4, 5, 6, 7], dir, 'm')).map((p) => new Uint8Array(readFileSync(p)));
+  assert.equal(decodeSmallPng(pngs[0])!.channels, 1);
+  const rgb = await sharp(join(FIXTURES, 'cat.png')).resize(40, 30).png().toBuffer();
+  const rgba = await sharp(join(FIXTURES, 'hen.png')).resize(30, 42).png().toBuffer();
+  assert.equal(decodeSmallPng(rgb)!.channels, 3);
+  assert.equal(decodeSmallPng(rgba)!.channels, 4);
+  const all = [...pngs, new Uint8Array(rgb), new Uint8Array(rgba)];
+  for (const spec of [mnistSpec, { ...mnistSpec, channels: 3 as const, layout: 'NHWC' as const, background: '#ffffff' }]) {
+    const fast = await prepareBatch(all, spec, DEFAULT_MAX_INPUT_PIXELS);
+    const slow = await Promise.all(all.map((b) => toModelImage(b, spec)));
+    assertSame(fast, slow, `PNG ${spec.channels}ch`);
+  }
+});
+
+test('JPEGs, large images and broken inputs take the sharp path; errors stay in place', async () => {
+  const jpeg = await sharp(join(FIXTURES, 'astronaut.png')).jpeg().toBuffer();
+  assert.equal(decodeSmallPng(jpeg), null);
+  const broken = new Uint8Array(readFileSync(join(FIXTURES, 'cat.png')).subarray(0, 500));
+  const out = await prepareBatch([new Uint8Array(jpeg), broken, new ImageDecodeError('file not found')], mnistSpec, DEFAULT_MAX_INPUT_PIXELS);
+  assert.equal((out[0] as ModelImage).pixels.length, 1024);
+  assert.ok(out[1] instanceof ImageDecodeError);
+  assert.match((out[2] as Error).message, /file not found/);
+});
