@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsx training/prepare-data.ts
 /usr/bin/python3 training/train.py --dataset mnist --out models/mnist --classifier-epochs 3 --vae-epochs 5
+training/finalize-pair.sh mnist
 /usr/bin/python3 training/train.py --dataset fashion --out models/fashion-mnist --classifier-epochs 6 --vae-epochs 5
+training/finalize-pair.sh fashion
