@@ -100,7 +100,8 @@ export function histogram(rows: readonly ReportRow[], key: 'msp' | 'elbo', bins:
     if (v === null || !Number.isFinite(v) || v < lo || v > hi) continue;
     const g = group(r);
     const arr = (counts[g] ??= new Array(bins).fill(0));
-    arr[Math.min(bins - 1, Math.floor((v - lo) / width))]++;
+    // The tiny epsilon keeps values on an edge (0.3 with width 0.1) in the bin that starts there.
+    arr[Math.min(bins - 1, Math.floor((v - lo) / width + 1e-9))]++;
   }
   return { edges, counts };
 }
