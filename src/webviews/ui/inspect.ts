@@ -26,7 +26,9 @@ function post(message: InspectToHost): void {
 }
 
 function save(): void {
-  vscode.setState({ version: 1, paths: view.rows.map((r) => r.path), view });
+  // Large originals stay out of the saved state (the host sends them again when the panel comes back).
+  const rows = view.rows.map((r) => (r.originalSrc && r.originalSrc.length > 1_500_000 ? { ...r, originalSrc: null } : r));
+  vscode.setState({ version: 1, paths: view.rows.map((r) => r.path), view: { ...view, rows } });
 }
 
 // ---------- small DOM helpers (textContent only: file names and messages are never parsed as HTML) ----------

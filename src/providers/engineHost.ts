@@ -1,0 +1,247 @@
+/**
+ * EngineHost: the EngineService the UI uses. Runs the engine in a worker thread (dist/worker.js) through
+ * EngineClient, restarts it when it dies, reloads it when the engine settings or the pair's files change,
+ * and applies Workspace Trust: in Restricted Mode only the built-in pair runs.
+ */
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import * as vscode from 'vscode';
+import type { EngineConfig, EnginePairInfo, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
+import { EngineClient, type LogLevel } from '../worker/engineClient';
+import type { EngineService, ScoreProgress } from './engineService';
+import { PairSettingError, resolvePairSetting } from './pairPath';
+
+const ENGINE_SETTINGS = ['pair', 'alpha', 'verdictRule', 'executionProvider', 'batchSize'];
+
+function errorOf(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export class EngineHost implements EngineService {
+  private readonly emitter = new vscode.EventEmitter<EnginePairInfo | Error>();
+  readonly onDidChangeEngine = this.emitter.event;
+  private readonly client: EngineClient;
+  private current: EngineConfig;
+  private loading?: Promise<EnginePairInfo>;
+  private lastInfo?: EnginePairInfo;
+  private lastError?: Error;
+  private readonly disposables: vscode.Disposable[] = [];
+  private pairWatchers: vscode.Disposable[] = [];
+  private reloadTimer?: NodeJS.Timeout;
+  private identity?: { at: number; key: string; value: string };
+  private restrictedNoticeFor?: string;
+  private lastErrorShown?: string;
+
+  constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {
+    const workerPath = vscode.Uri.joinPath(context.extensionUri, 'dist', 'worker.js').fsPath;
+    this.client = new EngineClient({
+      spawn: () => new Worker(workerPath, { stdout: true, stderr: true }),
+      log: (level: LogLevel, message: string) => this.log[level](message),
+      onRestarted: (result) => {
+        this.log.info('the engine worker was restarted and the pair reloaded');
+        this.loaded(result);
+      },
+    });
+    this.current = this.readConfig(false);
+    this.disposables.push(
+      this.emitter,
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (ENGINE_SETTINGS.some((s) => e.affectsConfiguration(`oodLens.${s}`))) this.reloadIfChanged('settings changed');
+      }),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => {
+        this.log.info('workspace trusted: the pair from the settings may now run');
+        this.reloadIfChanged('workspace trusted');
+      }),
+      vscode.workspace.onDidChangeWorkspaceFolders(() => this.reloadIfChanged('workspace folders changed')),
+    );
+  }
+
+  /** Loads the configured pair (call once after activation). */
+  start(): void {
+    void this.reload('startup');
+  }
+
+  get config(): EngineConfig {
+    return this.current;
+  }
+
+  /** The state now, without waiting: the pair info, the load error, or neither while loading. */
+  get state(): { info?: EnginePairInfo; error?: Error; loading: boolean } {
+    return { info: this.lastInfo, error: this.lastError, loading: !this.lastInfo && !this.lastError };
+  }
+
+  /** True when Restricted Mode made the engine ignore a configured pair. */
+  get restricted(): boolean {
+    return !vscode.workspace.isTrusted;
+  }
+
+  async info(): Promise<EnginePairInfo> {
+    if (this.lastInfo) return this.lastInfo;
+    if (this.loading) return this.loading;
+    return this.client.info();
+  }
+
+  inspect(path: string): Promise<InspectResult> {
+    return this.client.inspect(path);
+  }
+
+  scoreMany(paths: string[], onProgress: (p: ScoreProgress) => void, token?: vscode.CancellationToken): Promise<ScoreManySummary> {
+    const controller = new AbortController();
+    const sub = token?.onCancellationRequested(() => controller.abort());
+    if (token?.isCancellationRequested) controller.abort();
+    const run = this.client.scoreMany(paths, onProgress, controller.signal);
+    run.then(
+      () => sub?.dispose(),
+      () => sub?.dispose(),
+    );
+    return run;
+  }
+
+  async pairIdentity(): Promise<string> {
+    const info = await this.info();
+    const key = `${info.manifestPath}|${info.alpha}|${info.rule}`;
+    if (this.identity && this.identity.key === key && Date.now() - this.identity.at < 2000) return this.identity.value;
+    const files = await Promise.all(
+      info.files.map(async (f) => {
+        try {
+          const s = await stat(f);
+          return [f, s.size, Math.round(s.mtimeMs)];
+        } catch {
+          return [f, 'missing'];
+        }
+      }),
+    );
+    const hash = createHash('sha256')
+      .update(JSON.stringify({ v: 1, manifest: info.manifestPath, files, calibrated: info.calibrated, calibrationCount: info.calibrationCount, alpha: info.alpha, rule: info.rule }))
+      .digest('hex')
+      .slice(0, 32);
+    this.identity = { at: Date.now(), key, value: hash };
+    return hash;
+  }
+
+  /** Reloads the engine now (e.g. from the pair picker after writing the setting). */
+  reload(why: string): Promise<EnginePairInfo> {
+    this.current = this.readConfig(true);
+    this.lastInfo = undefined;
+    this.lastError = undefined;
+    this.identity = undefined;
+    const describe = this.current.pair ?? 'the built-in pair';
+    this.log.info(`loading ${describe} (${why}; provider ${this.current.provider}, α = ${this.current.alpha}, rule ${this.current.rule}, batch ${this.current.batchSize})`);
+    const promise = this.client.configure(this.current);
+    this.loading = promise;
+    promise.then(
+      (info) => this.loading === promise && this.loaded(info),
+      (err) => this.loading === promise && this.loaded(errorOf(err)),
+    );
+    return promise;
+  }
+
+  dispose(): void {
+    clearTimeout(this.reloadTimer);
+    for (const d of [...this.disposables, ...this.pairWatchers]) d.dispose();
+    void this.client.dispose();
+  }
+
+  /** Reloads when the settings now give another configuration, the last load failed, or `force`. */
+  reloadIfChanged(why: string, force = false): void {
+    const next = this.readConfig(false);
+    if (force || this.lastError || JSON.stringify(next) !== JSON.stringify(this.current)) void this.reload(why).catch(() => undefined);
+  }
+
+  private loaded(result: EnginePairInfo | Error): void {
+    if (result instanceof Error) {
+      this.lastInfo = undefined;
+      this.lastError = result;
+      this.log.error(`the pair could not be loaded: ${result.message}`);
+      this.watchPair([this.current.pair ? this.manifestGuess(this.current.pair) : undefined].filter((p): p is string => !!p));
+      if (this.lastErrorShown !== result.message) {
+        this.lastErrorShown = result.message;
+        void vscode.window.showErrorMessage(`OOD Lens: the pair could not be loaded: ${result.message}`, 'Select Pair…', 'Show log').then((choice) => {
+          if (choice === 'Show log') this.log.show(true);
+          else if (choice === 'Select Pair…') void vscode.commands.executeCommand('oodLens.selectPair');
+        });
+      }
+    } else {
+      this.lastInfo = result;
+      this.lastError = undefined;
+      this.lastErrorShown = undefined;
+      this.watchPair(result.files);
+    }
+    this.identity = undefined;
+    this.emitter.fire(result);
+  }
+
+  private manifestGuess(pair: string): string {
+    return /\.json$/i.test(pair) ? pair : `${pair}/ood-pair.json`;
+  }
+
+  /** Reload when the pair's manifest, models or calibration change on disk (re-trained or re-calibrated). */
+  private watchPair(files: string[]): void {
+    for (const d of this.pairWatchers) d.dispose();
+    this.pairWatchers = [];
+    const byDir = new Map<string, string[]>();
+    for (const f of files) byDir.set(dirname(f), [...(byDir.get(dirname(f)) ?? []), basename(f)]);
+    for (const [dir, names] of byDir) {
+      const pattern = new vscode.RelativePattern(vscode.Uri.file(dir), names.length === 1 ? names[0] : `{${names.join(',')}}`);
+      const watcher = vscode.workspace.createFileSystemWatcher(pattern);
+      const onChange = (uri: vscode.Uri) => {
+        clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => void this.reload(`${basename(uri.fsPath)} changed on disk`).catch(() => undefined), 1500);
+      };
+      this.pairWatchers.push(watcher, watcher.onDidChange(onChange), watcher.onDidCreate(onChange), watcher.onDidDelete(onChange));
+    }
+  }
+
+  private readConfig(notify: boolean): EngineConfig {
+    const c = vscode.workspace.getConfiguration('oodLens');
+    const provider = c.get<string>('executionProvider', 'auto');
+    const rule = c.get<string>('verdictRule', 'both');
+    const alpha = c.get<number>('alpha', 0.01);
+    const batchSize = Math.round(c.get<number>('batchSize', 64));
+    const config: EngineConfig = {
+      pair: this.pairFromSettings(c, notify),
+      provider: provider === 'cpu' || provider === 'cuda' ? provider : 'auto',
+      alpha: Number.isFinite(alpha) && alpha > 0 && alpha < 1 ? alpha : 0.01,
+      rule: rule === 'elbo' || rule === 'complexity' ? rule : 'both',
+      batchSize: Number.isFinite(batchSize) ? Math.min(4096, Math.max(1, batchSize)) : 64,
+    };
+    if (config.pair === undefined) delete config.pair;
+    return config;
+  }
+
+  /** The configured pair, or undefined for the built-in one (also in Restricted Mode). */
+  private pairFromSettings(c: vscode.WorkspaceConfiguration, notify: boolean): string | undefined {
+    const inspected = c.inspect<string>('pair');
+    const values = [inspected?.workspaceFolderValue, inspected?.workspaceValue, inspected?.globalValue].filter((v): v is string => typeof v === 'string' && v.trim() !== '');
+    const value = (c.get<string>('pair') ?? '').trim() || values[0] || '';
+    if (!value) return undefined;
+    if (!vscode.workspace.isTrusted) {
+      if (notify && this.restrictedNoticeFor !== value) {
+        this.restrictedNoticeFor = value;
+        this.log.warn(`Restricted Mode: ignoring oodLens.pair = "${value}"; the built-in pair runs`);
+        void vscode.window
+          .showWarningMessage(
+            `OOD Lens: this workspace is in Restricted Mode, so the pair "${value}" from the oodLens.pair setting is not loaded — a pair runs its own model files, which needs a trusted workspace. The built-in MNIST pair runs instead.`,
+            'Manage Workspace Trust',
+          )
+          .then((choice) => choice && vscode.commands.executeCommand('workbench.trust.manage'));
+      }
+      return undefined;
+    }
+    try {
+      return resolvePairSetting(value, { folders: (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath })), home: homedir() });
+    } catch (err) {
+      if (!(err instanceof PairSettingError)) throw err;
+      if (notify) {
+        this.log.error(`${err.message}; the built-in pair runs`);
+        void vscode.window.showErrorMessage(`OOD Lens: ${err.message}. The built-in pair runs instead.`, 'Open Settings').then((choice) => {
+          if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'oodLens.pair');
+        });
+      }
+      return undefined;
+    }
+  }
+}

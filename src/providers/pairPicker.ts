@@ -1,0 +1,217 @@
+/**
+ * The pair status-bar item ("$(beaker) mnist · CPU") and the `oodLens.selectPair` quick pick: the built-in
+ * pairs shipped in the extension's models/ folder, the ood-pair.json files of the workspace, and Browse….
+ * The choice is written to `oodLens.pair` (workspace settings in a workspace). Workspace pairs need trust.
+ */
+import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import * as vscode from 'vscode';
+import { loadPairManifest } from '../inference/manifest';
+import type { EnginePairInfo } from '../shared/engineProtocol';
+import type { EngineHost } from './engineHost';
+import { insideWorkspace, pairSettingValue } from './pairPath';
+import type { Services } from './services';
+
+/** "cpu" → "CPU", "cuda + cpu" → "CUDA + CPU". */
+export function providerLabel(provider: string): string {
+  return provider
+    .split('+')
+    .map((p) => p.trim().toUpperCase())
+    .join(' + ');
+}
+
+interface PairChoice extends vscode.QuickPickItem {
+  manifest?: string;
+  builtIn?: boolean;
+  browse?: boolean;
+}
+
+function readName(manifest: string): { name: string; description?: string } {
+  try {
+    const m = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown; description?: unknown };
+    return { name: typeof m.name === 'string' ? m.name : dirname(manifest), description: typeof m.description === 'string' ? m.description : undefined };
+  } catch {
+    return { name: `${dirname(manifest)} (unreadable manifest)` };
+  }
+}
+
+/** Built-in pairs: models/<name>/ood-pair.json inside the extension. */
+export function builtInPairs(extensionPath: string): string[] {
+  const dir = join(extensionPath, 'models');
+  try {
+    return readdirSync(dir)
+      .map((d) => join(dir, d, 'ood-pair.json'))
+      .filter((f) => existsSync(f))
+      .sort((a, b) => (a.includes(`${join('models', 'mnist')}`) ? -1 : b.includes(`${join('models', 'mnist')}`) ? 1 : a.localeCompare(b)));
+  } catch {
+    return [];
+  }
+}
+
+export class PairStatusBar implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('oodLens.pair', vscode.StatusBarAlignment.Right, 100);
+  private readonly subscription: vscode.Disposable;
+
+  constructor(private readonly host: EngineHost) {
+    this.item.name = 'OOD Lens: pair';
+    this.item.command = 'oodLens.selectPair';
+    this.subscription = host.onDidChangeEngine(() => this.update());
+    this.update();
+    this.item.show();
+  }
+
+  update(): void {
+    const { info, error, loading } = this.host.state;
+    const restricted = this.host.restricted;
+    this.item.backgroundColor = undefined;
+    if (loading) {
+      this.item.text = '$(loading~spin) OOD Lens';
+      this.item.tooltip = 'OOD Lens: loading the pair…';
+      return;
+    }
+    if (error || !info) {
+      this.item.text = '$(warning) OOD Lens: pair failed';
+      this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+      const md = new vscode.MarkdownString();
+      md.appendMarkdown('**OOD Lens** — the pair could not be loaded\n\n');
+      md.appendCodeblock(error?.message ?? 'unknown error', 'text');
+      md.appendMarkdown('\nClick to choose another pair.');
+      this.item.tooltip = md;
+      return;
+    }
+    this.item.text = `$(beaker) ${info.name} · ${providerLabel(info.provider)}`;
+    this.item.tooltip = pairTooltip(info, restricted);
+    this.item.accessibilityInformation = { label: `OOD Lens pair ${info.name}, execution provider ${providerLabel(info.provider)}. Click to choose another pair.` };
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.item.dispose();
+  }
+}
+
+function pairTooltip(info: EnginePairInfo, restricted: boolean): vscode.MarkdownString {
+  const md = new vscode.MarkdownString();
+  md.appendMarkdown(`**OOD Lens** — pair **${escapeMd(info.name)}**\n\n`);
+  if (info.description) md.appendMarkdown(`${escapeMd(info.description)}\n\n`);
+  md.appendMarkdown(`- Manifest: \`${info.manifestPath.replace(/`/g, "'")}\`\n`);
+  md.appendMarkdown(`- Backend: ${escapeMd(info.backend)} · execution provider ${providerLabel(info.provider)}\n`);
+  md.appendMarkdown(info.calibrated ? `- Calibrated on ${info.calibrationCount.toLocaleString('en-US')} images${info.calibrationSource ? ` (${escapeMd(info.calibrationSource)})` : ''}\n` : '- Not calibrated: no p-values or verdicts (run `ood-lens calibrate`)\n');
+  md.appendMarkdown(`- α = ${info.alpha} · rule: ${info.rule}\n\n`);
+  if (restricted) md.appendMarkdown('Restricted Mode: only the built-in pair runs.\n\n');
+  md.appendMarkdown('Click to choose another pair.');
+  return md;
+}
+
+function escapeMd(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
+}
+
+function folders() {
+  return (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath }));
+}
+
+async function showTrustNeeded(what: string): Promise<void> {
+  const choice = await vscode.window.showWarningMessage(
+    `OOD Lens: ${what} runs its own model files, so it needs a trusted workspace. This workspace is in Restricted Mode, where only the built-in pair runs.`,
+    'Manage Workspace Trust',
+  );
+  if (choice) await vscode.commands.executeCommand('workbench.trust.manage');
+}
+
+/** Writes the choice to `oodLens.pair` (undefined = the built-in default). */
+async function writePairSetting(manifest: string | undefined): Promise<void> {
+  const c = vscode.workspace.getConfiguration('oodLens');
+  const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  if (manifest === undefined) {
+    const inspected = c.inspect<string>('pair');
+    // An explicit '' keeps a user-level pair from applying to this workspace.
+    const value = target === vscode.ConfigurationTarget.Workspace && inspected?.globalValue ? '' : undefined;
+    await c.update('pair', value, target);
+    return;
+  }
+  const folder = dirname(manifest);
+  const value = pairSettingValue(manifest.endsWith('ood-pair.json') ? folder : manifest, { folders: folders(), home: homedir() }, target === vscode.ConfigurationTarget.Workspace);
+  await c.update('pair', value, target);
+}
+
+export async function selectPair(services: Services, host: EngineHost): Promise<void> {
+  const extensionPath = services.context.extensionUri.fsPath;
+  const builtIns = builtInPairs(extensionPath);
+  const defaultBuiltIn = resolve(extensionPath, 'models', 'mnist', 'ood-pair.json');
+  const active = host.state.info?.manifestPath;
+  const trusted = services.isTrusted();
+  const items: PairChoice[] = [{ label: 'Built-in', kind: vscode.QuickPickItemKind.Separator }];
+  for (const manifest of builtIns) {
+    const { name, description } = readName(manifest);
+    items.push({ label: `$(package) ${name}`, description: `built-in${manifest === active ? ' · active' : ''}`, detail: description, manifest, builtIn: true });
+  }
+  const found = await vscode.workspace.findFiles('**/ood-pair.json', '**/node_modules/**', 50);
+  const workspacePairs = found.map((u) => u.fsPath).filter((f) => !builtIns.includes(f)).sort();
+  if (workspacePairs.length) {
+    items.push({ label: 'Workspace', kind: vscode.QuickPickItemKind.Separator });
+    for (const manifest of workspacePairs) {
+      const { name, description } = readName(manifest);
+      items.push({
+        label: `$(folder) ${name}`,
+        description: `${vscode.workspace.asRelativePath(manifest)}${manifest === active ? ' · active' : ''}${trusted ? '' : ' · needs a trusted workspace'}`,
+        detail: description,
+        manifest,
+      });
+    }
+  }
+  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Browse…', description: 'a pair folder or an ood-pair.json file', browse: true });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'OOD Lens: Select Pair',
+    placeHolder: active ? `Active: ${host.state.info?.name} (${vscode.workspace.asRelativePath(active)})` : 'Choose the classifier + VAE pair',
+    matchOnDescription: true,
+    matchOnDetail: true,
+  });
+  if (!picked) return;
+  let manifest = picked.manifest;
+  if (picked.browse) {
+    if (!trusted) return showTrustNeeded('A pair you browse to');
+    const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, canSelectMany: false, openLabel: 'Use Pair', title: 'Choose a pair folder or its ood-pair.json', filters: { 'Pair manifest': ['json'] } });
+    if (!uris?.length) return;
+    const p = uris[0].fsPath;
+    manifest = existsSync(p) && statSync(p).isDirectory() ? join(p, 'ood-pair.json') : p;
+  } else if (!picked.builtIn && !trusted) {
+    return showTrustNeeded(`The workspace pair ${vscode.workspace.asRelativePath(manifest!)}`);
+  }
+  if (!manifest) return;
+  if (!picked.builtIn) {
+    try {
+      loadPairManifest(manifest);
+    } catch (err) {
+      services.log.error(`selectPair: ${(err as Error).message}`);
+      const choice = await vscode.window.showErrorMessage(`OOD Lens: ${manifest} is not a usable pair: ${(err as Error).message.split('\n').slice(1).join(' ').trim() || (err as Error).message}`, 'Show log');
+      if (choice) services.log.show(true);
+      return;
+    }
+  }
+  if (picked.builtIn && manifest === defaultBuiltIn) await writePairSetting(undefined);
+  else await writePairSetting(manifest);
+  const target = picked.builtIn && manifest === defaultBuiltIn ? 'the built-in pair' : vscode.workspace.asRelativePath(manifest);
+  services.log.info(`selectPair: now using ${target}${insideWorkspace(manifest, folders()) ? ' (workspace)' : ''}`);
+  // Picking the active pair again reloads it (e.g. after it was re-trained); otherwise only a change reloads.
+  host.reloadIfChanged('pair selected', manifest === active);
+}
+
+export function registerPairPicker(context: vscode.ExtensionContext, services: Services, host: EngineHost): PairStatusBar {
+  const statusBar = new PairStatusBar(host);
+  context.subscriptions.push(
+    statusBar,
+    vscode.commands.registerCommand('oodLens.selectPair', async () => {
+      try {
+        await selectPair(services, host);
+      } catch (err) {
+        services.log.error(`Select Pair failed: ${(err as Error).stack ?? err}`);
+        const choice = await vscode.window.showErrorMessage(`OOD Lens: could not select a pair: ${(err as Error).message}`, 'Show log');
+        if (choice) services.log.show(true);
+      }
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => statusBar.update()),
+  );
+  return statusBar;
+}
