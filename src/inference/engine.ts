@@ -126,7 +126,18 @@ function gaussianStream(seed: number): () => number {
   };
 }
 
+/** Milliseconds spent per stage since the engine was created (stages overlap in time when pipelined). */
+export interface StageTimings {
+  read: number;
+  preprocess: number;
+  classifier: number;
+  vae: number;
+  complexity: number;
+  scoring: number;
+}
+
 export class OodEngine {
+  readonly timings: StageTimings = { read: 0, preprocess: 0, classifier: 0, vae: 0, complexity: 0, scoring: 0 };
   readonly alpha: number;
   readonly rule: VerdictRule;
   readonly batchSize: number;
@@ -193,8 +204,15 @@ export class OodEngine {
 
   /** Reads and preprocesses inputs as one batch (fast path for small PNGs and raw images). */
   async prepareAll(inputs: ScoreInput[]): Promise<(ModelImage | Error)[]> {
+    let start = performance.now();
     const sources = await Promise.all(inputs.map((i) => this.readSource(i).catch((err: Error) => err)));
-    return prepareBatch(sources, this.pair.manifest.input, this.maxInputPixels);
+    this.timings.read += performance.now() - start;
+    start = performance.now();
+    try {
+      return await prepareBatch(sources, this.pair.manifest.input, this.maxInputPixels);
+    } finally {
+      this.timings.preprocess += performance.now() - start;
+    }
   }
 
   /** Scores preprocessed images in one batch (split into batchSize chunks). */
@@ -281,11 +299,35 @@ export class OodEngine {
     const sameLayout = p.vaeLayout === p.classifierLayout;
     const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
     const target = this.batchTensor(images, p.vaeLayout, true);
+    const t = this.timings;
+    const timed = <T>(stage: keyof StageTimings, work: Promise<T>): Promise<T> => {
+      const start = performance.now();
+      return work.finally(() => (t[stage] += performance.now() - start));
+    };
     const [classifierOut, vaeOut, bits] = await Promise.all([
-      p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]),
-      this.runVae(vaeFeed, target, n),
-      Promise.resolve(this.useComplexity ? images.map(complexityBits) : null),
+      timed('classifier', p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput])),
+      timed('vae', this.runVae(vaeFeed, target, n)),
+      timed('complexity', Promise.resolve(this.useComplexity ? images.map(complexityBits) : null)),
     ]);
+    const scoringStart = performance.now();
+    try {
+      return this.finishBatch(images, paths, withDetails, classifierOut, vaeOut, bits);
+    } finally {
+      t.scoring += performance.now() - scoringStart;
+    }
+  }
+
+  private finishBatch(
+    images: ModelImage[],
+    paths: string[],
+    withDetails: boolean,
+    classifierOut: Record<string, FloatTensor>,
+    vaeOut: Awaited<ReturnType<OodEngine['runVae']>>,
+    bits: number[] | null,
+  ): ImageResult[] {
+    const p = this.pair;
+    const m = p.manifest;
+    const n = images.length;
     const logits = classifierOut[p.names.classifierOutput];
     const classes = logits.data.length / n;
     if (!Number.isInteger(classes) || classes !== m.classifier.labels.length) {

@@ -1,0 +1,220 @@
+/**
+ * `npm run bench`: throughput, latency and memory of OOD Lens on this machine. Prints a table and appends
+ * it, with machine details, to BENCHMARKS.md. A benchmark, not a test: nothing here asserts a timing.
+ *   npm run bench [-- --quick]     (--quick: 2,000 MNIST images, no 100k run)
+ */
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { OodEngine } from '../src/inference/engine';
+import { expandInputs, walkImages } from '../src/inference/files';
+import { idxImages, readIdxFile } from '../src/inference/idx';
+import { builtInPairDir } from '../src/inference/pair';
+import { toModelImage } from '../src/inference/preprocess';
+import { FIXTURES, MNIST_TEST_IMAGES, REPO } from '../test/helpers';
+
+const quick = process.argv.includes('--quick');
+const CACHE = join(REPO, '.tmp', 'bench');
+const MNIST_DIR = join(CACHE, 'mnist-png');
+const PHOTO_DIR = join(CACHE, 'photos');
+const BIG_DIR = join(CACHE, 'mnist-100k');
+const rows: [string, string][] = [];
+const log = (s: string) => process.stderr.write(s + '\n');
+const rate = (n: number, ms: number) => `${((n * 1000) / ms).toFixed(0)} images/s`;
+
+async function makeMnistFolder(count: number) {
+  mkdirSync(MNIST_DIR, { recursive: true });
+  if (readdirSync(MNIST_DIR).length >= count) return;
+  log(`writing ${count} MNIST test PNGs to ${MNIST_DIR}…`);
+  const images = idxImages(readIdxFile(MNIST_TEST_IMAGES));
+  for (let i = 0; i < count; i++) {
+    const png = await sharp(Buffer.from(images.image(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+    writeFileSync(join(MNIST_DIR, `${String(i).padStart(5, '0')}.png`), png);
+  }
+}
+
+async function makePhotos(count: number) {
+  mkdirSync(PHOTO_DIR, { recursive: true });
+  if (readdirSync(PHOTO_DIR).length >= count) return;
+  log(`writing ${count} 1024×768 JPEG photos to ${PHOTO_DIR}…`);
+  const sources = ['astronaut.png', 'cat.png', 'hen.png', 'rooster.png'].map((f) => join(FIXTURES, f));
+  for (let i = 0; i < count; i++) {
+    // Vary crop, flip and tint so that no two files are the same.
+    const meta = await sharp(sources[i % 4]).metadata();
+    const w = Math.max(64, Math.floor(meta.width! * (0.6 + 0.4 * ((i * 37) % 100) / 100)));
+    const h = Math.max(64, Math.floor(meta.height! * (0.6 + 0.4 * ((i * 53) % 100) / 100)));
+    let img = sharp(sources[i % 4]).flatten({ background: '#ffffff' }).extract({ left: (i * 7) % (meta.width! - w + 1), top: (i * 11) % (meta.height! - h + 1), width: w, height: h }).resize(1024, 768, { fit: 'fill' }).tint({ r: 128 + (i % 100), g: 128, b: 200 - (i % 100) });
+    if (i % 2) img = img.flop();
+    writeFileSync(join(PHOTO_DIR, `${String(i).padStart(4, '0')}.jpg`), await img.jpeg({ quality: 88 }).toBuffer());
+  }
+}
+
+function makeBigFolder(count: number) {
+  mkdirSync(BIG_DIR, { recursive: true });
+  if (readdirSync(BIG_DIR).length >= count) return;
+  log(`linking ${count} files into ${BIG_DIR}…`);
+  const files = readdirSync(MNIST_DIR);
+  for (let i = 0; i < count; i++) {
+    const target = join(BIG_DIR, `${String(i).padStart(6, '0')}.png`);
+    if (!existsSync(target)) linkSync(join(MNIST_DIR, files[i % files.length]), target);
+  }
+}
+
+/** The CLI path in a child process: its own wall time and peak RSS. */
+function cliRun(folder: string): { images: number; seconds: number; maxRssMb: number } {
+  const script = `
+    const { OodEngine } = require('./src/inference/engine');
+    const { expandInputs } = require('./src/inference/files');
+    const { ResultWriter, SummaryCounter } = require('./src/inference/output');
+    (async () => {
+      const t0 = performance.now();
+      const engine = await OodEngine.create({ provider: 'cpu' });
+      const counter = new SummaryCounter();
+      const writer = new ResultWriter('csv', engine.info, ${JSON.stringify(join(CACHE, 'out.csv'))});
+      await engine.scoreAll(expandInputs([${JSON.stringify(folder)}]), (r) => { counter.add(r); writer.add(r); });
+      await writer.end(counter.summary(engine.info));
+      await engine.dispose();
+      console.log(JSON.stringify({ images: counter.s.count, seconds: (performance.now() - t0) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+    })();`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+async function main() {
+  const count = quick ? 2000 : 10000;
+  await makeMnistFolder(count);
+  await makePhotos(quick ? 100 : 500);
+  const engine = await OodEngine.create({ provider: 'cpu', batchSize: 64 });
+  const info = engine.info;
+  log(`pair ${info.name} on ${info.backend} (${info.provider})`);
+
+  // Warm up the sessions.
+  await engine.scoreAll(expandInputs([MNIST_DIR]), () => {}, {});
+  Object.keys(engine.timings).forEach((k) => ((engine.timings as unknown as Record<string, number>)[k] = 0));
+
+  // 1. End to end through the CLI path (listing, reading, preprocessing, both models, scoring, CSV output).
+  let t = performance.now();
+  let listed = 0;
+  for await (const _ of walkImages(MNIST_DIR, false)) listed++;
+  const listMs = performance.now() - t;
+  const files: string[] = [];
+  for await (const f of walkImages(MNIST_DIR, false)) files.push(f);
+  let outputMs = 0;
+  const { ResultWriter, SummaryCounter } = await import('../src/inference/output');
+  const writer = new ResultWriter('csv', info, join(CACHE, 'bench-out.csv'));
+  const counter = new SummaryCounter();
+  t = performance.now();
+  await engine.scoreAll(files.map((path) => ({ path })), (r) => {
+    const s = performance.now();
+    counter.add(r);
+    writer.add(r);
+    outputMs += performance.now() - s;
+  });
+  await writer.end(counter.summary(info));
+  const e2eMs = performance.now() - t + listMs;
+  const stages = { ...engine.timings };
+  rows.push([`MNIST folder (${count} PNGs 28×28), end to end`, rate(count, e2eMs)]);
+  const perImage = (ms: number) => `${((ms * 1000) / count).toFixed(0)} µs/image`;
+  rows.push(['  stage: list', perImage(listMs)]);
+  for (const [stage, ms] of Object.entries(stages)) rows.push([`  stage: ${stage}${stage === 'classifier' || stage === 'vae' ? ' (overlaps)' : ''}`, perImage(ms)]);
+  rows.push(['  stage: output (CSV)', perImage(outputMs)]);
+
+  // 2. The inference-only bound: pre-decoded batches through both models, best batch size.
+  const images = await Promise.all(files.slice(0, 2048).map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
+  let best = { bs: 0, ips: 0 };
+  const boundRows: string[] = [];
+  for (const bs of [16, 32, 64, 128, 256]) {
+    const size = 32 * 32;
+    const feed = { data: new Float32Array(bs * size), dims: [bs, 1, 32, 32] };
+    for (let i = 0; i < bs; i++) for (let k = 0; k < size; k++) feed.data[i * size + k] = images[i % images.length].pixels[k] / 255;
+    const p = engine.pair;
+    const runBoth = () => Promise.all([p.classifier.run({ image: feed }, ['logits']), p.vae!.run({ image: feed }, ['reconstruction_logits', 'mu', 'logvar'])]);
+    await runBoth();
+    const reps = Math.max(3, Math.ceil(4096 / bs));
+    t = performance.now();
+    for (let r = 0; r < reps; r++) await runBoth();
+    const ips = (reps * bs * 1000) / (performance.now() - t);
+    boundRows.push(`${bs}: ${ips.toFixed(0)}`);
+    if (ips > best.ips) best = { bs, ips };
+  }
+  rows.push([`inference-only bound (classifier + VAE, best batch ${best.bs})`, `${best.ips.toFixed(0)} images/s`]);
+  rows.push(['  by batch size', boundRows.join(' · ')]);
+  const e2eIps = (count * 1000) / e2eMs;
+  rows.push(['end to end / inference bound', `${((100 * e2eIps) / best.ips).toFixed(0)}%`]);
+
+  // 3. A naive pipeline: one sharp call per file, batches of 64, the same sessions, no overlap.
+  t = performance.now();
+  for (let start = 0; start < files.length; start += 64) {
+    const chunk = files.slice(start, start + 64);
+    const imgs = await Promise.all(chunk.map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
+    await engine.scoreImages(imgs, chunk);
+  }
+  const naiveIps = (count * 1000) / (performance.now() - t);
+  rows.push(['naive pipeline (sharp per file, batches of 64)', `${naiveIps.toFixed(0)} images/s`]);
+  rows.push(['end to end / naive', `${(e2eIps / naiveIps).toFixed(1)}×`]);
+
+  // 4. Photos: end to end vs sharp's own decode+resize at the same concurrency.
+  const photos: string[] = [];
+  for await (const f of walkImages(PHOTO_DIR, false)) photos.push(f);
+  t = performance.now();
+  await engine.scoreAll(photos.map((path) => ({ path })), () => {});
+  const photoIps = (photos.length * 1000) / (performance.now() - t);
+  t = performance.now();
+  for (let start = 0; start < photos.length; start += 64) {
+    await Promise.all(photos.slice(start, start + 64).map((f) => sharp(f).greyscale().resize(32, 32, { fit: 'fill', kernel: 'linear' }).raw().toBuffer()));
+  }
+  const sharpIps = (photos.length * 1000) / (performance.now() - t);
+  rows.push([`photos (${photos.length} JPEG 1024×768), end to end`, `${photoIps.toFixed(1)} images/s`]);
+  rows.push(['  sharp alone: decode + resize, 64 at a time', `${sharpIps.toFixed(1)} images/s (${((100 * photoIps) / sharpIps).toFixed(0)}%)`]);
+
+  // 5. Latency: one image, warm engine; cold start in a fresh process.
+  const one = files[0];
+  const lat: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const s = performance.now();
+    await engine.scoreOne({ path: one });
+    lat.push(performance.now() - s);
+  }
+  lat.sort((a, b) => a - b);
+  rows.push(['single image, warm engine (path → scores, median / p95)', `${lat[30].toFixed(1)} ms / ${lat[57].toFixed(1)} ms`]);
+  const cold = spawnSync(process.execPath, [join(REPO, 'bin', 'ood-lens.js'), 'score', one, '--format', 'json'], { cwd: REPO, encoding: 'utf8' });
+  const coldStart = performance.now();
+  spawnSync(process.execPath, [join(REPO, 'bin', 'ood-lens.js'), 'score', one, '--format', 'json'], { cwd: REPO, encoding: 'utf8' });
+  rows.push(['cold start: `ood-lens score one.png` in a new process (model load included)', cold.status === 0 ? `${(performance.now() - coldStart).toFixed(0)} ms` : `failed: ${cold.stderr.slice(0, 80)}`]);
+
+  // 6. ONNX vs TensorFlow.js (WASM) on the same pair.
+  const tfjsManifest = join(builtInPairDir(), 'ood-pair.tfjs.json');
+  if (existsSync(tfjsManifest)) {
+    const tf = await OodEngine.create({ pair: tfjsManifest, batchSize: 64 });
+    const sub = files.slice(0, quick ? 256 : 1024).map((path) => ({ path }));
+    await tf.scoreAll(sub.slice(0, 64), () => {});
+    t = performance.now();
+    await tf.scoreAll(sub, () => {});
+    rows.push([`TensorFlow.js (${tf.info.backend}) end to end, ${sub.length} images`, rate(sub.length, performance.now() - t)]);
+    await tf.dispose();
+  }
+  await engine.dispose();
+
+  // 7. Peak RSS through the CLI path, 10,000 and 100,000 images.
+  const r10 = cliRun(MNIST_DIR);
+  rows.push([`peak RSS, ${r10.images} images (CLI path, CSV output)`, `${r10.maxRssMb.toFixed(0)} MB (${rate(r10.images, r10.seconds * 1000)})`]);
+  if (!quick) {
+    makeBigFolder(100000);
+    const r100 = cliRun(BIG_DIR);
+    rows.push([`peak RSS, ${r100.images} images`, `${r100.maxRssMb.toFixed(0)} MB (${rate(r100.images, r100.seconds * 1000)})`]);
+  }
+
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${info.backend} (${info.provider})`;
+  const table = ['| measure | result |', '|---|---|', ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join('\n');
+  process.stdout.write(`${machine}\n\n${table}\n`);
+  const header = existsSync(join(REPO, 'BENCHMARKS.md')) ? '' : '# Benchmarks\n\nAppended by `npm run bench`; newest last.\n';
+  appendFileSync(join(REPO, 'BENCHMARKS.md'), `${header}\n## ${new Date().toISOString()}${quick ? ' (quick)' : ''}\n\n${machine}\n\n${table}\n`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
