@@ -12,6 +12,7 @@ import type { Services } from '../providers/services';
 import { writeFileAtomicAsync } from '../providers/scoreCache';
 import { type HostToReport, isReportToHost, type ReportViewState } from '../shared/reportProtocol';
 import { buildReportData, exportCsv, exportJson, type StoredReport } from './reportData';
+import { buildReportHtml, makeReportNonce } from './reportHtml';
 
 export const REPORT_VIEW_TYPE = 'oodLens.report';
 const KEEP_REPORTS = 20;
@@ -46,34 +47,15 @@ async function loadReport(context: vscode.ExtensionContext, id: string): Promise
   }
 }
 
-/** Content-Security-Policy'd HTML of the report webview (nonce'd script, no remote content). */
+/** The report page for a webview (see reportHtml.ts). */
 export function reportHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: string): string {
-  const nonce = randomBytes(16).toString('base64');
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', 'report.js'));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', 'report.css'));
-  const csp = [
-    "default-src 'none'",
-    `img-src ${webview.cspSource} data: blob:`,
-    `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-    `font-src ${webview.cspSource}`,
-    `script-src 'nonce-${nonce}'`,
-  ].join('; ');
-  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<meta property="csp-nonce" content="${nonce}">
-<link rel="stylesheet" href="${style}" nonce="${nonce}">
-<title>${esc(title)}</title>
-</head>
-<body>
-<main id="app" aria-busy="true"><p class="loading">Loading report…</p></main>
-<script nonce="${nonce}" src="${script}"></script>
-</body>
-</html>`;
+  return buildReportHtml({
+    cspSource: webview.cspSource,
+    nonce: makeReportNonce(),
+    scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', 'report.js')).toString(),
+    styleUri: webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', 'report.css')).toString(),
+    title,
+  });
 }
 
 export class ReportPanel {

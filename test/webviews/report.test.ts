@@ -203,3 +203,20 @@ describe('progress text', () => {
     assert.equal(progressMessage(250, 1000, 50, m), '250 of 1,000 · 100 images/s · about 0:08 left · 50 from cache');
   });
 });
+
+describe('report HTML', () => {
+  test('CSP: nonce-only scripts, no remote content, resources from the webview only', async () => {
+    const { buildReportHtml, makeReportNonce, reportCsp } = await import('../../src/webviews/reportHtml');
+    const nonce = makeReportNonce();
+    const html = buildReportHtml({ cspSource: 'https://file+.vscode-resource.vscode-cdn.net', nonce, scriptUri: 'https://file+.vscode-resource.vscode-cdn.net/ext/dist/webview/report.js', styleUri: 'https://file+.vscode-resource.vscode-cdn.net/ext/media/report.css', title: 'OOD: <b>x</b>' });
+    const csp = reportCsp('https://file+.vscode-resource.vscode-cdn.net', nonce);
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, new RegExp(`script-src 'nonce-${nonce.replace(/[+/=]/g, (c) => `\\${c}`)}'`));
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+    const scripts = [...html.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);
+    assert.equal(scripts.length, 1);
+    assert.ok(scripts[0].includes(`nonce="${nonce}"`));
+    assert.ok(html.includes('OOD: &#60;b&#62;x&#60;/b&#62;'), 'the title is escaped');
+    assert.throws(() => buildReportHtml({ cspSource: 'x', nonce: 'short', scriptUri: '', styleUri: '', title: '' }));
+  });
+});

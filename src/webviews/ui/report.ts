@@ -406,7 +406,7 @@ function columns(): Column[] {
   ];
   if (state!.data.referenceFolder) cols.push({ id: 'set', title: 'Folder', cls: 'c-set', sortable: true });
   cols.push(
-    { id: 'label', title: 'Label', cls: 'c-label', sortable: true },
+    { id: 'label', title: 'Predicted', cls: 'c-label', sortable: true },
     { id: 'msp', title: 'MSP', cls: 'c-num', sortable: true },
     { id: 'elbo', title: 'ELBO', cls: 'c-num', sortable: true },
     { id: 'pValue', title: 'p-value', cls: 'c-num', sortable: true },
