@@ -186,7 +186,15 @@ function elboChart(canvas: HTMLCanvasElement, hist: CalibrationHistogram, elbo: 
       responsive: true,
       maintainAspectRatio: false,
       scales: {
-        x: { type: 'linear', min, max, title: { display: true, text: 'ELBO (nats) — higher is more typical', color: c.muted }, ticks: { color: c.muted }, grid: { color: c.grid } },
+        x: {
+          type: 'linear',
+          min,
+          max,
+          title: { display: true, text: 'ELBO (nats) — higher is more typical', color: c.muted },
+          // Round labels; the axis ends (min/max) would otherwise show every decimal.
+          ticks: { color: c.muted, callback: (value) => formatNats(Math.round(Number(value))).replace(/\.0$/, '') },
+          grid: { color: c.grid },
+        },
         y: { title: { display: true, text: 'calibration images', color: c.muted }, ticks: { color: c.muted, precision: 0 }, grid: { color: c.grid } },
       },
       plugins: {
@@ -313,7 +321,7 @@ function renderRow(row: InspectRow): HTMLElement {
   const images = el('div', 'images');
   const original = row.originalSrc ?? pngSrc(r.modelInputPng);
   images.append(
-    figure('original', row.originalSrc ? 'Original' : 'Original (shown as the model input: browsers cannot show this format)', original, `${row.name} as stored`, !row.originalSrc),
+    figure('original', row.originalSrc ? 'Original' : 'Original (model input shown: format or size not displayable here)', original, `${row.name} as stored`, !row.originalSrc),
     figure('model-input', `Model input${size}`, pngSrc(r.modelInputPng), 'the image as the model sees it', true),
     figure('reconstruction', 'VAE reconstruction', pngSrc(r.reconstructionPng), 'the VAE reconstruction', true),
     figure('heatmap', '|input − reconstruction|', pngSrc(r.errorHeatmapPng), 'per-pixel reconstruction error heatmap', true),
@@ -341,7 +349,7 @@ function renderRow(row: InspectRow): HTMLElement {
       .map((p, i) => ({ p, label: labels[i] ?? String(i) }))
       .sort((a, b) => b.p - a.p)
       .slice(0, 3);
-    classifier.append(el('p', 'softmax-top', `Top classes: ${top.map((t) => `${t.label} ${(t.p * 100).toFixed(1)}%`).join(' · ')}`));
+    classifier.append(el('p', 'softmax-top', `Top classes: ${top.map((t) => `${t.label} ${formatMsp(t.p)}`).join(' · ')}`));
   }
   if (r.entropy !== null && r.energy !== null) classifier.append(el('p', 'muted', `Entropy ${r.entropy.toFixed(3)} nats · energy ${r.energy.toFixed(2)}`));
 
