@@ -336,10 +336,30 @@ function labelByContent(rows: string[][], pathCol: number): number {
   return distinct <= Math.max(2, Math.min(1000, values.length / 2)) ? col : -1;
 }
 
+/** Offset just past the n-th line break (or the text's length). */
+function afterLines(text: string, n: number): number {
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const k = text.indexOf('\n', at);
+    if (k < 0) return text.length;
+    at = k + 1;
+  }
+  return at;
+}
+
 async function parseCsv(text: string, options: ParseOptions): Promise<ParsedManifest> {
   const delimiter = sniffDelimiter(text, options.format);
-  const records = await readCsvRecords(text, delimiter, options.signal);
   const lines = splitLines(text);
+  // A large table without image paths is not read in full: its first rows decide.
+  const headEnd = afterLines(text, SAMPLE_ROWS + 1);
+  if (headEnd < text.length) {
+    const head = (await readCsvRecords(text.slice(0, headEnd), delimiter, options.signal)).filter((r) => !r.error);
+    const rows = head.map((r) => r.values);
+    if (head.length && pickColumn(rows[0], PATH_HEADER_NAMES) < 0 && columnByContent(rows) < 0 && columnByContent(rows.slice(1)) < 0) {
+      return { format: options.format, isManifest: false, delimiter, header: null, pathColumn: null, labelColumn: null, rows: [], problemCount: 0, lineCount: lines.length };
+    }
+  }
+  const records = await readCsvRecords(text, delimiter, options.signal);
   const good = records.filter((r) => !r.error && !(r.values.length === 1 && !r.values[0].trim()));
   const result: ParsedManifest = { format: options.format, isManifest: false, delimiter, header: null, pathColumn: null, labelColumn: null, rows: [], problemCount: 0, lineCount: lines.length };
   if (!good.length) return result;

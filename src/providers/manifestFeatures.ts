@@ -35,7 +35,8 @@ interface DocState {
   results: Map<string, ImageResult>;
   readable: Map<string, Readability>;
   scoring: { cts: vscode.CancellationTokenSource; done: number; total: number } | null;
-  autoScored: boolean;
+  /** Automatic scoring failed (engine unavailable): not retried until the engine changes or a manual run. */
+  autoFailed: boolean;
   debounce: NodeJS.Timeout | undefined;
   checking: boolean;
 }
@@ -98,7 +99,8 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
         (i) => (this.classLabels = i.labels),
         () => undefined,
       );
-    void refreshLabels();
+    // After activate() returns: the engine has been started by then, so info() waits for the pair to load.
+    setTimeout(() => void refreshLabels(), 0);
     this.disposables.push(
       this.lensChanged,
       this.diagnostics,
@@ -121,7 +123,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
         // A new pair: scores from the old one no longer apply.
         for (const [k, st] of this.docs) {
           st.results.clear();
-          st.autoScored = false;
+          st.autoFailed = false;
           this.decorate(k);
           void this.fillFromCache(st);
         }
@@ -161,7 +163,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     const key = doc.uri.toString();
     let st = this.docs.get(key);
     if (!st) {
-      st = { uri: doc.uri, version: -1, parsed: null, parsing: null, results: new Map(), readable: new Map(), scoring: null, autoScored: false, debounce: undefined, checking: false };
+      st = { uri: doc.uri, version: -1, parsed: null, parsing: null, results: new Map(), readable: new Map(), scoring: null, autoFailed: false, debounce: undefined, checking: false };
       this.docs.set(key, st);
     }
     return st;
@@ -227,13 +229,11 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
   private async afterParse(doc: vscode.TextDocument, st: DocState): Promise<void> {
     await this.fillFromCache(st);
     const parsed = st.parsed;
-    if (!parsed || st.autoScored || st.scoring) return;
+    if (!parsed || st.scoring || st.autoFailed) return;
     const max = vscode.workspace.getConfiguration('oodLens').get<number>('manifest.autoScoreMaxRows', 200);
+    // Small manifests score themselves: when opened, and for rows added since.
     const pending = this.uniquePaths(parsed).filter((p) => !st.results.has(p) && st.readable.get(p)?.ok);
-    if (parsed.rows.length <= max && pending.length) {
-      st.autoScored = true;
-      await this.score(doc, st, false);
-    }
+    if (parsed.rows.length <= max && pending.length) await this.score(doc, st, false);
   }
 
   private uniquePaths(parsed: ParsedManifest): string[] {
@@ -358,9 +358,12 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
         const s = this.summaryOf(st);
         if (s) void vscode.window.showInformationMessage(`OOD Lens: ${name}: ${formatSummary(s)}${outcome.cancelled ? ' (cancelled)' : ''}.`);
       }
+      // A cancelled automatic run is not restarted by the next edit (the CodeLens still offers it).
+      st.autoFailed = !manual && outcome.cancelled;
     } catch (err) {
       this.services.log.error(`manifest ${doc.uri.fsPath}: scoring failed: ${(err as Error).message}`);
-      void vscode.window.showErrorMessage(`OOD Lens: scoring ${name} failed: ${(err as Error).message}`, 'Show Log').then((a) => a && this.services.log.show());
+      if (manual) void vscode.window.showErrorMessage(`OOD Lens: scoring ${name} failed: ${(err as Error).message}`, 'Show Log').then((a) => a && this.services.log.show());
+      else st.autoFailed = true;
     } finally {
       cts.dispose();
       st.scoring = null;

@@ -58,10 +58,13 @@ export function scoreStore(services: Services): ScoreStore {
     }
   };
 
+  const decorations = new OodFileDecorations(emitter.event);
   const ready = (async () => {
     const cache = await ScoreCache.open(file, { maxEntries: maxEntries(), log: (m) => log.info(m) });
-    await refreshIdentity(cache);
     cache.onDidChange((paths) => emitter.fire(paths === 'all' ? undefined : paths.map((p) => vscode.Uri.file(p))));
+    decorations.cache = cache;
+    // Setting the identity fires 'all': the Explorer asks again and shows badges from the loaded cache.
+    await refreshIdentity(cache);
     return cache;
   })();
   ready.catch((err: Error) => log.error(`score cache: ${err.message}`));
@@ -79,7 +82,7 @@ export function scoreStore(services: Services): ScoreStore {
       log.info(`score cache cleared (${n} scores)`);
       void vscode.window.showInformationMessage(`OOD Lens: score cache cleared (${n.toLocaleString('en-US')} scores).`);
     }),
-    vscode.window.registerFileDecorationProvider(new OodFileDecorations(ready, emitter.event)),
+    vscode.window.registerFileDecorationProvider(decorations),
     { dispose: () => void ready.then((c) => c.dispose()) },
   );
 
@@ -160,14 +163,11 @@ export function scoreStore(services: Services): ScoreStore {
 
 /** A badge on image files whose latest score under the active pair is out-of-distribution. */
 class OodFileDecorations implements vscode.FileDecorationProvider {
-  private cache: ScoreCache | undefined;
+  cache: ScoreCache | undefined;
   readonly onDidChangeFileDecorations: vscode.Event<vscode.Uri | vscode.Uri[] | undefined>;
 
-  constructor(ready: Promise<ScoreCache>, changes: vscode.Event<vscode.Uri[] | undefined>) {
+  constructor(changes: vscode.Event<vscode.Uri[] | undefined>) {
     this.onDidChangeFileDecorations = changes;
-    void ready.then((c) => {
-      this.cache = c;
-    }).catch(() => undefined);
   }
 
   provideFileDecoration(uri: vscode.Uri): vscode.FileDecoration | undefined {

@@ -310,3 +310,14 @@ describe('large manifests', () => {
     assert.equal(looksLikeImagePath(3), false);
   });
 });
+
+describe('large tables without image paths', () => {
+  test('are recognised from their first rows', async () => {
+    const text = 'a,b,c\n' + Array.from({ length: 50_000 }, (_, i) => `${i},${i * 2},x${i}`).join('\n');
+    const t0 = performance.now();
+    const m = await parseManifest(text, opts('csv'));
+    const ms = performance.now() - t0;
+    console.log(`# 50,000-row numeric CSV rejected in ${ms.toFixed(0)} ms`);
+    assert.equal(m.isManifest, false);
+  });
+});
