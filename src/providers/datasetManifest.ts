@@ -285,7 +285,8 @@ async function readCsvRecords(text: string, delimiter: string, signal?: AbortSig
     parser.on('end', res);
     parser.on('error', rej);
   });
-  const CHUNK = 64 * 1024;
+  // Small chunks: csv-parse handles one synchronously, so each is one short slice of the event loop.
+  const CHUNK = 4 * 1024;
   for (let at = 0; at < text.length; at += CHUNK) {
     if (signal?.aborted) {
       parser.destroy();
@@ -382,7 +383,7 @@ async function parseCsv(text: string, options: ParseOptions): Promise<ParsedMani
   result.header = header;
   result.pathColumn = header?.[pathCol] || `column ${pathCol + 1}`;
   result.labelColumn = labelCol >= 0 ? header?.[labelCol] || `column ${labelCol + 1}` : null;
-  const every = options.yieldEvery ?? 2000;
+  const every = options.yieldEvery ?? 500;
   let index = 0;
   for (let k = 0; k < records.length; k++) {
     const rec = records[k];
@@ -491,7 +492,7 @@ async function parseJsonl(text: string, options: ParseOptions): Promise<ParsedMa
   const lines = splitLines(text);
   const result: ParsedManifest = { format: 'jsonl', isManifest: false, delimiter: null, header: null, pathColumn: null, labelColumn: null, rows: [], problemCount: 0, lineCount: lines.length };
   const parsed: { line: number; obj?: Record<string, Json>; error?: string }[] = [];
-  const every = options.yieldEvery ?? 2000;
+  const every = options.yieldEvery ?? 500;
   for (let i = 0; i < lines.length; i++) {
     if (i % every === every - 1) {
       await yieldNow();
@@ -545,7 +546,7 @@ async function parseTxt(text: string, options: ParseOptions): Promise<ParsedMani
   const lines = splitLines(text);
   const result: ParsedManifest = { format: 'txt', isManifest: looksLikeImageList(text), delimiter: null, header: null, pathColumn: 'path', labelColumn: null, rows: [], problemCount: 0, lineCount: lines.length };
   if (!result.isManifest) return result;
-  const every = options.yieldEvery ?? 2000;
+  const every = options.yieldEvery ?? 500;
   let index = 0;
   let labels = 0;
   for (let i = 0; i < lines.length; i++) {
