@@ -10,6 +10,7 @@ import { basename, dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as vscode from 'vscode';
 import type { EngineConfig, EnginePairInfo, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
+import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
 import type { EngineService, ScoreProgress } from './engineService';
 import { PairSettingError, resolvePairSetting } from './pairPath';
@@ -159,7 +160,7 @@ export class EngineHost implements EngineService {
       this.watchPair([this.current.pair ? this.manifestGuess(this.current.pair) : undefined].filter((p): p is string => !!p));
       if (this.lastErrorShown !== result.message) {
         this.lastErrorShown = result.message;
-        void vscode.window.showErrorMessage(`OOD Lens: the pair could not be loaded: ${result.message}`, 'Select Pair…', 'Show log').then((choice) => {
+        void vscode.window.showErrorMessage(`OOD Lens: the pair could not be loaded: ${oneLine(result.message)}`, 'Select Pair…', 'Show log').then((choice) => {
           if (choice === 'Show log') this.log.show(true);
           else if (choice === 'Select Pair…') void vscode.commands.executeCommand('oodLens.selectPair');
         });

@@ -95,3 +95,8 @@ export function browserShows(path: string): boolean {
   const m = /\.([^./\\]+)$/.exec(path);
   return !!m && BROWSER_IMAGE_EXTENSIONS.includes(m[1].toLowerCase());
 }
+
+/** A multi-line engine message (a manifest's list of problems) on one line, for notifications. */
+export function oneLine(message: string): string {
+  return message.replace(/:\n\s*- /, ': ').replace(/\n\s*- /g, '; ').replace(/\s*\n\s*/g, ' ');
+}

@@ -8,7 +8,7 @@ import { basename, dirname, extname } from 'node:path';
 import * as vscode from 'vscode';
 import type { Services } from '../providers/services';
 import type { EnginePairInfo } from '../shared/engineProtocol';
-import { browserShows, type HostToInspect, INSPECT_VIEW_TYPE, type InspectRow, type InspectToHost, type InspectViewState, isInspectToHost, persistedPaths } from '../shared/inspectProtocol';
+import { browserShows, type HostToInspect, INSPECT_VIEW_TYPE, type InspectRow, type InspectToHost, type InspectViewState, isInspectToHost, oneLine, persistedPaths } from '../shared/inspectProtocol';
 import { buildInspectHtml, makeNonce } from './html';
 
 /** Originals up to this size are shown as they are (sent as data: URIs); larger ones show the model input. */
@@ -177,7 +177,7 @@ export class InspectPanel implements vscode.Disposable {
 
   private async notify(text: string, offerPair = false): Promise<void> {
     const actions = offerPair ? ['Show log', 'Select Pair…'] : ['Show log'];
-    const choice = await vscode.window.showErrorMessage(text, ...actions);
+    const choice = await vscode.window.showErrorMessage(oneLine(text), ...actions);
     if (choice === 'Show log') this.services.log.show(true);
     else if (choice === 'Select Pair…') await vscode.commands.executeCommand('oodLens.selectPair');
   }

@@ -1,7 +1,7 @@
 /** Messages from the Inspect webview are untrusted input; persisted state may come from an older version. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { browserShows, isImagePath, isInspectToHost, persistedPaths } from '../../src/shared/inspectProtocol';
+import { browserShows, isImagePath, isInspectToHost, oneLine, persistedPaths } from '../../src/shared/inspectProtocol';
 
 test('webview messages are validated before the host acts on them', () => {
   assert.ok(isInspectToHost({ type: 'ready' }));
@@ -30,4 +30,10 @@ test('image files and the formats a browser shows', () => {
   assert.ok(browserShows('/w/a.png'));
   assert.ok(browserShows('/w/a.AVIF'));
   assert.ok(!browserShows('/w/a.tiff'));
+});
+
+test('a manifest error list reads on one line in a notification', () => {
+  const msg = '/w/p/ood-pair.json: invalid pair manifest:\n  - input.width: is required\n  - vae: needs either path (one model) or encoder and decoder';
+  assert.equal(oneLine(msg), '/w/p/ood-pair.json: invalid pair manifest: input.width: is required; vae: needs either path (one model) or encoder and decoder');
+  assert.equal(oneLine('file not found'), 'file not found');
 });
