@@ -615,12 +615,26 @@ export const LABEL_ERROR_MSP = 0.9;
  * Whether a row's label and the prediction disagree: true/false, or null when the label cannot be
  * matched to the classifier's classes (by name, or by index when it is an integer).
  */
+const classIndexCache = new WeakMap<readonly string[], Map<string, number>>();
+
+function classIndex(classLabels: readonly string[]): Map<string, number> {
+  let m = classIndexCache.get(classLabels);
+  if (!m) {
+    m = new Map();
+    classLabels.forEach((c, i) => {
+      const k = c.trim().toLowerCase();
+      if (!m!.has(k)) m!.set(k, i);
+    });
+    classIndexCache.set(classLabels, m);
+  }
+  return m;
+}
+
 export function labelAgrees(rowLabel: string, score: RowScore, classLabels: readonly string[]): boolean | null {
   const l = rowLabel.trim().toLowerCase();
   if (!l || score.prediction === null) return null;
-  const names = classLabels.map((c) => c.toLowerCase());
-  const byName = names.indexOf(l);
-  if (byName >= 0) return byName === score.prediction;
+  const byName = classIndex(classLabels).get(l);
+  if (byName !== undefined) return byName === score.prediction;
   if (/^\d+$/.test(l) && Number(l) < classLabels.length) return Number(l) === score.prediction;
   return null;
 }

@@ -15,7 +15,7 @@ import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import {
-  checkReadable, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ParsedManifest, parseManifest, type Readability, rowAtLine, type RowState, summarize,
+  checkReadable, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type ParsedManifest, parseManifest, type Readability, rowAtLine, type RowState, summarize,
 } from './datasetManifest';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
@@ -39,6 +39,8 @@ interface DocState {
   autoFailed: boolean;
   debounce: NodeJS.Timeout | undefined;
   checking: boolean;
+  /** The summary as of the last decorate() (CodeLens reads it; recomputing per lens request is wasteful). */
+  summary: ManifestSummary | null;
 }
 
 function fmtP(p: number | null): string {
@@ -75,6 +77,11 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
   private readonly diagnostics = vscode.languages.createDiagnosticCollection('oodLens');
   private classLabels: string[] = [];
   private readonly decoTimers = new Map<string, NodeJS.Timeout>();
+  private readonly colors = {
+    ood: new vscode.ThemeColor('oodLens.manifest.oodForeground'),
+    label: new vscode.ThemeColor('oodLens.manifest.labelErrorForeground'),
+    problem: new vscode.ThemeColor('oodLens.manifest.problemForeground'),
+  };
 
   private readonly oodDeco = vscode.window.createTextEditorDecorationType({
     isWholeLine: true,
@@ -163,7 +170,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     const key = doc.uri.toString();
     let st = this.docs.get(key);
     if (!st) {
-      st = { uri: doc.uri, version: -1, parsed: null, parsing: null, results: new Map(), readable: new Map(), scoring: null, autoFailed: false, debounce: undefined, checking: false };
+      st = { uri: doc.uri, version: -1, parsed: null, parsing: null, results: new Map(), readable: new Map(), scoring: null, autoFailed: false, debounce: undefined, checking: false, summary: null };
       this.docs.set(key, st);
     }
     return st;
@@ -416,9 +423,9 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     return { kind: 'scored', score: r, disagreement: isLabelDisagreement(row.label, r, this.classLabels) };
   }
 
-  private summaryOf(st: DocState) {
+  private summaryOf(st: DocState): ManifestSummary | null {
     if (!st.parsed?.isManifest) return null;
-    return summarize(st.parsed.rows.map((r) => this.rowState(st, r)));
+    return st.summary ?? summarize(st.parsed.rows.map((r) => this.rowState(st, r)));
   }
 
   private scheduleDecorate(key: string): void {
@@ -432,7 +439,16 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     );
   }
 
+  private readonly decoGeneration = new Map<string, number>();
+
+  /** Recomputes decorations, diagnostics and the summary; a newer call supersedes a running one. */
   private decorate(key: string): void {
+    void this.decorateAsync(key);
+  }
+
+  private async decorateAsync(key: string): Promise<void> {
+    const gen = (this.decoGeneration.get(key) ?? 0) + 1;
+    this.decoGeneration.set(key, gen);
     const st = this.docs.get(key);
     if (!st) return;
     const editors = vscode.window.visibleTextEditors.filter((e) => e.document.uri.toString() === key);
@@ -442,32 +458,45 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     const diags: vscode.Diagnostic[] = [];
     const wantDiags = vscode.workspace.getConfiguration('oodLens').get<boolean>('manifest.diagnostics', false);
     const fresh = st.parsed && editors.every((e) => e.document.version === st.version);
-    if (st.parsed?.isManifest && fresh) {
-      for (const row of st.parsed.rows) {
+    const states: RowState[] = [];
+    const c = this.colors;
+    if (st.parsed?.isManifest) {
+      const rows = st.parsed.rows;
+      for (let i = 0; i < rows.length; i++) {
+        // Thousands of rows: yield now and then so that typing never waits for this.
+        if (i % 1000 === 999) {
+          await new Promise((r) => setImmediate(r));
+          if (this.decoGeneration.get(key) !== gen || this.docs.get(key) !== st) return;
+        }
+        const row = rows[i];
         const state = this.rowState(st, row);
+        states.push(state);
+        if (!fresh) continue;
         const range = new vscode.Range(row.line, row.start, row.line, row.end);
         if (state.kind === 'scored') {
           const r = state.score as ImageResult;
           if (r.verdict === 'out-of-distribution') {
             const text = `OOD · p = ${fmtP(r.pValue)} · predicted ${r.label ?? '?'} (${fmtPct(r.msp)})`;
-            ood.push({ range, renderOptions: { after: { contentText: `  ⚠ ${text}`, color: new vscode.ThemeColor('oodLens.manifest.oodForeground'), margin: '0 0 0 1em' } } });
+            ood.push({ range, renderOptions: { after: { contentText: `  ⚠ ${text}`, color: c.ood, margin: '0 0 0 1em' } } });
             if (wantDiags) diags.push(this.diag(range, `Out-of-distribution (p = ${fmtP(r.pValue)}): the prediction "${r.label}" (MSP ${fmtPct(r.msp)}) is unreliable.`, vscode.DiagnosticSeverity.Warning, 'out-of-distribution'));
           } else if (state.disagreement) {
             const text = `label ${row.label} ≠ predicted ${r.label} (${fmtPct(r.msp)})`;
-            label.push({ range, renderOptions: { after: { contentText: `  ◆ possible label error: ${text}`, color: new vscode.ThemeColor('oodLens.manifest.labelErrorForeground'), margin: '0 0 0 1em' } } });
+            label.push({ range, renderOptions: { after: { contentText: `  ◆ possible label error: ${text}`, color: c.label, margin: '0 0 0 1em' } } });
             if (wantDiags) diags.push(this.diag(range, `Possible label error: labelled "${row.label}", the classifier predicts "${r.label}" with MSP ${fmtPct(r.msp)} on an in-distribution image.`, vscode.DiagnosticSeverity.Information, 'label-disagreement'));
           } else if (r.verdict === 'error') {
-            problems.push({ range, renderOptions: { after: { contentText: `  ✖ ${r.error ?? 'error'}`, color: new vscode.ThemeColor('oodLens.manifest.problemForeground'), margin: '0 0 0 1em' } } });
+            problems.push({ range, renderOptions: { after: { contentText: `  ✖ ${r.error ?? 'error'}`, color: c.problem, margin: '0 0 0 1em' } } });
             if (wantDiags) diags.push(this.diag(range, `Cannot score ${row.rawPath}: ${r.error}`, vscode.DiagnosticSeverity.Warning, 'unreadable-image'));
           }
         } else if (state.kind === 'missing' || state.kind === 'problem') {
           const msg = state.kind === 'missing' ? 'file not found' : state.message;
-          problems.push({ range, renderOptions: { after: { contentText: `  ✖ ${msg}`, color: new vscode.ThemeColor('oodLens.manifest.problemForeground'), margin: '0 0 0 1em' } } });
+          problems.push({ range, renderOptions: { after: { contentText: `  ✖ ${msg}`, color: c.problem, margin: '0 0 0 1em' } } });
           if (wantDiags) diags.push(this.diag(range, state.kind === 'missing' ? `File not found: ${row.path}` : msg, row.problem?.startsWith('malformed') ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning, state.kind === 'missing' ? 'missing-file' : 'unreadable-row'));
         }
       }
     }
-    if (fresh || !st.parsed?.isManifest) {
+    st.summary = st.parsed?.isManifest ? summarize(states) : null;
+    const stillFresh = editors.every((e) => e.document.version === st.version);
+    if ((fresh && stillFresh) || !st.parsed?.isManifest) {
       for (const e of editors) {
         e.setDecorations(this.oodDeco, ood);
         e.setDecorations(this.labelDeco, label);
