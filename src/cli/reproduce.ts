@@ -140,7 +140,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
   let reverse: Direction | undefined;
   let reverseAcc: number | undefined;
   const fashionPairDir = builtInPairDir('fashion-mnist');
-  if (existsSync(join(fashionPairDir, 'ood-pair.json'))) {
+  if (existsSync(join(fashionPairDir, 'calibration.json'))) {
     const fe = await OodEngine.create({ pair: fashionPairDir, provider });
     log('FashionMNIST pair: scoring FashionMNIST test and MNIST test…');
     const fIn = await collect(fe, [files.fashion.images], { limit, progress: true });
