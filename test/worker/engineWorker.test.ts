@@ -180,6 +180,22 @@ describe('engine worker', { skip: SKIP }, () => {
     assert.ok(received.every((r) => r.verdict !== 'error'));
   });
 
+  test('re-configuring during a scan stops the scan (it resolves with what it scored) and loads the pair', async () => {
+    let reconfigured: Promise<EnginePairInfo> | undefined;
+    let received = 0;
+    const summary = await client.scoreMany(digitPaths, (p) => {
+      received += p.results.length;
+      reconfigured ??= client.configure({ ...config, alpha: 0.05 });
+    });
+    assert.equal(summary.cancelled, true);
+    assert.ok(summary.done < digitPaths.length);
+    assert.equal(received, summary.done);
+    const next = await reconfigured!;
+    assert.equal(next.alpha, 0.05);
+    assert.equal((await client.info()).alpha, 0.05);
+    await client.configure(config);
+  });
+
   test('a broken pair is reported with its manifest path, later requests say why, and a good pair recovers', async () => {
     const broken = join(dir, 'broken-pair');
     mkdirSync(broken);
