@@ -8,7 +8,7 @@
  * never blocks typing in the editor that shows it.
  */
 import { realpath, stat } from 'node:fs/promises';
-import { isAbsolute, normalize, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, normalize, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as csvParse } from 'csv-parse';
 import { isImagePath } from '../inference/files';
@@ -100,6 +100,19 @@ function isInside(child: string, root: string): boolean {
 
 export function isInsideRoots(path: string, roots: readonly string[]): boolean {
   return roots.some((r) => isInside(path, resolve(r)));
+}
+
+/** The deepest folder that contains every path (absolute paths), or undefined for none. */
+export function commonFolder(paths: readonly string[]): string | undefined {
+  if (!paths.length) return undefined;
+  let parts = dirname(paths[0]).split(sep);
+  for (const p of paths.slice(1)) {
+    const q = dirname(p).split(sep);
+    let i = 0;
+    while (i < parts.length && i < q.length && parts[i] === q[i]) i++;
+    parts = parts.slice(0, i);
+  }
+  return parts.join(sep) || sep;
 }
 
 export const OUTSIDE_WORKSPACE = 'outside the workspace folders: not read in Restricted Mode';

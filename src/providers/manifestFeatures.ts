@@ -15,7 +15,7 @@ import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import {
-  checkReadable, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type ParsedManifest, parseManifest, type Readability, rowAtLine, type RowState, summarize,
+  checkReadable, commonFolder, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type ParsedManifest, parseManifest, type Readability, rowAtLine, type RowState, summarize,
 } from './datasetManifest';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
@@ -383,7 +383,8 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     const st = this.docs.get(uriString);
     if (!st?.parsed || !st.results.size) return;
     const pair = await this.services.engine.info();
-    const folder = st.uri.scheme === 'file' ? dirname(st.uri.fsPath) : (this.roots()[0] ?? '/');
+    // The report's folder: the deepest folder holding the manifest's images (thumbnails load from under it).
+    const folder = commonFolder([...st.results.keys()]) ?? (st.uri.scheme === 'file' ? dirname(st.uri.fsPath) : (this.roots()[0] ?? '/'));
     const results: Omit<ImageResult, 'details'>[] = [];
     const seen = new Set<string>();
     for (const r of st.parsed.rows) {

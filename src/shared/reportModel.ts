@@ -76,7 +76,19 @@ export interface Histogram {
  * Equal-width bins over [min, max] of the finite values (or `range`); the last bin includes its right edge.
  * Values are grouped by `group(row)` (verdict or set) so the chart can stack them.
  */
-export function histogram(rows: readonly ReportRow[], key: 'msp' | 'elbo', bins: number, group: (r: ReportRow) => string, range?: [number, number]): Histogram {
+/**
+ * A display range that is not stretched by a few extreme values: [q-quantile, max] (ELBO has a long lower
+ * tail: a handful of very unlikely images would squeeze everything else into one or two bins).
+ */
+export function robustRange(values: readonly (number | null)[], lowQuantile = 0.02): [number, number] | undefined {
+  const v = values.filter((x): x is number => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return undefined;
+  const lo = v[Math.min(v.length - 1, Math.floor(lowQuantile * v.length))];
+  return [lo, v[v.length - 1]];
+}
+
+/** With `clamp`, values outside `range` are counted in the first or last bin instead of being dropped. */
+export function histogram(rows: readonly ReportRow[], key: 'msp' | 'elbo', bins: number, group: (r: ReportRow) => string, range?: [number, number], clamp = false): Histogram {
   let lo = range?.[0] ?? Infinity;
   let hi = range?.[1] ?? -Infinity;
   if (!range) {
@@ -96,8 +108,12 @@ export function histogram(rows: readonly ReportRow[], key: 'msp' | 'elbo', bins:
   const edges = Array.from({ length: bins + 1 }, (_, i) => lo + i * width);
   const counts: Record<string, number[]> = {};
   for (const r of rows) {
-    const v = r[key];
-    if (v === null || !Number.isFinite(v) || v < lo || v > hi) continue;
+    let v = r[key];
+    if (v === null || !Number.isFinite(v)) continue;
+    if (v < lo || v > hi) {
+      if (!clamp) continue;
+      v = Math.min(hi, Math.max(lo, v));
+    }
     const g = group(r);
     const arr = (counts[g] ??= new Array(bins).fill(0));
     // The tiny epsilon keeps values on an edge (0.3 with width 0.1) in the bin that starts there.

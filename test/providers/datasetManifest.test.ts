@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  checkReadable, fieldSpans, formatForDocument, formatSummary, isLabelDisagreement, looksLikeImageList, looksLikeImagePath, OUTSIDE_WORKSPACE, parseManifest,
+  checkReadable, commonFolder, fieldSpans, formatForDocument, formatSummary, isLabelDisagreement, looksLikeImageList, looksLikeImagePath, OUTSIDE_WORKSPACE, parseManifest,
   type ParseOptions, resolveManifestPath, rowAtLine, type RowScore, summarize, type RowState,
 } from '../../src/providers/datasetManifest';
 
@@ -170,6 +170,13 @@ describe('plain path lists', () => {
     const text = 'Notes for the dataset\nWe collected images in 2021.\nSee figure.png for details.\nThanks.\n';
     assert.equal(looksLikeImageList(text), false);
     assert.equal((await parseManifest(text, opts('txt'))).isManifest, false);
+  });
+
+  test('common folder of image paths', () => {
+    assert.equal(commonFolder(['/a/b/c/1.png', '/a/b/d/2.png', '/a/b/3.png']), '/a/b');
+    assert.equal(commonFolder(['/a/1.png']), '/a');
+    assert.equal(commonFolder(['/x/1.png', '/y/2.png']), '/');
+    assert.equal(commonFolder([]), undefined);
   });
 
   test('document formats', () => {

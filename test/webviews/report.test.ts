@@ -10,7 +10,7 @@ import type { ImageResult, PairInfo } from '../../src/inference/engine';
 import { detectionMetrics } from '../../src/inference/metrics';
 import { RESULT_COLUMNS } from '../../src/inference/output';
 import { progressMessage, RateMeter } from '../../src/providers/progressText';
-import { barcodeOrder, filterRows, formatDuration, histogram, sortRows, thumbnailUrl, verdictCounts, visibleWindow } from '../../src/shared/reportModel';
+import { barcodeOrder, filterRows, formatDuration, histogram, robustRange, sortRows, thumbnailUrl, verdictCounts, visibleWindow } from '../../src/shared/reportModel';
 import { isReportToHost, type ReportRow } from '../../src/shared/reportProtocol';
 import { buildReportData, exportCsv, exportJson, relativePath, type StoredReport } from '../../src/webviews/reportData';
 
@@ -64,6 +64,16 @@ describe('report view model', () => {
     assert.equal(auto.counts.all.reduce((a, b) => a + b, 0), 4);
     assert.deepEqual(histogram([row(0, { elbo: -5 })], 'elbo', 2, () => 'x').edges, [-5.5, -5, -4.5], 'a single value gets a unit-wide range');
     assert.deepEqual(histogram([], 'elbo', 3, () => 'x'), { edges: [], counts: {} });
+  });
+
+  test('robust ELBO range and clamped bins', () => {
+    const many = Array.from({ length: 100 }, (_, i) => row(i, { elbo: i === 0 ? -5000 : i === 1 ? -4000 : -100 + i }));
+    const r = robustRange(many.map((x) => x.elbo))!;
+    assert.deepEqual(r, [-98, -1], 'the two extreme values do not stretch the range');
+    const h = histogram(many, 'elbo', 4, () => 'all', r, true);
+    assert.equal(h.counts.all.reduce((a, b) => a + b, 0), 100, 'clamped values still counted');
+    assert.equal(h.counts.all[0], 2 + 25);
+    assert.equal(robustRange([null, null]), undefined);
   });
 
   test('verdict counts', () => {

@@ -15,7 +15,7 @@ import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import {
   BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController, LineElement, PointElement, ScatterController, Tooltip,
 } from 'chart.js';
-import { barcodeOrder, filterRows, formatDuration, formatNumber, histogram, sortRows, thumbnailUrl, verdictCounts, visibleWindow, type BarcodeLine } from '../../shared/reportModel';
+import { barcodeOrder, filterRows, formatDuration, formatNumber, histogram, robustRange, sortRows, thumbnailUrl, verdictCounts, visibleWindow, type BarcodeLine } from '../../shared/reportModel';
 import type { FilterState, HostToReport, ReportData, ReportRow, ReportToHost, ReportViewState, SortColumn, SortState, Verdict } from '../../shared/reportProtocol';
 import { VERDICTS } from '../../shared/reportProtocol';
 
@@ -348,7 +348,9 @@ function drawHistograms(): void {
     const canvas = document.getElementById(`hist-${key}`) as HTMLCanvasElement | null;
     if (!canvas) continue;
     const bins = key === 'msp' ? 20 : 40;
-    const h = histogram(s.data.rows, key, bins, groupOf, key === 'msp' ? [0, 1] : undefined);
+    const range = key === 'msp' ? ([0, 1] as [number, number]) : robustRange(s.data.rows.map((r) => r.elbo));
+    const h = histogram(s.data.rows, key, bins, groupOf, range, true);
+    const clipped = key === 'elbo' && range ? s.data.rows.filter((r) => r.elbo !== null && r.elbo < range[0]).length : 0;
     const groups = s.colorBy === 'set' ? ['target', 'reference'] : VERDICTS.filter((v) => h.counts[v]);
     const labels = h.edges.slice(0, -1).map((e, i) => formatNumber((e + h.edges[i + 1]) / 2, key === 'msp' ? 3 : 1));
     charts.push(
@@ -369,7 +371,7 @@ function drawHistograms(): void {
           animation: false,
           maintainAspectRatio: false,
           scales: {
-            x: { stacked: true, title: { display: true, text: key === 'msp' ? 'MSP' : 'ELBO (nats)', color: colors.foreground }, ticks: { color: colors.foreground, maxRotation: 0, autoSkip: true }, grid: { display: false } },
+            x: { stacked: true, title: { display: true, text: key === 'msp' ? 'MSP' : `ELBO (nats)${clipped ? ` — the ${clipped.toLocaleString('en-US')} lowest in the first bin` : ''}`, color: colors.foreground }, ticks: { color: colors.foreground, maxRotation: 0, autoSkip: true }, grid: { display: false } },
             y: { stacked: true, title: { display: true, text: 'images', color: colors.foreground }, ticks: { color: colors.foreground, precision: 0 }, grid: { color: colors.grid } },
           },
           plugins: {
@@ -378,6 +380,7 @@ function drawHistograms(): void {
               callbacks: {
                 title: (items) => {
                   const i = items[0]?.dataIndex ?? 0;
+                  if (i === 0 && clipped) return `${key.toUpperCase()} ≤ ${formatNumber(h.edges[1], 3)}`;
                   return `${key.toUpperCase()} ${formatNumber(h.edges[i], 3)} – ${formatNumber(h.edges[i + 1], 3)}`;
                 },
               },
