@@ -231,6 +231,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--quick", action="store_true", help="a few hundred steps; asserts that both losses fall")
     ap.add_argument("--skip", choices=["classifier", "vae"], action="append", default=[])
+    ap.add_argument("--held-out", type=int, default=HELD_OUT, help="last N training images kept for calibration")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -249,14 +250,14 @@ def main():
     y_all = read_idx(os.path.join(d, f"{args.dataset}-train-labels.idx"))
     x_test = read_idx(os.path.join(d, f"{args.dataset}-test-images-32.idx"))
     y_test = read_idx(os.path.join(d, f"{args.dataset}-test-labels.idx"))
-    x_train, y_train = x_all[:-HELD_OUT], y_all[:-HELD_OUT]
+    x_train, y_train = x_all[: len(x_all) - args.held_out], y_all[: len(y_all) - args.held_out]
     if args.quick:
         x_test, y_test = x_test[:2000], y_test[:2000]
-    log(f"{args.dataset}: {len(x_train)} training images ({HELD_OUT} held out for calibration), {len(x_test)} test, threads={args.threads}")
+    log(f"{args.dataset}: {len(x_train)} training images ({args.held_out} held out for calibration), {len(x_test)} test, threads={args.threads}")
     steps = 120 if args.quick else 0
     metrics_path = os.path.join(args.out, "training-metrics.json")
     metrics = json.load(open(metrics_path)) if os.path.exists(metrics_path) else {}
-    metrics.update({"dataset": args.dataset, "seed": args.seed, "heldOut": HELD_OUT, "trainImages": len(x_train)})
+    metrics.update({"dataset": args.dataset, "seed": args.seed, "heldOut": args.held_out, "trainImages": len(x_train)})
     example = torch.zeros(2, 1, 32, 32)
 
     if "classifier" not in args.skip:
