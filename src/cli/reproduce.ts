@@ -95,6 +95,9 @@ export async function runReproduce(argv: string[]): Promise<number> {
   const over = (t: number) => fashionMsp.filter((m) => m > t).length / fashionMsp.length;
   const falseAlarms = flagged(mnist);
 
+  const forward: Direction = { pair: info.name, inName: 'MNIST test', oodName: 'FashionMNIST test', inResults: mnist, oodResults: fashion, alpha: info.alpha };
+  const fwd0 = metricsTable(forward);
+
   // 3. The hen, made MNIST-like.
   const henPng = await mnistLike(files.hen);
   writeFileSync(join(out, 'hen-mnist-like.png'), henPng);
@@ -129,8 +132,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
     join(out, 'reconstructions.png'),
   );
 
-  const forward: Direction = { pair: info.name, inName: 'MNIST test', oodName: 'FashionMNIST test', inResults: mnist, oodResults: fashion, alpha: info.alpha };
-  const fwd = metricsTable(forward);
+  const fwd = fwd0;
   const a = detectorScores(mnist);
   const b = detectorScores(fashion);
   const roc = DETECTORS.filter((d) => ['msp', 'entropy', 'energy', 'elbo'].includes(d.id) || (a[d.id].length && ['complexity', 'combined'].includes(d.id))).flatMap((d) => rocCurve(a[d.id], b[d.id]).map((p) => ({ ...p, score: d.name })));
@@ -170,7 +172,18 @@ export async function runReproduce(argv: string[]): Promise<number> {
     `| the hen: ELBO, p-value, verdict | ${hen.elbo!.toFixed(1)} nats, p = ${hen.pValue?.toFixed(4)}, ${hen.verdict} | — |`,
   ].join('\n');
   md.push(`Pair **${info.name}** (${info.backend}, execution provider ${info.provider}), calibrated on ${info.calibrationCount} held-out training images (${info.calibrationSource}).`, '', '## Summary', '', summary, '');
-  md.push('## 1–2. The classifier is confident about clothes', '', `The MNIST classifier reaches ${(100 * acc).toFixed(2)}% on the MNIST test set, yet gives more than 99% confidence to ${pct(over(0.99))} of the FashionMNIST test images (clothes, not digits).`, '', '![MSP histogram](hist-msp.png)', '');
+  const lessConfident = over(0.99) < ORIGINAL.over99 / 2;
+  md.push(
+    '## 1–2. The classifier is confident about clothes',
+    '',
+    `The MNIST classifier reaches ${(100 * acc).toFixed(2)}% on the MNIST test set, yet gives more than 99% confidence to ${pct(over(0.99))}, more than 95% to ${pct(over(0.95))} and more than 75% to ${pct(over(0.75))} of the FashionMNIST test images (clothes, not digits).` +
+      (lessConfident
+        ? ` This classifier is markedly less overconfident than the original's (${pct(ORIGINAL.over99)} above 0.99): it was trained with random shifts, dropout and a one-cycle learning rate, which soften its softmax. The softmax still cannot tell clothes from digits reliably: MSP separates the two sets with AUROC ${f4(fwd0.rows.find((r) => r.id === 'msp')?.auroc ?? NaN)} against ${f4(fwd0.rows.find((r) => r.id === 'elbo')?.auroc ?? NaN)} for the ELBO, and at the ELBO's 95%-TPR threshold it lets through far fewer clothes (section 5).`
+        : ''),
+    '',
+    '![MSP histogram](hist-msp.png)',
+    '',
+  );
   md.push('## 3. The hen', '', `\`../shared/fixtures/images/hen.png\` (public-domain clip art) was made MNIST-like: ${MNIST_LIKE_STEPS}. The result is \`hen-mnist-like.png\`.`, '', `The classifier says **'${hen.label}'** with MSP ${hen.msp!.toFixed(4)}. The VAE gives it an ELBO of ${hen.elbo!.toFixed(1)} nats (reconstruction ${hen.reconstructionLogLik!.toFixed(1)}, KL ${hen.kl!.toFixed(1)}; ${hen.elboBitsPerDim!.toFixed(3)} bits/dim) against a median of ${median(mnist.map((r) => r.elbo!)).toFixed(1)} for MNIST test digits: p = ${hen.pValue?.toFixed(4)} (ELBO p = ${hen.pValues.elbo?.toFixed(4)}, complexity p = ${hen.pValues.complexity?.toFixed(4) ?? '—'}), verdict **${hen.verdict}**.`, '', '![reconstructions](reconstructions.png)', '');
   md.push('## 4. The barcode', '', 'Every MNIST and FashionMNIST test image as a thin vertical line, sorted by MSP (top) and by ELBO (bottom). Sorted by MSP, the clothes are mixed in among the digits; sorted by ELBO, they separate.', '', '![barcode](barcode.png)', '');
   md.push('## 5. Separating MNIST test from FashionMNIST test', '', fwd.table, '', '![ROC](roc-mnist-pair.png)', '');

@@ -25,7 +25,7 @@ export function barcodeSpec(rows: { score: string; rank: number; set: string }[]
     height: 50,
     mark: { type: 'rect' },
     encoding: {
-      row: { field: 'score', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'left', labelFontSize: 12 } },
+      row: { field: 'score', type: 'nominal', title: null, sort: ['sorted by MSP', 'sorted by ELBO'], header: { labelAngle: 0, labelAlign: 'left', labelFontSize: 12 } },
       x: { field: 'rank', type: 'quantitative', title: 'images sorted by score (left: most in-distribution-looking)', axis: { labels: false, ticks: false, grid: false } },
       x2: { field: 'next' },
       color: { field: 'set', type: 'nominal', scale: SET_COLOURS, title: 'set' },
