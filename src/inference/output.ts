@@ -92,8 +92,21 @@ export class ResultWriter {
     this.begin();
   }
 
+  private pending: string[] = [];
+  private pendingLength = 0;
+
+  /** Rows are buffered and written in ~64 KB chunks: one stream write per row costs more than the row. */
   private write(text: string): void {
-    this.stream.write(text);
+    this.pending.push(text);
+    this.pendingLength += text.length;
+    if (this.pendingLength >= 65536) this.flush();
+  }
+
+  private flush(): void {
+    if (!this.pending.length) return;
+    this.stream.write(this.pending.join(''));
+    this.pending = [];
+    this.pendingLength = 0;
   }
 
   private shownPath(p: string): string {
@@ -121,6 +134,7 @@ export class ResultWriter {
       const path = this.shownPath(r.path);
       if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)}  ${path}: ${r.error}\n`);
       else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)}  ${path}\n`);
+      if (!this.tmpPath && process.stdout.isTTY) this.flush();
     }
     this.first = false;
   }
@@ -130,6 +144,7 @@ export class ResultWriter {
     else if (this.format === 'table') {
       this.write(`\n${summary.count} images · ${summary.inDistribution} in-distribution · ${summary.outOfDistribution} out-of-distribution${summary.uncalibrated ? ` · ${summary.uncalibrated} uncalibrated` : ''} · ${summary.errors} errors · ${summary.imagesPerSecond.toFixed(0)} images/s\n`);
     }
+    this.flush();
     if (this.tmpPath && this.outPath) {
       const stream = this.stream as WriteStream;
       await new Promise<void>((res, rej) => stream.end((err?: Error | null) => (err ? rej(err) : res())));
