@@ -121,7 +121,7 @@ export class ResultWriter {
       this.write(stringify([RESULT_COLUMNS as unknown as string[]]));
     } else {
       this.write(`pair: ${this.info.name} (${this.info.backend}, ${this.info.provider}) · α = ${this.info.alpha} · rule: ${this.info.rule}${this.info.calibrated ? '' : ' · UNCALIBRATED'}\n`);
-      this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)}  path\n`);
+      this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)} ${'p(elbo)'.padStart(9)} ${'p(S)'.padStart(9)}  path\n`);
     }
   }
 
@@ -132,8 +132,10 @@ export class ResultWriter {
       this.write(stringify([RESULT_COLUMNS.map((c) => resultRecord(r)[c])]));
     } else {
       const path = this.shownPath(r.path);
-      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)}  ${path}: ${r.error}\n`);
-      else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)}  ${path}\n`);
+      // A '*' marks the test that fired.
+      const p = (v: number | null, test: 'elbo' | 'complexity') => `${fmt(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
+      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}  ${path}: ${r.error}\n`);
+      else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')}  ${path}\n`);
       if (!this.tmpPath && process.stdout.isTTY) this.flush();
     }
     this.first = false;
@@ -142,7 +144,7 @@ export class ResultWriter {
   async end(summary: Summary): Promise<void> {
     if (this.format === 'json') this.write(`\n  ],\n  "summary": ${JSON.stringify(summary)}\n}\n`);
     else if (this.format === 'table') {
-      this.write(`\n${summary.count} images · ${summary.inDistribution} in-distribution · ${summary.outOfDistribution} out-of-distribution${summary.uncalibrated ? ` · ${summary.uncalibrated} uncalibrated` : ''} · ${summary.errors} errors · ${summary.imagesPerSecond.toFixed(0)} images/s\n`);
+      this.write(`${summary.outOfDistribution ? '(* = the test that fired: ELBO unusually low, or complexity-corrected score S unusually high)\n' : ''}\n${summary.count} images · ${summary.inDistribution} in-distribution · ${summary.outOfDistribution} out-of-distribution${summary.uncalibrated ? ` · ${summary.uncalibrated} uncalibrated` : ''} · ${summary.errors} errors · ${summary.imagesPerSecond.toFixed(0)} images/s\n`);
     }
     this.flush();
     if (this.tmpPath && this.outPath) {
