@@ -15,6 +15,7 @@ const nodeEntries = {
   extension: 'src/extension.ts',
   worker: 'src/worker/engineWorker.ts',
   cli: 'src/cli/main.ts',
+  preprocessWorker: 'src/inference/preprocessWorker.ts',
 };
 const node = {
   ...common,

@@ -3,6 +3,7 @@
  * that look more out-of-distribution. Used by `eval`, the reproduction report and the folder report.
  */
 import type { ImageResult } from './engine';
+import { type DetectionMetrics, detectionMetrics, rocCurve } from './metrics';
 
 export interface Detector {
   id: 'msp' | 'entropy' | 'energy' | 'elbo' | 'complexity' | 'combined';
@@ -35,4 +36,42 @@ export function detectorScores(results: ImageResult[]): Record<Detector['id'], n
     }
   }
   return out;
+}
+
+export interface DetectorComparison {
+  id: Detector['id'];
+  name: string;
+  metrics: DetectionMetrics;
+  /** ROC points, when `compareSets` was asked for them. */
+  roc?: { fpr: number; tpr: number }[];
+}
+
+export interface SetComparison {
+  /** Images scored without error in each set. */
+  inCount: number;
+  oodCount: number;
+  /** The detectors with scores in both sets, in DETECTORS order. */
+  detectors: DetectorComparison[];
+  /** Fraction of each set (errors left out) that the verdict flags out-of-distribution. */
+  falseAlarmRate: number;
+  detectionRate: number;
+}
+
+/**
+ * How well each detector separates an in-distribution set from an OOD one (OOD is the positive class),
+ * and how the verdict does on each. `roc`: also the ROC curve, with at most that many points.
+ * Used by `eval`, the reproduction report and the folder report's reference comparison.
+ */
+export function compareSets(inResults: ImageResult[], oodResults: ImageResult[], options: { roc?: number } = {}): SetComparison {
+  const a = detectorScores(inResults);
+  const b = detectorScores(oodResults);
+  const detectors = DETECTORS.filter((d) => a[d.id].length && b[d.id].length).map((d) => {
+    const c: DetectorComparison = { id: d.id, name: d.name, metrics: detectionMetrics(a[d.id], b[d.id]) };
+    if (options.roc !== undefined) c.roc = rocCurve(a[d.id], b[d.id], options.roc);
+    return c;
+  });
+  const okIn = inResults.filter((r) => r.verdict !== 'error');
+  const okOod = oodResults.filter((r) => r.verdict !== 'error');
+  const flagged = (rs: ImageResult[]) => rs.filter((r) => r.verdict === 'out-of-distribution').length / Math.max(1, rs.length);
+  return { inCount: okIn.length, oodCount: okOod.length, detectors, falseAlarmRate: flagged(okIn), detectionRate: flagged(okOod) };
 }

@@ -2,15 +2,16 @@
  * The engine behind every surface (CLI, extension worker, benchmarks): image → preprocess → classifier
  * and VAE in batches → scores → calibrated verdict. One call per image or a streamed folder.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { type Calibration, decide, type Verdict, type VerdictRule } from './calibration';
 import { complexityBits, complexityCorrectedScore } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
 import type { Layout } from './manifest';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
+import { availableParallelism } from 'node:os';
 import { prepareBatch } from './fastpath';
-import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ImageSource, isRawImage, type ModelImage, type RawImage, toTensorData } from './preprocess';
+import { PreprocessPool } from './preprocessPool';
+import { DEFAULT_MAX_INPUT_PIXELS, type ImageSource, isRawImage, readChecked, type ModelImage, type RawImage, toTensorData } from './preprocess';
 import * as S from './scores';
 
 export interface EngineOptions {
@@ -29,6 +30,11 @@ export interface EngineOptions {
   calibration?: Calibration;
   /** Skip the complexity score (it costs one PNG encode per image). */
   complexity?: boolean;
+  /**
+   * Worker threads that read, decode and resize folders while the models run (onnxruntime-node runs
+   * inference synchronously on this thread). Default 1 on machines with 2+ cores; 0 = all in-process.
+   */
+  preprocessWorkers?: number;
 }
 
 export interface ScoreDetails {
@@ -144,6 +150,7 @@ export class OodEngine {
   private readonly maxInputPixels: number;
   private readonly maxFileBytes: number;
   private readonly useComplexity: boolean;
+  private readonly pool?: PreprocessPool;
 
   private constructor(readonly pair: LoadedPair, options: EngineOptions) {
     this.alpha = options.alpha ?? 0.01;
@@ -152,6 +159,8 @@ export class OodEngine {
     this.maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
+    const workers = options.preprocessWorkers ?? (availableParallelism() >= 2 ? 1 : 0);
+    if (workers > 0) this.pool = new PreprocessPool(workers);
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
   }
 
@@ -180,26 +189,14 @@ export class OodEngine {
   }
 
   async dispose(): Promise<void> {
+    await this.pool?.dispose();
     await disposePair(this.pair);
   }
 
   /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
   async readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
     if (input.source) return isRawImage(input.source) ? input.source : new Uint8Array(input.source.buffer, input.source.byteOffset, input.source.byteLength);
-    let size: number;
-    try {
-      const st = await stat(input.path);
-      if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
-      size = st.size;
-    } catch (err) {
-      if (err instanceof ImageDecodeError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
-    }
-    if (size > this.maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${this.maxFileBytes})`);
-    if (size === 0) throw new ImageDecodeError('the file is empty');
-    const bytes = await readFile(input.path);
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return readChecked(input.path, this.maxFileBytes);
   }
 
   /** Reads and preprocesses inputs as one batch (fast path for small PNGs and raw images). */
@@ -212,6 +209,16 @@ export class OodEngine {
       return await prepareBatch(sources, this.pair.manifest.input, this.maxInputPixels);
     } finally {
       this.timings.preprocess += performance.now() - start;
+    }
+  }
+
+  private async prepareInPool(inputs: ScoreInput[]): Promise<(ModelImage | Error)[]> {
+    const start = performance.now();
+    const items = inputs.map((i) => (!i.source ? { path: i.path } : isRawImage(i.source) ? { path: i.path, raw: i.source } : { path: i.path, bytes: new Uint8Array(i.source) }));
+    try {
+      return await this.pool!.prepare(items, this.pair.manifest.input, { maxInputPixels: this.maxInputPixels, maxFileBytes: this.maxFileBytes, complexity: this.useComplexity });
+    } finally {
+      this.timings.preprocess += performance.now() - start; // wall time in the worker, overlapping inference
     }
   }
 
@@ -250,7 +257,7 @@ export class OodEngine {
     const withDetails = options.withDetails ?? false;
     const launch = (batch: ScoreInput[]) => {
       const paths = batch.map((b) => b.path);
-      const prepared = this.prepareAll(batch);
+      const prepared = this.pool ? this.prepareInPool(batch) : this.prepareAll(batch);
       const before = previous;
       previous = (async () => {
         const images = await prepared;
@@ -310,7 +317,7 @@ export class OodEngine {
       // Synchronous, on this thread, while onnxruntime's threads run the models.
       (() => {
         const start = performance.now();
-        const bits = this.useComplexity ? images.map(complexityBits) : null;
+        const bits = this.useComplexity ? images.map((img) => img.complexityBits ?? complexityBits(img)) : null;
         t.complexity += performance.now() - start;
         return bits;
       })(),

@@ -2,6 +2,7 @@
  * Image → model input. sharp (libvips) decodes, flattens alpha, converts to grey/RGB and resizes;
  * the manifest's invert / range / mean-std are applied here in JS on the 8-bit result.
  */
+import { readFile, stat } from 'node:fs/promises';
 import sharp, { type ResizeOptions, type Sharp } from 'sharp';
 import type { InputSpec } from './manifest';
 
@@ -15,6 +16,8 @@ export interface ModelImage {
   channels: 1 | 3;
   /** Pixel values 0..255 after resize and inversion. */
   pixels: Uint8Array;
+  /** L(x) in bits, when a preprocessing worker already computed it. */
+  complexityBits?: number;
 }
 
 export interface RawImage {
@@ -112,4 +115,22 @@ export function toUnitPlanar(image: ModelImage, out?: Float32Array, offset = 0):
   const target = out ?? new Float32Array(plane * channels);
   for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) target[offset + c * plane + p] = pixels[p * channels + c] / 255;
   return target;
+}
+
+/** Reads a file with the same checks and messages as the engine's in-process path. */
+export async function readChecked(path: string, maxFileBytes: number): Promise<Uint8Array> {
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
+    size = st.size;
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
+  }
+  if (size > maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${maxFileBytes})`);
+  if (size === 0) throw new ImageDecodeError('the file is empty');
+  const bytes = await readFile(path);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -1,0 +1,65 @@
+/**
+ * A small pool of preprocessing worker threads (see preprocessWorker.ts). From the bundle it starts
+ * dist/preprocessWorker.js; from the TypeScript sources (tests, tsx) it starts the .ts entry through tsx.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { InputSpec } from './manifest';
+import { ImageDecodeError, type ModelImage } from './preprocess';
+import type { PreprocessRequest, PreprocessResponse } from './preprocessWorker';
+
+type Item = PreprocessRequest['items'][number];
+
+function startWorker(): Worker {
+  const bundled = join(__dirname, 'preprocessWorker.js');
+  if (existsSync(bundled)) return new Worker(bundled);
+  // Running from sources: register tsx in the worker, then load the TypeScript entry.
+  const entry = join(__dirname, 'preprocessWorker.ts');
+  const bootstrap = `require('tsx/cjs'); require(${JSON.stringify(entry)});`;
+  return new Worker(bootstrap, { eval: true });
+}
+
+export class PreprocessPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, { resolve: (r: PreprocessResponse) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private turn = 0;
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++) {
+      const worker = startWorker();
+      worker.unref();
+      worker.on('message', (res: PreprocessResponse) => {
+        this.pending.get(res.id)?.resolve(res);
+        this.pending.delete(res.id);
+      });
+      worker.on('error', (err) => this.failAll(err));
+      worker.on('exit', (code) => {
+        if (code !== 0) this.failAll(new Error(`preprocessing worker exited with code ${code}`));
+      });
+      this.workers.push(worker);
+    }
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  async prepare(items: Item[], spec: InputSpec, options: { maxInputPixels: number; maxFileBytes: number; complexity: boolean }): Promise<(ModelImage | Error)[]> {
+    const id = this.nextId++;
+    const worker = this.workers[this.turn++ % this.workers.length];
+    const response = await new Promise<PreprocessResponse>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, items, spec, ...options } satisfies PreprocessRequest);
+    });
+    return response.results.map((r) =>
+      'error' in r ? new ImageDecodeError(r.error) : { width: spec.width, height: spec.height, channels: spec.channels, pixels: r.pixels, complexityBits: r.complexityBits },
+    );
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
