@@ -117,19 +117,42 @@ def batches(n, size, rng):
         yield order[i : i + size]
 
 
-def train_classifier(x, y, x_test, y_test, epochs, steps_limit, seed, log):
+def load_weights(modules, path):
+    """Inverse of export_weights: sets the named parameters from <path>.json / <path>.bin."""
+    index = json.load(open(path + ".json"))
+    blob = open(path + ".bin", "rb").read()
+    for prefix, module in modules.items():
+        state = {}
+        for entry in index:
+            if entry["name"].startswith(prefix + "."):
+                count = int(np.prod(entry["shape"])) if entry["shape"] else 1
+                arr = np.frombuffer(blob, dtype="<f4", count=count, offset=entry["offset"]).reshape(entry["shape"])
+                state[entry["name"][len(prefix) + 1 :]] = torch.from_numpy(arr.copy())
+        module.load_state_dict(state)
+
+
+def train_classifier(x, y, x_test, y_test, epochs, steps_limit, seed, log, init=None, finetune=False):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = Classifier()
+    if init:
+        load_weights({"classifier": model}, init)
+        log(f"classifier initialised from {init}; test accuracy {accuracy(model, x_test, y_test):.4%}")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     total_steps = epochs * math.ceil(len(x) / 128)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=total_steps)
+    if finetune:  # continue at a low, decaying learning rate on clean data
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+        for group in opt.param_groups:
+            group["lr"] = 3e-4
+        sched.base_lrs = [3e-4 for _ in opt.param_groups]
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=total_steps)
     losses, step, t0 = [], 0, time.time()
     for epoch in range(epochs):
         model.train()
         for idx in batches(len(x), 128, rng):
             xb = torch.from_numpy(x[idx]).float().div_(255).unsqueeze(1)
-            if epoch < epochs - 1:  # small random shifts help generalisation; last epoch on clean data
+            if epoch < epochs - 1 and not finetune:  # small random shifts help generalisation; last epoch on clean data
                 dx, dy = rng.integers(-2, 3, size=2)
                 xb = torch.roll(xb, shifts=(int(dy), int(dx)), dims=(2, 3))
             loss = F.cross_entropy(model(xb), torch.from_numpy(y[idx]).long())
@@ -232,6 +255,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a few hundred steps; asserts that both losses fall")
     ap.add_argument("--skip", choices=["classifier", "vae"], action="append", default=[])
     ap.add_argument("--held-out", type=int, default=HELD_OUT, help="last N training images kept for calibration")
+    ap.add_argument("--init-classifier", help="start from these exported classifier weights (path without .json/.bin)")
+    ap.add_argument("--finetune", action="store_true", help="no augmentation, learning rate 3e-4 decaying to 0")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -262,12 +287,13 @@ def main():
     example = torch.zeros(2, 1, 32, 32)
 
     if "classifier" not in args.skip:
-        clf, losses = train_classifier(x_train, y_train, x_test, y_test, quick_epochs if args.quick else args.classifier_epochs, steps, args.seed, log)
+        clf, losses = train_classifier(x_train, y_train, x_test, y_test, quick_epochs if args.quick else args.classifier_epochs, steps, args.seed, log, args.init_classifier, args.finetune)
         if args.quick:
             first, last = np.mean(losses[:10]), np.mean(losses[-10:])
             assert last < 0.5 * first, f"classifier loss did not fall: {first:.3f} → {last:.3f}"
             log(f"quick: classifier loss {first:.3f} → {last:.3f}")
-        metrics["classifier"] = {"testAccuracy": float(accuracy(clf, x_test, y_test)), "epochs": args.classifier_epochs}
+        previous = metrics.get("classifier", {}).get("epochs", 0) if args.init_classifier else 0
+        metrics["classifier"] = {"testAccuracy": float(accuracy(clf, x_test, y_test)), "epochs": previous + args.classifier_epochs, "finetuneEpochs": args.classifier_epochs if args.finetune else 0}
         export_onnx(clf, example, os.path.join(args.out, "classifier.onnx"), ["image"], ["logits"])
         export_weights({"classifier": clf}, os.path.join(args.out, "classifier-weights"))
 
