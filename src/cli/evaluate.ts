@@ -1,8 +1,8 @@
 /** `ood-lens eval`: how well each score separates an in-distribution set from an out-of-distribution one. */
 import { parseArgs } from 'node:util';
-import { DETECTORS, type Detector, detectorScores } from '../inference/detectors';
+import { compareSets, type Detector } from '../inference/detectors';
 import { OodEngine, type ImageResult } from '../inference/engine';
-import { type DetectionMetrics, detectionMetrics } from '../inference/metrics';
+import type { DetectionMetrics } from '../inference/metrics';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './main';
 
@@ -18,20 +18,16 @@ export interface EvalReport {
 }
 
 export function evaluate(engine: OodEngine, inResults: ImageResult[], oodResults: ImageResult[]): EvalReport {
-  const a = detectorScores(inResults);
-  const b = detectorScores(oodResults);
-  const metrics = DETECTORS.filter((d) => a[d.id].length && b[d.id].length).map((d) => ({ detector: d.id, name: d.name, metrics: detectionMetrics(a[d.id], b[d.id]) }));
-  const okIn = inResults.filter((r) => r.verdict !== 'error');
-  const okOod = oodResults.filter((r) => r.verdict !== 'error');
+  const c = compareSets(inResults, oodResults);
   return {
     pair: engine.info.name,
     alpha: engine.alpha,
     rule: engine.rule,
-    inCount: okIn.length,
-    oodCount: okOod.length,
-    metrics,
-    falseAlarmRate: okIn.filter((r) => r.verdict === 'out-of-distribution').length / Math.max(1, okIn.length),
-    detectionRate: okOod.filter((r) => r.verdict === 'out-of-distribution').length / Math.max(1, okOod.length),
+    inCount: c.inCount,
+    oodCount: c.oodCount,
+    metrics: c.detectors.map((d) => ({ detector: d.id, name: d.name, metrics: d.metrics })),
+    falseAlarmRate: c.falseAlarmRate,
+    detectionRate: c.detectionRate,
   };
 }
 

@@ -6,10 +6,10 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DETECTORS, detectorScores } from '../inference/detectors';
+import { compareSets, DETECTORS, detectorScores } from '../inference/detectors';
 import { type ImageResult, OodEngine } from '../inference/engine';
 import { readIdxFile } from '../inference/idx';
-import { detectionMetrics, rocCurve } from '../inference/metrics';
+import { rocCurve } from '../inference/metrics';
 import { builtInPairDir } from '../inference/pair';
 import { barcodeSpec, histogramSpec, imagePanelsSpec, renderPng, rocSpec } from '../report/figures';
 import { MNIST_LIKE_STEPS, mnistLike } from '../report/mnistLike';
@@ -60,11 +60,9 @@ interface Direction {
 }
 
 function metricsTable(d: Direction): { table: string; rows: { id: string; name: string; auroc: number }[] } {
-  const a = detectorScores(d.inResults);
-  const b = detectorScores(d.oodResults);
-  const rows = DETECTORS.filter((x) => a[x.id].length && b[x.id].length).map((x) => ({ id: x.id, name: x.name, m: detectionMetrics(a[x.id], b[x.id]) }));
-  const table = ['| score | AUROC | AUPR-in | AUPR-out | FPR at 95% TPR |', '|---|---|---|---|---|', ...rows.map((r) => `| ${r.name} | ${f4(r.m.auroc)} | ${f4(r.m.auprIn)} | ${f4(r.m.auprOut)} | ${f4(r.m.fprAt95Tpr)} |`)].join('\n');
-  return { table, rows: rows.map((r) => ({ id: r.id, name: r.name, auroc: r.m.auroc })) };
+  const rows = compareSets(d.inResults, d.oodResults).detectors;
+  const table = ['| score | AUROC | AUPR-in | AUPR-out | FPR at 95% TPR |', '|---|---|---|---|---|', ...rows.map((r) => `| ${r.name} | ${f4(r.metrics.auroc)} | ${f4(r.metrics.auprIn)} | ${f4(r.metrics.auprOut)} | ${f4(r.metrics.fprAt95Tpr)} |`)].join('\n');
+  return { table, rows: rows.map((r) => ({ id: r.id, name: r.name, auroc: r.metrics.auroc })) };
 }
 
 function flagged(results: ImageResult[]): number {
@@ -152,9 +150,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
     reverse = { pair: fe.info.name, inName: 'FashionMNIST test', oodName: 'MNIST test', inResults: fIn, oodResults: fOod, alpha: fe.info.alpha };
     (reverse as Direction & { hen?: ImageResult }).hen = henF;
     await fe.dispose();
-    const fa = detectorScores(fIn);
-    const fb = detectorScores(fOod);
-    const froc = DETECTORS.filter((d) => fa[d.id].length && fb[d.id].length).flatMap((d) => rocCurve(fa[d.id], fb[d.id]).map((p) => ({ ...p, score: d.name })));
+    const froc = compareSets(fIn, fOod, { roc: 200 }).detectors.flatMap((d) => (d.roc ?? []).map((p) => ({ ...p, score: d.name })));
     await renderPng(rocSpec(froc, 'FashionMNIST pair: FashionMNIST test (in) vs MNIST test (OOD)'), join(out, 'roc-fashion-pair.png'));
   }
 

@@ -1,5 +1,6 @@
 /**
- * HTML of the Inspect panel's webview. Pure (no vscode): the caller passes the webview's CSP source and the
+ * HTML of the Inspect panel's webview, and the page shell both webviews share (CSP, nonce check, escaping;
+ * the report page in reportHtml.ts). Pure (no vscode): the caller passes the webview's CSP source and the
  * webview URIs as strings, so the Content-Security-Policy can be unit-tested. Only nonce'd scripts run;
  * nothing is loaded from outside the extension; images are the extension's own files or data: PNGs.
  */
@@ -25,39 +26,81 @@ export function makeNonce(): string {
   return randomBytes(16).toString('base64');
 }
 
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Escapes & < > " ' for text and attribute values: as named entities, or as numeric ones (`&#60;`) when `numeric`. */
+export function escapeHtml(text: string, numeric = false): string {
+  return text.replace(/[&<>"']/g, (c) => (numeric ? `&#${c.charCodeAt(0)};` : ENTITIES[c]));
 }
 
-export function inspectCsp(cspSource: string, nonce: string): string {
+/** Throws unless the nonce is base64 with at least 16 characters (nothing that could widen the CSP). */
+function checkNonce(nonce: string, caller: string): void {
+  if (!/^[A-Za-z0-9+/=]{16,}$/.test(nonce)) throw new Error(`${caller}: the nonce must be base64 with at least 16 characters`);
+}
+
+export interface CspOptions {
+  /** Image sources beyond the webview origin and data: (the report adds `blob:`). */
+  extraImgSrc?: string[];
+  /** Also allow stylesheets that carry the nonce. */
+  styleNonce?: boolean;
+}
+
+/** The webviews' Content-Security-Policy: nothing by default, scripts only by nonce, the rest only from the webview origin. */
+export function webviewCsp(cspSource: string, nonce: string, o: CspOptions = {}): string {
   return [
     "default-src 'none'",
-    `img-src ${cspSource} data:`,
-    `style-src ${cspSource}`,
+    ['img-src', cspSource, 'data:', ...(o.extraImgSrc ?? [])].join(' '),
+    ['style-src', cspSource, ...(o.styleNonce ? [`'nonce-${nonce}'`] : [])].join(' '),
     `script-src 'nonce-${nonce}'`,
     `font-src ${cspSource}`,
   ].join('; ');
 }
 
-export function buildInspectHtml(o: InspectHtmlOptions): string {
-  if (!/^[A-Za-z0-9+/=]{16,}$/.test(o.nonce)) throw new Error('buildInspectHtml: the nonce must be base64 with at least 16 characters');
-  const nonce = escapeHtml(o.nonce);
+export function inspectCsp(cspSource: string, nonce: string): string {
+  return webviewCsp(cspSource, nonce);
+}
+
+export interface WebviewPageOptions {
+  cspSource: string;
+  nonce: string;
+  csp?: CspOptions;
+  styleUri: string;
+  title: string;
+  /** The page's body, already escaped. */
+  body: string;
+  /** Escape with numeric entities (the report page's spelling). */
+  numericEntities?: boolean;
+}
+
+/** A webview page: the nonce checked, the CSP, the stylesheet (with the nonce when the CSP asks for it) and the title. */
+export function webviewPage(caller: string, o: WebviewPageOptions): string {
+  checkNonce(o.nonce, caller);
+  const esc = (s: string) => escapeHtml(s, o.numericEntities);
+  const styleNonce = o.csp?.styleNonce ? ` nonce="${esc(o.nonce)}"` : '';
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="UTF-8">
-  <meta http-equiv="Content-Security-Policy" content="${escapeHtml(inspectCsp(o.cspSource, o.nonce))}">
+  <meta http-equiv="Content-Security-Policy" content="${esc(webviewCsp(o.cspSource, o.nonce, o.csp))}">
   <meta name="viewport" content="width=device-width, initial-scale=1.0">
-  <link rel="stylesheet" href="${escapeHtml(o.styleUri)}">
-  <title>${escapeHtml(o.title)}</title>
+  <link rel="stylesheet" href="${esc(o.styleUri)}"${styleNonce}>
+  <title>${esc(o.title)}</title>
 </head>
 <body>
-  <div id="pair-bar" class="pair-bar" role="status"></div>
+${o.body}
+</body>
+</html>`;
+}
+
+export function buildInspectHtml(o: InspectHtmlOptions): string {
+  const nonce = escapeHtml(o.nonce);
+  return webviewPage('buildInspectHtml', {
+    ...o,
+    body: `  <div id="pair-bar" class="pair-bar" role="status"></div>
   <main id="rows" class="rows" aria-live="polite">
     <p class="placeholder">Scoring ${escapeHtml(o.title)}…</p>
   </main>
   <script type="module" nonce="${nonce}" src="${escapeHtml(o.elementsUri)}"></script>
-  <script nonce="${nonce}" src="${escapeHtml(o.scriptUri)}"></script>
-</body>
-</html>`;
+  <script nonce="${nonce}" src="${escapeHtml(o.scriptUri)}"></script>`,
+  });
 }

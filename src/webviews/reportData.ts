@@ -5,9 +5,8 @@
  */
 import { relative, sep } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { DETECTORS, detectorScores } from '../inference/detectors';
+import { compareSets } from '../inference/detectors';
 import type { ImageResult, PairInfo } from '../inference/engine';
-import { detectionMetrics, rocCurve } from '../inference/metrics';
 import { jsonRecord, RESULT_COLUMNS, resultRecord } from '../inference/output';
 import type { Comparison, ReportData, ReportRow, RowSet } from '../shared/reportProtocol';
 
@@ -34,24 +33,9 @@ export function relativePath(root: string, path: string): string {
 }
 
 export function compare(reference: ImageResult[], scored: ImageResult[]): Comparison | null {
-  const a = detectorScores(reference);
-  const b = detectorScores(scored);
-  const detectors = DETECTORS.filter((d) => a[d.id].length && b[d.id].length).map((d) => ({
-    id: d.id,
-    name: d.name,
-    ...detectionMetrics(a[d.id], b[d.id]),
-    roc: rocCurve(a[d.id], b[d.id], 200),
-  }));
-  if (!detectors.length) return null;
-  const okIn = reference.filter((r) => r.verdict !== 'error');
-  const okOod = scored.filter((r) => r.verdict !== 'error');
-  return {
-    inCount: okIn.length,
-    oodCount: okOod.length,
-    detectors,
-    falseAlarmRate: okIn.filter((r) => r.verdict === 'out-of-distribution').length / Math.max(1, okIn.length),
-    detectionRate: okOod.filter((r) => r.verdict === 'out-of-distribution').length / Math.max(1, okOod.length),
-  };
+  const c = compareSets(reference, scored, { roc: 200 });
+  if (!c.detectors.length) return null;
+  return { ...c, detectors: c.detectors.map((d) => ({ id: d.id, name: d.name, ...d.metrics, roc: d.roc ?? [] })) };
 }
 
 export function buildReportData(stored: StoredReport): ReportData {

@@ -223,22 +223,15 @@ function renderPlots(): HTMLElement {
   const head = el('div', 'plots-head');
   head.append(el('h2', undefined, 'Distribution'));
   if (s.data.referenceFolder) {
-    const select = document.createElement('vscode-single-select') as HTMLElement & { value: string };
-    select.setAttribute('aria-label', 'Colour by');
-    for (const [v, t] of [['verdict', 'Colour by verdict'], ['set', 'Colour by folder']]) {
-      const o = document.createElement('vscode-option') as HTMLElement & { value: string };
-      o.setAttribute('value', v);
-      o.textContent = t;
-      if (v === s.colorBy) o.setAttribute('selected', '');
-      select.append(o);
-    }
-    select.addEventListener('change', () => {
-      s.colorBy = select.value === 'set' ? 'set' : 'verdict';
-      saveState();
-      drawBarcodes();
-      drawHistograms();
-    });
-    head.append(select);
+    const colourOptions: [string, string][] = [['verdict', 'Colour by verdict'], ['set', 'Colour by folder']];
+    head.append(
+      singleSelect('Colour by', colourOptions, s.colorBy, (v) => {
+        s.colorBy = v === 'set' ? 'set' : 'verdict';
+        saveState();
+        drawBarcodes();
+        drawHistograms();
+      }),
+    );
   }
   section.append(head);
   const legend = el('div', 'legend');
@@ -418,6 +411,22 @@ function columns(): Column[] {
   return cols;
 }
 
+/** A vscode-single-select of [value, text] options, `selected` chosen; `onChange` gets the new value. */
+function singleSelect(label: string, options: [string, string][], selected: string, onChange: (value: string) => void, id?: string): HTMLElement {
+  const box = document.createElement('vscode-single-select') as HTMLElement & { value: string };
+  if (id) box.id = id;
+  box.setAttribute('aria-label', label);
+  for (const [v, text] of options) {
+    const o = document.createElement('vscode-option');
+    o.setAttribute('value', v);
+    o.textContent = text;
+    if (v === selected) o.setAttribute('selected', '');
+    box.append(o);
+  }
+  box.addEventListener('change', () => onChange(box.value));
+  return box;
+}
+
 function renderTableSection(): HTMLElement {
   const s = state!;
   const section = el('section', 'table-section');
@@ -432,31 +441,11 @@ function renderTableSection(): HTMLElement {
     clearTimeout(t);
     t = window.setTimeout(() => setFilter({ text: search.value }), 120);
   });
-  const verdict = document.createElement('vscode-single-select') as HTMLElement & { value: string };
-  verdict.id = 'filter-verdict';
-  verdict.setAttribute('aria-label', 'Filter by verdict');
-  for (const [v, text] of [['all', 'All verdicts'], ...VERDICTS.map((x) => [x, VERDICT_TEXT[x]])]) {
-    const o = document.createElement('vscode-option');
-    o.setAttribute('value', v);
-    o.textContent = text;
-    if (v === s.filter.verdict) o.setAttribute('selected', '');
-    verdict.append(o);
-  }
-  verdict.addEventListener('change', () => setFilter({ verdict: verdict.value as FilterState['verdict'] }));
-  toolbar.append(search, verdict);
+  const verdictOptions: [string, string][] = [['all', 'All verdicts'], ...VERDICTS.map((x): [string, string] => [x, VERDICT_TEXT[x]])];
+  toolbar.append(search, singleSelect('Filter by verdict', verdictOptions, s.filter.verdict, (v) => setFilter({ verdict: v as FilterState['verdict'] }), 'filter-verdict'));
   if (s.data.referenceFolder) {
-    const set = document.createElement('vscode-single-select') as HTMLElement & { value: string };
-    set.id = 'filter-set';
-    set.setAttribute('aria-label', 'Filter by folder');
-    for (const [v, text] of [['all', 'Both folders'], ['target', 'Scored folder'], ['reference', 'Reference folder']]) {
-      const o = document.createElement('vscode-option');
-      o.setAttribute('value', v);
-      o.textContent = text;
-      if (v === s.filter.set) o.setAttribute('selected', '');
-      set.append(o);
-    }
-    set.addEventListener('change', () => setFilter({ set: set.value as FilterState['set'] }));
-    toolbar.append(set);
+    const setOptions: [string, string][] = [['all', 'Both folders'], ['target', 'Scored folder'], ['reference', 'Reference folder']];
+    toolbar.append(singleSelect('Filter by folder', setOptions, s.filter.set, (v) => setFilter({ set: v as FilterState['set'] }), 'filter-set'));
   }
   const count = el('span', 'row-count muted');
   count.id = 'row-count';
