@@ -129,7 +129,8 @@ export class ResultWriter {
     if (this.format === 'json') {
       this.write(`${this.first ? '' : ','}\n    ${JSON.stringify(jsonRecord(r))}`);
     } else if (this.format === 'csv') {
-      this.write(stringify([RESULT_COLUMNS.map((c) => resultRecord(r)[c])]));
+      const record = resultRecord(r);
+      this.write(stringify([RESULT_COLUMNS.map((c) => record[c])]));
     } else {
       const path = this.shownPath(r.path);
       // A '*' marks the test that fired.
