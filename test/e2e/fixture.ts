@@ -1,0 +1,110 @@
+/**
+ * The fixture workspace of an end-to-end run, written fresh under a temp folder: real MNIST and FashionMNIST
+ * test images as PNGs, a corrupt PNG, CSV and JSONL manifests naming them, an invalid pair manifest and a
+ * valid workspace copy of the built-in pair (for Restricted Mode).
+ */
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, labelsOf, writeIdxPngs } from '../helpers';
+
+export interface ManifestTarget {
+  /** The manifest file, relative to the workspace. */
+  file: string;
+  /** 1-based line and column of a path inside it (for Go to Line). */
+  line: number;
+  column: number;
+  /** The image path as written on that line. */
+  path: string;
+}
+
+export interface Fixture {
+  root: string;
+  /** An MNIST test digit at the workspace root (in-distribution) and its label. */
+  mnist: { name: string; label: string };
+  /** A FashionMNIST test image at the workspace root (out-of-distribution). */
+  fashion: { name: string };
+  /** `images/`: the folder that is scored. */
+  folder: { name: string; images: string[] };
+  broken: string;
+  csv: { mnist: ManifestTarget; fashion: ManifestTarget };
+  jsonl: { mnist: ManifestTarget; fashion: ManifestTarget };
+  /** Workspace-relative pair folders. */
+  brokenPair: string;
+  workspacePair: string;
+  workspacePairName: string;
+}
+
+function lineOf(text: string, needle: string, file: string): ManifestTarget {
+  const lines = text.split('\n');
+  const i = lines.findIndex((l) => l.includes(needle));
+  if (i < 0) throw new Error(`fixture: ${needle} not in ${file}`);
+  return { file, line: i + 1, column: lines[i].indexOf(needle) + 3, path: needle };
+}
+
+export async function writeFixture(root: string): Promise<Fixture> {
+  mkdirSync(root, { recursive: true });
+  const mnistLabels = labelsOf(MNIST_TEST_LABELS);
+
+  // Root images: MNIST test image 0 (a 7) and FashionMNIST test image 0 (an ankle boot).
+  const [digit] = await writeIdxPngs(MNIST_TEST_IMAGES, [0], root, 'digit');
+  const [boot] = await writeIdxPngs(FASHION_TEST_IMAGES, [0], root, 'fashion');
+
+  // The folder to score: three of each.
+  const images = join(root, 'images');
+  const folderImages = [...(await writeIdxPngs(MNIST_TEST_IMAGES, [1, 2, 3], images, 'mnist')), ...(await writeIdxPngs(FASHION_TEST_IMAGES, [1, 2, 3], images, 'fashion'))].map((p) => basename(p));
+
+  // A PNG signature followed by garbage: sharp refuses its header.
+  writeFileSync(join(root, 'broken.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('this is not really a PNG file\n')]));
+
+  // Manifests (a few rows: they are scored automatically when opened).
+  const m = (i: number) => `images/mnist-${String(i).padStart(5, '0')}.png`;
+  const f = (i: number) => `images/fashion-${String(i).padStart(5, '0')}.png`;
+  const csv = ['path,label', ...[1, 2, 3].map((i) => `${m(i)},${mnistLabels[i]}`), ...[1, 2, 3].map((i) => `${f(i)},`), ''].join('\n');
+  writeFileSync(join(root, 'manifest.csv'), csv);
+  const jsonl = [...[1, 2, 3].map((i) => JSON.stringify({ image: m(i), label: String(mnistLabels[i]) })), ...[1, 2, 3].map((i) => JSON.stringify({ image: f(i) })), ''].join('\n');
+  writeFileSync(join(root, 'manifest.jsonl'), jsonl);
+
+  // An invalid pair manifest: no classifier path, no labels.
+  mkdirSync(join(root, 'pairs', 'broken'), { recursive: true });
+  writeFileSync(
+    join(root, 'pairs', 'broken', 'ood-pair.json'),
+    JSON.stringify(
+      {
+        name: 'broken',
+        input: { width: 32, height: 32, channels: 1, layout: 'NCHW', range: [0, 1] },
+        classifier: { format: 'onnx', input: 'image', output: 'logits', outputKind: 'logits' },
+        vae: { path: 'vae.onnx', format: 'onnx', input: 'image', outputs: { reconstruction: 'r', mu: 'mu', logvar: 'logvar' }, reconstructionKind: 'logits', likelihood: { type: 'bernoulli' } },
+      },
+      null,
+      2,
+    ),
+  );
+
+  // A valid workspace pair (the built-in one under another name): Restricted Mode must refuse it.
+  const wsPair = join(root, 'pairs', 'workspace-mnist');
+  mkdirSync(wsPair, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
+  manifest.name = 'workspace-mnist';
+  writeFileSync(join(wsPair, 'ood-pair.json'), JSON.stringify(manifest, null, 2));
+  const files = [manifest.classifier?.path, manifest.vae?.path, manifest.vae?.encoder?.path, manifest.vae?.decoder?.path, manifest.calibration].filter((p): p is string => typeof p === 'string');
+  for (const file of files) copyFileSync(join(MNIST_PAIR, file), join(wsPair, file));
+
+  return {
+    root,
+    mnist: { name: basename(digit), label: String(mnistLabels[0]) },
+    fashion: { name: basename(boot) },
+    folder: { name: 'images', images: folderImages },
+    broken: 'broken.png',
+    csv: { mnist: lineOf(csv, m(2), 'manifest.csv'), fashion: lineOf(csv, f(2), 'manifest.csv') },
+    jsonl: { mnist: lineOf(jsonl, m(2), 'manifest.jsonl'), fashion: lineOf(jsonl, f(2), 'manifest.jsonl') },
+    brokenPair: 'pairs/broken',
+    workspacePair: 'pairs/workspace-mnist',
+    workspacePairName: 'workspace-mnist',
+  };
+}
+
+/** Writes `.vscode/settings.json` of the fixture workspace. */
+export function writeWorkspaceSettings(root: string, settings: Record<string, unknown>): void {
+  mkdirSync(join(root, '.vscode'), { recursive: true });
+  writeFileSync(join(root, '.vscode', 'settings.json'), `${JSON.stringify(settings, null, 2)}\n`);
+}

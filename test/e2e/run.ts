@@ -1,0 +1,509 @@
+/**
+ * `npm run test:e2e`: the packaged extension in a real VS Code workbench (code-server), driven through its UI
+ * by Debian's Chromium with playwright-core. Builds the VSIX, installs it into fresh folders, writes a fixture
+ * workspace and goes through every user flow, asserting what the panels, hovers and notifications say.
+ * Screenshots: test-results/e2e-*.png. Ends with a line `N passed, M failed`; exits non-zero on failure.
+ *
+ * Environment:
+ *   OOD_LENS_E2E_CACHE  setup cache (default ~/.cache/ood-lens-e2e)
+ *   OOD_LENS_E2E_VSIX   use this VSIX instead of building one (npm run package)
+ *   OOD_LENS_E2E_ONLY   comma-separated flow names to run (default: all)
+ *   OOD_LENS_E2E_KEEP   keep the temp folder (fixture workspace, user data, logs)
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Browser, Frame } from 'playwright-core';
+import { type Fixture, type ManifestTarget, writeFixture, writeWorkspaceSettings } from './fixture';
+import { CHROMIUM, cleanEnv, type E2eTools, ensureTools } from './setup';
+import { type CodeServer, installVsix, sleep, startCodeServer, until, Workbench } from './workbench';
+
+const REPO = resolve(__dirname, '..', '..');
+const RESULTS = join(REPO, 'test-results');
+
+interface Ctx {
+  wb: Workbench;
+  fx: Fixture;
+  server: CodeServer;
+  shot: (suffix?: string) => Promise<void>;
+  note: (text: string) => void;
+}
+
+type Session = 'trusted' | 'restricted';
+
+interface Flow {
+  name: string;
+  session: Session;
+  run: (ctx: Ctx) => Promise<void>;
+}
+
+class Skip extends Error {}
+
+function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(message);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// What the Inspect panel shows
+
+interface InspectView {
+  status: string;
+  verdict: string | null;
+  headline: string;
+  sentence: string;
+  prediction: string;
+  softmaxInk: number;
+  reconstruction: { src: string; width: number } | null;
+  elbo: string;
+  pValue: string;
+  pairBar: string;
+}
+
+async function readInspect(ctx: Ctx, fileName: string, timeout = 120_000): Promise<InspectView> {
+  const sel = `section.row.status-done[data-path$="/${fileName}"], section.row.status-failed[data-path$="/${fileName}"]`;
+  const frame = await ctx.wb.webviewWith(sel, timeout);
+  const read = (f: Frame) =>
+    f.evaluate((s) => {
+      const row = document.querySelector(s) as HTMLElement;
+      const text = (q: string) => (row.querySelector(q) as HTMLElement | null)?.innerText.trim() ?? '';
+      const banner = row.querySelector('.verdict-banner') as HTMLElement | null;
+      const canvas = row.querySelector('.softmax canvas') as HTMLCanvasElement | null;
+      let ink = 0;
+      if (canvas && canvas.width && canvas.height) {
+        const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+        for (let i = 3; i < d.length; i += 4) if (d[i]) ink++;
+      }
+      const recon = row.querySelector('figure.reconstruction img') as HTMLImageElement | null;
+      return {
+        status: row.className,
+        verdict: banner?.dataset.verdict ?? null,
+        headline: text('.verdict-headline'),
+        sentence: text('p.verdict'),
+        prediction: text('.prediction'),
+        softmaxInk: ink,
+        reconstruction: recon ? { src: recon.src.slice(0, 22), width: recon.naturalWidth } : null,
+        elbo: text('.elbo'),
+        pValue: text('.p-value'),
+        pairBar: (document.getElementById('pair-bar')?.innerText ?? '').trim(),
+      };
+    }, sel);
+  // Charts are drawn just after the row is inserted, images decode asynchronously: give them a moment.
+  let view = await read(frame);
+  if (view.verdict && view.verdict !== 'error') {
+    view = await until('the softmax chart and the reconstruction to be drawn', async () => {
+      const v = await read(frame);
+      return v.softmaxInk > 0 && (v.reconstruction?.width ?? 0) > 0 && v;
+    }, 15_000).catch(() => read(frame));
+  }
+  return view;
+}
+
+function assertScored(v: InspectView, expected: 'in-distribution' | 'out-of-distribution', label?: string): string {
+  const show = JSON.stringify(v);
+  assert(v.verdict === expected, `verdict ${v.verdict}, expected ${expected}: ${show}`);
+  assert(v.headline.toLowerCase() === expected, `headline "${v.headline}", expected "${expected}"`);
+  assert(/^Predicted \S+ · MSP [<>]?\d/.test(v.prediction), `prediction text "${v.prediction}"`);
+  if (label !== undefined) assert(v.prediction.startsWith(`Predicted ${label} `), `prediction "${v.prediction}", expected the label ${label}`);
+  assert(v.softmaxInk > 100, `the softmax chart canvas is blank (${v.softmaxInk} inked pixels)`);
+  assert(v.reconstruction && v.reconstruction.src.startsWith('data:image/png') && v.reconstruction.width > 0, `no reconstruction image: ${JSON.stringify(v.reconstruction)}`);
+  assert(/ELBO\s+[−-]?\d/.test(v.elbo), `ELBO text "${v.elbo}"`);
+  assert(/p = /.test(v.pValue), `p-value text "${v.pValue}"`);
+  return `${v.headline}; ${v.prediction}; ${v.elbo.split('\n')[0]}; ${v.pValue}`;
+}
+
+async function checkFromExplorer(ctx: Ctx, name: string, expected: 'in-distribution' | 'out-of-distribution', label?: string): Promise<InspectView> {
+  await ctx.wb.explorerContext(name, 'Check out-of-distribution');
+  const v = await readInspect(ctx, name);
+  ctx.note(assertScored(v, expected, label));
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Manifests
+
+async function hoverAt(ctx: Ctx, t: ManifestTarget): Promise<string> {
+  await ctx.wb.goTo(t.line, t.column);
+  await ctx.wb.command('Show or Focus Hover');
+  return until(`the hover on ${t.file}:${t.line}:${t.column} to show scores`, async () => {
+    const hovers = await ctx.wb.page.locator('.monaco-hover:visible').allInnerTexts();
+    return hovers.find((h) => h.includes('OOD Lens') && /ELBO/.test(h));
+  }, 60_000);
+}
+
+async function manifestFlow(ctx: Ctx, which: 'csv' | 'jsonl'): Promise<void> {
+  const { wb, fx } = ctx;
+  const targets = fx[which];
+  await wb.quickOpen(targets.mnist.file);
+  await sleep(1000);
+
+  const inHover = await hoverAt(ctx, targets.mnist);
+  assert(/In-distribution/.test(inHover) && /MSP \d/.test(inHover) && /ELBO [−-]?\d/.test(inHover), `hover on ${targets.mnist.path}: ${inHover}`);
+  ctx.note(`hover ${targets.mnist.path}: ${inHover.replace(/\s+/g, ' ').slice(0, 160)}`);
+  await ctx.shot('hover-in');
+  await wb.page.keyboard.press('Escape');
+
+  const oodHover = await hoverAt(ctx, targets.fashion);
+  assert(/Out-of-distribution/.test(oodHover) && /MSP \d/.test(oodHover) && /ELBO [−-]?\d/.test(oodHover), `hover on ${targets.fashion.path}: ${oodHover}`);
+  ctx.note(`hover ${targets.fashion.path}: ${oodHover.replace(/\s+/g, ' ').slice(0, 160)}`);
+  await ctx.shot('hover-ood');
+  await wb.page.keyboard.press('Escape');
+
+  await wb.command('OOD Lens: Score Manifest');
+  const lens = await until('the CodeLens summary after scoring', async () => {
+    const texts = await wb.page.locator('.monaco-editor .codelens-decoration').allInnerTexts();
+    return texts.find((t) => /6 images · 3 out-of-distribution/.test(t));
+  }, 90_000);
+  ctx.note(`CodeLens: ${lens.replace(/\s+/g, ' ')}`);
+  const after = await until('out-of-distribution decorations on the FashionMNIST rows', async () => {
+    const contents = await wb.page.evaluate(() =>
+      Array.from(document.querySelectorAll('.monaco-editor .view-lines span')).map((e) => getComputedStyle(e, '::after').content).filter((c) => c && c !== 'none' && c !== 'normal'),
+    );
+    const ood = contents.filter((c) => c.includes('OOD · p ='));
+    return ood.length >= 3 && ood;
+  }, 30_000);
+  ctx.note(`decorations: ${after.length} OOD rows, e.g. ${after[0]}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Flows
+
+const flows: Flow[] = [
+  {
+    name: 'explorer-check-mnist',
+    session: 'trusted',
+    run: async (ctx) => {
+      await checkFromExplorer(ctx, ctx.fx.mnist.name, 'in-distribution', ctx.fx.mnist.label);
+    },
+  },
+  {
+    name: 'explorer-check-fashion',
+    session: 'trusted',
+    run: async (ctx) => {
+      await checkFromExplorer(ctx, ctx.fx.fashion.name, 'out-of-distribution');
+    },
+  },
+  {
+    name: 'palette-inspect-open-image',
+    session: 'trusted',
+    run: async (ctx) => {
+      const name = 'mnist-00002.png';
+      await ctx.wb.quickOpen(name);
+      // VS Code's image preview (a webview custom editor) shows the image.
+      await ctx.wb.webviewWith('img', 30_000);
+      await ctx.wb.command('OOD Lens: Inspect OOD');
+      const v = await readInspect(ctx, name);
+      ctx.note(assertScored(v, 'in-distribution', '1'));
+    },
+  },
+  {
+    name: 'score-folder-export-csv',
+    session: 'trusted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      await wb.page.evaluate(() => {
+        const w = window as unknown as { __oodNotes: string[]; __oodObs: MutationObserver };
+        w.__oodNotes = [];
+        w.__oodObs = new MutationObserver(() => {
+          for (const e of Array.from(document.querySelectorAll('.notification-list-item-message, .notification-toast .notification-list-item-details-row, .notification-list-item'))) {
+            const t = (e as HTMLElement).innerText;
+            if (t && !w.__oodNotes.includes(t)) w.__oodNotes.push(t);
+          }
+        });
+        w.__oodObs.observe(document.body, { subtree: true, childList: true, characterData: true });
+      });
+      await wb.explorerContext(fx.folder.name, 'Score folder for out-of-distribution');
+      // The reference-folder question.
+      const noRef = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'No reference' }).first();
+      await noRef.waitFor({ timeout: 20_000 });
+      await noRef.click();
+      const frame = await wb.webviewWith('#vbody .vrow', 120_000);
+      const notes = await wb.page.evaluate(() => {
+        const w = window as unknown as { __oodNotes: string[]; __oodObs: MutationObserver };
+        w.__oodObs.disconnect();
+        return w.__oodNotes;
+      });
+      const progress = notes.find((n) => n.includes(`OOD Lens: scoring ${fx.folder.name}`));
+      assert(progress, `no progress notification "OOD Lens: scoring ${fx.folder.name}" was shown (seen: ${JSON.stringify(notes).slice(0, 300)})`);
+      ctx.note(`progress: ${progress.replace(/\s+/g, ' ').slice(0, 120)}`);
+      const rows = await until('every image in the report table', async () => {
+        const r = await frame.evaluate(() =>
+          Array.from(document.querySelectorAll('#vbody .vrow')).map((row) => ({ path: (row.querySelector('.c-path') as HTMLElement).innerText, verdict: (row.querySelector('.c-verdict') as HTMLElement).innerText })),
+        );
+        return r.length >= fx.folder.images.length && r;
+      }, 30_000);
+      const paths = rows.map((r) => r.path.split('/').pop()).sort();
+      assert(JSON.stringify(paths) === JSON.stringify([...fx.folder.images].sort()), `report rows ${JSON.stringify(paths)} ≠ folder images ${JSON.stringify(fx.folder.images)}`);
+      for (const r of rows) {
+        const want = r.path.includes('fashion') ? /out-of-distribution/i : /in-distribution/i;
+        assert(want.test(r.verdict) && !(r.path.includes('mnist') && /out/i.test(r.verdict)), `report row ${r.path}: verdict "${r.verdict}"`);
+      }
+      ctx.note(`report: ${rows.length} rows (${rows.map((r) => `${r.path.split('/').pop()} ${r.verdict}`).join(', ')})`);
+      await ctx.shot('report');
+
+      // Export CSV through the save dialog (code-server's simple dialog: type a path, Enter).
+      const target = join(fx.root, 'exported-report.csv');
+      await frame.locator('vscode-button', { hasText: 'Export CSV' }).first().click();
+      const input = wb.page.locator('.quick-input-widget input.input');
+      await input.waitFor({ state: 'visible', timeout: 20_000 });
+      await ctx.shot('save-dialog');
+      await input.fill(target);
+      await sleep(500);
+      await wb.page.keyboard.press('Enter');
+      await until(`${target} to be written`, async () => existsSync(target) && statSync(target).size > 0, 30_000);
+      const lines = readFileSync(target, 'utf8').trim().split(/\r?\n/);
+      const header = lines[0].split(',');
+      assert(header.includes('path') && header.includes('verdict') && header.includes('elbo'), `CSV header: ${lines[0]}`);
+      assert(lines.length === fx.folder.images.length + 1, `CSV has ${lines.length - 1} rows, expected ${fx.folder.images.length}`);
+      for (const img of fx.folder.images) assert(lines.some((l) => l.includes(img)), `CSV has no row for ${img}`);
+      const vcol = header.indexOf('verdict');
+      const verdicts = lines.slice(1).map((l) => l.split(',')[vcol]);
+      assert(verdicts.filter((v) => v === 'out-of-distribution').length === 3 && verdicts.filter((v) => v === 'in-distribution').length === 3, `CSV verdicts: ${verdicts.join(', ')}`);
+      ctx.note(`exported ${lines.length - 1} rows to ${target}`);
+      await wb.waitNotification('the export confirmation', (t) => t.includes('exported') && t.includes('results'), 15_000).then(
+        (t) => ctx.note(`notification: ${t}`),
+        () => ctx.note('no export confirmation notification seen'),
+      );
+    },
+  },
+  {
+    name: 'manifest-csv',
+    session: 'trusted',
+    run: (ctx) => manifestFlow(ctx, 'csv'),
+  },
+  {
+    name: 'manifest-jsonl',
+    session: 'trusted',
+    run: (ctx) => manifestFlow(ctx, 'jsonl'),
+  },
+  {
+    name: 'corrupt-image',
+    session: 'trusted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      await wb.explorerContext(fx.broken, 'Check out-of-distribution');
+      const text = await wb.waitNotification(`an error naming ${fx.broken}`, (t) => t.includes(fx.broken), 60_000);
+      assert(/could not|cannot|failed/i.test(text) && /decode|corrupt|header|unsupported/i.test(text), `notification does not say what is wrong: ${text}`);
+      ctx.note(`notification: ${text}`);
+      const v = await readInspect(ctx, fx.broken);
+      assert(v.headline.toLowerCase() === 'could not score', `panel headline "${v.headline}" for the corrupt image`);
+      ctx.note(`panel: ${v.headline}: ${v.sentence}`);
+      await ctx.shot('error');
+      await wb.closeEverything();
+      await checkFromExplorer(ctx, fx.mnist.name, 'in-distribution', fx.mnist.label);
+    },
+  },
+  {
+    name: 'broken-pair-manifest',
+    session: 'trusted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      writeWorkspaceSettings(fx.root, { 'oodLens.pair': fx.brokenPair });
+      try {
+        const text = await wb.waitNotification('the pair error', (t) => t.includes('could not be loaded') || t.includes('ood-pair.json'), 60_000);
+        assert(text.includes('ood-pair.json') && text.includes('classifier.path'), `the notification does not name the file and the field: ${text}`);
+        ctx.note(`notification: ${text}`);
+        await ctx.shot('error');
+      } finally {
+        writeWorkspaceSettings(fx.root, {});
+      }
+      await sleep(3000); // the settings watcher and the engine reload
+      await wb.closeEverything();
+      const v = await checkFromExplorer(ctx, fx.mnist.name, 'in-distribution', fx.mnist.label);
+      assert(/Pair mnist\b/.test(v.pairBar), `after fixing the setting the built-in pair should run: ${v.pairBar}`);
+    },
+  },
+  {
+    name: 'restricted-mode',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      const problems: string[] = [];
+      // 1. The workspace setting oodLens.pair names a workspace pair: the extension should say it needs trust.
+      const notice = await wb.waitNotification('the Restricted Mode notice about oodLens.pair', (t) => t.includes('Restricted Mode') && t.includes(fx.workspacePair), 45_000).catch(() => undefined);
+      if (notice) {
+        if (!/trust/i.test(notice) || !/built-in/i.test(notice)) problems.push(`the Restricted Mode notice does not say why or what runs instead: ${notice}`);
+        ctx.note(`notification: ${notice}`);
+      } else {
+        problems.push(
+          `no notification said that the workspace pair "${fx.workspacePair}" from .vscode/settings.json (oodLens.pair) needs a trusted workspace ` +
+            `(notifications: ${JSON.stringify(await wb.notifications())}; see test-results/e2e-restricted-ood-lens.log)`,
+        );
+      }
+      await ctx.shot('notice');
+      await wb.command('Notifications: Clear All Notifications');
+
+      // 2. Choosing the workspace pair in the pair picker is refused with the reason.
+      await wb.command('OOD Lens: Select Pair');
+      const item = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'needs a trusted workspace' }).filter({ hasText: fx.workspacePair }).first();
+      if (await item.waitFor({ timeout: 20_000 }).then(() => true, () => false)) {
+        const label = await item.innerText();
+        await item.click();
+        const refusal = await wb.waitNotification('the pair picker refusal', (t) => /needs a trusted workspace/.test(t), 30_000).catch(() => undefined);
+        if (!refusal) problems.push(`choosing "${label.replace(/\s+/g, ' ')}" in Select Pair showed no notification`);
+        else if (!refusal.includes('workspace-mnist') && !refusal.includes(fx.workspacePair)) problems.push(`the pair picker refusal does not name the pair: ${refusal}`);
+        else ctx.note(`pair picker: ${refusal}`);
+        await ctx.shot('picker');
+      } else {
+        problems.push(`Select Pair does not list ${fx.workspacePair} as needing a trusted workspace (rows: ${JSON.stringify(await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts())})`);
+        await wb.page.keyboard.press('Escape');
+      }
+      await wb.command('Notifications: Clear All Notifications');
+
+      // 3. The built-in pair still inspects an image.
+      const v = await checkFromExplorer(ctx, fx.mnist.name, 'in-distribution', fx.mnist.label);
+      if (!/Pair mnist\b/.test(v.pairBar) || v.pairBar.includes(fx.workspacePairName)) problems.push(`the built-in pair should run, not ${fx.workspacePairName}: ${v.pairBar}`);
+      if (!/Restricted Mode/.test(v.pairBar)) problems.push(`the panel does not say Restricted Mode: ${v.pairBar}`);
+      ctx.note(`pair bar: ${v.pairBar.replace(/\s+/g, ' ')}`);
+      if (problems.length) throw new Error(problems.join(' | '));
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------------------
+
+function buildVsix(): string {
+  if (process.env.OOD_LENS_E2E_VSIX) return resolve(process.env.OOD_LENS_E2E_VSIX);
+  const started = Date.now();
+  console.log('[e2e] npm run package');
+  const r = spawnSync('npm', ['run', 'package'], { cwd: REPO, env: cleanEnv(), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const out = `${r.stdout}${r.stderr}`;
+  if (r.status !== 0) throw new Error(`npm run package failed:\n${out.slice(-3000)}`);
+  const done = /Packaged: (\S+\.vsix) \((\d+) files, ([\d.]+ \w+)\)/.exec(out);
+  const version = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version;
+  const vsix = done?.[1] ?? join(REPO, `ood-lens-linux-x64-${version}.vsix`);
+  console.log(`[e2e] VSIX ${vsix}${done ? ` (${done[2]} files, ${done[3]})` : ''} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return vsix;
+}
+
+interface Result {
+  name: string;
+  status: 'passed' | 'failed' | 'skipped';
+  seconds: number;
+  detail: string;
+  notes: string[];
+}
+
+async function runSession(session: Session, selected: Flow[], tools: E2eTools, browser: Browser, vsix: string, tmp: string, fx: Fixture, results: Result[]): Promise<void> {
+  const mine = selected.filter((f) => f.session === session);
+  if (!mine.length) return;
+  const home = join(tmp, session);
+  const extensionsDir = join(tmp, 'extensions');
+  const userDataDir = join(home, 'user-data');
+  mkdirSync(home, { recursive: true });
+  if (!existsSync(join(extensionsDir, 'extensions.json'))) {
+    const t0 = Date.now();
+    installVsix(tools, vsix, extensionsDir, userDataDir, home);
+    console.log(`[e2e] VSIX installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  writeWorkspaceSettings(fx.root, session === 'restricted' ? { 'oodLens.pair': fx.workspacePair } : {});
+  const t0 = Date.now();
+  const server = await startCodeServer(tools, { workspace: fx.root, extensionsDir, userDataDir, home, trust: session === 'trusted' });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  // tsx (esbuild, keepNames) wraps functions passed to evaluate() in __name(): define it in every frame.
+  await context.addInitScript('globalThis.__name = globalThis.__name || ((f) => f);');
+  const page = await context.newPage();
+  const wb = new Workbench(page);
+  try {
+    await wb.open(server.url);
+    console.log(`[e2e] ${session} session: workbench up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    for (const flow of mine) {
+      const started = Date.now();
+      const notes: string[] = [];
+      const shot = async (suffix?: string) => {
+        await wb.screenshot(join(RESULTS, `e2e-${flow.name}${suffix ? `-${suffix}` : ''}.png`)).catch(() => undefined);
+      };
+      const ctx: Ctx = { wb, fx, server, shot, note: (t) => notes.push(t) };
+      let status: Result['status'] = 'passed';
+      let detail = '';
+      try {
+        await flow.run(ctx);
+      } catch (err) {
+        status = err instanceof Skip ? 'skipped' : 'failed';
+        detail = err instanceof Error ? err.message : String(err);
+      }
+      await shot();
+      const seconds = (Date.now() - started) / 1000;
+      results.push({ name: flow.name, status, seconds, detail, notes });
+      console.log(`[e2e] ${status === 'passed' ? 'PASS' : status === 'skipped' ? 'SKIP' : 'FAIL'} ${flow.name} (${seconds.toFixed(1)} s)${detail ? `: ${detail}` : ''}`);
+      for (const n of notes) console.log(`         ${n}`);
+      await wb.closeEverything().catch(() => undefined);
+    }
+  } catch (err) {
+    // The workbench itself did not come up: every flow of this session fails with that reason.
+    await wb.screenshot(join(RESULTS, `e2e-${session}-session.png`)).catch(() => undefined);
+    const detail = `${session} session: ${err instanceof Error ? err.message : String(err)}`;
+    for (const flow of mine) if (!results.some((r) => r.name === flow.name)) results.push({ name: flow.name, status: 'failed', seconds: 0, detail, notes: [] });
+    console.log(`[e2e] ${detail}`);
+  } finally {
+    await context.close().catch(() => undefined);
+    await server.stop();
+    writeFileSync(join(RESULTS, `e2e-${session}-code-server.log`), server.log());
+    const logs = join(userDataDir, 'logs');
+    if (existsSync(logs)) {
+      // The extension's own log channel (OOD Lens.log) of this session, for failures.
+      const found = spawnSync('find', [logs, '-name', '*OOD Lens*.log'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+      if (found.length) writeFileSync(join(RESULTS, `e2e-${session}-ood-lens.log`), found.map((f) => readFileSync(f, 'utf8')).join('\n'));
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  const t0 = Date.now();
+  mkdirSync(RESULTS, { recursive: true });
+  for (const f of readdirSync(RESULTS)) if (f.startsWith('e2e-')) rmSync(join(RESULTS, f), { force: true });
+  const only = (process.env.OOD_LENS_E2E_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = only.filter((n) => !flows.some((f) => f.name === n));
+  if (unknown.length) throw new Error(`OOD_LENS_E2E_ONLY: unknown flows ${unknown.join(', ')} (known: ${flows.map((f) => f.name).join(', ')})`);
+  const selected = only.length ? flows.filter((f) => only.includes(f.name)) : flows;
+
+  const tools = ensureTools();
+  const tSetup = Date.now();
+  let pw: typeof import('playwright-core');
+  try {
+    pw = require('playwright-core');
+  } catch {
+    console.log('[e2e] playwright-core is missing: npm install -D playwright-core');
+    const r = spawnSync('npm', ['install', '-D', '--no-audit', '--no-fund', 'playwright-core'], { cwd: REPO, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm install -D playwright-core failed');
+    pw = require('playwright-core');
+  }
+  const vsix = buildVsix();
+  const tBuild = Date.now();
+
+  const tmp = mkdtempSync(join(tmpdir(), 'ood-lens-e2e-'));
+  const fx = await writeFixture(join(tmp, 'workspace'));
+  const browser = await pw.chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+  const results: Result[] = [];
+  try {
+    await runSession('trusted', selected, tools, browser, vsix, tmp, fx, results);
+    await runSession('restricted', selected, tools, browser, vsix, tmp, fx, results);
+  } finally {
+    await browser.close().catch(() => undefined);
+    if (process.env.OOD_LENS_E2E_KEEP) console.log(`[e2e] kept ${tmp}`);
+    else rmSync(tmp, { recursive: true, force: true });
+  }
+
+  const passed = results.filter((r) => r.status === 'passed').length;
+  const failed = results.filter((r) => r.status === 'failed').length;
+  const skipped = results.filter((r) => r.status === 'skipped');
+  console.log('');
+  console.log(`[e2e] setup ${((tSetup - t0) / 1000).toFixed(0)} s · VSIX ${((tBuild - tSetup) / 1000).toFixed(0)} s · flows ${((Date.now() - tBuild) / 1000).toFixed(0)} s · screenshots in ${RESULTS}`);
+  for (const r of results) console.log(`  ${r.status.padEnd(7)} ${r.name}${r.detail ? ` — ${r.detail.split('\n')[0]}` : ''}`);
+  if (skipped.length) console.log(`${skipped.length} skipped`);
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed || results.length === 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`[e2e] ${err instanceof Error ? err.stack ?? err.message : err}`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  },
+);
