@@ -376,6 +376,34 @@ function buildVsix(): string {
   return vsix;
 }
 
+/** What the VSIX holds: only what runs, this platform's binaries only, within 80 MB. */
+function checkVsix(vsix: string): Result {
+  const started = Date.now();
+  const notes: string[] = [];
+  try {
+    const size = statSync(vsix).size;
+    const list = spawnSync('unzip', ['-Z1', vsix], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+    if (list.status !== 0) throw new Error(`unzip -Z1 ${vsix} failed: ${list.stderr}`);
+    const files = list.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
+    notes.push(`${vsix}: ${(size / 1024 / 1024).toFixed(1)} MiB, ${files.length} entries`);
+    assert(size <= 80 * 1024 * 1024, `the VSIX is ${(size / 1024 / 1024).toFixed(1)} MiB, over 80 MiB`);
+    const required = [
+      'extension/package.json', 'extension/dist/extension.js', 'extension/dist/worker.js', 'extension/dist/webview/inspect.js', 'extension/dist/webview/report.js',
+      'extension/dist/tfjs-backend-wasm.wasm', 'extension/media/inspect.css', 'extension/models/mnist/ood-pair.json', 'extension/models/mnist/vae.onnx', 'extension/models/mnist/calibration.json',
+      'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
+      'extension/node_modules/@vscode-elements/elements/dist/bundled.js', 'extension/LICENSE.txt',
+    ];
+    for (const r of required) assert(files.includes(r), `the VSIX lacks ${r}`);
+    assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-linux-x64\/.*\.node$/.test(f)), 'the VSIX lacks the sharp linux-x64 binary');
+    assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so/.test(f)), 'the VSIX lacks libvips for linux-x64');
+    const unwanted = files.filter((f) => /darwin|win32|arm64|musl|\.map$|\.ts$|\/src\/.*\.ts|-weights\.(bin|json)$|training-(log|metrics)|\/test\/|\.github|tsconfig/.test(f.replace(/^extension\/node_modules\/long\/src\//, '')));
+    assert(!unwanted.length, `the VSIX holds files that do not run here: ${unwanted.slice(0, 10).join(', ')}${unwanted.length > 10 ? ', …' : ''}`);
+    return { name: 'vsix-contents', status: 'passed', seconds: (Date.now() - started) / 1000, detail: '', notes };
+  } catch (err) {
+    return { name: 'vsix-contents', status: 'failed', seconds: (Date.now() - started) / 1000, detail: err instanceof Error ? err.message : String(err), notes };
+  }
+}
+
 interface Result {
   name: string;
   status: 'passed' | 'failed' | 'skipped';
@@ -453,8 +481,8 @@ async function main(): Promise<number> {
   mkdirSync(RESULTS, { recursive: true });
   for (const f of readdirSync(RESULTS)) if (f.startsWith('e2e-')) rmSync(join(RESULTS, f), { force: true });
   const only = (process.env.OOD_LENS_E2E_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = only.filter((n) => !flows.some((f) => f.name === n));
-  if (unknown.length) throw new Error(`OOD_LENS_E2E_ONLY: unknown flows ${unknown.join(', ')} (known: ${flows.map((f) => f.name).join(', ')})`);
+  const unknown = only.filter((n) => n !== 'vsix-contents' && !flows.some((f) => f.name === n));
+  if (unknown.length) throw new Error(`OOD_LENS_E2E_ONLY: unknown flows ${unknown.join(', ')} (known: vsix-contents, ${flows.map((f) => f.name).join(', ')})`);
   const selected = only.length ? flows.filter((f) => only.includes(f.name)) : flows;
 
   const tools = ensureTools();
@@ -479,6 +507,12 @@ async function main(): Promise<number> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
   });
   const results: Result[] = [];
+  if (!only.length || only.includes('vsix-contents')) {
+    const r = checkVsix(vsix);
+    results.push(r);
+    console.log(`[e2e] ${r.status === 'passed' ? 'PASS' : 'FAIL'} vsix-contents${r.detail ? `: ${r.detail}` : ''}`);
+    for (const n of r.notes) console.log(`         ${n}`);
+  }
   try {
     await runSession('trusted', selected, tools, browser, vsix, tmp, fx, results);
     await runSession('restricted', selected, tools, browser, vsix, tmp, fx, results);
