@@ -140,11 +140,11 @@ def train_classifier(x, y, x_test, y_test, epochs, steps_limit, seed, log, init=
         log(f"classifier initialised from {init}; test accuracy {accuracy(model, x_test, y_test):.4%}")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     total_steps = epochs * math.ceil(len(x) / 128)
-    if finetune:  # continue at a low, decaying learning rate on clean data
+    if finetune:  # continue on clean data with a cosine-decaying learning rate
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
         for group in opt.param_groups:
-            group["lr"] = 3e-4
-        sched.base_lrs = [3e-4 for _ in opt.param_groups]
+            group["lr"] = 1e-3
+        sched.base_lrs = [1e-3 for _ in opt.param_groups]
     else:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=total_steps)
     losses, step, t0 = [], 0, time.time()
@@ -256,7 +256,7 @@ def main():
     ap.add_argument("--skip", choices=["classifier", "vae"], action="append", default=[])
     ap.add_argument("--held-out", type=int, default=HELD_OUT, help="last N training images kept for calibration")
     ap.add_argument("--init-classifier", help="start from these exported classifier weights (path without .json/.bin)")
-    ap.add_argument("--finetune", action="store_true", help="no augmentation, learning rate 3e-4 decaying to 0")
+    ap.add_argument("--finetune", action="store_true", help="no augmentation, learning rate 1e-3 decaying to 0 (cosine)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
