@@ -393,7 +393,9 @@ function checkVsix(vsix: string): Result {
       'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
       'extension/node_modules/@vscode-elements/elements/dist/bundled.js', 'extension/LICENSE.txt',
     ];
-    for (const r of required) assert(files.includes(r), `the VSIX lacks ${r}`);
+    // Every bundle scripts/build.mjs wrote (a new entry point must not be left out by .vscodeignore).
+    const bundles = readdirSync(join(REPO, 'dist')).filter((f) => f.endsWith('.js')).map((f) => `extension/dist/${f}`);
+    for (const r of [...required, ...bundles]) assert(files.includes(r), `the VSIX lacks ${r}`);
     assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-linux-x64\/.*\.node$/.test(f)), 'the VSIX lacks the sharp linux-x64 binary');
     assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so/.test(f)), 'the VSIX lacks libvips for linux-x64');
     const unwanted = files.filter((f) => /darwin|win32|arm64|musl|\.map$|\.ts$|\/src\/.*\.ts|-weights\.(bin|json)$|training-(log|metrics)|\/test\/|\.github|tsconfig/.test(f.replace(/^extension\/node_modules\/long\/src\//, '')));
