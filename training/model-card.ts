@@ -33,7 +33,7 @@ ${manifest.description}
 ## Models
 | model | architecture | result (test set) |
 |---|---|---|
-| classifier (\`classifier.onnx\`) | conv3×3-32 → max-pool → conv3×3-64 → max-pool → dense 128 (dropout 0.3) → dense ${manifest.classifier.labels.length} (logits); ±2 px random shifts, Adam with one-cycle LR, ${metrics.classifier.epochs} epochs | **${(100 * metrics.classifier.testAccuracy).toFixed(2)}% accuracy** |
+| classifier (\`classifier.onnx\`) | conv3×3-32 → max-pool → conv3×3-64 → max-pool → dense 128 (dropout 0.3) → dense ${manifest.classifier.labels.length} (logits); ±2 px random shifts, Adam with one-cycle LR, ${metrics.classifier.epochs - (metrics.classifier.finetuneEpochs ?? 0)} epochs${metrics.classifier.finetuneEpochs ? `, then ${metrics.classifier.finetuneEpochs} epochs on clean data with a cosine-decaying LR from 1e-3` : ''} | **${(100 * metrics.classifier.testAccuracy).toFixed(2)}% accuracy** |
 | VAE (\`vae.onnx\`; split \`vae-encoder.onnx\` / \`vae-decoder.onnx\`) | encoder conv4×4/2-32 → conv4×4/2-64 → conv4×4/2-64 → dense μ, log σ² (latent ${metrics.vae.latent}); decoder dense → 3 × (nearest ×2 upsample → conv3×3), Bernoulli likelihood on logits; Adam, ${metrics.vae.epochs} epochs | **ELBO ${metrics.vae.testElboNats.toFixed(2)} nats (${metrics.vae.testBitsPerDim.toFixed(4)} bits/dim)** at the posterior mean |
 
 ONNX opset 13 with a dynamic batch dimension; TensorFlow.js layers versions in \`tfjs/\` (NHWC input), written by TensorFlow.js's own serializer from the same weights (\`training/export-tfjs.ts\`, which checks them against the ONNX models).
