@@ -217,6 +217,9 @@ export class OodEngine {
     const items = inputs.map((i) => (!i.source ? { path: i.path } : isRawImage(i.source) ? { path: i.path, raw: i.source } : { path: i.path, bytes: new Uint8Array(i.source) }));
     try {
       return await this.pool!.prepare(items, this.pair.manifest.input, { maxInputPixels: this.maxInputPixels, maxFileBytes: this.maxFileBytes, complexity: this.useComplexity });
+    } catch {
+      // A worker that failed (missing bundle file, crash) must never stall scoring: do it in-process.
+      return this.prepareAll(inputs);
     } finally {
       this.timings.preprocess += performance.now() - start; // wall time in the worker, overlapping inference
     }
@@ -257,7 +260,7 @@ export class OodEngine {
     const withDetails = options.withDetails ?? false;
     const launch = (batch: ScoreInput[]) => {
       const paths = batch.map((b) => b.path);
-      const prepared = this.pool ? this.prepareInPool(batch) : this.prepareAll(batch);
+      const prepared = this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch);
       const before = previous;
       previous = (async () => {
         const images = await prepared;

@@ -79,7 +79,8 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
 
 /** sharp's messages come from libvips and are cryptic; name the usual causes in plain words. */
 export function describeSharpError(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
+  // libvips messages often end in a dangling ':' or newline.
+  const message = (err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, '');
   if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
   if (/premature end|truncated|unexpected end|not enough data|Read error/i.test(message)) return `image data is truncated or corrupt: ${message}`;

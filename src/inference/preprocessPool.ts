@@ -21,6 +21,7 @@ function startWorker(): Worker {
 }
 
 export class PreprocessPool {
+  /** Live workers; one that fails or exits is removed, and with none left `prepare` rejects at once. */
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, { resolve: (r: PreprocessResponse) => void; reject: (e: Error) => void }>();
   private nextId = 1;
@@ -34,10 +35,13 @@ export class PreprocessPool {
         this.pending.get(res.id)?.resolve(res);
         this.pending.delete(res.id);
       });
-      worker.on('error', (err) => this.failAll(err));
-      worker.on('exit', (code) => {
-        if (code !== 0) this.failAll(new Error(`preprocessing worker exited with code ${code}`));
-      });
+      const retire = (err: Error) => {
+        const index = this.workers.indexOf(worker);
+        if (index >= 0) this.workers.splice(index, 1);
+        this.failAll(err);
+      };
+      worker.on('error', retire);
+      worker.on('exit', (code) => retire(new Error(`preprocessing worker exited with code ${code}`)));
       this.workers.push(worker);
     }
   }
@@ -48,6 +52,7 @@ export class PreprocessPool {
   }
 
   async prepare(items: Item[], spec: InputSpec, options: { maxInputPixels: number; maxFileBytes: number; complexity: boolean }): Promise<(ModelImage | Error)[]> {
+    if (this.workers.length === 0) throw new Error('no preprocessing worker is running');
     const id = this.nextId++;
     const worker = this.workers[this.turn++ % this.workers.length];
     const response = await new Promise<PreprocessResponse>((resolve, reject) => {
@@ -59,7 +64,12 @@ export class PreprocessPool {
     );
   }
 
+  get alive(): boolean {
+    return this.workers.length > 0;
+  }
+
   async dispose(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    const workers = this.workers.splice(0);
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }

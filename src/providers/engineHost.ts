@@ -8,6 +8,7 @@ import { stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { parse as parseJsonc } from 'jsonc-parser';
 import * as vscode from 'vscode';
 import type { EngineConfig, EnginePairInfo, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
 import { oneLine } from '../shared/inspectProtocol';
@@ -213,12 +214,42 @@ export class EngineHost implements EngineService {
     return config;
   }
 
+  private async noticeHiddenWorkspacePair(): Promise<void> {
+    const files = (vscode.workspace.workspaceFolders ?? []).map((f) => vscode.Uri.joinPath(f.uri, '.vscode', 'settings.json'));
+    if (vscode.workspace.workspaceFile?.scheme === 'file') files.push(vscode.workspace.workspaceFile);
+    for (const file of files) {
+      let text: string;
+      try {
+        text = new TextDecoder().decode(await vscode.workspace.fs.readFile(file));
+      } catch {
+        continue; // no settings file there
+      }
+      const data = parseJsonc(text) as Record<string, unknown> | undefined;
+      const settings = file === vscode.workspace.workspaceFile ? (data?.settings as Record<string, unknown> | undefined) : data;
+      const value = settings?.['oodLens.pair'];
+      if (typeof value !== 'string' || !value.trim() || this.restrictedNoticeFor === value) continue;
+      this.restrictedNoticeFor = value;
+      this.log.warn(`Restricted Mode: ignoring oodLens.pair = "${value}" from ${file.fsPath}; the built-in pair runs`);
+      const choice = await vscode.window.showWarningMessage(
+        `OOD Lens: this workspace is in Restricted Mode, so the workspace pair "${value}" from ${vscode.workspace.asRelativePath(file)} (oodLens.pair) is not loaded — a pair runs its own model files, which needs a trusted workspace. The built-in MNIST pair runs instead.`,
+        'Manage Workspace Trust',
+      );
+      if (choice) await vscode.commands.executeCommand('workbench.trust.manage');
+      return;
+    }
+  }
+
   /** The configured pair, or undefined for the built-in one (also in Restricted Mode). */
   private pairFromSettings(c: vscode.WorkspaceConfiguration, notify: boolean): string | undefined {
     const inspected = c.inspect<string>('pair');
     const values = [inspected?.workspaceFolderValue, inspected?.workspaceValue, inspected?.globalValue].filter((v): v is string => typeof v === 'string' && v.trim() !== '');
     const value = (c.get<string>('pair') ?? '').trim() || values[0] || '';
-    if (!value) return undefined;
+    if (!value) {
+      // In Restricted Mode VS Code hides workspace values of restricted settings such as oodLens.pair,
+      // so look in the workspace's settings files ourselves — only to tell the user why it is not used.
+      if (!vscode.workspace.isTrusted && notify) void this.noticeHiddenWorkspacePair();
+      return undefined;
+    }
     if (!vscode.workspace.isTrusted) {
       if (notify && this.restrictedNoticeFor !== value) {
         this.restrictedNoticeFor = value;
