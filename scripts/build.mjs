@@ -25,6 +25,8 @@ const node = {
   format: 'cjs',
   target: 'node20',
   external,
+  // Prefer ES modules: some packages (jsonc-parser) ship a UMD "main" whose inner requires esbuild cannot follow.
+  mainFields: ['module', 'main'],
 };
 const uiDir = 'src/webviews/ui';
 const web = {
