@@ -2,7 +2,6 @@
  * The engine behind every surface (CLI, extension worker, benchmarks): image → preprocess → classifier
  * and VAE in batches → scores → calibrated verdict. One call per image or a streamed folder.
  */
-import { basename } from 'node:path';
 import { type Calibration, decide, type Verdict, type VerdictRule } from './calibration';
 import { complexityBits, complexityCorrectedScore } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
@@ -507,8 +506,4 @@ export class OodEngine {
       },
     };
   }
-}
-
-export function displayName(path: string): string {
-  return basename(path);
 }
