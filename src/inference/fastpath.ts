@@ -1,6 +1,7 @@
 /**
  * The fast path for datasets of small images, where libvips' per-call overhead (~1–2 ms) dwarfs the work:
- *  1. small 8-bit PNGs are decoded in JS by fast-png (lossless, so the pixels are exactly sharp's);
+ *  1. small 8-bit PNGs are decoded in-process by pngjs on Node's native zlib (lossless, so the pixels are
+ *     exactly sharp's; measured 41 µs per 28×28 PNG against 154 µs for fast-png's pure-JS inflate);
  *  2. images of the same size are stacked into one tall "atlas" with edge-replicated gaps and resized by a
  *     single sharp call, then cut apart. The gaps are wide enough for every resize kernel's support and make
  *     each tile's output rows land on integer positions, so each result is bit-identical to resizing the image
@@ -8,7 +9,7 @@
  * Anything else (JPEG, large images, palettes, colour profiles, `contain`/`cover` with other aspect ratios)
  * goes through the ordinary per-image sharp pipeline.
  */
-import { decode } from 'fast-png';
+import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import type { InputSpec } from './manifest';
 import { ImageDecodeError, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
@@ -39,10 +40,15 @@ export function decodeSmallPng(bytes: Uint8Array): RawImage | null {
     if (type === 'IEND') break;
     pos += 12 + length;
   }
+  // Channels as stored: grey, grey+alpha, RGB, RGBA (pngjs always expands to RGBA).
+  const channels = ({ 0: 1, 4: 2, 2: 3, 6: 4 } as Record<number, RawImage['channels']>)[colourType];
+  if (!channels) return null;
   try {
-    const png = decode(bytes);
-    if (png.depth !== 8 || !(png.channels >= 1 && png.channels <= 4)) return null;
-    return { width: png.width, height: png.height, channels: png.channels as RawImage['channels'], data: png.data as Uint8Array };
+    const rgba = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).data;
+    const data = new Uint8Array(width * height * channels);
+    const pick = channels === 1 ? [0] : channels === 2 ? [0, 3] : channels === 3 ? [0, 1, 2] : [0, 1, 2, 3];
+    for (let p = 0, q = 0; p < width * height; p++) for (const c of pick) data[q++] = rgba[p * 4 + c];
+    return { width, height, channels, data };
   } catch {
     return null; // let sharp decode it and word the error
   }

@@ -37,7 +37,7 @@ test('fast path equals the per-image sharp pipeline bit for bit on 600 real MNIS
   }
 });
 
-test('small PNGs (grey, RGB, RGBA) decode in JS to the same pixels sharp gives', async () => {
+test('small PNGs (grey, grey+alpha, RGB, RGBA) decode in-process to the same pixels sharp gives', async () => {
   const dir = tempDir();
   const pngs = (await writeIdxPngs(MNIST_TEST_IMAGES, [0, 1, 2, 3, 4, 5, 6, 7], dir, 'm')).map((p) => new Uint8Array(readFileSync(p)));
   assert.equal(decodeSmallPng(pngs[0])!.channels, 1);
@@ -45,7 +45,9 @@ test('small PNGs (grey, RGB, RGBA) decode in JS to the same pixels sharp gives',
   const rgba = await sharp(join(FIXTURES, 'hen.png')).resize(30, 42).png().toBuffer();
   assert.equal(decodeSmallPng(rgb)!.channels, 3);
   assert.equal(decodeSmallPng(rgba)!.channels, 4);
-  const all = [...pngs, new Uint8Array(rgb), new Uint8Array(rgba)];
+  const greyAlpha = await sharp(join(FIXTURES, 'rooster.png')).resize(30, 42).toColourspace('b-w').png().toBuffer();
+  assert.equal(decodeSmallPng(greyAlpha)!.channels, 2);
+  const all = [...pngs, new Uint8Array(rgb), new Uint8Array(rgba), new Uint8Array(greyAlpha)];
   for (const spec of [mnistSpec, { ...mnistSpec, channels: 3 as const, layout: 'NHWC' as const, background: '#ffffff' }]) {
     const fast = await prepareBatch(all, spec, DEFAULT_MAX_INPUT_PIXELS);
     const slow = await Promise.all(all.map((b) => toModelImage(b, spec)));
