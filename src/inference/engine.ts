@@ -354,8 +354,9 @@ export class OodEngine {
     }
     const dims = m.input.width * m.input.height * m.input.channels;
     return images.map((img, i) => {
-      const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
       const v = vaeOut.perImage[i];
+      if (!Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
+      const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
       const cBits = bits ? bits[i] : null;
       const cScore = cBits !== null ? complexityCorrectedScore(v.elbo, cBits) : null;
       const verdict = decide(p.calibration, v.elbo, cScore, this.alpha, this.rule);
@@ -379,9 +380,6 @@ export class OodEngine {
         verdict: verdict.verdict,
         error: null,
       };
-      if (!Number.isFinite(v.elbo)) {
-        return { ...errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`) };
-      }
       if (withDetails) {
         result.details = { modelInput: img, reconstruction: vaeOut.reconstruction(i, img), probabilities: Array.from(cs.probabilities) };
       }

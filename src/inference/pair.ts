@@ -1,4 +1,5 @@
 /** A loaded pair: manifest, runtimes for its models, and its calibration. */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
 import { type Layout, loadPairManifest, type ModelFormat, type PairManifest, resolveIn, type ResolvedPair } from './manifest';
@@ -7,7 +8,6 @@ import { type LoadOptions, ModelError, type ModelRunner } from './backends/types
 /** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
 export function builtInPairDir(name = 'mnist'): string {
   const candidates = [join(__dirname, '..', 'models', name), join(__dirname, '..', '..', 'models', name)];
-  const { existsSync } = require('node:fs') as typeof import('node:fs');
   return candidates.find((c) => existsSync(join(c, 'ood-pair.json'))) ?? candidates[0];
 }
 
