@@ -99,9 +99,9 @@ async function main() {
   let t = performance.now();
   let listed = 0;
   for await (const _ of walkImages(MNIST_DIR, false)) listed++;
-  const listMs = performance.now() - t;
+  const listMs = ((performance.now() - t) * count) / listed;
   const files: string[] = [];
-  for await (const f of walkImages(MNIST_DIR, false)) files.push(f);
+  for await (const f of walkImages(MNIST_DIR, false)) if (files.length < count) files.push(f); // the folder may hold more (an earlier full run)
   let outputMs = 0;
   const { ResultWriter, SummaryCounter } = await import('../src/inference/output');
   const writer = new ResultWriter('csv', info, join(CACHE, 'bench-out.csv'));
@@ -129,10 +129,13 @@ async function main() {
   const boundRows: string[] = [];
   const { loadOnnx } = await import('../src/inference/backends/onnx');
   const dir = builtInPairDir();
-  const sessionSets: [string, { classifier: import('../src/inference/backends/types').ModelRunner; vae: import('../src/inference/backends/types').ModelRunner }][] = [['engine', { classifier: engine.pair.classifier, vae: engine.pair.vae! }]];
-  for (const threads of [0, 2]) {
-    sessionSets.push([`${threads || 'default'} threads`, { classifier: await loadOnnx(join(dir, 'classifier.onnx'), { provider: 'cpu', threads }), vae: await loadOnnx(join(dir, 'vae.onnx'), { provider: 'cpu', threads }) }]);
+  const sessionSets: [string, { classifier: import('../src/inference/backends/types').ModelRunner; vae: import('../src/inference/backends/types').ModelRunner }][] = [['engine (threads = cores, no spinning)', { classifier: engine.pair.classifier, vae: engine.pair.vae! }]];
+  for (const [threads, spinning] of [[0, true], [1, true], [2, true]] as const) {
+    const options = { provider: 'cpu' as const, threads, spinning };
+    sessionSets.push([`${threads || 'default'} thread${threads === 1 ? '' : 's'}, spinning`, { classifier: await loadOnnx(join(dir, 'classifier.onnx'), options), vae: await loadOnnx(join(dir, 'vae.onnx'), options) }]);
   }
+  const o = engine.pair.manifest.vae.outputs!;
+  const vaeOutputs = [o.reconstruction, o.mu, o.logvar, ...(o.logScale ? [o.logScale] : [])];
   for (const [label, sessions] of sessionSets) {
     const perBatch: string[] = [];
     for (const bs of [16, 32, 64, 128, 256]) {
@@ -141,7 +144,7 @@ async function main() {
       for (let i = 0; i < bs; i++) for (let k = 0; k < size; k++) feed.data[i * size + k] = images[i % images.length].pixels[k] / 255;
       const runBoth = async () => {
         await sessions.classifier.run({ image: feed }, ['logits']);
-        await sessions.vae.run({ image: feed }, ['reconstruction_logits', 'mu', 'logvar']);
+        await sessions.vae.run({ image: feed }, vaeOutputs);
       };
       await runBoth();
       const reps = Math.max(3, Math.ceil(4096 / bs));
@@ -152,7 +155,7 @@ async function main() {
       if (ips > best.ips) best = { bs, ips, threads: label };
     }
     boundRows.push(`${label} — ${perBatch.join(' · ')}`);
-    if (label !== 'engine') {
+    if (!label.startsWith('engine')) {
       await sessions.classifier.dispose();
       await sessions.vae.dispose();
     }

@@ -13,6 +13,8 @@ export const MNIST_LIKE_INPUT: InputSpec = {
   resize: 'fill',
   resizeKernel: 'linear',
   background: '#000000',
+  // LeNet's framing: 28×28 digits (MNIST's own size, so not resampled) centred in a 32×32 field.
+  padding: 2,
 };
 
 const repoRoot = join(__dirname, '..');

@@ -20,6 +20,8 @@ import type { FloatTensor } from '../src/inference/backends/types';
 type Tf = typeof TfTypes;
 const SIZE = 32;
 const TOLERANCE = 1e-3;
+/** train.py's MIN_LOG_SCALE: the discretised-logistic decoder's log-scales are clamped to at least this. */
+const MIN_LOG_SCALE = -8;
 
 // ---------------------------------------------------------------------------------------------------------
 // PyTorch weights
@@ -48,6 +50,10 @@ class TorchWeights {
     }
   }
 
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
   get(name: string, rank: number): TorchTensor {
     const t = this.tensors.get(name);
     if (!t) throw new Error(`${this.prefix}.json has no "${name}" (has: ${[...this.tensors.keys()].join(', ')})`);
@@ -64,11 +70,11 @@ class TorchWeights {
 }
 
 /** PyTorch conv [out, in, kh, kw] → tfjs [kh, kw, in, out]; linear [out, in] → dense [in, out]. */
-function setConv(tf: Tf, layer: TfTypes.layers.Layer, w: TorchWeights, name: string): void {
+function setConv(tf: Tf, layer: TfTypes.layers.Layer, w: TorchWeights, name: string, biasShift = 0): void {
   const k = w.get(`${name}.weight`, 4);
   const b = w.get(`${name}.bias`, 1);
   const kernel = tf.tidy(() => tf.transpose(tf.tensor4d(k.data, k.shape as [number, number, number, number]), [2, 3, 1, 0]));
-  setWeights(tf, layer, [kernel, tf.tensor1d(b.data)], name);
+  setWeights(tf, layer, [kernel, tf.tensor1d(b.data.map((v) => v + biasShift))], name);
 }
 
 function setDense(tf: Tf, layer: TfTypes.layers.Layer, w: TorchWeights, name: string): void {
@@ -148,17 +154,28 @@ function buildVae(tf: Tf, w: TorchWeights): TfTypes.LayersModel {
   let d = fc.apply(mu) as TfTypes.SymbolicTensor;
   d = tf.layers.reshape({ targetShape: [64, 4, 4], name: 'decoder_chw' }).apply(d) as TfTypes.SymbolicTensor;
   d = tf.layers.permute({ dims: [2, 3, 1], name: 'decoder_to_hwc' }).apply(d) as TfTypes.SymbolicTensor;
+  let features = d;
   dec.forEach((conv, i) => {
     // F.interpolate(scale_factor=2, mode="nearest") is upSampling2d's default nearest ×2.
     d = tf.layers.upSampling2d({ size: [2, 2], name: `decoder_up${i + 1}` }).apply(d) as TfTypes.SymbolicTensor;
+    features = d;
     d = conv.apply(d) as TfTypes.SymbolicTensor;
   });
-  const model = tf.model({ inputs: image, outputs: [d, mu, logvar], name: 'vae' });
+  // Discretised-logistic decoders have a second head on the same 32×32 features: the log-scale, clamped
+  // below as train.py does it, relu(x − min) + min (the conv's bias absorbs the −min).
+  const scaleHead = w.has('decoder.scale.weight') ? tf.layers.conv2d({ filters: 1, kernelSize: 3, padding: 'same', activation: 'relu', name: 'decoder_scale' }) : null;
+  const outputs = [d];
+  if (scaleHead) {
+    const clamped = scaleHead.apply(features) as TfTypes.SymbolicTensor;
+    outputs.push(tf.layers.rescaling({ scale: 1, offset: MIN_LOG_SCALE, name: 'log_scale' }).apply(clamped) as TfTypes.SymbolicTensor);
+  }
+  const model = tf.model({ inputs: image, outputs: [...outputs, mu, logvar], name: 'vae' });
   enc.forEach((conv, i) => setConv(tf, conv, w, `encoder.conv${i + 1}`));
   setDense(tf, muLayer, w, 'encoder.mu');
   setDense(tf, logvarLayer, w, 'encoder.logvar');
   setDense(tf, fc, w, 'decoder.fc');
   dec.forEach((conv, i) => setConv(tf, conv, w, `decoder.conv${i + 1}`));
+  if (scaleHead) setConv(tf, scaleHead, w, 'decoder.scale', -MIN_LOG_SCALE);
   w.assertAllUsed();
   return model;
 }
@@ -273,11 +290,13 @@ async function verify(modelDir: string): Promise<boolean> {
   };
   const pairs: [string, string, string[]][] = [
     ['classifier.onnx', 'classifier', ['logits']],
-    ['vae.onnx', 'vae', ['reconstruction_logits', 'mu', 'logvar']],
+    ['vae.onnx', 'vae', ['reconstruction_logits', 'log_scale', 'mu', 'logvar']],
   ];
-  for (const [onnxFile, tfjsName, outputs] of pairs) {
+  for (const [onnxFile, tfjsName, wanted] of pairs) {
     const onnx = await loadOnnx(join(modelDir, onnxFile), { provider: 'cpu' });
     const tfjs = await loadTfjs(join(modelDir, 'tfjs', tfjsName), 'tfjs-layers', { provider: 'cpu' });
+    // log_scale exists only in discretised-logistic VAEs.
+    const outputs = wanted.filter((name) => onnx.outputs.some((o) => o.name === name));
     try {
       const a = await onnx.run({ image: batch });
       const b = await tfjs.run({ image: nhwc });

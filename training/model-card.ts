@@ -17,7 +17,7 @@ const data = isMnist
 const sorted = [...calibration.scores.elbo].sort((a: number, b: number) => a - b);
 const q = (p: number) => sorted[Math.floor(p * (sorted.length - 1))].toFixed(1);
 const files = readdirSync(dir, { recursive: true, withFileTypes: true })
-  .filter((e) => e.isFile())
+  .filter((e) => e.isFile() && !/-weights\.(bin|json)$/.test(e.name)) // raw PyTorch weights are not shipped (.gitignore)
   .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
 const total = files.reduce((s, f) => s + statSync(f).size, 0);
 
@@ -27,14 +27,14 @@ ${manifest.description}
 
 ## Data
 - ${data}.
-- Images resized from 28×28 to 32×32 by the engine's own preprocessing (sharp, linear kernel; \`training/prepare-data.ts\`), values in [0, 1], white on black.
+- ${manifest.input.padding ? `The 28×28 images unchanged, centred in a 32×32 black field (LeNet's framing: \`input.padding\` ${manifest.input.padding}), prepared by the engine's own preprocessing (\`training/prepare-data.ts\`); other images are resized into the 28×28 field (sharp, ${manifest.input.resizeKernel} kernel)` : `Images resized from 28×28 to 32×32 by the engine's own preprocessing (sharp, ${manifest.input.resizeKernel} kernel; \`training/prepare-data.ts\`)`}, values in [0, 1], white on black.
 - Training: the first ${metrics.trainImages.toLocaleString('en')} training images. The last ${metrics.heldOut.toLocaleString('en')} training images are held out and never trained on: they are the calibration set. The test set is used only for evaluation.
 
 ## Models
 | model | architecture | result (test set) |
 |---|---|---|
-| classifier (\`classifier.onnx\`) | conv3×3-32 → max-pool → conv3×3-64 → max-pool → dense 128 (dropout 0.3) → dense ${manifest.classifier.labels.length} (logits); ±2 px random shifts, Adam with one-cycle LR, ${metrics.classifier.epochs - (metrics.classifier.finetuneEpochs ?? 0)} epochs${metrics.classifier.finetuneEpochs ? `, then ${metrics.classifier.finetuneEpochs} epochs on clean data with a cosine-decaying LR from 1e-3` : ''} | **${(100 * metrics.classifier.testAccuracy).toFixed(2)}% accuracy** |
-| VAE (\`vae.onnx\`; split \`vae-encoder.onnx\` / \`vae-decoder.onnx\`) | encoder conv4×4/2-32 → conv4×4/2-64 → conv4×4/2-64 → dense μ, log σ² (latent ${metrics.vae.latent}); decoder dense → 3 × (nearest ×2 upsample → conv3×3), Bernoulli likelihood on logits; Adam, ${metrics.vae.epochs} epochs | **ELBO ${metrics.vae.testElboNats.toFixed(2)} nats (${metrics.vae.testBitsPerDim.toFixed(4)} bits/dim)** at the posterior mean |
+| classifier (\`classifier.onnx\`) | conv3×3-32 → max-pool → conv3×3-64 → max-pool → dense 128 (dropout 0.3) → dense ${manifest.classifier.labels.length} (logits); ±2 px random shifts${metrics.classifier.flip ? ', random left-right mirroring' : ''}, Adam with one-cycle LR, ${metrics.classifier.epochs - (metrics.classifier.finetuneEpochs ?? 0)} epochs${metrics.classifier.finetuneEpochs ? `, then ${metrics.classifier.finetuneEpochs} epochs without shifts${metrics.classifier.flip ? ' (mirroring kept)' : ''} with a cosine-decaying LR from 1e-3` : ''} | **${(100 * metrics.classifier.testAccuracy).toFixed(2)}% accuracy** |
+| VAE (\`vae.onnx\`; split \`vae-encoder.onnx\` / \`vae-decoder.onnx\`) | encoder conv4×4/2-32 → conv4×4/2-64 → conv4×4/2-64 → dense μ, log σ² (latent ${metrics.vae.latent}); decoder dense → 3 × (nearest ×2 upsample → conv3×3), ${metrics.vae.likelihood === 'discretized-logistic' ? 'discretised logistic over the 256 grey levels (mean logits + a log-scale head)' : 'Bernoulli likelihood on logits'}; Adam, ${metrics.vae.epochs} epochs | **ELBO ${metrics.vae.testElboNats.toFixed(2)} nats (${metrics.vae.testBitsPerDim.toFixed(4)} bits/dim)** at the posterior mean |
 
 ONNX opset 13 with a dynamic batch dimension; TensorFlow.js layers versions in \`tfjs/\` (NHWC input), written by TensorFlow.js's own serializer from the same weights (\`training/export-tfjs.ts\`, which checks them against the ONNX models).
 

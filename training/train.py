@@ -74,37 +74,76 @@ class Encoder(nn.Module):
         return self.mu(h), self.logvar(h)
 
 
-class Decoder(nn.Module):
-    """Nearest upsampling + 3x3 convolutions (no transposed convolutions: identical in ONNX and TF.js)."""
+# Discretised logistic decoder: log-scales below this (in [0, 1] pixel units) are clamped, inside the exported
+# models, so that one confidently predicted pixel cannot dominate an image's likelihood.
+MIN_LOG_SCALE = -8.0
+LEVELS = 256
 
-    def __init__(self):
+
+class Decoder(nn.Module):
+    """Nearest upsampling + 3x3 convolutions (no transposed convolutions: identical in ONNX and TF.js).
+
+    likelihood "bernoulli": one output, Bernoulli logits. "discretized-logistic": the logits of the mean and a
+    second head with the log-scale, a proper probability over the 256 grey levels, so that −log₂ p(x) is a code
+    length in bits, on the same scale as a lossless compressor's (needed by the complexity-corrected score).
+    """
+
+    def __init__(self, likelihood="bernoulli"):
         super().__init__()
+        self.likelihood = likelihood
         self.fc = nn.Linear(LATENT, 64 * 4 * 4)
         self.conv1 = nn.Conv2d(64, 64, 3, padding=1)  # 8x8
         self.conv2 = nn.Conv2d(64, 32, 3, padding=1)  # 16x16
-        self.conv3 = nn.Conv2d(32, 1, 3, padding=1)   # 32x32
+        self.conv3 = nn.Conv2d(32, 1, 3, padding=1)   # 32x32, logits (of the mean)
+        if likelihood == "discretized-logistic":
+            self.scale = nn.Conv2d(32, 1, 3, padding=1)  # 32x32, log-scale
 
     def forward(self, z):
         h = F.relu(self.fc(z)).view(-1, 64, 4, 4)
         h = F.relu(self.conv1(F.interpolate(h, scale_factor=2.0, mode="nearest")))
         h = F.relu(self.conv2(F.interpolate(h, scale_factor=2.0, mode="nearest")))
-        return self.conv3(F.interpolate(h, scale_factor=2.0, mode="nearest"))  # Bernoulli logits
+        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+        if self.likelihood == "discretized-logistic":
+            # clamp(x, min) written as relu(x − min) + min: the TF.js export builds the same two steps.
+            return self.conv3(h), F.relu(self.scale(h) - MIN_LOG_SCALE) + MIN_LOG_SCALE
+        return self.conv3(h)
 
 
 class VAE(nn.Module):
-    def __init__(self):
+    def __init__(self, likelihood="bernoulli"):
         super().__init__()
         self.encoder = Encoder()
-        self.decoder = Decoder()
+        self.decoder = Decoder(likelihood)
 
     def forward(self, x):
         """Deterministic export: decode the posterior mean."""
         mu, logvar = self.encoder(x)
-        return self.decoder(mu), mu, logvar
+        out = self.decoder(mu)
+        return (*out, mu, logvar) if isinstance(out, tuple) else (out, mu, logvar)
 
 
 def bernoulli_loglik(logits, x):
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+
+
+def discretized_logistic_loglik(mean_logits, log_scale, x):
+    """Σ log P(x) for x on the grid k/255 under a logistic with mean σ(mean_logits) and scale e^log_scale,
+    discretised into 256 bins (the end bins take the tails). Same formula as the engine's scores.ts:
+    P = σ(a) − σ(b) = σ(a)·σ(−b)·(1 − e^(b−a)), a, b = (x ± ½/255 − m)/s — stable for any scale."""
+    h = 0.5 / (LEVELS - 1)
+    m = torch.sigmoid(mean_logits)
+    inv_s = torch.exp(-log_scale)
+    a = (x + h - m) * inv_s
+    b = (x - h - m) * inv_s
+    log_cdf_a = F.logsigmoid(a)
+    log_sf_b = F.logsigmoid(-b)
+    mid = log_cdf_a + log_sf_b + torch.log(-torch.expm1(-2 * h * inv_s))
+    ll = torch.where(x < h, log_cdf_a, torch.where(x > 1 - h, log_sf_b, mid))
+    return ll.flatten(1).sum(1)
+
+
+def vae_loglik(out, x):
+    return discretized_logistic_loglik(out[0], out[1], x) if isinstance(out, tuple) else bernoulli_loglik(out, x)
 
 
 def kl_normal(mu, logvar):
@@ -118,7 +157,16 @@ def batches(n, size, rng):
 
 
 def load_weights(modules, path):
-    """Inverse of export_weights: sets the named parameters from <path>.json / <path>.bin."""
+    """Inverse of export_weights: sets the named parameters from <path>.json / <path>.bin, or from the
+    initializers of an exported ONNX model (<path> ending in .onnx; one module, names as PyTorch exported them)."""
+    if path.endswith(".onnx"):
+        import onnx
+        from onnx import numpy_helper
+
+        (module,) = modules.values()
+        init = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+        module.load_state_dict({name: torch.from_numpy(init[name].copy()) for name in module.state_dict()})
+        return
     index = json.load(open(path + ".json"))
     blob = open(path + ".bin", "rb").read()
     for prefix, module in modules.items():
@@ -131,7 +179,7 @@ def load_weights(modules, path):
         module.load_state_dict(state)
 
 
-def train_classifier(x, y, x_test, y_test, epochs, steps_limit, seed, log, init=None, finetune=False):
+def train_classifier(x, y, x_test, y_test, epochs, steps_limit, seed, log, init=None, finetune=False, flip=False):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = Classifier()
@@ -155,6 +203,9 @@ def train_classifier(x, y, x_test, y_test, epochs, steps_limit, seed, log, init=
             if epoch < epochs - 1 and not finetune:  # small random shifts help generalisation; last epoch on clean data
                 dx, dy = rng.integers(-2, 3, size=2)
                 xb = torch.roll(xb, shifts=(int(dy), int(dx)), dims=(2, 3))
+            if flip:  # mirror half the batch left-right (clothes are symmetric; digits are not: off for MNIST)
+                mirror = torch.from_numpy(rng.random(len(idx)) < 0.5)
+                xb = torch.where(mirror.view(-1, 1, 1, 1), xb.flip(3), xb)
             loss = F.cross_entropy(model(xb), torch.from_numpy(y[idx]).long())
             opt.zero_grad()
             loss.backward()
@@ -182,10 +233,10 @@ def accuracy(model, x, y):
     return correct / len(x)
 
 
-def train_vae(x, x_test, epochs, steps_limit, seed, log):
+def train_vae(x, x_test, epochs, steps_limit, seed, log, likelihood="bernoulli", after_epoch=None):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
-    model = VAE()
+    model = VAE(likelihood)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses, step, t0 = [], 0, time.time()
     for epoch in range(epochs):
@@ -193,7 +244,7 @@ def train_vae(x, x_test, epochs, steps_limit, seed, log):
             xb = torch.from_numpy(x[idx]).float().div_(255).unsqueeze(1)
             mu, logvar = model.encoder(xb)
             z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-            elbo = bernoulli_loglik(model.decoder(z), xb) - kl_normal(mu, logvar)
+            elbo = vae_loglik(model.decoder(z), xb) - kl_normal(mu, logvar)
             loss = -elbo.mean()
             opt.zero_grad()
             loss.backward()
@@ -203,7 +254,10 @@ def train_vae(x, x_test, epochs, steps_limit, seed, log):
             if steps_limit and step >= steps_limit:
                 break
         test = test_elbo(model, x_test)
-        log(f"vae epoch {epoch + 1}/{epochs}: train loss {np.mean(losses[-200:]):.2f}, test ELBO {test:.2f} nats, {step * 128 / (time.time() - t0):.0f} img/s")
+        log(f"vae epoch {epoch + 1}/{epochs}: train loss {np.mean(losses[-200:]):.2f}, test ELBO {test:.2f} nats ({-test / (1024 * math.log(2)):.3f} bits/dim), {step * 128 / (time.time() - t0):.0f} img/s")
+        if after_epoch:
+            after_epoch(model.eval(), epoch + 1)
+            model.train()
         if steps_limit and step >= steps_limit:
             break
     return model.eval(), losses
@@ -216,8 +270,8 @@ def test_elbo(model, x):
     total = 0.0
     for i in range(0, len(x), 1000):
         xb = torch.from_numpy(x[i : i + 1000]).float().div_(255).unsqueeze(1)
-        logits, mu, logvar = model(xb)
-        total += (bernoulli_loglik(logits, xb) - kl_normal(mu, logvar)).sum().item()
+        *out, mu, logvar = model(xb)
+        total += (vae_loglik(tuple(out) if len(out) > 1 else out[0], xb) - kl_normal(mu, logvar)).sum().item()
     model.train()
     return total / len(x)
 
@@ -255,8 +309,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a few hundred steps; asserts that both losses fall")
     ap.add_argument("--skip", choices=["classifier", "vae"], action="append", default=[])
     ap.add_argument("--held-out", type=int, default=HELD_OUT, help="last N training images kept for calibration")
-    ap.add_argument("--init-classifier", help="start from these exported classifier weights (path without .json/.bin)")
-    ap.add_argument("--finetune", action="store_true", help="no augmentation, learning rate 1e-3 decaying to 0 (cosine)")
+    ap.add_argument("--init-classifier", help="start from these exported classifier weights (path without .json/.bin, or a classifier.onnx)")
+    ap.add_argument("--finetune", action="store_true", help="no shifts, learning rate 1e-3 decaying to 0 (cosine)")
+    ap.add_argument("--flip", action="store_true", help="classifier: random left-right mirroring (FashionMNIST)")
+    ap.add_argument("--likelihood", choices=["bernoulli", "discretized-logistic"], default="bernoulli", help="VAE decoder likelihood (the built-in pairs: bernoulli; see training/README.md)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -286,33 +342,45 @@ def main():
     metrics.update({"dataset": args.dataset, "seed": args.seed, "heldOut": args.held_out, "trainImages": len(x_train)})
     example = torch.zeros(2, 1, 32, 32)
 
+    def write_metrics():
+        with open(metrics_path + ".tmp", "w") as f:
+            json.dump(metrics, f, indent=2)
+        os.replace(metrics_path + ".tmp", metrics_path)
+
     if "classifier" not in args.skip:
-        clf, losses = train_classifier(x_train, y_train, x_test, y_test, quick_epochs if args.quick else args.classifier_epochs, steps, args.seed, log, args.init_classifier, args.finetune)
+        clf, losses = train_classifier(x_train, y_train, x_test, y_test, quick_epochs if args.quick else args.classifier_epochs, steps, args.seed, log, args.init_classifier, args.finetune, args.flip)
         if args.quick:
             first, last = np.mean(losses[:10]), np.mean(losses[-10:])
             assert last < 0.5 * first, f"classifier loss did not fall: {first:.3f} → {last:.3f}"
             log(f"quick: classifier loss {first:.3f} → {last:.3f}")
         previous = metrics.get("classifier", {}).get("epochs", 0) if args.init_classifier else 0
-        metrics["classifier"] = {"testAccuracy": float(accuracy(clf, x_test, y_test)), "epochs": previous + args.classifier_epochs, "finetuneEpochs": args.classifier_epochs if args.finetune else 0}
+        previous_ft = metrics.get("classifier", {}).get("finetuneEpochs", 0) if args.init_classifier else 0
+        metrics["classifier"] = {"testAccuracy": float(accuracy(clf, x_test, y_test)), "epochs": previous + args.classifier_epochs, "finetuneEpochs": previous_ft + (args.classifier_epochs if args.finetune else 0), "flip": args.flip or metrics.get("classifier", {}).get("flip", False)}
         export_onnx(clf, example, os.path.join(args.out, "classifier.onnx"), ["image"], ["logits"])
         export_weights({"classifier": clf}, os.path.join(args.out, "classifier-weights"))
 
     if "vae" not in args.skip:
-        vae, losses = train_vae(x_train, x_test, quick_epochs if args.quick else args.vae_epochs, steps, args.seed, log)
+        def export_vae(vae, epochs_done):
+            elbo = test_elbo(vae, x_test)
+            metrics["vae"] = {"testElboNats": elbo, "testBitsPerDim": -elbo / (1024 * math.log(2)), "latent": LATENT, "epochs": epochs_done, "likelihood": args.likelihood}
+            if args.likelihood == "discretized-logistic":
+                metrics["vae"]["minLogScale"] = MIN_LOG_SCALE
+            recon = ["reconstruction_logits", "log_scale"] if args.likelihood == "discretized-logistic" else ["reconstruction_logits"]
+            export_onnx(vae, example, os.path.join(args.out, "vae.onnx"), ["image"], recon + ["mu", "logvar"])
+            export_onnx(vae.encoder, example, os.path.join(args.out, "vae-encoder.onnx"), ["image"], ["mu", "logvar"])
+            export_onnx(vae.decoder, torch.zeros(2, LATENT), os.path.join(args.out, "vae-decoder.onnx"), ["z"], recon)
+            export_weights({"encoder": vae.encoder, "decoder": vae.decoder}, os.path.join(args.out, "vae-weights"))
+            write_metrics()
+
+        # Export after every epoch: a long run can be evaluated (and stopped) part-way.
+        vae, losses = train_vae(x_train, x_test, quick_epochs if args.quick else args.vae_epochs, steps, args.seed, log, args.likelihood, None if args.quick else export_vae)
         if args.quick:
             first, last = np.mean(losses[:10]), np.mean(losses[-10:])
             assert last < 0.8 * first, f"VAE loss did not fall: {first:.1f} → {last:.1f}"
             log(f"quick: VAE loss {first:.1f} → {last:.1f}")
-        elbo = test_elbo(vae, x_test)
-        metrics["vae"] = {"testElboNats": elbo, "testBitsPerDim": -elbo / (1024 * math.log(2)), "latent": LATENT, "epochs": args.vae_epochs}
-        export_onnx(vae, example, os.path.join(args.out, "vae.onnx"), ["image"], ["reconstruction_logits", "mu", "logvar"])
-        export_onnx(vae.encoder, example, os.path.join(args.out, "vae-encoder.onnx"), ["image"], ["mu", "logvar"])
-        export_onnx(vae.decoder, torch.zeros(2, LATENT), os.path.join(args.out, "vae-decoder.onnx"), ["z"], ["reconstruction_logits"])
-        export_weights({"encoder": vae.encoder, "decoder": vae.decoder}, os.path.join(args.out, "vae-weights"))
+        export_vae(vae, quick_epochs if args.quick else args.vae_epochs)
 
-    with open(metrics_path + ".tmp", "w") as f:
-        json.dump(metrics, f, indent=2)
-    os.replace(metrics_path + ".tmp", metrics_path)
+    write_metrics()
     log(json.dumps(metrics))
 
 

@@ -36,6 +36,7 @@ export async function runCalibrate(argv: string[]): Promise<number> {
       source: values.source ?? `${positionals.map((p) => basename(p)).join(', ')}${offset || limit !== Infinity ? ` [images ${offset}–${offset + ok.length + failed - 1}]` : ''}`,
       count: ok.length,
       createdAt: new Date().toISOString(),
+      compressor: engine.compressor,
       scores: {
         elbo: ok.map((r) => r.elbo!),
         msp: ok.map((r) => r.msp!),

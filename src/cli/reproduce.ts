@@ -14,7 +14,7 @@ import { builtInPairDir } from '../inference/pair';
 import { barcodeSpec, histogramSpec, imagePanelsSpec, renderPng, rocSpec } from '../report/figures';
 import { MNIST_LIKE_STEPS, mnistLike } from '../report/mnistLike';
 import { writeFileAtomic } from '../inference/calibration';
-import { COMPRESSOR } from '../inference/complexity';
+import { COMPRESSORS } from '../inference/complexity';
 import { collect } from './collect';
 import { UsageError } from './main';
 
@@ -188,7 +188,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
   if (reverse) {
     const rev = metricsTable(reverse);
     const henF = (reverse as Direction & { hen?: ImageResult }).hen!;
-    md.push('## Both directions', '', `The ELBO alone fails in a well-known way (Nalisnick et al. 2019): a VAE trained on FashionMNIST can find MNIST digits *more* likely than clothes. The complexity-corrected score S(x) = −log₂ p(x) − L(x) (Serrà et al. 2020; L(x) here: ${COMPRESSOR}) is meant to fix that direction, and the two-score conformal test (OOD when either p-value is below α/2) to hold in both. What this run measured:`, '');
+    md.push('## Both directions', '', `The ELBO alone fails in a well-known way (Nalisnick et al. 2019): a VAE trained on FashionMNIST can find MNIST digits *more* likely than clothes. The complexity-corrected score S(x) = −log₂ p(x) − L(x) (Serrà et al. 2020; L(x): ${COMPRESSORS.png} for the MNIST pair, ${COMPRESSORS['webp-lossless']} for the FashionMNIST pair — the manifest's complexity.compressor) is meant to fix that direction, and the two-score conformal test (OOD when either p-value is below α/2) to hold in both. What this run measured:`, '');
     md.push('| direction | MSP | ELBO | complexity S(x) | combined test | false alarms at α (in-distribution test set) | OOD detected at α |', '|---|---|---|---|---|---|---|');
     for (const [d, t] of [[forward, fwd], [reverse, rev]] as const) {
       const get = (id: string) => t.rows.find((r) => r.id === id)?.auroc;

@@ -19,6 +19,8 @@ export interface Calibration {
   source: string;
   count: number;
   createdAt: string;
+  /** The compressor behind the stored complexity scores (absent in older files: png). */
+  compressor?: 'png' | 'webp-lossless';
   scores: CalibrationScores;
 }
 

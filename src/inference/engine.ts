@@ -3,14 +3,14 @@
  * and VAE in batches → scores → calibrated verdict. One call per image or a streamed folder.
  */
 import { type Calibration, decide, type Verdict, type VerdictRule } from './calibration';
-import { complexityBits, complexityCorrectedScore } from './complexity';
+import { type Compressor, complexityBits, complexityCorrectedScore, loadCompressor } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
 import type { Layout } from './manifest';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { availableParallelism } from 'node:os';
 import { prepareBatch } from './fastpath';
 import { PreprocessPool } from './preprocessPool';
-import { DEFAULT_MAX_INPUT_PIXELS, type ImageSource, isRawImage, readChecked, type ModelImage, type RawImage, toTensorData } from './preprocess';
+import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ImageSource, isRawImage, readChecked, type ModelImage, type RawImage, toTensorData } from './preprocess';
 import * as S from './scores';
 
 export interface EngineOptions {
@@ -22,6 +22,14 @@ export interface EngineOptions {
   batchSize?: number;
   /** onnxruntime intra-op threads per model (0 = runtime default). */
   threads?: number;
+  /** onnxruntime threads spin while idle (default: not while preprocessing workers need the cores). */
+  spinning?: boolean;
+  /**
+   * How scoreAll overlaps preprocessing and the models: `phased` (default) — the workers prepare the next
+   * batch only while this thread is not running the models; `overlapped` — they prepare it while the
+   * models run. `npm run bench` measures both.
+   */
+  pipeline?: 'phased' | 'overlapped';
   maxInputPixels?: number;
   /** Largest file read, in bytes (a guard before decoding). */
   maxFileBytes?: number;
@@ -106,6 +114,19 @@ function errorResult(path: string, message: string): ImageResult {
   };
 }
 
+/**
+ * Complexity scores calibrated with one compressor cannot be compared with L(x) from another: refuse the
+ * mix with a message that says how to fix it.
+ */
+function checkCalibrationCompressor(pair: LoadedPair, compressor: Compressor): void {
+  const cal = pair.calibration;
+  if (!cal?.scores.complexity?.length) return;
+  const calibrated = cal.compressor ?? 'png';
+  if (calibrated !== compressor) {
+    throw new Error(`${pair.manifestPath}: the calibration's complexity scores were computed with ${calibrated}, but the manifest's complexity.compressor is ${compressor}; run \`ood-lens calibrate\` again`);
+  }
+}
+
 /** Small deterministic PRNG (mulberry32) + Box–Muller: the same posterior samples for every run. */
 function gaussianStream(seed: number): () => number {
   let a = seed >>> 0;
@@ -141,6 +162,12 @@ export interface StageTimings {
   scoring: number;
 }
 
+interface ModelOutputs {
+  classifierOut: Record<string, FloatTensor>;
+  vaeOut: Awaited<ReturnType<OodEngine['runVae']>>;
+  bits: number[] | null;
+}
+
 export class OodEngine {
   readonly timings: StageTimings = { read: 0, preprocess: 0, classifier: 0, vae: 0, complexity: 0, scoring: 0 };
   readonly alpha: number;
@@ -150,6 +177,9 @@ export class OodEngine {
   private readonly maxFileBytes: number;
   private readonly useComplexity: boolean;
   private readonly pool?: PreprocessPool;
+  /** The compressor behind L(x), from the pair manifest. */
+  readonly compressor: Compressor;
+  readonly pipeline: 'phased' | 'overlapped';
 
   private constructor(readonly pair: LoadedPair, options: EngineOptions) {
     this.alpha = options.alpha ?? 0.01;
@@ -158,17 +188,30 @@ export class OodEngine {
     this.maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
+    this.compressor = pair.manifest.complexity?.compressor ?? 'png';
+    this.pipeline = options.pipeline ?? 'phased';
     if ((options.preprocessWorkers ?? 0) > 0) this.pool = new PreprocessPool(options.preprocessWorkers!);
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
   }
 
   static async create(options: EngineOptions = {}): Promise<OodEngine> {
     const cores = availableParallelism();
-    const preprocessWorkers = options.preprocessWorkers ?? (cores >= 2 ? 1 : 0);
-    // The preprocessing workers need cores too: giving onnxruntime the rest avoids oversubscription
-    // (measured on 2 cores: 1,272 images/s with 1 intra-op thread vs 891 with onnxruntime's default).
-    const threads = options.threads ?? (preprocessWorkers > 0 ? Math.max(1, cores - preprocessWorkers) : 0);
-    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads }, options.calibration);
+    // Preprocessing runs in its own phase of the pipeline (see scoreAll), so it may use every core.
+    const preprocessWorkers = options.preprocessWorkers ?? (cores >= 2 ? Math.min(cores, 4) : 0);
+    // onnxruntime gets every core, with its idle threads sleeping instead of spinning, so that the
+    // preprocessing worker runs in the gaps (measured on 2 cores, MNIST folder: 3,615 images/s; 3,229 with
+    // one intra-op thread; 2,259 with two spinning threads).
+    const threads = options.threads ?? (preprocessWorkers > 0 ? cores : 0);
+    const spinning = options.spinning ?? preprocessWorkers === 0;
+    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration);
+    try {
+      const compressor = pair.manifest.complexity?.compressor ?? 'png';
+      if (options.complexity ?? true) await loadCompressor(compressor);
+      checkCalibrationCompressor(pair, compressor);
+    } catch (err) {
+      await disposePair(pair);
+      throw err;
+    }
     return new OodEngine(pair, { ...options, preprocessWorkers });
   }
 
@@ -219,7 +262,7 @@ export class OodEngine {
     const start = performance.now();
     const items = inputs.map((i) => (!i.source ? { path: i.path } : isRawImage(i.source) ? { path: i.path, raw: i.source } : { path: i.path, bytes: new Uint8Array(i.source) }));
     try {
-      return await this.pool!.prepare(items, this.pair.manifest.input, { maxInputPixels: this.maxInputPixels, maxFileBytes: this.maxFileBytes, complexity: this.useComplexity });
+      return await this.pool!.prepare(items, this.pair.manifest.input, { maxInputPixels: this.maxInputPixels, maxFileBytes: this.maxFileBytes, complexity: this.useComplexity ? this.compressor : false });
     } catch {
       // A worker that failed (missing bundle file, crash) must never stall scoring: do it in-process.
       return this.prepareAll(inputs);
@@ -240,6 +283,15 @@ export class OodEngine {
 
   /** Scores prepared images, turning failures into error records; results in input order. */
   private async scorePrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<ImageResult[]> {
+    return (await this.inferPrepared(paths, prepared, withDetails))();
+  }
+
+  /**
+   * Runs the models on the prepared images now and returns the rest of the work (scores, verdicts, error
+   * records for failures, in input order) as a function, so that a pipeline can run it while the next
+   * batch is being prepared.
+   */
+  private async inferPrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<() => ImageResult[]> {
     const ok: ModelImage[] = [];
     const okPaths: string[] = [];
     prepared.forEach((img, i) => {
@@ -248,42 +300,65 @@ export class OodEngine {
         okPaths.push(paths[i]);
       }
     });
-    const scored = ok.length ? await this.scoreBatch(ok, okPaths, withDetails).catch((err: Error) => okPaths.map((p) => errorResult(p, err.message))) : [];
-    let k = 0;
-    return prepared.map((img, i) => (img instanceof Error ? errorResult(paths[i], img.message) : scored[k++]));
+    const merge = (scored: ImageResult[]) => {
+      let k = 0;
+      return prepared.map((img, i) => (img instanceof Error ? errorResult(paths[i], img.message) : scored[k++]));
+    };
+    if (!ok.length) return () => merge([]);
+    let outputs: ModelOutputs;
+    try {
+      outputs = await this.runModels(ok);
+    } catch (err) {
+      return () => merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
+    }
+    return () => {
+      const start = performance.now();
+      try {
+        return merge(this.finishBatch(ok, okPaths, withDetails, outputs));
+      } catch (err) {
+        return merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
+      } finally {
+        this.timings.scoring += performance.now() - start;
+      }
+    };
   }
 
   /**
-   * Scores any mix of files and in-memory images, in order, with bounded memory: at most one batch is being
-   * read and preprocessed while the previous one runs through the models.
+   * Scores any mix of files and in-memory images, in order, with bounded memory (one batch being prepared,
+   * one being scored). `phased`: the models run on the batch that is ready (every core, onnxruntime's
+   * threads), then the preprocessing workers start on the next batch while this thread turns the model
+   * outputs into results and reports them — the two never compete for the cores, which keeps onnxruntime's
+   * threads from waiting on a descheduled sibling. `overlapped`: the next batch is prepared while the models
+   * run. BENCHMARKS.md has both.
    */
   async scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
     let index = 0;
-    let previous: Promise<void> = Promise.resolve();
     const withDetails = options.withDetails ?? false;
-    const launch = (batch: ScoreInput[]) => {
-      const paths = batch.map((b) => b.path);
-      const prepared = this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch);
-      const before = previous;
-      previous = (async () => {
-        const images = await prepared;
-        await before; // keep results in input order
-        if (options.signal?.aborted) return;
-        for (const r of await this.scorePrepared(paths, images, withDetails)) await onResult(r, index++);
-      })();
-      return before;
+    const aborted = () => options.signal?.aborted ?? false;
+    const prepare = (batch: ScoreInput[]): Promise<(ModelImage | Error)[]> =>
+      (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
+    let ready: { paths: string[]; prepared: Promise<(ModelImage | Error)[]> } | null = null;
+    const overlap = this.pipeline === 'overlapped';
+    const advance = async (next: ScoreInput[] | null) => {
+      const current = ready;
+      ready = null;
+      let finish: (() => ImageResult[]) | null = null;
+      if (overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: prepare(next) };
+      if (current && !aborted()) finish = await this.inferPrepared(current.paths, await current.prepared, withDetails);
+      if (!overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: prepare(next) };
+      if (finish) for (const r of finish()) await onResult(r, index++);
     };
     let batch: ScoreInput[] = [];
     for await (const input of inputs as AsyncIterable<ScoreInput>) {
-      if (options.signal?.aborted) break;
+      if (aborted()) break;
       batch.push(input);
       if (batch.length >= this.batchSize) {
-        await launch(batch);
+        await advance(batch);
         batch = [];
       }
     }
-    if (batch.length && !options.signal?.aborted) await launch(batch);
-    await previous;
+    if (batch.length && !aborted()) await advance(batch);
+    await advance(null);
   }
 
   /** One image: path → full result with the model input and reconstruction. */
@@ -305,45 +380,42 @@ export class OodEngine {
   }
 
   private async scoreBatch(images: ModelImage[], paths: string[], withDetails: boolean): Promise<ImageResult[]> {
+    const outputs = await this.runModels(images);
+    const scoringStart = performance.now();
+    try {
+      return this.finishBatch(images, paths, withDetails, outputs);
+    } finally {
+      this.timings.scoring += performance.now() - scoringStart;
+    }
+  }
+
+  /** Both models on one batch, and the complexity of images that do not carry it yet. */
+  private async runModels(images: ModelImage[]): Promise<ModelOutputs> {
     const p = this.pair;
-    const m = p.manifest;
     const n = images.length;
     const classifierFeed = this.batchTensor(images, p.classifierLayout);
     const sameLayout = p.vaeLayout === p.classifierLayout;
     const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
     const target = this.batchTensor(images, p.vaeLayout, true);
     const t = this.timings;
-    const timed = <T>(stage: keyof StageTimings, work: Promise<T>): Promise<T> => {
+    const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();
-      return work.finally(() => (t[stage] += performance.now() - start));
+      try {
+        return await work();
+      } finally {
+        t[stage] += performance.now() - start;
+      }
     };
-    const [classifierOut, vaeOut, bits] = await Promise.all([
-      timed('classifier', p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput])),
-      timed('vae', this.runVae(vaeFeed, target, n)),
-      // Synchronous, on this thread, while onnxruntime's threads run the models.
-      (() => {
-        const start = performance.now();
-        const bits = this.useComplexity ? images.map((img) => img.complexityBits ?? complexityBits(img)) : null;
-        t.complexity += performance.now() - start;
-        return bits;
-      })(),
-    ]);
-    const scoringStart = performance.now();
-    try {
-      return this.finishBatch(images, paths, withDetails, classifierOut, vaeOut, bits);
-    } finally {
-      t.scoring += performance.now() - scoringStart;
-    }
+    // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
+    const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]));
+    const vaeOut = await timed('vae', () => this.runVae(vaeFeed, target, n));
+    const start = performance.now();
+    const bits = this.useComplexity ? images.map((img) => img.complexityBits ?? complexityBits(img, this.compressor)) : null;
+    t.complexity += performance.now() - start;
+    return { classifierOut, vaeOut, bits };
   }
 
-  private finishBatch(
-    images: ModelImage[],
-    paths: string[],
-    withDetails: boolean,
-    classifierOut: Record<string, FloatTensor>,
-    vaeOut: Awaited<ReturnType<OodEngine['runVae']>>,
-    bits: number[] | null,
-  ): ImageResult[] {
+  private finishBatch(images: ModelImage[], paths: string[], withDetails: boolean, { classifierOut, vaeOut, bits }: ModelOutputs): ImageResult[] {
     const p = this.pair;
     const m = p.manifest;
     const n = images.length;
@@ -353,8 +425,9 @@ export class OodEngine {
       throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${m.classifier.labels.length} labels`);
     }
     const dims = m.input.width * m.input.height * m.input.channels;
+    const vaeScores = vaeOut.perImage();
     return images.map((img, i) => {
-      const v = vaeOut.perImage[i];
+      const v = vaeScores[i];
       if (!Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
       const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
       const cBits = bits ? bits[i] : null;
@@ -387,11 +460,13 @@ export class OodEngine {
     });
   }
 
-  /** Log-likelihood of x (one image, `dims` values) under the decoder output at `offset`. */
-  private logLik(x: Float32Array, out: Float32Array, offset: number, dims: number): number {
+  /** Log-likelihood of x (one image, `dims` values) under the decoder output (and log-scales) at `offset`. */
+  private logLik(x: Float32Array, out: Float32Array, offset: number, dims: number, logScale: Float32Array | null): number {
     const v = this.pair.manifest.vae;
     const kind = v.reconstructionKind;
     switch (v.likelihood.type) {
+      case 'discretized-logistic':
+        return S.discretizedLogisticLogLik(x, out, kind === 'logits', logScale, v.likelihood.scale ?? 1, offset, dims, v.likelihood.levels ?? 256);
       case 'bernoulli':
         return kind === 'logits' ? S.bernoulliLogLikFromLogits(x, out, offset, dims) : S.bernoulliLogLikFromProbs(x, out, offset, dims);
       case 'continuous-bernoulli': {
@@ -426,19 +501,25 @@ export class OodEngine {
     const samples = v.samples ?? 0;
     if (p.vae && samples === 0) {
       const names = v.outputs!;
-      const out = await p.vae.run({ [p.names.vaeInput!]: feed }, [names.reconstruction, names.mu, names.logvar]);
+      const out = await p.vae.run({ [p.names.vaeInput!]: feed }, [names.reconstruction, names.mu, names.logvar, ...(names.logScale ? [names.logScale] : [])]);
       const recon = out[names.reconstruction];
       const mu = out[names.mu];
       const logvar = out[names.logvar];
+      const logScale = names.logScale ? out[names.logScale].data : null;
       if (recon.data.length !== target.data.length) {
         throw new Error(`${p.vae.source}: reconstruction has ${recon.data.length / n} values per image, the input has ${dims}`);
       }
+      if (logScale && logScale.length !== target.data.length) {
+        throw new Error(`${p.vae.source}: ${names.logScale} has ${logScale.length / n} values per image, the input has ${dims}`);
+      }
       const latent = mu.data.length / n;
-      const perImage = Array.from({ length: n }, (_, i) => {
-        const logLik = this.logLik(target.data.subarray(i * dims, (i + 1) * dims), recon.data, i * dims, dims);
-        const kl = S.gaussianKl(mu.data, logvar.data, i * latent, latent);
-        return { logLik, kl, elbo: logLik - kl, logPxBound: null as number | null };
-      });
+      // Computed when the results are built, so that a pipeline can start the next batch first.
+      const perImage = () =>
+        Array.from({ length: n }, (_, i) => {
+          const logLik = this.logLik(target.data.subarray(i * dims, (i + 1) * dims), recon.data, i * dims, dims, logScale);
+          const kl = S.gaussianKl(mu.data, logvar.data, i * latent, latent);
+          return { logLik, kl, elbo: logLik - kl, logPxBound: null as number | null };
+        });
       return { perImage, reconstruction: (i: number, img: ModelImage) => this.toDisplay(recon.data, i * dims, dims, img) };
     }
     return this.runSampledVae(feed, target, n, Math.max(1, samples));
@@ -475,15 +556,17 @@ export class OodEngine {
         logPzMinusLogQ[i * k + s] = acc;
       }
     }
-    const dOut = await p.decoder!.run({ [p.names.decoderInput!]: { data: z, dims: [n * k, latent] } }, [dec.output]);
+    const dOut = await p.decoder!.run({ [p.names.decoderInput!]: { data: z, dims: [n * k, latent] } }, [dec.output, ...(dec.logScaleOutput ? [dec.logScaleOutput] : [])]);
     const recon = dOut[dec.output].data;
+    const logScale = dec.logScaleOutput ? dOut[dec.logScaleOutput].data : null;
     if (recon.length !== n * k * dims) throw new Error(`${p.decoder!.source}: decoder output has ${recon.length / (n * k)} values per sample, the input has ${dims}`);
-    const perImage = Array.from({ length: n }, (_, i) => {
+    if (logScale && logScale.length !== n * k * dims) throw new Error(`${p.decoder!.source}: ${dec.logScaleOutput} has ${logScale.length / (n * k)} values per sample, the input has ${dims}`);
+    const perImage = () => Array.from({ length: n }, (_, i) => {
       const x = target.data.subarray(i * dims, (i + 1) * dims);
       const lls: number[] = [];
       const weights: number[] = [];
       for (let s = 0; s < k; s++) {
-        const ll = this.logLik(x, recon, (i * k + s) * dims, dims);
+        const ll = this.logLik(x, recon, (i * k + s) * dims, dims, logScale);
         lls.push(ll);
         weights.push(ll + logPzMinusLogQ[i * k + s]);
       }

@@ -6,13 +6,15 @@
  *     single sharp call, then cut apart. The gaps are wide enough for every resize kernel's support and make
  *     each tile's output rows land on integer positions, so each result is bit-identical to resizing the image
  *     alone (test/inference/fastpath.test.ts checks this on real images).
- * Anything else (JPEG, large images, palettes, colour profiles, `contain`/`cover` with other aspect ratios)
- * goes through the ordinary per-image sharp pipeline.
+ *  3. images already at the resize target (MNIST's 28×28 digits for a 32×32 input with padding 2) are
+ *     copied into the padded frame: sharp's resize is the identity there.
+ * Anything else (JPEG, large images, palettes, colour profiles, `contain`/`cover` with other aspect ratios,
+ * padding in colours other than black or white) goes through the ordinary per-image sharp pipeline.
  */
 import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import type { InputSpec } from './manifest';
-import { ImageDecodeError, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
+import { ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
 
 export const FAST_PNG_MAX_PIXELS = 512 * 512;
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -70,19 +72,57 @@ export function atlasPadding(inH: number, outH: number): number | null {
   return p <= 4 * inH + 64 ? p : null;
 }
 
+/**
+ * The grey/RGB value sharp pads with, when it is unambiguous: black or white. Other colours go through
+ * sharp's own conversion, so those specs keep the per-image path.
+ */
+function plainBackground(spec: InputSpec): number | null {
+  const bg = (spec.background ?? '#ffffff').toLowerCase();
+  if (bg === '#000' || bg === '#000000') return 0;
+  if (bg === '#fff' || bg === '#ffffff') return 255;
+  return null;
+}
+
 function eligible(width: number, height: number, spec: InputSpec): boolean {
   const fit = spec.resize ?? 'fill';
-  const sameAspect = width * spec.height === height * spec.width;
-  return (fit === 'fill' || sameAspect) && width < 2 * spec.width && atlasPadding(height, spec.height) !== null;
+  const inner = innerSize(spec);
+  const sameAspect = width * inner.height === height * inner.width;
+  if (inner.padding && plainBackground(spec) === null) return false;
+  return (fit === 'fill' || sameAspect) && width < 2 * inner.width && atlasPadding(height, inner.height) !== null;
+}
+
+/**
+ * Images already at the resize target with the model's channels (grey → grey, RGB → RGB, no alpha):
+ * sharp's resize is then the identity (tested against sharp), so the pixels are copied into the padded
+ * frame without a libvips call. MNIST's 28×28 digits in the 32×32 field take this path.
+ */
+function copiesExactly(raw: RawImage, spec: InputSpec): boolean {
+  const inner = innerSize(spec);
+  return raw.width === inner.width && raw.height === inner.height && raw.channels === spec.channels && (inner.padding === 0 || plainBackground(spec) !== null);
+}
+
+/** Places `inner`-sized HWC pixels into the model frame (padding filled with the background), inverting if asked. */
+function frame(pixels: Uint8Array, spec: InputSpec): ModelImage {
+  const { width: iw, height: ih, padding } = innerSize(spec);
+  const c = spec.channels;
+  let out: Uint8Array;
+  if (!padding) out = pixels;
+  else {
+    out = new Uint8Array(spec.width * spec.height * c).fill(plainBackground(spec)!);
+    for (let y = 0; y < ih; y++) out.set(pixels.subarray(y * iw * c, (y + 1) * iw * c), ((y + padding) * spec.width + padding) * c);
+  }
+  if (spec.invert) for (let k = 0; k < out.length; k++) out[k] = 255 - out[k];
+  return { width: spec.width, height: spec.height, channels: spec.channels, pixels: out };
 }
 
 /** Resizes same-sized raw images with one sharp call; results equal `toModelImage` on each image. */
 async function resizeGroup(images: RawImage[], spec: InputSpec): Promise<ModelImage[]> {
   const { width, height, channels } = images[0];
-  const pad = atlasPadding(height, spec.height)!;
+  const inner = innerSize(spec);
+  const pad = atlasPadding(height, inner.height)!;
   const tileIn = height + 2 * pad;
-  const tileOut = (tileIn * spec.height) / height;
-  const skip = (pad * spec.height) / height;
+  const tileOut = (tileIn * inner.height) / height;
+  const skip = (pad * inner.height) / height;
   const row = width * channels;
   const atlas = Buffer.allocUnsafe(row * tileIn * images.length);
   images.forEach((img, i) => {
@@ -94,12 +134,10 @@ async function resizeGroup(images: RawImage[], spec: InputSpec): Promise<ModelIm
   let pipeline = sharp(atlas, { raw: { width, height: tileIn * images.length, channels }, limitInputPixels: false }).flatten({ background: spec.background ?? '#ffffff' });
   pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
   const out = await pipeline.resize({ ...resizeOptions(spec), height: tileOut * images.length, fit: 'fill' }).raw().toBuffer();
-  const size = spec.width * spec.height * spec.channels;
+  const size = inner.width * inner.height * spec.channels;
   return images.map((_, i) => {
-    const start = (i * tileOut + skip) * spec.width * spec.channels;
-    const pixels = new Uint8Array(out.subarray(start, start + size));
-    if (spec.invert) for (let k = 0; k < pixels.length; k++) pixels[k] = 255 - pixels[k];
-    return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
+    const start = (i * tileOut + skip) * inner.width * spec.channels;
+    return frame(new Uint8Array(out.subarray(start, start + size)), spec);
   });
 }
 
@@ -119,7 +157,9 @@ export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], s
       return;
     }
     const raw = source instanceof Uint8Array ? decodeSmallPng(source) : source;
-    if (raw && raw.width * raw.height <= maxInputPixels && eligible(raw.width, raw.height, spec)) {
+    if (raw && raw.width * raw.height <= maxInputPixels && copiesExactly(raw, spec)) {
+      out[index] = frame(raw.data.slice(), spec); // a copy: inversion must not touch the caller's pixels
+    } else if (raw && raw.width * raw.height <= maxInputPixels && eligible(raw.width, raw.height, spec)) {
       const key = `${raw.width}x${raw.height}x${raw.channels}`;
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key)!.push({ index, raw });

@@ -23,8 +23,13 @@ export interface InputSpec {
   invert?: boolean;
   resize?: ResizeFit;
   resizeKernel?: ResizeKernel;
-  /** Colour that transparent pixels are flattened onto and `contain` pads with (before inversion). */
+  /** Colour that transparent pixels are flattened onto and `contain` and `padding` pad with (before inversion). */
   background?: string;
+  /**
+   * Border of `background` pixels on each side: the image is resized to (width − 2·padding) × (height −
+   * 2·padding) and then padded — LeNet's 28×28 digits in a 32×32 field. Default 0.
+   */
+  padding?: number;
 }
 
 export interface ClassifierSpec {
@@ -38,9 +43,13 @@ export interface ClassifierSpec {
 }
 
 export interface LikelihoodSpec {
-  type: 'bernoulli' | 'continuous-bernoulli' | 'gaussian';
+  type: 'bernoulli' | 'continuous-bernoulli' | 'gaussian' | 'discretized-logistic';
   /** Standard deviation of the Gaussian decoder, in [0, 1] pixel units. */
   sigma?: number;
+  /** discretized-logistic: a constant scale (in [0, 1] pixel units) when the decoder has no log-scale output. */
+  scale?: number;
+  /** discretized-logistic: grey levels per channel (default 256, 8-bit images). */
+  levels?: number;
 }
 
 export interface SplitModelSpec {
@@ -56,12 +65,13 @@ export interface VaeSpec {
   format?: ModelFormat;
   input?: string;
   layout?: Layout;
-  outputs?: { reconstruction: string; mu: string; logvar: string };
+  /** logScale: per-pixel log-scale output of a discretized-logistic decoder. */
+  outputs?: { reconstruction: string; mu: string; logvar: string; logScale?: string };
   reconstructionKind: 'logits' | 'probabilities' | 'mean';
   likelihood: LikelihoodSpec;
   /** Split encoder (image → mu, logvar) and decoder (z → reconstruction) for K-sample estimates. */
   encoder?: SplitModelSpec & { outputs: { mu: string; logvar: string } };
-  decoder?: SplitModelSpec & { output: string };
+  decoder?: SplitModelSpec & { output: string; logScaleOutput?: string };
   /** Posterior samples for the sampled ELBO and the importance-weighted bound (needs encoder+decoder). */
   samples?: number;
   seed?: number;
@@ -76,6 +86,8 @@ export interface PairManifest {
   vae: VaeSpec;
   /** Path of a calibration JSON written by `ood-lens calibrate`, relative to the manifest. */
   calibration?: string;
+  /** The lossless compressor behind the complexity L(x) (default png; see complexity.ts). */
+  complexity?: { compressor?: 'png' | 'webp-lossless' };
 }
 
 const formatSchema = { type: 'string', enum: ['onnx', 'tfjs-layers', 'tfjs-graph'] } as const;
@@ -107,6 +119,7 @@ export const pairManifestSchema: JSONSchemaType<PairManifest> = {
         resize: { type: 'string', enum: ['fill', 'contain', 'cover'], nullable: true },
         resizeKernel: { type: 'string', enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], nullable: true },
         background: { type: 'string', pattern: '^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$', nullable: true },
+        padding: { type: 'integer', minimum: 0, maximum: 2047, nullable: true },
       },
     },
     classifier: {
@@ -137,7 +150,7 @@ export const pairManifestSchema: JSONSchemaType<PairManifest> = {
           nullable: true,
           additionalProperties: false,
           required: ['reconstruction', 'mu', 'logvar'],
-          properties: { reconstruction: nonEmpty, mu: nonEmpty, logvar: nonEmpty },
+          properties: { reconstruction: nonEmpty, mu: nonEmpty, logvar: nonEmpty, logScale: optionalName },
         },
         reconstructionKind: { type: 'string', enum: ['logits', 'probabilities', 'mean'] },
         likelihood: {
@@ -145,8 +158,10 @@ export const pairManifestSchema: JSONSchemaType<PairManifest> = {
           additionalProperties: false,
           required: ['type'],
           properties: {
-            type: { type: 'string', enum: ['bernoulli', 'continuous-bernoulli', 'gaussian'] },
+            type: { type: 'string', enum: ['bernoulli', 'continuous-bernoulli', 'gaussian', 'discretized-logistic'] },
             sigma: { type: 'number', exclusiveMinimum: 0, nullable: true },
+            scale: { type: 'number', exclusiveMinimum: 0, nullable: true },
+            levels: { type: 'integer', minimum: 2, maximum: 65536, nullable: true },
           },
         },
         encoder: {
@@ -172,13 +187,19 @@ export const pairManifestSchema: JSONSchemaType<PairManifest> = {
           nullable: true,
           additionalProperties: false,
           required: ['path', 'format', 'output'],
-          properties: { path: nonEmpty, format: formatSchema, input: optionalName, layout: layoutSchema, output: nonEmpty },
+          properties: { path: nonEmpty, format: formatSchema, input: optionalName, layout: layoutSchema, output: nonEmpty, logScaleOutput: optionalName },
         },
         samples: { type: 'integer', minimum: 1, maximum: 1024, nullable: true },
         seed: { type: 'integer', nullable: true },
       },
     },
     calibration: { type: 'string', minLength: 1, nullable: true },
+    complexity: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: { compressor: { type: 'string', enum: ['png', 'webp-lossless'], nullable: true } },
+    },
   },
 } as unknown as JSONSchemaType<PairManifest>;
 
@@ -213,6 +234,7 @@ function semanticProblems(m: PairManifest): string[] {
   if (m.input.mean && m.input.mean.length !== c) problems.push(`input.mean: needs ${c} value(s), one per channel`);
   if (m.input.std && m.input.std.length !== c) problems.push(`input.std: needs ${c} value(s), one per channel`);
   if (m.input.range && !(m.input.range[0] < m.input.range[1])) problems.push('input.range: the first value must be below the second');
+  if (m.input.padding && 2 * m.input.padding >= Math.min(m.input.width, m.input.height)) problems.push(`input.padding: ${m.input.padding} on each side leaves no room for the image in ${m.input.width}×${m.input.height}`);
   const v = m.vae;
   const single = v.path !== undefined;
   const split = v.encoder !== undefined || v.decoder !== undefined;
@@ -222,7 +244,16 @@ function semanticProblems(m: PairManifest): string[] {
   if (split && !(v.encoder && v.decoder)) problems.push(`vae.${v.encoder ? 'decoder' : 'encoder'}: is required when the other half of a split VAE is given`);
   if (v.samples !== undefined && !(v.encoder && v.decoder)) problems.push('vae.samples: needs vae.encoder and vae.decoder (posterior samples run the decoder on each sample)');
   if (v.likelihood.type === 'gaussian' && v.likelihood.sigma === undefined) problems.push('vae.likelihood.sigma: is required for a gaussian likelihood');
-  if (v.likelihood.type !== 'gaussian' && v.reconstructionKind === 'mean') problems.push(`vae.reconstructionKind: "mean" only fits a gaussian likelihood, not ${v.likelihood.type}`);
+  const meanKind = v.likelihood.type === 'gaussian' || v.likelihood.type === 'discretized-logistic';
+  if (!meanKind && v.reconstructionKind === 'mean') problems.push(`vae.reconstructionKind: "mean" only fits a gaussian or discretized-logistic likelihood, not ${v.likelihood.type}`);
+  if (v.likelihood.type === 'discretized-logistic') {
+    const hasScale = v.likelihood.scale !== undefined;
+    if (single && !hasScale && !v.outputs?.logScale) problems.push('vae.outputs.logScale: is required for a discretized-logistic likelihood (or give a constant vae.likelihood.scale)');
+    if (v.decoder && !hasScale && !v.decoder.logScaleOutput) problems.push('vae.decoder.logScaleOutput: is required for a discretized-logistic likelihood (or give a constant vae.likelihood.scale)');
+  } else {
+    if (v.outputs?.logScale) problems.push(`vae.outputs.logScale: only a discretized-logistic likelihood uses a log-scale output, not ${v.likelihood.type}`);
+    if (v.decoder?.logScaleOutput) problems.push(`vae.decoder.logScaleOutput: only a discretized-logistic likelihood uses a log-scale output, not ${v.likelihood.type}`);
+  }
   if (v.likelihood.type === 'gaussian' && v.reconstructionKind === 'logits') problems.push('vae.reconstructionKind: a gaussian likelihood needs "mean" or "probabilities", not "logits"');
   return problems;
 }

@@ -82,7 +82,7 @@ export async function loadPair(location: string, options: LoadOptions, calibrati
     if (m.vae.path && m.vae.format && m.vae.outputs) {
       pair.vae = await open(m.vae.path, m.vae.format);
       names.vaeInput = firstName(pair.vae, 'inputs', m.vae.input);
-      requireOutputs(pair.vae, [m.vae.outputs.reconstruction, m.vae.outputs.mu, m.vae.outputs.logvar]);
+      requireOutputs(pair.vae, [m.vae.outputs.reconstruction, m.vae.outputs.mu, m.vae.outputs.logvar, ...(m.vae.outputs.logScale ? [m.vae.outputs.logScale] : [])]);
     }
     if (m.vae.encoder && m.vae.decoder) {
       pair.encoder = await open(m.vae.encoder.path, m.vae.encoder.format);
@@ -90,7 +90,7 @@ export async function loadPair(location: string, options: LoadOptions, calibrati
       names.encoderInput = firstName(pair.encoder, 'inputs', m.vae.encoder.input);
       names.decoderInput = firstName(pair.decoder, 'inputs', m.vae.decoder.input);
       requireOutputs(pair.encoder, [m.vae.encoder.outputs.mu, m.vae.encoder.outputs.logvar]);
-      requireOutputs(pair.decoder, [m.vae.decoder.output]);
+      requireOutputs(pair.decoder, [m.vae.decoder.output, ...(m.vae.decoder.logScaleOutput ? [m.vae.decoder.logScaleOutput] : [])]);
     }
     if (calibrationOverride) pair.calibration = calibrationOverride;
     else if (m.calibration) pair.calibration = readCalibration(resolveIn(resolved, m.calibration));

@@ -2,6 +2,7 @@
  * Image → model input. sharp (libvips) decodes, flattens alpha, converts to grey/RGB and resizes;
  * the manifest's invert / range / mean-std are applied here in JS on the 8-bit result.
  */
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import sharp, { type ResizeOptions, type Sharp } from 'sharp';
 import type { InputSpec } from './manifest';
@@ -40,11 +41,18 @@ export function isRawImage(source: ImageSource): source is RawImage {
   return (source as RawImage).data !== undefined && (source as RawImage).width !== undefined;
 }
 
+/** The size the image is resized to: the model input less `padding` on each side. */
+export function innerSize(spec: InputSpec): { width: number; height: number; padding: number } {
+  const padding = spec.padding ?? 0;
+  return { width: spec.width - 2 * padding, height: spec.height - 2 * padding, padding };
+}
+
 /** Options that sharp receives; shared with the fast paths so they all produce the same pixels. */
 export function resizeOptions(spec: InputSpec): ResizeOptions {
+  const inner = innerSize(spec);
   return {
-    width: spec.width,
-    height: spec.height,
+    width: inner.width,
+    height: inner.height,
     fit: spec.resize ?? 'fill',
     kernel: spec.resizeKernel ?? 'lanczos3',
     background: spec.background ?? '#ffffff',
@@ -64,7 +72,10 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
     }
     pipeline = pipeline.rotate().flatten({ background });
     pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
-    const { data, info } = await pipeline.resize(resizeOptions(spec)).raw().toBuffer({ resolveWithObject: true });
+    pipeline = pipeline.resize(resizeOptions(spec));
+    const padding = spec.padding ?? 0;
+    if (padding) pipeline = pipeline.extend({ top: padding, bottom: padding, left: padding, right: padding, background });
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== spec.channels || info.width !== spec.width || info.height !== spec.height) {
       throw new ImageDecodeError(`unexpected decoded shape ${info.width}×${info.height}×${info.channels}`);
     }
@@ -118,6 +129,18 @@ export function toUnitPlanar(image: ModelImage, out?: Float32Array, offset = 0):
   return target;
 }
 
+function readError(err: unknown): ImageDecodeError {
+  if (err instanceof ImageDecodeError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') return new ImageDecodeError('is a folder, not an image');
+  return new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
+}
+
+function checkSize(size: number, maxFileBytes: number): void {
+  if (size > maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${maxFileBytes})`);
+  if (size === 0) throw new ImageDecodeError('the file is empty');
+}
+
 /** Reads a file with the same checks and messages as the engine's in-process path. */
 export async function readChecked(path: string, maxFileBytes: number): Promise<Uint8Array> {
   let size: number;
@@ -126,12 +149,41 @@ export async function readChecked(path: string, maxFileBytes: number): Promise<U
     if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
     size = st.size;
   } catch (err) {
-    if (err instanceof ImageDecodeError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
+    throw readError(err);
   }
-  if (size > maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${maxFileBytes})`);
-  if (size === 0) throw new ImageDecodeError('the file is empty');
+  checkSize(size, maxFileBytes);
   const bytes = await readFile(path);
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * The same read, synchronously, for worker threads that exist to do this work: one open, fstat and read
+ * instead of the promise API's round trips through libuv's thread pool (12 µs against 50 µs per small file).
+ */
+export function readCheckedSync(path: string, maxFileBytes: number): Uint8Array {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a named pipe must not block the thread; it is refused below like any non-file.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw readError(err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
+    if (!st.isFile()) throw new ImageDecodeError('is not a regular file');
+    checkSize(st.size, maxFileBytes);
+    const bytes = new Uint8Array(st.size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      const n = readSync(fd, bytes, filled, bytes.length - filled, filled);
+      if (n === 0) break; // the file shrank while being read
+      filled += n;
+    }
+    return filled === bytes.length ? bytes : bytes.subarray(0, filled);
+  } catch (err) {
+    throw readError(err);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { Compressor } from './complexity';
 import type { InputSpec } from './manifest';
 import { ImageDecodeError, type ModelImage } from './preprocess';
 import type { PreprocessRequest, PreprocessResponse } from './preprocessWorker';
@@ -51,17 +52,27 @@ export class PreprocessPool {
     this.pending.clear();
   }
 
-  async prepare(items: Item[], spec: InputSpec, options: { maxInputPixels: number; maxFileBytes: number; complexity: boolean }): Promise<(ModelImage | Error)[]> {
+  /** Splits the batch across every live worker (contiguous parts, so that the order is kept). */
+  async prepare(items: Item[], spec: InputSpec, options: { maxInputPixels: number; maxFileBytes: number; complexity: Compressor | false }): Promise<(ModelImage | Error)[]> {
     if (this.workers.length === 0) throw new Error('no preprocessing worker is running');
+    const parts = Math.max(1, Math.min(this.workers.length, Math.floor(items.length / 8)));
+    const size = Math.ceil(items.length / parts);
+    const chunks = Array.from({ length: parts }, (_, k) => items.slice(k * size, (k + 1) * size));
+    const responses = await Promise.all(chunks.map((chunk) => this.send(chunk, spec, options)));
+    return responses.flatMap((response) =>
+      response.results.map((r) =>
+        'error' in r ? new ImageDecodeError(r.error) : { width: spec.width, height: spec.height, channels: spec.channels, pixels: r.pixels, complexityBits: r.complexityBits },
+      ),
+    );
+  }
+
+  private send(items: Item[], spec: InputSpec, options: { maxInputPixels: number; maxFileBytes: number; complexity: Compressor | false }): Promise<PreprocessResponse> {
     const id = this.nextId++;
     const worker = this.workers[this.turn++ % this.workers.length];
-    const response = await new Promise<PreprocessResponse>((resolve, reject) => {
+    return new Promise<PreprocessResponse>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, items, spec, ...options } satisfies PreprocessRequest);
     });
-    return response.results.map((r) =>
-      'error' in r ? new ImageDecodeError(r.error) : { width: spec.width, height: spec.height, channels: spec.channels, pixels: r.pixels, complexityBits: r.complexityBits },
-    );
   }
 
   get alive(): boolean {

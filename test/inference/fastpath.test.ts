@@ -64,3 +64,32 @@ test('JPEGs, large images and broken inputs take the sharp path; errors stay in 
   assert.ok(out[1] instanceof ImageDecodeError);
   assert.match((out[2] as Error).message, /file not found/);
 });
+
+test('padding: the copy path (28×28 into a 32×32 field) and the atlas path equal sharp resize + extend, grey and RGB', async () => {
+  const padded: InputSpec = { ...mnistSpec, padding: 2 };
+  const images = idxImages(readIdxFile(MNIST_TEST_IMAGES));
+  const digits = Array.from({ length: 200 }, (_, i) => ({ width: 28, height: 28, channels: 1 as const, data: images.image(i) }));
+  const rgb = await Promise.all([0, 1, 2].map(async (i) => {
+    const { data, info } = await sharp(join(FIXTURES, ['cat.png', 'astronaut.png', 'rooster.png'][i])).flatten({ background: '#ffffff' }).resize(28, 28, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels as 3, data: new Uint8Array(data) };
+  }));
+  const cases: [string, { width: number; height: number; channels: 1 | 3; data: Uint8Array }[], InputSpec][] = [
+    ['grey 28×28 copy', digits, padded],
+    ['grey 28×28 copy, inverted, white padding', digits, { ...padded, invert: true, background: '#ffffff' }],
+    ['grey 28×28 → 24×24 atlas + padding 4', digits, { ...padded, padding: 4, resizeKernel: 'cubic' }],
+    ['RGB 28×28 copy', rgb, { ...padded, channels: 3, layout: 'NHWC', background: '#ffffff' }],
+    ['grey, grey padding colour (sharp path)', digits.slice(0, 20), { ...padded, background: '#808080' }],
+  ];
+  for (const [what, raws, spec] of cases) {
+    const before = raws.map((r) => Buffer.from(r.data));
+    const fast = await prepareBatch(raws, spec, DEFAULT_MAX_INPUT_PIXELS);
+    const slow = await Promise.all(raws.map((r) => toModelImage(r, spec)));
+    assertSame(fast, slow, what);
+    assert.equal((fast[0] as ModelImage).pixels.length, spec.width * spec.height * spec.channels);
+    raws.forEach((r, i) => assert.deepEqual(Buffer.from(r.data), before[i], `${what}: the input pixels were modified`));
+  }
+  // The border really is the background and the digit sits unscaled inside it.
+  const [first] = (await prepareBatch([digits[0]], padded, DEFAULT_MAX_INPUT_PIXELS)) as ModelImage[];
+  assert.equal(first.pixels[0], 0);
+  assert.deepEqual(Array.from(first.pixels.subarray(2 * 32 + 2, 2 * 32 + 30)), Array.from(digits[0].data.subarray(0, 28)));
+});

@@ -26,6 +26,10 @@ function problems(edit: (m: any) => void): string[] {
 
 test('a valid manifest parses', () => {
   assert.deepEqual(problems(() => {}), []);
+  // Padding, and discretised-logistic decoders with a log-scale output or a constant scale.
+  assert.deepEqual(problems((m) => (m.input.padding = 2)), []);
+  assert.deepEqual(problems((m) => ((m.vae.likelihood = { type: 'discretized-logistic' }), (m.vae.outputs.logScale = 'log_scale'))), []);
+  assert.deepEqual(problems((m) => ((m.vae.likelihood = { type: 'discretized-logistic', scale: 0.02 }), (m.vae.reconstructionKind = 'mean'))), []);
 });
 
 test('every invalid manifest names the field', () => {
@@ -46,6 +50,12 @@ test('every invalid manifest names the field', () => {
     ['samples without split', (m) => (m.vae.samples = 8), /^vae\.samples: needs vae\.encoder and vae\.decoder/],
     ['mean of wrong length', (m) => (m.input.mean = [0.5, 0.5, 0.5]), /^input\.mean: needs 1 value/],
     ['bad background', (m) => (m.input.background = 'white'), /^input\.background:/],
+    ['padding too large', (m) => (m.input.padding = 16), /^input\.padding: 16 on each side leaves no room/],
+    ['negative padding', (m) => (m.input.padding = -1), /^input\.padding:/],
+    ['discretised logistic without a scale', (m) => (m.vae.likelihood = { type: 'discretized-logistic' }), /^vae\.outputs\.logScale: is required for a discretized-logistic likelihood/],
+    ['log-scale output with bernoulli', (m) => (m.vae.outputs.logScale = 's'), /^vae\.outputs\.logScale: only a discretized-logistic likelihood/],
+    ['split discretised logistic without a decoder scale', (m) => ((m.vae.likelihood = { type: 'discretized-logistic', levels: 256 }), (m.vae.outputs.logScale = 's'), (m.vae.encoder = { path: 'e.onnx', format: 'onnx', outputs: { mu: 'm', logvar: 'l' } }), (m.vae.decoder = { path: 'd.onnx', format: 'onnx', output: 'r' })), /^vae\.decoder\.logScaleOutput: is required/],
+    ['too few levels', (m) => (m.vae.likelihood = { type: 'discretized-logistic', scale: 0.01, levels: 1 }), /^vae\.likelihood\.levels:/],
   ];
   for (const [what, edit, expected] of cases) {
     const found = problems(edit);

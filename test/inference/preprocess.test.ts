@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import type { InputSpec } from '../../src/inference/manifest';
-import { ImageDecodeError, toModelImage, toTensorData } from '../../src/inference/preprocess';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { ImageDecodeError, readChecked, readCheckedSync, toModelImage, toTensorData } from '../../src/inference/preprocess';
+import { tempDir } from '../helpers';
 
 const grey32: InputSpec = { width: 32, height: 32, channels: 1, layout: 'NCHW', resize: 'fill', resizeKernel: 'linear', background: '#000000' };
 
@@ -60,4 +64,38 @@ test('bad inputs give clear ImageDecodeErrors', async () => {
   // A decompression bomb: more pixels than the cap.
   const big = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#000' } }).png().toBuffer();
   await assert.rejects(toModelImage(big, grey32, 1_000_000), (e: Error) => e instanceof ImageDecodeError && /too large/.test(e.message));
+});
+
+test('padding: the image is resized into the inner field and framed with the background', async () => {
+  const png = await halfWhite('png'); // 64×48: white left half
+  const img = await toModelImage(png, { ...grey32, padding: 4, background: '#808080' });
+  assert.equal(img.pixels.length, 32 * 32);
+  assert.equal(img.pixels[0], 128); // border
+  assert.equal(img.pixels[3 * 32 + 16], 128);
+  assert.ok(img.pixels[10 * 32 + 5] > 240, 'inner left is white'); // x = 5 lies inside the 24-wide field
+  assert.ok(img.pixels[10 * 32 + 26] < 15, 'inner right is black');
+  const inverted = await toModelImage(png, { ...grey32, padding: 4, background: '#000000', invert: true });
+  assert.equal(inverted.pixels[0], 255); // inversion applies to the border too, as to `contain`'s bars
+});
+
+test('file reads (async and the workers\' sync path) name the problem the same way', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'a.png');
+  writeFileSync(file, await halfWhite('png'));
+  writeFileSync(join(dir, 'empty.png'), '');
+  mkdirSync(join(dir, 'folder.png'));
+  execFileSync('mkfifo', [join(dir, 'pipe.png')]);
+  assert.deepEqual(Buffer.from(readCheckedSync(file, 1e6)), Buffer.from(await readChecked(file, 1e6)));
+  const cases: [string, RegExp][] = [
+    ['missing.png', /file not found/],
+    ['empty.png', /the file is empty/],
+    ['folder.png', /is a folder, not an image/],
+  ];
+  for (const [name, expected] of cases) {
+    assert.throws(() => readCheckedSync(join(dir, name), 1e6), (e: Error) => e instanceof ImageDecodeError && expected.test(e.message), name);
+    await assert.rejects(readChecked(join(dir, name), 1e6), (e: Error) => e instanceof ImageDecodeError && expected.test(e.message), name);
+  }
+  assert.throws(() => readCheckedSync(file, 10), /file is too large \(\d+ bytes; the limit is 10\)/);
+  // A named pipe with no writer must not block the thread.
+  assert.throws(() => readCheckedSync(join(dir, 'pipe.png'), 1e6), /is not a regular file/);
 });

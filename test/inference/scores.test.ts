@@ -56,3 +56,30 @@ test('KL(N(μ, σ²) ‖ N(0, 1)) hand values', () => {
 test('bits per dimension: −ELBO / (D ln 2)', () => {
   close(S.bitsPerDim(-1024 * Math.LN2, 1024), 1);
 });
+
+test('discretised logistic: the 256 bin probabilities sum to 1 and match the CDF differences; stable at tiny scales', () => {
+  const cdf = (v: number, m: number, s: number) => 1 / (1 + Math.exp(-(v - m) / s));
+  for (const [m, logS] of [[0.3, -3], [0.02, -5], [0.97, -2], [0.5, 0]] as const) {
+    const s = Math.exp(logS);
+    let total = 0;
+    for (let k = 0; k < 256; k++) {
+      const x = k / 255;
+      const p = Math.exp(S.discretizedLogisticLogLik([x], [m], false, [logS], 1));
+      const lo = k === 0 ? 0 : cdf(x - 0.5 / 255, m, s);
+      const hi = k === 255 ? 1 : cdf(x + 0.5 / 255, m, s);
+      close(p, hi - lo, 1e-9);
+      total += p;
+    }
+    close(total, 1, 1e-9);
+  }
+  // Means as logits, a constant scale, several pixels: the sum of the per-pixel terms.
+  const logit = Math.log(0.3 / 0.7);
+  const one = S.discretizedLogisticLogLik([0.2], [0.3], false, null, 0.05);
+  close(S.discretizedLogisticLogLik([0.2, 0.2], [logit, logit], true, null, 0.05), 2 * one, 1e-9);
+  // A pixel predicted almost exactly at a scale far below the bin width costs almost nothing, a miss a lot.
+  close(S.discretizedLogisticLogLik([100 / 255], [100 / 255], false, [-12], 1), 0, 1e-6);
+  const miss = S.discretizedLogisticLogLik([120 / 255], [100 / 255], false, [-12], 1);
+  assert.ok(Number.isFinite(miss) && miss < -1000, `${miss}`);
+  // Values off the grid snap to their bin.
+  close(S.discretizedLogisticLogLik([0.3001], [0.3], false, [-3], 1), S.discretizedLogisticLogLik([Math.round(0.3001 * 255) / 255], [0.3], false, [-3], 1));
+});

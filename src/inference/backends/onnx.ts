@@ -79,6 +79,9 @@ export async function loadOnnx(path: string, options: LoadOptions): Promise<Mode
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
+    // Idle intra-op threads sleep instead of spinning, so that they leave the core to other work (the
+    // preprocessing worker) between and within batches.
+    ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
   };
   const tryCuda = options.provider === 'cuda' || (options.provider === 'auto' && cudaProviderInstalled());
   if (tryCuda) {

@@ -30,6 +30,8 @@ export interface LoadOptions {
   provider: ExecutionProviderSetting;
   /** Threads for one model's operators (onnxruntime intra-op); 0 = runtime default. */
   threads?: number;
+  /** false: idle runtime threads sleep rather than spin (onnxruntime allow_spinning = 0). */
+  spinning?: boolean;
 }
 
 export class ModelError extends Error {
