@@ -376,7 +376,8 @@ def main():
         vae, losses = train_vae(x_train, x_test, quick_epochs if args.quick else args.vae_epochs, steps, args.seed, log, args.likelihood, None if args.quick else export_vae)
         if args.quick:
             first, last = np.mean(losses[:10]), np.mean(losses[-10:])
-            assert last < 0.8 * first, f"VAE loss did not fall: {first:.1f} → {last:.1f}"
+            # A discretised-logistic loss keeps a large floor (the 8-bit noise), so it falls by a smaller fraction.
+            assert last < (0.95 if args.likelihood == "discretized-logistic" else 0.8) * first, f"VAE loss did not fall: {first:.1f} → {last:.1f}"
             log(f"quick: VAE loss {first:.1f} → {last:.1f}")
         export_vae(vae, quick_epochs if args.quick else args.vae_epochs)
 
