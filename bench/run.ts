@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -12,7 +13,7 @@ import { OodEngine } from '../src/inference/engine';
 import { expandInputs, walkImages } from '../src/inference/files';
 import { idxImages, readIdxFile } from '../src/inference/idx';
 import { builtInPairDir } from '../src/inference/pair';
-import { resizeOptions, toModelImage } from '../src/inference/preprocess';
+import { toModelImage } from '../src/inference/preprocess';
 import { FIXTURES, MNIST_TEST_IMAGES, REPO } from '../test/helpers';
 
 const quick = process.argv.includes('--quick');
@@ -123,11 +124,11 @@ async function main() {
   rows.push(['  stage: output (CSV)', perImage(outputMs)]);
   {
     // The other pipeline schedule, same folder, no output.
-    const other = await OodEngine.create({ provider: 'cpu', batchSize: 64, pipeline: 'overlapped' });
+    const other = await OodEngine.create({ provider: 'cpu', batchSize: 64, pipeline: 'phased' });
     await other.scoreAll(files.slice(0, 512).map((path) => ({ path })), () => {});
     const s = performance.now();
     await other.scoreAll(files.map((path) => ({ path })), () => {});
-    rows.push(['  same, `overlapped` pipeline (preprocessing while the models run)', rate(count, performance.now() - s)]);
+    rows.push(['  same, `phased` pipeline (preprocessing only while the models do not run)', rate(count, performance.now() - s)]);
     await other.dispose();
   }
 
@@ -192,15 +193,15 @@ async function main() {
   await engine.scoreAll(photos.map((path) => ({ path })), () => {});
   const photoIps = (photos.length * 1000) / (performance.now() - t);
   const spec = engine.pair.manifest.input;
-  const pad = spec.padding ?? 0;
   t = performance.now();
   for (let start = 0; start < photos.length; start += 64) {
-    // The same work as the pair's preprocessing: grey, resize into the inner field, frame with the padding.
-    await Promise.all(photos.slice(start, start + 64).map((f) => sharp(f).greyscale().resize(resizeOptions(spec)).extend({ top: pad, bottom: pad, left: pad, right: pad, background: spec.background ?? '#ffffff' }).raw().toBuffer()));
+    // sharp doing exactly the pair's preprocessing (decode, orient, flatten, grey, resize into the field,
+    // frame: toModelImage), file read included, 64 at a time — what the engine's photo path cannot beat.
+    await Promise.all(photos.slice(start, start + 64).map(async (f) => toModelImage(await readFile(f), spec)));
   }
   const sharpIps = (photos.length * 1000) / (performance.now() - t);
   rows.push([`photos (${photos.length} JPEG 1024×768), end to end`, `${photoIps.toFixed(1)} images/s`]);
-  rows.push(['  sharp alone: decode + resize, 64 at a time', `${sharpIps.toFixed(1)} images/s (${((100 * photoIps) / sharpIps).toFixed(0)}%)`]);
+  rows.push(['  sharp alone: the same decode + resize + frame, 64 at a time', `${sharpIps.toFixed(1)} images/s (${((100 * photoIps) / sharpIps).toFixed(0)}%)`]);
 
   // 5. Latency: one image, warm engine; cold start in a fresh process.
   const one = files[0];

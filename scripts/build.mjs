@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 const require = createRequire(import.meta.url);
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
-const external = ['vscode', 'onnxruntime-node', 'sharp', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+const external = ['vscode', 'onnxruntime-node', 'sharp', '@jsquash/webp', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const nodeEntries = {

@@ -25,9 +25,10 @@ export interface EngineOptions {
   /** onnxruntime threads spin while idle (default: not while preprocessing workers need the cores). */
   spinning?: boolean;
   /**
-   * How scoreAll overlaps preprocessing and the models: `phased` (default) — the workers prepare the next
-   * batch only while this thread is not running the models; `overlapped` — they prepare it while the
-   * models run. `npm run bench` measures both.
+   * How scoreAll schedules preprocessing against the models: `overlapped` (default) — the workers prepare
+   * the next batch while the models run; `phased` — only while this thread is not running the models, so
+   * that the two never compete for the cores. Measured about equal on MNIST folders and 5–10% apart in
+   * overlapped's favour on photos (BENCHMARKS.md has both), hence the default.
    */
   pipeline?: 'phased' | 'overlapped';
   maxInputPixels?: number;
@@ -189,7 +190,7 @@ export class OodEngine {
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
     this.compressor = pair.manifest.complexity?.compressor ?? 'png';
-    this.pipeline = options.pipeline ?? 'phased';
+    this.pipeline = options.pipeline ?? 'overlapped';
     if ((options.preprocessWorkers ?? 0) > 0) this.pool = new PreprocessPool(options.preprocessWorkers!);
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
   }
@@ -325,11 +326,9 @@ export class OodEngine {
 
   /**
    * Scores any mix of files and in-memory images, in order, with bounded memory (one batch being prepared,
-   * one being scored). `phased`: the models run on the batch that is ready (every core, onnxruntime's
-   * threads), then the preprocessing workers start on the next batch while this thread turns the model
-   * outputs into results and reports them — the two never compete for the cores, which keeps onnxruntime's
-   * threads from waiting on a descheduled sibling. `overlapped`: the next batch is prepared while the models
-   * run. BENCHMARKS.md has both.
+   * one being scored). The models run on the batch that is ready (onnxruntime's threads on every core); the
+   * preprocessing workers prepare the next one meanwhile (`overlapped`) or right after (`phased`); this
+   * thread then turns the model outputs into results and reports them while the workers work.
    */
   async scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
     let index = 0;
