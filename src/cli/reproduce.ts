@@ -205,7 +205,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
       '(AUROC; OOD is the positive class.)',
       '',
       holds
-        ? 'The combined test separates the sets in both directions.'
+        ? 'The combined test separates the sets in both directions: the ELBO carries the MNIST pair, S(x) the FashionMNIST pair. With Bernoulli decoders on grey levels −log₂ p(x) is a few hundred bits against thousands for L(x), so S(x) mostly measures how simple an image is — digits are simpler than clothes, which is what flags them under the FashionMNIST pair.'
         : `The combined test does **not** yet hold in both directions (AUROC ${f4(combined(fwd))} and ${f4(combined(rev))}). With a Bernoulli decoder on grey levels, −log₂ p(x) is a few hundred bits while the PNG length L(x) is several thousand, so S(x) is dominated by −L(x) and flags simple images whatever the pair.`,
       '', `FashionMNIST pair classifier test accuracy: ${(100 * reverseAcc!).toFixed(2)}%. The hen under the FashionMNIST pair: '${henF.label}' (MSP ${henF.msp?.toFixed(3)}), p = ${henF.pValue?.toFixed(4)}, **${henF.verdict}**.`, '', '### FashionMNIST pair: all scores', '', rev.table, '', '![ROC](roc-fashion-pair.png)', '');
   }
