@@ -21,6 +21,8 @@ export interface Calibration {
   createdAt: string;
   /** The compressor behind the stored complexity scores (absent in older files: png). */
   compressor?: 'png' | 'webp-lossless';
+  /** Posterior samples behind the stored ELBOs (0: at the posterior mean); absent in older files. */
+  vaeSamples?: number;
   scores: CalibrationScores;
 }
 

@@ -6,7 +6,7 @@ import type { ImageResult } from './engine';
 import { type DetectionMetrics, detectionMetrics, rocCurve } from './metrics';
 
 export interface Detector {
-  id: 'msp' | 'entropy' | 'energy' | 'elbo' | 'complexity' | 'combined';
+  id: 'msp' | 'entropy' | 'energy' | 'elbo' | 'iwBound' | 'complexity' | 'complexityIw' | 'combined';
   name: string;
   oodScore(r: ImageResult): number | null;
 }
@@ -16,7 +16,14 @@ export const DETECTORS: Detector[] = [
   { id: 'entropy', name: 'Softmax entropy', oodScore: (r) => r.entropy },
   { id: 'energy', name: 'Energy (−logsumexp)', oodScore: (r) => r.energy },
   { id: 'elbo', name: 'ELBO (VAE)', oodScore: (r) => (r.elbo === null ? null : -r.elbo) },
+  // Pairs with a split encoder/decoder and `vae.samples` K: the importance-weighted bound on log p(x).
+  { id: 'iwBound', name: 'Importance-weighted bound (K samples)', oodScore: (r) => (r.logPxBound === null ? null : -r.logPxBound) },
   { id: 'complexity', name: 'Complexity-corrected S(x)', oodScore: (r) => r.complexityScore },
+  {
+    id: 'complexityIw',
+    name: 'S(x) with the importance-weighted bound',
+    oodScore: (r) => (r.logPxBound === null || r.complexityBits === null ? null : -r.logPxBound / Math.LN2 - r.complexityBits),
+  },
   {
     id: 'combined',
     name: 'Two-score conformal test',

@@ -91,6 +91,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
     for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
     const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
     manifest.vae.samples = 16;
+    delete manifest.calibration; // calibrated at the posterior mean: a sampled pair needs its own (tested below)
     writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify(manifest));
     const sampled = await OodEngine.create({ pair: pairDir, provider: 'cpu' });
     try {
@@ -133,4 +134,18 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
     writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify(manifest));
     await assert.rejects(OodEngine.create({ pair: pairDir, provider: 'cpu' }), (e: Error) => e instanceof ModelError && /classifier\.onnx: not a loadable ONNX model/.test(e.message));
   });
+});
+
+test('a calibration made another way (other compressor, other ELBO estimate) is refused with the fix named', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, async () => {
+  const dir = tempDir();
+  for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json']) copyFileSync(join(MNIST_PAIR, f), join(dir, f));
+  const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
+  writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify({ ...manifest, complexity: { compressor: 'webp-lossless' } }));
+  await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu' }), /complexity scores were computed with png, but the manifest's complexity\.compressor is webp-lossless; run `ood-lens calibrate` again/);
+  writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify({ ...manifest, vae: { ...manifest.vae, samples: 8 } }));
+  await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu' }), /ELBOs were computed at the posterior mean, but the manifest's vae\.samples asks for 8 posterior samples/);
+  // The pair as calibrated loads.
+  writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify(manifest));
+  const engine = await OodEngine.create({ pair: dir, provider: 'cpu' });
+  await engine.dispose();
 });
