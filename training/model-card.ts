@@ -4,7 +4,8 @@
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { COMPRESSORS, type Compressor } from '../src/inference/complexity';
+import { COMPRESSORS } from '../src/inference/complexity';
+import { pairCompressor } from '../src/inference/manifest';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: model-card.ts <pair dir>');
@@ -40,7 +41,7 @@ ${manifest.description}
 ONNX opset 13 with a dynamic batch dimension; TensorFlow.js layers versions in \`tfjs/\` (NHWC input), written by TensorFlow.js's own serializer from the same weights (\`training/export-tfjs.ts\`, which checks them against the ONNX models).
 
 ## Calibration
-\`calibration.json\`: ELBO, MSP and complexity-corrected score S(x) of ${calibration.count.toLocaleString('en')} held-out training images (${calibration.source}). ELBO quantiles: 1% ${q(0.01)} · 5% ${q(0.05)} · median ${q(0.5)} · 99% ${q(0.99)} nats. Complexity L(x) by ${COMPRESSORS[(manifest.complexity?.compressor ?? 'png') as Compressor]} (\`complexity.compressor\`).
+\`calibration.json\`: ELBO, MSP and complexity-corrected score S(x) of ${calibration.count.toLocaleString('en')} held-out training images (${calibration.source}). ELBO quantiles: 1% ${q(0.01)} · 5% ${q(0.05)} · median ${q(0.5)} · 99% ${q(0.99)} nats. Complexity L(x) by ${COMPRESSORS[pairCompressor(manifest)]} (\`complexity.compressor\`).
 
 ## Use and limits
 For demonstrations and as the default of OOD Lens. A VAE's ELBO alone can rank simple images as *more* likely than the training data (Nalisnick et al. 2019); the default verdict rule therefore also tests the complexity-corrected score. With this Bernoulli decoder on grey levels, −log₂ p(x) is a few hundred bits against thousands for L(x), so S(x) mostly measures how simple an image is: it flags simple images (digits) under the FashionMNIST pair, while under the MNIST pair the ELBO does the work; \`ood-lens eval\` measures both. Trained on 2 CPU cores; seed ${metrics.seed}; reproduce with \`training/train-all.sh\`.

@@ -379,7 +379,8 @@ def main():
             # A discretised-logistic loss keeps a large floor (the 8-bit noise), so it falls by a smaller fraction.
             assert last < (0.95 if args.likelihood == "discretized-logistic" else 0.8) * first, f"VAE loss did not fall: {first:.1f} → {last:.1f}"
             log(f"quick: VAE loss {first:.1f} → {last:.1f}")
-        export_vae(vae, quick_epochs if args.quick else args.vae_epochs)
+        if args.quick:  # otherwise the last epoch's callback has exported it
+            export_vae(vae, quick_epochs)
 
     write_metrics()
     log(json.dumps(metrics))

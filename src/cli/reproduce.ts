@@ -11,15 +11,15 @@ import { type ImageResult, OodEngine } from '../inference/engine';
 import { readIdxFile } from '../inference/idx';
 import { rocCurve } from '../inference/metrics';
 import { builtInPairDir } from '../inference/pair';
-import { loadPairManifest } from '../inference/manifest';
-
-const compressorOf = (pair: string) => loadPairManifest(builtInPairDir(pair)).manifest.complexity?.compressor ?? 'png';
+import { loadPairManifest, pairCompressor } from '../inference/manifest';
 import { barcodeSpec, histogramSpec, imagePanelsSpec, renderPng, rocSpec } from '../report/figures';
 import { MNIST_LIKE_STEPS, mnistLike } from '../report/mnistLike';
 import { writeFileAtomic } from '../inference/calibration';
 import { COMPRESSORS } from '../inference/complexity';
 import { collect } from './collect';
 import { UsageError } from './main';
+
+const compressorOf = (pair: string) => pairCompressor(loadPairManifest(builtInPairDir(pair)).manifest);
 
 const ORIGINAL = { over99: 0.634, over95: 0.743, over75: 0.889 };
 

@@ -3,6 +3,7 @@
  * computed against it. p = (1 + #{calibration scores at least as extreme}) / (n + 1).
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Compressor } from './complexity';
 
 /** Scores whose held-out distribution is stored. */
 export interface CalibrationScores {
@@ -20,7 +21,7 @@ export interface Calibration {
   count: number;
   createdAt: string;
   /** The compressor behind the stored complexity scores (absent in older files: png). */
-  compressor?: 'png' | 'webp-lossless';
+  compressor?: Compressor;
   /** Posterior samples behind the stored ELBOs (0: at the posterior mean); absent in older files. */
   vaeSamples?: number;
   scores: CalibrationScores;

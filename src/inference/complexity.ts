@@ -10,6 +10,9 @@
  *    ~300–550 µs per image. The built-in FashionMNIST pair uses it: there S(x) carries the verdict.
  * Fixed header costs shift every score equally and so leave p-values unchanged.
  */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import type { ModelImage } from './preprocess';
@@ -75,22 +78,19 @@ interface WebpModule {
 let webp: WebpModule | undefined;
 let webpLoading: Promise<void> | undefined;
 
-const WEBP_OPTIONS = {
-  quality: 100, target_size: 0, target_PSNR: 0, method: 4, sns_strength: 50, filter_strength: 60, filter_sharpness: 0, filter_type: 1, partitions: 0, segments: 4, pass: 1,
-  show_compressed: 0, preprocessing: 0, autofilter: 0, partition_limit: 0, alpha_compression: 1, alpha_filtering: 1, alpha_quality: 100, lossless: 1, exact: 1, image_hint: 0,
-  emulate_jpeg_size: 0, thread_level: 0, low_memory: 0, near_lossless: 100, use_delta_palette: 0, use_sharp_yuv: 0,
-};
+/** libwebp's configuration: the package's defaults (its meta.js) with lossless, maximum quality, method 4. */
+let webpOptions: Record<string, number> | undefined;
 
 /** Prepares `compressor` on this thread (PNG needs nothing). Safe to call repeatedly. */
 export function loadCompressor(compressor: Compressor): Promise<void> {
   if (compressor === 'png' || webp) return Promise.resolve();
   webpLoading ??= (async () => {
-    const { readFileSync } = await import('node:fs');
-    const { dirname, join } = await import('node:path');
-    const dir = join(dirname(require.resolve('@jsquash/webp/package.json')), 'codec', 'enc');
+    const root = dirname(require.resolve('@jsquash/webp/package.json'));
+    const dir = join(root, 'codec', 'enc');
     const wasm = await WebAssembly.compile(readFileSync(join(dir, 'webp_enc.wasm')));
-    const { pathToFileURL } = await import('node:url');
+    const { defaultOptions } = (await import(pathToFileURL(join(root, 'meta.js')).href)) as { defaultOptions: Record<string, number> };
     const factory = (await import(pathToFileURL(join(dir, 'webp_enc.js')).href)).default as (options: object) => Promise<WebpModule>;
+    webpOptions = { ...defaultOptions, lossless: 1, quality: 100, method: 4, exact: 1 };
     webp = await factory({
       noInitialRun: true,
       instantiateWasm: (imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance) => void) => {
@@ -107,7 +107,7 @@ export function loadCompressor(compressor: Compressor): Promise<void> {
 }
 
 function webpBits(image: ModelImage): number {
-  if (!webp) throw new Error('the WebP encoder is not loaded (call loadCompressor first)');
+  if (!webp || !webpOptions) throw new Error('the WebP encoder is not loaded (call loadCompressor first)');
   const { width, height, channels, pixels } = image;
   const rgba = new Uint8ClampedArray(width * height * 4);
   for (let p = 0; p < width * height; p++) {
@@ -117,7 +117,7 @@ function webpBits(image: ModelImage): number {
     rgba[4 * p + 2] = pixels[channels === 1 ? q : q + 2];
     rgba[4 * p + 3] = 255;
   }
-  const out = webp.encode(rgba, width, height, WEBP_OPTIONS);
+  const out = webp.encode(rgba, width, height, webpOptions);
   if (!out) throw new Error(`WebP could not encode a ${width}×${height} image`);
   return out.byteLength * 8;
 }

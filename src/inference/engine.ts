@@ -5,7 +5,7 @@
 import { type Calibration, decide, type Verdict, type VerdictRule } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore, loadCompressor } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
-import type { Layout } from './manifest';
+import { type Layout, pairCompressor } from './manifest';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { availableParallelism } from 'node:os';
 import { prepareBatch } from './fastpath';
@@ -40,7 +40,8 @@ export interface EngineOptions {
   complexity?: boolean;
   /**
    * Worker threads that read, decode and resize folders while the models run (onnxruntime-node runs
-   * inference synchronously on this thread). Default 1 on machines with 2+ cores; 0 = all in-process.
+   * inference synchronously on this thread). Default one per core, up to 4, on machines with 2+ cores;
+   * 0 = all in-process.
    */
   preprocessWorkers?: number;
 }
@@ -196,7 +197,7 @@ export class OodEngine {
     this.maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
-    this.compressor = pair.manifest.complexity?.compressor ?? 'png';
+    this.compressor = pairCompressor(pair.manifest);
     this.pipeline = options.pipeline ?? 'overlapped';
     if ((options.preprocessWorkers ?? 0) > 0) this.pool = new PreprocessPool(options.preprocessWorkers!);
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
@@ -204,7 +205,7 @@ export class OodEngine {
 
   static async create(options: EngineOptions = {}): Promise<OodEngine> {
     const cores = availableParallelism();
-    // Preprocessing runs in its own phase of the pipeline (see scoreAll), so it may use every core.
+    // One preprocessing worker per core (up to 4): a batch is split across them (see scoreAll).
     const preprocessWorkers = options.preprocessWorkers ?? (cores >= 2 ? Math.min(cores, 4) : 0);
     // onnxruntime gets every core, with its idle threads sleeping instead of spinning, so that the
     // preprocessing worker runs in the gaps (measured on 2 cores, MNIST folder: 3,615 images/s; 3,229 with
@@ -213,7 +214,7 @@ export class OodEngine {
     const spinning = options.spinning ?? preprocessWorkers === 0;
     const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration);
     try {
-      const compressor = pair.manifest.complexity?.compressor ?? 'png';
+      const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
       checkCalibrationMatches(pair, compressor);
     } catch (err) {

@@ -83,12 +83,16 @@ function plainBackground(spec: InputSpec): number | null {
   return null;
 }
 
+/** `frame` can pad this spec's images itself: no padding, or padding in black or white. */
+function framesInJs(spec: InputSpec): boolean {
+  return !spec.padding || plainBackground(spec) !== null;
+}
+
 function eligible(width: number, height: number, spec: InputSpec): boolean {
   const fit = spec.resize ?? 'fill';
   const inner = innerSize(spec);
   const sameAspect = width * inner.height === height * inner.width;
-  if (inner.padding && plainBackground(spec) === null) return false;
-  return (fit === 'fill' || sameAspect) && width < 2 * inner.width && atlasPadding(height, inner.height) !== null;
+  return framesInJs(spec) && (fit === 'fill' || sameAspect) && width < 2 * inner.width && atlasPadding(height, inner.height) !== null;
 }
 
 /**
@@ -98,7 +102,7 @@ function eligible(width: number, height: number, spec: InputSpec): boolean {
  */
 function copiesExactly(raw: RawImage, spec: InputSpec): boolean {
   const inner = innerSize(spec);
-  return raw.width === inner.width && raw.height === inner.height && raw.channels === spec.channels && (inner.padding === 0 || plainBackground(spec) !== null);
+  return raw.width === inner.width && raw.height === inner.height && raw.channels === spec.channels && framesInJs(spec);
 }
 
 /** Places `inner`-sized HWC pixels into the model frame (padding filled with the background), inverting if asked. */
@@ -157,9 +161,10 @@ export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], s
       return;
     }
     const raw = source instanceof Uint8Array ? decodeSmallPng(source) : source;
-    if (raw && raw.width * raw.height <= maxInputPixels && copiesExactly(raw, spec)) {
+    const small = raw !== null && raw.width * raw.height <= maxInputPixels;
+    if (small && copiesExactly(raw, spec)) {
       out[index] = frame(raw.data.slice(), spec); // a copy: inversion must not touch the caller's pixels
-    } else if (raw && raw.width * raw.height <= maxInputPixels && eligible(raw.width, raw.height, spec)) {
+    } else if (small && eligible(raw.width, raw.height, spec)) {
       const key = `${raw.width}x${raw.height}x${raw.channels}`;
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key)!.push({ index, raw });

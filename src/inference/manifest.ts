@@ -2,6 +2,7 @@
  * The pair manifest (`ood-pair.json`): which classifier and which VAE, how images become their input,
  * and where the calibration scores live. Validated with ajv; every error names the field.
  */
+import type { Compressor } from './complexity';
 import Ajv, { type ErrorObject, type JSONSchemaType } from 'ajv';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -87,7 +88,12 @@ export interface PairManifest {
   /** Path of a calibration JSON written by `ood-lens calibrate`, relative to the manifest. */
   calibration?: string;
   /** The lossless compressor behind the complexity L(x) (default png; see complexity.ts). */
-  complexity?: { compressor?: 'png' | 'webp-lossless' };
+  complexity?: { compressor?: Compressor };
+}
+
+/** The pair's compressor for L(x), with the default filled in. */
+export function pairCompressor(manifest: PairManifest): Compressor {
+  return manifest.complexity?.compressor ?? 'png';
 }
 
 const formatSchema = { type: 'string', enum: ['onnx', 'tfjs-layers', 'tfjs-graph'] } as const;
