@@ -4,6 +4,7 @@
  *   npm run bench [-- --quick]     (--quick: 2,000 MNIST images, no 100k run)
  */
 import { spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { appendFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -17,6 +18,7 @@ import { toModelImage } from '../src/inference/preprocess';
 import { FIXTURES, MNIST_TEST_IMAGES, REPO } from '../test/helpers';
 
 const quick = process.argv.includes('--quick');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const CACHE = join(REPO, '.tmp', 'bench');
 const MNIST_DIR = join(CACHE, 'mnist-png');
 const PHOTO_DIR = join(CACHE, 'photos');
@@ -103,90 +105,158 @@ async function main() {
   const listMs = ((performance.now() - t) * count) / listed;
   const files: string[] = [];
   for await (const f of walkImages(MNIST_DIR, false)) if (files.length < count) files.push(f); // the folder may hold more (an earlier full run)
-  let outputMs = 0;
   const { ResultWriter, SummaryCounter } = await import('../src/inference/output');
-  const writer = new ResultWriter('csv', info, join(CACHE, 'bench-out.csv'));
-  const counter = new SummaryCounter();
-  t = performance.now();
-  await engine.scoreAll(files.map((path) => ({ path })), (r) => {
-    const s = performance.now();
-    counter.add(r);
-    writer.add(r);
-    outputMs += performance.now() - s;
-  });
-  await writer.end(counter.summary(info));
-  const e2eMs = performance.now() - t + listMs;
-  const stages = { ...engine.timings };
-  rows.push([`MNIST folder (${count} PNGs 28×28), end to end`, rate(count, e2eMs)]);
+  /** One end-to-end run: the engine's default pipeline, CSV written as the CLI does. */
+  const endToEnd = async () => {
+    let outputMs = 0;
+    const writer = new ResultWriter('csv', info, join(CACHE, 'bench-out.csv'));
+    const counter = new SummaryCounter();
+    Object.keys(engine.timings).forEach((k) => ((engine.timings as unknown as Record<string, number>)[k] = 0));
+    const start = performance.now();
+    await engine.scoreAll(files.map((path) => ({ path })), (r) => {
+      const s = performance.now();
+      counter.add(r);
+      writer.add(r);
+      outputMs += performance.now() - s;
+    });
+    await writer.end(counter.summary(info));
+    const ms = performance.now() - start + listMs;
+    return { ips: (count * 1000) / ms, stages: { ...engine.timings }, outputMs };
+  };
+  const first = await endToEnd();
+  rows.push([`MNIST folder (${count} PNGs 28×28), end to end, \`${engine.pipeline}\` pipeline (the default)`, `${first.ips.toFixed(0)} images/s`]);
   const perImage = (ms: number) => `${((ms * 1000) / count).toFixed(0)} µs/image`;
   rows.push(['  stage: list', perImage(listMs)]);
-  for (const [stage, ms] of Object.entries(stages)) rows.push([`  stage: ${stage}${stage === 'classifier' || stage === 'vae' ? ' (overlaps)' : ''}`, perImage(ms)]);
-  rows.push(['  stage: output (CSV)', perImage(outputMs)]);
-  {
-    // The other pipeline schedule, same folder, no output.
-    const other = await OodEngine.create({ provider: 'cpu', batchSize: 64, pipeline: 'phased' });
+  // In the sharded pipeline the stages are summed over the shards (core time); otherwise they overlap in time.
+  for (const [stage, ms] of Object.entries(first.stages)) rows.push([`  stage: ${stage}`, perImage(ms)]);
+  rows.push(['  stage: output (CSV, on the caller\'s thread)', perImage(first.outputMs)]);
+  for (const pipeline of ['overlapped', 'phased'] as const) {
+    // The other pipeline schedules, same folder, no output.
+    const other = await OodEngine.create({ provider: 'cpu', batchSize: 64, pipeline });
     await other.scoreAll(files.slice(0, 512).map((path) => ({ path })), () => {});
     const s = performance.now();
     await other.scoreAll(files.map((path) => ({ path })), () => {});
-    rows.push(['  same, `phased` pipeline (preprocessing only while the models do not run)', rate(count, performance.now() - s)]);
+    const what = pipeline === 'overlapped' ? 'models on one thread with every core, workers prepare the next batch meanwhile' : 'as overlapped, preprocessing only while the models do not run';
+    rows.push([`  same, \`${pipeline}\` pipeline (${what})`, rate(count, performance.now() - s)]);
     await other.dispose();
   }
 
-  // 2. The inference-only bound: pre-decoded batches through both models, best batch size.
+  // 2. The inference-only bound: pre-decoded batches through both models, best batch size and layout —
+  // one session on every core (several thread settings), or data-parallel: one single-threaded session per
+  // core in its own thread, all running at once (the layout the sharded pipeline uses).
   const images = await Promise.all(files.slice(0, 2048).map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
-  // Best over batch sizes and thread settings: the engine's own sessions and fresh ones with 0 (default) and 2 threads.
-  let best = { bs: 0, ips: 0, threads: 'engine' };
-  const boundRows: string[] = [];
-  const { loadOnnx } = await import('../src/inference/backends/onnx');
   const dir = builtInPairDir();
-  const sessionSets: [string, { classifier: import('../src/inference/backends/types').ModelRunner; vae: import('../src/inference/backends/types').ModelRunner }][] = [['engine (threads = cores, no spinning)', { classifier: engine.pair.classifier, vae: engine.pair.vae! }]];
-  for (const [threads, spinning] of [[0, true], [1, true], [2, true]] as const) {
-    const options = { provider: 'cpu' as const, threads, spinning };
-    sessionSets.push([`${threads || 'default'} thread${threads === 1 ? '' : 's'}, spinning`, { classifier: await loadOnnx(join(dir, 'classifier.onnx'), options), vae: await loadOnnx(join(dir, 'vae.onnx'), options) }]);
-  }
   const o = engine.pair.manifest.vae.outputs!;
   const vaeOutputs = [o.reconstruction, o.mu, o.logvar, ...(o.logScale ? [o.logScale] : [])];
-  for (const [label, sessions] of sessionSets) {
+  const feedOf = (bs: number) => {
+    const size = 32 * 32;
+    const feed = { data: new Float32Array(bs * size), dims: [bs, 1, 32, 32] };
+    for (let i = 0; i < bs; i++) for (let k = 0; k < size; k++) feed.data[i * size + k] = images[i % images.length].pixels[k] / 255;
+    return feed;
+  };
+  type Bound = { label: string; bs: number; measure: () => Promise<number>; dispose: () => Promise<void> };
+  const { loadOnnx } = await import('../src/inference/backends/onnx');
+  const singleSession = async (label: string, sessions: { classifier: import('../src/inference/backends/types').ModelRunner; vae: import('../src/inference/backends/types').ModelRunner }, bs: number, own: boolean): Promise<Bound> => {
+    const feed = feedOf(bs);
+    const runBoth = async () => {
+      await sessions.classifier.run({ image: feed }, ['logits']);
+      await sessions.vae.run({ image: feed }, vaeOutputs);
+    };
+    await runBoth();
+    return {
+      label,
+      bs,
+      measure: async () => {
+        const reps = Math.max(3, Math.ceil(4096 / bs));
+        const start = performance.now();
+        for (let r = 0; r < reps; r++) await runBoth();
+        return (reps * bs * 1000) / (performance.now() - start);
+      },
+      dispose: async () => {
+        if (!own) return;
+        await sessions.classifier.dispose();
+        await sessions.vae.dispose();
+      },
+    };
+  };
+  const dataParallel = async (members: number, bs: number): Promise<Bound> => {
+    const workers = Array.from({ length: members }, () => new Worker(join(REPO, 'test', 'worker', 'tsxWorker.mjs'), {
+      workerData: { entry: join(REPO, 'bench', 'boundWorker.ts'), classifier: join(dir, 'classifier.onnx'), vae: join(dir, 'vae.onnx'), inputName: 'image', classifierOutput: 'logits', vaeOutputs, feed: feedOf(bs) },
+    }));
+    const next = (w: Worker) => new Promise<{ ms: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    await Promise.all(workers.map(next));
+    return {
+      label: `data-parallel: ${members} sessions × 1 thread, one per core`,
+      bs,
+      measure: async () => {
+        const reps = Math.max(3, Math.ceil(4096 / bs));
+        const done = workers.map(next);
+        workers.forEach((w) => w.postMessage({ reps }));
+        const ms = Math.max(...(await Promise.all(done)).map((d) => d.ms));
+        return (members * reps * bs * 1000) / ms;
+      },
+      dispose: async () => void (await Promise.all(workers.map((w) => w.terminate()))),
+    };
+  };
+  const cores = Math.min(cpus().length, 4);
+  const layouts: [string, (bs: number) => Promise<Bound>][] = [
+    ['engine sessions (threads = cores, no spinning)', (bs) => singleSession('engine sessions (threads = cores, no spinning)', { classifier: engine.pair.classifier, vae: engine.pair.vae! }, bs, false)],
+  ];
+  for (const [threads, spinning] of [[0, true], [1, true], [2, true]] as const) {
+    const label = `one session, ${threads || 'default'} thread${threads === 1 ? '' : 's'}, spinning`;
+    layouts.push([label, async (bs) => {
+      const options = { provider: 'cpu' as const, threads, spinning };
+      return singleSession(label, { classifier: await loadOnnx(join(dir, 'classifier.onnx'), options), vae: await loadOnnx(join(dir, 'vae.onnx'), options) }, bs, true);
+    }]);
+  }
+  if (cores >= 2) layouts.push([`data-parallel: ${cores} sessions × 1 thread, one per core`, (bs) => dataParallel(cores, bs)]);
+  let best = { label: '', bs: 0, ips: 0 };
+  for (const [label, make] of layouts) {
     const perBatch: string[] = [];
     for (const bs of [16, 32, 64, 128, 256]) {
-      const size = 32 * 32;
-      const feed = { data: new Float32Array(bs * size), dims: [bs, 1, 32, 32] };
-      for (let i = 0; i < bs; i++) for (let k = 0; k < size; k++) feed.data[i * size + k] = images[i % images.length].pixels[k] / 255;
-      const runBoth = async () => {
-        await sessions.classifier.run({ image: feed }, ['logits']);
-        await sessions.vae.run({ image: feed }, vaeOutputs);
-      };
-      await runBoth();
-      const reps = Math.max(3, Math.ceil(4096 / bs));
-      t = performance.now();
-      for (let r = 0; r < reps; r++) await runBoth();
-      const ips = (reps * bs * 1000) / (performance.now() - t);
+      const bound = await make(bs);
+      const ips = await bound.measure();
+      await bound.dispose();
       perBatch.push(`${bs}: ${ips.toFixed(0)}`);
-      if (ips > best.ips) best = { bs, ips, threads: label };
+      if (ips > best.ips) best = { label, bs, ips };
     }
-    boundRows.push(`${label} — ${perBatch.join(' · ')}`);
-    if (!label.startsWith('engine')) {
-      await sessions.classifier.dispose();
-      await sessions.vae.dispose();
-    }
+    rows.push(['  bound by batch size', `${label} — ${perBatch.join(' · ')}`]);
   }
-  rows.push([`inference-only bound (classifier + VAE, best: batch ${best.bs}, ${best.threads})`, `${best.ips.toFixed(0)} images/s`]);
-  for (const r of boundRows) rows.push(['  by batch size', r]);
-  const e2eIps = (count * 1000) / e2eMs;
-  rows.push(['end to end / inference bound', `${((100 * e2eIps) / best.ips).toFixed(0)}%`]);
+  const bestLayout = layouts.find(([label]) => label === best.label)![1];
+  rows.splice(rows.length - layouts.length, 0, [`inference-only bound (classifier + VAE; best: batch ${best.bs}, ${best.label})`, `${best.ips.toFixed(0)} images/s`]);
 
   // 3. A naive pipeline: one sharp call per file, batches of 64, the same sessions, no overlap.
-  t = performance.now();
-  for (let start = 0; start < files.length; start += 64) {
-    const chunk = files.slice(start, start + 64);
-    const imgs = await Promise.all(chunk.map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
-    await engine.scoreImages(imgs, chunk);
-  }
-  const naiveIps = (count * 1000) / (performance.now() - t);
-  rows.push(['naive pipeline (sharp per file, batches of 64)', `${naiveIps.toFixed(0)} images/s`]);
-  rows.push(['end to end / naive', `${(e2eIps / naiveIps).toFixed(1)}×`]);
+  const naive = async () => {
+    const start = performance.now();
+    for (let s = 0; s < files.length; s += 64) {
+      const chunk = files.slice(s, s + 64);
+      const imgs = await Promise.all(chunk.map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
+      await engine.scoreImages(imgs, chunk);
+    }
+    return (count * 1000) / (performance.now() - start);
+  };
 
-  // 4. Photos: end to end vs sharp's own decode+resize at the same concurrency.
+  // 4. The ratios. This machine's speed drifts by ±25% from minute to minute, so each round measures end to
+  // end, the bound (best layout and batch size from above) and the naive pipeline back to back, and the
+  // ratios are taken within a round; the median round is the figure.
+  const rounds: { e2e: number; bound: number; naive: number }[] = [];
+  for (let round = 0; round < 3; round++) {
+    const e2e = (await endToEnd()).ips;
+    const bound = await bestLayout(best.bs);
+    const boundIps = await bound.measure();
+    await bound.dispose();
+    rounds.push({ e2e, bound: boundIps, naive: await naive() });
+    log(`round ${round + 1}: end to end ${e2e.toFixed(0)}, bound ${boundIps.toFixed(0)}, naive ${rounds[round].naive.toFixed(0)} images/s`);
+  }
+  const fmtRounds = (f: (r: (typeof rounds)[number]) => string) => rounds.map(f).join(' · ');
+  rows.push(['rounds: end to end · bound · naive (images/s)', fmtRounds((r) => `${r.e2e.toFixed(0)} / ${r.bound.toFixed(0)} / ${r.naive.toFixed(0)}`)]);
+  const boundRatios = rounds.map((r) => r.e2e / r.bound);
+  const naiveRatios = rounds.map((r) => r.e2e / r.naive);
+  rows.push(['end to end / inference bound (median of the rounds; each round)', `${(100 * median(boundRatios)).toFixed(0)}% (${boundRatios.map((x) => `${(100 * x).toFixed(0)}%`).join(', ')})`]);
+  rows.push(['naive pipeline (sharp per file, batches of 64; median)', `${median(rounds.map((r) => r.naive)).toFixed(0)} images/s`]);
+  rows.push(['end to end / naive (median of the rounds; each round)', `${median(naiveRatios).toFixed(1)}× (${naiveRatios.map((x) => `${x.toFixed(1)}×`).join(', ')})`]);
+
+  // 5. Photos: end to end vs sharp's own decode+resize at the same concurrency.
   const photos: string[] = [];
   for await (const f of walkImages(PHOTO_DIR, false)) photos.push(f);
   t = performance.now();
@@ -203,7 +273,7 @@ async function main() {
   rows.push([`photos (${photos.length} JPEG 1024×768), end to end`, `${photoIps.toFixed(1)} images/s`]);
   rows.push(['  sharp alone: the same decode + resize + frame, 64 at a time', `${sharpIps.toFixed(1)} images/s (${((100 * photoIps) / sharpIps).toFixed(0)}%)`]);
 
-  // 5. Latency: one image, warm engine; cold start in a fresh process.
+  // 6. Latency: one image, warm engine; cold start in a fresh process.
   const one = files[0];
   const lat: number[] = [];
   for (let i = 0; i < 60; i++) {
@@ -218,7 +288,7 @@ async function main() {
   spawnSync(process.execPath, [join(REPO, 'bin', 'ood-lens.js'), 'score', one, '--format', 'json'], { cwd: REPO, encoding: 'utf8' });
   rows.push(['cold start: `ood-lens score one.png` in a new process (model load included)', cold.status === 0 ? `${(performance.now() - coldStart).toFixed(0)} ms` : `failed: ${cold.stderr.slice(0, 80)}`]);
 
-  // 6. ONNX vs TensorFlow.js (WASM) on the same pair.
+  // 7. ONNX vs TensorFlow.js (WASM) on the same pair.
   const tfjsManifest = join(builtInPairDir(), 'ood-pair.tfjs.json');
   if (existsSync(tfjsManifest)) {
     const tf = await OodEngine.create({ pair: tfjsManifest, batchSize: 64 });
@@ -231,7 +301,7 @@ async function main() {
   }
   await engine.dispose();
 
-  // 7. Peak RSS through the CLI path, 10,000 and 100,000 images.
+  // 8. Peak RSS through the CLI path, 10,000 and 100,000 images.
   const r10 = cliRun(MNIST_DIR);
   rows.push([`peak RSS, ${r10.images} images (CLI path, CSV output)`, `${r10.maxRssMb.toFixed(0)} MB (${rate(r10.images, r10.seconds * 1000)})`]);
   if (!quick) {

@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 const require = createRequire(import.meta.url);
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
-const external = ['vscode', 'onnxruntime-node', 'sharp', '@jsquash/webp', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+// tsx: only the path that runs the worker from the TypeScript sources (tests) resolves it; bundles never do.
+const external = ['vscode', 'onnxruntime-node', 'sharp', '@jsquash/webp', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'tsx/*'];
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const nodeEntries = {

@@ -10,7 +10,9 @@ import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { availableParallelism } from 'node:os';
 import { prepareBatch } from './fastpath';
 import { PreprocessPool } from './preprocessPool';
-import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ImageSource, isRawImage, readChecked, type ModelImage, type RawImage, toTensorData } from './preprocess';
+import type { ShardEngineOptions, WorkItem } from './preprocessWorker';
+import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ImageSource, isRawImage, readChecked, readCheckedSync, type ModelImage, type RawImage, toTensorData } from './preprocess';
+import { ScoringShards } from './scoringShards';
 import * as S from './scores';
 
 export interface EngineOptions {
@@ -25,12 +27,18 @@ export interface EngineOptions {
   /** onnxruntime threads spin while idle (default: not while preprocessing workers need the cores). */
   spinning?: boolean;
   /**
-   * How scoreAll schedules preprocessing against the models: `overlapped` (default) — the workers prepare
-   * the next batch while the models run; `phased` — only while this thread is not running the models, so
-   * that the two never compete for the cores. Measured about equal on MNIST folders and 5–10% apart in
-   * overlapped's favour on photos (BENCHMARKS.md has both), hence the default.
+   * How scoreAll uses the cores:
+   *  - `sharded` (default for ONNX pairs on the CPU with 2+ cores): one scoring shard per core (up to 4),
+   *    each a worker thread with its own single-threaded copy of the models that scores whole batches;
+   *    used once an input runs past two batches (smaller ones are scored here, without the shards' start).
+   *  - `overlapped` (default otherwise: CUDA, TensorFlow.js): the models run on this thread with every core,
+   *    while preprocessing workers prepare the next batch;
+   *  - `phased`: as overlapped, but the workers prepare only while the models are not running.
+   * BENCHMARKS.md measures all three.
    */
-  pipeline?: 'phased' | 'overlapped';
+  pipeline?: Pipeline;
+  /** Scoring shards for the `sharded` pipeline (default: one per core, up to 4). */
+  shards?: number;
   maxInputPixels?: number;
   /** Largest file read, in bytes (a guard before decoding). */
   maxFileBytes?: number;
@@ -92,6 +100,22 @@ export interface PairInfo {
 }
 
 export type ScoreInput = { path: string; source?: ImageSource };
+
+export type Pipeline = 'sharded' | 'overlapped' | 'phased';
+
+/** Below this many batches the sharded pipeline scores in-process: starting shards would cost more. */
+const SHARD_MIN_BATCHES = 2;
+
+/** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
+function workItem(input: ScoreInput): WorkItem {
+  if (!input.source) return { path: input.path };
+  return isRawImage(input.source) ? { path: input.path, raw: input.source } : { path: input.path, bytes: new Uint8Array(input.source) };
+}
+
+/** An in-memory input's bytes or pixels (no copy). */
+function inMemory(source: ImageSource): Uint8Array | RawImage {
+  return isRawImage(source) ? source : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+}
 
 function errorResult(path: string, message: string): ImageResult {
   return {
@@ -185,12 +209,19 @@ export class OodEngine {
   private readonly maxInputPixels: number;
   private readonly maxFileBytes: number;
   private readonly useComplexity: boolean;
-  private readonly pool?: PreprocessPool;
+  private pool?: PreprocessPool;
+  private readonly preprocessWorkers: number;
   /** The compressor behind L(x), from the pair manifest. */
   readonly compressor: Compressor;
-  readonly pipeline: 'phased' | 'overlapped';
+  readonly pipeline: Pipeline;
+  private readonly shardCount: number;
+  private readonly shardOptions: ShardEngineOptions;
+  private shardsReady?: Promise<ScoringShards | null>;
+  /** Why the scoring shards could not start (scoring then runs in-process), for diagnostics. */
+  shardFailure: string | null = null;
+  private shards: ScoringShards | null = null;
 
-  private constructor(readonly pair: LoadedPair, options: EngineOptions) {
+  private constructor(readonly pair: LoadedPair, options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
     this.alpha = options.alpha ?? 0.01;
     this.rule = options.rule ?? 'both';
     this.batchSize = Math.max(1, options.batchSize ?? 64);
@@ -198,9 +229,21 @@ export class OodEngine {
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
     this.compressor = pairCompressor(pair.manifest);
-    this.pipeline = options.pipeline ?? 'overlapped';
-    if ((options.preprocessWorkers ?? 0) > 0) this.pool = new PreprocessPool(options.preprocessWorkers!);
+    this.pipeline = options.pipeline;
+    this.preprocessWorkers = options.preprocessWorkers;
+    this.shardCount = Math.max(1, options.shards ?? Math.min(availableParallelism(), 4));
+    this.shardOptions = {
+      pair: pair.manifestPath,
+      alpha: this.alpha,
+      rule: this.rule,
+      batchSize: this.batchSize,
+      maxInputPixels: this.maxInputPixels,
+      maxFileBytes: this.maxFileBytes,
+      complexity: this.useComplexity,
+      calibration: options.calibration,
+    };
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
+    if (this.pipeline !== 'sharded' && this.preprocessWorkers > 0) this.pool = new PreprocessPool(this.preprocessWorkers);
   }
 
   static async create(options: EngineOptions = {}): Promise<OodEngine> {
@@ -221,7 +264,15 @@ export class OodEngine {
       await disposePair(pair);
       throw err;
     }
-    return new OodEngine(pair, { ...options, preprocessWorkers });
+    const runners = [pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r) => r !== undefined);
+    const onnxOnCpu = runners.every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu');
+    const pipeline = options.pipeline ?? (preprocessWorkers > 0 && onnxOnCpu ? 'sharded' : 'overlapped');
+    return new OodEngine(pair, { ...options, preprocessWorkers, pipeline });
+  }
+
+  /** Scoring shards running now (0 before the first large input, or when they could not start). */
+  get activeShards(): number {
+    return this.shards?.size ?? 0;
   }
 
   get info(): PairInfo {
@@ -245,13 +296,36 @@ export class OodEngine {
 
   async dispose(): Promise<void> {
     await this.pool?.dispose();
+    const shards = await this.shardsReady;
+    await shards?.dispose();
     await disposePair(this.pair);
   }
 
   /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
   async readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
-    if (input.source) return isRawImage(input.source) ? input.source : new Uint8Array(input.source.buffer, input.source.byteOffset, input.source.byteLength);
+    if (input.source) return inMemory(input.source);
     return readChecked(input.path, this.maxFileBytes);
+  }
+
+  /**
+   * One batch start to finish on this thread, files read synchronously: a scoring shard's whole job (the
+   * shard's thread has nothing else to do meanwhile, and a synchronous read costs a quarter of an async one).
+   */
+  async scoreBatchInThisThread(inputs: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
+    let start = performance.now();
+    const sources = inputs.map((input) => {
+      if (input.source) return inMemory(input.source);
+      try {
+        return readCheckedSync(input.path, this.maxFileBytes);
+      } catch (err) {
+        return err as Error;
+      }
+    });
+    this.timings.read += performance.now() - start;
+    start = performance.now();
+    const prepared = await prepareBatch(sources, this.pair.manifest.input, this.maxInputPixels).catch((err: Error) => inputs.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
+    this.timings.preprocess += performance.now() - start;
+    return this.scorePrepared(inputs.map((i) => i.path), prepared, withDetails);
   }
 
   /** Reads and preprocesses inputs as one batch (fast path for small PNGs and raw images). */
@@ -269,7 +343,7 @@ export class OodEngine {
 
   private async prepareInPool(inputs: ScoreInput[]): Promise<(ModelImage | Error)[]> {
     const start = performance.now();
-    const items = inputs.map((i) => (!i.source ? { path: i.path } : isRawImage(i.source) ? { path: i.path, raw: i.source } : { path: i.path, bytes: new Uint8Array(i.source) }));
+    const items = inputs.map(workItem);
     try {
       return await this.pool!.prepare(items, this.pair.manifest.input, { maxInputPixels: this.maxInputPixels, maxFileBytes: this.maxFileBytes, complexity: this.useComplexity ? this.compressor : false });
     } catch {
@@ -333,19 +407,91 @@ export class OodEngine {
   }
 
   /**
-   * Scores any mix of files and in-memory images, in order, with bounded memory (one batch being prepared,
-   * one being scored). The models run on the batch that is ready (onnxruntime's threads on every core); the
-   * preprocessing workers prepare the next one meanwhile (`overlapped`) or right after (`phased`); this
-   * thread then turns the model outputs into results and reports them while the workers work.
+   * Scores any mix of files and in-memory images, in order, with bounded memory (a few batches in flight).
+   * `sharded`: batches go to the scoring shards, two per shard in flight, and their results come back here
+   * to be reported in input order. `overlapped` / `phased`: the models run here on the batch that is ready
+   * (onnxruntime's threads on every core) while the preprocessing workers prepare the next one, during or
+   * after; this thread then turns the model outputs into results and reports them.
    */
   async scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
-    let index = 0;
     const withDetails = options.withDetails ?? false;
     const aborted = () => options.signal?.aborted ?? false;
+    const iterator = this.batchesOf(inputs, aborted)[Symbol.asyncIterator]();
+    // Look ahead far enough to know whether the input is worth starting the shards for.
+    const head: ScoreInput[][] = [];
+    let exhausted = this.pipeline !== 'sharded';
+    while (!exhausted && head.length <= SHARD_MIN_BATCHES) {
+      const next = await iterator.next();
+      if (next.done) exhausted = true;
+      else head.push(next.value);
+    }
+    async function* batches() {
+      yield* head;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    }
+    let index = 0;
+    const emit = async (results: ImageResult[]) => {
+      for (const r of results) await onResult(r, index++);
+    };
+    const shards = this.pipeline === 'sharded' && !exhausted ? await this.startShards() : null;
+    if (shards) await this.runSharded(shards, batches(), emit, withDetails, aborted);
+    else await this.runPipelined(batches(), emit, withDetails, aborted);
+  }
+
+  private async *batchesOf(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, aborted: () => boolean): AsyncGenerator<ScoreInput[]> {
+    let batch: ScoreInput[] = [];
+    for await (const input of inputs as AsyncIterable<ScoreInput>) {
+      if (aborted()) return;
+      batch.push(input);
+      if (batch.length >= this.batchSize) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length && !aborted()) yield batch;
+  }
+
+  /** The shards, started on first use; null (scoring stays in-process) when they cannot start or all died. */
+  private async startShards(): Promise<ScoringShards | null> {
+    this.shardsReady ??= ScoringShards.start(this.shardCount, this.shardOptions).catch((err: Error) => {
+      this.shardFailure = err.message;
+      return null;
+    });
+    const shards = (this.shards = await this.shardsReady);
+    if (shards?.alive) return shards;
+    // Without shards, preprocessing workers still keep decoding off this thread where they can start.
+    if (!this.pool && this.preprocessWorkers > 0) this.pool = new PreprocessPool(this.preprocessWorkers);
+    return null;
+  }
+
+  private async runSharded(shards: ScoringShards, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
+    const inFlight: Promise<ImageResult[]>[] = [];
+    for await (const batch of batches) {
+      if (aborted()) break;
+      inFlight.push(this.scoreOnShard(shards, batch, withDetails));
+      if (inFlight.length >= 2 * shards.size) await emit(await inFlight.shift()!);
+    }
+    // Batches already scored are reported even after a cancel: that work is done.
+    while (inFlight.length) await emit(await inFlight.shift()!);
+  }
+
+  private async scoreOnShard(shards: ScoringShards, batch: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
+    try {
+      const { results, timings } = await shards.score(batch.map(workItem), withDetails);
+      for (const stage of Object.keys(timings) as (keyof StageTimings)[]) this.timings[stage] += timings[stage];
+      return results;
+    } catch {
+      // A shard that failed or died must never stall scoring or drop the batch: score it here.
+      const prepared = await this.prepareAll(batch).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
+      return this.scorePrepared(batch.map((b) => b.path), prepared, withDetails);
+    }
+  }
+
+  private async runPipelined(batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
     const prepare = (batch: ScoreInput[]): Promise<(ModelImage | Error)[]> =>
       (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
     let ready: { paths: string[]; prepared: Promise<(ModelImage | Error)[]> } | null = null;
-    const overlap = this.pipeline === 'overlapped';
+    const overlap = this.pipeline !== 'phased';
     const advance = async (next: ScoreInput[] | null) => {
       const current = ready;
       ready = null;
@@ -353,18 +499,9 @@ export class OodEngine {
       if (overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: prepare(next) };
       if (current && !aborted()) finish = await this.inferPrepared(current.paths, await current.prepared, withDetails);
       if (!overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: prepare(next) };
-      if (finish) for (const r of finish()) await onResult(r, index++);
+      if (finish) await emit(finish());
     };
-    let batch: ScoreInput[] = [];
-    for await (const input of inputs as AsyncIterable<ScoreInput>) {
-      if (aborted()) break;
-      batch.push(input);
-      if (batch.length >= this.batchSize) {
-        await advance(batch);
-        batch = [];
-      }
-    }
-    if (batch.length && !aborted()) await advance(batch);
+    for await (const batch of batches) await advance(batch);
     await advance(null);
   }
 
@@ -403,7 +540,10 @@ export class OodEngine {
     const classifierFeed = this.batchTensor(images, p.classifierLayout);
     const sameLayout = p.vaeLayout === p.classifierLayout;
     const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
-    const target = this.batchTensor(images, p.vaeLayout, true);
+    // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
+    const spec = p.manifest.input;
+    const unitInput = (spec.range ?? [0, 1])[0] === 0 && (spec.range ?? [0, 1])[1] === 1 && !spec.mean && !spec.std;
+    const target = unitInput ? vaeFeed : this.batchTensor(images, p.vaeLayout, true);
     const t = this.timings;
     const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();

@@ -3,21 +3,26 @@
  * dist/preprocessWorker.js; from the TypeScript sources (tests, tsx) it starts the .ts entry through tsx.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Compressor } from './complexity';
 import type { InputSpec } from './manifest';
 import { ImageDecodeError, type ModelImage } from './preprocess';
-import type { PreprocessRequest, PreprocessResponse } from './preprocessWorker';
+import type { PreprocessRequest, PreprocessResponse, WorkItem } from './preprocessWorker';
 
-type Item = PreprocessRequest['items'][number];
+type Item = WorkItem;
 
-function startWorker(): Worker {
+/** Starts the worker script shared by the preprocessing pool and the scoring shards. */
+export function startWorker(): Worker {
   const bundled = join(__dirname, 'preprocessWorker.js');
   if (existsSync(bundled)) return new Worker(bundled);
-  // Running from sources: register tsx in the worker, then load the TypeScript entry.
+  // Running from sources: register tsx in the worker (the CommonJS hook for require(), the ESM hooks for the
+  // engine's dynamic import()s), then load the TypeScript entry.
   const entry = join(__dirname, 'preprocessWorker.ts');
-  const bootstrap = `require('tsx/cjs'); require(${JSON.stringify(entry)});`;
+  // (tsx's ESM API is imported by file URL: its CommonJS wrapper cannot find its loader from an eval'd worker.)
+  const esmApi = pathToFileURL(join(dirname(require.resolve('tsx/esm/api')), 'index.mjs')).href;
+  const bootstrap = `require('tsx/cjs'); import(${JSON.stringify(esmApi)}).then((tsx) => { tsx.register(); require(${JSON.stringify(entry)}); });`;
   return new Worker(bootstrap, { eval: true });
 }
 
@@ -71,7 +76,7 @@ export class PreprocessPool {
     const worker = this.workers[this.turn++ % this.workers.length];
     return new Promise<PreprocessResponse>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, items, spec, ...options } satisfies PreprocessRequest);
+      worker.postMessage({ kind: 'prepare', id, items, spec, ...options } satisfies PreprocessRequest);
     });
   }
 

@@ -1,17 +1,24 @@
 /**
- * Worker-thread side of the preprocessing pool: reads files, decodes and resizes them (fast path where it
- * applies) and computes their complexity, so that this work overlaps inference, which onnxruntime-node
- * runs synchronously on the engine's thread.
+ * Worker-thread side of the preprocessing pool and of the scoring shards.
+ *  - `prepare`: reads files, decodes and resizes them (fast path where it applies) and computes their
+ *    complexity, so that this work overlaps inference, which onnxruntime-node runs synchronously on the
+ *    engine's thread (the `overlapped` and `phased` pipelines).
+ *  - `open` + `score`: a scoring shard (the `sharded` pipeline, scoringShards.ts) — this thread loads its
+ *    own copy of the pair with one onnxruntime thread and scores whole batches, start to finish.
  */
 import { parentPort } from 'node:worker_threads';
 import { type Compressor, complexityBits, loadCompressor } from './complexity';
+import type { EngineOptions, ImageResult, OodEngine, ScoreInput, StageTimings } from './engine';
 import { prepareBatch } from './fastpath';
 import type { InputSpec } from './manifest';
 import { readCheckedSync, type RawImage } from './preprocess';
 
+export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array };
+
 export interface PreprocessRequest {
+  kind: 'prepare';
   id: number;
-  items: ({ path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array })[];
+  items: WorkItem[];
   spec: InputSpec;
   maxInputPixels: number;
   maxFileBytes: number;
@@ -26,7 +33,18 @@ export interface PreprocessResponse {
   results: PreparedMessage[];
 }
 
-async function handle(req: PreprocessRequest): Promise<{ response: PreprocessResponse; transfer: ArrayBuffer[] }> {
+/** What a shard's engine is created with: the pair and the scoring settings, all structured-cloneable. */
+export type ShardEngineOptions = Pick<EngineOptions, 'pair' | 'alpha' | 'rule' | 'batchSize' | 'maxInputPixels' | 'maxFileBytes' | 'complexity' | 'calibration'>;
+
+export type ShardRequest =
+  | { kind: 'open'; id: number; options: ShardEngineOptions }
+  | { kind: 'score'; id: number; items: WorkItem[]; withDetails: boolean }
+  /** Finish the batches in hand, release the models, and end this thread. */
+  | { kind: 'close'; id: number };
+
+export type ShardResponse = { id: number; error: string } | { id: number; opened: true } | { id: number; results: ImageResult[]; timings: StageTimings };
+
+async function prepare(req: PreprocessRequest): Promise<{ response: PreprocessResponse; transfer: ArrayBuffer[] }> {
   // Synchronous reads: this thread has nothing else to do meanwhile, and they cost a quarter of async ones.
   const sources = req.items.map((item) => {
     if ('raw' in item) return item.raw;
@@ -50,12 +68,60 @@ async function handle(req: PreprocessRequest): Promise<{ response: PreprocessRes
   return { response: { id: req.id, results }, transfer };
 }
 
+let shardEngine: Promise<OodEngine> | undefined;
+
+async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<ShardResponse> {
+  if (req.kind === 'open') {
+    // Loaded on demand, so that preprocessing-only workers never load onnxruntime.
+    const { OodEngine } = await import('./engine');
+    // One intra-op thread: the shards are the parallelism (one per core), and a single-threaded session
+    // never waits on another thread inside a batch.
+    shardEngine = OodEngine.create({ ...req.options, provider: 'cpu', threads: 1, spinning: false, preprocessWorkers: 0, pipeline: 'overlapped' });
+    await shardEngine;
+    return { id: req.id, opened: true };
+  }
+  if (!shardEngine) throw new Error('this shard has no pair loaded');
+  const engine = await shardEngine;
+  const before = { ...engine.timings };
+  const inputs: ScoreInput[] = req.items.map((item) => ('raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path }));
+  const results = await engine.scoreBatchInThisThread(inputs, req.withDetails);
+  const timings = Object.fromEntries(Object.entries(engine.timings).map(([k, v]) => [k, v - before[k as keyof StageTimings]])) as unknown as StageTimings;
+  return { id: req.id, results, timings };
+}
+
+/** Shard requests being worked on: a close waits for them. */
+const inHand = new Set<Promise<unknown>>();
+
+/**
+ * Ends a shard thread only once no onnxruntime call is running in it: terminating a thread from outside while
+ * it is inside native inference code aborts the whole process.
+ */
+async function close(): Promise<never> {
+  while (inHand.size) await Promise.allSettled([...inHand]);
+  const engine = await shardEngine?.catch(() => undefined);
+  await engine?.dispose().catch(() => undefined);
+  process.exit(0); // in a worker thread: ends this thread only
+}
+
 if (parentPort) {
   const port = parentPort;
-  port.on('message', (req: PreprocessRequest) => {
-    handle(req).then(
-      ({ response, transfer }) => port.postMessage(response, transfer),
-      (err: Error) => port.postMessage({ id: req.id, results: req.items.map(() => ({ error: `preprocessing failed: ${err.message}` })) }),
+  port.on('message', (req: PreprocessRequest | ShardRequest) => {
+    if (req.kind === 'close') {
+      void close();
+      return;
+    }
+    if (req.kind === 'prepare') {
+      prepare(req).then(
+        ({ response, transfer }) => port.postMessage(response, transfer),
+        (err: Error) => port.postMessage({ id: req.id, results: req.items.map(() => ({ error: `preprocessing failed: ${err.message}` })) }),
+      );
+      return;
+    }
+    const work = shard(req).then(
+      (response) => port.postMessage(response),
+      (err: Error) => port.postMessage({ id: req.id, error: err.message } satisfies ShardResponse),
     );
+    inHand.add(work);
+    void work.finally(() => inHand.delete(work));
   });
 }

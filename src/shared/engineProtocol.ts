@@ -53,7 +53,13 @@ export type WorkerRequest =
   | { id: number; kind: 'inspect'; path: string }
   /** Streams `progress` events with batches of results, then resolves with a summary. */
   | { id: number; kind: 'scoreMany'; paths: string[] }
-  | { id: number; kind: 'cancel'; target: number };
+  | { id: number; kind: 'cancel'; target: number }
+  /**
+   * Stops the scans and releases the pair (its scoring shards end their own threads), then answers `ok`; the
+   * client ends the worker after that. A thread ended from outside while inside onnxruntime's native code
+   * takes the whole process (the extension host) with it.
+   */
+  | { id: number; kind: 'shutdown' };
 
 export type WorkerResponse =
   | { id: number; kind: 'ok'; value: unknown }

@@ -16,6 +16,8 @@ export interface EngineClientOptions {
   onRestarted?: (result: EnginePairInfo | Error) => void;
   /** At most this many automatic restarts per minute; after that the next request restarts the worker. */
   maxRestartsPerMinute?: number;
+  /** How long dispose() waits for the worker to release its models before ending it (default 10 s). */
+  shutdownTimeoutMs?: number;
 }
 
 /** The worker stopped while a request was in flight. */
@@ -93,13 +95,33 @@ export class EngineClient {
     return promise;
   }
 
-  /** Stops the worker; pending requests reject. */
+  /**
+   * Stops the worker; pending requests reject. The worker first stops its scans and releases the models
+   * (`shutdown`, at most `shutdownTimeoutMs`), so that no thread is ended inside onnxruntime's native code: that
+   * aborts the whole process (the extension host), a known hazard of native addons in worker threads.
+   */
   async dispose(): Promise<void> {
     this.disposed = true;
     const worker = this.worker;
     this.worker = undefined;
     this.rejectAll(new EngineCrashedError('the engine was shut down'));
-    if (worker) await worker.terminate().catch(() => undefined);
+    if (!worker) return;
+    const id = this.nextId++;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.options.shutdownTimeoutMs ?? 10_000);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      worker.on('message', (m: WorkerResponse) => m.id === id && done());
+      worker.once('exit', done);
+      try {
+        worker.postMessage({ id, kind: 'shutdown' } satisfies WorkerRequest);
+      } catch {
+        done();
+      }
+    });
+    await worker.terminate().catch(() => undefined);
   }
 
   private request<T>(body: RequestBody, onProgress?: Pending['onProgress'], onId?: (id: number) => void): Promise<T> {

@@ -119,6 +119,10 @@ export class EngineServer {
         case 'scoreMany':
           this.reply(request.id, await this.scoreMany(request.id, await this.ready(), request.paths));
           return;
+        case 'shutdown':
+          await this.shutdown();
+          this.reply(request.id, true);
+          return;
         case 'cancel': {
           const job = this.jobs.get(request.target);
           job?.controller.abort();
@@ -131,6 +135,16 @@ export class EngineServer {
     } catch (err) {
       this.post({ id: request.id, kind: 'error', message: message(err), name: err instanceof Error ? err.name : undefined });
     }
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.loading;
+    for (const job of this.jobs.values()) job.controller.abort();
+    await Promise.allSettled([...this.jobs.values()].map((j) => j.finished));
+    const engine = this.engine;
+    this.engine = undefined;
+    this.configured = false;
+    await engine?.dispose().catch((err) => this.log('warn', `disposing the pair: ${message(err)}`));
   }
 
   private reply(id: number, value: unknown): void {

@@ -13,7 +13,8 @@ test('a preprocessing worker that dies makes prepare() reject at once, and the e
   assert.equal(pool.alive, false);
   await assert.rejects(pool.prepare([{ path: 'x.png' }], { width: 32, height: 32, channels: 1, layout: 'NCHW' }, { maxInputPixels: 1e6, maxFileBytes: 1e6, complexity: false }), /no preprocessing worker/);
 
-  const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu' });
+  // The preprocessing pool serves the overlapped pipeline (the sharded one has shards instead).
+  const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'overlapped' });
   const workers = (engine as unknown as { pool: { workers: { terminate(): Promise<number> }[] } }).pool.workers;
   await Promise.all([...workers].map((w) => w.terminate()));
   await new Promise((r) => setTimeout(r, 50));

@@ -224,4 +224,31 @@ describe('engine worker', { skip: SKIP }, () => {
     assert.equal(restarts.length, 1);
     assert.equal((restarts[0] as EnginePairInfo).manifestPath, info.manifestPath);
   });
+
+  test('dispose during a scan lets the worker stop the scan and release its models, then ends it', async () => {
+    const own: Worker[] = [];
+    const ownLogs: string[] = [];
+    const other = new EngineClient({
+      spawn: () => {
+        const w = new Worker(bootstrap, { workerData: { entry }, stdout: true, stderr: true });
+        own.push(w);
+        return w;
+      },
+      log: (level, message) => ownLogs.push(`${level}: ${message}`),
+    });
+    await other.configure(config);
+    let first!: () => void;
+    const progressed = new Promise<void>((r) => (first = r));
+    const scan = other.scoreMany([...digitPaths, ...digitPaths, ...digitPaths], () => first());
+    const rejected = assert.rejects(scan, EngineCrashedError);
+    await progressed; // the scan runs on the scoring shards now
+    const exited = new Promise<number>((r) => own[0].once('exit', r));
+    const started = Date.now();
+    await other.dispose();
+    await rejected;
+    await exited;
+    assert.ok(Date.now() - started < 5000, 'the worker answered the shutdown before the time limit');
+    assert.equal(own.length, 1);
+    assert.ok(!ownLogs.some((l) => /stopped unexpectedly|error/.test(l)), ownLogs.join('\n'));
+  });
 });
