@@ -9,7 +9,7 @@ import { OodEngine, type EngineOptions } from '../inference/engine';
 import { expandInputs } from '../inference/files';
 import { ManifestError } from '../inference/manifest';
 import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
-import type { VerdictRule } from '../inference/calibration';
+import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
 import type { ExecutionProviderSetting } from '../inference/backends/types';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
@@ -20,7 +20,7 @@ const USAGE = `ood-lens — is your image classifier answering about something i
 
 Usage:
   ood-lens score <file|folder|idx>... [--pair DIR] [--recursive] [--format table|json|csv] [--out FILE]
-                 [--provider auto|cpu|cuda] [--alpha A] [--rule elbo|complexity|both] [--fail-on-ood]
+                 [--provider auto|cpu|cuda] [--alpha A] [--rule all|both|elbo|complexity] [--fail-on-ood]
   ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
   ood-lens reproduce [--out DIR]
@@ -42,8 +42,8 @@ export const COMMON_OPTIONS = {
 export function engineOptions(values: Record<string, unknown>): EngineOptions {
   const provider = (values.provider ?? 'auto') as string;
   if (!['auto', 'cpu', 'cuda'].includes(provider)) throw new UsageError(`--provider must be auto, cpu or cuda (got "${provider}")`);
-  const rule = (values.rule ?? 'both') as string;
-  if (!['elbo', 'complexity', 'both'].includes(rule)) throw new UsageError(`--rule must be elbo, complexity or both (got "${rule}")`);
+  const rule = (values.rule ?? 'all') as string;
+  if (!(VERDICT_RULES as string[]).includes(rule)) throw new UsageError(`--rule must be ${VERDICT_RULES.join(', ')} (got "${rule}")`);
   const num = (name: string, min: number, max: number, integer = false) => {
     const raw = values[name];
     if (raw === undefined) return undefined;

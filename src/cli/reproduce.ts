@@ -191,7 +191,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
   if (reverse) {
     const rev = metricsTable(reverse);
     const henF = (reverse as Direction & { hen?: ImageResult }).hen!;
-    md.push('## Both directions', '', `The ELBO alone fails in a well-known way (Nalisnick et al. 2019): a VAE trained on FashionMNIST can find MNIST digits *more* likely than clothes. The complexity-corrected score S(x) = −log₂ p(x) − L(x) (Serrà et al. 2020; L(x) by each pair's complexity.compressor — MNIST pair: ${COMPRESSORS[compressorOf('mnist')]}; FashionMNIST pair: ${COMPRESSORS[compressorOf('fashion-mnist')]}) is meant to fix that direction, and the two-score conformal test (OOD when either p-value is below α/2) to hold in both. What this run measured:`, '');
+    md.push('## Both directions', '', `The ELBO alone fails in a well-known way (Nalisnick et al. 2019): a VAE trained on FashionMNIST can find MNIST digits *more* likely than clothes. The complexity-corrected score S(x) = −log₂ p(x) − L(x) (Serrà et al. 2020; L(x) by each pair's complexity.compressor — MNIST pair: ${COMPRESSORS[compressorOf('mnist')]}; FashionMNIST pair: ${COMPRESSORS[compressorOf('fashion-mnist')]}) is meant to fix that direction, and the conformal test of the verdict rule (default \`all\`: OOD when p_ELBO or p_S is below 0.45α, or the classifier's MSP p-value below 0.1α — weighted Bonferroni) to hold in both. What this run measured:`, '');
     md.push('| direction | MSP | ELBO | complexity S(x) | combined test | false alarms at α (in-distribution test set) | OOD detected at α |', '|---|---|---|---|---|---|---|');
     for (const [d, t] of [[forward, fwd], [reverse, rev]] as const) {
       const get = (id: string) => t.rows.find((r) => r.id === id)?.auroc;

@@ -4,6 +4,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Compressor } from './complexity';
+import { ALPHA_SHARES, type TestName, type VerdictRule } from './rules';
 
 /** Scores whose held-out distribution is stored. */
 export interface CalibrationScores {
@@ -89,47 +90,48 @@ export function upperTailPValue(sorted: readonly number[], x: number): number {
   return (1 + sorted.length - lo) / (sorted.length + 1);
 }
 
-export type VerdictRule = 'elbo' | 'complexity' | 'both';
 export type Verdict = 'in-distribution' | 'out-of-distribution' | 'uncalibrated' | 'error';
+export { ALPHA_SHARES, type TestName, type VerdictRule };
 
 export interface VerdictResult {
   verdict: Verdict;
-  /** The p-value the verdict compares with α (Bonferroni-adjusted under `both`). */
+  /** The adjusted p-value the verdict compares with α: min over the rule's tests of p / share (Bonferroni). */
   pValue: number | null;
-  pValues: { elbo: number | null; complexity: number | null };
-  /** Which tests came out below their threshold. */
-  firedBy: ('elbo' | 'complexity')[];
+  pValues: { elbo: number | null; complexity: number | null; confidence: number | null };
+  /** Which tests came out below their threshold (share × α). */
+  firedBy: TestName[];
+  /** The rule applied: the one asked for, less tests the calibration or the image has no score for. */
   rule: VerdictRule;
+  /** Each applied test's threshold (share × α). */
+  thresholds: Partial<Record<TestName, number>>;
 }
 
 /**
- * The verdict: `elbo` — OOD when p_elbo < α; `complexity` — OOD when p_S < α; `both` — OOD when either
- * p-value is below α/2 (Bonferroni), so false alarms stay at most α.
+ * The verdict: OOD when any of the rule's tests has its p-value below its share of α (ALPHA_SHARES).
+ * `elbo` — p_elbo < α; `complexity` — p_S < α; `both` — either below α/2; `all` (the default) — p_elbo or
+ * p_S below 0.45α, or p_MSP below 0.1α. Without S (a calibration or compressor that has none), a rule
+ * that uses it is the ELBO test alone; without a calibrated MSP, `all` leaves that test and its share out.
  */
-export function decide(calibration: Calibration | undefined, elbo: number, complexity: number | null, alpha: number, rule: VerdictRule): VerdictResult {
-  if (!calibration) return { verdict: 'uncalibrated', pValue: null, pValues: { elbo: null, complexity: null }, firedBy: [], rule };
+export function decide(calibration: Calibration | undefined, elbo: number, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
+  if (!calibration) return { verdict: 'uncalibrated', pValue: null, pValues: { elbo: null, complexity: null, confidence: null }, firedBy: [], rule, thresholds: {} };
   const cs = calibration.scores.complexity;
-  const pElbo = lowerTailPValue(calibration.scores.elbo, elbo);
-  const pS = cs && cs.length && complexity !== null ? upperTailPValue(cs, complexity) : null;
-  const effective: VerdictRule = rule !== 'elbo' && pS === null ? 'elbo' : rule;
-  const firedBy: ('elbo' | 'complexity')[] = [];
-  let pValue: number;
-  if (effective === 'elbo') {
-    pValue = pElbo;
-    if (pElbo < alpha) firedBy.push('elbo');
-  } else if (effective === 'complexity') {
-    pValue = pS!;
-    if (pS! < alpha) firedBy.push('complexity');
-  } else {
-    pValue = Math.min(1, 2 * Math.min(pElbo, pS!));
-    if (pElbo < alpha / 2) firedBy.push('elbo');
-    if (pS! < alpha / 2) firedBy.push('complexity');
-  }
-  return {
-    verdict: firedBy.length ? 'out-of-distribution' : 'in-distribution',
-    pValue,
-    pValues: { elbo: pElbo, complexity: pS },
-    firedBy,
-    rule: effective,
+  const cm = calibration.scores.msp;
+  const pValues = {
+    elbo: lowerTailPValue(calibration.scores.elbo, elbo),
+    complexity: cs && cs.length && complexity !== null ? upperTailPValue(cs, complexity) : null,
+    confidence: cm && cm.length && msp !== null ? lowerTailPValue(cm, msp) : null,
   };
+  // Without S, a rule that uses it is the ELBO test alone; without a calibrated MSP, `all` drops that test.
+  const effective: VerdictRule = rule !== 'elbo' && pValues.complexity === null ? 'elbo' : rule;
+  const shares = (Object.entries(ALPHA_SHARES[effective]) as [TestName, number][]).filter(([test]) => pValues[test] !== null);
+  const firedBy: TestName[] = [];
+  const thresholds: Partial<Record<TestName, number>> = {};
+  let pValue = 1;
+  for (const [test, share] of shares) {
+    const p = pValues[test]!;
+    thresholds[test] = share * alpha;
+    if (p < share * alpha) firedBy.push(test);
+    pValue = Math.min(pValue, p / share);
+  }
+  return { verdict: firedBy.length ? 'out-of-distribution' : 'in-distribution', pValue: Math.min(1, pValue), pValues, firedBy, rule: effective, thresholds };
 }

@@ -26,9 +26,10 @@ export const DETECTORS: Detector[] = [
   },
   {
     id: 'combined',
-    name: 'Two-score conformal test',
-    // Smaller of the two p-values (each calibrated); ties broken by the raw scores' ranks is unnecessary here.
-    oodScore: (r) => (r.pValues.elbo === null || r.pValues.complexity === null ? null : -Math.min(r.pValues.elbo, r.pValues.complexity)),
+    name: 'Conformal test (the verdict rule)',
+    // The verdict's own adjusted p-value: the smallest p-value over its share of α under the engine's rule
+    // (under `both`, twice the smaller of the ELBO and S p-values; under `all`, the classifier's too).
+    oodScore: (r) => (r.pValue === null ? null : -r.pValue),
   },
 ];
 

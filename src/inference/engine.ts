@@ -2,7 +2,7 @@
  * The engine behind every surface (CLI, extension worker, benchmarks): image → preprocess → classifier
  * and VAE in batches → scores → calibrated verdict. One call per image or a streamed folder.
  */
-import { type Calibration, decide, type Verdict, type VerdictRule } from './calibration';
+import { type Calibration, decide, type TestName, type Verdict, type VerdictRule } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore, loadCompressor } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
 import { type Layout, pairCompressor } from './manifest';
@@ -78,8 +78,8 @@ export interface ImageResult {
   complexityBits: number | null;
   complexityScore: number | null;
   pValue: number | null;
-  pValues: { elbo: number | null; complexity: number | null };
-  firedBy: ('elbo' | 'complexity')[];
+  pValues: { elbo: number | null; complexity: number | null; confidence: number | null };
+  firedBy: TestName[];
   verdict: Verdict;
   error: string | null;
   details?: ScoreDetails;
@@ -133,7 +133,7 @@ function errorResult(path: string, message: string): ImageResult {
     complexityBits: null,
     complexityScore: null,
     pValue: null,
-    pValues: { elbo: null, complexity: null },
+    pValues: { elbo: null, complexity: null, confidence: null },
     firedBy: [],
     verdict: 'error',
     error: message,
@@ -223,7 +223,7 @@ export class OodEngine {
 
   private constructor(readonly pair: LoadedPair, options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
     this.alpha = options.alpha ?? 0.01;
-    this.rule = options.rule ?? 'both';
+    this.rule = options.rule ?? 'all';
     this.batchSize = Math.max(1, options.batchSize ?? 64);
     this.maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
@@ -579,7 +579,7 @@ export class OodEngine {
       const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
       const cBits = bits ? bits[i] : null;
       const cScore = cBits !== null ? complexityCorrectedScore(v.elbo, cBits) : null;
-      const verdict = decide(p.calibration, v.elbo, cScore, this.alpha, this.rule);
+      const verdict = decide(p.calibration, v.elbo, cScore, this.alpha, this.rule, cs.msp);
       const result: ImageResult = {
         path: paths[i],
         prediction: cs.prediction,

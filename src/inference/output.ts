@@ -1,6 +1,7 @@
 /** Result tables in the CLI's three formats; files are written to a temp file and renamed (atomic). */
 import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
+import type { TestName } from './calibration';
 import type { ImageResult, PairInfo } from './engine';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
@@ -9,6 +10,7 @@ export type OutputFormat = 'table' | 'json' | 'csv';
 export const RESULT_COLUMNS = [
   'path', 'prediction', 'label', 'msp', 'entropy', 'energy', 'elbo', 'elboBitsPerDim', 'pValue', 'verdict', 'error',
   'reconstructionLogLik', 'kl', 'logPxBound', 'complexityBits', 'complexityScore', 'pValueElbo', 'pValueComplexity', 'firedBy',
+  'pValueConfidence',
 ] as const;
 
 export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[number], string | number | null> {
@@ -32,6 +34,7 @@ export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[num
     pValueElbo: r.pValues.elbo,
     pValueComplexity: r.pValues.complexity,
     firedBy: r.firedBy.join('+'),
+    pValueConfidence: r.pValues.confidence,
   };
 }
 
@@ -131,7 +134,7 @@ export class ResultWriter {
       this.write(stringify([RESULT_COLUMNS as unknown as string[]]));
     } else {
       this.write(`pair: ${this.info.name} (${this.info.backend}, ${this.info.provider}) · α = ${this.info.alpha} · rule: ${this.info.rule}${this.info.calibrated ? '' : ' · UNCALIBRATED'}\n`);
-      this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)} ${'p(elbo)'.padStart(9)} ${'p(S)'.padStart(9)}  path\n`);
+      this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)} ${'p(elbo)'.padStart(9)} ${'p(S)'.padStart(9)} ${'p(conf)'.padStart(9)}  path\n`);
     }
   }
 
@@ -146,9 +149,9 @@ export class ResultWriter {
     } else {
       const path = this.shownPath(r.path);
       // A '*' marks the test that fired.
-      const p = (v: number | null, test: 'elbo' | 'complexity') => `${fmt(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
-      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}  ${path}: ${r.error}\n`);
-      else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')}  ${path}\n`);
+      const p = (v: number | null, test: TestName) => `${fmt(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
+      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}  ${path}: ${r.error}\n`);
+      else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}  ${path}\n`);
       if (!this.tmpPath && process.stdout.isTTY) this.flush();
     }
     this.first = false;
@@ -157,7 +160,7 @@ export class ResultWriter {
   async end(summary: Summary): Promise<void> {
     if (this.format === 'json') this.write(`\n  ],\n  "summary": ${JSON.stringify(summary)}\n}\n`);
     else if (this.format === 'table') {
-      this.write(`${summary.outOfDistribution ? '(* = the test that fired: ELBO unusually low, or complexity-corrected score S unusually high)\n' : ''}\n${summary.count} images · ${summary.inDistribution} in-distribution · ${summary.outOfDistribution} out-of-distribution${summary.uncalibrated ? ` · ${summary.uncalibrated} uncalibrated` : ''} · ${summary.errors} errors · ${summary.imagesPerSecond.toFixed(0)} images/s\n`);
+      this.write(`${summary.outOfDistribution ? '(* = the test that fired: ELBO unusually low, complexity-corrected score S unusually high, or classifier confidence unusually low)\n' : ''}\n${summary.count} images · ${summary.inDistribution} in-distribution · ${summary.outOfDistribution} out-of-distribution${summary.uncalibrated ? ` · ${summary.uncalibrated} uncalibrated` : ''} · ${summary.errors} errors · ${summary.imagesPerSecond.toFixed(0)} images/s\n`);
     }
     this.flush();
     if (this.tmpPath && this.outPath) {

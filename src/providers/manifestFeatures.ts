@@ -614,6 +614,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     const pv: string[] = [];
     if (r.pValues.elbo !== null) pv.push(`p(ELBO) = ${fmtP(r.pValues.elbo)}`);
     if (r.pValues.complexity !== null) pv.push(`p(complexity) = ${fmtP(r.pValues.complexity)}`);
+    if (r.pValues.confidence !== null) pv.push(`p(confidence) = ${fmtP(r.pValues.confidence)}`);
     md.appendMarkdown(`ELBO ${r.elbo === null ? '–' : r.elbo.toFixed(1)} nats${r.elboBitsPerDim !== null ? ` (${r.elboBitsPerDim.toFixed(3)} bits/dim)` : ''}${pv.length ? ` · ${pv.join(' · ')}` : ''}  \n`);
     if (row.label !== null) {
       if (isLabelDisagreement(row.label, r, this.classLabels)) {

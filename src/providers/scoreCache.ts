@@ -14,21 +14,22 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ImageResult } from '../inference/engine';
 
-export const CACHE_VERSION = 1;
+/** 2: the classifier-confidence p-value (pValueConfidence) was added; older files are rebuilt. */
+export const CACHE_VERSION = 2;
 
 /** A cached score: an ImageResult without its path and without the per-image details. */
 export type CachedScore = Omit<ImageResult, 'path' | 'details'>;
 
 const FIELDS = [
   'prediction', 'label', 'msp', 'entropy', 'energy', 'elbo', 'reconstructionLogLik', 'kl', 'elboBitsPerDim', 'logPxBound',
-  'complexityBits', 'complexityScore', 'pValue', 'pValueElbo', 'pValueComplexity', 'firedBy', 'verdict', 'error',
+  'complexityBits', 'complexityScore', 'pValue', 'pValueElbo', 'pValueComplexity', 'firedBy', 'verdict', 'error', 'pValueConfidence',
 ] as const;
 type Packed = (string | number | null | string[])[];
 
 function pack(r: CachedScore): Packed {
   return [
     r.prediction, r.label, r.msp, r.entropy, r.energy, r.elbo, r.reconstructionLogLik, r.kl, r.elboBitsPerDim, r.logPxBound,
-    r.complexityBits, r.complexityScore, r.pValue, r.pValues.elbo, r.pValues.complexity, r.firedBy, r.verdict, r.error,
+    r.complexityBits, r.complexityScore, r.pValue, r.pValues.elbo, r.pValues.complexity, r.firedBy, r.verdict, r.error, r.pValues.confidence,
   ];
 }
 
@@ -49,11 +50,11 @@ function unpack(p: unknown): CachedScore {
   const verdict = str(16);
   if (!verdict || !VERDICTS.has(verdict)) throw new Error(`unknown verdict ${verdict}`);
   const firedBy = p[15];
-  if (!Array.isArray(firedBy) || firedBy.some((f) => f !== 'elbo' && f !== 'complexity')) throw new Error('firedBy is not a list');
+  if (!Array.isArray(firedBy) || firedBy.some((f) => f !== 'elbo' && f !== 'complexity' && f !== 'confidence')) throw new Error('firedBy is not a list');
   return {
     prediction: num(0), label: str(1), msp: num(2), entropy: num(3), energy: num(4), elbo: num(5), reconstructionLogLik: num(6), kl: num(7),
     elboBitsPerDim: num(8), logPxBound: num(9), complexityBits: num(10), complexityScore: num(11), pValue: num(12),
-    pValues: { elbo: num(13), complexity: num(14) }, firedBy: firedBy as CachedScore['firedBy'], verdict: verdict as CachedScore['verdict'], error: str(17),
+    pValues: { elbo: num(13), complexity: num(14), confidence: num(18) }, firedBy: firedBy as CachedScore['firedBy'], verdict: verdict as CachedScore['verdict'], error: str(17),
   };
 }
 

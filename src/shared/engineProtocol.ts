@@ -3,13 +3,14 @@
  * src/providers/engineHost.ts (client) and src/worker/engineWorker.ts (server). No `vscode` import here.
  */
 import type { ImageResult, PairInfo } from '../inference/engine';
+import type { VerdictRule } from '../inference/rules';
 
 export interface EngineConfig {
   /** Pair folder or manifest path; undefined = built-in MNIST pair. */
   pair?: string;
   provider: 'auto' | 'cpu' | 'cuda';
   alpha: number;
-  rule: 'elbo' | 'complexity' | 'both';
+  rule: VerdictRule;
   batchSize: number;
 }
 

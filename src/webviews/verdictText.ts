@@ -3,6 +3,7 @@
  * the Inspect panel's browser script, hovers and notifications, and unit-tested on real numbers.
  */
 import type { ImageResult } from '../inference/engine';
+import { ALPHA_SHARES, type TestName, type VerdictRule } from '../inference/rules';
 
 export type VerdictTone = 'ok' | 'warn' | 'error' | 'info';
 
@@ -19,7 +20,7 @@ export interface VerdictText {
 export interface VerdictContext {
   alpha: number;
   /** Verdict rule the pair ran with. */
-  rule: 'elbo' | 'complexity' | 'both';
+  rule: VerdictRule;
   /** Number of held-out calibration images (0 when uncalibrated). */
   calibrationCount: number;
   /** Pair folder, for the calibration command line. */
@@ -84,27 +85,35 @@ export function shareBetter(p: number, n: number): number {
   return (n - atMost) / n;
 }
 
-function thresholdFor(ctx: VerdictContext): number {
-  return ctx.rule === 'both' ? ctx.alpha / 2 : ctx.alpha;
+/** "α = 0.01", "α/2 = 0.005", "0.45α = 0.0045": a test's threshold under the rule. */
+function thresholdText(share: number, alpha: number): string {
+  const name = share === 1 ? 'α' : share === 0.5 ? 'α/2' : `${share}α`;
+  return `${name} = ${formatP(share * alpha)}`;
 }
 
+const TESTS: { key: TestName; name: string; what: string }[] = [
+  { key: 'elbo', name: 'ELBO', what: 'how likely the VAE finds the image' },
+  { key: 'complexity', name: 'Complexity-corrected', what: 'likelihood relative to how complex the image is' },
+  { key: 'confidence', name: 'Classifier confidence', what: 'how sure the classifier is, against held-out images' },
+];
+
 function testLines(r: Scored, ctx: VerdictContext): string[] {
-  const t = thresholdFor(ctx);
-  const tName = ctx.rule === 'both' ? `α/2 = ${formatP(t)}` : `α = ${formatP(t)}`;
+  const shares = ALPHA_SHARES[ctx.rule];
   const lines: string[] = [];
-  const line = (name: string, p: number | null, key: 'elbo' | 'complexity', what: string) => {
-    if (p === null) return;
-    const used = ctx.rule === 'both' || ctx.rule === key;
-    if (!used) {
+  for (const { key, name, what } of TESTS) {
+    const p = r.pValues[key];
+    if (p === null || p === undefined) continue;
+    const share = shares[key];
+    if (share === undefined) {
       lines.push(`${name} p = ${formatP(p)} (${what}; not used by the "${ctx.rule}" rule)`);
-      return;
+      continue;
     }
     const fired = r.firedBy.includes(key);
-    lines.push(`${name} p = ${formatP(p)} ${fired ? '<' : '≥'} ${tName}: ${fired ? 'fired' : 'did not fire'} (${what})`);
-  };
-  line('ELBO', r.pValues.elbo, 'elbo', 'how likely the VAE finds the image');
-  line('Complexity-corrected', r.pValues.complexity, 'complexity', 'likelihood relative to how complex the image is');
-  if (ctx.rule === 'both' && r.pValue !== null) lines.push(`Combined p = ${formatP(r.pValue)} (twice the smaller p-value, Bonferroni) against α = ${formatP(ctx.alpha)}`);
+    lines.push(`${name} p = ${formatP(p)} ${fired ? '<' : '≥'} ${thresholdText(share, ctx.alpha)}: ${fired ? 'fired' : 'did not fire'} (${what})`);
+  }
+  if (Object.keys(shares).length > 1 && r.pValue !== null) {
+    lines.push(`Combined p = ${formatP(r.pValue)} (the smallest p-value over its share of α, Bonferroni) against α = ${formatP(ctx.alpha)}`);
+  }
   return lines;
 }
 
@@ -125,11 +134,17 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
     }
     case 'out-of-distribution': {
       const n = ctx.calibrationCount;
-      const lead: 'elbo' | 'complexity' = r.firedBy.includes('elbo') || r.pValues.complexity === null ? 'elbo' : 'complexity';
-      const p = (lead === 'elbo' ? r.pValues.elbo : r.pValues.complexity) ?? r.pValue ?? 0;
+      // The sentence follows the first test that fired: the ELBO, then S, then the classifier's confidence.
+      const lead: TestName = r.firedBy.includes('elbo') ? 'elbo' : r.firedBy.includes('complexity') ? 'complexity' : r.firedBy.includes('confidence') ? 'confidence' : 'elbo';
+      const p = r.pValues[lead] ?? r.pValue ?? 0;
       const share = shareBetter(p, n);
       const than = share >= 1 ? `all ${n.toLocaleString('en-US')}` : `${formatPercent(share)} of`;
-      const claim = lead === 'elbo' ? `Less likely under the training data than ${than} held-out training images` : `Less likely under the training data than its complexity explains, more so than for ${than} held-out training images`;
+      const claim =
+        lead === 'elbo'
+          ? `Less likely under the training data than ${than} held-out training images`
+          : lead === 'complexity'
+            ? `Less likely under the training data than its complexity explains, more so than for ${than} held-out training images`
+            : `The classifier is less sure of it than of ${than} held-out training images, although the VAE finds it plausible — typical of blank or simple images unlike the training data`;
       return {
         tone: 'warn',
         headline: 'Out-of-distribution',

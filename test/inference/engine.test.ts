@@ -77,6 +77,25 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
     assert.match(errors[3].error!, /file not found/);
   });
 
+  test('a drawing on a blank page: both likelihood tests call it plausible, the classifier-confidence test flags it', async () => {
+    // hen.png as a user would right-click it: clip art on white, greyscaled and resized by the pair. The VAE
+    // reconstructs the blank page well (high ELBO) and it is simple (S not unusual); the classifier's MSP is
+    // below every held-out digit's.
+    const hen = join(FIXTURES, 'hen.png');
+    const r = await engine.scoreOne({ path: hen });
+    assert.equal(engine.rule, 'all');
+    assert.equal(r.verdict, 'out-of-distribution');
+    assert.deepEqual(r.firedBy, ['confidence']);
+    assert.ok(r.pValues.elbo! > 0.5, `p(ELBO) ${r.pValues.elbo}`);
+    assert.ok(r.pValues.confidence! < 0.001, `p(confidence) ${r.pValues.confidence}`);
+    const twoScore = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', rule: 'both' });
+    try {
+      assert.equal((await twoScore.scoreOne({ path: hen })).verdict, 'in-distribution');
+    } finally {
+      await twoScore.dispose();
+    }
+  });
+
   test('IDX archives expand to one image per entry', async () => {
     const seen: string[] = [];
     for await (const input of expandInputs([MNIST_TEST_IMAGES])) {

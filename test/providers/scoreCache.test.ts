@@ -26,7 +26,7 @@ function result(path: string, over: Partial<ImageResult> = {}): ImageResult {
     complexityBits: 1234,
     complexityScore: 10.5,
     pValue: 0.42,
-    pValues: { elbo: 0.42, complexity: 0.6 },
+    pValues: { elbo: 0.42, complexity: 0.6, confidence: 0.3 },
     firedBy: [],
     verdict: 'in-distribution',
     error: null,

@@ -154,7 +154,7 @@ describe('inspect panel UI in Chromium', { skip: SKIP }, () => {
     assert.match(seven.verdict, /^Typical of the training data \(p = [\d.]+\): the prediction '7 \((\d+\.\d|>99\.9)%\)' can be trusted as far as the classifier can\.$/);
     assert.match(seven.prediction, /^Predicted 7 · MSP (\d+\.\d|>99\.9)%$/);
     assert.ok(seven.elbo.startsWith(`ELBO −${Math.abs(r0.elbo!).toFixed(1)} nats = reconstruction −`), seven.elbo);
-    assert.match(seven.p, /ELBO p = [\d.]+ · complexity p = [\d.]+ · combined p = [\d.]+ · no test fired/);
+    assert.match(seven.p, /ELBO p = [\d.]+ · complexity p = [\d.]+ · confidence p = [\d.]+ · combined p = [\d.]+ · no test fired/);
     assert.match(seven.top, /^Top classes: 7 (>99\.9|\d+\.\d)%/);
     assert.equal(cat.headline, 'Out-of-distribution');
     assert.match(cat.verdict, /^Less likely under the training data than (all [\d,]+|[\d.]+% of) held-out training images \(p = [\d.]+\)\. Treat the prediction '\d \([\d.]+%\)' as unreliable\.$/);

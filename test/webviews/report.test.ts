@@ -121,7 +121,7 @@ describe('report view model', () => {
 function result(path: string, over: Partial<ImageResult> = {}): ImageResult {
   return {
     path, prediction: 1, label: '1', msp: 0.9, entropy: 0.3, energy: -8, elbo: -90, reconstructionLogLik: -85, kl: 5, elboBitsPerDim: 0.1, logPxBound: null,
-    complexityBits: 100, complexityScore: 3, pValue: 0.4, pValues: { elbo: 0.4, complexity: 0.5 }, firedBy: [], verdict: 'in-distribution', error: null, ...over,
+    complexityBits: 100, complexityScore: 3, pValue: 0.4, pValues: { elbo: 0.4, complexity: 0.5, confidence: 0.7 }, firedBy: [], verdict: 'in-distribution', error: null, ...over,
   };
 }
 
@@ -132,11 +132,11 @@ const pair: PairInfo = {
 
 describe('report data and exports', () => {
   // Reference (in-distribution): high MSP, high ELBO. Scored folder: mostly low — with one overlap.
-  const ref = Array.from({ length: 50 }, (_, i) => result(`/ref/${i}.png`, { msp: 0.9 + i / 1000, entropy: 0.1 + i / 1000, energy: -10 - i / 10, elbo: -90 + i / 10, pValues: { elbo: 0.3 + i / 200, complexity: 0.5 }, verdict: i === 0 ? 'out-of-distribution' : 'in-distribution' }));
-  const tgt = Array.from({ length: 40 }, (_, i) => result(`/data/set/sub/${i}.png`, { msp: 0.5 + i / 100, entropy: 1 - i / 100, energy: -5 - i / 10, elbo: -200 + i * 2.5, pValues: { elbo: i / 100, complexity: 0.2 }, verdict: i < 30 ? 'out-of-distribution' : 'in-distribution' }));
+  const ref = Array.from({ length: 50 }, (_, i) => result(`/ref/${i}.png`, { msp: 0.9 + i / 1000, entropy: 0.1 + i / 1000, energy: -10 - i / 10, elbo: -90 + i / 10, pValues: { elbo: 0.3 + i / 200, complexity: 0.5, confidence: 0.6 }, verdict: i === 0 ? 'out-of-distribution' : 'in-distribution' }));
+  const tgt = Array.from({ length: 40 }, (_, i) => result(`/data/set/sub/${i}.png`, { msp: 0.5 + i / 100, entropy: 1 - i / 100, energy: -5 - i / 10, elbo: -200 + i * 2.5, pValues: { elbo: i / 100, complexity: 0.2, confidence: 0.4 }, verdict: i < 30 ? 'out-of-distribution' : 'in-distribution' }));
   const stored: StoredReport = {
     version: 1, id: 'r1', createdAt: '2025-01-01T00:00:00.000Z', folder: '/data/set', referenceFolder: '/ref', pair, total: 95, cancelled: true, seconds: 3, cached: 10,
-    results: [...tgt, result('/data/set/broken.png', { verdict: 'error', error: 'cannot decode', prediction: null, label: null, msp: null, entropy: null, energy: null, elbo: null, pValue: null, pValues: { elbo: null, complexity: null } }), ...ref],
+    results: [...tgt, result('/data/set/broken.png', { verdict: 'error', error: 'cannot decode', prediction: null, label: null, msp: null, entropy: null, energy: null, elbo: null, pValue: null, pValues: { elbo: null, complexity: null, confidence: null } }), ...ref],
     sets: [...tgt.map(() => 'target' as const), 'target', ...ref.map(() => 'reference' as const)],
   };
 

@@ -16,12 +16,13 @@ const calibration: Calibration = {
   source: 'test',
   count: N,
   createdAt: '2026-01-01T00:00:00Z',
-  scores: { elbo: Array.from({ length: N }, (_, i) => -150 + i * 0.01), msp: [], complexity: Array.from({ length: N }, (_, i) => i * 0.001) },
+  // MSPs 0.5 … 0.9999 (ascending).
+  scores: { elbo: Array.from({ length: N }, (_, i) => -150 + i * 0.01), msp: Array.from({ length: N }, (_, i) => 0.5 + i * 0.0001), complexity: Array.from({ length: N }, (_, i) => i * 0.001) },
 };
 
 function scored(elbo: number, complexity: number | null, rule: VerdictRule, label: string, msp: number, calibrated = true, alpha = 0.01) {
   const cal = calibrated ? calibration : undefined;
-  const v = decide(cal, elbo, complexity, alpha, rule);
+  const v = decide(cal, elbo, complexity, alpha, rule, msp);
   const r: Pick<ImageResult, 'verdict' | 'label' | 'prediction' | 'msp' | 'elbo' | 'reconstructionLogLik' | 'kl' | 'elboBitsPerDim' | 'pValue' | 'pValues' | 'firedBy' | 'error'> = {
     verdict: v.verdict,
     label,
@@ -40,6 +41,24 @@ function scored(elbo: number, complexity: number | null, rule: VerdictRule, labe
 }
 
 describe('verdict sentences', () => {
+  test('the three-score rule: the classifier-confidence test alone fired, said in words, each test with its threshold', () => {
+    // A typical ELBO (median) and S, but an MSP below all 5,000 held-out ones (p = 1/5001 < 0.1α = 0.001).
+    const { r, ctx } = scored(-125, 2.5, 'all', '2', 0.186);
+    assert.equal(r.verdict, 'out-of-distribution');
+    assert.deepEqual(r.firedBy, ['confidence']);
+    const v = verdictText(r, ctx);
+    assert.equal(
+      v.sentence,
+      "The classifier is less sure of it than of all 5,000 held-out training images, although the VAE finds it plausible — typical of blank or simple images unlike the training data (p = 0.0002). Treat the prediction '2 (18.6%)' as unreliable.",
+    );
+    assert.deepEqual(v.tests, [
+      'ELBO p = 0.5 ≥ 0.45α = 0.0045: did not fire (how likely the VAE finds the image)',
+      'Complexity-corrected p = 0.5 ≥ 0.45α = 0.0045: did not fire (likelihood relative to how complex the image is)',
+      'Classifier confidence p = 0.0002 < 0.1α = 0.001: fired (how sure the classifier is, against held-out images)',
+      'Combined p = 0.002 (the smallest p-value over its share of α, Bonferroni) against α = 0.01',
+    ]);
+  });
+
   test('out-of-distribution by ELBO: the share of held-out images and the p-value agree', () => {
     // 9 calibration ELBOs are ≤ −149.915 → p = 10/5001 = 0.0019996; 4,991 of 5,000 (99.82%) are higher.
     const { r, ctx } = scored(-149.915, null, 'elbo', '5', 0.999);
@@ -49,7 +68,10 @@ describe('verdict sentences', () => {
     assert.equal(v.tone, 'warn');
     assert.equal(v.headline, 'Out-of-distribution');
     assert.equal(v.sentence, "Less likely under the training data than 99.8% of held-out training images (p = 0.002). Treat the prediction '5 (99.9%)' as unreliable.");
-    assert.deepEqual(v.tests, ['ELBO p = 0.002 < α = 0.01: fired (how likely the VAE finds the image)']);
+    assert.deepEqual(v.tests, [
+      'ELBO p = 0.002 < α = 0.01: fired (how likely the VAE finds the image)',
+      'Classifier confidence p = 1 (how sure the classifier is, against held-out images; not used by the "elbo" rule)',
+    ]);
   });
 
   test('an ELBO below every calibration image says "all" with the smallest possible p', () => {
@@ -61,7 +83,8 @@ describe('verdict sentences', () => {
     assert.equal(v.tests[0], 'ELBO p = 0.0002 < α/2 = 0.005: fired (how likely the VAE finds the image)');
     // complexity 3.2: 1,800 of 5,000 calibration scores are ≥ 3.2 → p = 1801/5001 = 0.36.
     assert.equal(v.tests[1], 'Complexity-corrected p = 0.36 ≥ α/2 = 0.005: did not fire (likelihood relative to how complex the image is)');
-    assert.equal(v.tests[2], 'Combined p = 0.0004 (twice the smaller p-value, Bonferroni) against α = 0.01');
+    assert.equal(v.tests[2], 'Classifier confidence p = 0.0002 (how sure the classifier is, against held-out images; not used by the "both" rule)');
+    assert.equal(v.tests[3], 'Combined p = 0.0004 (the smallest p-value over its share of α, Bonferroni) against α = 0.01');
   });
 
   test('out-of-distribution by the complexity test alone leads with that test', () => {
@@ -105,7 +128,7 @@ describe('verdict sentences', () => {
   });
 
   test('error: the problem in a sentence', () => {
-    const v = verdictText({ verdict: 'error', label: null, prediction: null, msp: null, elbo: null, reconstructionLogLik: null, kl: null, elboBitsPerDim: null, pValue: null, pValues: { elbo: null, complexity: null }, firedBy: [], error: 'image data is truncated or corrupt: VipsPngload: end of stream' }, { alpha: 0.01, rule: 'both', calibrationCount: N });
+    const v = verdictText({ verdict: 'error', label: null, prediction: null, msp: null, elbo: null, reconstructionLogLik: null, kl: null, elboBitsPerDim: null, pValue: null, pValues: { elbo: null, complexity: null, confidence: null }, firedBy: [], error: 'image data is truncated or corrupt: VipsPngload: end of stream' }, { alpha: 0.01, rule: 'both', calibrationCount: N });
     assert.equal(v.tone, 'error');
     assert.equal(v.sentence, 'Could not score this image: image data is truncated or corrupt: VipsPngload: end of stream.');
   });

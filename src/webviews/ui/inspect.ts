@@ -265,9 +265,10 @@ function pValueText(r: InspectResult): string {
   const parts: string[] = [];
   if (r.pValues.elbo !== null) parts.push(`ELBO p = ${formatP(r.pValues.elbo)}`);
   if (r.pValues.complexity !== null) parts.push(`complexity p = ${formatP(r.pValues.complexity)}`);
-  if (r.pValue !== null && view.pair?.rule === 'both' && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
+  if (r.pValues.confidence !== null && r.pValues.confidence !== undefined) parts.push(`confidence p = ${formatP(r.pValues.confidence)}`);
+  if (r.pValue !== null && (view.pair?.rule === 'both' || view.pair?.rule === 'all') && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
   if (!parts.length) return 'p-value: none (the pair is not calibrated)';
-  const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => (f === 'elbo' ? 'ELBO' : 'complexity')).join(' and ')}` : 'no test fired';
+  const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => ({ elbo: 'ELBO', complexity: 'complexity', confidence: 'classifier confidence' })[f]).join(' and ')}` : 'no test fired';
   return `${parts.join(' · ')} · ${fired}`;
 }
 
@@ -305,7 +306,7 @@ function renderRow(row: InspectRow): HTMLElement {
 
   const r = row.result;
   const pair = view.pair;
-  const ctx = { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'both', calibrationCount: pair?.calibrationCount ?? 0, pairDir: pair ? pair.manifestPath.replace(/[/\\]ood-pair\.json$/, '') : undefined };
+  const ctx = { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'all', calibrationCount: pair?.calibrationCount ?? 0, pairDir: pair ? pair.manifestPath.replace(/[/\\]ood-pair\.json$/, '') : undefined };
   const v = verdictText(r, ctx);
   const banner = el('div', `verdict-banner tone-${v.tone}`);
   banner.dataset.verdict = r.verdict;
