@@ -13,7 +13,7 @@ import { rocCurve } from '../inference/metrics';
 import { builtInPairDir } from '../inference/pair';
 import { loadPairManifest, pairCompressor } from '../inference/manifest';
 import { barcodeSpec, histogramSpec, imagePanelsSpec, renderPng, rocSpec } from '../report/figures';
-import { MNIST_LIKE_STEPS, mnistLike } from '../report/mnistLike';
+import { FASHION_MNIST_LIKE_STEPS, fashionMnistLike, MNIST_LIKE_STEPS, mnistLike } from '../report/mnistLike';
 import { writeFileAtomic } from '../inference/calibration';
 import { COMPRESSORS } from '../inference/complexity';
 import { collect } from './collect';
@@ -53,6 +53,13 @@ function accuracy(results: ImageResult[], labels: Uint8Array): number {
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const f4 = (x: number) => x.toFixed(4);
+
+/** One rendering of the fixture hen scored by one pair. */
+interface HenRow {
+  pair?: string;
+  rendering: string;
+  r: ImageResult;
+}
 
 interface Direction {
   pair: string;
@@ -104,6 +111,16 @@ export async function runReproduce(argv: string[]): Promise<number> {
   const henPng = await mnistLike(files.hen);
   writeFileSync(join(out, 'hen-mnist-like.png'), henPng);
   const hen = await mnistEngine.scoreOne({ path: 'hen-mnist-like.png', source: henPng });
+  // The hen under each pair in three renderings: the file as it is (each pair's own preprocessing), MNIST-like
+  // and FashionMNIST-like.
+  const henFashionPng = await fashionMnistLike(files.hen);
+  writeFileSync(join(out, 'hen-fashion-mnist-like.png'), henFashionPng);
+  const henRenderings = async (engine: OodEngine): Promise<HenRow[]> => [
+    { rendering: 'the file as it is (hen.png)', r: await engine.scoreOne({ path: files.hen }) },
+    { rendering: 'MNIST-like', r: await engine.scoreOne({ path: 'hen-mnist-like.png', source: henPng }) },
+    { rendering: 'FashionMNIST-like', r: await engine.scoreOne({ path: 'hen-fashion-mnist-like.png', source: henFashionPng }) },
+  ];
+  const henRows: HenRow[] = (await henRenderings(mnistEngine)).map((row) => ({ ...row, pair: info.name }));
   const digitIdx = readIdxFile(files.mnist.images);
   const digit = await mnistEngine.scoreOne({ path: 'MNIST test #0', source: { width: 28, height: 28, channels: 1, data: digitIdx.data.subarray(0, 784) } });
   await mnistEngine.dispose();
@@ -150,6 +167,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
     const fIn = await collect(fe, [files.fashion.images], { limit, progress: true });
     const fOod = await collect(fe, [files.mnist.images], { limit, progress: true });
     const henF = await fe.scoreOne({ path: 'hen-mnist-like.png', source: henPng });
+    henRows.push(...(await henRenderings(fe)).map((row) => ({ ...row, pair: fe.info.name })));
     reverseAcc = accuracy(fIn, readIdxFile(files.fashion.labels).data);
     reverse = { pair: fe.info.name, inName: 'FashionMNIST test', oodName: 'MNIST test', inResults: fIn, oodResults: fOod, alpha: fe.info.alpha };
     (reverse as Direction & { hen?: ImageResult }).hen = henF;
@@ -209,6 +227,20 @@ export async function runReproduce(argv: string[]): Promise<number> {
         : `The combined test does **not** yet hold in both directions (AUROC ${f4(combined(fwd))} and ${f4(combined(rev))}). With a Bernoulli decoder on grey levels, −log₂ p(x) is a few hundred bits while the PNG length L(x) is several thousand, so S(x) is dominated by −L(x) and flags simple images whatever the pair.`,
       '', `FashionMNIST pair classifier test accuracy: ${(100 * reverseAcc!).toFixed(2)}%. The hen under the FashionMNIST pair: '${henF.label}' (MSP ${henF.msp?.toFixed(3)}), p = ${henF.pValue?.toFixed(4)}, **${henF.verdict}**.`, '', '### FashionMNIST pair: all scores', '', rev.table, '', '![ROC](roc-fashion-pair.png)', '');
   }
+  const fmtP = (p: number | null) => (p === null ? '—' : p < 0.001 ? p.toExponential(1) : p.toFixed(4));
+  md.push(
+    '## The hen under each pair',
+    '',
+    `The fixture hen three ways: the file as a user would check it (clip art on a white page, through each pair's own preprocessing); MNIST-like (${MNIST_LIKE_STEPS}); FashionMNIST-like (${FASHION_MNIST_LIKE_STEPS}). Rule \`${info.rule}\`, α = ${info.alpha}; * marks the test that fired.`,
+    '',
+    '| pair | hen | prediction (MSP) | p(ELBO) | p(S) | p(confidence) | verdict |',
+    '|---|---|---|---|---|---|---|',
+    ...henRows.map(({ pair, rendering, r }) => {
+      const p = (test: 'elbo' | 'complexity' | 'confidence') => `${fmtP(r.pValues[test])}${r.firedBy.includes(test) ? '*' : ''}`;
+      return `| ${pair} | ${rendering} | '${r.label}' (${r.msp?.toFixed(3)}) | ${p('elbo')} | ${p('complexity')} | ${p('confidence')} | ${r.verdict} |`;
+    }),
+    '',
+  );
   writeFileAtomic(join(out, 'report.md'), md.join('\n') + '\n');
   process.stdout.write(`${summary}\n\n${fwd.table}\n`);
   if (reverse) process.stdout.write(`\n${metricsTable(reverse).table}\n`);

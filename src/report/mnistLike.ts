@@ -12,3 +12,11 @@ export async function mnistLike(input: Buffer | string): Promise<Buffer> {
   const box = await sharp(trimmed).resize(20, 20, { fit: 'contain', background: '#000000', kernel: 'lanczos3' }).greyscale().toBuffer();
   return sharp(box).extend({ top: 4, bottom: 4, left: 4, right: 4, background: '#000000' }).greyscale().png().toBuffer();
 }
+
+export const FASHION_MNIST_LIKE_STEPS = 'flattened onto white, converted to grey, cropped to the bird, inverted to white-on-black and fitted into 28×28 (aspect ratio kept, black margins) — as FashionMNIST product photos were processed';
+
+/** Makes a photo or drawing look like a FashionMNIST item: trimmed, inverted, filling the 28×28 field. */
+export async function fashionMnistLike(input: Buffer | string): Promise<Buffer> {
+  const trimmed = await sharp(input).flatten({ background: '#ffffff' }).greyscale().trim({ threshold: 20 }).negate({ alpha: false }).toBuffer();
+  return sharp(trimmed).resize(28, 28, { fit: 'contain', background: '#000000', kernel: 'lanczos3' }).greyscale().png().toBuffer();
+}
