@@ -85,7 +85,8 @@ async function main() {
   const info = engine.info;
   log(`pair ${info.name} on ${info.backend} (${info.provider})`);
 
-  // Warm up the sessions.
+  // Warm up the sessions (and start the scoring shards, which otherwise start in the background).
+  await engine.startScoringShards();
   await engine.scoreAll(expandInputs([MNIST_DIR]), () => {}, {});
   Object.keys(engine.timings).forEach((k) => ((engine.timings as unknown as Record<string, number>)[k] = 0));
 
@@ -103,6 +104,7 @@ async function main() {
     const writer = new ResultWriter('csv', info, join(CACHE, 'bench-out.csv'));
     const counter = new SummaryCounter();
     Object.keys(engine.timings).forEach((k) => ((engine.timings as unknown as Record<string, number>)[k] = 0));
+    engine.batchCounts.shards = engine.batchCounts.here = 0;
     const start = performance.now();
     await engine.scoreAll(files.map((path) => ({ path })), (r) => {
       const s = performance.now();
@@ -112,10 +114,11 @@ async function main() {
     });
     await writer.end(counter.summary(info));
     const ms = performance.now() - start + listMs;
-    return { ips: (count * 1000) / ms, stages: { ...engine.timings }, outputMs };
+    return { ips: (count * 1000) / ms, stages: { ...engine.timings }, outputMs, batches: { ...engine.batchCounts } };
   };
   const first = await endToEnd();
-  rows.push([`MNIST folder (${count} PNGs 28×28), end to end, \`${engine.pipeline}\` pipeline (the default)`, `${first.ips.toFixed(0)} images/s`]);
+  const where = engine.pipeline === 'sharded' ? `; batches: ${first.batches.shards} on ${engine.activeShards} shards, ${first.batches.here} in-process` : '';
+  rows.push([`MNIST folder (${count} PNGs 28×28), end to end, \`${engine.pipeline}\` pipeline (the default${where})`, `${first.ips.toFixed(0)} images/s`]);
   const perImage = (ms: number) => `${((ms * 1000) / count).toFixed(0)} µs/image`;
   rows.push(['  stage: list', perImage(listMs)]);
   // Wall time per stage, summed over the shards: a shard interleaves two batches (one is read and decoded

@@ -103,8 +103,11 @@ export type ScoreInput = { path: string; source?: ImageSource };
 
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 
-/** Below this many batches the sharded pipeline scores in-process: starting shards would cost more. */
-const SHARD_MIN_BATCHES = 2;
+/**
+ * Up to this many batches the sharded pipeline scores in-process: starting two shards (a worker, onnxruntime
+ * and the pair each, ~0.3 s) would cost more than it saves.
+ */
+const SHARD_MIN_BATCHES = 4;
 
 /** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
 function workItem(input: ScoreInput): WorkItem {
@@ -217,6 +220,8 @@ export class OodEngine {
   private readonly shardCount: number;
   private readonly shardOptions: ShardEngineOptions;
   private shardsReady?: Promise<ScoringShards | null>;
+  /** Batches scored by `scoreAll` on the scoring shards and on this thread, for diagnostics and benchmarks. */
+  readonly batchCounts = { shards: 0, here: 0 };
   /** Why the scoring shards could not start (scoring then runs in-process), for diagnostics. */
   shardFailure: string | null = null;
   private shards: ScoringShards | null = null;
@@ -433,8 +438,7 @@ export class OodEngine {
     const emit = async (results: ImageResult[]) => {
       for (const r of results) await onResult(r, index++);
     };
-    const shards = this.pipeline === 'sharded' && !exhausted ? await this.startShards() : null;
-    if (shards) await this.runSharded(shards, batches(), emit, withDetails, aborted);
+    if (this.pipeline === 'sharded' && !exhausted) await this.runSharded(this.startShards(), batches(), emit, withDetails, aborted);
     else await this.runPipelined(batches(), emit, withDetails, aborted);
   }
 
@@ -451,6 +455,14 @@ export class OodEngine {
     if (batch.length && !aborted()) yield batch;
   }
 
+  /**
+   * Starts the scoring shards now and waits for them (they otherwise start in the background on the first
+   * input of more than a few batches); false when this engine does not shard or they could not start.
+   */
+  async startScoringShards(): Promise<boolean> {
+    return this.pipeline === 'sharded' && (await this.startShards()) !== null;
+  }
+
   /** The shards, started on first use; null (scoring stays in-process) when they cannot start or all died. */
   private async startShards(): Promise<ScoringShards | null> {
     this.shardsReady ??= ScoringShards.start(this.shardCount, this.shardOptions).catch((err: Error) => {
@@ -464,15 +476,35 @@ export class OodEngine {
     return null;
   }
 
-  private async runSharded(shards: ScoringShards, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
+  /**
+   * Batches go to the shards, two per shard in flight, and are reported in order. Until the shards have
+   * started (they start in the background on first use), batches are scored here, one at a time, so that
+   * nothing waits for them; if they cannot start, everything is scored here.
+   */
+  private async runSharded(starting: Promise<ScoringShards | null>, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
+    let shards: ScoringShards | null | undefined;
+    void starting.then((s) => (shards = s));
     const inFlight: Promise<ImageResult[]>[] = [];
     for await (const batch of batches) {
       if (aborted()) break;
+      if (!shards?.alive) {
+        while (inFlight.length) await emit(await inFlight.shift()!);
+        this.batchCounts.here++;
+        await emit(await this.scoreHere(batch, withDetails));
+        continue;
+      }
+      this.batchCounts.shards++;
       inFlight.push(this.scoreOnShard(shards, batch, withDetails));
       if (inFlight.length >= 2 * shards.size) await emit(await inFlight.shift()!);
     }
     // Batches already scored are reported even after a cancel: that work is done.
     while (inFlight.length) await emit(await inFlight.shift()!);
+  }
+
+  /** One batch on this thread (through the preprocessing workers when there are any). */
+  private async scoreHere(batch: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
+    const prepared = await (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
+    return this.scorePrepared(batch.map((b) => b.path), prepared, withDetails);
   }
 
   private async scoreOnShard(shards: ScoringShards, batch: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
@@ -482,8 +514,7 @@ export class OodEngine {
       return results;
     } catch {
       // A shard that failed or died must never stall scoring or drop the batch: score it here.
-      const prepared = await this.prepareAll(batch).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
-      return this.scorePrepared(batch.map((b) => b.path), prepared, withDetails);
+      return this.scoreHere(batch, withDetails);
     }
   }
 

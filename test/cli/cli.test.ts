@@ -56,6 +56,20 @@ describe('ood-lens CLI', { skip: pairReady() ? false : 'models/mnist is not trai
     assert.equal(rows[3].label, '7');
   });
 
+  test('thousands of file arguments (a long command line) are all scored, not a crash in onnxruntime', () => {
+    // 4,000 paths ≈ 116,000 characters of command line: onnxruntime's start-up telemetry ran std::regex over
+    // it and overflowed the stack (a segfault) until ORT_DISABLE_TELEMETRY is set before it loads.
+    const names = ['mnist-test-00000.png', 'mnist-test-00001.png', 'mnist-test-00002.png', 'mnist-test-00003.png', 'fashion-test-00000.png'];
+    const paths = Array.from({ length: 4000 }, (_, i) => join('samples', names[i % names.length]));
+    const out = join(dir, 'many.csv');
+    const r = cli('score', ...paths, '--format', 'csv', '--out', out);
+    assert.equal(r.code, 0, `exit ${r.code} ${r.stderr.slice(0, 500)}`);
+    const rows = parse(readFileSync(out, 'utf8'), { columns: true }) as Record<string, string>[];
+    assert.equal(rows.length, 4000);
+    assert.deepEqual(rows.slice(0, 5).map((row) => row.verdict), ['in-distribution', 'in-distribution', 'in-distribution', 'in-distribution', 'out-of-distribution']);
+    assert.equal(rows[3999].path, rows[4].path);
+  });
+
   test('usage and manifest errors exit 1 with a message naming the problem', () => {
     assert.equal(cli('score').code, 1);
     const bad = cli('score', dir, '--format', 'xml');

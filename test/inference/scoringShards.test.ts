@@ -55,6 +55,7 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
   test('gives the in-process results, in input order, with bad files as error records in place', async () => {
     const engine = await sharded();
     try {
+      assert.equal(await engine.startScoringShards(), true);
       const got: ImageResult[] = [];
       const indices: number[] = [];
       await engine.scoreAll(inputs, (r, i) => {
@@ -78,10 +79,26 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     }
   });
 
+  test('shards start in the background: the first batches are scored in-process meanwhile, the rest on the shards', async () => {
+    const engine = await sharded();
+    try {
+      const got: ImageResult[] = [];
+      const many = Array.from({ length: 8 }, () => inputs).flat();
+      await engine.scoreAll(many, (r) => void got.push(r));
+      assertSameResults(got, Array.from({ length: 8 }, () => reference).flat());
+      assert.ok(engine.batchCounts.here >= 1 && engine.batchCounts.shards >= 1, `batches here ${engine.batchCounts.here}, on shards ${engine.batchCounts.shards}`);
+      assert.equal(engine.shardFailure, null);
+      await engine.startScoringShards();
+      assert.equal(engine.activeShards, 2);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test('a batch a shard fails is redone in-process, and a dead shard leaves the rest working', async () => {
     const engine = await sharded();
     try {
-      await engine.scoreAll(inputs.slice(0, 100), () => {});
+      assert.equal(await engine.startScoringShards(), true);
       assert.equal(engine.activeShards, 2);
       type Internals = { shards: { shards: { worker: { terminate(): Promise<number> } }[]; score: (...args: unknown[]) => Promise<unknown> } };
       const shards = (engine as unknown as Internals).shards;
@@ -109,8 +126,9 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
   test('a cancel stops it early with an in-order prefix, and a small input never starts the shards', async () => {
     const engine = await sharded();
     try {
-      await engine.scoreAll(inputs.slice(0, 60), () => {});
-      assert.equal(engine.activeShards, 0, 'two batches or fewer are scored in-process');
+      await engine.scoreAll(inputs.slice(0, 128), () => {});
+      assert.equal(engine.activeShards, 0, 'four batches or fewer are scored in-process, without starting the shards');
+      await engine.startScoringShards();
       const controller = new AbortController();
       const got: ImageResult[] = [];
       await engine.scoreAll(inputs, (r) => {

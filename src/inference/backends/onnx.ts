@@ -1,12 +1,21 @@
 /** onnxruntime-node backend: CUDA when asked for (or available under `auto`), CPU otherwise. */
+import { isMainThread } from 'node:worker_threads';
 import type * as OrtTypes from 'onnxruntime-node';
 import { checkFeed, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
 
 type Ort = typeof OrtTypes;
 let ortModule: Ort | undefined;
 function ort(): Ort {
-  // Loaded lazily: the native addon is only needed when an ONNX pair is used.
-  ortModule ??= require('onnxruntime-node') as Ort;
+  if (!ortModule) {
+    // onnxruntime gathers platform telemetry when it first starts, matching std::regex patterns against
+    // strings such as the process's command line; GCC's regex recurses per character, so a long command line
+    // (`ood-lens score` with thousands of image paths) overflows the stack: a segfault (measured here: fine at
+    // 28,000 characters, crashed at 80,000; vespa-engine/vespa#37786). The variable skips that code. Only the
+    // main thread's process.env reaches the real environment, and workers start onnxruntime after it.
+    if (isMainThread) process.env.ORT_DISABLE_TELEMETRY ??= '1';
+    // Loaded lazily: the native addon is only needed when an ONNX pair is used.
+    ortModule = require('onnxruntime-node') as Ort;
+  }
   return ortModule;
 }
 
