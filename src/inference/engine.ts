@@ -104,10 +104,12 @@ export type ScoreInput = { path: string; source?: ImageSource };
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 
 /**
- * Up to this many batches the sharded pipeline scores in-process: starting two shards (a worker, onnxruntime
- * and the pair each, ~0.3 s) would cost more than it saves.
+ * Up to this many batches an input is scored in-process unless the shards already run: starting them (a
+ * worker, onnxruntime and the pair each, ~0.3 s on 2 cores) costs about what they save on ~1,000 MNIST-size
+ * images. (Starting them in the background while the first batches are scored here was measured slower and
+ * 50–80 MB larger at peak: the two compete for the cores and both hold their buffers.)
  */
-const SHARD_MIN_BATCHES = 4;
+const SHARD_MIN_BATCHES = 16;
 
 /** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
 function workItem(input: ScoreInput): WorkItem {
@@ -424,7 +426,8 @@ export class OodEngine {
     const iterator = this.batchesOf(inputs, aborted)[Symbol.asyncIterator]();
     // Look ahead far enough to know whether the input is worth starting the shards for.
     const head: ScoreInput[][] = [];
-    let exhausted = this.pipeline !== 'sharded';
+    const running = this.shards?.alive ?? false;
+    let exhausted = this.pipeline !== 'sharded' || running;
     while (!exhausted && head.length <= SHARD_MIN_BATCHES) {
       const next = await iterator.next();
       if (next.done) exhausted = true;
@@ -438,7 +441,7 @@ export class OodEngine {
     const emit = async (results: ImageResult[]) => {
       for (const r of results) await onResult(r, index++);
     };
-    if (this.pipeline === 'sharded' && !exhausted) await this.runSharded(this.startShards(), batches(), emit, withDetails, aborted);
+    if (this.pipeline === 'sharded' && (running || !exhausted)) await this.runSharded(running ? this.shards : await this.startShards(), batches(), emit, withDetails, aborted);
     else await this.runPipelined(batches(), emit, withDetails, aborted);
   }
 
@@ -456,8 +459,9 @@ export class OodEngine {
   }
 
   /**
-   * Starts the scoring shards now and waits for them (they otherwise start in the background on the first
-   * input of more than a few batches); false when this engine does not shard or they could not start.
+   * Starts the scoring shards now and waits for them (they otherwise start with the first input of more than
+   * SHARD_MIN_BATCHES batches; once running they take every input); false when this engine does not shard or
+   * they could not start.
    */
   async startScoringShards(): Promise<boolean> {
     return this.pipeline === 'sharded' && (await this.startShards()) !== null;
@@ -477,13 +481,10 @@ export class OodEngine {
   }
 
   /**
-   * Batches go to the shards, two per shard in flight, and are reported in order. Until the shards have
-   * started (they start in the background on first use), batches are scored here, one at a time, so that
-   * nothing waits for them; if they cannot start, everything is scored here.
+   * Batches go to the shards, two per shard in flight, and are reported in order; without live shards (they
+   * could not start, or all died) the rest is scored here, one batch at a time.
    */
-  private async runSharded(starting: Promise<ScoringShards | null>, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
-    let shards: ScoringShards | null | undefined;
-    void starting.then((s) => (shards = s));
+  private async runSharded(shards: ScoringShards | null, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
     const inFlight: Promise<ImageResult[]>[] = [];
     for await (const batch of batches) {
       if (aborted()) break;

@@ -79,17 +79,18 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     }
   });
 
-  test('shards start in the background: the first batches are scored in-process meanwhile, the rest on the shards', async () => {
+  test('an input of more than 16 batches starts the shards itself and is scored on them; then every input is', async () => {
     const engine = await sharded();
     try {
       const got: ImageResult[] = [];
-      const many = Array.from({ length: 8 }, () => inputs).flat();
+      const many = Array.from({ length: 3 }, () => inputs).flat(); // 735 images: 23 batches of 32
       await engine.scoreAll(many, (r) => void got.push(r));
-      assertSameResults(got, Array.from({ length: 8 }, () => reference).flat());
-      assert.ok(engine.batchCounts.here >= 1 && engine.batchCounts.shards >= 1, `batches here ${engine.batchCounts.here}, on shards ${engine.batchCounts.shards}`);
-      assert.equal(engine.shardFailure, null);
-      await engine.startScoringShards();
+      assertSameResults(got, Array.from({ length: 3 }, () => reference).flat());
+      assert.deepEqual(engine.batchCounts, { shards: 23, here: 0 });
       assert.equal(engine.activeShards, 2);
+      // A small input now goes to the running shards too.
+      await engine.scoreAll(inputs.slice(0, 40), () => {});
+      assert.deepEqual(engine.batchCounts, { shards: 25, here: 0 });
     } finally {
       await engine.dispose();
     }
@@ -127,7 +128,8 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     const engine = await sharded();
     try {
       await engine.scoreAll(inputs.slice(0, 128), () => {});
-      assert.equal(engine.activeShards, 0, 'four batches or fewer are scored in-process, without starting the shards');
+      assert.equal(engine.activeShards, 0, 'an input of 16 batches or fewer is scored in-process, without starting the shards');
+      assert.deepEqual(engine.batchCounts, { shards: 0, here: 0 }, 'the in-process path of small inputs is the pipelined one');
       await engine.startScoringShards();
       const controller = new AbortController();
       const got: ImageResult[] = [];
