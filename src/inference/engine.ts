@@ -30,7 +30,8 @@ export interface EngineOptions {
    * How scoreAll uses the cores:
    *  - `sharded` (default for ONNX pairs on the CPU with 2+ cores): one scoring shard per core (up to 4),
    *    each a worker thread with its own single-threaded copy of the models that scores whole batches;
-   *    used once an input runs past two batches (smaller ones are scored here, without the shards' start).
+   *    started by the first input of more than 16 batches (smaller ones are scored here, without the shards'
+   *    start-up), then used for every input.
    *  - `overlapped` (default otherwise: CUDA, TensorFlow.js): the models run on this thread with every core,
    *    while preprocessing workers prepare the next batch;
    *  - `phased`: as overlapped, but the workers prepare only while the models are not running.
