@@ -228,6 +228,8 @@ export class OodEngine {
   /** Why the scoring shards could not start (scoring then runs in-process), for diagnostics. */
   shardFailure: string | null = null;
   private shards: ScoringShards | null = null;
+  /** The input spec maps pixels to [0, 1] unnormalised: the VAE's feed is then the likelihood's target. */
+  private readonly unitInput: boolean;
 
   private constructor(readonly pair: LoadedPair, options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
     this.alpha = options.alpha ?? 0.01;
@@ -237,6 +239,8 @@ export class OodEngine {
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
     this.compressor = pairCompressor(pair.manifest);
+    const { range = [0, 1], mean, std } = pair.manifest.input;
+    this.unitInput = range[0] === 0 && range[1] === 1 && !mean && !std;
     this.pipeline = options.pipeline;
     this.preprocessWorkers = options.preprocessWorkers;
     this.shardCount = Math.max(1, options.shards ?? Math.min(availableParallelism(), 4));
@@ -505,8 +509,12 @@ export class OodEngine {
 
   /** One batch on this thread (through the preprocessing workers when there are any). */
   private async scoreHere(batch: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
-    const prepared = await (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
-    return this.scorePrepared(batch.map((b) => b.path), prepared, withDetails);
+    return this.scorePrepared(batch.map((b) => b.path), await this.prepare(batch), withDetails);
+  }
+
+  /** Prepares a batch in the preprocessing workers when they run, else here; a failure is an error per image. */
+  private prepare(batch: ScoreInput[]): Promise<(ModelImage | Error)[]> {
+    return (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
   }
 
   private async scoreOnShard(shards: ScoringShards, batch: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
@@ -521,17 +529,15 @@ export class OodEngine {
   }
 
   private async runPipelined(batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
-    const prepare = (batch: ScoreInput[]): Promise<(ModelImage | Error)[]> =>
-      (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
     let ready: { paths: string[]; prepared: Promise<(ModelImage | Error)[]> } | null = null;
     const overlap = this.pipeline !== 'phased';
     const advance = async (next: ScoreInput[] | null) => {
       const current = ready;
       ready = null;
       let finish: (() => ImageResult[]) | null = null;
-      if (overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: prepare(next) };
+      if (overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: this.prepare(next) };
       if (current && !aborted()) finish = await this.inferPrepared(current.paths, await current.prepared, withDetails);
-      if (!overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: prepare(next) };
+      if (!overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: this.prepare(next) };
       if (finish) await emit(finish());
     };
     for await (const batch of batches) await advance(batch);
@@ -574,9 +580,7 @@ export class OodEngine {
     const sameLayout = p.vaeLayout === p.classifierLayout;
     const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
     // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
-    const spec = p.manifest.input;
-    const unitInput = (spec.range ?? [0, 1])[0] === 0 && (spec.range ?? [0, 1])[1] === 1 && !spec.mean && !spec.std;
-    const target = unitInput ? vaeFeed : this.batchTensor(images, p.vaeLayout, true);
+    const target = this.unitInput ? vaeFeed : this.batchTensor(images, p.vaeLayout, true);
     const t = this.timings;
     const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();

@@ -20,12 +20,4 @@ export const ALPHA_SHARES: Record<VerdictRule, Partial<Record<TestName, number>>
   all: { elbo: 0.45, complexity: 0.45, confidence: 0.1 },
 };
 
-/** How each rule reads in settings and messages. */
-export const RULE_NAMES: Record<VerdictRule, string> = {
-  elbo: 'ELBO test',
-  complexity: 'complexity-corrected test',
-  both: 'two-score test (ELBO, S)',
-  all: 'three-score test (ELBO, S, classifier confidence)',
-};
-
 export const VERDICT_RULES = Object.keys(ALPHA_SHARES) as VerdictRule[];

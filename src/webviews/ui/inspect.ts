@@ -6,6 +6,7 @@
 import { BarController, BarElement, CategoryScale, Chart, type ChartConfiguration, LinearScale, type Plugin, Tooltip } from 'chart.js';
 import type { CalibrationHistogram, InspectResult } from '../../shared/engineProtocol';
 import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, InspectViewState } from '../../shared/inspectProtocol';
+import { ALPHA_SHARES } from '../../inference/rules';
 import { elboBreakdown, formatMsp, formatNats, formatP, predictionText, verdictText } from '../verdictText';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
@@ -266,7 +267,7 @@ function pValueText(r: InspectResult): string {
   if (r.pValues.elbo !== null) parts.push(`ELBO p = ${formatP(r.pValues.elbo)}`);
   if (r.pValues.complexity !== null) parts.push(`complexity p = ${formatP(r.pValues.complexity)}`);
   if (r.pValues.confidence !== null && r.pValues.confidence !== undefined) parts.push(`confidence p = ${formatP(r.pValues.confidence)}`);
-  if (r.pValue !== null && (view.pair?.rule === 'both' || view.pair?.rule === 'all') && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
+  if (r.pValue !== null && view.pair && Object.keys(ALPHA_SHARES[view.pair.rule]).length > 1 && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
   if (!parts.length) return 'p-value: none (the pair is not calibrated)';
   const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => ({ elbo: 'ELBO', complexity: 'complexity', confidence: 'classifier confidence' })[f]).join(' and ')}` : 'no test fired';
   return `${parts.join(' · ')} · ${fired}`;
