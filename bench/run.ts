@@ -85,7 +85,7 @@ async function main() {
   const info = engine.info;
   log(`pair ${info.name} on ${info.backend} (${info.provider})`);
 
-  // Warm up the sessions (and start the scoring shards, which otherwise start in the background).
+  // Warm up the sessions (and start the scoring shards, which would otherwise start with the first large input).
   await engine.startScoringShards();
   await engine.scoreAll(expandInputs([MNIST_DIR]), () => {}, {});
   Object.keys(engine.timings).forEach((k) => ((engine.timings as unknown as Record<string, number>)[k] = 0));
