@@ -1,7 +1,7 @@
 /**
  * The fast path for datasets of small images, where libvips' per-call overhead (~1–2 ms) dwarfs the work:
- *  1. small 8-bit PNGs are decoded in-process by pngjs on Node's native zlib (lossless, so the pixels are
- *     exactly sharp's; measured 41 µs per 28×28 PNG against 154 µs for fast-png's pure-JS inflate);
+ *  1. small 8-bit PNGs are decoded in-process: Node's native zlib inflates, pngjs reverses the row filters
+ *     (lossless, so the pixels are exactly sharp's; ~12 µs per 28×28 PNG against ~1 ms for a sharp call);
  *  2. images of the same size are stacked into one tall "atlas" with edge-replicated gaps and resized by a
  *     single sharp call, then cut apart. The gaps are wide enough for every resize kernel's support and make
  *     each tile's output rows land on integer positions, so each result is bit-identical to resizing the image
@@ -11,7 +11,7 @@
  * Anything else (JPEG, large images, palettes, colour profiles, `contain`/`cover` with other aspect ratios,
  * padding in colours other than black or white) goes through the ordinary per-image sharp pipeline.
  */
-import { PNG } from 'pngjs';
+import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { InputSpec } from './manifest';
 import { ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
@@ -21,36 +21,61 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 /** Chunks that make libvips treat pixels differently from their raw values (colour management, transparency, orientation). */
 const UNSAFE_CHUNKS = new Set(['iCCP', 'gAMA', 'cHRM', 'sRGB', 'tRNS', 'eXIf', 'acTL', 'PLTE']);
 
+/** The PNG signature followed by an IHDR chunk (which has to come first). */
 function isPng(bytes: Uint8Array): boolean {
-  return bytes.length > 33 && PNG_SIGNATURE.every((b, i) => bytes[i] === b);
+  return bytes.length > 33 && PNG_SIGNATURE.every((b, i) => bytes[i] === b) && String.fromCharCode(bytes[12], bytes[13], bytes[14], bytes[15]) === 'IHDR';
 }
 
-/** Decodes a small, plain 8-bit PNG in JS; null when the image should take the sharp path instead. */
+// CRC-32 of PNG chunks: Node's native one where it exists (20.15+), else pngjs's table-driven one.
+const crc32: (data: Uint8Array) => number =
+  (zlib as { crc32?: (data: Uint8Array) => number }).crc32 ??
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ((data) => (require('pngjs/lib/crc') as { crc32(data: Uint8Array): number }).crc32(data) >>> 0);
+
+// pngjs's own row un-filtering (all five PNG filter types); only the chunk walk and inflate are done here.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const unfilter = require('pngjs/lib/filter-parse-sync') as { process(data: Buffer, info: { width: number; height: number; interlace: boolean; bpp: number; depth: number }): Buffer };
+
+/** Channels as stored, by PNG colour type: grey, grey+alpha, RGB, RGBA (palettes take the sharp path). */
+const CHANNELS: Record<number, RawImage['channels']> = { 0: 1, 4: 2, 2: 3, 6: 4 };
+
+/**
+ * Decodes a small, plain 8-bit PNG in-process; null when the image should take the sharp path instead
+ * (another format, palette, 16-bit, interlaced, colour-managed, or anything malformed: sharp words the error).
+ * Chunk CRCs are checked as libpng does; IDAT is inflated by Node's zlib into a buffer of the exact image
+ * size (zlib's default 16 KB output chunk per call cost more than the inflate), and pngjs reverses the
+ * row filters. Measured on 28×28 MNIST PNGs: ~12 µs against ~40 µs for pngjs's whole `PNG.sync.read`.
+ */
 export function decodeSmallPng(bytes: Uint8Array): RawImage | null {
   if (!isPng(bytes)) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const width = view.getUint32(16);
   const height = view.getUint32(20);
-  const depth = bytes[24];
-  const colourType = bytes[25];
-  if (width * height > FAST_PNG_MAX_PIXELS || width === 0 || height === 0 || depth !== 8 || colourType === 3) return null;
-  // Walk the chunk list: bail out on anything that changes how pixels are interpreted.
-  for (let pos = 8; pos + 8 <= bytes.length; ) {
+  const channels = CHANNELS[bytes[25]];
+  const plain = bytes[24] === 8 && bytes[26] === 0 && bytes[27] === 0 && bytes[28] === 0; // depth 8, deflate, adaptive filters, not interlaced
+  if (!channels || !plain || width * height > FAST_PNG_MAX_PIXELS || width === 0 || height === 0) return null;
+  const idat: Uint8Array[] = [];
+  let ended = false;
+  for (let pos = 8; pos + 12 <= bytes.length && !ended; ) {
     const length = view.getUint32(pos);
+    const end = pos + 8 + length;
+    if (end + 4 > bytes.length) return null; // truncated
+    if (crc32(bytes.subarray(pos + 4, end)) !== view.getUint32(end)) return null; // corrupt chunk
     const type = String.fromCharCode(bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]);
+    // Bail out on anything that changes how pixels are interpreted.
     if (UNSAFE_CHUNKS.has(type)) return null;
-    if (type === 'IEND') break;
-    pos += 12 + length;
+    if (type === 'IDAT') idat.push(bytes.subarray(pos + 8, end));
+    ended = type === 'IEND';
+    pos = end + 4;
   }
-  // Channels as stored: grey, grey+alpha, RGB, RGBA (pngjs always expands to RGBA).
-  const channels = ({ 0: 1, 4: 2, 2: 3, 6: 4 } as Record<number, RawImage['channels']>)[colourType];
-  if (!channels) return null;
+  if (!ended || !idat.length) return null;
+  const rowBytes = width * channels + 1;
   try {
-    const rgba = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).data;
-    const data = new Uint8Array(width * height * channels);
-    const pick = channels === 1 ? [0] : channels === 2 ? [0, 3] : channels === 3 ? [0, 1, 2] : [0, 1, 2, 3];
-    for (let p = 0, q = 0; p < width * height; p++) for (const c of pick) data[q++] = rgba[p * 4 + c];
-    return { width, height, channels, data };
+    const compressed = idat.length === 1 ? idat[0] : Buffer.concat(idat);
+    const filtered = zlib.inflateSync(compressed, { chunkSize: Math.max(zlib.constants.Z_MIN_CHUNK, rowBytes * height), maxOutputLength: rowBytes * height });
+    if (filtered.length !== rowBytes * height) return null;
+    const data = unfilter.process(filtered, { width, height, interlace: false, bpp: channels, depth: 8 });
+    return { width, height, channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch {
     return null; // let sharp decode it and word the error
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -53,6 +54,48 @@ test('small PNGs (grey, grey+alpha, RGB, RGBA) decode in-process to the same pix
     const slow = await Promise.all(all.map((b) => toModelImage(b, spec)));
     assertSame(fast, slow, `PNG ${spec.channels}ch`);
   }
+});
+
+test('PNG decoding: IDAT split over several chunks decodes; interlaced and corrupt-CRC PNGs go to sharp', async () => {
+  const { data, info } = await sharp(join(FIXTURES, 'cat.png')).resize(48, 40).raw().toBuffer({ resolveWithObject: true });
+  // Re-chunk a PNG's compressed pixels into IDAT chunks of 100 bytes, as some encoders write them.
+  const png = await sharp(data, { raw: info }).png().toBuffer();
+  const chunk = (type: string, body: Buffer) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(body.length);
+    head.write(type, 4, 'latin1');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])));
+    return Buffer.concat([head, body, crc]);
+  };
+  const parts: Buffer[] = [png.subarray(0, 8)];
+  const idat: Buffer[] = [];
+  for (let pos = 8; pos < png.length; pos += 12 + png.readUInt32BE(pos)) {
+    const type = png.toString('latin1', pos + 4, pos + 8);
+    const body = png.subarray(pos + 8, pos + 8 + png.readUInt32BE(pos));
+    if (type === 'IDAT') idat.push(body);
+    else if (type === 'IEND') {
+      const all = Buffer.concat(idat);
+      for (let k = 0; k < all.length; k += 100) parts.push(chunk('IDAT', all.subarray(k, k + 100)));
+      parts.push(chunk('IEND', body));
+    } else parts.push(png.subarray(pos, pos + 12 + body.length));
+  }
+  const split = Buffer.concat(parts);
+  assert.ok(split.length > png.length + 24, 'several IDAT chunks');
+  const decoded = decodeSmallPng(split)!;
+  const bySharp = await sharp(split).raw().toBuffer();
+  assert.equal(decoded.channels, 3);
+  assert.deepEqual(Buffer.from(decoded.data), bySharp);
+
+  const interlaced = await sharp(join(FIXTURES, 'cat.png')).resize(40, 30).png({ progressive: true }).toBuffer();
+  assert.equal(interlaced[28], 1);
+  assert.equal(decodeSmallPng(interlaced), null);
+
+  const corrupt = Buffer.from(split);
+  corrupt[60] ^= 0xff; // inside the first IDAT: its CRC no longer matches
+  assert.equal(decodeSmallPng(corrupt), null);
+  const [viaSharp] = await prepareBatch([new Uint8Array(corrupt)], mnistSpec, DEFAULT_MAX_INPUT_PIXELS);
+  assert.ok(viaSharp instanceof ImageDecodeError, 'sharp (libpng) refuses the corrupt chunk too');
 });
 
 test('JPEGs, large images and broken inputs take the sharp path; errors stay in place', async () => {
