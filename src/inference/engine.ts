@@ -444,7 +444,10 @@ export class OodEngine {
     }
     let index = 0;
     const emit = async (results: ImageResult[]) => {
-      for (const r of results) await onResult(r, index++);
+      for (const r of results) {
+        const pending = onResult(r, index++);
+        if (pending) await pending; // a synchronous callback costs no await per result
+      }
     };
     if (this.pipeline === 'sharded' && (running || !exhausted)) await this.runSharded(running ? this.shards : await this.startShards(), batches(), emit, withDetails, aborted);
     else await this.runPipelined(batches(), emit, withDetails, aborted);
@@ -452,12 +455,25 @@ export class OodEngine {
 
   private async *batchesOf(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, aborted: () => boolean): AsyncGenerator<ScoreInput[]> {
     let batch: ScoreInput[] = [];
-    for await (const input of inputs as AsyncIterable<ScoreInput>) {
-      if (aborted()) return;
-      batch.push(input);
-      if (batch.length >= this.batchSize) {
-        yield batch;
-        batch = [];
+    // A plain list is cut into batches without an await per item (`for await` would add one).
+    const items = Symbol.iterator in inputs ? inputs : (inputs as AsyncIterable<ScoreInput>);
+    if (Symbol.iterator in items) {
+      for (const input of items) {
+        batch.push(input);
+        if (batch.length >= this.batchSize) {
+          if (aborted()) return;
+          yield batch;
+          batch = [];
+        }
+      }
+    } else {
+      for await (const input of items) {
+        if (aborted()) return;
+        batch.push(input);
+        if (batch.length >= this.batchSize) {
+          yield batch;
+          batch = [];
+        }
       }
     }
     if (batch.length && !aborted()) yield batch;
