@@ -1,5 +1,5 @@
 /** Finding the images to score: files, folders (optionally recursive) and IDX archives, streamed in order. */
-import { opendir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
 import type { ScoreInput } from './engine';
@@ -17,11 +17,14 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
-/** Image files under a folder, sorted by name at each level, streamed (no full listing kept in memory). */
+/**
+ * Image files under a folder, sorted by name at each level, streamed: a level's listing is read at once (it
+ * has to be sorted anyway; one readdir for the level costs ~1 µs per entry, where iterating opendir's entries
+ * one by one cost ~5), and subfolders are listed only when reached.
+ */
 export async function* walkImages(dir: string, recursive: boolean, signal?: AbortSignal): AsyncGenerator<string> {
   const entries: { name: string; isDir: boolean }[] = [];
-  const handle = await opendir(dir);
-  for await (const entry of handle) {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (entry.name.startsWith('.')) continue;
     if (entry.isDirectory()) entries.push({ name: entry.name, isDir: true });
     else if ((entry.isFile() || entry.isSymbolicLink()) && isImagePath(entry.name)) entries.push({ name: entry.name, isDir: false });
