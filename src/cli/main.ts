@@ -58,6 +58,7 @@ export function engineOptions(values: Record<string, unknown>): EngineOptions {
     alpha: num('alpha', 0, 0.999999),
     batchSize: num('batch-size', 0, 4096, true),
     threads: num('threads', 0, 256, true),
+    onNotice: (message) => process.stderr.write(`ood-lens: note: ${message}\n`),
   };
 }
 

@@ -53,6 +53,11 @@ export interface EngineOptions {
    * 0 = all in-process.
    */
   preprocessWorkers?: number;
+  /**
+   * Told (once per distinct message) when scoring carries on in a slower way than asked: the scoring shards
+   * could not start, or a shard failed a batch that was then scored here. Results are unaffected.
+   */
+  onNotice?: (message: string) => void;
 }
 
 export interface ScoreDetails {
@@ -227,6 +232,18 @@ export class OodEngine {
   readonly batchCounts = { shards: 0, here: 0 };
   /** Why the scoring shards could not start (scoring then runs in-process), for diagnostics. */
   shardFailure: string | null = null;
+  private readonly onNotice?: (message: string) => void;
+  private readonly noticesGiven = new Set<string>();
+
+  private notice(message: string): void {
+    if (this.noticesGiven.has(message)) return;
+    this.noticesGiven.add(message);
+    try {
+      this.onNotice?.(message);
+    } catch {
+      // a listener's failure must not stop scoring
+    }
+  }
   private shards: ScoringShards | null = null;
   /** The input spec maps pixels to [0, 1] unnormalised: the VAE's feed is then the likelihood's target. */
   private readonly unitInput: boolean;
@@ -244,6 +261,7 @@ export class OodEngine {
     this.pipeline = options.pipeline;
     this.preprocessWorkers = options.preprocessWorkers;
     this.shardCount = Math.max(1, options.shards ?? Math.min(availableParallelism(), 4));
+    this.onNotice = options.onNotice;
     this.shardOptions = {
       pair: pair.manifestPath,
       alpha: this.alpha,
@@ -492,6 +510,7 @@ export class OodEngine {
   private async startShards(): Promise<ScoringShards | null> {
     this.shardsReady ??= ScoringShards.start(this.shardCount, this.shardOptions).catch((err: Error) => {
       this.shardFailure = err.message;
+      this.notice(`the scoring shards could not start (${err.message}); scoring on one thread instead, which is slower`);
       return null;
     });
     const shards = (this.shards = await this.shardsReady);
@@ -538,8 +557,9 @@ export class OodEngine {
       const { results, timings } = await shards.score(batch.map(workItem), withDetails);
       for (const stage of Object.keys(timings) as (keyof StageTimings)[]) this.timings[stage] += timings[stage];
       return results;
-    } catch {
+    } catch (err) {
       // A shard that failed or died must never stall scoring or drop the batch: score it here.
+      this.notice(`a scoring shard failed a batch (${(err as Error).message}); it was scored on the caller's thread instead`);
       return this.scoreHere(batch, withDetails);
     }
   }

@@ -182,7 +182,7 @@ export class EngineServer {
       if (old) await old.dispose().catch((err) => this.log('warn', `disposing the previous pair: ${message(err)}`));
       const started = Date.now();
       try {
-        this.engine = await OodEngine.create({ pair: config.pair || undefined, provider: config.provider, alpha: config.alpha, rule: config.rule, batchSize: config.batchSize });
+        this.engine = await OodEngine.create({ pair: config.pair || undefined, provider: config.provider, alpha: config.alpha, rule: config.rule, batchSize: config.batchSize, onNotice: (m) => this.log('warn', m) });
       } catch (err) {
         this.loadError = err instanceof Error ? err : new Error(String(err));
         throw err;

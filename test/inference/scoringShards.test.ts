@@ -96,8 +96,9 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     }
   });
 
-  test('a batch a shard fails is redone in-process, and a dead shard leaves the rest working', async () => {
-    const engine = await sharded();
+  test('a batch a shard fails is redone in-process (the user is told once), and a dead shard leaves the rest working', async () => {
+    const notices: string[] = [];
+    const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32, onNotice: (m) => notices.push(m) });
     try {
       assert.equal(await engine.startScoringShards(), true);
       assert.equal(engine.activeShards, 2);
@@ -106,11 +107,12 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
       // A shard that answers a batch with an error (or dies with it in hand): the batch is scored here.
       const score = shards.score.bind(shards);
       let calls = 0;
-      shards.score = (...args: unknown[]) => (++calls === 3 ? Promise.reject(new Error('shard crashed')) : score(...args));
+      shards.score = (...args: unknown[]) => (++calls === 3 || calls === 5 ? Promise.reject(new Error('shard crashed')) : score(...args));
       const got: ImageResult[] = [];
       await engine.scoreAll(inputs, (r) => void got.push(r));
-      assert.ok(calls > 3);
+      assert.ok(calls > 5);
       assertSameResults(got, reference);
+      assert.deepEqual(notices, ["a scoring shard failed a batch (shard crashed); it was scored on the caller's thread instead"]);
       // A shard that died (ended while idle: a thread stopped inside onnxruntime would take the process with it).
       shards.score = score;
       await shards.shards[0].worker.terminate();
@@ -120,6 +122,26 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
       await engine.scoreAll(inputs, (r) => void again.push(r));
       assertSameResults(again, reference);
     } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('shards that cannot start: scoring carries on in-process with the same results, and the user is told why', async () => {
+    const { ScoringShards } = await import('../../src/inference/scoringShards');
+    const start = ScoringShards.start;
+    ScoringShards.start = () => Promise.reject(new Error('no worker threads here'));
+    const notices: string[] = [];
+    const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32, onNotice: (m) => notices.push(m) });
+    try {
+      assert.equal(await engine.startScoringShards(), false);
+      const got: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void got.push(r));
+      assertSameResults(got, reference);
+      assert.equal(engine.activeShards, 0);
+      assert.equal(engine.shardFailure, 'no worker threads here');
+      assert.deepEqual(notices, ['the scoring shards could not start (no worker threads here); scoring on one thread instead, which is slower']);
+    } finally {
+      ScoringShards.start = start;
       await engine.dispose();
     }
   });
