@@ -27,11 +27,16 @@ function isPng(bytes: Uint8Array): boolean {
   return bytes.length > 33 && PNG_SIGNATURE.every((b, i) => bytes[i] === b) && String.fromCharCode(bytes[12], bytes[13], bytes[14], bytes[15]) === 'IHDR';
 }
 
-// CRC-32 of PNG chunks: Node's native one where it exists (20.15+), else pngjs's table-driven one.
-const crc32: (data: Uint8Array) => number =
-  (zlib as { crc32?: (data: Uint8Array) => number }).crc32 ??
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  ((data) => (require('pngjs/lib/crc') as { crc32(data: Uint8Array): number }).crc32(data) >>> 0);
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const pngjsCrc = require('pngjs/lib/crc') as { crc32(data: Uint8Array): number };
+
+/** pngjs's table-driven CRC-32, unsigned: for Node versions without `zlib.crc32` (before 20.15, as in older VS Code builds). */
+export function crc32Js(data: Uint8Array): number {
+  return pngjsCrc.crc32(data) >>> 0;
+}
+
+/** CRC-32 of PNG chunks: Node's native one where it exists, else pngjs's. */
+const crc32: (data: Uint8Array) => number = (zlib as { crc32?: (data: Uint8Array) => number }).crc32 ?? crc32Js;
 
 /** Channels as stored, by PNG colour type: grey, grey+alpha, RGB, RGBA (palettes take the sharp path). */
 const CHANNELS: Record<number, RawImage['channels']> = { 0: 1, 4: 2, 2: 3, 6: 4 };

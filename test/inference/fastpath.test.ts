@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { atlasPadding, decodeSmallPng, prepareBatch } from '../../src/inference/fastpath';
+import { atlasPadding, crc32Js, decodeSmallPng, prepareBatch } from '../../src/inference/fastpath';
 import { idxImages, readIdxFile } from '../../src/inference/idx';
 import type { InputSpec } from '../../src/inference/manifest';
 import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ModelImage, toModelImage } from '../../src/inference/preprocess';
@@ -96,6 +96,14 @@ test('PNG decoding: IDAT split over several chunks decodes; interlaced and corru
   assert.equal(decodeSmallPng(corrupt), null);
   const [viaSharp] = await prepareBatch([new Uint8Array(corrupt)], mnistSpec, DEFAULT_MAX_INPUT_PIXELS);
   assert.ok(viaSharp instanceof ImageDecodeError, 'sharp (libpng) refuses the corrupt chunk too');
+});
+
+test('the CRC-32 fallback for Node before 20.15 (older VS Code builds) equals Node\'s native one', () => {
+  let seed = 3;
+  for (const length of [0, 1, 13, 1000, 65536]) {
+    const data = Uint8Array.from({ length }, () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24);
+    assert.equal(crc32Js(data), crc32(data), `${length} bytes`);
+  }
 });
 
 test('JPEGs, large images and broken inputs take the sharp path; errors stay in place', async () => {
