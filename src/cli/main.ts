@@ -39,6 +39,9 @@ export const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** The engine's fallback notices (shards that could not start or failed a batch), on stderr. */
+export const printNotice = (message: string): void => void process.stderr.write(`ood-lens: note: ${message}\n`);
+
 export function engineOptions(values: Record<string, unknown>): EngineOptions {
   const provider = (values.provider ?? 'auto') as string;
   if (!['auto', 'cpu', 'cuda'].includes(provider)) throw new UsageError(`--provider must be auto, cpu or cuda (got "${provider}")`);
@@ -58,7 +61,7 @@ export function engineOptions(values: Record<string, unknown>): EngineOptions {
     alpha: num('alpha', 0, 0.999999),
     batchSize: num('batch-size', 0, 4096, true),
     threads: num('threads', 0, 256, true),
-    onNotice: (message) => process.stderr.write(`ood-lens: note: ${message}\n`),
+    onNotice: printNotice,
   };
 }
 

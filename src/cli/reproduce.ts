@@ -17,7 +17,7 @@ import { FASHION_MNIST_LIKE_STEPS, fashionMnistLike, MNIST_LIKE_STEPS, mnistLike
 import { writeFileAtomic } from '../inference/calibration';
 import { COMPRESSORS } from '../inference/complexity';
 import { collect } from './collect';
-import { UsageError } from './main';
+import { printNotice, UsageError } from './main';
 
 const compressorOf = (pair: string) => pairCompressor(loadPairManifest(builtInPairDir(pair)).manifest);
 
@@ -92,7 +92,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
   const md: string[] = ['# OOD Lens reproduction report', '', `Generated ${new Date().toISOString()} by \`npm run reproduce\`.`, ''];
 
   // 1–2. The MNIST pair on MNIST test and FashionMNIST test.
-  const mnistEngine = await OodEngine.create({ pair: builtInPairDir('mnist'), provider, onNotice: (m) => process.stderr.write(`ood-lens: note: ${m}\n`) });
+  const mnistEngine = await OodEngine.create({ pair: builtInPairDir('mnist'), provider, onNotice: printNotice });
   const info = mnistEngine.info;
   log(`pair ${info.name} (${info.backend}, ${info.provider}); scoring MNIST test…`);
   const mnist = await collect(mnistEngine, [files.mnist.images], { limit, progress: true });
@@ -162,7 +162,7 @@ export async function runReproduce(argv: string[]): Promise<number> {
   let reverseAcc: number | undefined;
   const fashionPairDir = builtInPairDir('fashion-mnist');
   if (existsSync(join(fashionPairDir, 'calibration.json'))) {
-    const fe = await OodEngine.create({ pair: fashionPairDir, provider, onNotice: (m) => process.stderr.write(`ood-lens: note: ${m}\n`) });
+    const fe = await OodEngine.create({ pair: fashionPairDir, provider, onNotice: printNotice });
     log('FashionMNIST pair: scoring FashionMNIST test and MNIST test…');
     const fIn = await collect(fe, [files.fashion.images], { limit, progress: true });
     const fOod = await collect(fe, [files.mnist.images], { limit, progress: true });

@@ -235,15 +235,6 @@ export class OodEngine {
   private readonly onNotice?: (message: string) => void;
   private readonly noticesGiven = new Set<string>();
 
-  private notice(message: string): void {
-    if (this.noticesGiven.has(message)) return;
-    this.noticesGiven.add(message);
-    try {
-      this.onNotice?.(message);
-    } catch {
-      // a listener's failure must not stop scoring
-    }
-  }
   private shards: ScoringShards | null = null;
   /** The input spec maps pixels to [0, 1] unnormalised: the VAE's feed is then the likelihood's target. */
   private readonly unitInput: boolean;
@@ -474,9 +465,8 @@ export class OodEngine {
   private async *batchesOf(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, aborted: () => boolean): AsyncGenerator<ScoreInput[]> {
     let batch: ScoreInput[] = [];
     // A plain list is cut into batches without an await per item (`for await` would add one).
-    const items = Symbol.iterator in inputs ? inputs : (inputs as AsyncIterable<ScoreInput>);
-    if (Symbol.iterator in items) {
-      for (const input of items) {
+    if (Symbol.iterator in inputs) {
+      for (const input of inputs) {
         batch.push(input);
         if (batch.length >= this.batchSize) {
           if (aborted()) return;
@@ -485,7 +475,7 @@ export class OodEngine {
         }
       }
     } else {
-      for await (const input of items) {
+      for await (const input of inputs) {
         if (aborted()) return;
         batch.push(input);
         if (batch.length >= this.batchSize) {
@@ -504,6 +494,17 @@ export class OodEngine {
    */
   async startScoringShards(): Promise<boolean> {
     return this.pipeline === 'sharded' && (await this.startShards()) !== null;
+  }
+
+  /** Tells `onNotice` that scoring fell back to a slower way, once per distinct message. */
+  private notice(message: string): void {
+    if (this.noticesGiven.has(message)) return;
+    this.noticesGiven.add(message);
+    try {
+      this.onNotice?.(message);
+    } catch {
+      // a listener's failure must not stop scoring
+    }
   }
 
   /** The shards, started on first use; null (scoring stays in-process) when they cannot start or all died. */
