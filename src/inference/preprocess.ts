@@ -94,7 +94,9 @@ export function describeSharpError(err: unknown): string {
   const message = (err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, '');
   if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
-  if (/premature end|truncated|unexpected end|not enough data|Read error/i.test(message)) return `image data is truncated or corrupt: ${message}`;
+  if (/premature end|truncated|unexpected end|not enough data|Read error|corrupt header/i.test(message)) return `image data is truncated or corrupt: ${message}`;
+  // libpng refusing the pixel data (a bad row filter) can reach sharp as a bare "Unknown error" (seen in the CLI).
+  if (/^unknown error$/i.test(message)) return `image data is corrupt (the decoder said: ${message})`;
   return `could not decode image: ${message}`;
 }
 

@@ -5,6 +5,7 @@ import type { InputSpec } from '../../src/inference/manifest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { ImageDecodeError, readChecked, readCheckedSync, toModelImage, toTensorData } from '../../src/inference/preprocess';
 import { tempDir } from '../helpers';
 
@@ -51,12 +52,28 @@ test('transparent pixels are flattened onto the manifest background', async () =
   assert.equal(onBlack.pixels[0], 0);
 });
 
+/** The PNG with its first row's filter type set to 9 (PNG defines 0–4), IDAT re-compressed with a valid CRC. */
+function withUnknownRowFilter(png: Buffer): Buffer {
+  let pos = 8;
+  while (png.toString('latin1', pos + 4, pos + 8) !== 'IDAT') pos += 12 + png.readUInt32BE(pos);
+  const length = png.readUInt32BE(pos);
+  const rows = inflateSync(png.subarray(pos + 8, pos + 8 + length));
+  rows[0] = 9;
+  const body = Buffer.concat([Buffer.from('IDAT', 'latin1'), deflateSync(rows)]);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length - 4);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([png.subarray(0, pos), head, body, crc, png.subarray(pos + 12 + length)]);
+}
+
 test('bad inputs give clear ImageDecodeErrors', async () => {
   const png = await halfWhite('png');
   const cases: [string, Buffer, RegExp][] = [
     ['empty', Buffer.alloc(0), /the file is empty/],
     ['text', Buffer.from('hello, not an image'), /not an image sharp can decode/],
     ['truncated png', png.subarray(0, Math.floor(png.length / 2)), /truncated or corrupt|could not decode/],
+    ['png with an unknown row filter type (valid CRCs)', withUnknownRowFilter(png), /image data is (truncated or )?corrupt/],
   ];
   for (const [what, bytes, expected] of cases) {
     await assert.rejects(toModelImage(bytes, grey32), (e: Error) => e instanceof ImageDecodeError && expected.test(e.message), what);
