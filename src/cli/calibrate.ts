@@ -37,7 +37,7 @@ export async function runCalibrate(argv: string[]): Promise<number> {
       count: ok.length,
       createdAt: new Date().toISOString(),
       compressor: engine.compressor,
-      vaeSamples: engine.pair.manifest.vae.samples ?? 0,
+      vaeSamples: engine.pair.manifest.vae?.samples ?? 0,
       scores: {
         elbo: ok.map((r) => r.elbo!),
         msp: ok.map((r) => r.msp!),

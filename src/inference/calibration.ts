@@ -43,8 +43,11 @@ export function readCalibration(path: string): Calibration {
     throw new CalibrationError(path, `cannot read calibration: ${(err as Error).message}`);
   }
   const elbo = data?.scores?.elbo;
-  if (data?.version !== 1 || !Array.isArray(elbo) || elbo.length === 0 || elbo.some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
-    throw new CalibrationError(path, 'not an OOD Lens calibration file (needs version 1 and a non-empty scores.elbo list of numbers)');
+  const msp = data?.scores?.msp;
+  const numbers = (xs: unknown) => Array.isArray(xs) && xs.every((v) => typeof v === 'number' && Number.isFinite(v));
+  // A classifier-only pair (no VAE) has no ELBOs: its calibration holds the classifier's scores alone.
+  if (data?.version !== 1 || !numbers(elbo) || !numbers(msp ?? []) || (elbo.length === 0 && !msp?.length)) {
+    throw new CalibrationError(path, 'not an OOD Lens calibration file (needs version 1 and non-empty score lists of numbers: scores.elbo, or scores.msp for a classifier-only pair)');
   }
   // Sorted once here so every p-value is a binary search.
   for (const key of Object.keys(data.scores) as (keyof CalibrationScores)[]) data.scores[key]?.sort((a, b) => a - b);
@@ -112,18 +115,21 @@ export interface VerdictResult {
  * p_S below 0.45α, or p_MSP below 0.1α. Without S (a calibration or compressor that has none), a rule
  * that uses it is the ELBO test alone; without a calibrated MSP, `all` leaves that test and its share out.
  */
-export function decide(calibration: Calibration | undefined, elbo: number, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
+export function decide(calibration: Calibration | undefined, elbo: number | null, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
   if (!calibration) return { verdict: 'uncalibrated', pValue: null, pValues: { elbo: null, complexity: null, confidence: null }, firedBy: [], rule, thresholds: {} };
   const cs = calibration.scores.complexity;
   const cm = calibration.scores.msp;
   const pValues = {
-    elbo: lowerTailPValue(calibration.scores.elbo, elbo),
+    elbo: elbo !== null && calibration.scores.elbo.length ? lowerTailPValue(calibration.scores.elbo, elbo) : null,
     complexity: cs && cs.length && complexity !== null ? upperTailPValue(cs, complexity) : null,
     confidence: cm && cm.length && msp !== null ? lowerTailPValue(cm, msp) : null,
   };
   // Without S, a rule that uses it is the ELBO test alone; without a calibrated MSP, `all` drops that test.
   const effective: VerdictRule = rule !== 'elbo' && pValues.complexity === null ? 'elbo' : rule;
-  const shares = (Object.entries(ALPHA_SHARES[effective]) as [TestName, number][]).filter(([test]) => pValues[test] !== null);
+  // A classifier-only pair (no VAE scores) has the confidence test alone, with all of α.
+  const classifierOnly = pValues.elbo === null && pValues.complexity === null;
+  const shares = classifierOnly ? ([['confidence', 1]] as [TestName, number][]).filter(([test]) => pValues[test] !== null) : (Object.entries(ALPHA_SHARES[effective]) as [TestName, number][]).filter(([test]) => pValues[test] !== null);
+  if (!shares.length) return { verdict: 'uncalibrated', pValue: null, pValues, firedBy: [], rule, thresholds: {} };
   const firedBy: TestName[] = [];
   const thresholds: Partial<Record<TestName, number>> = {};
   let pValue = 1;

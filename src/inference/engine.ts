@@ -5,7 +5,7 @@
 import { type Calibration, decide, type TestName, type Verdict, type VerdictRule } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore, loadCompressor } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
-import { type Layout, pairCompressor } from './manifest';
+import { isUnitScaling, pairCompressor, type ResolvedScaling } from './manifest';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { availableParallelism } from 'node:os';
 import { prepareBatch } from './fastpath';
@@ -63,8 +63,8 @@ export interface EngineOptions {
 export interface ScoreDetails {
   /** The 8-bit image the models saw (after resize/inversion), H×W×C. */
   modelInput: ModelImage;
-  /** The decoder's mean image, 8-bit, same shape as modelInput. */
-  reconstruction: Uint8Array;
+  /** The decoder's mean image, 8-bit, same shape as modelInput; null for a classifier-only pair. */
+  reconstruction: Uint8Array | null;
   probabilities: number[];
 }
 
@@ -157,7 +157,7 @@ function errorResult(path: string, message: string): ImageResult {
  */
 function checkCalibrationMatches(pair: LoadedPair, compressor: Compressor): void {
   const cal = pair.calibration;
-  const samples = pair.manifest.vae.samples ?? 0;
+  const samples = pair.manifest.vae?.samples ?? 0;
   // A sampled ELBO sits below the posterior-mean one: compared with the other's calibration, false alarms
   // drift (measured 1.4% instead of 0.88% at α = 0.01 with K = 16 on the MNIST pair).
   if (cal?.vaeSamples !== undefined && cal.vaeSamples !== samples) {
@@ -208,7 +208,8 @@ export interface StageTimings {
 
 interface ModelOutputs {
   classifierOut: Record<string, FloatTensor>;
-  vaeOut: Awaited<ReturnType<OodEngine['runVae']>>;
+  /** null for a classifier-only pair. */
+  vaeOut: Awaited<ReturnType<OodEngine['runVae']>> | null;
   bits: number[] | null;
 }
 
@@ -247,8 +248,7 @@ export class OodEngine {
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.useComplexity = options.complexity ?? true;
     this.compressor = pairCompressor(pair.manifest);
-    const { range = [0, 1], mean, std } = pair.manifest.input;
-    this.unitInput = range[0] === 0 && range[1] === 1 && !mean && !std;
+    this.unitInput = isUnitScaling(pair.scaling.vae);
     this.pipeline = options.pipeline;
     this.preprocessWorkers = options.preprocessWorkers;
     this.shardCount = Math.max(1, options.shards ?? Math.min(availableParallelism(), 4));
@@ -588,13 +588,15 @@ export class OodEngine {
     return result;
   }
 
-  private batchTensor(images: ModelImage[], layout: Layout, unit = false): FloatTensor {
+  /** One model's batch tensor, made with that model's scaling (`unit`: pixels in [0, 1], the likelihood's target). */
+  private batchTensor(images: ModelImage[], scaling: ResolvedScaling, unit = false): FloatTensor {
     const spec = this.pair.manifest.input;
     const { width, height, channels } = spec;
+    const layout = scaling.layout;
     const size = width * height * channels;
     const data = new Float32Array(images.length * size);
-    const unitSpec = { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined };
-    images.forEach((img, i) => toTensorData(img, unit ? unitSpec : spec, layout, data, i * size));
+    const tensorSpec = unit ? { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined } : { ...spec, ...scaling };
+    images.forEach((img, i) => toTensorData(img, tensorSpec, layout, data, i * size));
     const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels];
     return { data, dims };
   }
@@ -613,11 +615,12 @@ export class OodEngine {
   private async runModels(images: ModelImage[]): Promise<ModelOutputs> {
     const p = this.pair;
     const n = images.length;
-    const classifierFeed = this.batchTensor(images, p.classifierLayout);
-    const sameLayout = p.vaeLayout === p.classifierLayout;
-    const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
-    // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
-    const target = this.unitInput ? vaeFeed : this.batchTensor(images, p.vaeLayout, true);
+    const sc = p.scaling;
+    const classifierFeed = this.batchTensor(images, sc.classifier);
+    const sameScaling = JSON.stringify(sc.vae) === JSON.stringify(sc.classifier);
+    const vaeFeed = sameScaling ? classifierFeed : this.batchTensor(images, sc.vae);
+    // The likelihood's target is the input in [0, 1]: the VAE's own feed when its scaling maps to it.
+    const target = this.unitInput ? vaeFeed : this.batchTensor(images, sc.vae, true);
     const t = this.timings;
     const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();
@@ -629,7 +632,7 @@ export class OodEngine {
     };
     // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
     const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]));
-    const vaeOut = await timed('vae', () => this.runVae(vaeFeed, target, n));
+    const vaeOut = p.manifest.vae ? await timed('vae', () => this.runVae(vaeFeed, target, n)) : null;
     const start = performance.now();
     const bits = this.useComplexity ? images.map((img) => img.complexityBits ?? complexityBits(img, this.compressor)) : null;
     t.complexity += performance.now() - start;
@@ -646,14 +649,15 @@ export class OodEngine {
       throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${m.classifier.labels.length} labels`);
     }
     const dims = m.input.width * m.input.height * m.input.channels;
-    const vaeScores = vaeOut.perImage();
+    // A classifier-only pair has no VAE scores: ELBO, its parts and S(x) stay null.
+    const vaeScores = vaeOut?.perImage() ?? null;
     return images.map((img, i) => {
-      const v = vaeScores[i];
-      if (!Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
+      const v = vaeScores?.[i] ?? null;
+      if (v && !Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
       const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
-      const cBits = bits ? bits[i] : null;
-      const cScore = cBits !== null ? complexityCorrectedScore(v.elbo, cBits) : null;
-      const verdict = decide(p.calibration, v.elbo, cScore, this.alpha, this.rule, cs.msp);
+      const cBits = bits && v ? bits[i] : null;
+      const cScore = cBits !== null && v ? complexityCorrectedScore(v.elbo, cBits) : null;
+      const verdict = decide(p.calibration, v?.elbo ?? null, cScore, this.alpha, this.rule, cs.msp);
       const result: ImageResult = {
         path: paths[i],
         prediction: cs.prediction,
@@ -661,11 +665,11 @@ export class OodEngine {
         msp: cs.msp,
         entropy: cs.entropy,
         energy: cs.energy,
-        elbo: v.elbo,
-        reconstructionLogLik: v.logLik,
-        kl: v.kl,
-        elboBitsPerDim: S.bitsPerDim(v.elbo, dims),
-        logPxBound: v.logPxBound,
+        elbo: v?.elbo ?? null,
+        reconstructionLogLik: v?.logLik ?? null,
+        kl: v?.kl ?? null,
+        elboBitsPerDim: v ? S.bitsPerDim(v.elbo, dims) : null,
+        logPxBound: v?.logPxBound ?? null,
         complexityBits: cBits,
         complexityScore: cScore,
         pValue: verdict.pValue,
@@ -675,7 +679,7 @@ export class OodEngine {
         error: null,
       };
       if (withDetails) {
-        result.details = { modelInput: img, reconstruction: vaeOut.reconstruction(i, img), probabilities: Array.from(cs.probabilities) };
+        result.details = { modelInput: img, reconstruction: vaeOut?.reconstruction(i, img) ?? null, probabilities: Array.from(cs.probabilities) };
       }
       return result;
     });
@@ -683,7 +687,7 @@ export class OodEngine {
 
   /** Log-likelihood of x (one image, `dims` values) under the decoder output (and log-scales) at `offset`. */
   private logLik(x: Float32Array, out: Float32Array, offset: number, dims: number, logScale: Float32Array | null): number {
-    const v = this.pair.manifest.vae;
+    const v = this.pair.manifest.vae!;
     const kind = v.reconstructionKind;
     switch (v.likelihood.type) {
       case 'discretized-logistic':
@@ -701,7 +705,7 @@ export class OodEngine {
 
   private toDisplay(out: Float32Array, offset: number, dims: number, image: ModelImage): Uint8Array {
     // Decoder mean as an 8-bit image in H×W×C order (the VAE output follows the VAE's layout).
-    const kind = this.pair.manifest.vae.reconstructionKind;
+    const kind = this.pair.manifest.vae!.reconstructionKind;
     const { width, height, channels } = image;
     const plane = width * height;
     const pixels = new Uint8Array(plane * channels);
@@ -717,7 +721,7 @@ export class OodEngine {
 
   private async runVae(feed: FloatTensor, target: FloatTensor, n: number) {
     const p = this.pair;
-    const v = p.manifest.vae;
+    const v = p.manifest.vae!;
     const dims = target.data.length / n;
     const samples = v.samples ?? 0;
     if (p.vae && samples === 0) {
@@ -752,7 +756,7 @@ export class OodEngine {
    */
   private async runSampledVae(feed: FloatTensor, target: FloatTensor, n: number, k: number) {
     const p = this.pair;
-    const v = p.manifest.vae;
+    const v = p.manifest.vae!;
     const enc = v.encoder!;
     const dec = v.decoder!;
     const dims = target.data.length / n;

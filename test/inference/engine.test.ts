@@ -50,7 +50,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
     const r = await engine.scoreOne({ path: join(FIXTURES, 'astronaut.png') });
     assert.equal(r.verdict, 'out-of-distribution');
     assert.equal(r.details!.modelInput.pixels.length, 32 * 32);
-    assert.equal(r.details!.reconstruction.length, 32 * 32);
+    assert.equal(r.details!.reconstruction!.length, 32 * 32);
     assert.equal(r.details!.probabilities.length, 10);
   });
 
