@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { OodEngine, type EngineOptions } from '../inference/engine';
-import { expandInputs } from '../inference/files';
+import { countSubfolders, expandInputs } from '../inference/files';
 import { ManifestError } from '../inference/manifest';
 import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
 import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
@@ -90,6 +90,7 @@ async function runScore(argv: string[]): Promise<number> {
     const summary = counter.summary(engine.info);
     await writer.end(summary);
     if (values.out) process.stderr.write(`wrote ${summary.count} results to ${resolve(values.out)}\n`);
+    if (summary.count === 0 && !values.recursive) await hintRecursive(positionals);
     if (controller.signal.aborted) {
       process.stderr.write(`interrupted after ${summary.count} images\n`);
       return 130;
@@ -102,6 +103,14 @@ async function runScore(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     await engine.dispose();
+  }
+}
+
+/** "0 images" from folders that only hold subfolders: say why, and what to add. */
+async function hintRecursive(positionals: string[]): Promise<void> {
+  for (const p of positionals) {
+    const subfolders = await countSubfolders(resolve(p));
+    if (subfolders) process.stderr.write(`ood-lens: note: ${p} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
   }
 }
 

@@ -105,7 +105,8 @@ export interface PairInfo {
   rule: VerdictRule;
 }
 
-export type ScoreInput = { path: string; source?: ImageSource };
+/** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */
+export type ScoreInput = { path: string; source?: ImageSource; error?: string };
 
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 
@@ -119,6 +120,7 @@ const SHARD_MIN_BATCHES = 16;
 
 /** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
 function workItem(input: ScoreInput): WorkItem {
+  if (input.error !== undefined) return { path: input.path, error: input.error };
   if (!input.source) return { path: input.path };
   return isRawImage(input.source) ? { path: input.path, raw: input.source } : { path: input.path, bytes: new Uint8Array(input.source) };
 }
@@ -324,6 +326,7 @@ export class OodEngine {
 
   /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
   async readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
+    if (input.error !== undefined) throw new ImageDecodeError(input.error);
     if (input.source) return inMemory(input.source);
     return readChecked(input.path, this.maxFileBytes);
   }
@@ -335,6 +338,7 @@ export class OodEngine {
   async scoreBatchInThisThread(inputs: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
     let start = performance.now();
     const sources = inputs.map((input) => {
+      if (input.error !== undefined) return new ImageDecodeError(input.error);
       if (input.source) return inMemory(input.source);
       try {
         return readCheckedSync(input.path, this.maxFileBytes);

@@ -11,9 +11,9 @@ import { type Compressor, complexityBits, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, OodEngine, ScoreInput, StageTimings } from './engine';
 import { prepareBatch } from './fastpath';
 import type { InputSpec } from './manifest';
-import { readCheckedSync, type RawImage } from './preprocess';
+import { ImageDecodeError, readCheckedSync, type RawImage } from './preprocess';
 
-export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array };
+export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array } | { path: string; error: string };
 
 export interface PreprocessRequest {
   kind: 'prepare';
@@ -47,6 +47,7 @@ export type ShardResponse = { id: number; error: string } | { id: number; opened
 async function prepare(req: PreprocessRequest): Promise<{ response: PreprocessResponse; transfer: ArrayBuffer[] }> {
   // Synchronous reads: this thread has nothing else to do meanwhile, and they cost a quarter of async ones.
   const sources = req.items.map((item) => {
+    if ('error' in item) return new ImageDecodeError(item.error);
     if ('raw' in item) return item.raw;
     if ('bytes' in item) return item.bytes;
     try {
@@ -83,7 +84,7 @@ async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<Sha
   if (!shardEngine) throw new Error('this shard has no pair loaded');
   const engine = await shardEngine;
   const before = { ...engine.timings };
-  const inputs: ScoreInput[] = req.items.map((item) => ('raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path }));
+  const inputs: ScoreInput[] = req.items.map((item) => ('error' in item ? { path: item.path, error: item.error } : 'raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path }));
   const results = await engine.scoreBatchInThisThread(inputs, req.withDetails);
   const timings = Object.fromEntries(Object.entries(engine.timings).map(([k, v]) => [k, v - before[k as keyof StageTimings]])) as unknown as StageTimings;
   return { id: req.id, results, timings };
