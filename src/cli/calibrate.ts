@@ -6,6 +6,7 @@ import { type Calibration, writeCalibration, writeFileAtomic } from '../inferenc
 import { OodEngine } from '../inference/engine';
 import { resolveManifestPath } from '../inference/manifest';
 import { builtInPairDir } from '../inference/pair';
+import { tooSmallProblem } from '../inference/calibrationCheck';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './main';
 
@@ -29,7 +30,9 @@ export async function runCalibrate(argv: string[]): Promise<number> {
     const results = await collect(engine, positionals, { offset, limit, progress: true });
     const ok = results.filter((r) => r.verdict !== 'error');
     const failed = results.length - ok.length;
-    if (ok.length < 20) throw new UsageError(`only ${ok.length} images could be scored; calibration needs at least 20 (a few thousand is better)`);
+    // As many scores as the rule needs to ever reject at α (the smallest p-value with n scores is 1/(n+1)).
+    const tooSmall = tooSmallProblem({ elbo: ok.length, msp: ok.length, complexity: ok.every((r) => r.complexityScore !== null) ? ok.length : 0 }, engine.rule, engine.alpha);
+    if (tooSmall) throw new UsageError(`only ${ok.length} images could be scored: ${tooSmall}`);
     const calibration: Calibration = {
       version: 1,
       pair: engine.info.name,

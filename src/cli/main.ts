@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { OodEngine, type EngineOptions } from '../inference/engine';
 import { countSubfolders, expandInputs } from '../inference/files';
+import { terminalText } from '../inference/safeText';
 import { ManifestError } from '../inference/manifest';
 import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
 import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
@@ -110,7 +111,7 @@ async function runScore(argv: string[]): Promise<number> {
 async function hintRecursive(positionals: string[]): Promise<void> {
   for (const p of positionals) {
     const subfolders = await countSubfolders(resolve(p));
-    if (subfolders) process.stderr.write(`ood-lens: note: ${p} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
+    if (subfolders) process.stderr.write(`ood-lens: note: ${terminalText(p)} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
   }
 }
 
@@ -157,11 +158,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ood-lens: ${(err as Error).message}\n\n${USAGE}\n`);
       return 1;
     }
+    // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
     if (err instanceof ManifestError) {
-      process.stderr.write(`ood-lens: ${err.message}\n`);
+      process.stderr.write(`ood-lens: ${terminalText(err.message, true)}\n`);
       return 1;
     }
-    process.stderr.write(`ood-lens: ${(err as Error).message}\n`);
+    process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
     return 1;
   }
 }

@@ -5,7 +5,8 @@
 import { type Calibration, decide, type TestName, type Verdict, type VerdictRule } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore, loadCompressor } from './complexity';
 import type { ExecutionProviderSetting, FloatTensor } from './backends/types';
-import { type Layout, pairCompressor } from './manifest';
+import { type Layout, pairCompressor, resolveIn } from './manifest';
+import { tooSmallProblem } from './calibrationCheck';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { availableParallelism } from 'node:os';
 import { prepareBatch } from './fastpath';
@@ -173,6 +174,17 @@ function checkCalibrationMatches(pair: LoadedPair, compressor: Compressor): void
   }
 }
 
+/**
+ * A calibration too small for the rule to ever reject at α (the smallest p-value is 1/(n+1)) would call
+ * every image in-distribution: refuse the pair, naming the minimum.
+ */
+function checkCalibrationCanReject(pair: LoadedPair, rule: VerdictRule, alpha: number): void {
+  const cal = pair.calibration;
+  if (!cal) return;
+  const problem = tooSmallProblem({ elbo: cal.scores.elbo.length, complexity: cal.scores.complexity?.length, msp: cal.scores.msp?.length }, rule, alpha);
+  if (problem) throw new Error(`${pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath}: ${problem}`);
+}
+
 /** Small deterministic PRNG (mulberry32) + Box–Muller: the same posterior samples for every run. */
 function gaussianStream(seed: number): () => number {
   let a = seed >>> 0;
@@ -283,6 +295,8 @@ export class OodEngine {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
       checkCalibrationMatches(pair, compressor);
+      // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
+      if (!options.calibration) checkCalibrationCanReject(pair, options.rule ?? 'all', options.alpha ?? 0.01);
     } catch (err) {
       await disposePair(pair);
       throw err;

@@ -5,6 +5,7 @@
 import { BoundedReadError, readBounded, readBoundedSync } from './boundedRead';
 import sharp, { type ResizeOptions, type Sharp } from 'sharp';
 import type { InputSpec } from './manifest';
+import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
 export const DEFAULT_MAX_INPUT_PIXELS = 64 * 1024 * 1024;
@@ -63,12 +64,16 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
   const background = spec.background ?? '#ffffff';
   let pipeline: Sharp;
   try {
+    // SVG renders in one native call nothing can interrupt: it runs in a child process under the time limit.
+    if (!isRawImage(source) && looksLikeSvg(source)) source = await rasterizeSvg(source, maxInputPixels);
     if (isRawImage(source)) {
       pipeline = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels });
     } else {
       if (source.length === 0) throw new ImageDecodeError('the file is empty');
       pipeline = sharp(source, { limitInputPixels: maxInputPixels, failOn: 'error', animated: false, sequentialRead: true });
     }
+    // Raster decoding and resizing under the same per-image limit (libvips checks it as it works).
+    pipeline = pipeline.timeout({ seconds: Math.max(1, Math.ceil(imageTimeLimitMs() / 1000)) });
     pipeline = pipeline.rotate().flatten({ background });
     pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
     pipeline = pipeline.resize(resizeOptions(spec));
@@ -91,6 +96,7 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
 export function describeSharpError(err: unknown): string {
   // libvips messages often end in a dangling ':' or newline.
   const message = (err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, '');
+  if (/^timeout/i.test(message)) return `decoding took longer than the per-image time limit (${Math.max(1, Math.ceil(imageTimeLimitMs() / 1000))} s) and was stopped`;
   if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
   if (/premature end|truncated|unexpected end|not enough data|Read error|corrupt header/i.test(message)) return `image data is truncated or corrupt: ${message}`;
