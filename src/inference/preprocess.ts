@@ -5,7 +5,7 @@
 import { BoundedReadError, readBounded, readBoundedSync } from './boundedRead';
 import sharp, { type ResizeOptions, type Sharp } from 'sharp';
 import type { InputSpec } from './manifest';
-import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg } from './svgRaster';
+import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
 export const DEFAULT_MAX_INPUT_PIXELS = 64 * 1024 * 1024;
@@ -88,6 +88,7 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
     return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
   } catch (err) {
     if (err instanceof ImageDecodeError) throw err;
+    if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
     throw new ImageDecodeError(describeSharpError(err));
   }
 }

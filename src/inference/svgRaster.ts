@@ -7,7 +7,22 @@
  * sharp's own `timeout` (see preprocess.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { ImageDecodeError, type RawImage } from './preprocess';
+
+/** Pixels from the renderer (RGBA). */
+export interface SvgPixels {
+  width: number;
+  height: number;
+  channels: 4;
+  data: Uint8Array;
+}
+
+/** A refusal in words (preprocess.ts makes it the image's ImageDecodeError as it is). */
+export class SvgRenderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SvgRenderError';
+  }
+}
 
 /** Per-image time limit in milliseconds (OOD_LENS_IMAGE_TIME_LIMIT_MS overrides it, e.g. in tests). */
 export function imageTimeLimitMs(): number {
@@ -64,7 +79,7 @@ class SvgRasterizer {
       const failed = (why: string) => () => {
         clearTimeout(startTimer);
         if (this.child === ready) this.child = null;
-        reject(new ImageDecodeError(`could not start the SVG renderer (${why})`));
+        reject(new SvgRenderError(`could not start the SVG renderer (${why})`));
       };
       const startTimer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -87,17 +102,17 @@ class SvgRasterizer {
   }
 
   /** One SVG at a time: the deadline counts from when this image's rendering starts. */
-  rasterize(bytes: Uint8Array, maxPixels: number, limitMs: number): Promise<RawImage> {
+  rasterize(bytes: Uint8Array, maxPixels: number, limitMs: number): Promise<SvgPixels> {
     const run = this.queue.then(() => this.renderOne(bytes, maxPixels, limitMs));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async renderOne(bytes: Uint8Array, maxPixels: number, limitMs: number): Promise<RawImage> {
+  private async renderOne(bytes: Uint8Array, maxPixels: number, limitMs: number): Promise<SvgPixels> {
     const starting = (this.child ??= this.start());
     const child = await starting;
     const id = this.nextId++;
-    return new Promise<RawImage>((resolvePromise, reject) => {
+    return new Promise<SvgPixels>((resolvePromise, reject) => {
       const finish = () => {
         clearTimeout(timer);
         child.off('message', onMessage);
@@ -107,18 +122,18 @@ class SvgRasterizer {
         if (reply.id !== id) return;
         finish();
         if (reply.error !== undefined) reject(new Error(reply.error));
-        else resolvePromise({ width: reply.width!, height: reply.height!, channels: reply.channels as RawImage['channels'], data: new Uint8Array(reply.data!) });
+        else resolvePromise({ width: reply.width!, height: reply.height!, channels: 4, data: new Uint8Array(reply.data!) });
       };
       const onExit = () => {
         finish();
-        reject(new ImageDecodeError('could not decode the SVG image (its renderer stopped)'));
+        reject(new SvgRenderError('could not decode the SVG image (its renderer stopped)'));
       };
       const timer = setTimeout(() => {
         finish();
         // The render cannot be interrupted: end the process that runs it.
         child.kill('SIGKILL');
         if (this.child === starting) this.child = null;
-        reject(new ImageDecodeError(`decoding took longer than the per-image time limit (${limitMs / 1000} s) and was stopped; the SVG is too costly to render (nested <use> elements or filters?)`));
+        reject(new SvgRenderError(`decoding took longer than the per-image time limit (${limitMs / 1000} s) and was stopped; the SVG is too costly to render (nested <use> elements or filters?)`));
       }, limitMs);
       child.on('message', onMessage);
       child.on('exit', onExit);
@@ -135,7 +150,7 @@ class SvgRasterizer {
 let shared: SvgRasterizer | undefined;
 
 /** Rasterises an SVG to RGBA pixels under the per-image time limit; a render past it is killed and refused. */
-export function rasterizeSvg(bytes: Uint8Array, maxPixels: number, limitMs = imageTimeLimitMs()): Promise<RawImage> {
+export function rasterizeSvg(bytes: Uint8Array, maxPixels: number, limitMs = imageTimeLimitMs()): Promise<SvgPixels> {
   shared ??= new SvgRasterizer();
   return shared.rasterize(bytes, maxPixels, limitMs);
 }
