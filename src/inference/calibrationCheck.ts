@@ -77,3 +77,14 @@ export function tooSmallProblem(lengths: Partial<Record<'elbo' | 'complexity' | 
     `calibrate on at least ${c.minimum} held-out images (a few thousand is better), or use a larger α`
   );
 }
+
+/**
+ * Refuses a calibration too small for the rule to ever reject at α: it would call every image
+ * in-distribution. `source` (the calibration file) starts the message.
+ */
+export function checkCalibrationCanReject(calibration: { scores: { elbo: readonly number[]; complexity?: readonly number[]; msp?: readonly number[] } } | undefined, source: string, rule: VerdictRule, alpha: number): void {
+  if (!calibration) return;
+  const { elbo, complexity, msp } = calibration.scores;
+  const problem = tooSmallProblem({ elbo: elbo.length, complexity: complexity?.length, msp: msp?.length }, rule, alpha);
+  if (problem) throw new Error(`${source}: ${problem}`);
+}

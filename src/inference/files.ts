@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { describeFsError } from './boundedRead';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
-import type { ImageResult, ScoreInput } from './engine';
+import type { ScoreInput } from './engineTypes';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif', '.heic', '.heif', '.jp2', '.svg'];
 
@@ -25,19 +25,6 @@ export interface ListedFile {
   path: string;
   /** Why this path cannot be scored (set for listing problems only). */
   error?: string;
-}
-
-/**
- * The error record for a listing problem, for callers that list first and score later (the extension's
- * folder scoring); the engine makes the same record from a ScoreInput carrying `error`. Kept here so that
- * the extension host does not load the engine module to build it.
- */
-export function listingErrorRecord(path: string, error: string): ImageResult {
-  return {
-    path, prediction: null, label: null, msp: null, entropy: null, energy: null, elbo: null, reconstructionLogLik: null, kl: null,
-    elboBitsPerDim: null, logPxBound: null, complexityBits: null, complexityScore: null, pValue: null,
-    pValues: { elbo: null, complexity: null, confidence: null }, firedBy: [], verdict: 'error', error,
-  };
 }
 
 /** A file name's bytes as text, each byte that is not valid UTF-8 shown as \xNN (so the name stays distinct). */

@@ -5,13 +5,14 @@
  */
 import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
-import { listingErrorRecord, walkImages } from '../inference/files';
+import { errorResult } from '../inference/engineTypes';
+import { walkImages } from '../inference/files';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore } from './scoreStore';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 export function registerFolderScoring(context: vscode.ExtensionContext, services: Services): void {
   scoreStore(services);
@@ -68,7 +69,7 @@ async function listImages(folder: string, token: vscode.CancellationToken, onCou
   try {
     for await (const p of walkImages(folder, true, ac.signal)) {
       if (p.error !== undefined) {
-        problems.push(listingErrorRecord(p.path, p.error));
+        problems.push(errorResult(p.path, p.error));
         continue;
       }
       out.push(p.path);
