@@ -6,6 +6,7 @@ import { type Calibration, writeCalibration, writeFileAtomic } from '../inferenc
 import { OodEngine } from '../inference/engine';
 import { resolveIn, resolveManifestPath } from '../inference/manifest';
 import { builtInPairDir } from '../inference/pair';
+import { tooSmallProblem } from '../inference/calibrationCheck';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
@@ -30,12 +31,15 @@ export async function runCalibrate(argv: string[]): Promise<number> {
     const results = await collect(engine, positionals, { offset, limit, progress: true });
     const ok = results.filter((r) => r.verdict !== 'error');
     const failed = results.length - ok.length;
-    if (ok.length < 20) {
+    if (ok.length === 0 || (ok.length < 20 && failed > 0)) {
       // Not a usage problem: say why the images failed (the first few reasons), not how to call the command.
       const reasons = [...new Set(results.filter((r) => r.verdict === 'error').map((r) => r.error))].slice(0, 3);
-      throw new Error(`only ${ok.length} of ${results.length} images could be scored; calibration needs at least 20 (a few thousand is better)${reasons.length ? `. Why: ${reasons.join('; ')}` : results.length === 0 ? '. No images were found in ' + positionals.join(', ') : ''}`);
+      throw new Error(`only ${ok.length} of ${results.length} images could be scored; calibration needs a few thousand${reasons.length ? `. Why: ${reasons.join('; ')}` : results.length === 0 ? '. No images were found in ' + positionals.join(', ') : ''}`);
     }
     const withVae = !!engine.pair.manifest.vae;
+    // As many scores as the rule needs to ever reject at α (the smallest p-value with n scores is 1/(n+1)).
+    const tooSmall = tooSmallProblem({ elbo: withVae ? ok.length : 0, msp: ok.length, complexity: withVae && ok.every((r) => r.complexityScore !== null) ? ok.length : 0 }, engine.rule, engine.alpha);
+    if (tooSmall) throw new UsageError(`only ${ok.length} images could be scored: ${tooSmall}`);
     const calibration: Calibration = {
       version: 1,
       pair: engine.info.name,

@@ -191,7 +191,14 @@ export class BatchScorer {
     return images.map((img, i) => {
       const v = vaeScores?.[i] ?? null;
       if (v && !Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
-      const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
+      if (v && v.logPxBound !== null && !Number.isFinite(v.logPxBound)) return errorResult(paths[i], `the VAE produced a non-finite log p(x) bound (${v.logPxBound}); the model output is invalid`);
+      const row = logits.data.subarray(i * classes, (i + 1) * classes);
+      // A NaN or ±Infinity output would otherwise become prediction 0 with a NaN MSP, which every test passes.
+      const bad = row.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) return errorResult(paths[i], `the classifier produced a non-finite output (${row[bad]} for class ${m.classifier.labels[bad] ?? bad}); the model output is invalid`);
+      const cs = S.classifierScores(row, m.classifier.outputKind);
+      const derived = ([['MSP', cs.msp], ['entropy', cs.entropy], ['energy', cs.energy]] as const).find(([, x]) => !Number.isFinite(x));
+      if (derived) return errorResult(paths[i], `the classifier's output gives a non-finite ${derived[0]} (${derived[1]}); the model output is invalid (are outputKind and the model's outputs the same kind?)`);
       const cBits = bits && v ? bits[i] : null;
       const cScore = cBits !== null && v ? complexityCorrectedScore(v.elbo, cBits) : null;
       const verdict = decide(p.calibration, v?.elbo ?? null, cScore, this.options.alpha, this.options.rule, cs.msp);

@@ -8,9 +8,10 @@ import { availableParallelism } from 'node:os';
 import { BatchScheduler } from './batchScheduler';
 import { BatchScorer, checkCalibrationMatches } from './batchScoring';
 import type { VerdictRule } from './calibration';
+import { checkCalibrationCanReject } from './calibrationCheck';
 import { type Compressor, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor } from './manifest';
+import { pairCompressor, resolveIn } from './manifest';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
 
@@ -75,6 +76,8 @@ export class OodEngine {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
       checkCalibrationMatches(pair, compressor);
+      // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
+      if (!options.calibration) checkCalibrationCanReject(pair.calibration, pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath, options.rule ?? 'all', options.alpha ?? 0.01);
     } catch (err) {
       await disposePair(pair);
       throw err;
