@@ -102,7 +102,18 @@ export interface FitResult {
   heldOutFalseAlarmRate: number;
   /** Classifier accuracy on the check part, when the data has labels (IDX labels beside the images, manifest labels). */
   heldOutAccuracy: number | null;
+  /** Check images flagged out-of-distribution at alpha. */
+  checkOod: number;
+  /** Each detector's scores on the calibration and check parts (for histograms), with its direction. */
+  heldOutScores: HeldOutScores[];
   seconds: number;
+}
+
+export interface HeldOutScores {
+  detector: 'msp' | 'elbo' | 'complexity';
+  direction: 'low-is-ood' | 'high-is-ood';
+  calibration: number[];
+  check: number[];
 }
 
 /** Model format from the path: .onnx, or a TF.js model.json (or its folder) whose "format" says which. */
@@ -525,6 +536,10 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     }
     const heldOutFalseAlarmRate = checkIdx.length ? alarms / checkIdx.length : 0;
     const heldOutAccuracy = labelled ? correct / labelled : null;
+    const checkResults = checkIdx.map((i) => results[i]!);
+    const heldOutScores: HeldOutScores[] = [{ detector: 'msp', direction: 'low-is-ood', calibration: calibration.scores.msp, check: checkResults.map((r) => r.msp!) }];
+    if (manifest.vae) heldOutScores.push({ detector: 'elbo', direction: 'low-is-ood', calibration: calibration.scores.elbo, check: checkResults.map((r) => r.elbo!) });
+    if (calibration.scores.complexity) heldOutScores.push({ detector: 'complexity', direction: 'high-is-ood', calibration: calibration.scores.complexity, check: checkResults.map((r) => r.complexityScore!) });
     if (heldOutAccuracy !== null) {
       decide_(`classifier accuracy on the held-out check part: ${(100 * heldOutAccuracy).toFixed(2)}% of ${labelled} labelled images${heldOutAccuracy < 0.5 ? ' — far below what a working classifier gets: check the input scaling (--range, --mean, --std) and the labels' : ''}`);
     }
@@ -576,6 +591,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       alpha,
       heldOutFalseAlarmRate,
       heldOutAccuracy,
+      checkOod: alarms,
+      heldOutScores,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {

@@ -264,6 +264,16 @@ export function normaliseKerasTopology(topology: unknown): void {
   }
 }
 
+const NO_INPUT_SHAPE = 'declares no input shape (a Sequential model whose first layer has no batch_input_shape); save it with an input shape: tf.keras.Input(shape=…) as its first layer, or inputShape on the first layer in TensorFlow.js';
+
+/** A Sequential topology that says nowhere what its input is (tfjs would fail with a bare "must get an inputShape"). */
+function sequentialWithoutInputShape(topology: unknown): boolean {
+  const t = topology as { class_name?: string; config?: { layers?: { config?: Record<string, unknown> }[] } | unknown[] };
+  if (t?.class_name !== 'Sequential' || !t.config || Array.isArray(t.config)) return false;
+  const first = t.config.layers?.[0]?.config;
+  return !!first && first.batch_input_shape === undefined && first.input_shape === undefined;
+}
+
 class TfjsRunner implements ModelRunner {
   readonly backend: string;
   readonly provider: string;
@@ -365,7 +375,10 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
   const file = modelJsonPath(path);
   // Read and validate everything before touching TensorFlow.js, so a broken model never half-loads.
   const modelJson = readModelJson(file, format);
-  if (format === 'tfjs-layers') normaliseKerasTopology(modelJson.modelTopology);
+  if (format === 'tfjs-layers') {
+    normaliseKerasTopology(modelJson.modelTopology);
+    if (sequentialWithoutInputShape(modelJson.modelTopology)) throw new ModelError(file, NO_INPUT_SHAPE);
+  }
   const [specs, data] = readWeights(file, modelJson.weightsManifest);
   let rt: TfjsRuntime;
   try {
@@ -385,7 +398,7 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
       const m = await tf.loadLayersModel(handler);
       if (!m.inputs?.length) {
         m.dispose();
-        throw new ModelError(file, 'declares no input shape (a Sequential model whose first layer has no batch_input_shape); save it with an input shape: tf.keras.Input(shape=…) as its first layer, or inputShape on the first layer in TensorFlow.js');
+        throw new ModelError(file, NO_INPUT_SHAPE);
       }
       return new TfjsRunner(file, rt, { kind: 'layers', m });
     }
