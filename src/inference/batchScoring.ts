@@ -197,7 +197,8 @@ export class BatchScorer {
       const bad = row.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) return errorResult(paths[i], `the classifier produced a non-finite output (${row[bad]} for class ${m.classifier.labels[bad] ?? bad}); the model output is invalid`);
       const cs = S.classifierScores(row, m.classifier.outputKind);
-      const derived = ([['MSP', cs.msp], ['entropy', cs.entropy], ['energy', cs.energy]] as const).find(([, x]) => !Number.isFinite(x));
+      // Energy is null (not computed) for a classifier that outputs probabilities: only a computed score can be invalid.
+      const derived = ([['MSP', cs.msp], ['entropy', cs.entropy], ['energy', cs.energy]] as const).find(([, x]) => x !== null && !Number.isFinite(x));
       if (derived) return errorResult(paths[i], `the classifier's output gives a non-finite ${derived[0]} (${derived[1]}); the model output is invalid (are outputKind and the model's outputs the same kind?)`);
       const cBits = bits && v ? bits[i] : null;
       const cScore = cBits !== null && v ? complexityCorrectedScore(v.elbo, cBits) : null;
