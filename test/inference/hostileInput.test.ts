@@ -248,10 +248,13 @@ describe('calibration size (item 3)', () => {
     assert.equal(minimumScoresFor(0.5 * 0.01), 200);
     assert.equal(minimumScoresFor(0.01), 100);
     assert.equal(minimumScoresFor(0.1 * 0.01), 1000);
-    assert.deepEqual(rejectionCheck({ elbo: 221, complexity: 221, msp: 221 }, 'all', 0.01).canReject, false);
-    assert.deepEqual(rejectionCheck({ elbo: 222, complexity: 222, msp: 222 }, 'all', 0.01).canReject, true);
+    assert.deepEqual(rejectionCheck({ elbo: 221, complexity: 221, confidence: 221 }, 'all', 0.01).canReject, false);
+    assert.deepEqual(rejectionCheck({ elbo: 222, complexity: 222, confidence: 222 }, 'all', 0.01).canReject, true);
+    // Rule `pair` uses the manifest's shares (without any, `all`).
+    assert.equal(rejectionCheck({ elbo: 150, complexity: 150, knn: 150 }, 'pair', 0.01, { knn: 0.7, elbo: 0.3 }).canReject, true);
+    assert.equal(rejectionCheck({ elbo: 150, complexity: 150, knn: 150 }, 'pair', 0.01).canReject, false);
     // Without complexity scores a rule that uses them is the ELBO test alone (share 1).
-    assert.deepEqual(rejectionCheck({ elbo: 100, msp: 100 }, 'all', 0.01), { canReject: true, minimum: 100, rule: 'elbo', count: 100 });
+    assert.deepEqual(rejectionCheck({ elbo: 100, confidence: 100 }, 'all', 0.01), { canReject: true, minimum: 100, rule: 'elbo', count: 100 });
   });
 
   test('a pair calibrated on 27 images is refused with the minimum for its rule and α', { skip: skipNoPair, timeout: 60_000 }, async () => {
