@@ -1,12 +1,14 @@
 /** `ood-lens calibrate`: score held-out in-distribution images and store their score distributions. */
 import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Calibration, writeCalibration, writeFileAtomic } from '../inference/calibration';
 import { OodEngine } from '../inference/engine';
-import { resolveManifestPath } from '../inference/manifest';
+import { pairShares, resolveManifestPath } from '../inference/manifest';
 import { resultOodScore } from '../inference/oodDetectors';
 import { builtInPairDir } from '../inference/pair';
+import { countsOf, tooSmallProblem } from '../inference/calibrationCheck';
+import { confinedPath } from '../inference/boundedRead';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
@@ -23,6 +25,10 @@ export async function runCalibrate(argv: string[]): Promise<number> {
   if (!(limit > 0)) throw new UsageError('--limit must be a positive integer');
   const pairLocation = values.pair ?? builtInPairDir();
   const manifestPath = resolveManifestPath(pairLocation);
+  // The manifest may only point inside its own folder (a pair must not read files elsewhere).
+  if (values.out && confinedPath(dirname(manifestPath), relative(dirname(manifestPath), resolve(values.out))) === null) {
+    throw new UsageError(`--out must be a file inside the pair folder ${dirname(manifestPath)} (the manifest may only point at files inside its folder)`);
+  }
   // Calibrate from a clean slate: the pair's old calibration must not influence anything.
   const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: [0], msp: [0] } };
   const engine = await OodEngine.create({ ...engineOptions(values), pair: pairLocation, calibration: placeholder });
@@ -30,7 +36,11 @@ export async function runCalibrate(argv: string[]): Promise<number> {
     const results = await collect(engine, positionals, { offset, limit, progress: true });
     const ok = results.filter((r) => r.verdict !== 'error');
     const failed = results.length - ok.length;
-    if (ok.length < 20) throw new UsageError(`only ${ok.length} images could be scored; calibration needs at least 20 (a few thousand is better)`);
+    // As many scores as the rule needs to ever reject at α (the smallest p-value with n scores is 1/(n+1)).
+    const withComplexity = ok.every((r) => r.complexityScore !== null);
+    const counts = countsOf((t) => (t === 'complexity' ? (withComplexity ? ok.length : 0) : t === 'elbo' || t === 'confidence' || engine.detectors.some((d) => d.test === t) ? ok.length : 0));
+    const tooSmall = tooSmallProblem(counts, engine.rule, engine.alpha, pairShares(engine.pair.manifest));
+    if (tooSmall) throw new UsageError(`only ${ok.length} images could be scored: ${tooSmall}`);
     const calibration: Calibration = {
       version: 1,
       pair: engine.info.name,

@@ -6,7 +6,8 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { OodEngine } from '../inference/engine';
-import { expandInputs } from '../inference/files';
+import { countSubfolders, expandInputs } from '../inference/files';
+import { terminalText } from '../inference/safeText';
 import { ManifestError } from '../inference/manifest';
 import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
 import { runCalibrate } from './calibrate';
@@ -53,6 +54,7 @@ async function runScore(argv: string[]): Promise<number> {
     const summary = counter.summary(engine.info);
     await writer.end(summary);
     if (values.out) process.stderr.write(`wrote ${summary.count} results to ${resolve(values.out)}\n`);
+    if (summary.count === 0 && !values.recursive) await hintRecursive(positionals);
     if (controller.signal.aborted) {
       process.stderr.write(`interrupted after ${summary.count} images\n`);
       return 130;
@@ -65,6 +67,14 @@ async function runScore(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     await engine.dispose();
+  }
+}
+
+/** "0 images" from folders that only hold subfolders: say why, and what to add. */
+async function hintRecursive(positionals: string[]): Promise<void> {
+  for (const p of positionals) {
+    const subfolders = await countSubfolders(resolve(p));
+    if (subfolders) process.stderr.write(`ood-lens: note: ${terminalText(p)} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
   }
 }
 
@@ -111,11 +121,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ood-lens: ${(err as Error).message}\n\n${USAGE}\n`);
       return 1;
     }
+    // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
     if (err instanceof ManifestError) {
-      process.stderr.write(`ood-lens: ${err.message}\n`);
+      process.stderr.write(`ood-lens: ${terminalText(err.message, true)}\n`);
       return 1;
     }
-    process.stderr.write(`ood-lens: ${(err as Error).message}\n`);
+    process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
     return 1;
   }
 }

@@ -25,6 +25,7 @@ const SHARD_MIN_BATCHES = 16;
 
 /** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
 function workItem(input: ScoreInput): WorkItem {
+  if (input.error !== undefined) return { path: input.path, error: input.error };
   if (!input.source) return { path: input.path };
   return isRawImage(input.source) ? { path: input.path, raw: input.source } : { path: input.path, bytes: new Uint8Array(input.source) };
 }
@@ -99,6 +100,7 @@ export class BatchScheduler {
 
   /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
   async readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
+    if (input.error !== undefined) throw new ImageDecodeError(input.error);
     if (input.source) return inMemory(input.source);
     return readChecked(input.path, this.maxFileBytes);
   }
@@ -110,6 +112,7 @@ export class BatchScheduler {
   async scoreBatchInThisThread(inputs: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
     let start = performance.now();
     const sources = inputs.map((input) => {
+      if (input.error !== undefined) return new ImageDecodeError(input.error);
       if (input.source) return inMemory(input.source);
       try {
         return readCheckedSync(input.path, this.maxFileBytes);

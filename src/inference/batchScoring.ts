@@ -218,6 +218,9 @@ export class BatchScorer {
     return images.map((img, i) => {
       const v = vaeScores[i];
       if (!Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
+      if (v.logPxBound !== null && !Number.isFinite(v.logPxBound)) return errorResult(paths[i], `the VAE produced a non-finite log p(x) bound (${v.logPxBound}); the model output is invalid`);
+      const problem = this.nonFiniteOutput(logits.data, classes, features?.data, featureDims, i, cs[i]);
+      if (problem) return errorResult(paths[i], problem);
       const c = cs[i];
       const cBits = bits ? bits[i] : null;
       const oodScores: Partial<Record<TestName, number | null>> = {};
@@ -250,6 +253,27 @@ export class BatchScorer {
       }
       return result;
     });
+  }
+
+  /**
+   * Why image i's classifier outputs cannot be scored: a NaN or ±Infinity logit (or feature) would otherwise
+   * become prediction 0 with a NaN MSP that every test passes — a silent "in-distribution".
+   */
+  private nonFiniteOutput(logits: Float32Array, classes: number, features: Float32Array | undefined, featureDims: number, i: number, c: S.ClassifierScores): string | null {
+    const labels = this.pair.manifest.classifier.labels;
+    for (let k = 0; k < classes; k++) {
+      const x = logits[i * classes + k];
+      if (!Number.isFinite(x)) return `the classifier produced a non-finite output (${x} for class ${labels[k] ?? k}); the model output is invalid`;
+    }
+    if (features) {
+      for (let k = 0; k < featureDims; k++) {
+        const x = features[i * featureDims + k];
+        if (!Number.isFinite(x)) return `the classifier's features output "${this.pair.names.features}" has a non-finite value (${x}); the model output is invalid`;
+      }
+    }
+    const derived = ([['MSP', c.msp], ['entropy', c.entropy], ['energy', c.energy ?? 0]] as const).find(([, x]) => !Number.isFinite(x));
+    if (derived) return `the classifier's output gives a non-finite ${derived[0]} (${derived[1]}); the model output is invalid (are outputKind and the model's outputs the same kind?)`;
+    return null;
   }
 
   /** Log-likelihood of x (one image, `dims` values) under the decoder output (and log-scales) at `offset`. */

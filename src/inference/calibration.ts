@@ -2,7 +2,10 @@
  * Calibration: each score's distribution on held-out in-distribution images, and the conformal p-values
  * computed against it. p = (1 + #{calibration scores at least as extreme}) / (n + 1).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { LIMITS, readBoundedTextSync } from './boundedRead';
+import { calibrationScoreProblems } from './calibrationCheck';
+import { jsonSyntaxProblem } from './jsonText';
 import type { Compressor } from './complexity';
 import { ALPHA_SHARES, type AlphaShares, ruleShares, TEST_NAMES, type TestName, type VerdictRule } from './rules';
 
@@ -80,12 +83,22 @@ export class CalibrationError extends Error {
 }
 
 export function readCalibration(path: string): Calibration {
+  let text: string;
+  try {
+    text = readBoundedTextSync(path, { maxBytes: LIMITS.calibrationBytes, what: 'calibration file' });
+  } catch (err) {
+    throw new CalibrationError(path, `cannot read calibration: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+  }
   let data: Calibration;
   try {
-    data = JSON.parse(readFileSync(path, 'utf8')) as Calibration;
+    data = JSON.parse(text) as Calibration;
   } catch (err) {
-    throw new CalibrationError(path, `cannot read calibration: ${(err as Error).message}`);
+    // The parser's own message quotes the file's first characters: never repeat the content.
+    throw new CalibrationError(path, `cannot read calibration: ${jsonSyntaxProblem(err, text)}`);
   }
+  // Each list's first bad entry by index and type (never its value), before the shape check below.
+  const problems = data?.version === 1 && data.scores && typeof data.scores === 'object' ? calibrationScoreProblems(data.scores) : [];
+  if (problems.length) throw new CalibrationError(path, problems.join('; '));
   const lists = data?.scores && typeof data.scores === 'object' ? Object.entries(data.scores) : [];
   const bad = lists.find(([, v]) => v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isFinite(x))));
   if (data?.version !== 1 || !Array.isArray(data.scores?.elbo) || !lists.some(([, v]) => Array.isArray(v) && v.length > 0) || bad) {

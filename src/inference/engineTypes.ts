@@ -105,7 +105,8 @@ export interface PairInfo {
   shares?: AlphaShares;
 }
 
-export type ScoreInput = { path: string; source?: ImageSource };
+/** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */
+export type ScoreInput = { path: string; source?: ImageSource; error?: string };
 
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 
