@@ -153,6 +153,31 @@ export class BatchScorer {
     }
   }
 
+  /**
+   * The classifier alone on one batch: its penultimate features (the pair must expose them) and predictions.
+   */
+  async features(images: ModelImage[]): Promise<{ features: Float32Array; dims: number; predictions: Int32Array }> {
+    const p = this.pair;
+    if (!p.names.features) throw new Error(`${p.manifestPath}: the classifier's features are not exposed (load the engine with features: true)`);
+    const n = images.length;
+    const start = performance.now();
+    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.classifierLayout) }, [p.names.classifierOutput, p.names.features]);
+    this.timings.classifier += performance.now() - start;
+    const logits = out[p.names.classifierOutput].data;
+    const classes = logits.length / n;
+    if (classes !== p.manifest.classifier.labels.length) throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${p.manifest.classifier.labels.length} labels`);
+    const features = out[p.names.features].data;
+    const dims = features.length / n;
+    if (!Number.isInteger(dims) || dims < 1) throw new Error(`${p.classifier.source}: the features output "${p.names.features}" has ${features.length} values for ${n} images`);
+    const predictions = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
+      predictions[i] = best;
+    }
+    return { features, dims, predictions };
+  }
+
   /** Both models on one batch, and the complexity of images that do not carry it yet. */
   private async runModels(images: ModelImage[]): Promise<ModelOutputs> {
     const p = this.pair;
