@@ -161,7 +161,7 @@ export class BatchScorer {
     if (!p.names.features) throw new Error(`${p.manifestPath}: the classifier's features are not exposed (load the engine with features: true)`);
     const n = images.length;
     const start = performance.now();
-    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.classifierLayout) }, [p.names.classifierOutput, p.names.features]);
+    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.scaling.classifier) }, [p.names.classifierOutput, p.names.features]);
     this.timings.classifier += performance.now() - start;
     const logits = out[p.names.classifierOutput].data;
     const classes = logits.length / n;
