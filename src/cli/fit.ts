@@ -136,6 +136,7 @@ export async function runFit(argv: string[]): Promise<number> {
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
   let lastProgress = 0;
+  let lastPhase = '';
   try {
     const result = await fitPair({
       ...options,
@@ -143,11 +144,14 @@ export async function runFit(argv: string[]): Promise<number> {
       onDecision: (line) => process.stdout.write(`${line}\n`),
       onNotice: (message) => process.stderr.write(`ood-lens: note: ${message}\n`),
       onProgress: (p) => {
+        // Counted phases (fitting, scoring) at most once a second and at their end; the others once each.
         const now = Date.now();
-        if (p.phase !== 'scoring' || now - lastProgress > 1000 || p.done === p.total) {
+        const counted = p.phase === 'scoring' || p.phase === 'fitting detectors';
+        if (counted ? p.total > 0 && (now - lastProgress > 1000 || p.done === p.total) : p.phase !== lastPhase) {
           lastProgress = now;
-          process.stderr.write(p.phase === 'scoring' ? `fit: scoring ${p.done} of ${p.total} images\n` : `fit: ${p.phase}…\n`);
+          process.stderr.write(counted ? `fit: ${p.phase} ${p.done} of ${p.total} images\n` : `fit: ${p.phase}…\n`);
         }
+        lastPhase = p.phase;
       },
     });
     process.stdout.write(`wrote ${result.manifestPath} (${result.seconds.toFixed(1)} s). Score images with: ood-lens score --pair ${options.out} <images>\n`);
