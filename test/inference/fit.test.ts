@@ -38,12 +38,12 @@ describe('fitPair', () => {
         signal: controller.signal,
         onProgress: (p) => {
           if (phases.at(-1) !== p.phase) phases.push(p.phase);
-          if (p.phase === 'scoring') controller.abort();
+          if (p.phase === 'fitting detectors') controller.abort();
         },
       }),
       (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
     );
-    assert.deepEqual(phases, ['reading models', 'listing images', 'scoring']);
+    assert.deepEqual(phases, ['reading models', 'listing images', 'fitting detectors']);
     assert.deepEqual(readdirSync(out), []);
   });
 
