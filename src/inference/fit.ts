@@ -625,7 +625,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       seed,
       method: 'mulberry32 Fisher–Yates shuffle of the images in listing order (folders by name, IDX by index); the first `fit` go to fit, the next `calibration` to calibration, the rest to check',
       parts: {
-        fit: wanted.filter((i) => partOf[i] === 0).map((i) => shortPath(items[i].input.path, dataBase)),
+        fit: items.map((_, i) => i).filter((i) => partOf[i] === 0).map((i) => shortPath(items[i].input.path, dataBase)),
         calibration: items.map((_, i) => i).filter((i) => partOf[i] === 1).map((i) => shortPath(items[i].input.path, dataBase)),
         check: items.map((_, i) => i).filter((i) => partOf[i] === 2).map((i) => shortPath(items[i].input.path, dataBase)),
       },
