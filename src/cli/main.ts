@@ -21,10 +21,17 @@ const USAGE = `ood-lens — is your image classifier answering about something i
 Usage:
   ood-lens score <file|folder|idx>... [--pair DIR] [--recursive] [--format table|json|csv] [--out FILE]
                  [--provider auto|cpu|cuda] [--alpha A] [--rule pair|all|both|elbo|complexity] [--fail-on-ood]
-  ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N]
+  ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N] [--out FILE]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
+  ood-lens fit --classifier <model> [--vae <model> | --encoder <m> --decoder <m>] --data <folder|idx|manifest>
+               --out <dir> [--range LO,HI] [--mean M[,M,M]] [--std S[,S,S]] [--labels a,b,…]   (ood-lens fit --help)
   ood-lens reproduce [--out DIR]
   ood-lens info [--pair DIR]
+
+Options of score, calibrate, eval and info:
+  --batch-size N   images per model run (default 64). Models with a fixed batch size need no flag: OOD Lens
+                   runs them in chunks of their own size.
+  --threads N      onnxruntime threads per model (default: the engine's choice).
 
 Without --pair the built-in MNIST pair (models/mnist) is used.
 Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-distribution found (--fail-on-ood).`;
@@ -102,6 +109,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runCalibrate(rest);
       case 'eval':
         return await runEval(rest);
+      case 'fit': {
+        const { runFit } = await import('./fit');
+        return await runFit(rest);
+      }
       case 'reproduce': {
         const { runReproduce } = await import('./reproduce');
         return await runReproduce(rest);

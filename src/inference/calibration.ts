@@ -183,7 +183,11 @@ export function decideTests(calibration: Calibration | undefined, oodScores: Par
   // `pair` on a pair without a detector list is `all`, with all's fallbacks.
   let effective: VerdictRule = rule === 'pair' && !(pairShares && Object.keys(pairShares).length) ? 'all' : rule;
   if (effective !== 'pair' && effective !== 'elbo' && pValues.complexity === null) effective = 'elbo';
-  const shares = (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]).filter(([test, share]) => share > 0 && pValues[test] != null);
+  // A classifier-only pair (no ELBO, no S) under a fixed rule: the confidence test with all of α.
+  const classifierOnly = effective !== 'pair' && pValues.elbo === null && pValues.complexity === null;
+  const shares = classifierOnly ? ([['confidence', 1]] as [TestName, number][]).filter(([test]) => pValues[test] != null) : (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]).filter(([test, share]) => share > 0 && pValues[test] != null);
+  // No test applies (nothing calibrated for what this image has): never a silent "in-distribution".
+  if (!shares.length) return { verdict: 'uncalibrated', pValue: null, pValues, firedBy: [], rule: effective, thresholds: {} };
   const firedBy: TestName[] = [];
   const thresholds: Partial<Record<TestName, number>> = {};
   let pValue = 1;
@@ -200,6 +204,6 @@ export function decideTests(calibration: Calibration | undefined, oodScores: Par
  * The verdict from the three classic scores (kept for callers that have only these): `elbo` — p_elbo < α;
  * `complexity` — p_S < α; `both` — either below α/2; `all` — p_elbo or p_S below 0.45α, or p_MSP below 0.1α.
  */
-export function decide(calibration: Calibration | undefined, elbo: number, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
-  return decideTests(calibration, { elbo: -elbo, complexity, confidence: msp === null ? null : -msp }, alpha, rule);
+export function decide(calibration: Calibration | undefined, elbo: number | null, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
+  return decideTests(calibration, { elbo: elbo === null ? null : -elbo, complexity, confidence: msp === null ? null : -msp }, alpha, rule);
 }

@@ -63,7 +63,10 @@ export function rejectionCheck(counts: Partial<Record<TestName, number>>, rule: 
   if (effective !== 'pair' && effective !== 'elbo' && !counts.complexity) effective = 'elbo';
   let best: { minimum: number; count: number } | null = null;
   let canReject = false;
-  for (const [test, share] of Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]) {
+  // A classifier-only pair (no ELBO, no S) under a fixed rule: the confidence test has all of α (as decideTests).
+  const classifierOnly = effective !== 'pair' && !counts.elbo && !counts.complexity;
+  const shares = classifierOnly ? ([['confidence', 1]] as [TestName, number][]) : (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]);
+  for (const [test, share] of shares) {
     const count = counts[test] ?? 0;
     if (!count || !(share > 0)) continue;
     const minimum = minimumScoresFor(share * alpha);

@@ -17,6 +17,17 @@ import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
 
+export interface FeatureBatch {
+  /** count × dims features of the inputs that could be read, in input order. */
+  features: Float32Array;
+  dims: number;
+  /** The classifier's predicted class for each of them. */
+  predictions: Int32Array;
+  /** Each one's index in the input sequence. */
+  indices: Int32Array;
+  errors: { index: number; path: string; message: string }[];
+}
+
 export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, StageTimings } from './engineTypes';
 
 export class OodEngine {
@@ -172,6 +183,39 @@ export class OodEngine {
   /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
   readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
     return this.scheduler.readSource(input);
+  }
+
+  /**
+   * The classifier's penultimate features for each input, batch by batch in input order (create the engine
+   * with `features: true` when the pair does not use features yet). Unreadable inputs are reported in
+   * `errors` with their index in the input sequence and left out of `features`.
+   */
+  async extractFeatures(
+    inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>,
+    onBatch: (batch: FeatureBatch) => void | Promise<void>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    let seen = 0;
+    await this.scheduler.forEachPrepared(
+      inputs,
+      async (paths, prepared) => {
+        const first = seen;
+        seen += paths.length;
+        const ok: ModelImage[] = [];
+        const indices: number[] = [];
+        const errors: FeatureBatch['errors'] = [];
+        prepared.forEach((img, i) => {
+          if (img instanceof Error) errors.push({ index: first + i, path: paths[i], message: img.message });
+          else {
+            ok.push(img);
+            indices.push(first + i);
+          }
+        });
+        const out = ok.length ? await this.scorer.features(ok) : { features: new Float32Array(0), dims: 0, predictions: new Int32Array(0) };
+        await onBatch({ ...out, indices: Int32Array.from(indices), errors });
+      },
+      options.signal,
+    );
   }
 
   /**

@@ -58,7 +58,8 @@ export interface ScoreDetails {
   /** The 8-bit image the models saw (after resize/inversion), H×W×C. */
   modelInput: ModelImage;
   /** The decoder's mean image, 8-bit, same shape as modelInput. */
-  reconstruction: Uint8Array;
+  /** null for a classifier-only pair. */
+  reconstruction: Uint8Array | null;
   probabilities: number[];
 }
 
