@@ -16,3 +16,9 @@ test('onnxruntime-node\'s install script (a CUDA download from outside the regis
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
   assert.equal(pkg.allowScripts?.['onnxruntime-node'], false);
 });
+
+test('every dependency install script is reviewed in allowScripts (else npm install ends with a warning)', () => {
+  const r = spawnSync('npm', ['install-scripts', 'ls'], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0 && /Unknown command|not a known command/i.test(r.stderr + r.stdout)) return; // npm without allowScripts
+  assert.match(r.stdout + r.stderr, /No packages with unreviewed install scripts/);
+});
