@@ -1,6 +1,6 @@
 /** Finding the images to score: files, folders (optionally recursive) and IDX archives, streamed in order. */
 import { readdir, stat } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
 import type { ScoreInput } from './engine';
 
@@ -40,22 +40,38 @@ export async function* walkImages(dir: string, recursive: boolean, signal?: Abor
 }
 
 /**
+ * A score input with where it came from: `arg` is the index of the command-line argument, `key` the input's
+ * path relative to that argument ('/'-separated; a file argument's own name; `name#i` for an IDX entry). The
+ * key names the input the same way on every machine: `--shard` hashes it, `--resume` and `merge` match on it.
+ */
+export interface ListedInput extends ScoreInput {
+  arg: number;
+  key: string;
+}
+
+function keyOf(root: string, path: string): string {
+  const rel = relative(root, path);
+  return sep === '/' ? rel : rel.split(sep).join('/');
+}
+
+/**
  * Every argument becomes score inputs: a folder → its images; an IDX file → one raw image per entry
  * (path `file#index`); any other path → itself (so a missing or broken file becomes an error record).
  */
-export async function* expandInputs(args: string[], options: ListOptions = {}): AsyncGenerator<ScoreInput> {
-  for (const arg of args) {
-    const path = resolve(arg);
+export async function* expandInputs(args: string[], options: ListOptions = {}): AsyncGenerator<ListedInput> {
+  for (let arg = 0; arg < args.length; arg++) {
+    const path = resolve(args[arg]);
+    const name = basename(path);
     let isDir = false;
     try {
       isDir = (await stat(path)).isDirectory();
     } catch {
-      yield { path };
+      yield { path, arg, key: name };
       continue;
     }
     if (isDir) {
       try {
-        for await (const file of walkImages(path, options.recursive ?? false, options.signal)) yield { path: file };
+        for await (const file of walkImages(path, options.recursive ?? false, options.signal)) yield { path: file, arg, key: keyOf(path, file) };
       } catch (err) {
         options.onProblem?.(path, (err as Error).message);
       }
@@ -65,13 +81,13 @@ export async function* expandInputs(args: string[], options: ListOptions = {}): 
         images = idxImages(readIdxFile(path), path);
       } catch (err) {
         options.onProblem?.(path, (err as Error).message);
-        yield { path };
+        yield { path, arg, key: name };
         continue;
       }
       for (let i = 0; i < images.count; i++) {
         if (options.signal?.aborted) return;
-        yield { path: `${path}#${i}`, source: { width: images.width, height: images.height, channels: 1, data: images.image(i) } };
+        yield { path: `${path}#${i}`, arg, key: `${name}#${i}`, source: { width: images.width, height: images.height, channels: 1, data: images.image(i) } };
       }
-    } else yield { path };
+    } else yield { path, arg, key: name };
   }
 }
