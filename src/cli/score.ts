@@ -187,7 +187,7 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
   const onExit = () => removeTempFiles();
   process.on('exit', onExit);
 
-  // Inputs of this shard not yet done, each with its origin; origins wait in order for their results.
+  // Inputs of this shard not yet done, each with its origin.
   const waiting: PlannedInput[] = [];
   let planFailure: Error | null = null;
   const emit = (r: ImageResult, p: PlannedInput) => {
@@ -196,34 +196,66 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
     if ('givenLabel' in origin) origin.possibleLabelError = isLabelDisagreement(origin.givenLabel ?? null, r, info.labels);
     writer.add(r, origin);
   };
-  const flushProblems = () => {
-    while (waiting.length && waiting[0].problem) {
-      const p = waiting.shift()!;
-      emit(problemResult(p.input.path, p.problem!), p);
-    }
-  };
-  async function* engineInputs(): AsyncGenerator<ScoreInput> {
+  const planned = async function* (): AsyncGenerator<PlannedInput> {
     try {
       for await (const p of planInputs(options.positionals, options.manifest, options.recursive, controller.signal)) {
         if (!inShard(p.origin.key, options.shard)) continue;
         if (resumed.done.size && resumed.done.has(inputIdentity(p.origin as InputOrigin & { row?: number }))) continue;
-        waiting.push(p);
-        if (!p.problem) yield p.input;
+        yield p;
       }
     } catch (err) {
       planFailure = err as Error;
     }
-  }
+  };
   let interrupted = false;
   try {
-    await engine.scoreAll(engineInputs(), (r) => {
-      flushProblems();
-      emit(r, waiting.shift()!);
-    }, { signal: controller.signal });
-    if (!controller.signal.aborted) flushProblems();
+    if (!options.manifest) {
+      // Files and folders: one stream into the engine; origins wait in order for their results.
+      async function* engineInputs(): AsyncGenerator<ScoreInput> {
+        for await (const p of planned()) {
+          waiting.push(p);
+          yield p.input;
+        }
+      }
+      await engine.scoreAll(engineInputs(), (r) => emit(r, waiting.shift()!), { signal: controller.signal });
+    } else {
+      // A manifest's rows without a usable path are error records that never reach the engine. They are put
+      // in place between the engine's results segment by segment: the engine takes its inputs batch by batch
+      // and reports a batch only once it has the next, so a long run of such rows could otherwise pile up.
+      const SEGMENT_ROWS = 16384;
+      let segment: PlannedInput[] = [];
+      const runSegment = async () => {
+        const items = segment;
+        segment = [];
+        let k = 0;
+        const problemsUpToNextInput = () => {
+          while (k < items.length && items[k].problem) {
+            emit(problemResult(items[k].input.path, items[k].problem!), items[k]);
+            k++;
+          }
+        };
+        problemsUpToNextInput();
+        const inputs = items.filter((p) => !p.problem).map((p) => p.input);
+        if (inputs.length) {
+          await engine.scoreAll(inputs, (r) => {
+            emit(r, items[k++]);
+            problemsUpToNextInput();
+          }, { signal: controller.signal });
+        }
+      };
+      for await (const p of planned()) {
+        segment.push(p);
+        if (segment.length >= SEGMENT_ROWS) {
+          await runSegment();
+          if (controller.signal.aborted) break;
+        }
+      }
+      if (!controller.signal.aborted) await runSegment();
+    }
     if (planFailure) throw planFailure;
     interrupted = controller.signal.aborted;
     const summary = counter.summary(info, (Date.now() - started) / 1000);
+    if (interrupted && !options.out) await writer.end(summary);
     if (interrupted) {
       writer.abort();
       if (options.out && options.format === 'jsonl') process.stderr.write(`interrupted after ${summary.count} images; ${options.out} holds them: run the same command with --resume to continue\n`);
