@@ -6,43 +6,9 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ImageResult } from '../inference/engine';
 import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
-import { headerMismatch, type InputOrigin, readResultLines, readResultsHeader, type ResultLine, type ResultsHeader, ResultsFileError } from '../inference/resultsFile';
+import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, ResultsFileError, splitLine } from '../inference/resultsFile';
 import { inputIdentity, ScoreUsageError } from './score';
-
-/** Splits a line read back into the result and where its input came from. */
-export function splitLine(record: ResultLine): { result: Omit<ImageResult, 'details'>; origin: InputOrigin & { row?: number } } {
-  const { seq, arg, key, row, givenLabel, possibleLabelError, ...result } = record as ResultLine & { row?: number };
-  const origin: InputOrigin & { row?: number } = { seq, arg, key };
-  if (row !== undefined) origin.row = row;
-  if (givenLabel !== undefined) {
-    origin.givenLabel = givenLabel;
-    origin.possibleLabelError = possibleLabelError ?? false;
-  }
-  return { result: result as unknown as Omit<ImageResult, 'details'>, origin };
-}
-
-/** The records of several result files in one sequence ordered by `seq` (each file is in order: k-way merge). */
-async function* mergedRecords(files: string[]): AsyncGenerator<{ record: ResultLine; file: string }> {
-  const its = files.map((f) => readResultLines(f)[Symbol.asyncIterator]());
-  const heads: ({ record: ResultLine; line: number } | null)[] = await Promise.all(its.map(async (it) => ((await it.next()).value ?? null) as never));
-  for (;;) {
-    let best = -1;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i];
-      if (h && (best < 0 || h.record.seq < heads[best]!.record.seq)) best = i;
-    }
-    if (best < 0) return;
-    const cur = heads[best]!;
-    yield { record: cur.record, file: files[best] };
-    const n = await its[best].next();
-    heads[best] = n.done ? null : n.value;
-    if (heads[best] && heads[best]!.record.seq < cur.record.seq) {
-      throw new ResultsFileError(`${files[best]}, line ${heads[best]!.line}: results are not in input order (seq ${heads[best]!.record.seq} after ${cur.record.seq}); was the file edited or concatenated? Sort it by "seq" or merge the original files`);
-    }
-  }
-}
 
 export async function runMerge(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { format: { type: 'string' }, out: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } } });

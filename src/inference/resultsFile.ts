@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { PairInfo } from './engine';
+import type { ImageResult, PairInfo } from './engine';
 
 /** Marks the header line: a result line never has this field. */
 export const HEADER_MARK = 'oodLensResults';
@@ -165,3 +165,37 @@ export function headerMismatch(a: ResultsHeader, b: ResultsHeader): string | nul
   if (a.manifest !== b.manifest) return a.manifest ? 'folder or file inputs, not a dataset manifest' : 'a dataset manifest, not folder or file inputs';
   return null;
 }
+
+/** Splits a line read back into the result and where its input came from. */
+export function splitLine(record: ResultLine): { result: Omit<ImageResult, 'details'>; origin: InputOrigin & { row?: number } } {
+  const { seq, arg, key, row, givenLabel, possibleLabelError, ...result } = record as ResultLine & { row?: number };
+  const origin: InputOrigin & { row?: number } = { seq, arg, key };
+  if (row !== undefined) origin.row = row;
+  if (givenLabel !== undefined) {
+    origin.givenLabel = givenLabel;
+    origin.possibleLabelError = possibleLabelError ?? false;
+  }
+  return { result: result as unknown as Omit<ImageResult, 'details'>, origin };
+}
+
+/** The records of several result files in one sequence ordered by `seq` (each file is in order: k-way merge). */
+export async function* mergedRecords(files: string[]): AsyncGenerator<{ record: ResultLine; file: string }> {
+  const its = files.map((f) => readResultLines(f)[Symbol.asyncIterator]());
+  const heads: ({ record: ResultLine; line: number } | null)[] = await Promise.all(its.map(async (it) => ((await it.next()).value ?? null) as never));
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i];
+      if (h && (best < 0 || h.record.seq < heads[best]!.record.seq)) best = i;
+    }
+    if (best < 0) return;
+    const cur = heads[best]!;
+    yield { record: cur.record, file: files[best] };
+    const n = await its[best].next();
+    heads[best] = n.done ? null : n.value;
+    if (heads[best] && heads[best]!.record.seq < cur.record.seq) {
+      throw new ResultsFileError(`${files[best]}, line ${heads[best]!.line}: results are not in input order (seq ${heads[best]!.record.seq} after ${cur.record.seq}); was the file edited or concatenated? Sort it by "seq" or merge the original files`);
+    }
+  }
+}
+
