@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { InputOrigin, ResultsHeader } from './resultsFile';
 import type { TestName } from './calibration';
-import type { ImageResult, PairInfo } from './engine';
+import type { ImageResult, PairInfo } from './engineTypes';
 
 export type OutputFormat = 'table' | 'json' | 'csv' | 'jsonl';
 export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'json', 'csv', 'jsonl'];

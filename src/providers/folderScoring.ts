@@ -11,7 +11,7 @@ import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore } from './scoreStore';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 export function registerFolderScoring(context: vscode.ExtensionContext, services: Services): void {
   scoreStore(services);

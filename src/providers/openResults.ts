@@ -14,7 +14,7 @@ import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, s
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 /** The report panel keeps every row in memory (host and webview): past this many, the rest is left out, and said. */
 export const MAX_REPORT_ROWS = 200_000;
