@@ -119,7 +119,10 @@ describe('sharded runs, merge and resume', { skip: pairReady() ? false : 'models
     const m = cli(['merge', shards[2], shards[0], shards[1], '--format', 'jsonl', '--out', merged]);
     assert.equal(m.code, 0, m.stderr);
     assert.deepEqual(resultLines(merged), resultLines(one));
-    assert.match(m.stderr, /300 images · 240 in-distribution · 60 out-of-distribution · 0 errors/);
+    // The same summary line as the single run's (without its rate: a merge has no timing of its own).
+    const counts1 = /^(\d+ images · .* errors)/m.exec(whole.stderr)?.[1];
+    assert.ok(counts1?.startsWith('300 images · '), whole.stderr);
+    assert.match(m.stderr, new RegExp(`^${counts1}\n`, 'm'));
 
     // As JSON: the same document as one run's, summary counts included.
     const single = cli(['score', folder, '-r', '--format', 'json']);
