@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { rmSync, chmodSync, closeSync, copyFileSync, openSync, readSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { expandInputs } from '../../src/inference/files';
@@ -44,11 +44,17 @@ function waitFor(cond: () => boolean, ms: number): Promise<void> {
   });
 }
 
+/** Lines in a file (read in 1 MB pieces: a million result lines are more than one string can hold). */
 function lineCount(path: string): number {
   if (!existsSync(path)) return 0;
-  const text = readFileSync(path, 'utf8');
+  const fd = openSync(path, 'r');
+  const buf = Buffer.alloc(1 << 20);
   let n = 0;
-  for (let k = text.indexOf('\n'); k >= 0; k = text.indexOf('\n', k + 1)) n++;
+  try {
+    for (let got = readSync(fd, buf); got > 0; got = readSync(fd, buf)) for (let k = buf.indexOf(10); k >= 0 && k < got; k = buf.indexOf(10, k + 1)) n++;
+  } finally {
+    closeSync(fd);
+  }
   return n;
 }
 
@@ -264,11 +270,13 @@ describe('score --manifest', { skip: pairReady() ? false : 'models/mnist is not 
     write('large.csv', 1_000_000);
     const peak = (name: string) => {
       const file = join(dir, `${name}.peak`);
-      const r = spawnSync(process.execPath, ['--require', join(__dirname, 'peakRss.cjs'), ...CLI_ARGS, 'score', '--manifest', join(dir, name), '--format', 'jsonl', '--out', join(dir, `${name}.jsonl`)], {
+      const r = spawnSync(process.execPath, ['--require', join(__dirname, 'peakRss.cjs'), ...CLI_ARGS, 'score', '--manifest', join(dir, name), '--format', 'csv', '--out', join(dir, `${name}.out.csv`)], {
         cwd: REPO, encoding: 'utf8', timeout: 600_000, env: { ...process.env, OOD_LENS_PEAK_RSS_FILE: file },
       });
       assert.equal(r.status, 2, r.stderr);
-      return { bytes: Number(readFileSync(file, 'utf8')), lines: lineCount(join(dir, `${name}.jsonl`)) - 1 };
+      const lines = lineCount(join(dir, `${name}.out.csv`)) - 1;
+      rmSync(join(dir, `${name}.out.csv`));
+      return { bytes: Number(readFileSync(file, 'utf8')), lines };
     };
     const small = peak('small.csv');
     const large = peak('large.csv');
