@@ -30,11 +30,12 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm pkg delete scripts.prepare \
  && npm ci --omit=dev \
  && npm cache clean --force
-COPY --from=build /src/dist/cli.js /src/dist/preprocessWorker.js /src/dist/worker.js ./dist/
+# The CLI bundle, its worker (scoring shards, preprocessing) and TensorFlow.js's WASM binaries (TF.js pairs).
+COPY --from=build /src/dist/cli.js /src/dist/preprocessWorker.js /src/dist/*.wasm ./dist/
 COPY bin ./bin
-# The built-in pairs: manifests, ONNX models, calibration, model cards (no training intermediates).
-COPY models/mnist/ood-pair.json models/mnist/*.onnx models/mnist/calibration.json models/mnist/MODEL_CARD.md ./models/mnist/
-COPY models/fashion-mnist/ood-pair.json models/fashion-mnist/*.onnx models/fashion-mnist/calibration.json models/fashion-mnist/MODEL_CARD.md ./models/fashion-mnist/
+# The built-in pairs: manifests, ONNX models, calibration, fitted features, model cards (.dockerignore leaves
+# out the TF.js copies and the training intermediates).
+COPY models ./models
 # Run as an unprivileged user; results go to a mounted volume.
 USER node
 ENTRYPOINT ["node", "/opt/ood-lens/bin/ood-lens.js"]

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { OodEngine } from '../inference/engine';
+import { terminalText } from '../inference/safeText';
 import { ManifestError } from '../inference/manifest';
 import { OutputError } from '../inference/output';
 import { ResultsFileError } from '../inference/resultsFile';
@@ -24,10 +25,17 @@ Usage:
                  [--shard K/N] [--resume] [--provider auto|cpu|cuda] [--alpha A] [--rule pair|all|both|elbo|complexity]
                  [--fail-on-ood]
   ood-lens merge <results.jsonl>... [--format table|json|csv|jsonl] [--out FILE]
-  ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N]
+  ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N] [--out FILE]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
+  ood-lens fit --classifier <model> [--vae <model> | --encoder <m> --decoder <m>] --data <folder|idx|manifest>
+               --out <dir> [--range LO,HI] [--mean M[,M,M]] [--std S[,S,S]] [--labels a,b,…]   (ood-lens fit --help)
   ood-lens reproduce [--out DIR]
   ood-lens info [--pair DIR]
+
+Options of score, calibrate, eval and info:
+  --batch-size N   images per model run (default 64). Models with a fixed batch size need no flag: OOD Lens
+                   runs them in chunks of their own size.
+  --threads N      onnxruntime threads per model (default: the engine's choice).
 
 Without --pair the built-in MNIST pair (models/mnist) is used. --format jsonl writes one result per line as
 they come (the summary goes to stderr); --resume continues such a file after an interruption; --shard K/N
@@ -45,6 +53,7 @@ async function runScore(argv: string[]): Promise<number> {
   }
 }
 
+/** "0 images" from folders that only hold subfolders: say why, and what to add. */
 async function runInfo(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: COMMON_OPTIONS });
   if (values.help) return usage(0);
@@ -71,6 +80,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runCalibrate(rest);
       case 'eval':
         return await runEval(rest);
+      case 'fit': {
+        const { runFit } = await import('./fit');
+        return await runFit(rest);
+      }
       case 'reproduce': {
         const { runReproduce } = await import('./reproduce');
         return await runReproduce(rest);
@@ -90,15 +103,16 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ood-lens: ${(err as Error).message}\n\n${USAGE}\n`);
       return 1;
     }
+    // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
     if (err instanceof ScoreUsageError || err instanceof OutputError || err instanceof ResultsFileError) {
-      process.stderr.write(`ood-lens: ${(err as Error).message}\n`);
+      process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
       return 1;
     }
     if (err instanceof ManifestError) {
-      process.stderr.write(`ood-lens: ${err.message}\n`);
+      process.stderr.write(`ood-lens: ${terminalText(err.message, true)}\n`);
       return 1;
     }
-    process.stderr.write(`ood-lens: ${(err as Error).message}\n`);
+    process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
     return 1;
   }
 }

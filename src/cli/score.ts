@@ -7,7 +7,8 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileChunks, formatForDocument, isLabelDisagreement, readManifest } from '../inference/datasetManifest';
 import type { ImageResult, OodEngine, ScoreInput } from '../inference/engine';
-import { expandInputs } from '../inference/files';
+import { countSubfolders, expandInputs } from '../inference/files';
+import { terminalText } from '../inference/safeText';
 import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, ResultWriter, SummaryCounter } from '../inference/output';
 import { headerMismatch, HEADER_MARK, type InputOrigin, pairFingerprints, readResultLines, RESULTS_FORMAT_VERSION, type ResultsHeader } from '../inference/resultsFile';
 import { inShard, parseShard, type Shard } from '../inference/shard';
@@ -265,6 +266,7 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
     await writer.end(summary);
     if (options.format === 'jsonl') process.stderr.write(`${ResultWriter.summaryLine(summary)}\n`);
     if (options.out) process.stderr.write(`wrote ${summary.count} results to ${options.out}\n`);
+    if (summary.count === 0 && !options.recursive && !options.manifest) await hintRecursive(options.positionals);
     if (options.failOnOod && summary.outOfDistribution > 0) return 3;
     return summary.errors > 0 ? 2 : 0;
   } catch (err) {
@@ -274,5 +276,13 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('exit', onExit);
+  }
+}
+
+/** A folder without images at its top level but with subfolders, scored without --recursive: say so. */
+async function hintRecursive(positionals: string[]): Promise<void> {
+  for (const p of positionals) {
+    const subfolders = await countSubfolders(resolve(p));
+    if (subfolders) process.stderr.write(`ood-lens: note: ${terminalText(p)} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
   }
 }
