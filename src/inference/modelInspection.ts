@@ -1,0 +1,118 @@
+/**
+ * What a model file says about itself, for the Create Pair flow (and anything else that shows a model
+ * before using it): its format, every input and output with its declared shape, and, for an image
+ * classifier, the image it takes (size, channels, layout, static batch) and how many classes it scores
+ * (from one run on probe images). Built on what `fit` reads (readImageInput, modelFormatOf), so the flow
+ * shows exactly what fit will decide. What cannot be read is reported as a message, not thrown: the user
+ * sees the rest and the reason. No vscode here; runs in the engine worker.
+ */
+import { resolve } from 'node:path';
+import { FitError, modelFormatOf, readImageInput } from './fit';
+import type { Layout, ModelFormat } from './manifest';
+import { describeRows, loadModel, probeImages, probeTensor } from './pair';
+import { withAnyBatch } from './backends/staticBatch';
+import type { ExecutionProviderSetting, ModelRunner } from './backends/types';
+
+export interface TensorFacts {
+  name: string;
+  /** Declared dimensions; null where the model leaves one free (usually the batch). */
+  shape: (number | null)[] | null;
+  dtype: string;
+}
+
+export interface ImageInputFacts {
+  name: string;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  layout: Layout;
+  /** The fixed batch size the model declares, when it has one (it still runs any batch, in chunks). */
+  staticBatch: number | null;
+}
+
+export interface ClassOutputFacts {
+  name: string;
+  /** Values per image on the probe images: the number of classes. */
+  classes: number;
+  /** Whether the probe outputs looked like probabilities (rows in [0, 1] summing to 1) or logits. */
+  kind: 'logits' | 'probabilities';
+}
+
+export interface ModelFacts {
+  path: string;
+  format: ModelFormat;
+  backend: string;
+  inputs: TensorFacts[];
+  outputs: TensorFacts[];
+  /** The image input, or why it could not be read (then `imageError` says what to change). */
+  image: ImageInputFacts | null;
+  imageError: string | null;
+  /** The class-score output, or why it could not be told (several outputs, none per-class, …). */
+  classOutput: ClassOutputFacts | null;
+  classOutputError: string | null;
+}
+
+export interface InspectModelOptions {
+  /** For models that leave them free: the layout and the input size. */
+  layout?: Layout;
+  size?: { width: number; height: number };
+  provider?: ExecutionProviderSetting;
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Reads a classifier file: its tensors, its image input and its class output. Throws only when the file
+ * itself cannot be opened (missing, not a model OOD Lens reads, corrupt): then there is nothing to show.
+ */
+export async function inspectModel(path: string, options: InspectModelOptions = {}): Promise<ModelFacts> {
+  const abs = resolve(path);
+  let format: ModelFormat;
+  try {
+    format = modelFormatOf(abs);
+  } catch (err) {
+    throw err instanceof FitError ? new Error(err.message) : err;
+  }
+  const runner: ModelRunner = await loadModel(abs, format, { provider: options.provider ?? 'cpu', threads: 1 });
+  try {
+    const facts: ModelFacts = {
+      path: abs,
+      format,
+      backend: runner.backend,
+      inputs: runner.inputs.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype })),
+      outputs: runner.outputs.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype })),
+      image: null,
+      imageError: null,
+      classOutput: null,
+      classOutputError: null,
+    };
+    let input;
+    try {
+      input = readImageInput(runner, 'classifier', { layout: options.layout, size: options.size });
+    } catch (err) {
+      facts.imageError = message(err);
+      return facts;
+    }
+    facts.image = { name: input.name, width: input.width, height: input.height, channels: input.channels, layout: input.layout, staticBatch: input.staticBatch ?? null };
+    // One run on two probe images tells the values per image of every output (the class count).
+    const spec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
+    const probe = probeImages(spec);
+    try {
+      const out = await withAnyBatch(runner).run({ [input.name]: probeTensor(probe, spec, { layout: input.layout, range: [0, 1] }) });
+      const perClass = runner.outputs.filter((t) => out[t.name] && out[t.name].data.length / probe.length >= 2);
+      if (perClass.length !== 1) {
+        facts.classOutputError = perClass.length
+          ? `${perClass.length} outputs give several values per image (${perClass.map((t) => `"${t.name}"`).join(', ')}); fit needs to be told which one holds the class scores`
+          : `no output gives more than one value per image (${runner.outputs.map((t) => `"${t.name}"`).join(', ')}); a classifier gives one score per class`;
+      } else {
+        const rows = describeRows(out[perClass[0].name], probe.length);
+        facts.classOutput = { name: perClass[0].name, classes: rows.perRow, kind: rows.looksLikeProbabilities ? 'probabilities' : 'logits' };
+      }
+    } catch (err) {
+      facts.classOutputError = `running the model on probe images failed: ${message(err)}`;
+    }
+    return facts;
+  } finally {
+    await runner.dispose().catch(() => undefined);
+  }
+}
