@@ -130,3 +130,33 @@ export function percent(rate: number): string {
 export function falseAlarmSentence(r: Pick<FitReport, 'falseAlarms' | 'checkImages' | 'falseAlarmRate' | 'alpha'>): string {
   return `Held-out false alarms: ${r.falseAlarms.toLocaleString('en-US')} of ${r.checkImages.toLocaleString('en-US')} in-distribution images (${percent(r.falseAlarmRate)}) at α = ${r.alpha}`;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Messages of the result panel (webviews/fitResultPanel.ts ↔ webviews/ui/fitResult.ts)
+
+export interface FitResultViewState {
+  report: FitReport;
+  /** Whether the new pair was made the active one. */
+  selected: boolean;
+}
+
+export type HostToFitResult = { type: 'load'; report: FitReport; selected: boolean };
+
+export type FitResultToHost = { type: 'ready' } | { type: 'openManifest' } | { type: 'scoreFolder' } | { type: 'selectPair' };
+
+const TO_HOST = new Set(['ready', 'openManifest', 'scoreFolder', 'selectPair']);
+
+export function isFitResultToHost(m: unknown): m is FitResultToHost {
+  return typeof m === 'object' && m !== null && TO_HOST.has((m as { type?: unknown }).type as string) && Object.keys(m).length === 1;
+}
+
+/** A report as restored from webview state (after a reload): only what the panel reads, with the right types. */
+export function isFitReport(x: unknown): x is FitReport {
+  const r = x as Partial<FitReport> | null;
+  return (
+    typeof r === 'object' && r !== null &&
+    typeof r.name === 'string' && typeof r.manifestPath === 'string' && typeof r.pairFolder === 'string' &&
+    typeof r.alpha === 'number' && typeof r.checkImages === 'number' && typeof r.falseAlarms === 'number' && typeof r.falseAlarmRate === 'number' &&
+    Array.isArray(r.histograms) && Array.isArray(r.decisions) && typeof r.parts === 'object' && r.parts !== null
+  );
+}
