@@ -67,7 +67,8 @@ function numberList(field: string, raw: string, counts: number[]): Parsed<number
  * (x − mean) / std per channel.
  */
 export function parseScaling(text: string, channels: 1 | 3): Parsed<Scaling> {
-  const trimmed = text.trim();
+  // Spaces around "=", ":" and "," are allowed ("mean = 0.5, 0.4, 0.3").
+  const trimmed = text.trim().replace(/\s*([=:,])\s*/g, '$1');
   if (!trimmed) return { ok: false, error: 'type the scaling, e.g. range=0,1 mean=0.1307 std=0.3081' };
   const seen = new Set<string>();
   const scaling: Scaling = {};
