@@ -103,7 +103,7 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     // At α = 0.01 with 360 calibration values, p < 0.01 needs #{cal ≤ x} < 2.61, i.e. x below the third-lowest MSP.
     assert.equal(h.threshold, [...cal.scores.msp].sort((a, b) => a - b)[2]);
     // Progress: every phase, scoring counted up to the images scored; the decisions include the false alarms.
-    const phases = events.filter((e) => e.type === 'progress').map((e) => (e.type === 'progress' ? e.progress.phase : ''));
+    const phases: string[] = events.flatMap((e) => (e.type === 'progress' ? [e.progress.phase] : []));
     for (const p of ['reading models', 'listing images', 'scoring', 'writing']) assert.ok(phases.includes(p), `no ${p} progress (${phases.join(', ')})`);
     const lastScoring = events.filter((e) => e.type === 'progress' && e.progress.phase === 'scoring').pop();
     assert.deepEqual(lastScoring?.type === 'progress' && [lastScoring.progress.done, lastScoring.progress.total], [400, 400]);
