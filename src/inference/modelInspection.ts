@@ -47,6 +47,11 @@ export interface ModelFacts {
   /** The image input, or why it could not be read (then `imageError` says what to change). */
   image: ImageInputFacts | null;
   imageError: string | null;
+  /**
+   * What the user can supply to read the image input when the file leaves it open: the layout (channels of
+   * 1 or 3 on both sides, or on neither) and/or the size (free height/width). Empty when nothing helps.
+   */
+  imageNeeds: ('layout' | 'size')[];
   /** The class-score output, or why it could not be told (several outputs, none per-class, …). */
   classOutput: ClassOutputFacts | null;
   classOutputError: string | null;
@@ -57,6 +62,25 @@ export interface InspectModelOptions {
   layout?: Layout;
   size?: { width: number; height: number };
   provider?: ExecutionProviderSetting;
+}
+
+/** Which of layout and size the user could give so that a one-input 4-d image model can be read. */
+export function openDimensions(runner: Pick<ModelRunner, 'inputs'>, given: InspectModelOptions = {}): ('layout' | 'size')[] {
+  const shape = runner.inputs.length === 1 ? runner.inputs[0].shape : null;
+  if (!shape || shape.length !== 4) return [];
+  const isC = (d: number | null) => d === 1 || d === 3;
+  const needs: ('layout' | 'size')[] = [];
+  let layout = given.layout;
+  if (!layout) {
+    const nchw = isC(shape[1]) && !isC(shape[3]);
+    const nhwc = isC(shape[3]) && !isC(shape[1]);
+    if (nchw !== nhwc) layout = nchw ? 'NCHW' : 'NHWC';
+    else needs.push('layout');
+  }
+  // Height and width under the known layout; with the layout open, the axes that cannot be channels.
+  const spatial = layout === 'NHWC' ? [shape[1], shape[2]] : layout === 'NCHW' ? [shape[2], shape[3]] : shape.slice(1).filter((d) => !isC(d));
+  if (!given.size && spatial.some((d) => d === null)) needs.push('size');
+  return needs;
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -83,6 +107,7 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
       outputs: runner.outputs.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype })),
       image: null,
       imageError: null,
+      imageNeeds: [],
       classOutput: null,
       classOutputError: null,
     };
@@ -91,6 +116,7 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
       input = readImageInput(runner, 'classifier', { layout: options.layout, size: options.size });
     } catch (err) {
       facts.imageError = message(err);
+      facts.imageNeeds = openDimensions(runner, options);
       return facts;
     }
     facts.image = { name: input.name, width: input.width, height: input.height, channels: input.channels, layout: input.layout, staticBatch: input.staticBatch ?? null };

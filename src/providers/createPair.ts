@@ -26,6 +26,7 @@ import {
   modelStem,
   parseLabels,
   parseScaling,
+  parseSize,
   presetScaling,
   resolvePairFolder,
   type ScalingPresetId,
@@ -304,10 +305,44 @@ async function runFit(services: Services, answers: CreatePairAnswers): Promise<F
   });
 }
 
+/** Where the model file leaves the layout or the size open, asks for them (then the model is read again). */
+async function askOpenDimensions(facts: ModelFacts): Promise<{ layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }> {
+  const shape = facts.inputs[0]?.shape?.map((d) => d ?? '?').join(', ');
+  const given: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {};
+  if (facts.imageNeeds.includes('layout')) {
+    given.layout = await choose<'NCHW' | 'NHWC'>(step(1, 'input layout'), `The input "${facts.inputs[0]?.name}" [${shape}] does not say where its channels are`, [
+      { label: 'NCHW', description: 'channels first — PyTorch, most ONNX exports', value: 'NCHW' },
+      { label: 'NHWC', description: 'channels last — TensorFlow / Keras', value: 'NHWC' },
+    ]);
+  }
+  if (facts.imageNeeds.includes('size')) {
+    const text = await ask({
+      title: step(1, 'input size'),
+      prompt: `The input "${facts.inputs[0]?.name}" [${shape}] leaves its size free: the size images are resized to (what the model was trained on)`,
+      placeHolder: '224x224',
+      validateInput: (v) => {
+        const r = parseSize(v);
+        return r.ok ? null : r.error;
+      },
+    });
+    const r = parseSize(text);
+    if (!r.ok) throw new Error(r.error);
+    given.size = r.value;
+  }
+  return given;
+}
+
 export async function createPairFlow(services: Services, host: EngineHost, uri?: vscode.Uri): Promise<void> {
   if (!services.isTrusted()) return showTrustNeeded('Creating a pair from your own model');
   const classifier = await classifierPath(uri);
-  const facts = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${basename(classifier)}…` }, () => services.engine.inspectModel(classifier));
+  const read = (options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }) =>
+    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${basename(classifier)}…` }, () => services.engine.inspectModel(classifier, options));
+  let facts = await read();
+  let dimensions: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {};
+  if (!facts.image && facts.imageNeeds.length) {
+    dimensions = await askOpenDimensions(facts);
+    facts = await read(dimensions);
+  }
   await showFacts(facts, services);
   const modelName = basename(classifier);
   const scaling = await askScaling(facts.image!.channels, modelName);
@@ -316,7 +351,7 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
   const data = await askData();
   const { vae, likelihood } = await askVae();
   const { out, force } = await askFolder(classifier);
-  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force };
+  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions };
   const report = await runFit(services, answers);
   if (!report) return;
   services.log.info(`Create Pair: wrote ${report.manifestPath} in ${report.seconds.toFixed(1)} s; ${falseAlarmSentence(report)}`);

@@ -179,6 +179,15 @@ export function modelProblem(facts: ModelFacts): string | null {
   return null;
 }
 
+/** An image size typed as "224x224" (or 224×224, 224 x 224): both sides 1–8192 pixels. */
+export function parseSize(text: string): Parsed<{ width: number; height: number }> {
+  const m = /^\s*(\d+)\s*[x×X]\s*(\d+)\s*$/.exec(text);
+  if (!m) return { ok: false, error: 'type the size as WIDTHxHEIGHT, e.g. 224x224' };
+  const [width, height] = [Number(m[1]), Number(m[2])];
+  if (width < 1 || height < 1 || width > 8192 || height > 8192) return { ok: false, error: `${width}×${height}: each side must be 1 to 8192 pixels` };
+  return { ok: true, value: { width, height } };
+}
+
 export type VaeChoice = { kind: 'none' } | { kind: 'single'; path: string } | { kind: 'split'; encoder: string; decoder: string };
 
 export interface CreatePairAnswers {
@@ -190,6 +199,9 @@ export interface CreatePairAnswers {
   vae: VaeChoice;
   likelihood?: VaeSpec['likelihood'];
   out: string;
+  /** What the user gave where the model file leaves the layout or the size open. */
+  layout?: 'NCHW' | 'NHWC';
+  size?: { width: number; height: number };
   /** Replace a pair already in `out` (the user confirmed). */
   force?: boolean;
   provider?: FitRequest['provider'];
@@ -214,6 +226,8 @@ export function buildFitRequest(a: CreatePairAnswers): FitRequest {
     // The output fit would pick anyway; naming it keeps a model with extra outputs working.
     ...(a.facts.classOutput ? { classifierOutput: a.facts.classOutput.name } : {}),
     ...(a.labels ? { labels: a.labels } : {}),
+    ...(a.layout ? { layout: a.layout } : {}),
+    ...(a.size ? { size: a.size } : {}),
     ...(a.force ? { force: true } : {}),
     ...(a.provider ? { provider: a.provider } : {}),
     ...(a.batchSize ? { batchSize: a.batchSize } : {}),

@@ -103,8 +103,8 @@ export class EngineHost implements EngineService {
     return run;
   }
 
-  inspectModel(path: string): Promise<ModelFacts> {
-    return this.client.inspectModel(path, { provider: 'cpu' });
+  inspectModel(path: string, options: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {}): Promise<ModelFacts> {
+    return this.client.inspectModel(path, { ...options, provider: 'cpu' });
   }
 
   fit(request: FitRequest, onEvent: (event: FitEvent) => void, token?: vscode.CancellationToken): Promise<FitReport> {

@@ -29,7 +29,7 @@ export interface EngineService extends vscode.Disposable {
    */
   pairIdentity(): Promise<string>;
   /** What a classifier file declares (read in the worker). */
-  inspectModel(path: string): Promise<ModelFacts>;
+  inspectModel(path: string, options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }): Promise<ModelFacts>;
   /** Creates a pair in the worker (fitPair); cancelling rejects with "cancelled; nothing was written". */
   fit(request: FitRequest, onEvent: (event: FitEvent) => void, token?: vscode.CancellationToken): Promise<FitReport>;
 }

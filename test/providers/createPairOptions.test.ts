@@ -13,6 +13,7 @@ import {
   modelStem,
   parseLabels,
   parseScaling,
+  parseSize,
   presetScaling,
   resolvePairFolder,
   scalingPresets,
@@ -26,6 +27,7 @@ const facts = (over: Partial<ModelFacts> = {}): ModelFacts => ({
   outputs: [{ name: 'Plus214_Output_0', shape: [1, 10], dtype: 'float32' }],
   image: { name: 'Input3', width: 28, height: 28, channels: 1, layout: 'NCHW', staticBatch: 1 },
   imageError: null,
+  imageNeeds: [],
   classOutput: { name: 'Plus214_Output_0', classes: 10, kind: 'logits' },
   classOutputError: null,
   ...over,
@@ -113,6 +115,16 @@ describe('files and folders', () => {
   });
 });
 
+describe('image size', () => {
+  test('WIDTHxHEIGHT, with x, X or ×; sides 1–8192', () => {
+    assert.deepEqual(parseSize('224x224'), { ok: true, value: { width: 224, height: 224 } });
+    assert.deepEqual(parseSize(' 64 × 32 '), { ok: true, value: { width: 64, height: 32 } });
+    assert.deepEqual(parseSize('224'), { ok: false, error: 'type the size as WIDTHxHEIGHT, e.g. 224x224' });
+    assert.deepEqual(parseSize('0x10'), { ok: false, error: '0×10: each side must be 1 to 8192 pixels' });
+    assert.equal(parseSize('10000x10').ok, false);
+  });
+});
+
 describe('what was read from the model', () => {
   test('an ONNX-zoo style model: tensors, image with its static batch, classes', () => {
     assert.deepEqual(modelFactLines(facts()), [
@@ -159,6 +171,9 @@ describe('the fit request', () => {
     assert.equal(single.force, true);
     const split = buildFitRequest({ ...base, vae: { kind: 'split', encoder: '/e.onnx', decoder: '/d.onnx' }, likelihood: { type: 'gaussian', sigma: 0.1 } });
     assert.deepEqual([split.vae, split.encoder, split.decoder, split.likelihood], [undefined, '/e.onnx', '/d.onnx', { type: 'gaussian', sigma: 0.1 }]);
+    // The layout and size the user gave for a model that leaves them open reach fit.
+    const open = buildFitRequest({ ...base, vae: { kind: 'none' }, layout: 'NCHW', size: { width: 224, height: 224 } });
+    assert.deepEqual([open.layout, open.size], ['NCHW', { width: 224, height: 224 }]);
     // A likelihood without a VAE is not passed on.
     assert.equal(buildFitRequest({ ...base, vae: { kind: 'none' }, likelihood: { type: 'bernoulli' } }).likelihood, undefined);
   });
