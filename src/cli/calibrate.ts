@@ -4,10 +4,11 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Calibration, writeCalibration, writeFileAtomic } from '../inference/calibration';
 import { OodEngine } from '../inference/engine';
-import { resolveManifestPath } from '../inference/manifest';
+import { resolveIn, resolveManifestPath } from '../inference/manifest';
 import { builtInPairDir } from '../inference/pair';
+import { tooSmallProblem } from '../inference/calibrationCheck';
 import { collect } from './collect';
-import { COMMON_OPTIONS, engineOptions, UsageError } from './main';
+import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
 export async function runCalibrate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -23,13 +24,22 @@ export async function runCalibrate(argv: string[]): Promise<number> {
   const pairLocation = values.pair ?? builtInPairDir();
   const manifestPath = resolveManifestPath(pairLocation);
   // Calibrate from a clean slate: the pair's old calibration must not influence anything.
+  // The file the manifest names may not exist yet: calibrate creates it (loading does not require it here).
   const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: [0], msp: [0] } };
   const engine = await OodEngine.create({ ...engineOptions(values), pair: pairLocation, calibration: placeholder });
   try {
     const results = await collect(engine, positionals, { offset, limit, progress: true });
     const ok = results.filter((r) => r.verdict !== 'error');
     const failed = results.length - ok.length;
-    if (ok.length < 20) throw new UsageError(`only ${ok.length} images could be scored; calibration needs at least 20 (a few thousand is better)`);
+    if (ok.length === 0 || (ok.length < 20 && failed > 0)) {
+      // Not a usage problem: say why the images failed (the first few reasons), not how to call the command.
+      const reasons = [...new Set(results.filter((r) => r.verdict === 'error').map((r) => r.error))].slice(0, 3);
+      throw new Error(`only ${ok.length} of ${results.length} images could be scored; calibration needs a few thousand${reasons.length ? `. Why: ${reasons.join('; ')}` : results.length === 0 ? '. No images were found in ' + positionals.join(', ') : ''}`);
+    }
+    const withVae = !!engine.pair.manifest.vae;
+    // As many scores as the rule needs to ever reject at α (the smallest p-value with n scores is 1/(n+1)).
+    const tooSmall = tooSmallProblem({ elbo: withVae ? ok.length : 0, msp: ok.length, complexity: withVae && ok.every((r) => r.complexityScore !== null) ? ok.length : 0 }, engine.rule, engine.alpha);
+    if (tooSmall) throw new UsageError(`only ${ok.length} images could be scored: ${tooSmall}`);
     const calibration: Calibration = {
       version: 1,
       pair: engine.info.name,
@@ -39,12 +49,14 @@ export async function runCalibrate(argv: string[]): Promise<number> {
       compressor: engine.compressor,
       vaeSamples: engine.pair.manifest.vae?.samples ?? 0,
       scores: {
-        elbo: ok.map((r) => r.elbo!),
+        elbo: withVae ? ok.map((r) => r.elbo!) : [],
         msp: ok.map((r) => r.msp!),
-        complexity: ok.every((r) => r.complexityScore !== null) ? ok.map((r) => r.complexityScore!) : undefined,
+        complexity: withVae && ok.every((r) => r.complexityScore !== null) ? ok.map((r) => r.complexityScore!) : undefined,
       },
     };
-    const outPath = values.out ?? join(manifestPath, '..', 'calibration.json');
+    // The file the manifest already names (created when missing), else calibration.json beside it.
+    const named = engine.pair.manifest.calibration;
+    const outPath = values.out ?? (named ? resolveIn(engine.pair, named) : join(manifestPath, '..', 'calibration.json'));
     writeCalibration(outPath, calibration);
     // Point the manifest at it, keeping the rest of the manifest as written.
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
@@ -53,10 +65,15 @@ export async function runCalibrate(argv: string[]): Promise<number> {
       manifest.calibration = relative;
       writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
     }
-    const sorted = [...calibration.scores.elbo].sort((a, b) => a - b);
-    const q = (p: number) => sorted[Math.floor(p * (sorted.length - 1))].toFixed(1);
     process.stdout.write(`calibrated ${engine.info.name} on ${ok.length} images (${failed} could not be scored) → ${outPath}\n`);
-    process.stdout.write(`ELBO (nats): 1% ${q(0.01)} · 5% ${q(0.05)} · median ${q(0.5)} · 99% ${q(0.99)}\n`);
+    const quantiles = (name: string, values: number[], digits: number) => {
+      if (!values.length) return;
+      const sorted = [...values].sort((a, b) => a - b);
+      const q = (p: number) => sorted[Math.floor(p * (sorted.length - 1))].toFixed(digits);
+      process.stdout.write(`${name}: 1% ${q(0.01)} · 5% ${q(0.05)} · median ${q(0.5)} · 99% ${q(0.99)}\n`);
+    };
+    quantiles('ELBO (nats)', calibration.scores.elbo, 1);
+    if (!withVae) quantiles('MSP', calibration.scores.msp, 4);
     return failed ? 2 : 0;
   } finally {
     await engine.dispose();

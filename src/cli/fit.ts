@@ -1,8 +1,10 @@
 /** `ood-lens fit`: a pair from your own classifier (and optional VAE) and in-distribution images; see fitPair. */
 import { parseArgs } from 'node:util';
-import { FitError, type FitOptions, fitPair, type Scaling } from '../inference/fit';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { FitError, type FitOptions, fitPair, type ManifestReader, type Scaling } from '../inference/fit';
 import type { Layout } from '../inference/manifest';
-import { UsageError } from './main';
+import { UsageError } from './options';
 
 export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model>]
                --data <folder | idx | manifest> --out <dir>
@@ -29,6 +31,14 @@ function scalingFrom(prefix: string, all: Record<string, unknown>): Scaling {
   if (std?.some((s) => !(s > 0))) throw new UsageError(`--${prefix}std: every value must be above 0`);
   return { range, mean: numbers(`--${prefix}mean`, values[`${prefix}mean`], [1, 3]), std };
 }
+
+/** Dataset manifests for --data, parsed by the extension's manifest reader (paths resolved against the manifest's folder). */
+export const datasetManifestReader: ManifestReader = async (path, format, signal) => {
+  const { parseManifest } = await import('../providers/datasetManifest');
+  const parsed = await parseManifest(readFileSync(path, 'utf8'), { format, baseDir: dirname(path), signal });
+  if (!parsed.isManifest) throw new FitError(`--data ${path}: no column of image paths found in this ${format} file`);
+  return parsed.rows.filter((r) => r.path !== null).map((r) => ({ path: r.path!, label: r.label }));
+};
 
 export async function runFit(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -118,6 +128,7 @@ export async function runFit(argv: string[]): Promise<number> {
     provider: provider as FitOptions['provider'],
     batchSize: integer('--batch-size', values['batch-size'], 1),
     force: values.force,
+    readManifest: datasetManifestReader,
   };
   const controller = new AbortController();
   const onSignal = () => controller.abort();

@@ -5,16 +5,16 @@
  */
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { OodEngine, type EngineOptions } from '../inference/engine';
-import { expandInputs } from '../inference/files';
+import { OodEngine } from '../inference/engine';
+import { countSubfolders, expandInputs } from '../inference/files';
+import { terminalText } from '../inference/safeText';
 import { ManifestError } from '../inference/manifest';
 import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
-import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
-import type { ExecutionProviderSetting } from '../inference/backends/types';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
+import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
-export class UsageError extends Error {}
+export { COMMON_OPTIONS, engineOptions, printNotice, UsageError } from './options';
 
 const USAGE = `ood-lens — is your image classifier answering about something it has never seen?
 
@@ -35,42 +35,6 @@ Options of score, calibrate, eval and info:
 
 Without --pair the built-in MNIST pair (models/mnist) is used.
 Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-distribution found (--fail-on-ood).`;
-
-export const COMMON_OPTIONS = {
-  pair: { type: 'string' },
-  provider: { type: 'string' },
-  alpha: { type: 'string' },
-  rule: { type: 'string' },
-  'batch-size': { type: 'string' },
-  threads: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-/** The engine's fallback notices (shards that could not start or failed a batch), on stderr. */
-export const printNotice = (message: string): void => void process.stderr.write(`ood-lens: note: ${message}\n`);
-
-export function engineOptions(values: Record<string, unknown>): EngineOptions {
-  const provider = (values.provider ?? 'auto') as string;
-  if (!['auto', 'cpu', 'cuda'].includes(provider)) throw new UsageError(`--provider must be auto, cpu or cuda (got "${provider}")`);
-  const rule = (values.rule ?? 'all') as string;
-  if (!(VERDICT_RULES as string[]).includes(rule)) throw new UsageError(`--rule must be ${VERDICT_RULES.join(', ')} (got "${rule}")`);
-  const num = (name: string, min: number, max: number, integer = false) => {
-    const raw = values[name];
-    if (raw === undefined) return undefined;
-    const v = Number(raw);
-    if (!Number.isFinite(v) || v <= min || v > max || (integer && !Number.isInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} in (${min}, ${max}] (got "${raw}")`);
-    return v;
-  };
-  return {
-    pair: values.pair as string | undefined,
-    provider: provider as ExecutionProviderSetting,
-    rule: rule as VerdictRule,
-    alpha: num('alpha', 0, 0.999999),
-    batchSize: num('batch-size', 0, 4096, true),
-    threads: num('threads', 0, 256, true),
-    onNotice: printNotice,
-  };
-}
 
 async function runScore(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -97,6 +61,7 @@ async function runScore(argv: string[]): Promise<number> {
     const summary = counter.summary(engine.info);
     await writer.end(summary);
     if (values.out) process.stderr.write(`wrote ${summary.count} results to ${resolve(values.out)}\n`);
+    if (summary.count === 0 && !values.recursive) await hintRecursive(positionals);
     if (controller.signal.aborted) {
       process.stderr.write(`interrupted after ${summary.count} images\n`);
       return 130;
@@ -109,6 +74,14 @@ async function runScore(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     await engine.dispose();
+  }
+}
+
+/** "0 images" from folders that only hold subfolders: say why, and what to add. */
+async function hintRecursive(positionals: string[]): Promise<void> {
+  for (const p of positionals) {
+    const subfolders = await countSubfolders(resolve(p));
+    if (subfolders) process.stderr.write(`ood-lens: note: ${terminalText(p)} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
   }
 }
 
@@ -159,11 +132,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ood-lens: ${(err as Error).message}\n\n${USAGE}\n`);
       return 1;
     }
+    // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
     if (err instanceof ManifestError) {
-      process.stderr.write(`ood-lens: ${err.message}\n`);
+      process.stderr.write(`ood-lens: ${terminalText(err.message, true)}\n`);
       return 1;
     }
-    process.stderr.write(`ood-lens: ${(err as Error).message}\n`);
+    process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
     return 1;
   }
 }

@@ -2,7 +2,10 @@
  * Calibration: each score's distribution on held-out in-distribution images, and the conformal p-values
  * computed against it. p = (1 + #{calibration scores at least as extreme}) / (n + 1).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { LIMITS, readBoundedTextSync } from './boundedRead';
+import { calibrationScoreProblems } from './calibrationCheck';
+import { jsonSyntaxProblem } from './jsonText';
 import type { Compressor } from './complexity';
 import { ALPHA_SHARES, type TestName, type VerdictRule } from './rules';
 
@@ -36,19 +39,27 @@ export class CalibrationError extends Error {
 }
 
 export function readCalibration(path: string): Calibration {
+  let text: string;
+  try {
+    text = readBoundedTextSync(path, { maxBytes: LIMITS.calibrationBytes, what: 'calibration file' });
+  } catch (err) {
+    throw new CalibrationError(path, `cannot read calibration: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+  }
   let data: Calibration;
   try {
-    data = JSON.parse(readFileSync(path, 'utf8')) as Calibration;
+    data = JSON.parse(text) as Calibration;
   } catch (err) {
-    throw new CalibrationError(path, `cannot read calibration: ${(err as Error).message}`);
+    // The parser's own message quotes the file's first characters: never repeat the content.
+    throw new CalibrationError(path, `cannot read calibration: ${jsonSyntaxProblem(err, text)}`);
   }
   const elbo = data?.scores?.elbo;
   const msp = data?.scores?.msp;
-  const numbers = (xs: unknown) => Array.isArray(xs) && xs.every((v) => typeof v === 'number' && Number.isFinite(v));
   // A classifier-only pair (no VAE) has no ELBOs: its calibration holds the classifier's scores alone.
-  if (data?.version !== 1 || !numbers(elbo) || !numbers(msp ?? []) || (elbo.length === 0 && !msp?.length)) {
-    throw new CalibrationError(path, 'not an OOD Lens calibration file (needs version 1 and non-empty score lists of numbers: scores.elbo, or scores.msp for a classifier-only pair)');
+  if (data?.version !== 1 || !Array.isArray(elbo) || (elbo.length === 0 && !(Array.isArray(msp) && msp.length))) {
+    throw new CalibrationError(path, 'not an OOD Lens calibration file (needs version 1 and a non-empty scores.elbo list of numbers, or scores.msp for a classifier-only pair)');
   }
+  const problems = calibrationScoreProblems(data.scores);
+  if (problems.length) throw new CalibrationError(path, problems.join('; '));
   // Sorted once here so every p-value is a binary search.
   for (const key of Object.keys(data.scores) as (keyof CalibrationScores)[]) data.scores[key]?.sort((a, b) => a - b);
   return data;

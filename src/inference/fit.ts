@@ -40,6 +40,12 @@ export interface FitOptions {
   decoder?: string;
   /** In-distribution images: folders, IDX files or dataset manifests (.csv, .tsv, .jsonl, .txt). */
   data: string[];
+  /**
+   * Reads a dataset manifest (.csv, .tsv, .jsonl, .txt) into image paths and labels. The parser lives with the
+   * extension's manifest features (src/providers/datasetManifest.ts, no vscode); callers pass it in
+   * (`datasetManifestReader` in src/cli/fit.ts) so that the engine does not import that layer.
+   */
+  readManifest?: ManifestReader;
   /** The pair folder to write. */
   out: string;
   /** The classifier's input scaling: pixels map onto range (default [0, 1]), then mean/std (default none). */
@@ -96,7 +102,18 @@ export interface FitResult {
   heldOutFalseAlarmRate: number;
   /** Classifier accuracy on the check part, when the data has labels (IDX labels beside the images, manifest labels). */
   heldOutAccuracy: number | null;
+  /** Check images flagged out-of-distribution at alpha. */
+  checkOod: number;
+  /** Each detector's scores on the calibration and check parts (for histograms), with its direction. */
+  heldOutScores: HeldOutScores[];
   seconds: number;
+}
+
+export interface HeldOutScores {
+  detector: 'msp' | 'elbo' | 'complexity';
+  direction: 'low-is-ood' | 'high-is-ood';
+  calibration: number[];
+  check: number[];
 }
 
 /** Model format from the path: .onnx, or a TF.js model.json (or its folder) whose "format" says which. */
@@ -229,6 +246,8 @@ function calibrationOf(results: ImageResult[], engine: OodEngine, source: string
 // ---------------------------------------------------------------------------------------------------------
 // Data
 
+export type ManifestReader = (path: string, format: 'csv' | 'tsv' | 'jsonl' | 'txt', signal?: AbortSignal) => Promise<{ path: string; label: string | null }[]>;
+
 interface DataItem {
   input: ScoreInput;
   /** Class label as written (IDX label digit, manifest label), when the data has one. */
@@ -255,18 +274,15 @@ export function idxLabelsBeside(imagesPath: string): Uint8Array | null {
 const MANIFEST_EXTENSIONS: Record<string, 'csv' | 'tsv' | 'jsonl' | 'txt'> = { '.csv': 'csv', '.tsv': 'tsv', '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.txt': 'txt' };
 
 /** Every image of the data arguments, in listing order, with labels where the data carries them. */
-export async function listData(args: string[], signal?: AbortSignal): Promise<DataItem[]> {
+export async function listData(args: string[], signal?: AbortSignal, readManifest?: ManifestReader): Promise<DataItem[]> {
   const items: DataItem[] = [];
   for (const arg of args) {
     const path = resolve(arg);
     if (!existsSync(path)) throw new FitError(`--data ${arg}: no such file or folder`);
     const format = MANIFEST_EXTENSIONS[extname(path).toLowerCase()];
     if (statSync(path).isFile() && format) {
-      // Dataset manifests: the extension's parser (no vscode inside), resolved against the manifest's folder.
-      const { parseManifest } = await import('../providers/datasetManifest');
-      const parsed = await parseManifest(readFileSync(path, 'utf8'), { format, baseDir: dirname(path), signal });
-      if (!parsed.isManifest) throw new FitError(`--data ${arg}: no column of image paths found in this ${format} file`);
-      for (const row of parsed.rows) if (row.path) items.push({ input: { path: row.path }, label: row.label });
+      if (!readManifest) throw new FitError(`--data ${arg}: dataset manifests are not readable here; give a folder or an IDX file`);
+      for (const row of await readManifest(path, format, signal)) items.push({ input: { path: row.path }, label: row.label });
       continue;
     }
     const labels = statSync(path).isFile() && looksLikeIdx(path) ? idxLabelsBeside(path) : null;
@@ -442,7 +458,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
 
   // 2. The data and its split.
   progress('listing images', 0, 0);
-  let items = await listData(options.data, options.signal);
+  let items = await listData(options.data, options.signal, options.readManifest);
   if (options.limit !== undefined) items = items.slice(0, options.limit);
   checkAbort();
   const seed = options.seed ?? 0;
@@ -520,6 +536,10 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     }
     const heldOutFalseAlarmRate = checkIdx.length ? alarms / checkIdx.length : 0;
     const heldOutAccuracy = labelled ? correct / labelled : null;
+    const checkResults = checkIdx.map((i) => results[i]!);
+    const heldOutScores: HeldOutScores[] = [{ detector: 'msp', direction: 'low-is-ood', calibration: calibration.scores.msp, check: checkResults.map((r) => r.msp!) }];
+    if (manifest.vae) heldOutScores.push({ detector: 'elbo', direction: 'low-is-ood', calibration: calibration.scores.elbo, check: checkResults.map((r) => r.elbo!) });
+    if (calibration.scores.complexity) heldOutScores.push({ detector: 'complexity', direction: 'high-is-ood', calibration: calibration.scores.complexity, check: checkResults.map((r) => r.complexityScore!) });
     if (heldOutAccuracy !== null) {
       decide_(`classifier accuracy on the held-out check part: ${(100 * heldOutAccuracy).toFixed(2)}% of ${labelled} labelled images${heldOutAccuracy < 0.5 ? ' — far below what a working classifier gets: check the input scaling (--range, --mean, --std) and the labels' : ''}`);
     }
@@ -571,6 +591,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       alpha,
       heldOutFalseAlarmRate,
       heldOutAccuracy,
+      checkOod: alarms,
+      heldOutScores,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {

@@ -5,8 +5,10 @@
 import type { Compressor } from './complexity';
 import Ajv, { type ErrorObject } from 'ajv';
 import pairSchemaJson from '../../schemas/ood-pair.schema.json';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { confinedPath, LIMITS, readBoundedTextSync, stripBom } from './boundedRead';
+import { jsonSyntaxProblem } from './jsonText';
+import { dirname, join, resolve } from 'node:path';
 
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
 export type Layout = 'NCHW' | 'NHWC';
@@ -234,9 +236,11 @@ export interface ResolvedPair {
 export function parsePairManifest(text: string, manifestPath: string): PairManifest {
   let data: unknown;
   try {
+    // A byte-order mark (Windows editors) is accepted, as in dataset manifests.
+    text = stripBom(text);
     data = JSON.parse(text);
   } catch (err) {
-    throw new ManifestError(manifestPath, [`not valid JSON: ${(err as Error).message}`]);
+    throw new ManifestError(manifestPath, [jsonSyntaxProblem(err, text)]);
   }
   if (!validate(data)) throw new ManifestError(manifestPath, (validate.errors ?? []).map(describe));
   const problems = semanticProblems(data);
@@ -263,16 +267,20 @@ export function loadPairManifest(location: string, options: LoadManifestOptions 
   const manifestPath = resolveManifestPath(location);
   let text: string;
   try {
-    text = readFileSync(manifestPath, 'utf8');
+    text = readBoundedTextSync(manifestPath, { maxBytes: LIMITS.manifestBytes, what: 'pair manifest' });
   } catch (err) {
-    throw new ManifestError(manifestPath, [`cannot read the manifest: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    throw new ManifestError(manifestPath, [`cannot read the manifest: ${(err as { reason?: string }).reason ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
   const manifest = parsePairManifest(text, manifestPath);
   const dir = dirname(manifestPath);
   const missing: string[] = [];
   const check = (field: string, p?: string) => {
     if (p === undefined) return;
-    const full = isAbsolute(p) ? p : join(dir, p);
+    const full = confinedPath(dir, p);
+    if (full === null) {
+      missing.push(`${field}: "${p}" points outside the pair folder; give a path relative to the folder holding ood-pair.json, inside it`);
+      return;
+    }
     if (existsSync(full)) return;
     const fix = field === 'calibration' ? ` (create it with \`ood-lens calibrate --pair ${dir} <held-out in-distribution images>\`, or remove the field to run uncalibrated)` : '';
     missing.push(`${field}: file not found: ${full}${fix}`);
@@ -286,6 +294,9 @@ export function loadPairManifest(location: string, options: LoadManifestOptions 
   return { manifest, manifestPath, dir };
 }
 
+/** A manifest path inside the pair folder (loadPairManifest has already refused the others, naming the field). */
 export function resolveIn(pair: ResolvedPair, p: string): string {
-  return isAbsolute(p) ? p : join(pair.dir, p);
+  const full = confinedPath(pair.dir, p);
+  if (full === null) throw new ManifestError(pair.manifestPath, [`"${p}" points outside the pair folder`]);
+  return full;
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
 import { type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair } from './manifest';
 import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './backends/types';
-import { declaredStaticBatch, withAnyBatch } from './backends/staticBatch';
+import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from './backends/staticBatch';
 import { type ModelImage, toTensorData } from './preprocess';
 
 /** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
@@ -146,7 +146,8 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
 
 /** What the model declares for its image input against the manifest: layout, size and channels. */
 function checkImageInput(spec: InputSpec, runner: ModelRunner, name: string, layout: Layout, model: string, fail: (field: string, problem: string) => never): void {
-  const shape = runner.inputs.find((t) => t.name === name)?.shape;
+  const declaredInputs = runner instanceof StaticBatchRunner ? runner.declaredInputs : runner.inputs;
+  const shape = declaredInputs.find((t) => t.name === name)?.shape;
   if (!shape) return; // the model leaves its input shape open: the probe run checks it
   const declared = `${runner.source} declares input "${name}" as ${fmtShape(shape)}`;
   if (shape.length !== 4) fail(`${model}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that flattens its input (e.g. [batch, 784]) so that it takes an image`);

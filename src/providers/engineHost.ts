@@ -13,7 +13,7 @@ import * as vscode from 'vscode';
 import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, InspectResult, ModelFacts, ScoreManySummary } from '../shared/engineProtocol';
 import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
-import type { EngineService, ScoreProgress } from './engineService';
+import type { EngineService, ScoreProgress } from '../services/engineService';
 import { PairSettingError, resolvePairSetting } from './pairPath';
 import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
 

@@ -11,7 +11,7 @@ import { loadPairManifest } from '../inference/manifest';
 import type { EnginePairInfo } from '../shared/engineProtocol';
 import type { EngineHost } from './engineHost';
 import { insideWorkspace, pairSettingValue } from './pairPath';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 /** "cpu" → "CPU", "cuda + cpu" → "CUDA + CPU". */
 export function providerLabel(provider: string): string {

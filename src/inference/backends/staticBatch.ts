@@ -19,7 +19,10 @@ const freeBatch = (infos: TensorInfo[]): TensorInfo[] => infos.map((t) => ({ ...
 export class StaticBatchRunner implements ModelRunner {
   readonly inputs: TensorInfo[];
   readonly outputs: TensorInfo[];
+  /** The inputs as the model file declares them (with the fixed batch), for messages. */
+  readonly declaredInputs: TensorInfo[];
   constructor(private readonly inner: ModelRunner, readonly staticBatch: number) {
+    this.declaredInputs = inner.inputs;
     this.inputs = freeBatch(inner.inputs);
     this.outputs = freeBatch(inner.outputs);
   }

@@ -7,7 +7,9 @@
  * Models are read from disk by our own IOHandler, so that nothing depends on a `file://` handler and every
  * weights path is checked to stay inside the model's folder.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { type BoundedReadError, LIMITS, ReadBudget, readBoundedTextSync } from '../boundedRead';
+import { jsonSyntaxProblem } from '../jsonText';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type * as TfTypes from '@tensorflow/tfjs';
 import { checkFeed, type ExecutionProviderSetting, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
@@ -118,16 +120,16 @@ function modelJsonPath(path: string): string {
 function readModelJson(file: string, format: TfjsFormat): ModelJSON {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedTextSync(file, { maxBytes: LIMITS.manifestBytes, what: 'model.json' });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ModelError(file, code === 'ENOENT' ? 'model.json not found' : `cannot read model.json (${code ?? (err as Error).message})`);
+    const e = err as BoundedReadError;
+    throw new ModelError(file, e.problem === 'not-found' ? 'model.json not found' : `cannot read model.json (${e.reason ?? e.message})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ModelError(file, `is not valid JSON (${(err as Error).message})`);
+    throw new ModelError(file, `is ${jsonSyntaxProblem(err, text)}`);
   }
   if (!json || typeof json !== 'object' || !('modelTopology' in json) || !(json as ModelJSON).modelTopology) {
     throw new ModelError(file, 'is not a TensorFlow.js model.json (no modelTopology)');
@@ -175,17 +177,25 @@ function readWeights(modelFile: string, manifest: TfTypes.io.WeightsManifestConf
   const dir = dirname(modelFile);
   const specs: WeightsManifestEntry[] = [];
   const buffers: Buffer[] = [];
+  // Every weight file is read once, regular files only, and all of them together stay under one limit
+  // (a model.json listing one file 20,000 times must not read it 20,000 times).
+  const budget = new ReadBudget(LIMITS.weightsTotalBytes, 'weights file');
+  const listed = new Set<string>();
   for (const group of manifest) {
     if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
       throw new ModelError(modelFile, 'weightsManifest entries need "paths" and "weights" lists');
     }
     const files = group.paths.map((p) => weightFilePath(modelFile, dir, p));
+    for (const f of files) {
+      if (listed.has(f)) throw new ModelError(modelFile, `weightsManifest lists the weights file ${basename(f)} more than once`);
+      listed.add(f);
+    }
     const groupBuffers = files.map((f) => {
       try {
-        return readFileSync(f);
+        return budget.readSync(f);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new ModelError(f, code === 'ENOENT' ? `weights file listed in ${basename(modelFile)} not found` : `cannot read weights file (${code ?? (err as Error).message})`);
+        const e = err as BoundedReadError;
+        throw new ModelError(f, e.problem === 'not-found' ? `weights file listed in ${basename(modelFile)} not found` : `cannot read weights file (${e.reason ?? e.message})`);
       }
     });
     const sizes = group.weights.map(entryBytes);
@@ -252,6 +262,16 @@ export function normaliseKerasTopology(topology: unknown): void {
   if (t.class_name === 'Sequential' && first && first.batch_input_shape === undefined && Array.isArray(config.build_input_shape)) {
     first.batch_input_shape = config.build_input_shape;
   }
+}
+
+const NO_INPUT_SHAPE = 'declares no input shape (a Sequential model whose first layer has no batch_input_shape); save it with an input shape: tf.keras.Input(shape=…) as its first layer, or inputShape on the first layer in TensorFlow.js';
+
+/** A Sequential topology that says nowhere what its input is (tfjs would fail with a bare "must get an inputShape"). */
+function sequentialWithoutInputShape(topology: unknown): boolean {
+  const t = topology as { class_name?: string; config?: { layers?: { config?: Record<string, unknown> }[] } | unknown[] };
+  if (t?.class_name !== 'Sequential' || !t.config || Array.isArray(t.config)) return false;
+  const first = t.config.layers?.[0]?.config;
+  return !!first && first.batch_input_shape === undefined && first.input_shape === undefined;
 }
 
 class TfjsRunner implements ModelRunner {
@@ -355,7 +375,10 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
   const file = modelJsonPath(path);
   // Read and validate everything before touching TensorFlow.js, so a broken model never half-loads.
   const modelJson = readModelJson(file, format);
-  if (format === 'tfjs-layers') normaliseKerasTopology(modelJson.modelTopology);
+  if (format === 'tfjs-layers') {
+    normaliseKerasTopology(modelJson.modelTopology);
+    if (sequentialWithoutInputShape(modelJson.modelTopology)) throw new ModelError(file, NO_INPUT_SHAPE);
+  }
   const [specs, data] = readWeights(file, modelJson.weightsManifest);
   let rt: TfjsRuntime;
   try {
@@ -375,7 +398,7 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
       const m = await tf.loadLayersModel(handler);
       if (!m.inputs?.length) {
         m.dispose();
-        throw new ModelError(file, 'declares no input shape (a Sequential model whose first layer has no batch_input_shape); save it with an input shape: tf.keras.Input(shape=…) as its first layer, or inputShape on the first layer in TensorFlow.js');
+        throw new ModelError(file, NO_INPUT_SHAPE);
       }
       return new TfjsRunner(file, rt, { kind: 'layers', m });
     }
