@@ -36,7 +36,7 @@ import {
 import type { EngineHost } from './engineHost';
 import { activatePair, showTrustNeeded } from './pairPicker';
 import { progressMessage, RateMeter } from './progressText';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 const TITLE = 'Create OOD Pair';
 const STEPS = 6;

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
-import type { Services } from '../providers/services';
+import type { Services } from '../services/services';
 import { makeNonce } from './html';
 import { type FitReport, type FitResultViewState, type HostToFitResult, isFitReport, isFitResultToHost } from '../shared/fitReport';
 import { buildFitResultHtml } from './fitResultHtml';
