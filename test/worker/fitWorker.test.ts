@@ -98,6 +98,9 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     const h = report.histograms[0];
     assert.equal(h.calibration.reduce((a, b) => a + b, 0), cal.scores.msp.length);
     assert.equal(h.calibrationCount, 360);
+    // The held-out check part is binned beside it, and its flagged images are exactly those below the threshold.
+    assert.equal(h.check!.reduce((a, b) => a + b, 0), 40);
+    assert.equal(h.checkCount, 40);
     assert.equal(h.share, 1);
     assert.equal(h.oodWhen, 'low');
     // At α = 0.01 with 360 calibration values, p < 0.01 needs #{cal ≤ x} < 2.61, i.e. x below the third-lowest MSP.
