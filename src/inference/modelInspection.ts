@@ -55,6 +55,8 @@ export interface ModelFacts {
   /** The class-score output, or why it could not be told (several outputs, none per-class, …). */
   classOutput: ClassOutputFacts | null;
   classOutputError: string | null;
+  /** Every output with several values per image (when there are several, the user names the class scores). */
+  classCandidates: ClassOutputFacts[];
 }
 
 export interface InspectModelOptions {
@@ -110,6 +112,7 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
       imageNeeds: [],
       classOutput: null,
       classOutputError: null,
+      classCandidates: [],
     };
     let input;
     try {
@@ -126,13 +129,16 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
     try {
       const out = await withAnyBatch(runner).run({ [input.name]: probeTensor(probe, spec, { layout: input.layout, range: [0, 1] }) });
       const perClass = runner.outputs.filter((t) => out[t.name] && out[t.name].data.length / probe.length >= 2);
+      facts.classCandidates = perClass.map((t) => {
+        const rows = describeRows(out[t.name], probe.length);
+        return { name: t.name, classes: rows.perRow, kind: rows.looksLikeProbabilities ? 'probabilities' : 'logits' };
+      });
       if (perClass.length !== 1) {
         facts.classOutputError = perClass.length
-          ? `${perClass.length} outputs give several values per image (${perClass.map((t) => `"${t.name}"`).join(', ')}); fit needs to be told which one holds the class scores`
+          ? `${perClass.length} outputs give several values per image (${perClass.map((t) => `"${t.name}"`).join(', ')}); name the one that holds the class scores`
           : `no output gives more than one value per image (${runner.outputs.map((t) => `"${t.name}"`).join(', ')}); a classifier gives one score per class`;
       } else {
-        const rows = describeRows(out[perClass[0].name], probe.length);
-        facts.classOutput = { name: perClass[0].name, classes: rows.perRow, kind: rows.looksLikeProbabilities ? 'probabilities' : 'logits' };
+        facts.classOutput = facts.classCandidates[0];
       }
     } catch (err) {
       facts.classOutputError = `running the model on probe images failed: ${message(err)}`;

@@ -27,6 +27,7 @@ import {
   parseLabels,
   parseScaling,
   parseSize,
+  withClassOutput,
   presetScaling,
   resolvePairFolder,
   type ScalingPresetId,
@@ -342,6 +343,14 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
   if (!facts.image && facts.imageNeeds.length) {
     dimensions = await askOpenDimensions(facts);
     facts = await read(dimensions);
+  }
+  if (facts.image && !facts.classOutput && facts.classCandidates.length > 1) {
+    const name = await choose<string>(
+      step(1, 'class scores'),
+      `${basename(classifier)} has several outputs with one value per something: which one holds the class scores?`,
+      facts.classCandidates.map((c) => ({ label: c.name, description: `${c.classes} values per image, ${c.kind}`, value: c.name })),
+    );
+    facts = withClassOutput(facts, name);
   }
   await showFacts(facts, services);
   const modelName = basename(classifier);

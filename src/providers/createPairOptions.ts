@@ -172,6 +172,13 @@ export function modelFactLines(facts: ModelFacts): FactLine[] {
   return lines;
 }
 
+/** The facts with the class output the user named among several candidates. */
+export function withClassOutput(facts: ModelFacts, name: string): ModelFacts {
+  const chosen = facts.classCandidates.find((c) => c.name === name);
+  if (!chosen) throw new Error(`${facts.path} has no output "${name}" with several values per image`);
+  return { ...facts, classOutput: chosen, classOutputError: null };
+}
+
 /** Why the flow cannot go on with this model, or null when it can. */
 export function modelProblem(facts: ModelFacts): string | null {
   if (!facts.image) return facts.imageError ?? 'the image input cannot be read';

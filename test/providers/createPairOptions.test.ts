@@ -14,6 +14,7 @@ import {
   parseLabels,
   parseScaling,
   parseSize,
+  withClassOutput,
   presetScaling,
   resolvePairFolder,
   scalingPresets,
@@ -30,6 +31,7 @@ const facts = (over: Partial<ModelFacts> = {}): ModelFacts => ({
   imageNeeds: [],
   classOutput: { name: 'Plus214_Output_0', classes: 10, kind: 'logits' },
   classOutputError: null,
+  classCandidates: [{ name: 'Plus214_Output_0', classes: 10, kind: 'logits' }],
   ...over,
 });
 
@@ -144,8 +146,14 @@ describe('what was read from the model', () => {
       { label: 'class scores: cannot be told', detail: 'needs the image input first' },
     ]);
     assert.equal(modelProblem(flat), flat.imageError);
-    const two = facts({ classOutput: null, classOutputError: '2 outputs give several values per image' });
+    const candidates = [{ name: 'features', classes: 128, kind: 'logits' as const }, { name: 'probs', classes: 10, kind: 'probabilities' as const }];
+    const two = facts({ classOutput: null, classOutputError: '2 outputs give several values per image', classCandidates: candidates });
     assert.equal(modelProblem(two), '2 outputs give several values per image');
+    // Naming one of them settles it.
+    const named = withClassOutput(two, 'probs');
+    assert.deepEqual(named.classOutput, candidates[1]);
+    assert.equal(modelProblem(named), null);
+    assert.throws(() => withClassOutput(two, 'logits'), /no output "logits"/);
   });
 });
 

@@ -63,6 +63,8 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     assert.ok(facts.image);
     assert.equal(facts.classOutput, null);
     assert.match(facts.classOutputError!, /"reconstruction_logits", "mu", "logvar"/);
+    // The three are offered to choose from, with their sizes: 32×32 pixels, 16-d latents.
+    assert.deepEqual(facts.classCandidates.map((c) => [c.name, c.classes]), [['reconstruction_logits', 1024], ['mu', 16], ['logvar', 16]]);
   });
 
   test('inspectModel on files that are not models names the file and the problem', async () => {
