@@ -1,12 +1,14 @@
 /** `ood-lens calibrate`: score held-out in-distribution images and store their score distributions. */
 import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Calibration, writeCalibration, writeFileAtomic } from '../inference/calibration';
 import { OodEngine } from '../inference/engine';
-import { resolveIn, resolveManifestPath } from '../inference/manifest';
+import { pairShares, resolveIn, resolveManifestPath } from '../inference/manifest';
+import { resultOodScore } from '../inference/oodDetectors';
 import { builtInPairDir } from '../inference/pair';
-import { tooSmallProblem } from '../inference/calibrationCheck';
+import { countsOf, tooSmallProblem } from '../inference/calibrationCheck';
+import { confinedPath } from '../inference/boundedRead';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
@@ -23,6 +25,10 @@ export async function runCalibrate(argv: string[]): Promise<number> {
   if (!(limit > 0)) throw new UsageError('--limit must be a positive integer');
   const pairLocation = values.pair ?? builtInPairDir();
   const manifestPath = resolveManifestPath(pairLocation);
+  // The manifest may only point inside its own folder (a pair must not read files elsewhere).
+  if (values.out && confinedPath(dirname(manifestPath), relative(dirname(manifestPath), resolve(values.out))) === null) {
+    throw new UsageError(`--out must be a file inside the pair folder ${dirname(manifestPath)} (the manifest may only point at files inside its folder)`);
+  }
   // Calibrate from a clean slate: the pair's old calibration must not influence anything.
   // The file the manifest names may not exist yet: calibrate creates it (loading does not require it here).
   const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: [0], msp: [0] } };
@@ -38,7 +44,9 @@ export async function runCalibrate(argv: string[]): Promise<number> {
     }
     const withVae = !!engine.pair.manifest.vae;
     // As many scores as the rule needs to ever reject at α (the smallest p-value with n scores is 1/(n+1)).
-    const tooSmall = tooSmallProblem({ elbo: withVae ? ok.length : 0, msp: ok.length, complexity: withVae && ok.every((r) => r.complexityScore !== null) ? ok.length : 0 }, engine.rule, engine.alpha);
+    const withComplexity = ok.every((r) => r.complexityScore !== null);
+    const counts = countsOf((t) => (t === 'complexity' ? (withComplexity ? ok.length : 0) : (t === 'elbo' && withVae) || t === 'confidence' || engine.detectors.some((d) => d.test === t) ? ok.length : 0));
+    const tooSmall = tooSmallProblem(counts, engine.rule, engine.alpha, pairShares(engine.pair.manifest));
     if (tooSmall) throw new UsageError(`only ${ok.length} images could be scored: ${tooSmall}`);
     const calibration: Calibration = {
       version: 1,
@@ -54,6 +62,16 @@ export async function runCalibrate(argv: string[]): Promise<number> {
         complexity: withVae && ok.every((r) => r.complexityScore !== null) ? ok.map((r) => r.complexityScore!) : undefined,
       },
     };
+    // Every other detector of the pair (energy, KNN, Mahalanobis): its held-out scores, stored its own way.
+    for (const d of engine.detectors) {
+      if (d.test === 'elbo' || d.test === 'complexity' || d.test === 'confidence') continue;
+      const scores = ok.map((r) => resultOodScore(d.test, r));
+      if (scores.some((v) => v === null)) continue;
+      const { key, values } = d.calibrate(scores as number[]);
+      (calibration.scores as unknown as Record<string, number[]>)[key] = values;
+    }
+    const fitSource = engine.pair.featureFit?.source;
+    if (fitSource) process.stderr.write(`note: the feature detectors were fitted on ${fitSource}; calibrate on other images (held out from the fit), or their false alarms exceed α\n`);
     // The file the manifest already names (created when missing), else calibration.json beside it.
     const named = engine.pair.manifest.calibration;
     const outPath = values.out ?? (named ? resolveIn(engine.pair, named) : join(manifestPath, '..', 'calibration.json'));

@@ -220,6 +220,22 @@ export class BatchScheduler {
   }
 
   /**
+   * Reads and prepares inputs batch by batch (the next batch is prepared while `work` handles this one) and
+   * hands each batch, in order, to `work`: for jobs other than scoring, such as reading features to fit.
+   */
+  async forEachPrepared(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, work: (paths: string[], prepared: (ModelImage | Error)[]) => Promise<void>, signal?: AbortSignal): Promise<void> {
+    const aborted = () => signal?.aborted ?? false;
+    let pending: { paths: string[]; prepared: Promise<(ModelImage | Error)[]> } | null = null;
+    for await (const batch of this.batchesOf(inputs, aborted)) {
+      const next = { paths: batch.map((b) => b.path), prepared: this.prepare(batch) };
+      if (pending) await work(pending.paths, await pending.prepared);
+      pending = next;
+      if (aborted()) break;
+    }
+    if (pending && !aborted()) await work(pending.paths, await pending.prepared);
+  }
+
+  /**
    * Starts the scoring shards now and waits for them (they otherwise start with the first input of more than
    * SHARD_MIN_BATCHES batches; once running they take every input); false when this engine does not shard or
    * they could not start.
@@ -303,11 +319,11 @@ export class BatchScheduler {
     const advance = async (next: ScoreInput[] | null) => {
       const current = ready;
       ready = null;
-      let finish: (() => ImageResult[]) | null = null;
+      let finish: (() => Promise<ImageResult[]>) | null = null;
       if (overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: this.prepare(next) };
       if (current && !aborted()) finish = await this.scorer.inferPrepared(current.paths, await current.prepared, withDetails);
       if (!overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: this.prepare(next) };
-      if (finish) await emit(finish());
+      if (finish) await emit(await finish());
     };
     for await (const batch of batches) await advance(batch);
     await advance(null);

@@ -3,15 +3,16 @@
  * into per-image scores, p-values and verdicts. Knows nothing of files, threads or batching order — the
  * scheduler (batchScheduler.ts) decides what runs when and where, and hands batches of images here.
  */
-import { decide } from './calibration';
+import { decideTests } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore } from './complexity';
 import type { FloatTensor } from './backends/types';
 import { errorResult, type ImageResult, type StageTimings } from './engineTypes';
 import { isUnitScaling, type ResolvedScaling } from './manifest';
 import type { LoadedPair } from './pair';
 import { type ModelImage, toTensorData } from './preprocess';
+import type { ModelBatch, OodDetector } from './oodDetectors';
 import * as S from './scores';
-import type { VerdictRule } from './rules';
+import type { AlphaShares, TestName, VerdictRule } from './rules';
 
 /**
  * Scores calibrated one way cannot be compared with scores computed another (another compressor, another
@@ -71,11 +72,15 @@ export interface BatchScorerOptions {
   /** Compute L(x) and S(x) (one compression per image). */
   complexity: boolean;
   compressor: Compressor;
+  /** The detectors to score with (oodDetectors.ts, `pairDetectors`). */
+  detectors: OodDetector[];
+  /** The pair's own shares of α (rule `pair`). */
+  pairShares?: AlphaShares;
 }
 
 /** Runs the models on batches of prepared images and scores them; adds the time of each stage to `timings`. */
 export class BatchScorer {
-  /** The VAE's scaling maps pixels to [0, 1] unnormalised: its feed is then the likelihood's target. */
+  /** The input spec maps pixels to [0, 1] unnormalised: the VAE's feed is then the likelihood's target. */
   private readonly unitInput: boolean;
 
   constructor(readonly pair: LoadedPair, private readonly options: BatchScorerOptions, private readonly timings: StageTimings) {
@@ -92,7 +97,7 @@ export class BatchScorer {
    * records for failures, in input order) as a function, so that a pipeline can run it while the next
    * batch is being prepared.
    */
-  async inferPrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<() => ImageResult[]> {
+  async inferPrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<() => Promise<ImageResult[]>> {
     const ok: ModelImage[] = [];
     const okPaths: string[] = [];
     prepared.forEach((img, i) => {
@@ -105,17 +110,17 @@ export class BatchScorer {
       let k = 0;
       return prepared.map((img, i) => (img instanceof Error ? errorResult(paths[i], img.message) : scored[k++]));
     };
-    if (!ok.length) return () => merge([]);
+    if (!ok.length) return async () => merge([]);
     let outputs: ModelOutputs;
     try {
       outputs = await this.runModels(ok);
     } catch (err) {
-      return () => merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
+      return async () => merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
     }
-    return () => {
+    return async () => {
       const start = performance.now();
       try {
-        return merge(this.finishBatch(ok, okPaths, withDetails, outputs));
+        return merge(await this.finishBatch(ok, okPaths, withDetails, outputs));
       } catch (err) {
         return merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
       } finally {
@@ -142,10 +147,35 @@ export class BatchScorer {
     const outputs = await this.runModels(images);
     const scoringStart = performance.now();
     try {
-      return this.finishBatch(images, paths, withDetails, outputs);
+      return await this.finishBatch(images, paths, withDetails, outputs);
     } finally {
       this.timings.scoring += performance.now() - scoringStart;
     }
+  }
+
+  /**
+   * The classifier alone on one batch: its penultimate features (the pair must expose them) and predictions.
+   */
+  async features(images: ModelImage[]): Promise<{ features: Float32Array; dims: number; predictions: Int32Array }> {
+    const p = this.pair;
+    if (!p.names.features) throw new Error(`${p.manifestPath}: the classifier's features are not exposed (load the engine with features: true)`);
+    const n = images.length;
+    const start = performance.now();
+    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.scaling.classifier) }, [p.names.classifierOutput, p.names.features]);
+    this.timings.classifier += performance.now() - start;
+    const logits = out[p.names.classifierOutput].data;
+    const classes = logits.length / n;
+    if (classes !== p.manifest.classifier.labels.length) throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${p.manifest.classifier.labels.length} labels`);
+    const features = out[p.names.features].data;
+    const dims = features.length / n;
+    if (!Number.isInteger(dims) || dims < 1) throw new Error(`${p.classifier.source}: the features output "${p.names.features}" has ${features.length} values for ${n} images`);
+    const predictions = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
+      predictions[i] = best;
+    }
+    return { features, dims, predictions };
   }
 
   /** Both models on one batch, and the complexity of images that do not carry it yet. */
@@ -168,7 +198,8 @@ export class BatchScorer {
       }
     };
     // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
-    const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]));
+    const wanted = [p.names.classifierOutput, ...(p.names.features ? [p.names.features] : [])];
+    const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, wanted));
     const vaeOut = p.manifest.vae ? await timed('vae', () => this.runVae(vaeFeed, target, n)) : null;
     const start = performance.now();
     const bits = this.options.complexity ? images.map((img) => img.complexityBits ?? complexityBits(img, this.options.compressor)) : null;
@@ -176,7 +207,11 @@ export class BatchScorer {
     return { classifierOut, vaeOut, bits };
   }
 
-  private finishBatch(images: ModelImage[], paths: string[], withDetails: boolean, { classifierOut, vaeOut, bits }: ModelOutputs): ImageResult[] {
+  /**
+   * The model outputs as the detectors see them (ModelBatch), every detector's OOD score for each image, and
+   * the verdict over the rule's detectors.
+   */
+  private async finishBatch(images: ModelImage[], paths: string[], withDetails: boolean, { classifierOut, vaeOut, bits }: ModelOutputs): Promise<ImageResult[]> {
     const p = this.pair;
     const m = p.manifest;
     const n = images.length;
@@ -188,46 +223,86 @@ export class BatchScorer {
     const dims = m.input.width * m.input.height * m.input.channels;
     // A classifier-only pair has no VAE scores: ELBO, its parts and S(x) stay null.
     const vaeScores = vaeOut?.perImage() ?? null;
+    const cs = images.map((_, i) => S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind));
+    const cScores = images.map((_, i) => (bits && vaeScores && Number.isFinite(vaeScores[i].elbo) ? complexityCorrectedScore(vaeScores[i].elbo, bits[i]) : null));
+    const features = p.names.features ? classifierOut[p.names.features] : undefined;
+    const featureDims = features ? features.data.length / n : 0;
+    if (features && !Number.isInteger(featureDims)) throw new Error(`${p.classifier.source}: the features output "${p.names.features}" has ${features.data.length} values for ${n} images`);
+    const batch: ModelBatch = {
+      n,
+      msp: Float64Array.from(cs, (c) => c.msp),
+      energy: Float64Array.from(cs, (c) => c.energy ?? NaN),
+      predictions: Int32Array.from(cs, (c) => c.prediction),
+      elbo: vaeScores ? Float64Array.from(vaeScores, (v) => v.elbo) : null,
+      complexity: bits && vaeScores ? Float64Array.from(cScores, (c) => c ?? NaN) : null,
+      features: features?.data ?? null,
+      featureDims,
+    };
+    const detectorScores = new Map<TestName, Float64Array>();
+    for (const d of this.options.detectors) detectorScores.set(d.test, await d.score(batch));
+    const scoreOf = (test: TestName, i: number) => {
+      const v = detectorScores.get(test)?.[i];
+      return v === undefined || Number.isNaN(v) ? null : v;
+    };
     return images.map((img, i) => {
       const v = vaeScores?.[i] ?? null;
       if (v && !Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
       if (v && v.logPxBound !== null && !Number.isFinite(v.logPxBound)) return errorResult(paths[i], `the VAE produced a non-finite log p(x) bound (${v.logPxBound}); the model output is invalid`);
-      const row = logits.data.subarray(i * classes, (i + 1) * classes);
-      // A NaN or ±Infinity output would otherwise become prediction 0 with a NaN MSP, which every test passes.
-      const bad = row.findIndex((x) => !Number.isFinite(x));
-      if (bad >= 0) return errorResult(paths[i], `the classifier produced a non-finite output (${row[bad]} for class ${m.classifier.labels[bad] ?? bad}); the model output is invalid`);
-      const cs = S.classifierScores(row, m.classifier.outputKind);
-      // Energy is null (not computed) for a classifier that outputs probabilities: only a computed score can be invalid.
-      const derived = ([['MSP', cs.msp], ['entropy', cs.entropy], ['energy', cs.energy]] as const).find(([, x]) => x !== null && !Number.isFinite(x));
-      if (derived) return errorResult(paths[i], `the classifier's output gives a non-finite ${derived[0]} (${derived[1]}); the model output is invalid (are outputKind and the model's outputs the same kind?)`);
+      const problem = this.nonFiniteOutput(logits.data, classes, features?.data, featureDims, i, cs[i]);
+      if (problem) return errorResult(paths[i], problem);
+      const c = cs[i];
       const cBits = bits && v ? bits[i] : null;
-      const cScore = cBits !== null && v ? complexityCorrectedScore(v.elbo, cBits) : null;
-      const verdict = decide(p.calibration, v?.elbo ?? null, cScore, this.options.alpha, this.options.rule, cs.msp);
+      const oodScores: Partial<Record<TestName, number | null>> = {};
+      for (const test of detectorScores.keys()) oodScores[test] = scoreOf(test, i);
+      const verdict = decideTests(p.calibration, oodScores, this.options.alpha, this.options.rule, this.options.pairShares);
       const result: ImageResult = {
         path: paths[i],
-        prediction: cs.prediction,
-        label: m.classifier.labels[cs.prediction] ?? String(cs.prediction),
-        msp: cs.msp,
-        entropy: cs.entropy,
-        energy: cs.energy,
+        prediction: c.prediction,
+        label: m.classifier.labels[c.prediction] ?? String(c.prediction),
+        msp: c.msp,
+        entropy: c.entropy,
+        energy: c.energy,
         elbo: v?.elbo ?? null,
         reconstructionLogLik: v?.logLik ?? null,
         kl: v?.kl ?? null,
         elboBitsPerDim: v ? S.bitsPerDim(v.elbo, dims) : null,
         logPxBound: v?.logPxBound ?? null,
         complexityBits: cBits,
-        complexityScore: cScore,
+        complexityScore: cScores[i],
         pValue: verdict.pValue,
         pValues: verdict.pValues,
         firedBy: verdict.firedBy,
         verdict: verdict.verdict,
         error: null,
       };
+      if (detectorScores.has('knn')) result.knnDistance = scoreOf('knn', i);
+      if (detectorScores.has('mahalanobis')) result.mahalanobis = scoreOf('mahalanobis', i);
       if (withDetails) {
-        result.details = { modelInput: img, reconstruction: vaeOut?.reconstruction(i, img) ?? null, probabilities: Array.from(cs.probabilities) };
+        result.details = { modelInput: img, reconstruction: vaeOut?.reconstruction(i, img) ?? null, probabilities: Array.from(c.probabilities) };
       }
       return result;
     });
+  }
+
+  /**
+   * Why image i's classifier outputs cannot be scored: a NaN or ±Infinity logit (or feature) would otherwise
+   * become prediction 0 with a NaN MSP that every test passes — a silent "in-distribution".
+   */
+  private nonFiniteOutput(logits: Float32Array, classes: number, features: Float32Array | undefined, featureDims: number, i: number, c: S.ClassifierScores): string | null {
+    const labels = this.pair.manifest.classifier.labels;
+    for (let k = 0; k < classes; k++) {
+      const x = logits[i * classes + k];
+      if (!Number.isFinite(x)) return `the classifier produced a non-finite output (${x} for class ${labels[k] ?? k}); the model output is invalid`;
+    }
+    if (features) {
+      for (let k = 0; k < featureDims; k++) {
+        const x = features[i * featureDims + k];
+        if (!Number.isFinite(x)) return `the classifier's features output "${this.pair.names.features}" has a non-finite value (${x}); the model output is invalid`;
+      }
+    }
+    const derived = ([['MSP', c.msp], ['entropy', c.entropy], ['energy', c.energy ?? 0]] as const).find(([, x]) => !Number.isFinite(x));
+    if (derived) return `the classifier's output gives a non-finite ${derived[0]} (${derived[1]}); the model output is invalid (are outputKind and the model's outputs the same kind?)`;
+    return null;
   }
 
   /** Log-likelihood of x (one image, `dims` values) under the decoder output (and log-scales) at `offset`. */

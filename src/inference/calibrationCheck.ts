@@ -5,7 +5,7 @@
  * with fewer than ~222 scores nothing is ever flagged at α = 0.01 under rule `all`, and every image — a cat
  * photo for an MNIST pair — would be reported in-distribution. Such a pair is refused.
  */
-import { ALPHA_SHARES, type TestName, type VerdictRule } from './rules';
+import { type AlphaShares, ruleShares, TEST_NAMES, type TestName, type VerdictRule } from './rules';
 
 /** Why a score list is unusable, naming the field and the first bad entry by index and type (never its value). */
 export function scoreListProblem(field: string, list: unknown): string | null {
@@ -30,6 +30,11 @@ export function calibrationScoreProblems(scores: unknown): string[] {
   return problems;
 }
 
+/** Each test's calibration size, from a function giving it (calibration.calibratedCount). */
+export function countsOf(count: (test: TestName) => number): Partial<Record<TestName, number>> {
+  return Object.fromEntries(TEST_NAMES.map((t) => [t, count(t)]));
+}
+
 /** Smallest n for which the conformal p-value 1/(n+1) can fall below `threshold`. */
 export function minimumScoresFor(threshold: number): number {
   let n = Math.max(0, Math.floor(1 / threshold));
@@ -38,31 +43,32 @@ export function minimumScoresFor(threshold: number): number {
   return n;
 }
 
-/** The test → score list each conformal test reads (see calibration.decide). */
-const LIST_OF: Record<TestName, 'elbo' | 'complexity' | 'msp'> = { elbo: 'elbo', complexity: 'complexity', confidence: 'msp' };
-
 export interface RejectionCheck {
-  /** True when at least one of the rule's tests can fire with these list lengths. */
+  /** True when at least one of the rule's tests can fire with these calibration sizes. */
   canReject: boolean;
   /** The fewest scores with which the rule's easiest test can fire at α. */
   minimum: number;
-  /** The rule actually applied (as calibration.decide: without S, a rule that uses it is the ELBO test). */
+  /** The rule actually applied (as calibration.decideTests: without S, a fixed rule that uses it is the ELBO test). */
   rule: VerdictRule;
-  /** Scores in the list the easiest test reads. */
+  /** Scores calibrated for the easiest test. */
   count: number;
 }
 
-/** Whether `rule` at `alpha` can ever reject with score lists of these lengths. */
-export function rejectionCheck(lengths: Partial<Record<'elbo' | 'complexity' | 'msp', number>>, rule: VerdictRule, alpha: number): RejectionCheck {
-  const effective: VerdictRule = rule !== 'elbo' && !lengths.complexity ? 'elbo' : rule;
+/**
+ * Whether `rule` at `alpha` can ever reject, given how many held-out scores each test has (`counts`, as
+ * calibration.calibratedCount gives them) and the pair's own shares for rule `pair`.
+ */
+export function rejectionCheck(counts: Partial<Record<TestName, number>>, rule: VerdictRule, alpha: number, pairShares?: AlphaShares): RejectionCheck {
+  let effective: VerdictRule = rule === 'pair' && !(pairShares && Object.keys(pairShares).length) ? 'all' : rule;
+  if (effective !== 'pair' && effective !== 'elbo' && !counts.complexity) effective = 'elbo';
   let best: { minimum: number; count: number } | null = null;
   let canReject = false;
-  // A classifier-only pair (no ELBO, no S): the confidence test has all of α (as calibration.decide).
-  const classifierOnly = !lengths.elbo && !lengths.complexity;
-  const shares = classifierOnly ? ([['confidence', 1]] as [TestName, number][]) : (Object.entries(ALPHA_SHARES[effective]) as [TestName, number][]);
+  // A classifier-only pair (no ELBO, no S) under a fixed rule: the confidence test has all of α (as decideTests).
+  const classifierOnly = effective !== 'pair' && !counts.elbo && !counts.complexity;
+  const shares = classifierOnly ? ([['confidence', 1]] as [TestName, number][]) : (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]);
   for (const [test, share] of shares) {
-    const count = lengths[LIST_OF[test]] ?? 0;
-    if (!count) continue;
+    const count = counts[test] ?? 0;
+    if (!count || !(share > 0)) continue;
     const minimum = minimumScoresFor(share * alpha);
     if (count >= minimum) canReject = true;
     if (!best || minimum < best.minimum) best = { minimum, count };
@@ -71,8 +77,8 @@ export function rejectionCheck(lengths: Partial<Record<'elbo' | 'complexity' | '
 }
 
 /** The message for a calibration too small to ever reject, or null when it can. */
-export function tooSmallProblem(lengths: Partial<Record<'elbo' | 'complexity' | 'msp', number>>, rule: VerdictRule, alpha: number): string | null {
-  const c = rejectionCheck(lengths, rule, alpha);
+export function tooSmallProblem(counts: Partial<Record<TestName, number>>, rule: VerdictRule, alpha: number, pairShares?: AlphaShares): string | null {
+  const c = rejectionCheck(counts, rule, alpha, pairShares);
   if (c.canReject) return null;
   return (
     `the calibration has ${c.count} scores, too few to ever flag an image under rule ${c.rule} at α = ${alpha}: ` +
@@ -85,9 +91,8 @@ export function tooSmallProblem(lengths: Partial<Record<'elbo' | 'complexity' | 
  * Refuses a calibration too small for the rule to ever reject at α: it would call every image
  * in-distribution. `source` (the calibration file) starts the message.
  */
-export function checkCalibrationCanReject(calibration: { scores: { elbo: readonly number[]; complexity?: readonly number[]; msp?: readonly number[] } } | undefined, source: string, rule: VerdictRule, alpha: number): void {
-  if (!calibration) return;
-  const { elbo, complexity, msp } = calibration.scores;
-  const problem = tooSmallProblem({ elbo: elbo.length, complexity: complexity?.length, msp: msp?.length }, rule, alpha);
+export function checkCalibrationCanReject(counts: Partial<Record<TestName, number>>, source: string, rule: VerdictRule, alpha: number, pairShares?: AlphaShares): void {
+  if (!Object.values(counts).some((n) => n)) return;
+  const problem = tooSmallProblem(counts, rule, alpha, pairShares);
   if (problem) throw new Error(`${source}: ${problem}`);
 }

@@ -7,13 +7,26 @@
 import { availableParallelism } from 'node:os';
 import { BatchScheduler } from './batchScheduler';
 import { BatchScorer, checkCalibrationMatches } from './batchScoring';
-import type { VerdictRule } from './calibration';
-import { checkCalibrationCanReject } from './calibrationCheck';
+import { calibratedCount, type VerdictRule } from './calibration';
+import { checkCalibrationCanReject, countsOf } from './calibrationCheck';
 import { type Compressor, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor, resolveIn } from './manifest';
+import { pairCompressor, pairShares, resolveIn } from './manifest';
+import { type OodDetector, pairDetectors } from './oodDetectors';
+import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
+
+export interface FeatureBatch {
+  /** count × dims features of the inputs that could be read, in input order. */
+  features: Float32Array;
+  dims: number;
+  /** The classifier's predicted class for each of them. */
+  predictions: Int32Array;
+  /** Each one's index in the input sequence. */
+  indices: Int32Array;
+  errors: { index: number; path: string; message: string }[];
+}
 
 export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, StageTimings } from './engineTypes';
 
@@ -28,9 +41,9 @@ export class OodEngine {
   private readonly scorer: BatchScorer;
   private readonly scheduler: BatchScheduler;
 
-  private constructor(readonly pair: LoadedPair, options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
+  private constructor(readonly pair: LoadedPair, readonly detectors: OodDetector[], options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
     this.alpha = options.alpha ?? 0.01;
-    this.rule = options.rule ?? 'all';
+    this.rule = options.rule ?? 'pair';
     this.batchSize = Math.max(1, options.batchSize ?? 64);
     const maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     const maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
@@ -38,7 +51,7 @@ export class OodEngine {
     this.compressor = pairCompressor(pair.manifest);
     this.pipeline = options.pipeline;
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
-    this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor }, this.timings);
+    this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor, detectors, pairShares: pairShares(pair.manifest) }, this.timings);
     this.scheduler = new BatchScheduler(this.scorer, this.timings, {
       spec: pair.manifest.input,
       batchSize: this.batchSize,
@@ -57,6 +70,7 @@ export class OodEngine {
         maxFileBytes,
         complexity: useComplexity,
         calibration: options.calibration,
+        features: options.features,
       },
       onNotice: options.onNotice,
     });
@@ -71,13 +85,15 @@ export class OodEngine {
     // one intra-op thread; 2,259 with two spinning threads).
     const threads = options.threads ?? (preprocessWorkers > 0 ? cores : 0);
     const spinning = options.spinning ?? preprocessWorkers === 0;
-    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration);
+    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration, { features: options.features });
+    let detectors: OodDetector[];
     try {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
       checkCalibrationMatches(pair, compressor);
       // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
-      if (!options.calibration) checkCalibrationCanReject(pair.calibration, pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath, options.rule ?? 'all', options.alpha ?? 0.01);
+      if (!options.calibration && pair.calibration) checkCalibrationCanReject(countsOf((t) => calibratedCount(pair.calibration, t)), pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath, options.rule ?? 'pair', options.alpha ?? 0.01, pairShares(pair.manifest));
+      detectors = await pairDetectors(pair, { complexity: options.complexity ?? true });
     } catch (err) {
       await disposePair(pair);
       throw err;
@@ -85,7 +101,7 @@ export class OodEngine {
     const runners = [pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r) => r !== undefined);
     const onnxOnCpu = runners.every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu');
     const pipeline = options.pipeline ?? (preprocessWorkers > 0 && onnxOnCpu ? 'sharded' : 'overlapped');
-    return new OodEngine(pair, { ...options, preprocessWorkers, pipeline });
+    return new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline });
   }
 
   /** Scoring shards running now (0 before the first large input, or when they could not start). */
@@ -119,11 +135,13 @@ export class OodEngine {
       input: { width: m.input.width, height: m.input.height, channels: m.input.channels },
       alpha: this.alpha,
       rule: this.rule,
+      shares: ruleShares(this.rule, pairShares(m)),
     };
   }
 
   async dispose(): Promise<void> {
     await this.scheduler.dispose();
+    await Promise.allSettled(this.detectors.map((d) => d.dispose()));
     await disposePair(this.pair);
   }
 
@@ -165,6 +183,39 @@ export class OodEngine {
   /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
   readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
     return this.scheduler.readSource(input);
+  }
+
+  /**
+   * The classifier's penultimate features for each input, batch by batch in input order (create the engine
+   * with `features: true` when the pair does not use features yet). Unreadable inputs are reported in
+   * `errors` with their index in the input sequence and left out of `features`.
+   */
+  async extractFeatures(
+    inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>,
+    onBatch: (batch: FeatureBatch) => void | Promise<void>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    let seen = 0;
+    await this.scheduler.forEachPrepared(
+      inputs,
+      async (paths, prepared) => {
+        const first = seen;
+        seen += paths.length;
+        const ok: ModelImage[] = [];
+        const indices: number[] = [];
+        const errors: FeatureBatch['errors'] = [];
+        prepared.forEach((img, i) => {
+          if (img instanceof Error) errors.push({ index: first + i, path: paths[i], message: img.message });
+          else {
+            ok.push(img);
+            indices.push(first + i);
+          }
+        });
+        const out = ok.length ? await this.scorer.features(ok) : { features: new Float32Array(0), dims: 0, predictions: new Int32Array(0) };
+        await onBatch({ ...out, indices: Int32Array.from(indices), errors });
+      },
+      options.signal,
+    );
   }
 
   /**

@@ -11,6 +11,7 @@ import { type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelS
 import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './backends/types';
 import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from './backends/staticBatch';
 import { type ModelImage, toTensorData } from './preprocess';
+import { type FeatureFit, readFeatureFit } from './features/featureFit';
 
 /** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
 export function builtInPairDir(name = 'mnist'): string {
@@ -18,10 +19,10 @@ export function builtInPairDir(name = 'mnist'): string {
   return candidates.find((c) => existsSync(join(c, 'ood-pair.json'))) ?? candidates[0];
 }
 
-export async function loadModel(path: string, format: ModelFormat, options: LoadOptions): Promise<ModelRunner> {
+export async function loadModel(path: string, format: ModelFormat, options: LoadOptions, bytes?: Uint8Array): Promise<ModelRunner> {
   if (format === 'onnx') {
     const { loadOnnx } = await import('./backends/onnx');
-    return loadOnnx(path, options);
+    return loadOnnx(path, options, bytes);
   }
   const { loadTfjs } = await import('./backends/tfjs');
   return loadTfjs(path, format, options);
@@ -55,7 +56,39 @@ export interface LoadedPair extends ResolvedPair {
     vaeInput?: string;
     encoderInput?: string;
     decoderInput?: string;
+    /** The classifier output holding the penultimate features (when the pair uses or fits them). */
+    features?: string;
   };
+  /** The fitted feature detectors (manifest `features.fit`). */
+  featureFit?: FeatureFit;
+  /** How the models were loaded (the KNN search loads its own onnxruntime session the same way). */
+  loadOptions: LoadOptions;
+}
+
+export interface PairLoadExtras {
+  /** Expose the classifier's features even when the manifest does not ask for them (to fit detectors). */
+  features?: boolean;
+}
+
+/**
+ * Loads the classifier with its penultimate features among its outputs: the named output, or (ONNX, no name)
+ * the input of its last Gemm/MatMul, exposed by editing the graph in memory.
+ */
+async function loadClassifierWithFeatures(path: string, m: PairManifest, options: LoadOptions): Promise<{ runner: ModelRunner; features: string }> {
+  const named = m.features?.output ?? m.features?.layer;
+  if (named || m.classifier.format !== 'onnx') {
+    if (!named) throw new ModelError(path, 'the feature detectors need the classifier\'s features: name the layer that produces them (features.layer) for a TensorFlow.js model');
+    const runner = await loadModel(path, m.classifier.format, options);
+    if (!runner.outputs.some((o) => o.name === named)) {
+      await runner.dispose();
+      throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.${m.features?.output ? 'output' : 'layer'} in the pair manifest`);
+    }
+    return { runner, features: named };
+  }
+  const { readFileSync } = await import('node:fs');
+  const { exposePenultimate } = await import('./features/onnxGraph');
+  const exposed = exposePenultimate(readFileSync(path), path);
+  return { runner: await loadModel(path, 'onnx', options, exposed.bytes), features: exposed.name };
 }
 
 const list = (infos: TensorInfo[]) => infos.map((t) => `"${t.name}"${t.shape ? ` ${fmtShape(t.shape)}` : ''}`).join(', ');
@@ -66,7 +99,7 @@ export interface LoadPairOptions extends LoadOptions {
   calibrationMayBeMissing?: boolean;
 }
 
-export async function loadPair(location: string, options: LoadPairOptions, calibrationOverride?: Calibration): Promise<LoadedPair> {
+export async function loadPair(location: string, options: LoadPairOptions, calibrationOverride?: Calibration, extras: PairLoadExtras = {}): Promise<LoadedPair> {
   const resolved = loadPairManifest(location, { calibrationMayBeMissing: options.calibrationMayBeMissing || calibrationOverride !== undefined });
   const m: PairManifest = resolved.manifest;
   const fail = (field: string, problem: string): never => {
@@ -81,8 +114,9 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
     return withAnyBatch(raw);
   };
   /** The one tensor of `kind` the field names, or the only one; several and none named is refused. */
-  const pick = (runner: ModelRunner, kind: 'inputs' | 'outputs', field: string, given: string | undefined, prefer?: (t: TensorInfo) => boolean): string => {
-    const infos = runner[kind];
+  const pick = (runner: ModelRunner, kind: 'inputs' | 'outputs', field: string, given: string | undefined, prefer?: (t: TensorInfo) => boolean, skip?: string): string => {
+    // `skip`: an output the pair exposes itself (the classifier's features), never a candidate by default.
+    const infos = runner[kind].filter((t) => given !== undefined || t.name !== skip);
     const what = kind === 'inputs' ? 'input' : 'output';
     const duplicates = infos.map((t) => t.name).filter((n, i, all) => all.indexOf(n) !== i);
     if (given) {
@@ -101,12 +135,24 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
   };
   try {
     const scaling = { classifier: modelScaling(m.input, m.classifier), vae: modelScaling(m.input, m.vae) };
-    const classifier = await open(m.classifier.path, m.classifier.format, 'classifier');
+    const wantFeatures = extras.features || !!m.features;
+    let classifier: ModelRunner;
+    let featureName: string | undefined;
+    if (wantFeatures) {
+      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, options);
+      opened.push(loaded.runner);
+      staticBatch.classifier = declaredStaticBatch(loaded.runner);
+      classifier = withAnyBatch(loaded.runner);
+      featureName = loaded.features;
+    } else {
+      classifier = await open(m.classifier.path, m.classifier.format, 'classifier');
+    }
     const labels = m.classifier.labels.length;
     const names: LoadedPair['names'] = {
       classifierInput: pick(classifier, 'inputs', 'classifier.input', m.classifier.input),
-      // Among several outputs, the one shaped [batch, labels] is unambiguous.
-      classifierOutput: pick(classifier, 'outputs', 'classifier.output', m.classifier.output, (t) => !!t.shape && t.shape.length === 2 && t.shape[1] === labels),
+      // Among several outputs, the one shaped [batch, labels] is unambiguous (an exposed feature output never counts).
+      classifierOutput: pick(classifier, 'outputs', 'classifier.output', m.classifier.output, (t) => !!t.shape && t.shape.length === 2 && t.shape[1] === labels, featureName),
+      features: featureName,
     };
     const pair: LoadedPair = {
       ...resolved,
@@ -116,7 +162,15 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
       scaling,
       staticBatch,
       names,
+      loadOptions: options,
     };
+    if (m.features?.fit) {
+      const fitPath = resolveIn(resolved, m.features.fit);
+      pair.featureFit = readFeatureFit(fitPath);
+      if (featureName && pair.featureFit.tensor !== featureName) {
+        throw new ModelError(fitPath, `was fitted on the classifier tensor "${pair.featureFit.tensor}", but the features now come from "${featureName}"; fit the detectors again`);
+      }
+    }
     checkImageInput(m.input, classifier, names.classifierInput, scaling.classifier.layout, 'classifier', fail);
     const v = m.vae;
     if (v?.path && v.format && v.outputs) {
