@@ -121,9 +121,19 @@ export async function runEval(argv: string[]): Promise<number> {
     if (!engine.info.calibrated) process.stderr.write('note: the pair is not calibrated; p-value rows are missing (run ood-lens calibrate)\n');
     const inResults = await collect(engine, values.in, { limit, progress: true });
     const oodResults = await collect(engine, values.ood, { limit, progress: true });
+    // Metrics over an empty set are meaningless: refuse (exit 1) with why the images failed, never print 0 images and succeed.
+    for (const [flag, set, results] of [['--in', values.in, inResults], ['--ood', values.ood, oodResults]] as const) {
+      const scored = results.filter((r) => r.verdict !== 'error').length;
+      if (scored === 0) {
+        const reasons = [...new Set(results.map((r) => r.error).filter((e): e is string => !!e))].slice(0, 3);
+        throw new Error(`${flag} ${set.join(' ')}: ${results.length ? `none of the ${results.length} images could be scored (${reasons.join('; ')})` : 'no images found'}; nothing to evaluate`);
+      }
+    }
     const report = evaluate(engine, inResults, oodResults);
     process.stdout.write(values.format === 'json' ? JSON.stringify(report, null, 2) + '\n' : formatEvalTable(report));
-    return 0;
+    const failed = [...inResults, ...oodResults].filter((r) => r.verdict === 'error').length;
+    if (failed) process.stderr.write(`${failed} images could not be scored and are left out of the figures\n`);
+    return failed ? 2 : 0;
   } finally {
     await engine.dispose();
   }

@@ -7,10 +7,11 @@
 import { availableParallelism } from 'node:os';
 import { BatchScheduler } from './batchScheduler';
 import { BatchScorer, checkCalibrationMatches } from './batchScoring';
-import type { VerdictRule } from './calibration';
+import { calibratedCount, type VerdictRule } from './calibration';
+import { checkCalibrationCanReject, countsOf } from './calibrationCheck';
 import { type Compressor, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor, pairShares } from './manifest';
+import { pairCompressor, pairShares, resolveIn } from './manifest';
 import { type OodDetector, pairDetectors } from './oodDetectors';
 import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
@@ -90,6 +91,8 @@ export class OodEngine {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
       checkCalibrationMatches(pair, compressor);
+      // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
+      if (!options.calibration && pair.calibration) checkCalibrationCanReject(countsOf((t) => calibratedCount(pair.calibration, t)), pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath, options.rule ?? 'pair', options.alpha ?? 0.01, pairShares(pair.manifest));
       detectors = await pairDetectors(pair, { complexity: options.complexity ?? true });
     } catch (err) {
       await disposePair(pair);
