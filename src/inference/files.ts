@@ -49,6 +49,8 @@ export function showFileName(name: Buffer): string {
 
 const NOT_UTF8 = 'the file name is not valid UTF-8, so it cannot be opened by name here (invalid bytes shown as \\xNN); rename the file';
 
+const NOT_UTF8_ARGUMENT = 'the name as given holds bytes that are not valid UTF-8 (shown as \uFFFD), which cannot be passed on by name; score its folder instead, or rename it';
+
 function listingProblem(dir: string, err: unknown): ListedFile {
   return { path: dir, error: `cannot list this folder: ${describeFsError(err).reason}; its images were not scored` };
 }
@@ -115,7 +117,8 @@ export async function* expandInputs(args: string[], options: ListOptions = {}): 
     try {
       isDir = (await stat(path)).isDirectory();
     } catch {
-      yield { path };
+      // An argument with bytes that are not UTF-8 reached us already replaced by U+FFFD: say so.
+      yield arg.includes('\uFFFD') ? { path, error: `file not found: ${NOT_UTF8_ARGUMENT}` } : { path };
       continue;
     }
     if (isDir) {
