@@ -3,8 +3,8 @@
  * test images as PNGs, a corrupt PNG, CSV and JSONL manifests naming them, an invalid pair manifest and a
  * valid workspace copy of the built-in pair (for Restricted Mode).
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, labelsOf, writeIdxPngs } from '../helpers';
 
 export interface ManifestTarget {
@@ -32,6 +32,12 @@ export interface Fixture {
   brokenPair: string;
   workspacePair: string;
   workspacePairName: string;
+  /**
+   * Issue 15 item 4: `hostile.csv` — a scored row with a Markdown command link in its label, a quoted multi-line
+   * path holding a command link (the issue's attack), and a symbolic link inside the workspace to an image
+   * outside it (`outsideImage`, next to the workspace folder).
+   */
+  hostile: { scored: ManifestTarget; multiLine: ManifestTarget; symlinkRow: ManifestTarget; outsideImage: string; symlink: string; link: string };
 }
 
 function lineOf(text: string, needle: string, file: string): ManifestTarget {
@@ -89,8 +95,25 @@ export async function writeFixture(root: string): Promise<Fixture> {
   const files = [manifest.classifier?.path, manifest.vae?.path, manifest.vae?.encoder?.path, manifest.vae?.decoder?.path, manifest.calibration].filter((p): p is string => typeof p === 'string');
   for (const file of files) copyFileSync(join(MNIST_PAIR, file), join(wsPair, file));
 
+  // Outside the workspace: an image the hostile manifest tries to make the extension read.
+  const outside = join(dirname(root), 'outside');
+  const [outsideImage] = await writeIdxPngs(MNIST_TEST_IMAGES, [4], outside, 'secret');
+  const symlink = join(root, 'link-to-secret.png');
+  symlinkSync(outsideImage, symlink);
+  const link = `[x](command:oodLens.manifest.inspect?${encodeURIComponent(JSON.stringify([outsideImage]))})`;
+  const hostile = ['path,label', `${m(1)},"7 ${link}"`, `"images/a\`b.png\`\n\n${link}\n\n\`.png",3`, 'link-to-secret.png,4', ''].join('\n');
+  writeFileSync(join(root, 'hostile.csv'), hostile);
+
   return {
     root,
+    hostile: {
+      scored: lineOf(hostile, m(1), 'hostile.csv'),
+      multiLine: { ...lineOf(hostile, '"images/a`b.png`', 'hostile.csv'), column: 4 },
+      symlinkRow: lineOf(hostile, 'link-to-secret.png', 'hostile.csv'),
+      outsideImage,
+      symlink,
+      link,
+    },
     mnist: { name: basename(digit), label: String(mnistLabels[0]) },
     fashion: { name: basename(boot) },
     folder: { name: 'images', images: folderImages },
@@ -101,6 +124,21 @@ export async function writeFixture(root: string): Promise<Fixture> {
     workspacePair: 'pairs/workspace-mnist',
     workspacePairName: 'workspace-mnist',
   };
+}
+
+/**
+ * User keybindings that run `oodLens.manifest.inspect` with arbitrary arguments — the way a crafted link would
+ * call it — so that the end-to-end test can check that the command itself refuses them.
+ */
+export const HOSTILE_KEYS = { outside: { binding: 'ctrl+alt+shift+o', press: 'Control+Alt+Shift+O' }, symlink: { binding: 'ctrl+alt+shift+l', press: 'Control+Alt+Shift+L' } } as const;
+
+export function writeHostileKeybindings(userDataDir: string, fx: Fixture): void {
+  mkdirSync(join(userDataDir, 'User'), { recursive: true });
+  const bindings = [
+    { key: HOSTILE_KEYS.outside.binding, command: 'oodLens.manifest.inspect', args: fx.hostile.outsideImage },
+    { key: HOSTILE_KEYS.symlink.binding, command: 'oodLens.manifest.inspect', args: fx.hostile.symlink },
+  ];
+  writeFileSync(join(userDataDir, 'User', 'keybindings.json'), `${JSON.stringify(bindings, null, 2)}\n`);
 }
 
 /** Writes `.vscode/settings.json` of the fixture workspace. */
