@@ -20,6 +20,7 @@ import {
 import { appendPlain, commandLink, HOVER_COMMANDS, type MarkdownSink, thumbnailMarkdown, visibleText } from './hoverMarkdown';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
+import { AUTO_SCORE_MAX_ROWS, boundedInteger } from './settingsBounds';
 import type { Services } from './services';
 import { outsideWorkspace } from './workspaceGuard';
 
@@ -235,7 +236,7 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
     await this.fillFromCache(st);
     const parsed = st.parsed;
     if (!parsed || st.scoring || st.autoFailed) return;
-    const max = vscode.workspace.getConfiguration('oodLens').get<number>('manifest.autoScoreMaxRows', 200);
+    const max = boundedInteger(vscode.workspace.getConfiguration('oodLens').get<number>('manifest.autoScoreMaxRows'), AUTO_SCORE_MAX_ROWS);
     // Small manifests score themselves: when opened, and for rows added since.
     const pending = this.uniquePaths(parsed).filter((p) => !st.results.has(p) && st.readable.get(p)?.ok);
     if (parsed.rows.length <= max && pending.length) await this.score(doc, st, false);

@@ -8,6 +8,7 @@ import type { ImageResult } from '../inference/engine';
 import type { CachedScore } from './scoreCache';
 import { ScoreCache } from './scoreCache';
 import type { Services } from './services';
+import { cacheMaxEntries } from './settingsBounds';
 
 export interface ScoreManyOutcome {
   /** results[i] for paths[i]; undefined where the run stopped before it. */
@@ -46,7 +47,8 @@ export function scoreStore(services: Services): ScoreStore {
   if (existing) return existing;
   const { context, engine, log } = services;
   const emitter = new vscode.EventEmitter<vscode.Uri[] | undefined>();
-  const maxEntries = () => vscode.workspace.getConfiguration('oodLens').get<number>('cache.maxEntries', 200000);
+  // User/machine value only: a workspace must not shrink the cache every workspace shares.
+  const maxEntries = () => cacheMaxEntries(vscode.workspace.getConfiguration('oodLens').inspect<number>('cache.maxEntries'));
   const file = vscode.Uri.joinPath(context.globalStorageUri, 'score-cache.json').fsPath;
 
   const refreshIdentity = async (cache: ScoreCache) => {
