@@ -3,6 +3,7 @@
  * global storage, keeps its pair identity current, scores lists of files through the cache, registers
  * `oodLens.clearCache` and the Explorer badge on images scored out-of-distribution.
  */
+import { rm } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
 import type { CachedScore } from './scoreCache';
@@ -49,7 +50,9 @@ export function scoreStore(services: Services): ScoreStore {
   const emitter = new vscode.EventEmitter<vscode.Uri[] | undefined>();
   // User/machine value only: a workspace must not shrink the cache every workspace shares.
   const maxEntries = () => cacheMaxEntries(vscode.workspace.getConfiguration('oodLens').inspect<number>('cache.maxEntries'));
-  const file = vscode.Uri.joinPath(context.globalStorageUri, 'score-cache.json').fsPath;
+  // An append-only log (scoreCache.ts); the single JSON file of earlier versions is removed unread.
+  const file = vscode.Uri.joinPath(context.globalStorageUri, 'score-cache.jsonl').fsPath;
+  const legacyFile = vscode.Uri.joinPath(context.globalStorageUri, 'score-cache.json').fsPath;
 
   const refreshIdentity = async (cache: ScoreCache) => {
     try {
@@ -62,6 +65,7 @@ export function scoreStore(services: Services): ScoreStore {
 
   const decorations = new OodFileDecorations(emitter.event);
   const ready = (async () => {
+    await rm(legacyFile, { force: true }).catch(() => undefined);
     const cache = await ScoreCache.open(file, { maxEntries: maxEntries(), log: (m) => log.info(m) });
     cache.onDidChange((paths) => emitter.fire(paths === 'all' ? undefined : paths.map((p) => vscode.Uri.file(p))));
     decorations.cache = cache;
