@@ -84,7 +84,7 @@ interface PathEntry {
 type LogRecord = ['s', string, Packed] | ['p', string, number, number, string] | ['u', string];
 
 /** Records between yields to the event loop while loading or compacting. */
-const SLICE_RECORDS = 2000;
+const SLICE_RECORDS = 1000;
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((r) => setImmediate(r));
@@ -493,14 +493,19 @@ export class ScoreCache {
     return this.writing;
   }
 
-  /** One write of whole lines at the end of the log (O_APPEND); a new or emptied file gets the header first. */
+  /**
+   * Whole lines at the end of the log (O_APPEND), in writes of at most SLICE_RECORDS lines so that a large
+   * save never builds one huge string; a new or emptied file gets the header first.
+   */
   private async append(lines: string[]): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true });
     const handle = await open(this.file, 'a');
     try {
       const { size } = await handle.stat();
-      const body = `${lines.join('\n')}\n`;
-      await handle.write(size === 0 ? `${headerLine()}\n${body}` : body);
+      for (let i = 0; i < lines.length; i += SLICE_RECORDS) {
+        const body = `${lines.slice(i, i + SLICE_RECORDS).join('\n')}\n`;
+        await handle.write(i === 0 && size === 0 ? `${headerLine()}\n${body}` : body);
+      }
     } finally {
       await handle.close();
     }
