@@ -8,7 +8,7 @@ import { registerFolderScoring } from './providers/folderScoring';
 import { registerInspectCommands } from './providers/inspectCommands';
 import { registerManifestFeatures } from './providers/manifestFeatures';
 import { registerPairPicker } from './providers/pairPicker';
-import type { Services } from './providers/services';
+import type { Services } from './services/services';
 import { InspectPanel, registerInspectPanelSerializer } from './webviews/inspectPanel';
 
 export function activate(context: vscode.ExtensionContext): void {

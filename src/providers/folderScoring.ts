@@ -4,14 +4,14 @@
  * notification (count, rate, ETA), optionally against a reference in-distribution folder; then the report.
  */
 import * as vscode from 'vscode';
-import type { ImageResult } from '../inference/engine';
+import { errorResult, type ImageResult } from '../inference/engineTypes';
 import { walkImages } from '../inference/files';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreManyOutcome } from './scoreStore';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 import { outsideWorkspace } from './workspaceGuard';
 
 export function registerFolderScoring(context: vscode.ExtensionContext, services: Services): void {
@@ -78,14 +78,6 @@ async function listImages(folder: string, token: vscode.CancellationToken, onCou
 
 function workspaceRoots(): string[] {
   return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
-}
-
-/** An error record for an image that is not read (Restricted Mode), so that the report lists it with the reason. */
-function refusedResult(path: string, message: string): ImageResult {
-  return {
-    path, prediction: null, label: null, msp: null, entropy: null, energy: null, elbo: null, reconstructionLogLik: null, kl: null, elboBitsPerDim: null,
-    logPxBound: null, complexityBits: null, complexityScore: null, pValue: null, pValues: { elbo: null, complexity: null, confidence: null }, firedBy: [], verdict: 'error', error: message,
-  };
 }
 
 /**
@@ -225,7 +217,7 @@ async function runScan(services: Services, folderUri: vscode.Uri, reference: vsc
         },
       });
       const results: ScoreManyOutcome['results'] = new Array(paths.length);
-      for (const [i, reason] of refused) results[i] = refusedResult(paths[i], reason);
+      for (const [i, reason] of refused) results[i] = errorResult(paths[i], reason);
       allowed.forEach((i, k) => (results[i] = scored.results[k]));
       const result: ScoreManyOutcome = { ...scored, results, done: scored.done + refused.size, total: paths.length };
       return { empty: false as const, paths, sets, targetCount: target.length, result };

@@ -21,7 +21,7 @@ import { appendPlain, commandLink, HOVER_COMMANDS, type MarkdownSink, thumbnailM
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
 import { AUTO_SCORE_MAX_ROWS, boundedInteger } from './settingsBounds';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 import { outsideWorkspace } from './workspaceGuard';
 
 const SELECTOR: vscode.DocumentSelector = ['csv', 'tsv', 'jsonl', 'plaintext'].flatMap((language) => [

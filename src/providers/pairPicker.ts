@@ -15,7 +15,7 @@ import type { EnginePairInfo } from '../shared/engineProtocol';
 import type { EngineHost } from './engineHost';
 import { missingPairFiles, PairFileError, readPairManifestText } from './pairManifestFile';
 import { insideWorkspace, pairSettingValue } from './pairPath';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 /** "cpu" → "CPU", "cuda + cpu" → "CUDA + CPU". */
 export function providerLabel(provider: string): string {

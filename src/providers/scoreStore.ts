@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
 import type { CachedScore } from './scoreCache';
 import { ScoreCache } from './scoreCache';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 import { cacheMaxEntries } from './settingsBounds';
 
 export interface ScoreManyOutcome {

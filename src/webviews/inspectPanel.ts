@@ -6,7 +6,7 @@
  */
 import { basename, dirname, extname } from 'node:path';
 import * as vscode from 'vscode';
-import type { Services } from '../providers/services';
+import type { Services } from '../services/services';
 import type { EnginePairInfo } from '../shared/engineProtocol';
 import { browserShows, type HostToInspect, INSPECT_VIEW_TYPE, type InspectRow, type InspectToHost, type InspectViewState, isInspectToHost, oneLine, persistedPaths } from '../shared/inspectProtocol';
 import { buildInspectHtml, makeNonce } from './html';

@@ -6,7 +6,7 @@
 import { BarController, BarElement, CategoryScale, Chart, type ChartConfiguration, LinearScale, type Plugin, Tooltip } from 'chart.js';
 import type { CalibrationHistogram, InspectResult } from '../../shared/engineProtocol';
 import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, InspectViewState } from '../../shared/inspectProtocol';
-import { ALPHA_SHARES } from '../../inference/rules';
+import { ruleShares, TEST_LABELS } from '../../inference/rules';
 import { elboBreakdown, formatMsp, formatNats, formatP, predictionText, verdictText } from '../verdictText';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
@@ -267,9 +267,13 @@ function pValueText(r: InspectResult): string {
   if (r.pValues.elbo !== null) parts.push(`ELBO p = ${formatP(r.pValues.elbo)}`);
   if (r.pValues.complexity !== null) parts.push(`complexity p = ${formatP(r.pValues.complexity)}`);
   if (r.pValues.confidence !== null && r.pValues.confidence !== undefined) parts.push(`confidence p = ${formatP(r.pValues.confidence)}`);
-  if (r.pValue !== null && view.pair && Object.keys(ALPHA_SHARES[view.pair.rule]).length > 1 && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
+  for (const test of ['energy', 'knn', 'mahalanobis'] as const) {
+    const p = r.pValues[test];
+    if (p !== null && p !== undefined) parts.push(`${TEST_LABELS[test].name} p = ${formatP(p)}`);
+  }
+  if (r.pValue !== null && view.pair && Object.keys(view.pair.shares ?? ruleShares(view.pair.rule, undefined)).length > 1 && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
   if (!parts.length) return 'p-value: none (the pair is not calibrated)';
-  const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => ({ elbo: 'ELBO', complexity: 'complexity', confidence: 'classifier confidence' })[f]).join(' and ')}` : 'no test fired';
+  const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => TEST_LABELS[f].name).join(' and ')}` : 'no test fired';
   return `${parts.join(' · ')} · ${fired}`;
 }
 
@@ -307,7 +311,7 @@ function renderRow(row: InspectRow): HTMLElement {
 
   const r = row.result;
   const pair = view.pair;
-  const ctx = { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'all', calibrationCount: pair?.calibrationCount ?? 0, pairDir: pair ? pair.manifestPath.replace(/[/\\]ood-pair\.json$/, '') : undefined };
+  const ctx = { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'all', shares: pair?.shares, calibrationCount: pair?.calibrationCount ?? 0, pairDir: pair ? pair.manifestPath.replace(/[/\\]ood-pair\.json$/, '') : undefined };
   const v = verdictText(r, ctx);
   const banner = el('div', `verdict-banner tone-${v.tone}`);
   banner.dataset.verdict = r.verdict;
