@@ -13,6 +13,7 @@ import * as vscode from 'vscode';
 import { parsePairManifest } from '../inference/manifest';
 import type { EnginePairInfo } from '../shared/engineProtocol';
 import type { EngineHost } from './engineHost';
+import { appendPlain } from './hoverMarkdown';
 import { missingPairFiles, PairFileError, readPairManifestText } from './pairManifestFile';
 import { insideWorkspace, pairSettingValue } from './pairPath';
 import type { Services } from '../services/services';
@@ -98,20 +99,35 @@ export class PairStatusBar implements vscode.Disposable {
 }
 
 function pairTooltip(info: EnginePairInfo, restricted: boolean): vscode.MarkdownString {
-  const md = new vscode.MarkdownString();
-  md.appendMarkdown(`**OOD Lens** — pair **${escapeMd(info.name)}**\n\n`);
-  if (info.description) md.appendMarkdown(`${escapeMd(info.description)}\n\n`);
-  md.appendMarkdown(`- Manifest: \`${info.manifestPath.replace(/`/g, "'")}\`\n`);
-  md.appendMarkdown(`- Backend: ${escapeMd(info.backend)} · execution provider ${providerLabel(info.provider)}\n`);
-  md.appendMarkdown(info.calibrated ? `- Calibrated on ${info.calibrationCount.toLocaleString('en-US')} images${info.calibrationSource ? ` (${escapeMd(info.calibrationSource)})` : ''}\n` : '- Not calibrated: no p-values or verdicts (run `ood-lens calibrate`)\n');
-  md.appendMarkdown(`- α = ${info.alpha} · rule: ${info.rule}\n\n`);
+  // Names, descriptions and paths come from the pair's files: plain text (no links, icons or line breaks).
+  const md = new vscode.MarkdownString(undefined, true);
+  md.appendMarkdown('**OOD Lens** — pair **');
+  appendPlain(md, info.name);
+  md.appendMarkdown('**\n\n');
+  if (info.description) {
+    appendPlain(md, info.description, 1000);
+    md.appendMarkdown('\n\n');
+  }
+  md.appendMarkdown('- Manifest: ');
+  appendPlain(md, info.manifestPath);
+  md.appendMarkdown('\n- Backend: ');
+  appendPlain(md, info.backend);
+  md.appendMarkdown(` · execution provider ${providerLabel(info.provider)}\n`);
+  if (info.calibrated) {
+    md.appendMarkdown(`- Calibrated on ${info.calibrationCount.toLocaleString('en-US')} images`);
+    if (info.calibrationSource) {
+      md.appendMarkdown(' (');
+      appendPlain(md, info.calibrationSource);
+      md.appendMarkdown(')');
+    }
+    md.appendMarkdown('\n');
+  } else md.appendMarkdown('- Not calibrated: no p-values or verdicts (run `ood-lens calibrate`)\n');
+  md.appendMarkdown(`- α = ${info.alpha} · rule: `);
+  appendPlain(md, String(info.rule));
+  md.appendMarkdown('\n\n');
   if (restricted) md.appendMarkdown('Restricted Mode: only the built-in pair runs.\n\n');
   md.appendMarkdown('Click to choose another pair.');
   return md;
-}
-
-function escapeMd(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
 }
 
 function folders() {
