@@ -38,6 +38,8 @@ export interface Fixture {
    * outside it (`outsideImage`, next to the workspace folder).
    */
   hostile: { scored: ManifestTarget; multiLine: ManifestTarget; symlinkRow: ManifestTarget; outsideImage: string; symlink: string; link: string };
+  /** Issue 15 item 11: `linked/` holds an MNIST digit and a symbolic link to the image outside the workspace. */
+  linkedFolder: { name: string; image: string; link: string };
 }
 
 function lineOf(text: string, needle: string, file: string): ManifestTarget {
@@ -103,6 +105,8 @@ export async function writeFixture(root: string): Promise<Fixture> {
   const link = `[x](command:oodLens.manifest.inspect?${encodeURIComponent(JSON.stringify([outsideImage]))})`;
   const hostile = ['path,label', `${m(1)},"7 ${link}"`, `"images/a\`b.png\`\n\n${link}\n\n\`.png",3`, 'link-to-secret.png,4', ''].join('\n');
   writeFileSync(join(root, 'hostile.csv'), hostile);
+  const [linkedDigit] = await writeIdxPngs(MNIST_TEST_IMAGES, [5], join(root, 'linked'), 'digit');
+  symlinkSync(outsideImage, join(root, 'linked', 'outside-link.png'));
 
   return {
     root,
@@ -114,6 +118,7 @@ export async function writeFixture(root: string): Promise<Fixture> {
       symlink,
       link,
     },
+    linkedFolder: { name: 'linked', image: basename(linkedDigit), link: 'outside-link.png' },
     mnist: { name: basename(digit), label: String(mnistLabels[0]) },
     fashion: { name: basename(boot) },
     folder: { name: 'images', images: folderImages },

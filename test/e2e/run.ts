@@ -429,6 +429,39 @@ const flows: Flow[] = [
       assert(!opened, 'an Inspect panel opened the image outside the workspace');
     },
   },
+  {
+    // Issue 15 item 11: folder scoring in Restricted Mode does not read a symbolic link out of the workspace.
+    name: 'restricted-folder-symlink',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      const lf = fx.linkedFolder;
+      await wb.explorerContext(lf.name, 'Score folder for out-of-distribution');
+      const noRef = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'No reference' }).first();
+      await noRef.waitFor({ timeout: 20_000 });
+      await noRef.click();
+      const frame = await wb.webviewWith('#vbody .vrow', 120_000);
+      const rows = await until('both files in the report table', async () => {
+        const r = await frame.evaluate(() =>
+          Array.from(document.querySelectorAll('#vbody .vrow')).map((row) => ({
+            path: (row.querySelector('.c-path') as HTMLElement).innerText,
+            verdict: (row.querySelector('.c-verdict') as HTMLElement).innerText,
+            title: (row as HTMLElement).title,
+            thumb: (row.querySelector('.c-thumb img') as HTMLImageElement | null)?.getAttribute('src') ?? '',
+          })),
+        );
+        return r.length >= 2 && r;
+      }, 60_000);
+      await ctx.shot('report');
+      const link = rows.find((r) => r.path.endsWith(lf.link));
+      const digit = rows.find((r) => r.path.endsWith(lf.image));
+      assert(link && digit, `report rows: ${JSON.stringify(rows)}`);
+      assert(/error/i.test(link.verdict) && /links to .*outside the workspace/.test(link.title), `the symlink row is not refused: ${JSON.stringify(link)}`);
+      assert(!link.thumb, `the symlink row shows a thumbnail of the outside image: ${link.thumb}`);
+      assert(/in-distribution/i.test(digit.verdict), `the digit next to it is still scored: ${JSON.stringify(digit)}`);
+      ctx.note(`rows: ${rows.map((r) => `${r.path} ${r.verdict}${r.title.includes('\n') ? ` (${r.title.split('\n')[1]})` : ''}`).join(' · ')}`);
+    },
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------------------
