@@ -6,7 +6,8 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { OodEngine } from '../inference/engine';
-import { expandInputs } from '../inference/files';
+import { countSubfolders, expandInputs } from '../inference/files';
+import { terminalText } from '../inference/safeText';
 import { ManifestError } from '../inference/manifest';
 import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
 import { runCalibrate } from './calibrate';
@@ -20,10 +21,17 @@ const USAGE = `ood-lens — is your image classifier answering about something i
 Usage:
   ood-lens score <file|folder|idx>... [--pair DIR] [--recursive] [--format table|json|csv] [--out FILE]
                  [--provider auto|cpu|cuda] [--alpha A] [--rule pair|all|both|elbo|complexity] [--fail-on-ood]
-  ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N]
+  ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N] [--out FILE]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
+  ood-lens fit --classifier <model> [--vae <model> | --encoder <m> --decoder <m>] --data <folder|idx|manifest>
+               --out <dir> [--range LO,HI] [--mean M[,M,M]] [--std S[,S,S]] [--labels a,b,…]   (ood-lens fit --help)
   ood-lens reproduce [--out DIR]
   ood-lens info [--pair DIR]
+
+Options of score, calibrate, eval and info:
+  --batch-size N   images per model run (default 64). Models with a fixed batch size need no flag: OOD Lens
+                   runs them in chunks of their own size.
+  --threads N      onnxruntime threads per model (default: the engine's choice).
 
 Without --pair the built-in MNIST pair (models/mnist) is used.
 Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-distribution found (--fail-on-ood).`;
@@ -53,6 +61,7 @@ async function runScore(argv: string[]): Promise<number> {
     const summary = counter.summary(engine.info);
     await writer.end(summary);
     if (values.out) process.stderr.write(`wrote ${summary.count} results to ${resolve(values.out)}\n`);
+    if (summary.count === 0 && !values.recursive) await hintRecursive(positionals);
     if (controller.signal.aborted) {
       process.stderr.write(`interrupted after ${summary.count} images\n`);
       return 130;
@@ -65,6 +74,14 @@ async function runScore(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     await engine.dispose();
+  }
+}
+
+/** "0 images" from folders that only hold subfolders: say why, and what to add. */
+async function hintRecursive(positionals: string[]): Promise<void> {
+  for (const p of positionals) {
+    const subfolders = await countSubfolders(resolve(p));
+    if (subfolders) process.stderr.write(`ood-lens: note: ${terminalText(p)} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
   }
 }
 
@@ -92,6 +109,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runCalibrate(rest);
       case 'eval':
         return await runEval(rest);
+      case 'fit': {
+        const { runFit } = await import('./fit');
+        return await runFit(rest);
+      }
       case 'reproduce': {
         const { runReproduce } = await import('./reproduce');
         return await runReproduce(rest);
@@ -111,11 +132,12 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ood-lens: ${(err as Error).message}\n\n${USAGE}\n`);
       return 1;
     }
+    // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
     if (err instanceof ManifestError) {
-      process.stderr.write(`ood-lens: ${err.message}\n`);
+      process.stderr.write(`ood-lens: ${terminalText(err.message, true)}\n`);
       return 1;
     }
-    process.stderr.write(`ood-lens: ${(err as Error).message}\n`);
+    process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
     return 1;
   }
 }

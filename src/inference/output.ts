@@ -2,6 +2,7 @@
 import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import type { TestName } from './calibration';
+import { csvCell, terminalText } from './safeText';
 import type { ImageResult, PairInfo } from './engineTypes';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
@@ -133,7 +134,7 @@ export class ResultWriter {
     } else if (this.format === 'csv') {
       this.write(stringify([RESULT_COLUMNS as unknown as string[]]));
     } else {
-      this.write(`pair: ${this.info.name} (${this.info.backend}, ${this.info.provider}) · α = ${this.info.alpha} · rule: ${this.info.rule}${this.info.calibrated ? '' : ' · UNCALIBRATED'}\n`);
+      this.write(`pair: ${terminalText(this.info.name)} (${this.info.backend}, ${this.info.provider}) · α = ${this.info.alpha} · rule: ${this.info.rule}${this.info.calibrated ? '' : ' · UNCALIBRATED'}\n`);
       this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)} ${'p(elbo)'.padStart(9)} ${'p(S)'.padStart(9)} ${'p(conf)'.padStart(9)}  path\n`);
     }
   }
@@ -144,14 +145,14 @@ export class ResultWriter {
     } else if (this.format === 'csv') {
       const record = resultRecord(r);
       // csv-stringify is called once per 256 rows: its per-call setup cost more than the rows themselves.
-      this.csvRows.push(RESULT_COLUMNS.map((c) => record[c]));
+      this.csvRows.push(RESULT_COLUMNS.map((c) => csvCell(record[c])));
       if (this.csvRows.length >= 256) this.writeCsvRows();
     } else {
-      const path = this.shownPath(r.path);
+      const path = terminalText(this.shownPath(r.path));
       // A '*' marks the test that fired.
       const p = (v: number | null, test: TestName) => `${fmt(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
-      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}  ${path}: ${r.error}\n`);
-      else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}  ${path}\n`);
+      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}  ${path}: ${terminalText(r.error ?? '')}\n`);
+      else this.write(`${r.verdict.padEnd(20)} ${terminalText(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}  ${path}\n`);
       if (!this.tmpPath && process.stdout.isTTY) this.flush();
     }
     this.first = false;

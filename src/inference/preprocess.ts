@@ -2,10 +2,10 @@
  * Image → model input. sharp (libvips) decodes, flattens alpha, converts to grey/RGB and resizes;
  * the manifest's invert / range / mean-std are applied here in JS on the 8-bit result.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { BoundedReadError, readBounded, readBoundedSync } from './boundedRead';
 import sharp, { type ResizeOptions, type Sharp } from 'sharp';
 import type { InputSpec } from './manifest';
+import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
 export const DEFAULT_MAX_INPUT_PIXELS = 64 * 1024 * 1024;
@@ -64,12 +64,16 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
   const background = spec.background ?? '#ffffff';
   let pipeline: Sharp;
   try {
+    // SVG renders in one native call nothing can interrupt: it runs in a child process under the time limit.
+    if (!isRawImage(source) && looksLikeSvg(source)) source = await rasterizeSvg(source, maxInputPixels);
     if (isRawImage(source)) {
       pipeline = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels });
     } else {
       if (source.length === 0) throw new ImageDecodeError('the file is empty');
       pipeline = sharp(source, { limitInputPixels: maxInputPixels, failOn: 'error', animated: false, sequentialRead: true });
     }
+    // Raster decoding and resizing under the same per-image limit (libvips checks it as it works).
+    pipeline = pipeline.timeout({ seconds: Math.max(1, Math.ceil(imageTimeLimitMs() / 1000)) });
     pipeline = pipeline.rotate().flatten({ background });
     pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
     pipeline = pipeline.resize(resizeOptions(spec));
@@ -84,6 +88,7 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
     return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
   } catch (err) {
     if (err instanceof ImageDecodeError) throw err;
+    if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
     throw new ImageDecodeError(describeSharpError(err));
   }
 }
@@ -92,6 +97,7 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
 export function describeSharpError(err: unknown): string {
   // libvips messages often end in a dangling ':' or newline.
   const message = (err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, '');
+  if (/^timeout/i.test(message)) return `decoding took longer than the per-image time limit (${Math.max(1, Math.ceil(imageTimeLimitMs() / 1000))} s) and was stopped`;
   if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
   if (/premature end|truncated|unexpected end|not enough data|Read error|corrupt header/i.test(message)) return `image data is truncated or corrupt: ${message}`;
@@ -131,31 +137,21 @@ export function toUnitPlanar(image: ModelImage, out?: Float32Array, offset = 0):
   return target;
 }
 
+/** One wording for every way an image file cannot be read, on every pipeline (in-process, workers, shards). */
 function readError(err: unknown): ImageDecodeError {
   if (err instanceof ImageDecodeError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EISDIR') return new ImageDecodeError('is a folder, not an image');
-  return new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
+  if (err instanceof BoundedReadError) return new ImageDecodeError(err.problem === 'folder' ? 'is a folder, not an image' : err.reason);
+  return new ImageDecodeError(`cannot read: ${(err as Error).message}`);
 }
 
-function checkSize(size: number, maxFileBytes: number): void {
-  if (size > maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${maxFileBytes})`);
-  if (size === 0) throw new ImageDecodeError('the file is empty');
-}
-
-/** Reads a file with the same checks and messages as the engine's in-process path. */
+/** Reads an image file (regular files only, size checked first) with the same checks and messages as readCheckedSync. */
 export async function readChecked(path: string, maxFileBytes: number): Promise<Uint8Array> {
-  let size: number;
   try {
-    const st = await stat(path);
-    if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
-    size = st.size;
+    const bytes = await readBounded(path, { maxBytes: maxFileBytes });
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (err) {
     throw readError(err);
   }
-  checkSize(size, maxFileBytes);
-  const bytes = await readFile(path);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -163,29 +159,10 @@ export async function readChecked(path: string, maxFileBytes: number): Promise<U
  * instead of the promise API's round trips through libuv's thread pool (12 µs against 50 µs per small file).
  */
 export function readCheckedSync(path: string, maxFileBytes: number): Uint8Array {
-  let fd: number;
   try {
-    // O_NONBLOCK: a named pipe must not block the thread; it is refused below like any non-file.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const bytes = readBoundedSync(path, { maxBytes: maxFileBytes });
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (err) {
     throw readError(err);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
-    if (!st.isFile()) throw new ImageDecodeError('is not a regular file');
-    checkSize(st.size, maxFileBytes);
-    const bytes = new Uint8Array(st.size);
-    let filled = 0;
-    while (filled < bytes.length) {
-      const n = readSync(fd, bytes, filled, bytes.length - filled, filled);
-      if (n === 0) break; // the file shrank while being read
-      filled += n;
-    }
-    return filled === bytes.length ? bytes : bytes.subarray(0, filled);
-  } catch (err) {
-    throw readError(err);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -199,7 +199,7 @@ export class EngineServer {
   private pairInfo(engine: OodEngine): EnginePairInfo {
     const pair = engine.pair;
     const m = pair.manifest;
-    const files = [pair.manifestPath, m.classifier.path, m.vae.path, m.vae.encoder?.path, m.vae.decoder?.path, m.calibration]
+    const files = [pair.manifestPath, m.classifier.path, m.vae?.path, m.vae?.encoder?.path, m.vae?.decoder?.path, m.calibration]
       .filter((p): p is string => !!p)
       .map((p, i) => (i === 0 ? p : resolveIn(pair, p)));
     return {
@@ -217,12 +217,16 @@ export class EngineServer {
     if (!details) return out;
     out.probabilities = details.probabilities;
     const { width, height, channels, pixels } = details.modelInput;
+    const reconstruction = details.reconstruction;
     try {
-      [out.modelInputPng, out.reconstructionPng, out.errorHeatmapPng] = await Promise.all([
-        encodePng(pixels, width, height, channels),
-        encodePng(details.reconstruction, width, height, channels),
-        encodePng(errorHeatmap(pixels, details.reconstruction, width, height, channels), width, height, 3),
-      ]);
+      out.modelInputPng = await encodePng(pixels, width, height, channels);
+      // A classifier-only pair has no reconstruction (and so no error heatmap).
+      if (reconstruction) {
+        [out.reconstructionPng, out.errorHeatmapPng] = await Promise.all([
+          encodePng(reconstruction, width, height, channels),
+          encodePng(errorHeatmap(pixels, reconstruction, width, height, channels), width, height, 3),
+        ]);
+      }
     } catch (err) {
       // The scores stand; only the pictures are missing.
       this.log('warn', `${path}: could not encode the inspection images: ${message(err)}`);
