@@ -6,7 +6,8 @@
  * - "Score manifest" CodeLens at the top (and oodLens.scoreManifest); small manifests score themselves.
  * - After scoring: decorations on out-of-distribution rows, label disagreements and problem rows, a summary
  *   CodeLens, optional Problems-panel diagnostics (oodLens.manifest.diagnostics).
- * Parsing is vscode-free (datasetManifest.ts), debounced on edits and yields while it runs.
+ * Parsing runs in the manifest worker (manifestParser.ts → src/worker/manifestWorker.ts, the engine's streaming
+ * reader), debounced on edits; the host keeps the rows in compact form (manifestRows.ts).
  */
 import { dirname } from 'node:path';
 import * as vscode from 'vscode';
@@ -15,9 +16,11 @@ import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import {
-  checkReadable, commonFolder, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type ParsedManifest, parseManifest, type Readability, rowAtLine, type RowState, summarize,
+  checkReadable, commonFolder, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type Readability, type RowState, summarize,
 } from './datasetManifest';
 import { appendPlain, commandLink, HOVER_COMMANDS, type MarkdownSink, thumbnailMarkdown, visibleText } from './hoverMarkdown';
+import type { EditorManifest as ParsedManifest } from '../inference/manifestRows';
+import { ManifestParser } from './manifestParser';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
 import { AUTO_SCORE_MAX_ROWS, boundedInteger } from './settingsBounds';
@@ -74,6 +77,7 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
   private readonly lensChanged = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.lensChanged.event;
   private readonly diagnostics = vscode.languages.createDiagnosticCollection('oodLens');
+  private readonly parser = new ManifestParser();
   private classLabels: string[] = [];
   private readonly decoTimers = new Map<string, NodeJS.Timeout>();
   private readonly colors = {
@@ -142,6 +146,7 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
   dispose(): void {
     for (const st of this.docs.values()) this.forget(st.uri);
     for (const d of this.disposables.splice(0)) d.dispose();
+    this.parser.dispose();
   }
 
   private forget(uri: vscode.Uri): void {
@@ -205,12 +210,15 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
     const started = Date.now();
     const promise = (async () => {
       try {
-        const parsed = await parseManifest(doc.getText(), {
+        // A saved file is read by the worker itself: its text never has to be copied out of the host.
+        const fromDisk = doc.uri.scheme === 'file' && !doc.isDirty;
+        const parsed = await this.parser.parse({
           format,
           baseDir: this.baseDir(doc),
           roots: this.roots(),
           restricted: !this.services.isTrusted(),
           signal: abort.signal,
+          ...(fromDisk ? { path: doc.uri.fsPath } : { text: doc.getText() }),
         });
         if (abort.signal.aborted) return null;
         st.parsed = parsed;
@@ -289,7 +297,11 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
    */
   async inspectRow(path: unknown): Promise<void> {
     const shown = typeof path === 'string' ? visibleText(path, 200) : typeof path;
-    const isRow = typeof path === 'string' && [...this.docs.values()].some((st) => st.parsed?.isManifest && st.parsed.rows.some((r) => r.path === path && !r.problem));
+    const hasRow = (parsed: ParsedManifest) => {
+      for (const r of parsed.rows) if (r.path === path && !r.problem) return true;
+      return false;
+    };
+    const isRow = typeof path === 'string' && [...this.docs.values()].some((st) => st.parsed?.isManifest && hasRow(st.parsed));
     const refusal = !isRow
       ? 'it is not an image of a dataset manifest open in this window'
       : await checkReadable(path as string, { roots: this.roots(), restricted: !this.services.isTrusted() }).then((rd) => (rd.ok || rd.missing ? null : rd.problem));
@@ -496,7 +508,7 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
           await new Promise((r) => setImmediate(r));
           if (this.decoGeneration.get(key) !== gen || this.docs.get(key) !== st) return;
         }
-        const row = rows[i];
+        const row = rows.at(i);
         const state = this.rowState(st, row);
         states.push(state);
         if (!fresh) continue;
@@ -579,7 +591,7 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
     if (!this.isCandidate(doc)) return undefined;
     const parsed = await this.ensureParsed(doc);
     if (!parsed?.isManifest || token.isCancellationRequested) return undefined;
-    const row = rowAtLine(parsed.rows, pos.line);
+    const row = parsed.rows.rowAtLine(pos.line);
     if (!row) return undefined;
     const onPath = pos.line === row.line && pos.character >= row.start && pos.character <= row.end;
     if (!onPath && !row.problem) return undefined;

@@ -40,6 +40,8 @@ export interface Fixture {
   hostile: { scored: ManifestTarget; multiLine: ManifestTarget; symlinkRow: ManifestTarget; outsideImage: string; symlink: string; link: string };
   /** Issue 15 item 11: `linked/` holds an MNIST digit and a symbolic link to the image outside the workspace. */
   linkedFolder: { name: string; image: string; link: string };
+  /** Create Pair: a classifier at the workspace root (a copy of the built-in one) and a folder of in-distribution digits. */
+  createPair: { model: string; data: string; images: number; pairName: string };
 }
 
 function lineOf(text: string, needle: string, file: string): ManifestTarget {
@@ -108,6 +110,12 @@ export async function writeFixture(root: string): Promise<Fixture> {
   const [linkedDigit] = await writeIdxPngs(MNIST_TEST_IMAGES, [5], join(root, 'linked'), 'digit');
   symlinkSync(outsideImage, join(root, 'linked', 'outside-link.png'));
 
+  // Create Pair: the built-in classifier as a user's own model, and MNIST test digits it has never seen in
+  // calibration (indices 1000–1299) as the in-distribution images.
+  copyFileSync(join(MNIST_PAIR, 'classifier.onnx'), join(root, 'my-classifier.onnx'));
+  const createPairImages = 300;
+  await writeIdxPngs(MNIST_TEST_IMAGES, Array.from({ length: createPairImages }, (_, i) => 1000 + i), join(root, 'digits'), 'digit');
+
   return {
     root,
     hostile: {
@@ -119,6 +127,7 @@ export async function writeFixture(root: string): Promise<Fixture> {
       link,
     },
     linkedFolder: { name: 'linked', image: basename(linkedDigit), link: 'outside-link.png' },
+    createPair: { model: 'my-classifier.onnx', data: join(root, 'digits'), images: createPairImages, pairName: 'my-classifier' },
     mnist: { name: basename(digit), label: String(mnistLabels[0]) },
     fashion: { name: basename(boot) },
     folder: { name: 'images', images: folderImages },
