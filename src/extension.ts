@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { EngineHost } from './providers/engineHost';
+import { registerCreatePair } from './providers/createPair';
 import { registerFolderScoring } from './providers/folderScoring';
 import { registerInspectCommands } from './providers/inspectCommands';
 import { registerManifestFeatures } from './providers/manifestFeatures';
@@ -29,6 +30,7 @@ export function activate(context: vscode.ExtensionContext): void {
   };
 
   registerPairPicker(context, services, engine);
+  registerCreatePair(context, services, engine);
   registerInspectCommands(context, services, (uris, column) => InspectPanel.show(services, uris, column));
   context.subscriptions.push(registerInspectPanelSerializer(services));
 
