@@ -4,9 +4,11 @@
  */
 import * as vscode from 'vscode';
 import { EngineHost } from './providers/engineHost';
+import { registerCreatePair } from './providers/createPair';
 import { registerFolderScoring } from './providers/folderScoring';
 import { registerInspectCommands } from './providers/inspectCommands';
 import { registerManifestFeatures } from './providers/manifestFeatures';
+import { registerOpenResults } from './providers/openResults';
 import { registerPairPicker } from './providers/pairPicker';
 import type { Services } from './services/services';
 import { InspectPanel, registerInspectPanelSerializer } from './webviews/inspectPanel';
@@ -28,6 +30,7 @@ export function activate(context: vscode.ExtensionContext): void {
   };
 
   registerPairPicker(context, services, engine);
+  registerCreatePair(context, services, engine);
   registerInspectCommands(context, services, (uris, column) => InspectPanel.show(services, uris, column));
   context.subscriptions.push(registerInspectPanelSerializer(services));
 
@@ -35,6 +38,7 @@ export function activate(context: vscode.ExtensionContext): void {
   for (const [name, register] of [
     ['folder scoring', registerFolderScoring],
     ['dataset manifests', registerManifestFeatures],
+    ['result files', registerOpenResults],
   ] as const) {
     try {
       register(context, services);

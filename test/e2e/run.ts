@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, Frame } from 'playwright-core';
-import { type Fixture, type ManifestTarget, writeFixture, writeWorkspaceSettings } from './fixture';
+import { type Fixture, HOSTILE_KEYS, type ManifestTarget, writeFixture, writeHostileKeybindings, writeWorkspaceSettings } from './fixture';
 import { CHROMIUM, cleanEnv, type E2eTools, ensureTools } from './setup';
 import { type CodeServer, installVsix, sleep, startCodeServer, until, Workbench } from './workbench';
 
@@ -131,6 +131,27 @@ async function hoverAt(ctx: Ctx, t: ManifestTarget): Promise<string> {
   }, 60_000);
 }
 
+interface HoverView {
+  text: string;
+  /** Every link target in the hover (VS Code keeps a link's target in data-href). */
+  links: string[];
+}
+
+/** Hovers a manifest position and returns the OOD Lens hover once `ready` accepts its text. */
+async function hoverView(ctx: Ctx, t: ManifestTarget, what: string, ready: (text: string) => boolean): Promise<HoverView> {
+  await ctx.wb.goTo(t.line, t.column);
+  await ctx.wb.command('Show or Focus Hover');
+  return until(`the hover on ${t.file}:${t.line}:${t.column} (${what})`, async () => {
+    const views = await ctx.wb.page.locator('.monaco-hover:visible').evaluateAll((els) =>
+      els.map((el) => ({
+        text: (el as HTMLElement).innerText,
+        links: Array.from(el.querySelectorAll('a')).map((a) => a.getAttribute('data-href') || a.getAttribute('href') || ''),
+      })),
+    );
+    return views.find((v) => v.text.includes('OOD Lens') && ready(v.text));
+  }, 60_000);
+}
+
 async function manifestFlow(ctx: Ctx, which: 'csv' | 'jsonl'): Promise<void> {
   const { wb, fx } = ctx;
   const targets = fx[which];
@@ -163,6 +184,140 @@ async function manifestFlow(ctx: Ctx, which: 'csv' | 'jsonl'): Promise<void> {
     return ood.length >= 3 && ood;
   }, 30_000);
   ctx.note(`decorations: ${after.length} OOD rows, e.g. ${after[0]}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Create Pair
+
+/** Clicks the quick-pick row that contains `text` (waits for it). */
+async function pickRow(ctx: Ctx, text: string, timeout = 30_000): Promise<void> {
+  const row = ctx.wb.page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: text }).first();
+  await row.waitFor({ timeout });
+  await row.click();
+}
+
+/** Answers an open dialog (code-server's simple file dialog: a path in the quick input, then accept). */
+async function answerOpenDialog(ctx: Ctx, path: string, openLabel: string): Promise<void> {
+  const { page } = ctx.wb;
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible', timeout: 20_000 });
+  await sleep(300);
+  await input.fill(path);
+  await sleep(700);
+  await page.keyboard.press('Enter');
+  // Enter on a folder's path may only open that folder in the dialog: then accept with the dialog's OK button.
+  for (let i = 0; i < 3; i++) {
+    await sleep(800);
+    const title = (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) ?? '';
+    if (!(await input.isVisible().catch(() => false)) || !title.includes('Create OOD Pair')) return;
+    const ok = page.locator('.quick-input-widget .monaco-button', { hasText: openLabel }).first();
+    if (await ok.isVisible().catch(() => false)) await ok.click();
+    else await page.keyboard.press('Enter');
+  }
+}
+
+async function watchNotifications(ctx: Ctx): Promise<() => Promise<string[]>> {
+  await ctx.wb.page.evaluate(() => {
+    const w = window as unknown as { __oodNotes: string[]; __oodObs?: MutationObserver };
+    w.__oodNotes = [];
+    w.__oodObs?.disconnect();
+    w.__oodObs = new MutationObserver(() => {
+      for (const e of Array.from(document.querySelectorAll('.notification-list-item'))) {
+        const t = (e as HTMLElement).innerText;
+        if (t && !w.__oodNotes.includes(t)) w.__oodNotes.push(t);
+      }
+    });
+    w.__oodObs.observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  return () =>
+    ctx.wb.page.evaluate(() => {
+      const w = window as unknown as { __oodNotes: string[]; __oodObs?: MutationObserver };
+      w.__oodObs?.disconnect();
+      return w.__oodNotes;
+    });
+}
+
+async function createPairFlow(ctx: Ctx): Promise<void> {
+  const { wb, fx } = ctx;
+  const cp = fx.createPair;
+  const seen = await watchNotifications(ctx);
+  try {
+    await wb.explorerContext(cp.model, 'Create OOD pair from this model');
+
+    // 1. What was read from the model (in the engine worker).
+    const continueRow = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
+    await continueRow.waitFor({ timeout: 90_000 });
+    const facts = (await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+    ctx.note(`model facts: ${facts.join(' | ')}`);
+    for (const want of ['input "image" [?, 1, 32, 32]', 'output "logits" [?, 10]', 'image 32×32 grey, NCHW', '10 classes from "logits"']) {
+      assert(facts.some((f) => f.includes(want)), `the first step does not show ${want}: ${JSON.stringify(facts)}`);
+    }
+    await ctx.shot('facts');
+    await continueRow.click();
+
+    // 2–6. Scaling, class names, data, VAE, folder.
+    await pickRow(ctx, 'pixel / 255');
+    await pickRow(ctx, 'Class indices 0…9');
+    await pickRow(ctx, 'A folder of images');
+    await answerOpenDialog(ctx, cp.data, 'Use Images');
+    await pickRow(ctx, 'No VAE');
+    const folderInput = wb.page.locator('.quick-input-widget input.input');
+    await until('the pair-folder step', async () => (await wb.page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')).includes('where to write the pair') && (await folderInput.inputValue()) !== '', 20_000);
+    const suggested = await folderInput.inputValue();
+    assert(suggested === `pairs/${cp.pairName}`, `suggested pair folder "${suggested}", expected pairs/${cp.pairName}`);
+    await ctx.shot('folder');
+    await wb.page.keyboard.press('Enter');
+
+    // The result panel: held-out false alarms and a drawn histogram.
+    const frame = await wb.webviewWith('#false-alarms', 240_000);
+    const view = await until('the histogram to be drawn', async () => {
+      const v = await frame.evaluate(() => {
+        const canvas = document.querySelector('section.histogram canvas') as HTMLCanvasElement | null;
+        let ink = 0;
+        if (canvas && canvas.width && canvas.height) {
+          const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+          for (let i = 3; i < d.length; i += 4) if (d[i]) ink++;
+        }
+        return {
+          falseAlarms: (document.getElementById('false-alarms') as HTMLElement).innerText,
+          title: (document.querySelector('h1') as HTMLElement | null)?.innerText ?? '',
+          selected: !!document.querySelector('.meta .selected'),
+          histograms: Array.from(document.querySelectorAll('section.histogram')).map((h) => (h as HTMLElement).dataset.score),
+          ink,
+        };
+      });
+      return v.ink > 200 && v;
+    }, 30_000);
+    ctx.note(`panel: ${view.title}; ${view.falseAlarms}; histograms ${view.histograms.join(', ')} (${view.ink} inked pixels)`);
+    await ctx.shot('result');
+    const checkImages = Math.round(cp.images * 0.1);
+    const m = new RegExp(`^Held-out false alarms: (\\d+) of ${checkImages} in-distribution images \\((\\d+\\.\\d+)%\\) at α = 0\\.01$`).exec(view.falseAlarms);
+    assert(m, `false-alarm figure "${view.falseAlarms}"`);
+    assert(Number(m[1]) <= checkImages && Math.abs((100 * Number(m[1])) / checkImages - Number(m[2])) < 0.01, `false-alarm figure is inconsistent: ${view.falseAlarms}`);
+    assert(view.histograms.includes('msp'), `no MSP histogram: ${JSON.stringify(view.histograms)}`);
+    assert(view.selected, 'the panel does not say the pair was selected');
+
+    // The pair was written and selected, as the pair picker does it.
+    const manifest = join(fx.root, 'pairs', cp.pairName, 'ood-pair.json');
+    assert(existsSync(manifest), `${manifest} was not written`);
+    const settings = JSON.parse(readFileSync(join(fx.root, '.vscode', 'settings.json'), 'utf8')) as Record<string, unknown>;
+    assert(settings['oodLens.pair'] === `pairs/${cp.pairName}`, `oodLens.pair is ${JSON.stringify(settings['oodLens.pair'])}, expected pairs/${cp.pairName}`);
+    const status = await until('the status bar to show the new pair', async () => {
+      const t = await wb.page.locator('.statusbar-item[id="ood-lens.ood-lens.oodLens.pair"]').innerText();
+      return t.includes(cp.pairName) && t;
+    }, 60_000);
+    ctx.note(`status bar: ${status.replace(/\s+/g, ' ')}`);
+    const notes = await seen();
+    const progress = notes.find((n) => n.includes(`creating pair ${cp.pairName}`));
+    assert(progress, `no progress notification "OOD Lens: creating pair ${cp.pairName}" (seen: ${JSON.stringify(notes).slice(0, 300)})`);
+    ctx.note(`progress: ${progress.replace(/\s+/g, ' ').slice(0, 140)}`);
+
+    // An image now scores under the new pair (classifier-only: no reconstruction, so read the verdict only).
+    await wb.closeEverything();
+  } finally {
+    writeWorkspaceSettings(fx.root, {});
+    await sleep(2000);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -314,6 +469,11 @@ const flows: Flow[] = [
     },
   },
   {
+    name: 'create-pair',
+    session: 'trusted',
+    run: createPairFlow,
+  },
+  {
     name: 'restricted-mode',
     session: 'restricted',
     run: async (ctx) => {
@@ -356,6 +516,103 @@ const flows: Flow[] = [
       if (!/Restricted Mode/.test(v.pairBar)) problems.push(`the panel does not say Restricted Mode: ${v.pairBar}`);
       ctx.note(`pair bar: ${v.pairBar.replace(/\s+/g, ' ')}`);
       if (problems.length) throw new Error(problems.join(' | '));
+    },
+  },
+  {
+    // Issue 15 item 4: a crafted manifest must not turn into a clickable command, and the command refuses
+    // arguments that are not readable rows of an open manifest.
+    name: 'restricted-hostile-manifest',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      const h = fx.hostile;
+      await wb.quickOpen('hostile.csv');
+      await sleep(1500);
+
+      // 1. The issue's attack: a quoted multi-line path holding a command link. Plain text, no link.
+      const multi = await hoverView(ctx, h.multiLine, 'file not found', (t) => /not found/i.test(t));
+      await ctx.shot('multiline-hover');
+      assert(!multi.links.some((l) => /command:/i.test(l)), `the hover of the multi-line path renders a command link: ${JSON.stringify(multi.links)} (${multi.text})`);
+      assert(multi.text.includes('[x](command:oodLens.manifest.inspect?'), `the hover does not show the link text as plain text: ${multi.text}`);
+      ctx.note(`multi-line path hover: ${multi.text.replace(/\s+/g, ' ').slice(0, 200)} · links ${JSON.stringify(multi.links)}`);
+      await wb.page.keyboard.press('Escape');
+
+      // 2. A symbolic link to an image outside the workspace: refused, no link.
+      const sym = await hoverView(ctx, h.symlinkRow, 'the symlink refusal', (t) => /Restricted Mode/.test(t));
+      assert(/links to/.test(sym.text) && !sym.links.some((l) => /command:/i.test(l)), `symlink row hover: ${sym.text} · ${JSON.stringify(sym.links)}`);
+      ctx.note(`symlink hover: ${sym.text.replace(/\s+/g, ' ').slice(0, 200)}`);
+      await wb.page.keyboard.press('Escape');
+
+      // 3. A scored row with a command link in its label: the label is text; the one link is Inspect for this row.
+      const scored = await hoverView(ctx, h.scored, 'scores', (t) => /ELBO/.test(t));
+      await ctx.shot('scored-hover');
+      const commands = scored.links.filter((l) => /command:/i.test(l));
+      assert(commands.length === 1 && commands[0].startsWith('command:oodLens.manifest.inspect?'), `the scored hover's command links: ${JSON.stringify(scored.links)}`);
+      const args = JSON.parse(decodeURIComponent(commands[0].slice(commands[0].indexOf('?') + 1)));
+      assert(JSON.stringify(args) === JSON.stringify([join(fx.root, h.scored.path)]), `the Inspect link's argument ${JSON.stringify(args)} is not the row's image`);
+      assert(scored.text.includes(h.link), `the label's link is not shown as text: ${scored.text}`);
+      ctx.note(`scored hover links: ${JSON.stringify(scored.links)}`);
+      await wb.page.keyboard.press('Escape');
+      await wb.command('Notifications: Clear All Notifications');
+
+      // 4. The command itself, called with an image outside the workspace (a keybinding passes the argument).
+      const secret = h.outsideImage.split('/').pop()!;
+      await wb.page.keyboard.press(HOSTILE_KEYS.outside.press);
+      const refusal = await wb.waitNotification('the refusal of an outside path', (t) => t.includes('not inspecting') && t.includes(secret), 30_000);
+      ctx.note(`outside path: ${refusal}`);
+      await wb.page.keyboard.press(HOSTILE_KEYS.symlink.press);
+      const symRefusal = await wb.waitNotification('the refusal of the symlink row', (t) => t.includes('not inspecting') && t.includes('links to'), 30_000);
+      ctx.note(`symlink row: ${symRefusal}`);
+      await ctx.shot('refused');
+      const opened = await wb.webviewWith(`section.row[data-path$="${secret}"], section.row[data-path$="link-to-secret.png"]`, 5_000).then(() => true, () => false);
+      assert(!opened, 'an Inspect panel opened the image outside the workspace');
+    },
+  },
+  {
+    // Issue 15 item 11: folder scoring in Restricted Mode does not read a symbolic link out of the workspace.
+    name: 'restricted-folder-symlink',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      const lf = fx.linkedFolder;
+      await wb.explorerContext(lf.name, 'Score folder for out-of-distribution');
+      const noRef = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'No reference' }).first();
+      await noRef.waitFor({ timeout: 20_000 });
+      await noRef.click();
+      const frame = await wb.webviewWith('#vbody .vrow', 120_000);
+      const rows = await until('both files in the report table', async () => {
+        const r = await frame.evaluate(() =>
+          Array.from(document.querySelectorAll('#vbody .vrow')).map((row) => ({
+            path: (row.querySelector('.c-path') as HTMLElement).innerText,
+            verdict: (row.querySelector('.c-verdict') as HTMLElement).innerText,
+            title: (row as HTMLElement).title,
+            thumb: (row.querySelector('.c-thumb img') as HTMLImageElement | null)?.getAttribute('src') ?? '',
+          })),
+        );
+        return r.length >= 2 && r;
+      }, 60_000);
+      await ctx.shot('report');
+      const link = rows.find((r) => r.path.endsWith(lf.link));
+      const digit = rows.find((r) => r.path.endsWith(lf.image));
+      assert(link && digit, `report rows: ${JSON.stringify(rows)}`);
+      assert(/error/i.test(link.verdict) && /links to .*outside the workspace/.test(link.title), `the symlink row is not refused: ${JSON.stringify(link)}`);
+      assert(!link.thumb, `the symlink row shows a thumbnail of the outside image: ${link.thumb}`);
+      assert(/in-distribution/i.test(digit.verdict), `the digit next to it is still scored: ${JSON.stringify(digit)}`);
+      ctx.note(`rows: ${rows.map((r) => `${r.path} ${r.verdict}${r.title.includes('\n') ? ` (${r.title.split('\n')[1]})` : ''}`).join(' · ')}`);
+    },
+  },
+  {
+    name: 'create-pair-restricted',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb } = ctx;
+      await wb.command('Notifications: Clear All Notifications');
+      await wb.command('OOD Lens: Create Pair');
+      const text = await wb.waitNotification('the Create Pair refusal in Restricted Mode', (t) => /Creating a pair/.test(t) && /trusted workspace/.test(t), 30_000);
+      ctx.note(`notification: ${text}`);
+      const button = wb.page.locator('.notification-list-item .monaco-button', { hasText: 'Manage Workspace Trust' }).first();
+      assert(await button.isVisible().catch(() => false), 'the refusal has no "Manage Workspace Trust" button');
+      await ctx.shot('refusal');
     },
   },
 ];
@@ -427,6 +684,7 @@ async function runSession(session: Session, selected: Flow[], tools: E2eTools, b
     console.log(`[e2e] VSIX installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
   writeWorkspaceSettings(fx.root, session === 'restricted' ? { 'oodLens.pair': fx.workspacePair } : {});
+  if (session === 'restricted') writeHostileKeybindings(userDataDir, fx);
   const t0 = Date.now();
   const server = await startCodeServer(tools, { workspace: fx.root, extensionsDir, userDataDir, home, trust: session === 'trusted' });
   const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });

@@ -209,6 +209,10 @@ describe('listing problems (item 1) and names (item 9)', () => {
     assert.deepEqual(listed.map((f) => f.path), [join(root, 'bad-\\xff\\xfe.png'), join(root, 'good.png')]);
     assert.match(listed[0].error!, /file name is not valid UTF-8/);
     assert.equal(listed[1].error, undefined);
+    // The same name as a command-line argument arrives with U+FFFD in place of the bytes.
+    const inputs: ScoreInput[] = [];
+    for await (const i of expandInputs([join(root, 'bad-\uFFFD\uFFFD.png')])) inputs.push(i);
+    assert.match(inputs[0].error ?? '', /^file not found: the name as given holds bytes that are not valid UTF-8/);
   });
 
   test('CSV cells cannot start a formula; table text cannot carry escape sequences', () => {
