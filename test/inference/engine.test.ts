@@ -77,22 +77,26 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
     assert.match(errors[3].error!, /file not found/);
   });
 
-  test('a drawing on a blank page: both likelihood tests call it plausible, the classifier-confidence test flags it', async () => {
+  test('a drawing on a blank page: both likelihood tests call it plausible, the classifier-confidence and KNN tests flag it', async () => {
     // hen.png as a user would right-click it: clip art on white, greyscaled and resized by the pair. The VAE
     // reconstructs the blank page well (high ELBO) and it is simple (S not unusual); the classifier's MSP is
     // below every held-out digit's.
     const hen = join(FIXTURES, 'hen.png');
     const r = await engine.scoreOne({ path: hen });
-    assert.equal(engine.rule, 'all');
+    // The pair's own rule: ELBO .2, S .2, MSP .1, KNN .5 (models/mnist/ood-pair.json `detectors`).
+    assert.equal(engine.rule, 'pair');
     assert.equal(r.verdict, 'out-of-distribution');
-    assert.deepEqual(r.firedBy, ['confidence']);
+    assert.deepEqual(r.firedBy, ['confidence', 'knn']);
     assert.ok(r.pValues.elbo! > 0.5, `p(ELBO) ${r.pValues.elbo}`);
     assert.ok(r.pValues.confidence! < 0.001, `p(confidence) ${r.pValues.confidence}`);
     const twoScore = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', rule: 'both' });
+    const threeScore = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', rule: 'all' });
     try {
       assert.equal((await twoScore.scoreOne({ path: hen })).verdict, 'in-distribution');
+      assert.deepEqual((await threeScore.scoreOne({ path: hen })).firedBy, ['confidence']);
     } finally {
       await twoScore.dispose();
+      await threeScore.dispose();
     }
   });
 
