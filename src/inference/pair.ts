@@ -79,7 +79,8 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
   const named = m.features?.output ?? m.features?.layer;
   if (named || m.classifier.format !== 'onnx') {
     if (!named) throw new ModelError(path, 'the feature detectors need the classifier\'s features: name the layer that produces them (features.layer) for a TensorFlow.js model');
-    const runner = await loadModel(path, m.classifier.format, options);
+    const layer = m.classifier.format === 'tfjs-layers' && m.features?.layer;
+    const runner = await loadModel(path, m.classifier.format, layer ? { ...options, outputLayers: [layer] } : options);
     if (!runner.outputs.some((o) => o.name === named)) {
       await runner.dispose();
       throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.${m.features?.output ? 'output' : 'layer'} in the pair manifest`);

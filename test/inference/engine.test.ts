@@ -111,7 +111,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
 
   test('posterior samples: a sampled ELBO and an importance-weighted bound, reproducible with the seed', async () => {
     const pairDir = tempDir('pair-');
-    for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
+    for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json', 'features.json', 'features-knn.f16', 'features-mahalanobis.f32']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
     const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
     manifest.vae.samples = 16;
     delete manifest.calibration; // calibrated at the posterior mean: a sampled pair needs its own (tested below)
@@ -131,7 +131,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
 
   test('a pair whose manifest disagrees with the model shape fails when it loads, naming the field and the fix', async () => {
     const pairDir = tempDir('pair-');
-    for (const f of ['classifier.onnx', 'vae.onnx']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
+    for (const f of ['classifier.onnx', 'vae.onnx', 'features.json', 'features-knn.f16', 'features-mahalanobis.f32']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
     const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
     manifest.input.width = 28;
     manifest.input.height = 28;
@@ -155,7 +155,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
 
 test('a calibration made another way (other compressor, other ELBO estimate) is refused with the fix named', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, async () => {
   const dir = tempDir();
-  for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json']) copyFileSync(join(MNIST_PAIR, f), join(dir, f));
+  for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json', 'features.json', 'features-knn.f16', 'features-mahalanobis.f32']) copyFileSync(join(MNIST_PAIR, f), join(dir, f));
   const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
   writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify({ ...manifest, complexity: { compressor: 'webp-lossless' } }));
   await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu' }), /complexity scores were computed with png, but the manifest's complexity\.compressor is webp-lossless; run `ood-lens calibrate` again/);

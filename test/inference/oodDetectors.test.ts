@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { inverse, Matrix } from 'ml-matrix';
@@ -200,3 +200,36 @@ function padded(digit: Uint8Array): Uint8Array {
   for (let y = 0; y < 28; y++) out.set(digit.subarray(y * 28, (y + 1) * 28), (y + 2) * 32 + 2);
   return out;
 }
+
+test('a TensorFlow.js classifier gives its features from a named layer (features.layer), the same as the ONNX export\'s last Gemm input', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, async () => {
+  const dir = tempDir();
+  const tfjs = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.tfjs.json'), 'utf8'));
+  cpSync(join(MNIST_PAIR, 'tfjs', 'classifier'), join(dir, 'classifier'), { recursive: true });
+  tfjs.classifier.path = 'classifier/model.json';
+  delete tfjs.vae;
+  delete tfjs.calibration;
+  tfjs.features = { layer: 'fc1' };
+  writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify(tfjs));
+  const images = idxImages(readIdxFile(MNIST_TEST_IMAGES));
+  const inputs = Array.from({ length: 40 }, (_, i) => ({ path: `t10k#${i}`, source: { width: 28, height: 28, channels: 1 as const, data: images.image(i) } }));
+  const featuresOf = async (pair: string) => {
+    const engine = await OodEngine.create({ pair, provider: 'cpu', features: true, complexity: false, preprocessWorkers: 0 });
+    const rows: number[] = [];
+    try {
+      await engine.extractFeatures(inputs, (b) => void rows.push(...b.features));
+    } finally {
+      await engine.dispose();
+    }
+    return rows;
+  };
+  const fromTfjs = await featuresOf(dir);
+  const fromOnnx = await featuresOf(MNIST_PAIR);
+  assert.equal(fromTfjs.length, 40 * 128);
+  assert.equal(fromOnnx.length, 40 * 128);
+  const worst = Math.max(...fromTfjs.map((v, i) => Math.abs(v - fromOnnx[i])));
+  assert.ok(worst < 1e-3, `largest difference ${worst}`);
+  // A layer the model does not have is named with the ones it has.
+  tfjs.features = { layer: 'fc9' };
+  writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify(tfjs));
+  await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu', features: true, complexity: false, preprocessWorkers: 0 }), /has no layer named "fc9" \(layers: .*fc1.*\); fix features\.layer/);
+});
