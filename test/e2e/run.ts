@@ -142,13 +142,12 @@ async function hoverView(ctx: Ctx, t: ManifestTarget, what: string, ready: (text
   await ctx.wb.goTo(t.line, t.column);
   await ctx.wb.command('Show or Focus Hover');
   return until(`the hover on ${t.file}:${t.line}:${t.column} (${what})`, async () => {
-    const views = await ctx.wb.page.locator('.monaco-hover:visible').evaluateAll((els) =>
-      els.map((el) => ({
-        text: (el as HTMLElement).innerText,
-        links: Array.from(el.querySelectorAll('a')).map((a) => a.getAttribute('data-href') || a.getAttribute('href') || ''),
-      })),
-    );
-    return views.find((v) => v.text.includes('OOD Lens') && ready(v.text));
+    const texts = await ctx.wb.page.locator('.monaco-hover:visible').allInnerTexts();
+    const text = texts.find((h) => h.includes('OOD Lens') && ready(h));
+    if (!text) return undefined;
+    // Every link in any hover element (stricter than the visible one only).
+    const links = await ctx.wb.page.locator('.monaco-hover a').evaluateAll((els) => els.map((a) => a.getAttribute('data-href') || a.getAttribute('href') || ''));
+    return { text, links };
   }, 60_000);
 }
 
