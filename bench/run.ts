@@ -147,7 +147,7 @@ async function main() {
   for await (const _ of walkImages(MNIST_DIR, false)) listed++;
   const listMs = ((performance.now() - t) * count) / listed;
   const files: string[] = [];
-  for await (const f of walkImages(MNIST_DIR, false)) if (files.length < count) files.push(f); // the folder may hold more (an earlier full run)
+  for await (const f of walkImages(MNIST_DIR, false)) if (files.length < count) files.push(f.path); // the folder may hold more (an earlier full run)
   const { ResultWriter, SummaryCounter } = await import('../src/inference/output');
   /** The first `count` inputs of the folder, listed as the CLI lists them (the folder may hold more, from an earlier full run). */
   async function* folderInputs() {
@@ -321,7 +321,7 @@ async function main() {
 
   // 5. Photos: end to end vs sharp's own decode+resize at the same concurrency.
   const photos: string[] = [];
-  for await (const f of walkImages(PHOTO_DIR, false)) photos.push(f);
+  for await (const f of walkImages(PHOTO_DIR, false)) photos.push(f.path);
   t = performance.now();
   await engine.scoreAll(photos.map((path) => ({ path })), () => {});
   const photoIps = (photos.length * 1000) / (performance.now() - t);

@@ -4,6 +4,7 @@
  * scored: shapes, label count, logits vs probabilities, output names. Every failure names the manifest
  * field and the fix (PairCheckError).
  */
+import { BoundedReadError, LIMITS, readBoundedSync } from './boundedRead';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
@@ -86,9 +87,14 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
     }
     return { runner, features: named };
   }
-  const { readFileSync } = await import('node:fs');
   const { exposePenultimate } = await import('./features/onnxGraph');
-  const exposed = exposePenultimate(readFileSync(path), path);
+  let bytes: Buffer;
+  try {
+    bytes = readBoundedSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
+  } catch (err) {
+    throw new ModelError(path, err instanceof BoundedReadError ? err.reason : (err as Error).message);
+  }
+  const exposed = exposePenultimate(bytes, path);
   return { runner: await loadModel(path, 'onnx', options, exposed.bytes), features: exposed.name };
 }
 

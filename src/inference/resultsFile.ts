@@ -70,20 +70,27 @@ export function pairFingerprints(manifestPath: string): { pair: string; calibrat
   const dir = dirname(manifestPath);
   const at = (p: string) => (isAbsolute(p) ? p : join(dir, p));
   const models: string[] = [];
-  // Every "path" under the model sections names a model file or folder.
+  // Every "path" under the model sections names a model file or folder; `features.fit` the fitted features.
   const walk = (v: unknown) => {
     if (!v || typeof v !== 'object') return;
     for (const [k, x] of Object.entries(v)) {
-      if (k === 'path' && typeof x === 'string') models.push(x);
+      if ((k === 'path' || k === 'fit') && typeof x === 'string') models.push(x);
       else walk(x);
     }
   };
   walk(manifest.classifier);
   walk(manifest.vae);
+  walk(manifest.features);
   const pairHash = createHash('sha256').update(text);
   for (const m of models) {
     pairHash.update(`\0${m}\0`);
     if (existsSync(at(m))) sha256File(at(m), pairHash);
+  }
+  // The fitted features' data files (features-knn.f16, …) sit beside their features.json.
+  const fit = (manifest.features as { fit?: unknown } | undefined)?.fit;
+  if (typeof fit === 'string' && existsSync(at(fit))) {
+    const fitDir = dirname(at(fit));
+    for (const name of readdirSync(fitDir).sort()) if (name.startsWith('features') && join(fitDir, name) !== at(fit)) sha256File(join(fitDir, name), pairHash);
   }
   let calibration: string | null = null;
   if (typeof manifest.calibration === 'string' && existsSync(at(manifest.calibration))) {

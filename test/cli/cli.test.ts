@@ -74,7 +74,7 @@ describe('ood-lens CLI', { skip: pairReady() ? false : 'models/mnist is not trai
     assert.equal(cli('score').code, 1);
     const bad = cli('score', dir, '--format', 'xml');
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /--format must be table, json or csv/);
+    assert.match(bad.stderr, /--format must be table, json, csv, jsonl/);
     const pairDir = tempDir('pair-');
     writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify({ name: 'x', input: { width: 32, height: 32, channels: 4, layout: 'NCHW' } }));
     const r = cli('score', dir, '--pair', pairDir);
