@@ -2,6 +2,7 @@
  * `npm run bench`: throughput, latency and memory of OOD Lens on this machine. Prints a table and appends
  * it, with machine details, to BENCHMARKS.md. A benchmark, not a test: nothing here asserts a timing.
  *   npm run bench [-- --quick]     (--quick: 2,000 MNIST images, no 100k run)
+ *   npm run bench -- --knn-only     (only the KNN search cost)
  */
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
@@ -13,6 +14,7 @@ import sharp from 'sharp';
 import { OodEngine } from '../src/inference/engine';
 import { expandInputs, walkImages } from '../src/inference/files';
 import { idxImages, readIdxFile } from '../src/inference/idx';
+import type { KnnDetector } from '../src/inference/oodDetectors';
 import { builtInPairDir } from '../src/inference/pair';
 import { toModelImage } from '../src/inference/preprocess';
 import { FIXTURES, MNIST_TEST_IMAGES, REPO } from '../test/helpers';
@@ -77,7 +79,56 @@ function cliRun(folder: string): { images: number; seconds: number; maxRssMb: nu
   return { images: Number(written[1]), seconds, maxRssMb: Number(rss[1]) };
 }
 
+/**
+ * The KNN detector's search alone (features in, k-th neighbour distances out), as the engine runs it: one
+ * onnxruntime MatMul + TopK call per batch over the pair's stored features. Features of real MNIST test
+ * images, read once; the median of several passes.
+ */
+async function knnCost(): Promise<void> {
+  const engine = await OodEngine.create({ provider: 'cpu', preprocessWorkers: 0, complexity: false, pipeline: 'overlapped' });
+  try {
+    const knn = engine.detectors.find((d) => d.test === 'knn') as KnnDetector | undefined;
+    if (!knn?.bank) {
+      rows.push(['KNN search', 'the built-in pair has no KNN detector']);
+      return;
+    }
+    const images = idxImages(readIdxFile(MNIST_TEST_IMAGES));
+    const inputs = Array.from({ length: 2048 }, (_, i) => ({ path: `t10k#${i}`, source: { width: 28, height: 28, channels: 1 as const, data: images.image(i) } }));
+    const chunks: Float32Array[] = [];
+    let dims = 0;
+    await engine.extractFeatures(inputs, (b) => {
+      dims = b.dims;
+      chunks.push(b.features.slice());
+    });
+    const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
+    chunks.reduce((off, c) => (all.set(c, off), off + c.length), 0);
+    const n = all.length / dims;
+    const stored = knn.bank.length / dims;
+    for (const batch of [64, 256]) {
+      const passes: number[] = [];
+      for (let pass = 0; pass < 5; pass++) {
+        const start = performance.now();
+        for (let off = 0; off + batch <= n; off += batch) {
+          const features = all.subarray(off * dims, (off + batch) * dims);
+          await knn.score({ n: batch, features, featureDims: dims, msp: new Float64Array(0), energy: new Float64Array(0), predictions: new Int32Array(0), elbo: null, complexity: null });
+        }
+        passes.push((performance.now() - start) / (Math.floor(n / batch) * batch));
+      }
+      const line = `${median(passes).toFixed(3)} ms per image`;
+      log(`KNN search, batch ${batch}: ${line}`);
+      rows.push([`KNN search over ${stored.toLocaleString('en-US')} stored features (${dims}-d, float16 on disk, k = ${knn.k}), batch ${batch}, onnxruntime MatMul + TopK`, line]);
+    }
+  } finally {
+    await engine.dispose();
+  }
+}
+
 async function main() {
+  await knnCost();
+  if (process.argv.includes('--knn-only')) {
+    process.stdout.write(rows.map(([a, b]) => `${a}: ${b}`).join('\n') + '\n');
+    return;
+  }
   const count = quick ? 2000 : 10000;
   await makeMnistFolder(count);
   await makePhotos(quick ? 100 : 500);
@@ -96,7 +147,7 @@ async function main() {
   for await (const _ of walkImages(MNIST_DIR, false)) listed++;
   const listMs = ((performance.now() - t) * count) / listed;
   const files: string[] = [];
-  for await (const f of walkImages(MNIST_DIR, false)) if (files.length < count) files.push(f); // the folder may hold more (an earlier full run)
+  for await (const f of walkImages(MNIST_DIR, false)) if (files.length < count) files.push(f.path); // the folder may hold more (an earlier full run)
   const { ResultWriter, SummaryCounter } = await import('../src/inference/output');
   /** The first `count` inputs of the folder, listed as the CLI lists them (the folder may hold more, from an earlier full run). */
   async function* folderInputs() {
@@ -270,7 +321,7 @@ async function main() {
 
   // 5. Photos: end to end vs sharp's own decode+resize at the same concurrency.
   const photos: string[] = [];
-  for await (const f of walkImages(PHOTO_DIR, false)) photos.push(f);
+  for await (const f of walkImages(PHOTO_DIR, false)) photos.push(f.path);
   t = performance.now();
   await engine.scoreAll(photos.map((path) => ({ path })), () => {});
   const photoIps = (photos.length * 1000) / (performance.now() - t);

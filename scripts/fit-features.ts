@@ -36,13 +36,18 @@ async function main(): Promise<void> {
   const engine = await OodEngine.create({ pair: values.pair, provider: 'cpu', features: true, complexity: false });
   try {
     const started = Date.now();
+    let shown = started;
     const count = Math.min(limit, Number.MAX_SAFE_INTEGER);
     const { fit, skipped } = await fitFeatureDetectors(engine, slice(expandInputs([values.images]), offset, limit), {
       source: `${basename(values.images)} images ${offset.toLocaleString('en-US')}–${(offset + (count === Infinity ? 0 : count) - 1).toLocaleString('en-US')}`,
       labels,
-      onProgress: (done) => process.stderr.write(`\r  ${done} images…`),
+      onProgress: (done) => {
+        if (Date.now() - shown > 2000) {
+          shown = Date.now();
+          process.stderr.write(`  ${done.toLocaleString('en-US')} images…\n`);
+        }
+      },
     });
-    process.stderr.write('\n');
     const path = saveFeatureFit(resolveManifestPath(values.pair), fit, detectors);
     process.stdout.write(`fitted KNN and Mahalanobis on ${fit.count} images (${fit.dims} features from "${fit.tensor}", ${skipped.length} skipped) in ${((Date.now() - started) / 1000).toFixed(1)} s → ${path}\n`);
   } finally {

@@ -49,6 +49,8 @@ export function showFileName(name: Buffer): string {
 
 const NOT_UTF8 = 'the file name is not valid UTF-8, so it cannot be opened by name here (invalid bytes shown as \\xNN); rename the file';
 
+const NOT_UTF8_ARGUMENT = 'the name as given holds bytes that are not valid UTF-8 (shown as \uFFFD), which cannot be passed on by name; score its folder instead, or rename it';
+
 function listingProblem(dir: string, err: unknown): ListedFile {
   return { path: dir, error: `cannot list this folder: ${describeFsError(err).reason}; its images were not scored` };
 }
@@ -129,7 +131,8 @@ export async function* expandInputs(args: string[], options: ListOptions = {}): 
     try {
       isDir = (await stat(path)).isDirectory();
     } catch {
-      yield { path, arg, key: name };
+      // An argument with bytes that are not UTF-8 reached us already replaced by U+FFFD: say so.
+      yield args[arg].includes('\uFFFD') ? { path, arg, key: name, error: `file not found: ${NOT_UTF8_ARGUMENT}` } : { path, arg, key: name };
       continue;
     }
     if (isDir) {

@@ -18,7 +18,7 @@ export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'json', 'csv', 'jsonl'];
 export const RESULT_COLUMNS = [
   'path', 'prediction', 'label', 'msp', 'entropy', 'energy', 'elbo', 'elboBitsPerDim', 'pValue', 'verdict', 'error',
   'reconstructionLogLik', 'kl', 'logPxBound', 'complexityBits', 'complexityScore', 'pValueElbo', 'pValueComplexity', 'firedBy',
-  'pValueConfidence',
+  'pValueConfidence', 'knnDistance', 'mahalanobis', 'pValueEnergy', 'pValueKnn', 'pValueMahalanobis',
 ] as const;
 
 export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[number], string | number | null> {
@@ -43,6 +43,11 @@ export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[num
     pValueComplexity: r.pValues.complexity,
     firedBy: r.firedBy.join('+'),
     pValueConfidence: r.pValues.confidence,
+    knnDistance: r.knnDistance ?? null,
+    mahalanobis: r.mahalanobis ?? null,
+    pValueEnergy: r.pValues.energy ?? null,
+    pValueKnn: r.pValues.knn ?? null,
+    pValueMahalanobis: r.pValues.mahalanobis ?? null,
   };
 }
 
@@ -243,6 +248,11 @@ export class ResultWriter {
     return this.options.manifestColumns ? [...RESULT_COLUMNS, 'givenLabel', 'possibleLabelError'] : [...RESULT_COLUMNS];
   }
 
+  /** The table shows the KNN test's p-value when the pair's verdict uses it. */
+  private get knnColumn(): boolean {
+    return !!this.info.shares?.knn;
+  }
+
   private begin(): void {
     if (this.format === 'jsonl') {
       if (this.options.header) this.write(JSON.stringify(this.options.header) + '\n');
@@ -252,7 +262,7 @@ export class ResultWriter {
       this.write(stringify([this.columns()]));
     } else {
       this.write(`pair: ${terminalText(this.info.name)} (${this.info.backend}, ${this.info.provider}) · α = ${this.info.alpha} · rule: ${this.info.rule}${this.info.calibrated ? '' : ' · UNCALIBRATED'}\n`);
-      this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)} ${'p(elbo)'.padStart(9)} ${'p(S)'.padStart(9)} ${'p(conf)'.padStart(9)}  path\n`);
+      this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)} ${'p(elbo)'.padStart(9)} ${'p(S)'.padStart(9)} ${'p(conf)'.padStart(9)}${this.knnColumn ? ` ${'p(knn)'.padStart(9)}` : ''}  path\n`);
     }
   }
 
@@ -293,8 +303,8 @@ export class ResultWriter {
       // A '*' marks the test that fired.
       const p = (v: number | null, test: TestName) => `${fmt(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
       const note = manifest?.possibleLabelError ? `  (possible label error: labelled ${terminalText(manifest.givenLabel ?? '')})` : '';
-      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}  ${path}: ${terminalText(r.error ?? '')}\n`);
-      else this.write(`${r.verdict.padEnd(20)} ${terminalText(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}  ${path}${note}\n`);
+      if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}${this.knnColumn ? ` ${''.padStart(9)}` : ''}  ${path}: ${terminalText(r.error ?? '')}\n`);
+      else this.write(`${r.verdict.padEnd(20)} ${terminalText(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}${this.knnColumn ? ` ${p(r.pValues.knn ?? null, 'knn')}` : ''}  ${path}${note}\n`);
       if (this.fd === null && process.stdout.isTTY) this.flush();
     }
     this.first = false;
@@ -310,7 +320,7 @@ export class ResultWriter {
   async end(summary: Summary): Promise<void> {
     if (this.format === 'json') this.write(`\n  ],\n  "summary": ${JSON.stringify(summary)}\n}\n`);
     else if (this.format === 'table') {
-      this.write(`${summary.outOfDistribution ? '(* = the test that fired: ELBO unusually low, complexity-corrected score S unusually high, or classifier confidence unusually low)\n' : ''}\n${ResultWriter.summaryLine(summary)}\n`);
+      this.write(`${summary.outOfDistribution ? `(* = the test that fired: ELBO unusually low, complexity-corrected score S unusually high, ${this.knnColumn ? 'classifier confidence unusually low, or the features unusually far from the training images\' (KNN)' : 'or classifier confidence unusually low'})\n` : ''}\n${ResultWriter.summaryLine(summary)}\n`);
     }
     this.flush();
     this.closed = true;

@@ -4,6 +4,7 @@
  * scored: shapes, label count, logits vs probabilities, output names. Every failure names the manifest
  * field and the fix (PairCheckError).
  */
+import { BoundedReadError, LIMITS, readBoundedSync } from './boundedRead';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
@@ -78,16 +79,22 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
   const named = m.features?.output ?? m.features?.layer;
   if (named || m.classifier.format !== 'onnx') {
     if (!named) throw new ModelError(path, 'the feature detectors need the classifier\'s features: name the layer that produces them (features.layer) for a TensorFlow.js model');
-    const runner = await loadModel(path, m.classifier.format, options);
+    const layer = m.classifier.format === 'tfjs-layers' && m.features?.layer;
+    const runner = await loadModel(path, m.classifier.format, layer ? { ...options, outputLayers: [layer] } : options);
     if (!runner.outputs.some((o) => o.name === named)) {
       await runner.dispose();
       throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.${m.features?.output ? 'output' : 'layer'} in the pair manifest`);
     }
     return { runner, features: named };
   }
-  const { readFileSync } = await import('node:fs');
   const { exposePenultimate } = await import('./features/onnxGraph');
-  const exposed = exposePenultimate(readFileSync(path), path);
+  let bytes: Buffer;
+  try {
+    bytes = readBoundedSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
+  } catch (err) {
+    throw new ModelError(path, err instanceof BoundedReadError ? err.reason : (err as Error).message);
+  }
+  const exposed = exposePenultimate(bytes, path);
   return { runner: await loadModel(path, 'onnx', options, exposed.bytes), features: exposed.name };
 }
 

@@ -4,15 +4,15 @@
  * notification (count, rate, ETA), optionally against a reference in-distribution folder; then the report.
  */
 import * as vscode from 'vscode';
-import type { ImageResult } from '../inference/engine';
-import { errorResult } from '../inference/engineTypes';
+import { errorResult, type ImageResult } from '../inference/engineTypes';
 import { walkImages } from '../inference/files';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import { progressMessage, RateMeter } from './progressText';
-import { scoreStore } from './scoreStore';
+import { scoreStore, type ScoreManyOutcome } from './scoreStore';
 import type { Services } from '../services/services';
+import { outsideWorkspace } from './workspaceGuard';
 
 export function registerFolderScoring(context: vscode.ExtensionContext, services: Services): void {
   scoreStore(services);
@@ -81,14 +81,52 @@ async function listImages(folder: string, token: vscode.CancellationToken, onCou
   return out;
 }
 
+function workspaceRoots(): string[] {
+  return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
+}
+
+/**
+ * Restricted Mode: the listed files whose real path lies outside the workspace folders (symbolic links out of
+ * the workspace), by index, with the reason. Checked a few at a time.
+ */
+async function refusedInRestrictedMode(paths: readonly string[], token: vscode.CancellationToken): Promise<Map<number, string>> {
+  const roots = workspaceRoots();
+  const refused = new Map<number, string>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < paths.length && !token.isCancellationRequested) {
+        const i = next++;
+        const reason = await outsideWorkspace(paths[i], roots);
+        if (reason) refused.set(i, reason);
+      }
+    }),
+  );
+  return refused;
+}
+
 export async function scoreFolderFlow(services: Services, folderUri: vscode.Uri): Promise<void> {
   const { log, engine } = services;
   if (folderUri.scheme !== 'file') {
     void vscode.window.showErrorMessage(`OOD Lens: only local folders can be scored (${folderUri.toString()}).`);
     return;
   }
+  if (!services.isTrusted()) {
+    const refusal = await outsideWorkspace(folderUri.fsPath, workspaceRoots());
+    if (refusal) {
+      void vscode.window.showWarningMessage(`OOD Lens: not scoring ${folderUri.fsPath}: ${refusal}.`);
+      return;
+    }
+  }
   const reference = await askReference(folderUri);
   if (reference === undefined) return;
+  if (reference && !services.isTrusted()) {
+    const refusal = await outsideWorkspace(reference.fsPath, workspaceRoots());
+    if (refusal) {
+      void vscode.window.showWarningMessage(`OOD Lens: not using ${reference.fsPath} as the reference: ${refusal}.`);
+      return;
+    }
+  }
   const folder = folderUri.fsPath;
   const name = vscode.workspace.asRelativePath(folderUri);
 
@@ -169,17 +207,26 @@ async function runScan(services: Services, folderUri: vscode.Uri, reference: vsc
       const paths = [...target, ...refs];
       const sets: RowSet[] = [...target.map((): RowSet => 'target'), ...refs.map((): RowSet => 'reference')];
       if (!target.length && !targetProblems.length) return { empty: true as const };
+      // Restricted Mode: symbolic links out of the workspace are not read; they become error records.
+      const refused = services.isTrusted() ? new Map<number, string>() : await refusedInRestrictedMode(paths, token);
+      if (token.isCancellationRequested) return undefined;
+      if (refused.size) services.log.warn(`score folder ${folder}: ${refused.size} files link outside the workspace and are not read in Restricted Mode`);
+      const allowed = paths.map((_, i) => i).filter((i) => !refused.has(i));
       const meter = new RateMeter();
       let lastPct = 0;
-      const result = await store.scoreMany(paths, {
+      const scored = await store.scoreMany(allowed.map((i) => paths[i]), {
         token,
-        onProgress: (done, total, cached) => {
+        onProgress: (done, _total, cached) => {
           meter.update(done - cached);
-          const pct = (100 * done) / total;
-          progress.report({ message: progressMessage(done, total, cached, meter), increment: pct - lastPct });
+          const pct = (100 * (done + refused.size)) / paths.length;
+          progress.report({ message: progressMessage(done + refused.size, paths.length, cached, meter), increment: pct - lastPct });
           lastPct = pct;
         },
       });
+      const results: ScoreManyOutcome['results'] = new Array(paths.length);
+      for (const [i, reason] of refused) results[i] = errorResult(paths[i], reason);
+      allowed.forEach((i, k) => (results[i] = scored.results[k]));
+      const result: ScoreManyOutcome = { ...scored, results, done: scored.done + refused.size, total: paths.length };
       // Folders that could not be listed are rows of their own (error records), never silently missing.
       result.results.push(...targetProblems, ...referenceProblems);
       paths.push(...targetProblems.map((r) => r.path), ...referenceProblems.map((r) => r.path));

@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import { IMAGE_EXTENSIONS, isImagePath } from '../shared/inspectProtocol';
 import type { Services } from '../services/services';
+import { outsideWorkspace } from './workspaceGuard';
 
 const MANY_IMAGES = 40;
 
@@ -76,13 +77,26 @@ async function pickWorkspaceImage(services: Services): Promise<vscode.Uri | unde
   }
 }
 
-/** Splits a selection into image files and the rest, with a reason for each rejected item. */
-async function imagesOf(uris: vscode.Uri[]): Promise<{ images: vscode.Uri[]; skipped: string[] }> {
+function workspaceRoots(): string[] {
+  return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
+}
+
+/**
+ * Splits a selection into image files and the rest, with a reason for each rejected item. Command arguments
+ * are checked again here: in Restricted Mode a file outside the workspace folders (as written or through a
+ * symbolic link) is refused, whoever passed it.
+ */
+async function imagesOf(uris: vscode.Uri[], restricted: boolean): Promise<{ images: vscode.Uri[]; skipped: string[] }> {
   const images: vscode.Uri[] = [];
   const skipped: string[] = [];
   for (const uri of uris) {
     if (uri.scheme !== 'file') {
       skipped.push(`${uri.toString()} (only files on disk can be scored)`);
+      continue;
+    }
+    const refusal = restricted ? await outsideWorkspace(uri.fsPath, workspaceRoots()) : null;
+    if (refusal) {
+      skipped.push(`${basename(uri.fsPath)} (${refusal})`);
       continue;
     }
     let isFolder = false;
@@ -112,13 +126,15 @@ export function registerInspectCommands(context: vscode.ExtensionContext, servic
         // From the editor title the command gets the editor's resource; from the palette, nothing.
         let uri = arg instanceof vscode.Uri ? arg : undefined;
         let column = vscode.ViewColumn.Beside;
-        if (!uri || !isImagePath(uri.path)) uri = activeImage();
+        let fromArgument = !!uri && isImagePath(uri.path);
+        if (!fromArgument) uri = activeImage();
         if (!uri) {
           uri = await pickWorkspaceImage(services);
           column = vscode.ViewColumn.Active;
         }
         if (!uri) return;
-        const { images, skipped } = await imagesOf([uri]);
+        // A file the user opened or picked is theirs to inspect; one passed as an argument is checked.
+        const { images, skipped } = await imagesOf([uri], !services.isTrusted() && fromArgument);
         if (!images.length) {
           services.log.warn(`inspect: cannot inspect ${skipped[0]}`);
           void vscode.window.showWarningMessage(`OOD Lens: cannot inspect ${skipped[0]}`);
@@ -135,7 +151,7 @@ export function registerInspectCommands(context: vscode.ExtensionContext, servic
           await vscode.commands.executeCommand('oodLens.inspect');
           return;
         }
-        const { images, skipped } = await imagesOf(selection);
+        const { images, skipped } = await imagesOf(selection, !services.isTrusted());
         reportSkipped(services, skipped);
         if (!images.length) return;
         if (images.length > MANY_IMAGES) {

@@ -18,11 +18,14 @@ import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import {
   checkReadable, commonFolder, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type Readability, type RowState, summarize,
 } from './datasetManifest';
+import { appendPlain, commandLink, HOVER_COMMANDS, type MarkdownSink, thumbnailMarkdown, visibleText } from './hoverMarkdown';
 import type { EditorManifest as ParsedManifest } from '../inference/manifestRows';
 import { ManifestParser } from './manifestParser';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
+import { AUTO_SCORE_MAX_ROWS, boundedInteger } from './settingsBounds';
 import type { Services } from '../services/services';
+import { outsideWorkspace } from './workspaceGuard';
 
 const SELECTOR: vscode.DocumentSelector = ['csv', 'tsv', 'jsonl', 'plaintext'].flatMap((language) => [
   { language, scheme: 'file' },
@@ -55,24 +58,20 @@ function fmtPct(x: number | null): string {
   return x === null ? '–' : `${(100 * x).toFixed(1)}%`;
 }
 
-function mdEscape(s: string): string {
-  return s.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
-}
-
 export function registerManifestFeatures(context: vscode.ExtensionContext, services: Services): void {
   const controller = new ManifestController(services, scoreStore(services));
   context.subscriptions.push(
     controller,
     vscode.languages.registerHoverProvider(SELECTOR, controller),
     vscode.languages.registerCodeLensProvider(SELECTOR, controller),
-    vscode.commands.registerCommand('oodLens.scoreManifest', (uri?: vscode.Uri) => controller.scoreCommand(uri)),
-    vscode.commands.registerCommand('oodLens.manifest.cancel', (uri: string) => controller.cancel(uri)),
-    vscode.commands.registerCommand('oodLens.manifest.openReport', (uri: string) => controller.openReport(uri)),
-    vscode.commands.registerCommand('oodLens.manifest.inspect', (path: string) => services.openInspect([vscode.Uri.file(path)])),
+    vscode.commands.registerCommand('oodLens.scoreManifest', (uri?: unknown) => controller.scoreCommand(uri)),
+    vscode.commands.registerCommand('oodLens.manifest.cancel', (uri: unknown) => typeof uri === 'string' && controller.cancel(uri)),
+    vscode.commands.registerCommand('oodLens.manifest.openReport', (uri: unknown) => (typeof uri === 'string' ? controller.openReport(uri) : undefined)),
+    vscode.commands.registerCommand('oodLens.manifest.inspect', (path: unknown) => controller.inspectRow(path)),
   );
 }
 
-class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvider, vscode.Disposable {
+export class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvider, vscode.Disposable {
   private readonly docs = new Map<string, DocState>();
   private readonly disposables: vscode.Disposable[] = [];
   private readonly lensChanged = new vscode.EventEmitter<void>();
@@ -245,7 +244,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     await this.fillFromCache(st);
     const parsed = st.parsed;
     if (!parsed || st.scoring || st.autoFailed) return;
-    const max = vscode.workspace.getConfiguration('oodLens').get<number>('manifest.autoScoreMaxRows', 200);
+    const max = boundedInteger(vscode.workspace.getConfiguration('oodLens').get<number>('manifest.autoScoreMaxRows'), AUTO_SCORE_MAX_ROWS);
     // Small manifests score themselves: when opened, and for rows added since.
     const pending = this.uniquePaths(parsed).filter((p) => !st.results.has(p) && st.readable.get(p)?.ok);
     if (parsed.rows.length <= max && pending.length) await this.score(doc, st, false);
@@ -291,7 +290,39 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
   // -------------------------------------------------------------------------------------------------------
   // Scoring
 
-  async scoreCommand(uri?: vscode.Uri): Promise<void> {
+  /**
+   * `oodLens.manifest.inspect` (the hover's Inspect link): the argument is checked again here, whatever
+   * produced it — it must be the image path of a row of a manifest open in this window that may be read
+   * (inside the workspace, links included, in Restricted Mode).
+   */
+  async inspectRow(path: unknown): Promise<void> {
+    const shown = typeof path === 'string' ? visibleText(path, 200) : typeof path;
+    const hasRow = (parsed: ParsedManifest) => {
+      for (const r of parsed.rows) if (r.path === path && !r.problem) return true;
+      return false;
+    };
+    const isRow = typeof path === 'string' && [...this.docs.values()].some((st) => st.parsed?.isManifest && hasRow(st.parsed));
+    const refusal = !isRow
+      ? 'it is not an image of a dataset manifest open in this window'
+      : await checkReadable(path as string, { roots: this.roots(), restricted: !this.services.isTrusted() }).then((rd) => (rd.ok || rd.missing ? null : rd.problem));
+    if (refusal) {
+      this.services.log.warn(`manifest inspect refused for ${shown}: ${refusal}`);
+      void vscode.window.showWarningMessage(`OOD Lens: not inspecting ${shown}: ${refusal}.`);
+      return;
+    }
+    await this.services.openInspect([vscode.Uri.file(path as string)]);
+  }
+
+  async scoreCommand(arg?: unknown): Promise<void> {
+    const uri = arg instanceof vscode.Uri ? arg : undefined;
+    if (uri && !vscode.workspace.textDocuments.some((d) => d.uri.toString() === uri.toString())) {
+      // Only documents already open, or (in Restricted Mode) files inside the workspace, are opened here.
+      const refusal = uri.scheme !== 'file' ? 'not a file on disk' : !this.services.isTrusted() ? await outsideWorkspace(uri.fsPath, this.roots()) : null;
+      if (refusal) {
+        void vscode.window.showWarningMessage(`OOD Lens: not scoring ${visibleText(uri.fsPath, 200)}: ${refusal}.`);
+        return;
+      }
+    }
     const doc = uri ? await vscode.workspace.openTextDocument(uri) : vscode.window.activeTextEditor?.document;
     if (!doc) {
       void vscode.window.showInformationMessage('OOD Lens: open a dataset manifest (CSV, TSV, JSONL or a list of image paths) to score it.');
@@ -567,18 +598,18 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     const range = new vscode.Range(row.line, row.start, row.line, row.end);
     const md = new vscode.MarkdownString(undefined, true);
     md.supportHtml = false;
-    md.isTrusted = { enabledCommands: ['oodLens.manifest.inspect', 'oodLens.scoreManifest'] };
+    // Untrusted text (paths, labels, messages quoting them) goes through appendPlain; only our own commands run.
+    md.isTrusted = { enabledCommands: [...HOVER_COMMANDS] };
     md.appendMarkdown('**OOD Lens**  \n');
     if (row.problem || !row.path) {
-      md.appendMarkdown(`$(error) ${mdEscape(row.problem ?? 'no image path on this row')}`);
-      if (row.path && row.problem) md.appendMarkdown(`  \n\`${row.path.replace(/`/g, "'")}\``);
+      ManifestController.renderProblem(md, row.problem ?? 'no image path on this row', row.problem ? row.path : null);
       return new vscode.Hover(md, range);
     }
     const st = this.state(doc);
     const rd = await checkReadable(row.path, { roots: this.roots(), restricted: !this.services.isTrusted() });
     st.readable.set(row.path, rd);
     if (!rd.ok) {
-      md.appendMarkdown(`$(error) ${rd.missing ? 'File not found' : mdEscape(rd.problem)}: \`${row.path.replace(/`/g, "'")}\``);
+      ManifestController.renderProblem(md, rd.missing ? 'File not found' : rd.problem, row.path);
       return new vscode.Hover(md, range);
     }
     let result = st.results.get(row.path) ?? (await this.store.lookup(row.path).catch(() => undefined));
@@ -590,7 +621,8 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
         const out = await this.store.scoreMany([row.path], { token: cts.token });
         result = out.results[0];
       } catch (err) {
-        md.appendMarkdown(`$(error) Could not score this image: ${mdEscape((err as Error).message)}`);
+        md.appendMarkdown('$(error) Could not score this image: ');
+        appendPlain(md, (err as Error).message);
         return new vscode.Hover(md, range);
       } finally {
         sub.dispose();
@@ -600,15 +632,27 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     }
     if (result.verdict !== 'error') st.results.set(row.path, result);
     this.scheduleDecorate(doc.uri.toString());
-    this.renderHover(md, row, result);
+    ManifestController.renderHover(md, row, result, this.classLabels, vscode.Uri.file(row.path).toString());
     return new vscode.Hover(md, range);
   }
 
-  private renderHover(md: vscode.MarkdownString, row: ManifestRow, r: ImageResult): void {
-    const uri = vscode.Uri.file(row.path!);
-    md.appendMarkdown(`![${mdEscape(row.rawPath ?? '')}](${uri.toString()}|height=96)\n\n`);
+  /** A hover for a row that cannot be scored: the problem, then the path as written (both plain text). */
+  static renderProblem(md: MarkdownSink, problem: string, path: string | null): void {
+    md.appendMarkdown('$(error) ');
+    appendPlain(md, problem);
+    if (path) {
+      md.appendMarkdown('  \n');
+      appendPlain(md, path);
+    }
+  }
+
+  /** The scored part of a hover; `md` is a `vscode.MarkdownString` (tests pass VS Code's escaping algorithm). */
+  static renderHover(md: MarkdownSink, row: ManifestRow, r: ImageResult, classLabels: readonly string[], fileUri: string): void {
+    const thumbnail = thumbnailMarkdown(fileUri, 96);
+    if (thumbnail) md.appendMarkdown(`${thumbnail}\n\n`);
     if (r.verdict === 'error') {
-      md.appendMarkdown(`$(error) Cannot score this image: ${mdEscape(r.error ?? 'unknown error')}`);
+      md.appendMarkdown('$(error) Cannot score this image: ');
+      appendPlain(md, r.error ?? 'unknown error');
       return;
     }
     const verdict =
@@ -618,18 +662,27 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
           ? '$(pass) **In-distribution**'
           : '$(question) **Uncalibrated** (the pair has no calibration: no p-value)';
     md.appendMarkdown(`${verdict}${r.pValue !== null ? ` · p = ${fmtP(r.pValue)}` : ''}  \n`);
-    md.appendMarkdown(`Predicted **${mdEscape(r.label ?? String(r.prediction))}** · MSP ${fmtPct(r.msp)}${r.verdict === 'out-of-distribution' ? ' — treat this prediction as unreliable' : ''}  \n`);
+    md.appendMarkdown('Predicted **');
+    appendPlain(md, r.label ?? String(r.prediction));
+    md.appendMarkdown(`** · MSP ${fmtPct(r.msp)}${r.verdict === 'out-of-distribution' ? ' — treat this prediction as unreliable' : ''}  \n`);
     const pv: string[] = [];
     if (r.pValues.elbo !== null) pv.push(`p(ELBO) = ${fmtP(r.pValues.elbo)}`);
     if (r.pValues.complexity !== null) pv.push(`p(complexity) = ${fmtP(r.pValues.complexity)}`);
     if (r.pValues.confidence !== null) pv.push(`p(confidence) = ${fmtP(r.pValues.confidence)}`);
     md.appendMarkdown(`ELBO ${r.elbo === null ? '–' : r.elbo.toFixed(1)} nats${r.elboBitsPerDim !== null ? ` (${r.elboBitsPerDim.toFixed(3)} bits/dim)` : ''}${pv.length ? ` · ${pv.join(' · ')}` : ''}  \n`);
     if (row.label !== null) {
-      if (isLabelDisagreement(row.label, r, this.classLabels)) {
-        md.appendMarkdown(`$(alert) **Possible label error**: labelled "${mdEscape(row.label)}", the classifier says "${mdEscape(r.label ?? '')}" with MSP ${fmtPct(r.msp)}  \n`);
-      } else md.appendMarkdown(`Label: ${mdEscape(row.label)}  \n`);
+      if (isLabelDisagreement(row.label, r, classLabels)) {
+        md.appendMarkdown('$(alert) **Possible label error**: labelled "');
+        appendPlain(md, row.label);
+        md.appendMarkdown('", the classifier says "');
+        appendPlain(md, r.label ?? '');
+        md.appendMarkdown(`" with MSP ${fmtPct(r.msp)}  \n`);
+      } else {
+        md.appendMarkdown('Label: ');
+        appendPlain(md, row.label);
+        md.appendMarkdown('  \n');
+      }
     }
-    const args = encodeURIComponent(JSON.stringify([row.path]));
-    md.appendMarkdown(`\n[$(telescope) Inspect](command:oodLens.manifest.inspect?${args} "Open the Inspect panel for this image")`);
+    md.appendMarkdown(`\n${commandLink('$(telescope) Inspect', 'oodLens.manifest.inspect', [row.path], 'Open the Inspect panel for this image')}`);
   }
 }

@@ -1,15 +1,20 @@
 /**
  * The pair status-bar item ("$(beaker) mnist · CPU") and the `oodLens.selectPair` quick pick: the built-in
  * pairs shipped in the extension's models/ folder, the ood-pair.json files of the workspace, and Browse….
- * The choice is written to `oodLens.pair` (workspace settings in a workspace). Workspace pairs need trust.
+ * The choice is written to `oodLens.pair` (workspace settings in a workspace). Workspace pairs need trust:
+ * in Restricted Mode their files are not even read (the list shows their folders). Every read is
+ * asynchronous, size-bounded and, for workspace pairs, refuses symbolic links out of the workspace
+ * (pairManifestFile.ts).
  */
-import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
-import { loadPairManifest } from '../inference/manifest';
+import { parsePairManifest } from '../inference/manifest';
 import type { EnginePairInfo } from '../shared/engineProtocol';
 import type { EngineHost } from './engineHost';
+import { appendPlain } from './hoverMarkdown';
+import { missingPairFiles, PairFileError, readPairManifestText } from './pairManifestFile';
 import { insideWorkspace, pairSettingValue } from './pairPath';
 import type { Services } from '../services/services';
 
@@ -27,22 +32,24 @@ interface PairChoice extends vscode.QuickPickItem {
   browse?: boolean;
 }
 
-function readName(manifest: string): { name: string; description?: string } {
+/** The name and description a manifest declares (bounded, asynchronous read; `roots` for workspace pairs). */
+async function readName(manifest: string, roots?: readonly string[]): Promise<{ name: string; description?: string }> {
   try {
-    const m = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown; description?: unknown };
+    const m = JSON.parse(await readPairManifestText(manifest, { roots })) as { name?: unknown; description?: unknown };
     return { name: typeof m.name === 'string' ? m.name : dirname(manifest), description: typeof m.description === 'string' ? m.description : undefined };
-  } catch {
-    return { name: `${dirname(manifest)} (unreadable manifest)` };
+  } catch (err) {
+    return { name: `${dirname(manifest)} (unreadable manifest)`, description: err instanceof PairFileError ? err.problem : `not valid JSON (${(err as Error).message})` };
   }
 }
 
 /** Built-in pairs: models/<name>/ood-pair.json inside the extension. */
-export function builtInPairs(extensionPath: string): string[] {
+export async function builtInPairs(extensionPath: string): Promise<string[]> {
   const dir = join(extensionPath, 'models');
   try {
-    return readdirSync(dir)
-      .map((d) => join(dir, d, 'ood-pair.json'))
-      .filter((f) => existsSync(f))
+    const candidates = (await readdir(dir)).map((d) => join(dir, d, 'ood-pair.json'));
+    const present = await Promise.all(candidates.map((f) => stat(f).then((s) => s.isFile(), () => false)));
+    return candidates
+      .filter((_, i) => present[i])
       .sort((a, b) => (a.includes(`${join('models', 'mnist')}`) ? -1 : b.includes(`${join('models', 'mnist')}`) ? 1 : a.localeCompare(b)));
   } catch {
     return [];
@@ -92,24 +99,43 @@ export class PairStatusBar implements vscode.Disposable {
 }
 
 function pairTooltip(info: EnginePairInfo, restricted: boolean): vscode.MarkdownString {
-  const md = new vscode.MarkdownString();
-  md.appendMarkdown(`**OOD Lens** — pair **${escapeMd(info.name)}**\n\n`);
-  if (info.description) md.appendMarkdown(`${escapeMd(info.description)}\n\n`);
-  md.appendMarkdown(`- Manifest: \`${info.manifestPath.replace(/`/g, "'")}\`\n`);
-  md.appendMarkdown(`- Backend: ${escapeMd(info.backend)} · execution provider ${providerLabel(info.provider)}\n`);
-  md.appendMarkdown(info.calibrated ? `- Calibrated on ${info.calibrationCount.toLocaleString('en-US')} images${info.calibrationSource ? ` (${escapeMd(info.calibrationSource)})` : ''}\n` : '- Not calibrated: no p-values or verdicts (run `ood-lens calibrate`)\n');
-  md.appendMarkdown(`- α = ${info.alpha} · rule: ${info.rule}\n\n`);
+  // Names, descriptions and paths come from the pair's files: plain text (no links, icons or line breaks).
+  const md = new vscode.MarkdownString(undefined, true);
+  md.appendMarkdown('**OOD Lens** — pair **');
+  appendPlain(md, info.name);
+  md.appendMarkdown('**\n\n');
+  if (info.description) {
+    appendPlain(md, info.description, 1000);
+    md.appendMarkdown('\n\n');
+  }
+  md.appendMarkdown('- Manifest: ');
+  appendPlain(md, info.manifestPath);
+  md.appendMarkdown('\n- Backend: ');
+  appendPlain(md, info.backend);
+  md.appendMarkdown(` · execution provider ${providerLabel(info.provider)}\n`);
+  if (info.calibrated) {
+    md.appendMarkdown(`- Calibrated on ${info.calibrationCount.toLocaleString('en-US')} images`);
+    if (info.calibrationSource) {
+      md.appendMarkdown(' (');
+      appendPlain(md, info.calibrationSource);
+      md.appendMarkdown(')');
+    }
+    md.appendMarkdown('\n');
+  } else md.appendMarkdown('- Not calibrated: no p-values or verdicts (run `ood-lens calibrate`)\n');
+  md.appendMarkdown(`- α = ${info.alpha} · rule: `);
+  appendPlain(md, String(info.rule));
+  md.appendMarkdown('\n\n');
   if (restricted) md.appendMarkdown('Restricted Mode: only the built-in pair runs.\n\n');
   md.appendMarkdown('Click to choose another pair.');
   return md;
 }
 
-function escapeMd(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, (c) => `\\${c}`);
-}
-
 function folders() {
   return (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath }));
+}
+
+function roots(): string[] {
+  return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
 }
 
 export async function showTrustNeeded(what: string): Promise<void> {
@@ -151,21 +177,24 @@ export async function activatePair(services: Services, host: EngineHost, manifes
 
 export async function selectPair(services: Services, host: EngineHost): Promise<void> {
   const extensionPath = services.context.extensionUri.fsPath;
-  const builtIns = builtInPairs(extensionPath);
+  const builtIns = await builtInPairs(extensionPath);
   const defaultBuiltIn = resolve(extensionPath, 'models', 'mnist', 'ood-pair.json');
   const active = host.state.info?.manifestPath;
   const trusted = services.isTrusted();
   const items: PairChoice[] = [{ label: 'Built-in', kind: vscode.QuickPickItemKind.Separator }];
-  for (const manifest of builtIns) {
-    const { name, description } = readName(manifest);
+  const builtInNames = await Promise.all(builtIns.map((m) => readName(m)));
+  for (const [i, manifest] of builtIns.entries()) {
+    const { name, description } = builtInNames[i];
     items.push({ label: `$(package) ${name}`, description: `built-in${manifest === active ? ' · active' : ''}`, detail: description, manifest, builtIn: true });
   }
   const found = await vscode.workspace.findFiles('**/ood-pair.json', '**/node_modules/**', 50);
   const workspacePairs = found.map((u) => u.fsPath).filter((f) => !builtIns.includes(f)).sort();
   if (workspacePairs.length) {
     items.push({ label: 'Workspace', kind: vscode.QuickPickItemKind.Separator });
-    for (const manifest of workspacePairs) {
-      const { name, description } = readName(manifest);
+    // Restricted Mode: workspace files are not read; the folder stands for the pair's name.
+    const names = trusted ? await Promise.all(workspacePairs.map((m) => readName(m, roots()))) : workspacePairs.map((m) => ({ name: vscode.workspace.asRelativePath(dirname(m)), description: undefined }));
+    for (const [i, manifest] of workspacePairs.entries()) {
+      const { name, description } = names[i];
       items.push({
         label: `$(folder) ${name}`,
         description: `${vscode.workspace.asRelativePath(manifest)}${manifest === active ? ' · active' : ''}${trusted ? '' : ' · needs a trusted workspace'}`,
@@ -188,14 +217,17 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
     const uris = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, canSelectMany: false, openLabel: 'Use Pair', title: 'Choose a pair folder or its ood-pair.json', filters: { 'Pair manifest': ['json'] } });
     if (!uris?.length) return;
     const p = uris[0].fsPath;
-    manifest = existsSync(p) && statSync(p).isDirectory() ? join(p, 'ood-pair.json') : p;
+    manifest = (await stat(p).then((s) => s.isDirectory(), () => false)) ? join(p, 'ood-pair.json') : p;
   } else if (!picked.builtIn && !trusted) {
     return showTrustNeeded(`The workspace pair ${vscode.workspace.asRelativePath(manifest!)}`);
   }
   if (!manifest) return;
   if (!picked.builtIn) {
     try {
-      loadPairManifest(manifest);
+      // A workspace pair must stay inside the workspace (links included); one the user browsed to may be anywhere.
+      const text = await readPairManifestText(manifest, { roots: picked.browse ? undefined : roots() });
+      const missing = await missingPairFiles(dirname(manifest), parsePairManifest(text, manifest));
+      if (missing.length) throw new Error(`${manifest}:\n${missing.join('\n')}`);
     } catch (err) {
       services.log.error(`selectPair: ${(err as Error).message}`);
       const choice = await vscode.window.showErrorMessage(`OOD Lens: ${manifest} is not a usable pair: ${(err as Error).message.split('\n').slice(1).join(' ').trim() || (err as Error).message}`, 'Show log');

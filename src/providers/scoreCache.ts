@@ -4,20 +4,29 @@
  * never serves stale verdicts. A path index (path → size, mtime, key) answers "what do we know about this
  * file" without reading it — hovers and Explorer badges use it.
  *
- * Stored as one JSON file (compact rows) written atomically (temp file + rename), loaded at activation,
- * bounded by least-recent use. A corrupt file is discarded and rebuilt, never an error for the user.
- * No `vscode` import.
+ * Stored as an append-only log (JSON Lines: a header, then one record per change — a score, a path entry,
+ * a use), so that a save appends only what changed since the last one. Loading streams the log and gives
+ * the event loop back every few thousand records. When the log holds more than twice the live records it
+ * is compacted: rewritten from memory in slices, to a temp file that is fsynced and renamed over the log.
+ * Several windows may append to the same log (each append is one write of whole lines). Bounded by least
+ * recent use (replaying the log reproduces the order). A torn last line (a crash mid-append) or a
+ * malformed record is skipped and logged; a log with a bad header is discarded. No `vscode` import.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { writeFileAtomicAsync } from '../inference/atomicFile';
 import type { ImageResult } from '../inference/engine';
 
 export { writeFileAtomicAsync };
 
-/** 2: the classifier-confidence p-value (pValueConfidence) was added; older files are rebuilt. */
-export const CACHE_VERSION = 2;
+/**
+ * 2: the classifier-confidence p-value (pValueConfidence) was added; 3: the append-only log (the JSON file
+ * of versions 1-2 is not read). Files of another version are rebuilt.
+ */
+export const CACHE_VERSION = 3;
+const CACHE_FORMAT = 'ood-lens-score-cache';
 
 /** A cached score: an ImageResult without its path and without the per-image details. */
 export type CachedScore = Omit<ImageResult, 'path' | 'details'>;
@@ -71,12 +80,17 @@ interface PathEntry {
   key: string;
 }
 
-interface CacheFile {
-  version: number;
-  fields: readonly string[];
-  /** Least recently used first. */
-  entries: [string, Packed][];
-  paths: [string, number, number, string][];
+/**
+ * Log records: `["s", key, packed score]` (stored, now most recent), `["p", path, size, mtimeMs, key]`
+ * (path entry, most recent), `["u", key]` (used: most recent).
+ */
+type LogRecord = ['s', string, Packed] | ['p', string, number, number, string] | ['u', string];
+
+/** Records between yields to the event loop while loading or compacting. */
+const SLICE_RECORDS = 1000;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
 }
 
 export interface ScoreCacheOptions {
@@ -85,6 +99,18 @@ export interface ScoreCacheOptions {
   log?: (message: string) => void;
   /** Delay before a change is written (ms); 0 writes only on flush(). */
   saveDelayMs?: number;
+  /** Compaction when the log holds more than `compactFactor` × the live records (+ 1,000); default 2. */
+  compactFactor?: number;
+}
+
+export interface ScoreCacheStats {
+  /** Records in the log file as far as this instance knows (its own appends included). */
+  logRecords: number;
+  /** Records appended by the last save. */
+  lastAppended: number;
+  compactions: number;
+  /** Malformed or torn records skipped by the last load. */
+  skippedOnLoad: number;
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
@@ -100,21 +126,46 @@ export async function hashFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+function parseRecord(line: string): LogRecord {
+  return toRecord(JSON.parse(line));
+}
+
+function toRecord(r: unknown): LogRecord {
+  if (!Array.isArray(r)) throw new Error('not a record');
+  if (r[0] === 's' && r.length === 3 && typeof r[1] === 'string') return r as LogRecord;
+  if (r[0] === 'p' && r.length === 5 && typeof r[1] === 'string' && typeof r[2] === 'number' && typeof r[3] === 'number' && typeof r[4] === 'string') return r as LogRecord;
+  if (r[0] === 'u' && r.length === 2 && typeof r[1] === 'string') return r as LogRecord;
+  throw new Error(`unknown record ${JSON.stringify(r[0])}`);
+}
+
+function headerLine(): string {
+  return JSON.stringify({ format: CACHE_FORMAT, version: CACHE_VERSION, fields: FIELDS });
+}
+
 export class ScoreCache {
   private readonly entries = new Map<string, CachedScore>();
   private readonly paths = new Map<string, PathEntry>();
   private identityHash = '';
   private maxEntries: number;
   private timer: NodeJS.Timeout | undefined;
-  private dirty = false;
+  /** Log lines not yet appended. */
+  private pending: string[] = [];
+  /** Keys already recorded as used since the last save (one "u" record each is enough). */
+  private readonly usedSinceSave = new Set<string>();
+  /** Everything must be rewritten (clear, a discarded file, a log that needs compaction). */
+  private rewrite = false;
   private writing: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<(paths: string[] | 'all') => void>();
+  private logRecords = 0;
+  private lastAppended = 0;
+  private compactions = 0;
+  private skippedOnLoad = 0;
 
   private constructor(readonly file: string, private readonly options: ScoreCacheOptions) {
     this.maxEntries = Math.max(1, Math.floor(options.maxEntries));
   }
 
-  /** Loads the cache file; a missing file starts empty, a corrupt one is discarded (and logged). */
+  /** Loads the log (streamed); a missing file starts empty, a file with a bad header is discarded (and logged). */
   static async open(file: string, options: ScoreCacheOptions): Promise<ScoreCache> {
     const cache = new ScoreCache(file, options);
     await cache.load();
@@ -122,42 +173,134 @@ export class ScoreCache {
   }
 
   private async load(): Promise<void> {
-    let text: string;
+    let stream;
     try {
-      text = await readFile(this.file, 'utf8');
+      const st = await stat(this.file);
+      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+      stream = createReadStream(this.file, { encoding: 'utf8', highWaterMark: 256 * 1024 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.options.log?.(`score cache: cannot read ${this.file} (${(err as Error).message}); starting empty`);
       return;
     }
+    let header: boolean | null = null;
+    let carry = '';
+    let records = 0;
+    let skipped = 0;
+    let firstProblem = '';
+    const headerText = headerLine();
+    const apply = (line: string) => {
+      if (!line) return;
+      if (header === null) {
+        const h = JSON.parse(line) as { format?: unknown; version?: unknown; fields?: unknown };
+        if (!h || h.format !== CACHE_FORMAT || h.version !== CACHE_VERSION) throw new Error(`unsupported format or version (${JSON.stringify(h?.version ?? null)})`);
+        if (JSON.stringify(h.fields) !== JSON.stringify(FIELDS)) throw new Error('different fields');
+        header = true;
+        return;
+      }
+      // Another window that started the same file at the same moment wrote the header too.
+      if (line === headerText) return;
+      try {
+        this.replay(parseRecord(line));
+        records++;
+      } catch (err) {
+        skipped++;
+        firstProblem ||= (err as Error).message;
+      }
+    };
+    /** Lines parsed as one JSON array (far cheaper than one parse per line); line by line when that fails. */
+    const applySlice = (lines: string[]) => {
+      let start = 0;
+      while (header === null && start < lines.length) apply(lines[start++]);
+      const rest = lines.slice(start).filter((l) => l && l !== headerText);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(`[${rest.join(',')}]`);
+      } catch {
+        parsed = undefined;
+      }
+      if (!Array.isArray(parsed) || parsed.length !== rest.length) {
+        for (const line of rest) apply(line);
+        return;
+      }
+      for (const value of parsed) {
+        try {
+          this.replay(toRecord(value));
+          records++;
+        } catch (err) {
+          skipped++;
+          firstProblem ||= (err as Error).message;
+        }
+      }
+    };
     try {
-      const data = JSON.parse(text) as CacheFile;
-      if (!data || typeof data !== 'object' || data.version !== CACHE_VERSION) throw new Error(`unsupported version ${(data as CacheFile | null)?.version}`);
-      if (JSON.stringify(data.fields) !== JSON.stringify(FIELDS)) throw new Error('different fields');
-      if (!Array.isArray(data.entries) || !Array.isArray(data.paths)) throw new Error('entries or paths missing');
-      const entries = new Map<string, CachedScore>();
-      for (const e of data.entries) {
-        if (!Array.isArray(e) || typeof e[0] !== 'string') throw new Error('malformed entry');
-        entries.set(e[0], unpack(e[1]));
+      for await (const chunk of stream) {
+        const lines = (carry + (chunk as string)).split('\n');
+        carry = lines.pop() ?? '';
+        for (let i = 0; i < lines.length; i += SLICE_RECORDS) {
+          applySlice(i === 0 && lines.length <= SLICE_RECORDS ? lines : lines.slice(i, i + SLICE_RECORDS));
+          await yieldToEventLoop();
+        }
       }
-      const paths = new Map<string, PathEntry>();
-      for (const p of data.paths) {
-        if (!Array.isArray(p) || typeof p[0] !== 'string' || typeof p[1] !== 'number' || typeof p[2] !== 'number' || typeof p[3] !== 'string') throw new Error('malformed path entry');
-        if (entries.has(p[3])) paths.set(p[0], { size: p[1], mtimeMs: p[2], key: p[3] });
+      // A last line without its newline: a save that was cut short. Whatever of it parses is kept.
+      if (carry) {
+        if (header === null) apply(carry);
+        else {
+          try {
+            this.replay(parseRecord(carry));
+            records++;
+          } catch {
+            skipped++;
+            firstProblem ||= 'a torn last record';
+          }
+        }
       }
-      for (const [k, v] of entries) this.entries.set(k, v);
-      for (const [k, v] of paths) this.paths.set(k, v);
-      this.evict();
-      this.options.log?.(`score cache: ${this.entries.size} scores loaded from ${this.file}`);
+      if (header === null && records === 0) throw new Error('no header');
     } catch (err) {
+      stream.destroy();
       this.entries.clear();
       this.paths.clear();
       this.options.log?.(`score cache: ${this.file} is corrupt (${(err as Error).message}); discarded, a new cache will be written`);
       await rm(this.file, { force: true }).catch(() => undefined);
+      return;
+    }
+    this.logRecords = records;
+    this.skippedOnLoad = skipped;
+    this.evict();
+    if (skipped) {
+      this.options.log?.(`score cache: ${skipped} malformed records in ${this.file} skipped (${firstProblem}); the log will be rewritten`);
+      this.rewrite = true;
+      this.scheduleSave();
+    } else if (this.needsCompaction()) {
+      this.rewrite = true;
+      this.scheduleSave();
+    }
+    this.options.log?.(`score cache: ${this.entries.size} scores loaded from ${this.file}`);
+  }
+
+  /** Applies one log record to the maps (loading). */
+  private replay(r: LogRecord): void {
+    if (r[0] === 's') {
+      const score = unpack(r[2]);
+      this.entries.delete(r[1]);
+      this.entries.set(r[1], score);
+    } else if (r[0] === 'p') {
+      this.paths.delete(r[1]);
+      this.paths.set(r[1], { size: r[2], mtimeMs: r[3], key: r[4] });
+    } else {
+      const v = this.entries.get(r[1]);
+      if (v) {
+        this.entries.delete(r[1]);
+        this.entries.set(r[1], v);
+      }
     }
   }
 
   get size(): number {
     return this.entries.size;
+  }
+
+  get stats(): ScoreCacheStats {
+    return { logRecords: this.logRecords, lastAppended: this.lastAppended, compactions: this.compactions, skippedOnLoad: this.skippedOnLoad };
   }
 
   /** Identity of the active pair (EngineService.pairIdentity()); part of every key. */
@@ -174,7 +317,11 @@ export class ScoreCache {
 
   setMaxEntries(n: number): void {
     this.maxEntries = Math.max(1, Math.floor(n));
-    if (this.evict()) this.changed('all');
+    if (this.evict()) {
+      // Evictions are not logged: a smaller log is written instead.
+      this.rewrite = true;
+      this.changed('all');
+    }
   }
 
   keyFor(contentHash: string): string {
@@ -191,12 +338,17 @@ export class ScoreCache {
     for (const l of this.listeners) l(paths);
   }
 
-  /** By content key; refreshes its recency. */
+  /** By content key; refreshes its recency (recorded at the next save). */
   get(key: string): CachedScore | undefined {
     const v = this.entries.get(key);
     if (v) {
       this.entries.delete(key);
       this.entries.set(key, v);
+      if (!this.usedSinceSave.has(key)) {
+        this.usedSinceSave.add(key);
+        this.pending.push(JSON.stringify(['u', key]));
+        this.scheduleSave();
+      }
     }
     return v;
   }
@@ -244,7 +396,9 @@ export class ScoreCache {
     const prev = this.paths.get(path);
     this.paths.delete(path);
     this.paths.set(path, entry);
+    this.pending.push(JSON.stringify(['p', path, entry.size, entry.mtimeMs, entry.key]));
     if (!prev || prev.key !== entry.key) this.changed([path]);
+    else this.scheduleSave();
   }
 
   /**
@@ -262,10 +416,12 @@ export class ScoreCache {
         return;
       }
     }
+    const score = toCached(result);
     this.entries.delete(where.key);
-    this.entries.set(where.key, toCached(result));
+    this.entries.set(where.key, score);
     this.paths.delete(path);
     this.paths.set(path, { size: where.size, mtimeMs: where.mtimeMs, key: where.key });
+    this.pending.push(JSON.stringify(['s', where.key, pack(score)]), JSON.stringify(['p', path, where.size, where.mtimeMs, where.key]));
     this.evict();
     this.changed([path]);
   }
@@ -296,13 +452,19 @@ export class ScoreCache {
   async clear(): Promise<void> {
     this.entries.clear();
     this.paths.clear();
+    this.pending = [];
+    this.usedSinceSave.clear();
+    this.rewrite = true;
     this.changed('all');
     await this.flush();
   }
 
   private changed(paths: string[] | 'all'): void {
-    this.dirty = true;
     this.emit(paths);
+    this.scheduleSave();
+  }
+
+  private scheduleSave(): void {
     const delay = this.options.saveDelayMs ?? 2000;
     if (delay > 0 && !this.timer) {
       this.timer = setTimeout(() => {
@@ -313,29 +475,112 @@ export class ScoreCache {
     }
   }
 
-  /** Writes pending changes now (atomically). Concurrent flushes are serialised. */
+  private needsCompaction(): boolean {
+    const live = this.entries.size + this.paths.size;
+    return this.logRecords > (this.options.compactFactor ?? 2) * live + 1000;
+  }
+
+  /**
+   * Writes pending changes now: appended to the log, or the whole log rewritten (compaction, clear, a new
+   * file). Concurrent flushes are serialised.
+   */
   flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
     this.writing = this.writing.catch(() => undefined).then(async () => {
-      if (!this.dirty) return;
-      this.dirty = false;
-      const data: CacheFile = {
-        version: CACHE_VERSION,
-        fields: FIELDS,
-        entries: [...this.entries].map(([k, v]) => [k, pack(v)]),
-        paths: [...this.paths].map(([p, e]) => [p, e.size, e.mtimeMs, e.key]),
-      };
+      if (this.rewrite || this.needsCompaction()) return this.compact();
+      if (!this.pending.length) return;
+      const lines = this.pending;
+      this.pending = [];
+      this.usedSinceSave.clear();
       try {
-        await writeFileAtomicAsync(this.file, JSON.stringify(data));
+        await this.append(lines);
       } catch (err) {
-        this.dirty = true;
+        this.pending = lines.concat(this.pending);
         throw err;
       }
+      if (this.needsCompaction()) await this.compact();
     });
     return this.writing;
+  }
+
+  /**
+   * Whole lines at the end of the log (O_APPEND), in writes of at most SLICE_RECORDS lines so that a large
+   * save never builds one huge string; a new or emptied file gets the header first.
+   */
+  private async append(lines: string[]): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    const handle = await open(this.file, 'a');
+    try {
+      const { size } = await handle.stat();
+      for (let i = 0; i < lines.length; i += SLICE_RECORDS) {
+        const body = `${lines.slice(i, i + SLICE_RECORDS).join('\n')}\n`;
+        await handle.write(i === 0 && size === 0 ? `${headerLine()}\n${body}` : body);
+      }
+    } finally {
+      await handle.close();
+    }
+    this.logRecords += lines.length;
+    this.lastAppended = lines.length;
+  }
+
+  /**
+   * Rewrites the log from memory: written in slices (the event loop runs between them) to a temp file,
+   * fsynced, renamed over the log. Changes made meanwhile stay pending for the next append.
+   */
+  private async compact(): Promise<void> {
+    this.rewrite = false;
+    this.pending = [];
+    this.usedSinceSave.clear();
+    try {
+      await this.writeSnapshot();
+    } catch (err) {
+      // The changes were not written: the next save tries the whole log again.
+      this.rewrite = true;
+      throw err;
+    }
+  }
+
+  private async writeSnapshot(): Promise<void> {
+    const entries = [...this.entries];
+    const paths = [...this.paths];
+    await mkdir(dirname(this.file), { recursive: true });
+    const tmp = `${this.file}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}.tmp`;
+    const handle = await open(tmp, 'w');
+    let ok = false;
+    try {
+      await handle.write(`${headerLine()}\n`);
+      for (let i = 0; i < entries.length; i += SLICE_RECORDS) {
+        const text = entries
+          .slice(i, i + SLICE_RECORDS)
+          .map(([k, v]) => JSON.stringify(['s', k, pack(v)]))
+          .join('\n');
+        await handle.write(`${text}\n`);
+      }
+      for (let i = 0; i < paths.length; i += SLICE_RECORDS) {
+        const text = paths
+          .slice(i, i + SLICE_RECORDS)
+          .map(([p, e]) => JSON.stringify(['p', p, e.size, e.mtimeMs, e.key]))
+          .join('\n');
+        await handle.write(`${text}\n`);
+      }
+      await handle.sync();
+      ok = true;
+    } finally {
+      await handle.close();
+      if (!ok) await rm(tmp, { force: true });
+    }
+    try {
+      await rename(tmp, this.file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    this.logRecords = entries.length + paths.length;
+    this.lastAppended = this.logRecords;
+    this.compactions++;
   }
 
   dispose(): Promise<void> {

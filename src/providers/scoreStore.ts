@@ -3,11 +3,13 @@
  * global storage, keeps its pair identity current, scores lists of files through the cache, registers
  * `oodLens.clearCache` and the Explorer badge on images scored out-of-distribution.
  */
+import { rm } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
 import type { CachedScore } from './scoreCache';
 import { ScoreCache } from './scoreCache';
 import type { Services } from '../services/services';
+import { cacheMaxEntries } from './settingsBounds';
 
 export interface ScoreManyOutcome {
   /** results[i] for paths[i]; undefined where the run stopped before it. */
@@ -46,8 +48,11 @@ export function scoreStore(services: Services): ScoreStore {
   if (existing) return existing;
   const { context, engine, log } = services;
   const emitter = new vscode.EventEmitter<vscode.Uri[] | undefined>();
-  const maxEntries = () => vscode.workspace.getConfiguration('oodLens').get<number>('cache.maxEntries', 200000);
-  const file = vscode.Uri.joinPath(context.globalStorageUri, 'score-cache.json').fsPath;
+  // User/machine value only: a workspace must not shrink the cache every workspace shares.
+  const maxEntries = () => cacheMaxEntries(vscode.workspace.getConfiguration('oodLens').inspect<number>('cache.maxEntries'));
+  // An append-only log (scoreCache.ts); the single JSON file of earlier versions is removed unread.
+  const file = vscode.Uri.joinPath(context.globalStorageUri, 'score-cache.jsonl').fsPath;
+  const legacyFile = vscode.Uri.joinPath(context.globalStorageUri, 'score-cache.json').fsPath;
 
   const refreshIdentity = async (cache: ScoreCache) => {
     try {
@@ -60,6 +65,7 @@ export function scoreStore(services: Services): ScoreStore {
 
   const decorations = new OodFileDecorations(emitter.event);
   const ready = (async () => {
+    await rm(legacyFile, { force: true }).catch(() => undefined);
     const cache = await ScoreCache.open(file, { maxEntries: maxEntries(), log: (m) => log.info(m) });
     cache.onDidChange((paths) => emitter.fire(paths === 'all' ? undefined : paths.map((p) => vscode.Uri.file(p))));
     decorations.cache = cache;

@@ -3,8 +3,8 @@
  * test images as PNGs, a corrupt PNG, CSV and JSONL manifests naming them, an invalid pair manifest and a
  * valid workspace copy of the built-in pair (for Restricted Mode).
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, labelsOf, writeIdxPngs } from '../helpers';
 
 export interface ManifestTarget {
@@ -32,6 +32,14 @@ export interface Fixture {
   brokenPair: string;
   workspacePair: string;
   workspacePairName: string;
+  /**
+   * Issue 15 item 4: `hostile.csv` — a scored row with a Markdown command link in its label, a quoted multi-line
+   * path holding a command link (the issue's attack), and a symbolic link inside the workspace to an image
+   * outside it (`outsideImage`, next to the workspace folder).
+   */
+  hostile: { scored: ManifestTarget; multiLine: ManifestTarget; symlinkRow: ManifestTarget; outsideImage: string; symlink: string; link: string };
+  /** Issue 15 item 11: `linked/` holds an MNIST digit and a symbolic link to the image outside the workspace. */
+  linkedFolder: { name: string; image: string; link: string };
   /** Create Pair: a classifier at the workspace root (a copy of the built-in one) and a folder of in-distribution digits. */
   createPair: { model: string; data: string; images: number; pairName: string };
 }
@@ -91,6 +99,17 @@ export async function writeFixture(root: string): Promise<Fixture> {
   const files = [manifest.classifier?.path, manifest.vae?.path, manifest.vae?.encoder?.path, manifest.vae?.decoder?.path, manifest.calibration].filter((p): p is string => typeof p === 'string');
   for (const file of files) copyFileSync(join(MNIST_PAIR, file), join(wsPair, file));
 
+  // Outside the workspace: an image the hostile manifest tries to make the extension read.
+  const outside = join(dirname(root), 'outside');
+  const [outsideImage] = await writeIdxPngs(MNIST_TEST_IMAGES, [4], outside, 'secret');
+  const symlink = join(root, 'link-to-secret.png');
+  symlinkSync(outsideImage, symlink);
+  const link = `[x](command:oodLens.manifest.inspect?${encodeURIComponent(JSON.stringify([outsideImage]))})`;
+  const hostile = ['path,label', `${m(1)},"7 ${link}"`, `"images/a\`b.png\`\n\n${link}\n\n\`.png",3`, 'link-to-secret.png,4', ''].join('\n');
+  writeFileSync(join(root, 'hostile.csv'), hostile);
+  const [linkedDigit] = await writeIdxPngs(MNIST_TEST_IMAGES, [5], join(root, 'linked'), 'digit');
+  symlinkSync(outsideImage, join(root, 'linked', 'outside-link.png'));
+
   // Create Pair: the built-in classifier as a user's own model, and MNIST test digits it has never seen in
   // calibration (indices 1000–1299) as the in-distribution images.
   copyFileSync(join(MNIST_PAIR, 'classifier.onnx'), join(root, 'my-classifier.onnx'));
@@ -99,6 +118,15 @@ export async function writeFixture(root: string): Promise<Fixture> {
 
   return {
     root,
+    hostile: {
+      scored: lineOf(hostile, m(1), 'hostile.csv'),
+      multiLine: { ...lineOf(hostile, '"images/a`b.png`', 'hostile.csv'), column: 4 },
+      symlinkRow: lineOf(hostile, 'link-to-secret.png', 'hostile.csv'),
+      outsideImage,
+      symlink,
+      link,
+    },
+    linkedFolder: { name: 'linked', image: basename(linkedDigit), link: 'outside-link.png' },
     createPair: { model: 'my-classifier.onnx', data: join(root, 'digits'), images: createPairImages, pairName: 'my-classifier' },
     mnist: { name: basename(digit), label: String(mnistLabels[0]) },
     fashion: { name: basename(boot) },
@@ -110,6 +138,21 @@ export async function writeFixture(root: string): Promise<Fixture> {
     workspacePair: 'pairs/workspace-mnist',
     workspacePairName: 'workspace-mnist',
   };
+}
+
+/**
+ * User keybindings that run `oodLens.manifest.inspect` with arbitrary arguments — the way a crafted link would
+ * call it — so that the end-to-end test can check that the command itself refuses them.
+ */
+export const HOSTILE_KEYS = { outside: { binding: 'ctrl+alt+shift+o', press: 'Control+Alt+Shift+O' }, symlink: { binding: 'ctrl+alt+shift+l', press: 'Control+Alt+Shift+L' } } as const;
+
+export function writeHostileKeybindings(userDataDir: string, fx: Fixture): void {
+  mkdirSync(join(userDataDir, 'User'), { recursive: true });
+  const bindings = [
+    { key: HOSTILE_KEYS.outside.binding, command: 'oodLens.manifest.inspect', args: fx.hostile.outsideImage },
+    { key: HOSTILE_KEYS.symlink.binding, command: 'oodLens.manifest.inspect', args: fx.hostile.symlink },
+  ];
+  writeFileSync(join(userDataDir, 'User', 'keybindings.json'), `${JSON.stringify(bindings, null, 2)}\n`);
 }
 
 /** Writes `.vscode/settings.json` of the fixture workspace. */

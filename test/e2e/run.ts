@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, Frame } from 'playwright-core';
-import { type Fixture, type ManifestTarget, writeFixture, writeWorkspaceSettings } from './fixture';
+import { type Fixture, HOSTILE_KEYS, type ManifestTarget, writeFixture, writeHostileKeybindings, writeWorkspaceSettings } from './fixture';
 import { CHROMIUM, cleanEnv, type E2eTools, ensureTools } from './setup';
 import { type CodeServer, installVsix, sleep, startCodeServer, until, Workbench } from './workbench';
 
@@ -128,6 +128,27 @@ async function hoverAt(ctx: Ctx, t: ManifestTarget): Promise<string> {
   return until(`the hover on ${t.file}:${t.line}:${t.column} to show scores`, async () => {
     const hovers = await ctx.wb.page.locator('.monaco-hover:visible').allInnerTexts();
     return hovers.find((h) => h.includes('OOD Lens') && /ELBO/.test(h));
+  }, 60_000);
+}
+
+interface HoverView {
+  text: string;
+  /** Every link target in the hover (VS Code keeps a link's target in data-href). */
+  links: string[];
+}
+
+/** Hovers a manifest position and returns the OOD Lens hover once `ready` accepts its text. */
+async function hoverView(ctx: Ctx, t: ManifestTarget, what: string, ready: (text: string) => boolean): Promise<HoverView> {
+  await ctx.wb.goTo(t.line, t.column);
+  await ctx.wb.command('Show or Focus Hover');
+  return until(`the hover on ${t.file}:${t.line}:${t.column} (${what})`, async () => {
+    const views = await ctx.wb.page.locator('.monaco-hover:visible').evaluateAll((els) =>
+      els.map((el) => ({
+        text: (el as HTMLElement).innerText,
+        links: Array.from(el.querySelectorAll('a')).map((a) => a.getAttribute('data-href') || a.getAttribute('href') || ''),
+      })),
+    );
+    return views.find((v) => v.text.includes('OOD Lens') && ready(v.text));
   }, 60_000);
 }
 
@@ -498,6 +519,89 @@ const flows: Flow[] = [
     },
   },
   {
+    // Issue 15 item 4: a crafted manifest must not turn into a clickable command, and the command refuses
+    // arguments that are not readable rows of an open manifest.
+    name: 'restricted-hostile-manifest',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      const h = fx.hostile;
+      await wb.quickOpen('hostile.csv');
+      await sleep(1500);
+
+      // 1. The issue's attack: a quoted multi-line path holding a command link. Plain text, no link.
+      const multi = await hoverView(ctx, h.multiLine, 'file not found', (t) => /not found/i.test(t));
+      await ctx.shot('multiline-hover');
+      assert(!multi.links.some((l) => /command:/i.test(l)), `the hover of the multi-line path renders a command link: ${JSON.stringify(multi.links)} (${multi.text})`);
+      assert(multi.text.includes('[x](command:oodLens.manifest.inspect?'), `the hover does not show the link text as plain text: ${multi.text}`);
+      ctx.note(`multi-line path hover: ${multi.text.replace(/\s+/g, ' ').slice(0, 200)} · links ${JSON.stringify(multi.links)}`);
+      await wb.page.keyboard.press('Escape');
+
+      // 2. A symbolic link to an image outside the workspace: refused, no link.
+      const sym = await hoverView(ctx, h.symlinkRow, 'the symlink refusal', (t) => /Restricted Mode/.test(t));
+      assert(/links to/.test(sym.text) && !sym.links.some((l) => /command:/i.test(l)), `symlink row hover: ${sym.text} · ${JSON.stringify(sym.links)}`);
+      ctx.note(`symlink hover: ${sym.text.replace(/\s+/g, ' ').slice(0, 200)}`);
+      await wb.page.keyboard.press('Escape');
+
+      // 3. A scored row with a command link in its label: the label is text; the one link is Inspect for this row.
+      const scored = await hoverView(ctx, h.scored, 'scores', (t) => /ELBO/.test(t));
+      await ctx.shot('scored-hover');
+      const commands = scored.links.filter((l) => /command:/i.test(l));
+      assert(commands.length === 1 && commands[0].startsWith('command:oodLens.manifest.inspect?'), `the scored hover's command links: ${JSON.stringify(scored.links)}`);
+      const args = JSON.parse(decodeURIComponent(commands[0].slice(commands[0].indexOf('?') + 1)));
+      assert(JSON.stringify(args) === JSON.stringify([join(fx.root, h.scored.path)]), `the Inspect link's argument ${JSON.stringify(args)} is not the row's image`);
+      assert(scored.text.includes(h.link), `the label's link is not shown as text: ${scored.text}`);
+      ctx.note(`scored hover links: ${JSON.stringify(scored.links)}`);
+      await wb.page.keyboard.press('Escape');
+      await wb.command('Notifications: Clear All Notifications');
+
+      // 4. The command itself, called with an image outside the workspace (a keybinding passes the argument).
+      const secret = h.outsideImage.split('/').pop()!;
+      await wb.page.keyboard.press(HOSTILE_KEYS.outside.press);
+      const refusal = await wb.waitNotification('the refusal of an outside path', (t) => t.includes('not inspecting') && t.includes(secret), 30_000);
+      ctx.note(`outside path: ${refusal}`);
+      await wb.page.keyboard.press(HOSTILE_KEYS.symlink.press);
+      const symRefusal = await wb.waitNotification('the refusal of the symlink row', (t) => t.includes('not inspecting') && t.includes('links to'), 30_000);
+      ctx.note(`symlink row: ${symRefusal}`);
+      await ctx.shot('refused');
+      const opened = await wb.webviewWith(`section.row[data-path$="${secret}"], section.row[data-path$="link-to-secret.png"]`, 5_000).then(() => true, () => false);
+      assert(!opened, 'an Inspect panel opened the image outside the workspace');
+    },
+  },
+  {
+    // Issue 15 item 11: folder scoring in Restricted Mode does not read a symbolic link out of the workspace.
+    name: 'restricted-folder-symlink',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      const lf = fx.linkedFolder;
+      await wb.explorerContext(lf.name, 'Score folder for out-of-distribution');
+      const noRef = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'No reference' }).first();
+      await noRef.waitFor({ timeout: 20_000 });
+      await noRef.click();
+      const frame = await wb.webviewWith('#vbody .vrow', 120_000);
+      const rows = await until('both files in the report table', async () => {
+        const r = await frame.evaluate(() =>
+          Array.from(document.querySelectorAll('#vbody .vrow')).map((row) => ({
+            path: (row.querySelector('.c-path') as HTMLElement).innerText,
+            verdict: (row.querySelector('.c-verdict') as HTMLElement).innerText,
+            title: (row as HTMLElement).title,
+            thumb: (row.querySelector('.c-thumb img') as HTMLImageElement | null)?.getAttribute('src') ?? '',
+          })),
+        );
+        return r.length >= 2 && r;
+      }, 60_000);
+      await ctx.shot('report');
+      const link = rows.find((r) => r.path.endsWith(lf.link));
+      const digit = rows.find((r) => r.path.endsWith(lf.image));
+      assert(link && digit, `report rows: ${JSON.stringify(rows)}`);
+      assert(/error/i.test(link.verdict) && /links to .*outside the workspace/.test(link.title), `the symlink row is not refused: ${JSON.stringify(link)}`);
+      assert(!link.thumb, `the symlink row shows a thumbnail of the outside image: ${link.thumb}`);
+      assert(/in-distribution/i.test(digit.verdict), `the digit next to it is still scored: ${JSON.stringify(digit)}`);
+      ctx.note(`rows: ${rows.map((r) => `${r.path} ${r.verdict}${r.title.includes('\n') ? ` (${r.title.split('\n')[1]})` : ''}`).join(' · ')}`);
+    },
+  },
+  {
     name: 'create-pair-restricted',
     session: 'restricted',
     run: async (ctx) => {
@@ -580,6 +684,7 @@ async function runSession(session: Session, selected: Flow[], tools: E2eTools, b
     console.log(`[e2e] VSIX installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
   writeWorkspaceSettings(fx.root, session === 'restricted' ? { 'oodLens.pair': fx.workspacePair } : {});
+  if (session === 'restricted') writeHostileKeybindings(userDataDir, fx);
   const t0 = Date.now();
   const server = await startCodeServer(tools, { workspace: fx.root, extensionsDir, userDataDir, home, trust: session === 'trusted' });
   const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });

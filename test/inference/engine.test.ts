@@ -77,22 +77,26 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
     assert.match(errors[3].error!, /file not found/);
   });
 
-  test('a drawing on a blank page: both likelihood tests call it plausible, the classifier-confidence test flags it', async () => {
+  test('a drawing on a blank page: both likelihood tests call it plausible, the classifier-confidence and KNN tests flag it', async () => {
     // hen.png as a user would right-click it: clip art on white, greyscaled and resized by the pair. The VAE
     // reconstructs the blank page well (high ELBO) and it is simple (S not unusual); the classifier's MSP is
     // below every held-out digit's.
     const hen = join(FIXTURES, 'hen.png');
     const r = await engine.scoreOne({ path: hen });
-    assert.equal(engine.rule, 'all');
+    // The pair's own rule: ELBO .2, S .2, MSP .1, KNN .5 (models/mnist/ood-pair.json `detectors`).
+    assert.equal(engine.rule, 'pair');
     assert.equal(r.verdict, 'out-of-distribution');
-    assert.deepEqual(r.firedBy, ['confidence']);
+    assert.deepEqual(r.firedBy, ['confidence', 'knn']);
     assert.ok(r.pValues.elbo! > 0.5, `p(ELBO) ${r.pValues.elbo}`);
     assert.ok(r.pValues.confidence! < 0.001, `p(confidence) ${r.pValues.confidence}`);
     const twoScore = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', rule: 'both' });
+    const threeScore = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', rule: 'all' });
     try {
       assert.equal((await twoScore.scoreOne({ path: hen })).verdict, 'in-distribution');
+      assert.deepEqual((await threeScore.scoreOne({ path: hen })).firedBy, ['confidence']);
     } finally {
       await twoScore.dispose();
+      await threeScore.dispose();
     }
   });
 
@@ -107,7 +111,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
 
   test('posterior samples: a sampled ELBO and an importance-weighted bound, reproducible with the seed', async () => {
     const pairDir = tempDir('pair-');
-    for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
+    for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json', 'features.json', 'features-knn.f16', 'features-mahalanobis.f32']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
     const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
     manifest.vae.samples = 16;
     delete manifest.calibration; // calibrated at the posterior mean: a sampled pair needs its own (tested below)
@@ -127,7 +131,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
 
   test('a pair whose manifest disagrees with the model shape fails when it loads, naming the field and the fix', async () => {
     const pairDir = tempDir('pair-');
-    for (const f of ['classifier.onnx', 'vae.onnx']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
+    for (const f of ['classifier.onnx', 'vae.onnx', 'features.json', 'features-knn.f16', 'features-mahalanobis.f32']) copyFileSync(join(MNIST_PAIR, f), join(pairDir, f));
     const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
     manifest.input.width = 28;
     manifest.input.height = 28;
@@ -151,7 +155,7 @@ describe('engine on the built-in MNIST pair', { skip: pairReady() ? false : 'mod
 
 test('a calibration made another way (other compressor, other ELBO estimate) is refused with the fix named', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, async () => {
   const dir = tempDir();
-  for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json']) copyFileSync(join(MNIST_PAIR, f), join(dir, f));
+  for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx', 'calibration.json', 'features.json', 'features-knn.f16', 'features-mahalanobis.f32']) copyFileSync(join(MNIST_PAIR, f), join(dir, f));
   const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
   writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify({ ...manifest, complexity: { compressor: 'webp-lossless' } }));
   await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu' }), /complexity scores were computed with png, but the manifest's complexity\.compressor is webp-lossless; run `ood-lens calibrate` again/);

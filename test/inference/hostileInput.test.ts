@@ -209,6 +209,10 @@ describe('listing problems (item 1) and names (item 9)', () => {
     assert.deepEqual(listed.map((f) => f.path), [join(root, 'bad-\\xff\\xfe.png'), join(root, 'good.png')]);
     assert.match(listed[0].error!, /file name is not valid UTF-8/);
     assert.equal(listed[1].error, undefined);
+    // The same name as a command-line argument arrives with U+FFFD in place of the bytes.
+    const inputs: ScoreInput[] = [];
+    for await (const i of expandInputs([join(root, 'bad-\uFFFD\uFFFD.png')])) inputs.push(i);
+    assert.match(inputs[0].error ?? '', /^file not found: the name as given holds bytes that are not valid UTF-8/);
   });
 
   test('CSV cells cannot start a formula; table text cannot carry escape sequences', () => {
@@ -263,7 +267,9 @@ describe('calibration size (item 3)', () => {
     for (const key of Object.keys(cal.scores)) cal.scores[key] = cal.scores[key].slice(0, 27);
     cal.count = 27;
     writeFileSync(join(dir, 'calibration.json'), JSON.stringify(cal));
-    await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu', preprocessWorkers: 0 }), /calibration\.json: the calibration has 27 scores, too few to ever flag an image under rule all at α = 0\.01: .*at least 222/);
+    await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu', preprocessWorkers: 0, rule: 'all' }), /calibration\.json: the calibration has 27 scores, too few to ever flag an image under rule all at α = 0\.01: .*at least 222/);
+    // The default rule `pair` takes the manifest's detector list and shares.
+    await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu', preprocessWorkers: 0 }), /the calibration has 27 scores, too few to ever flag an image under rule pair at α = 0\.01: .*at least \d+/);
     await assert.rejects(OodEngine.create({ pair: dir, provider: 'cpu', preprocessWorkers: 0, rule: 'both', alpha: 0.05 }), /under rule both at α = 0\.05: .*at least 40;/);
     const engine = await OodEngine.create({ pair: dir, provider: 'cpu', preprocessWorkers: 0, rule: 'elbo', alpha: 0.1 });
     await engine.dispose();
@@ -288,12 +294,19 @@ describe('non-finite model outputs (item 2)', { skip: skipNoPair }, () => {
   ] as const;
 
   for (const [which, edit, message] of [
-    ['classifier', (m: Record<string, any>) => (m.classifier.path = 'nan-classifier.onnx'), /^the classifier produced a non-finite output \(NaN for class 0\); the model output is invalid$/],
+    ['classifier', (m: Record<string, any>) => {
+      m.classifier.path = 'nan-classifier.onnx';
+      // The test models have no feature layer: the pair's feature detectors go (rule `pair` is then `all`).
+      delete m.features;
+      delete m.detectors;
+    }, /^the classifier produced a non-finite output \(NaN for class 0\); the model output is invalid$/],
     ['VAE', (m: Record<string, any>) => {
       m.vae.path = 'nan-vae.onnx';
+      delete m.vae.encoder;
+      delete m.vae.decoder;
     }, /^the VAE produced a non-finite ELBO \(NaN\); the model output is invalid$/],
   ] as const) {
-    test(`a ${which} that outputs NaN gives an error for those images, the same on every pipeline`, { timeout: 120_000 }, async () => {
+    test(`a ${which} that outputs NaN gives an error for those images, the same on every pipeline`, { timeout: 300_000 }, async () => {
       const dir = pairCopy(edit);
       cpSync(join(fixtures, which === 'classifier' ? 'nan-classifier.onnx' : 'nan-vae.onnx'), join(dir, which === 'classifier' ? 'nan-classifier.onnx' : 'nan-vae.onnx'));
       const seen: (string | null)[][] = [];
@@ -350,7 +363,7 @@ describe('one wording on every pipeline (item 9) and the per-image time limit (i
     assert.ok(ok.pixels.some((v) => v > 128));
   });
 
-  test('bad files get the same error on the in-process, worker and sharded pipelines', { timeout: 120_000 }, async () => {
+  test('bad files get the same error on the in-process, worker and sharded pipelines', { timeout: 300_000 }, async () => {
     const seen: (string | null)[][] = [];
     for (const options of [{ pipeline: 'overlapped', preprocessWorkers: 0 }, { pipeline: 'overlapped', preprocessWorkers: 2 }, { pipeline: 'sharded', shards: 2 }] as const) {
       const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', ...options });

@@ -1,6 +1,8 @@
 /**
- * Score cache: round trip through the file, keys by content + pair identity, the path index, the LRU bound,
- * a corrupt file discarded (and logged) rather than thrown, and atomic writes that never leave a partial file.
+ * Score cache: round trip through the log, keys by content + pair identity, the path index, the LRU bound
+ * (kept across reloads), incremental saves (appends only), compaction, torn or malformed records skipped,
+ * a file with a bad header discarded (and logged) rather than thrown, two windows appending to one log, and
+ * atomic writes that never leave a partial file.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
@@ -8,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ImageResult } from '../../src/inference/engine';
-import { hashFile, ScoreCache, sha256Hex, writeFileAtomicAsync } from '../../src/providers/scoreCache';
+import { CACHE_VERSION, hashFile, ScoreCache, sha256Hex, writeFileAtomicAsync } from '../../src/providers/scoreCache';
 
 function result(path: string, over: Partial<ImageResult> = {}): ImageResult {
   return {
@@ -112,12 +114,14 @@ describe('ScoreCache', () => {
     assert.equal(reopened.size, 1);
   });
 
-  test('a corrupt cache file is discarded and rebuilt, with a log line', async () => {
+  test('a cache file with a bad header is discarded and rebuilt, with a log line', async () => {
+    const header = readFileSync(join(dir, 'rt', 'cache.json'), 'utf8').split('\n')[0];
     for (const [name, content] of [
       ['truncated', '{"version":1,"fields":["prediction"'],
       ['garbage', '\u0000\u0001not json'],
-      ['wrong-version', JSON.stringify({ version: 99, fields: [], entries: [], paths: [] })],
-      ['bad-entry', JSON.stringify({ version: 1, fields: JSON.parse(readFileSync(join(dir, 'rt', 'cache.json'), 'utf8')).fields, entries: [['k', [1, 2]]], paths: [] })],
+      ['old-json-format', JSON.stringify({ version: 2, fields: [], entries: [], paths: [] })],
+      ['wrong-version', `${header.replace(`"version":${CACHE_VERSION}`, '"version":99')}\n`],
+      ['other-fields', `${header.replace('"prediction",', '')}\n`],
     ] as const) {
       const file = join(dir, `corrupt-${name}.json`);
       writeFileSync(file, content);
@@ -133,6 +137,110 @@ describe('ScoreCache', () => {
       const again = await ScoreCache.open(file, { maxEntries: 10, saveDelayMs: 0 });
       assert.equal(again.size, 1, 'rebuilt');
     }
+  });
+
+  test('malformed records and a torn last line are skipped, the rest kept, and the log rewritten', async () => {
+    const file = join(dir, 'torn', 'cache.jsonl');
+    const c = await ScoreCache.open(file, { maxEntries: 100, saveDelayMs: 0 });
+    c.setIdentity('p');
+    const paths = ['t1', 't2', 't3'].map((n) => img(`${n}.png`, n));
+    for (const p of paths) await c.put(p, result(p));
+    await c.flush();
+    const text = readFileSync(file, 'utf8');
+    // A bad record in the middle and a save cut short at the end (half a line, no newline).
+    const lines = text.trimEnd().split('\n');
+    lines.splice(2, 0, '["s","k",[1,2]]', 'not json at all');
+    writeFileSync(file, `${lines.join('\n')}\n${lines[lines.length - 1].slice(0, 25)}`);
+    const logs: string[] = [];
+    const again = await ScoreCache.open(file, { maxEntries: 100, saveDelayMs: 0, log: (m) => logs.push(m) });
+    again.setIdentity('p');
+    assert.equal(again.size, 3);
+    for (const p of paths) assert.ok((await again.lookup(p))?.score, p);
+    assert.equal(again.stats.skippedOnLoad, 3);
+    assert.ok(logs.some((l) => /3 malformed records/.test(l)), logs.join(' | '));
+    await again.flush();
+    assert.equal(again.stats.compactions, 1, 'rewritten without the bad records');
+    const clean = await ScoreCache.open(file, { maxEntries: 100, saveDelayMs: 0 });
+    assert.equal(clean.stats.skippedOnLoad, 0);
+    assert.equal(clean.size, 3);
+  });
+
+  test('saves append only what changed; the start of the log is never rewritten by a save', async () => {
+    const file = join(dir, 'append', 'cache.jsonl');
+    const c = await ScoreCache.open(file, { maxEntries: 10_000, saveDelayMs: 0 });
+    c.setIdentity('p');
+    for (let i = 0; i < 2000; i++) await c.put(`/virtual/${i}.png`, result(`/virtual/${i}.png`, { elbo: -i }), { key: c.keyFor(sha256Hex(`img${i}`)), size: i, mtimeMs: 1 });
+    await c.flush();
+    const before = readFileSync(file);
+    for (let i = 2000; i < 2010; i++) await c.put(`/virtual/${i}.png`, result(`/virtual/${i}.png`, { elbo: -i }), { key: c.keyFor(sha256Hex(`img${i}`)), size: i, mtimeMs: 1 });
+    await c.flush();
+    const after = readFileSync(file);
+    assert.equal(c.stats.lastAppended, 20, 'a score and a path record per new entry');
+    assert.ok(after.subarray(0, before.length).equals(before), 'the log only grew at its end');
+    assert.ok(after.length - before.length < 20 * 400, `appended ${after.length - before.length} bytes for 10 entries`);
+    const reopened = await ScoreCache.open(file, { maxEntries: 10_000, saveDelayMs: 0 });
+    reopened.setIdentity('p');
+    assert.equal(reopened.size, 2010);
+    assert.equal(reopened.peekPath('/virtual/2009.png')?.elbo, -2009);
+  });
+
+  test('uses are logged, so recency (and the LRU bound) survives a reload; compaction keeps the order', async () => {
+    const file = join(dir, 'recency', 'cache.jsonl');
+    const c = await ScoreCache.open(file, { maxEntries: 100, saveDelayMs: 0, compactFactor: 2 });
+    c.setIdentity('p');
+    const at = (i: number) => ({ key: c.keyFor(sha256Hex(`r${i}`)), size: i, mtimeMs: 1 });
+    for (let i = 0; i < 3; i++) await c.put(`/r/${i}.png`, result(`/r/${i}.png`), at(i));
+    await c.flush();
+    assert.ok(c.get(at(0).key), 'r0 used: now the most recent');
+    await c.flush();
+    const reopened = await ScoreCache.open(file, { maxEntries: 2, saveDelayMs: 0 });
+    reopened.setIdentity('p');
+    assert.equal(reopened.size, 2);
+    assert.ok(reopened.get(at(0).key), 'r0 kept: it was used after r1 and r2 were stored');
+    assert.equal(reopened.get(at(1).key), undefined, 'r1 was least recently used');
+    // Many uses: the log passes twice its live records plus 1,000 and is compacted, keeping the order.
+    const big = await ScoreCache.open(join(dir, 'recency', 'big.jsonl'), { maxEntries: 1000, saveDelayMs: 0 });
+    big.setIdentity('p');
+    const bat = (i: number) => ({ key: big.keyFor(sha256Hex(`b${i}`)), size: i, mtimeMs: 1 });
+    for (let i = 0; i < 500; i++) await big.put(`/b/${i}.png`, result(`/b/${i}.png`), bat(i));
+    await big.flush();
+    for (let round = 0; round < 6 && big.stats.compactions === 0; round++) {
+      for (let i = 499; i >= 0; i--) big.get(bat(i).key);
+      await big.flush();
+    }
+    assert.equal(big.stats.compactions, 1, `compacted (log ${big.stats.logRecords} records)`);
+    assert.equal(big.stats.logRecords, 1000, 'one score and one path record per entry after compaction');
+    const small = await ScoreCache.open(join(dir, 'recency', 'big.jsonl'), { maxEntries: 1, saveDelayMs: 0 });
+    small.setIdentity('p');
+    assert.ok(small.get(bat(0).key), 'the most recently used entry (b0) survives a bound of 1 after compaction');
+  });
+
+  test('two windows append to one log: both see everything after reopening', async () => {
+    const file = join(dir, 'windows', 'cache.jsonl');
+    const a = await ScoreCache.open(file, { maxEntries: 100, saveDelayMs: 0 });
+    const b = await ScoreCache.open(file, { maxEntries: 100, saveDelayMs: 0 });
+    a.setIdentity('p');
+    b.setIdentity('p');
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 50; i++) {
+          await a.put(`/a/${i}.png`, result(`/a/${i}.png`), { key: a.keyFor(sha256Hex(`a${i}`)), size: i, mtimeMs: 1 });
+          if (i % 5 === 0) await a.flush();
+        }
+        await a.flush();
+      })(),
+      (async () => {
+        for (let i = 0; i < 50; i++) {
+          await b.put(`/b/${i}.png`, result(`/b/${i}.png`), { key: b.keyFor(sha256Hex(`b${i}`)), size: i, mtimeMs: 1 });
+          if (i % 7 === 0) await b.flush();
+        }
+        await b.flush();
+      })(),
+    ]);
+    const c = await ScoreCache.open(file, { maxEntries: 1000, saveDelayMs: 0 });
+    c.setIdentity('p');
+    assert.equal(c.stats.skippedOnLoad, 0, 'no interleaved half lines');
+    assert.equal(c.size, 100);
   });
 
   test('clear empties the cache and the file', async () => {

@@ -395,10 +395,20 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
   };
   try {
     if (format === 'tfjs-layers') {
-      const m = await tf.loadLayersModel(handler);
+      let m = await tf.loadLayersModel(handler);
       if (!m.inputs?.length) {
         m.dispose();
         throw new ModelError(file, NO_INPUT_SHAPE);
+      }
+      if (options.outputLayers?.length) {
+        // Inner layers as extra outputs (the classifier's features): a model over the same layers and weights.
+        const loaded = m;
+        const extra = options.outputLayers.map((name) => {
+          const layer = loaded.layers.find((l) => l.name === name);
+          if (!layer) throw new ModelError(file, `has no layer named "${name}" (layers: ${loaded.layers.map((l) => l.name).join(', ')}); fix features.layer in the pair manifest`);
+          return layer.output as TfTypes.SymbolicTensor;
+        });
+        m = tf.model({ inputs: loaded.inputs, outputs: [...loaded.outputs, ...extra] });
       }
       return new TfjsRunner(file, rt, { kind: 'layers', m });
     }

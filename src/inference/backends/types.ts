@@ -32,6 +32,8 @@ export interface LoadOptions {
   threads?: number;
   /** false: idle runtime threads sleep rather than spin (onnxruntime allow_spinning = 0). */
   spinning?: boolean;
+  /** TensorFlow.js layers models: inner layers whose outputs become extra model outputs, named after the layer. */
+  outputLayers?: string[];
 }
 
 export class ModelError extends Error {

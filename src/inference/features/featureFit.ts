@@ -3,7 +3,8 @@
  * tensor) beside `features-knn.f16` (the fit images' L2-normalised features, float16) and
  * `features-mahalanobis.f32` (class means and whitening matrix, float32). Written atomically.
  */
-import { readFileSync } from 'node:fs';
+import { BoundedReadError, LIMITS, readBoundedSync, readBoundedTextSync } from '../boundedRead';
+import { jsonSyntaxProblem } from '../jsonText';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../calibration';
 import { fromFloat16Bytes, toFloat16Bytes } from './float16';
@@ -36,10 +37,14 @@ export interface FeatureFit {
 
 export function readFeatureFit(path: string): FeatureFit {
   let file: FeatureFitFile;
+  let text = '';
   try {
-    file = JSON.parse(readFileSync(path, 'utf8')) as FeatureFitFile;
+    text = readBoundedTextSync(path, { maxBytes: LIMITS.manifestBytes, what: 'features file' });
+    file = JSON.parse(text) as FeatureFitFile;
   } catch (err) {
-    throw new Error(`${path}: cannot read the fitted features: ${(err as Error).message}`);
+    // Neither the parser's message (it quotes the file) nor the content: the reason in words.
+    const reason = err instanceof BoundedReadError ? err.reason : jsonSyntaxProblem(err, text);
+    throw new Error(`${path}: cannot read the fitted features: ${reason}`);
   }
   if (file?.version !== 1 || typeof file.tensor !== 'string' || !(Number.isInteger(file.dims) && file.dims > 0)) {
     throw new Error(`${path}: not an OOD Lens features file (needs version 1, tensor and dims); fit the detectors again`);
@@ -48,12 +53,12 @@ export function readFeatureFit(path: string): FeatureFit {
   const fit: FeatureFit = { tensor: file.tensor, dims: file.dims, count: file.count, source: file.source };
   if (file.knn) {
     const bytesPath = join(dir, basename(file.knn.file));
-    fit.bank = fromFloat16Bytes(readFileSync(bytesPath), file.knn.count * file.dims, bytesPath);
+    fit.bank = fromFloat16Bytes(readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' }), file.knn.count * file.dims, bytesPath);
   }
   if (file.mahalanobis) {
     const bytesPath = join(dir, basename(file.mahalanobis.file));
     const { classes } = file.mahalanobis;
-    const buf = readFileSync(bytesPath);
+    const buf = readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' });
     const expected = (classes * file.dims + file.dims * file.dims) * 4;
     if (buf.byteLength !== expected) throw new Error(`${bytesPath}: holds ${buf.byteLength} bytes, expected ${expected}; fit the detectors again`);
     const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));

@@ -585,7 +585,9 @@ function renderRows(): void {
         case 'thumb': {
           const img = cell.firstElementChild as HTMLImageElement;
           const base = r.set === 'reference' ? s.thumbBase.reference : s.thumbBase.target;
-          const src = base ? thumbnailUrl(base, r.rel) : '';
+          // No thumbnail for a row that could not be scored: the file may be refused (a link out of the
+          // workspace in Restricted Mode) or hostile to decoders; the error says what happened.
+          const src = base && !r.error ? thumbnailUrl(base, r.rel) : '';
           if (img.dataset.src !== src) {
             img.classList.remove('broken');
             img.dataset.src = src;
