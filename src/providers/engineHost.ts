@@ -13,6 +13,7 @@ import * as vscode from 'vscode';
 import type { EngineConfig, EnginePairInfo, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
 import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
+import { showPairError } from './docs';
 import type { EngineService, ScoreProgress } from './engineService';
 import { PairSettingError, resolvePairSetting } from './pairPath';
 import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
@@ -162,10 +163,7 @@ export class EngineHost implements EngineService {
       this.watchPair([this.current.pair ? this.manifestGuess(this.current.pair) : undefined].filter((p): p is string => !!p));
       if (this.lastErrorShown !== result.message) {
         this.lastErrorShown = result.message;
-        void vscode.window.showErrorMessage(`OOD Lens: the pair could not be loaded: ${oneLine(result.message)}`, 'Select Pair…', 'Show log').then((choice) => {
-          if (choice === 'Show log') this.log.show(true);
-          else if (choice === 'Select Pair…') void vscode.commands.executeCommand('oodLens.selectPair');
-        });
+        void showPairError(`OOD Lens: the pair could not be loaded: ${oneLine(result.message)}.`, this.log);
       }
     } else {
       this.lastInfo = result;

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { loadPairManifest } from '../inference/manifest';
 import type { EnginePairInfo } from '../shared/engineProtocol';
+import { showPairError } from './docs';
 import type { EngineHost } from './engineHost';
 import { insideWorkspace, pairSettingValue } from './pairPath';
 import type { Services } from './services';
@@ -185,8 +186,11 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
       loadPairManifest(manifest);
     } catch (err) {
       services.log.error(`selectPair: ${(err as Error).message}`);
-      const choice = await vscode.window.showErrorMessage(`OOD Lens: ${manifest} is not a usable pair: ${(err as Error).message.split('\n').slice(1).join(' ').trim() || (err as Error).message}`, 'Show log');
-      if (choice) services.log.show(true);
+      // Say what a pair is when the folder has no manifest at all (an empty models/ folder), else which field to fix.
+      const text = existsSync(manifest)
+        ? `OOD Lens: ${manifest} is not a usable pair: ${(err as Error).message.split('\n').slice(1).join(' ').trim() || (err as Error).message}. Fix the field named, or see "How to make a pair".`
+        : `OOD Lens: ${dirname(manifest)} is not a pair: it has no ood-pair.json. A pair is a folder holding your classifier (ONNX or TensorFlow.js), optionally a VAE, and an ood-pair.json that says how to feed them — see "How to make a pair".`;
+      await showPairError(text, services.log);
       return;
     }
   }

@@ -15,6 +15,7 @@ import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import {
   BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController, LineElement, PointElement, ScatterController, Tooltip,
 } from 'chart.js';
+import { formatMsp, formatNats, formatP } from '../../shared/format';
 import { barcodeOrder, filterRows, formatDuration, formatNumber, histogram, robustRange, sortRows, thumbnailUrl, verdictCounts, visibleWindow, type BarcodeLine } from '../../shared/reportModel';
 import type { FilterState, HostToReport, ReportData, ReportRow, ReportToHost, ReportViewState, SortColumn, SortState, Verdict } from '../../shared/reportProtocol';
 import { VERDICTS } from '../../shared/reportProtocol';
@@ -603,13 +604,13 @@ function renderRows(): void {
           cell.textContent = r.label ?? '–';
           break;
         case 'msp':
-          cell.textContent = formatNumber(r.msp, 3);
+          cell.textContent = formatMsp(r.msp);
           break;
         case 'elbo':
-          cell.textContent = formatNumber(r.elbo, 1);
+          cell.textContent = formatNats(r.elbo);
           break;
         case 'pValue':
-          cell.textContent = formatNumber(r.pValue, 4);
+          cell.textContent = formatP(r.pValue);
           break;
         case 'verdict':
           cell.textContent = r.verdict === 'error' ? `Error: ${r.error ?? ''}` : VERDICT_TEXT[r.verdict];
