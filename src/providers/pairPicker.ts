@@ -63,9 +63,14 @@ export class PairStatusBar implements vscode.Disposable {
   }
 
   update(): void {
-    const { info, error, loading } = this.host.state;
+    const { info, error, loading, idle } = this.host.state;
     const restricted = this.host.restricted;
     this.item.backgroundColor = undefined;
+    if (idle) {
+      this.item.text = '$(beaker) OOD Lens';
+      this.item.tooltip = 'OOD Lens: the pair loads when you open an image or a dataset manifest. Click to choose a pair.';
+      return;
+    }
     if (loading) {
       this.item.text = '$(loading~spin) OOD Lens';
       this.item.tooltip = 'OOD Lens: loading the pair…';

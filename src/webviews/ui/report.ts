@@ -406,7 +406,7 @@ function columns(): Column[] {
     { id: 'label', title: 'Predicted', cls: 'c-label', sortable: true },
     { id: 'msp', title: 'MSP', cls: 'c-num', sortable: true },
     { id: 'elbo', title: 'ELBO', cls: 'c-num', sortable: true },
-    { id: 'pValue', title: 'p-value', cls: 'c-num', sortable: true },
+    { id: 'pValue', title: 'p-value', cls: 'c-num c-p', sortable: true },
     { id: 'verdict', title: 'Verdict', cls: 'c-verdict', sortable: true },
   );
   return cols;
