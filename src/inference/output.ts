@@ -3,7 +3,7 @@ import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs
 import { stringify } from 'csv-stringify/sync';
 import type { TestName } from './calibration';
 import type { ImageResult, PairInfo } from './engine';
-import { formatP } from '../shared/format';
+import { formatMsp, formatP } from '../shared/format';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
 
@@ -152,7 +152,7 @@ export class ResultWriter {
       // A '*' marks the test that fired.
       const p = (v: number | null, test: TestName) => `${v === null ? '-' : formatP(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
       if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}  ${path}: ${r.error}\n`);
-      else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${(r.pValue === null ? '-' : formatP(r.pValue)).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}  ${path}\n`);
+      else this.write(`${r.verdict.padEnd(20)} ${(r.label ?? '-').slice(0, 12).padEnd(12)} ${formatMsp(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${(r.pValue === null ? '-' : formatP(r.pValue)).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}  ${path}\n`);
       if (!this.tmpPath && process.stdout.isTTY) this.flush();
     }
     this.first = false;
