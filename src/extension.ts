@@ -4,13 +4,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { registerDocs } from './providers/docs';
+import { registerDocs } from './services/docs';
 import { EngineHost } from './providers/engineHost';
 import { registerFolderScoring } from './providers/folderScoring';
 import { registerInspectCommands } from './providers/inspectCommands';
 import { registerManifestFeatures } from './providers/manifestFeatures';
 import { registerPairPicker } from './providers/pairPicker';
-import type { Services } from './providers/services';
+import type { Services } from './services/services';
 import { registerWalkthrough, showWalkthroughOnce } from './providers/walkthrough';
 import { registerWarmup } from './providers/warmup';
 import { InspectPanel, registerInspectPanelSerializer } from './webviews/inspectPanel';

@@ -7,7 +7,7 @@ import { OodEngine } from '../inference/engine';
 import { resolveManifestPath } from '../inference/manifest';
 import { builtInPairDir } from '../inference/pair';
 import { collect } from './collect';
-import { COMMON_OPTIONS, engineOptions, UsageError } from './main';
+import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
 export async function runCalibrate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -4,7 +4,7 @@ import { compareSets, type Detector } from '../inference/detectors';
 import { OodEngine, type ImageResult } from '../inference/engine';
 import type { DetectionMetrics } from '../inference/metrics';
 import { collect } from './collect';
-import { COMMON_OPTIONS, engineOptions, UsageError } from './main';
+import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
 export interface EvalReport {
   pair: string;

@@ -5,16 +5,15 @@
  */
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { OodEngine, type EngineOptions } from '../inference/engine';
+import { OodEngine } from '../inference/engine';
 import { expandInputs } from '../inference/files';
 import { ManifestError } from '../inference/manifest';
 import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
-import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
-import type { ExecutionProviderSetting } from '../inference/backends/types';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
+import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 
-export class UsageError extends Error {}
+export { COMMON_OPTIONS, engineOptions, printNotice, UsageError } from './options';
 
 const USAGE = `ood-lens — is your image classifier answering about something it has never seen?
 
@@ -28,42 +27,6 @@ Usage:
 
 Without --pair the built-in MNIST pair (models/mnist) is used.
 Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-distribution found (--fail-on-ood).`;
-
-export const COMMON_OPTIONS = {
-  pair: { type: 'string' },
-  provider: { type: 'string' },
-  alpha: { type: 'string' },
-  rule: { type: 'string' },
-  'batch-size': { type: 'string' },
-  threads: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-/** The engine's fallback notices (shards that could not start or failed a batch), on stderr. */
-export const printNotice = (message: string): void => void process.stderr.write(`ood-lens: note: ${message}\n`);
-
-export function engineOptions(values: Record<string, unknown>): EngineOptions {
-  const provider = (values.provider ?? 'auto') as string;
-  if (!['auto', 'cpu', 'cuda'].includes(provider)) throw new UsageError(`--provider must be auto, cpu or cuda (got "${provider}")`);
-  const rule = (values.rule ?? 'all') as string;
-  if (!(VERDICT_RULES as string[]).includes(rule)) throw new UsageError(`--rule must be ${VERDICT_RULES.join(', ')} (got "${rule}")`);
-  const num = (name: string, min: number, max: number, integer = false) => {
-    const raw = values[name];
-    if (raw === undefined) return undefined;
-    const v = Number(raw);
-    if (!Number.isFinite(v) || v <= min || v > max || (integer && !Number.isInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} in (${min}, ${max}] (got "${raw}")`);
-    return v;
-  };
-  return {
-    pair: values.pair as string | undefined,
-    provider: provider as ExecutionProviderSetting,
-    rule: rule as VerdictRule,
-    alpha: num('alpha', 0, 0.999999),
-    batchSize: num('batch-size', 0, 4096, true),
-    threads: num('threads', 0, 256, true),
-    onNotice: printNotice,
-  };
-}
 
 async function runScore(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

@@ -17,7 +17,7 @@ import { FASHION_MNIST_LIKE_STEPS, fashionMnistLike, MNIST_LIKE_STEPS, mnistLike
 import { writeFileAtomic } from '../inference/calibration';
 import { COMPRESSORS } from '../inference/complexity';
 import { collect } from './collect';
-import { printNotice, UsageError } from './main';
+import { printNotice, UsageError } from './options';
 
 const compressorOf = (pair: string) => pairCompressor(loadPairManifest(builtInPairDir(pair)).manifest);
 

@@ -16,7 +16,18 @@ import { pathToFileURL } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { filterRows } from './pngRows';
-import type { ModelImage } from './preprocess';
+
+/**
+ * The 8-bit image whose complexity is measured (preprocess.ts's ModelImage has this shape; declared here so
+ * that this module does not import the preprocessing one, which imports the manifest, which imports this).
+ */
+interface PixelImage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  /** Interleaved (HWC) pixel values 0..255. */
+  pixels: Uint8Array;
+}
 
 export type Compressor = 'png' | 'webp-lossless';
 
@@ -34,7 +45,7 @@ function pngOptions(channels: 1 | 3) {
 }
 
 /** The PNG file itself, as pngjs writes it; complexityBits is its length in bits (a test holds them equal). */
-export function complexityPng(image: ModelImage): Buffer {
+export function complexityPng(image: PixelImage): Buffer {
   return PNG.sync.write({ width: image.width, height: image.height, data: Buffer.from(image.pixels.buffer, image.pixels.byteOffset, image.pixels.byteLength) } as PNG, pngOptions(image.channels));
 }
 
@@ -50,11 +61,11 @@ const Packer = require('pngjs/lib/packer') as new (options: object) => { getDefl
 const DEFLATE_OPTIONS = new Packer(pngOptions(1)).getDeflateOptions();
 
 /** L(x) in bits under `compressor`; `webp-lossless` needs `loadCompressor` once per thread first. */
-export function complexityBits(image: ModelImage, compressor: Compressor = 'png'): number {
+export function complexityBits(image: PixelImage, compressor: Compressor = 'png'): number {
   return compressor === 'png' ? pngBits(image) : webpBits(image);
 }
 
-function pngBits(image: ModelImage): number {
+function pngBits(image: PixelImage): number {
   const filtered = filterRows(image.pixels, image.width, image.height, image.channels);
   // A small output buffer: the deflated image is about its filtered size; zlib grows it when needed.
   const options = { ...DEFLATE_OPTIONS, chunkSize: Math.max(1024, Math.min(filtered.length + 64, 64 * 1024)) };
@@ -105,7 +116,7 @@ export function loadCompressor(compressor: Compressor): Promise<void> {
   return webpLoading;
 }
 
-function webpBits(image: ModelImage): number {
+function webpBits(image: PixelImage): number {
   if (!webp || !webpOptions) throw new Error('the WebP encoder is not loaded (call loadCompressor first)');
   const { width, height, channels, pixels } = image;
   const rgba = new Uint8ClampedArray(width * height * 4);

@@ -2,7 +2,7 @@
  * One interface per detector, one stated direction (as in pytorch-ood): `oodScore` is higher for images
  * that look more out-of-distribution. Used by `eval`, the reproduction report and the folder report.
  */
-import type { ImageResult } from './engine';
+import type { ImageResult } from './engineTypes';
 import { type DetectionMetrics, detectionMetrics, rocCurve } from './metrics';
 
 export interface Detector {

@@ -2,7 +2,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
-import type { ScoreInput } from './engine';
+import type { ScoreInput } from './engineTypes';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif', '.heic', '.heif', '.jp2', '.svg'];
 

@@ -2,7 +2,7 @@
 import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { stringify } from 'csv-stringify/sync';
 import type { TestName } from './calibration';
-import type { ImageResult, PairInfo } from './engine';
+import type { ImageResult, PairInfo } from './engineTypes';
 import { formatMsp, formatP } from '../shared/format';
 
 export type OutputFormat = 'table' | 'json' | 'csv';

@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { Compressor } from './complexity';
 import type { InputSpec } from './manifest';
 import { ImageDecodeError, type ModelImage } from './preprocess';
-import type { PreprocessRequest, PreprocessResponse, WorkItem } from './preprocessWorker';
+import type { PreprocessRequest, PreprocessResponse, WorkItem } from './workerProtocol';
 
 type Item = WorkItem;
 

@@ -7,42 +7,12 @@
  *    own copy of the pair with one onnxruntime thread and scores whole batches, start to finish.
  */
 import { parentPort } from 'node:worker_threads';
-import { type Compressor, complexityBits, loadCompressor } from './complexity';
-import type { EngineOptions, ImageResult, OodEngine, ScoreInput, StageTimings } from './engine';
+import { complexityBits, loadCompressor } from './complexity';
+import type { OodEngine } from './engine';
+import type { ScoreInput, StageTimings } from './engineTypes';
 import { prepareBatch } from './fastpath';
-import type { InputSpec } from './manifest';
-import { readCheckedSync, type RawImage } from './preprocess';
-
-export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array };
-
-export interface PreprocessRequest {
-  kind: 'prepare';
-  id: number;
-  items: WorkItem[];
-  spec: InputSpec;
-  maxInputPixels: number;
-  maxFileBytes: number;
-  /** The compressor for L(x), or false to skip it. */
-  complexity: Compressor | false;
-}
-
-export type PreparedMessage = { pixels: Uint8Array; complexityBits?: number } | { error: string };
-
-export interface PreprocessResponse {
-  id: number;
-  results: PreparedMessage[];
-}
-
-/** What a shard's engine is created with: the pair and the scoring settings, all structured-cloneable. */
-export type ShardEngineOptions = Pick<EngineOptions, 'pair' | 'alpha' | 'rule' | 'batchSize' | 'maxInputPixels' | 'maxFileBytes' | 'complexity' | 'calibration'>;
-
-export type ShardRequest =
-  | { kind: 'open'; id: number; options: ShardEngineOptions }
-  | { kind: 'score'; id: number; items: WorkItem[]; withDetails: boolean }
-  /** Finish the batches in hand, release the models, and end this thread. */
-  | { kind: 'close'; id: number };
-
-export type ShardResponse = { id: number; error: string } | { id: number; opened: true } | { id: number; results: ImageResult[]; timings: StageTimings };
+import { readCheckedSync } from './preprocess';
+import type { PreparedMessage, PreprocessRequest, PreprocessResponse, ShardRequest, ShardResponse } from './workerProtocol';
 
 async function prepare(req: PreprocessRequest): Promise<{ response: PreprocessResponse; transfer: ArrayBuffer[] }> {
   // Synchronous reads: this thread has nothing else to do meanwhile, and they cost a quarter of async ones.

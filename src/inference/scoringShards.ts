@@ -7,9 +7,9 @@
  * caller's thread only hands out batches and puts the results back in order.
  */
 import type { Worker } from 'node:worker_threads';
-import type { ImageResult, StageTimings } from './engine';
+import type { ImageResult, StageTimings } from './engineTypes';
 import { startWorker } from './preprocessPool';
-import type { ShardEngineOptions, ShardRequest, ShardResponse, WorkItem } from './preprocessWorker';
+import type { ShardEngineOptions, ShardRequest, ShardResponse, WorkItem } from './workerProtocol';
 
 interface Shard {
   worker: Worker;

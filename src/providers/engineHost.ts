@@ -13,8 +13,8 @@ import * as vscode from 'vscode';
 import type { EngineConfig, EnginePairInfo, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
 import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
-import { showPairError } from './docs';
-import type { EngineService, ScoreProgress } from './engineService';
+import { showPairError } from '../services/docs';
+import type { EngineService, ScoreProgress } from '../services/engineService';
 import { PairSettingError, resolvePairSetting } from './pairPath';
 import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
 

@@ -9,10 +9,10 @@ import { walkImages } from '../inference/files';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
-import { showPairError } from './docs';
+import { showPairError } from '../services/docs';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore } from './scoreStore';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 export function registerFolderScoring(context: vscode.ExtensionContext, services: Services): void {
   scoreStore(services);

@@ -7,7 +7,7 @@
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import { IMAGE_EXTENSIONS, isImagePath } from '../shared/inspectProtocol';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 const MANY_IMAGES = 40;
 

@@ -20,7 +20,7 @@ import {
 } from './datasetManifest';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 const SELECTOR: vscode.DocumentSelector = ['csv', 'tsv', 'jsonl', 'plaintext'].flatMap((language) => [
   { language, scheme: 'file' },

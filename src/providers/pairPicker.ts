@@ -9,10 +9,10 @@ import { dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { loadPairManifest } from '../inference/manifest';
 import type { EnginePairInfo } from '../shared/engineProtocol';
-import { showPairError } from './docs';
+import { showPairError } from '../services/docs';
 import type { EngineHost } from './engineHost';
 import { insideWorkspace, pairSettingValue } from './pairPath';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 /** "cpu" → "CPU", "cuda + cpu" → "CUDA + CPU". */
 export function providerLabel(provider: string): string {

@@ -10,9 +10,11 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { writeFileAtomicAsync } from '../inference/atomicFile';
 import type { ImageResult } from '../inference/engine';
+
+export { writeFileAtomicAsync };
 
 /** 2: the classifier-confidence p-value (pValueConfidence) was added; older files are rebuilt. */
 export const CACHE_VERSION = 2;
@@ -96,19 +98,6 @@ export async function hashFile(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-/** Writes `contents` to a temp file next to `path`, then renames it over `path`: readers see old or new, never half. */
-export async function writeFileAtomicAsync(path: string, contents: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}.tmp`;
-  try {
-    await writeFile(tmp, contents);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 export class ScoreCache {

@@ -8,7 +8,7 @@ import { formatP } from '../shared/format';
 import type { ImageResult } from '../inference/engine';
 import type { CachedScore } from './scoreCache';
 import { ScoreCache } from './scoreCache';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 export interface ScoreManyOutcome {
   /** results[i] for paths[i]; undefined where the run stopped before it. */

@@ -4,7 +4,7 @@
  * a hen drawing, a cat photo and a dataset manifest, samples/dataset.csv), and opening it once on first install.
  */
 import * as vscode from 'vscode';
-import type { Services } from './services';
+import type { Services } from '../services/services';
 
 export const WALKTHROUGH_ID = 'ood-lens.ood-lens#getStarted';
 /** globalState key: the walkthrough was shown once (first activation after install); never again by itself. */

@@ -6,11 +6,11 @@
  */
 import { basename, dirname, extname } from 'node:path';
 import * as vscode from 'vscode';
-import type { Services } from '../providers/services';
+import type { Services } from '../services/services';
 import type { EnginePairInfo } from '../shared/engineProtocol';
 import { formatMsp, formatNats, formatP } from '../shared/format';
 import { browserShows, type HostToInspect, INSPECT_VIEW_TYPE, type InspectRow, type InspectToHost, type InspectViewState, isInspectToHost, oneLine, persistedPaths, persistedPinned } from '../shared/inspectProtocol';
-import { docsAction } from '../providers/docs';
+import { docsAction } from '../services/docs';
 import { buildInspectHtml, makeNonce } from './html';
 
 /** Originals up to this size are shown as they are (sent as data: URIs); larger ones show the model input. */

@@ -15,7 +15,7 @@ test('a preprocessing worker that dies makes prepare() reject at once, and the e
 
   // The preprocessing pool serves the overlapped pipeline (the sharded one has shards instead).
   const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'overlapped' });
-  const workers = (engine as unknown as { pool: { workers: { terminate(): Promise<number> }[] } }).pool.workers;
+  const workers = (engine as unknown as { scheduler: { pool: { workers: { terminate(): Promise<number> }[] } } }).scheduler.pool.workers;
   await Promise.all([...workers].map((w) => w.terminate()));
   await new Promise((r) => setTimeout(r, 50));
   const results: string[] = [];

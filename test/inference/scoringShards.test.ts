@@ -102,8 +102,8 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     try {
       assert.equal(await engine.startScoringShards(), true);
       assert.equal(engine.activeShards, 2);
-      type Internals = { shards: { shards: { worker: { terminate(): Promise<number> } }[]; score: (...args: unknown[]) => Promise<unknown> } };
-      const shards = (engine as unknown as Internals).shards;
+      type Internals = { scheduler: { shards: { shards: { worker: { terminate(): Promise<number> } }[]; score: (...args: unknown[]) => Promise<unknown> } } };
+      const shards = (engine as unknown as Internals).scheduler.shards;
       // A shard that answers a batch with an error (or dies with it in hand): the batch is scored here.
       const score = shards.score.bind(shards);
       let calls = 0;

@@ -1,0 +1,46 @@
+/**
+ * What every subcommand shares: the common flags, their translation into engine options, usage errors and
+ * the notice printer. A module of its own so that main.ts imports the subcommands and never the reverse.
+ */
+import type { ExecutionProviderSetting } from '../inference/backends/types';
+import type { EngineOptions } from '../inference/engineTypes';
+import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
+
+/** A mistake in the command line: printed with the usage text, exit status 1. */
+export class UsageError extends Error {}
+
+export const COMMON_OPTIONS = {
+  pair: { type: 'string' },
+  provider: { type: 'string' },
+  alpha: { type: 'string' },
+  rule: { type: 'string' },
+  'batch-size': { type: 'string' },
+  threads: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** The engine's fallback notices (shards that could not start or failed a batch), on stderr. */
+export const printNotice = (message: string): void => void process.stderr.write(`ood-lens: note: ${message}\n`);
+
+export function engineOptions(values: Record<string, unknown>): EngineOptions {
+  const provider = (values.provider ?? 'auto') as string;
+  if (!['auto', 'cpu', 'cuda'].includes(provider)) throw new UsageError(`--provider must be auto, cpu or cuda (got "${provider}")`);
+  const rule = (values.rule ?? 'all') as string;
+  if (!(VERDICT_RULES as string[]).includes(rule)) throw new UsageError(`--rule must be ${VERDICT_RULES.join(', ')} (got "${rule}")`);
+  const num = (name: string, min: number, max: number, integer = false) => {
+    const raw = values[name];
+    if (raw === undefined) return undefined;
+    const v = Number(raw);
+    if (!Number.isFinite(v) || v <= min || v > max || (integer && !Number.isInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} in (${min}, ${max}] (got "${raw}")`);
+    return v;
+  };
+  return {
+    pair: values.pair as string | undefined,
+    provider: provider as ExecutionProviderSetting,
+    rule: rule as VerdictRule,
+    alpha: num('alpha', 0, 0.999999),
+    batchSize: num('batch-size', 0, 4096, true),
+    threads: num('threads', 0, 256, true),
+    onNotice: printNotice,
+  };
+}

@@ -1,0 +1,348 @@
+/**
+ * From model outputs to scores: runs the pair's models on a batch of prepared images and turns their outputs
+ * into per-image scores, p-values and verdicts. Knows nothing of files, threads or batching order — the
+ * scheduler (batchScheduler.ts) decides what runs when and where, and hands batches of images here.
+ */
+import { decide } from './calibration';
+import { type Compressor, complexityBits, complexityCorrectedScore } from './complexity';
+import type { FloatTensor } from './backends/types';
+import { errorResult, type ImageResult, type StageTimings } from './engineTypes';
+import type { Layout } from './manifest';
+import type { LoadedPair } from './pair';
+import { type ModelImage, toTensorData } from './preprocess';
+import * as S from './scores';
+import type { VerdictRule } from './rules';
+
+/**
+ * Scores calibrated one way cannot be compared with scores computed another (another compressor, another
+ * ELBO estimate): refuse the mix with a message that says how to fix it.
+ */
+export function checkCalibrationMatches(pair: LoadedPair, compressor: Compressor): void {
+  const cal = pair.calibration;
+  const samples = pair.manifest.vae.samples ?? 0;
+  // A sampled ELBO sits below the posterior-mean one: compared with the other's calibration, false alarms
+  // drift (measured 1.4% instead of 0.88% at α = 0.01 with K = 16 on the MNIST pair).
+  if (cal?.vaeSamples !== undefined && cal.vaeSamples !== samples) {
+    const what = (k: number) => (k ? `${k} posterior samples` : 'the posterior mean');
+    throw new Error(`${pair.manifestPath}: the calibration's ELBOs were computed at ${what(cal.vaeSamples)}, but the manifest's vae.samples asks for ${what(samples)}; run \`ood-lens calibrate\` again`);
+  }
+  if (!cal?.scores.complexity?.length) return;
+  const calibrated = cal.compressor ?? 'png';
+  if (calibrated !== compressor) {
+    throw new Error(`${pair.manifestPath}: the calibration's complexity scores were computed with ${calibrated}, but the manifest's complexity.compressor is ${compressor}; run \`ood-lens calibrate\` again`);
+  }
+}
+
+/** Small deterministic PRNG (mulberry32) + Box–Muller: the same posterior samples for every run. */
+function gaussianStream(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  let spare: number | null = null;
+  return () => {
+    if (spare !== null) {
+      const s = spare;
+      spare = null;
+      return s;
+    }
+    const u = Math.max(uniform(), 1e-12);
+    const v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+}
+
+interface ModelOutputs {
+  classifierOut: Record<string, FloatTensor>;
+  vaeOut: Awaited<ReturnType<BatchScorer['runVae']>>;
+  bits: number[] | null;
+}
+
+export interface BatchScorerOptions {
+  alpha: number;
+  rule: VerdictRule;
+  /** Compute L(x) and S(x) (one compression per image). */
+  complexity: boolean;
+  compressor: Compressor;
+}
+
+/** Runs the models on batches of prepared images and scores them; adds the time of each stage to `timings`. */
+export class BatchScorer {
+  /** The input spec maps pixels to [0, 1] unnormalised: the VAE's feed is then the likelihood's target. */
+  private readonly unitInput: boolean;
+
+  constructor(readonly pair: LoadedPair, private readonly options: BatchScorerOptions, private readonly timings: StageTimings) {
+    const { range = [0, 1], mean, std } = pair.manifest.input;
+    this.unitInput = range[0] === 0 && range[1] === 1 && !mean && !std;
+  }
+
+  /** Scores prepared images, turning failures into error records; results in input order. */
+  async scorePrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<ImageResult[]> {
+    return (await this.inferPrepared(paths, prepared, withDetails))();
+  }
+
+  /**
+   * Runs the models on the prepared images now and returns the rest of the work (scores, verdicts, error
+   * records for failures, in input order) as a function, so that a pipeline can run it while the next
+   * batch is being prepared.
+   */
+  async inferPrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<() => ImageResult[]> {
+    const ok: ModelImage[] = [];
+    const okPaths: string[] = [];
+    prepared.forEach((img, i) => {
+      if (!(img instanceof Error)) {
+        ok.push(img);
+        okPaths.push(paths[i]);
+      }
+    });
+    const merge = (scored: ImageResult[]) => {
+      let k = 0;
+      return prepared.map((img, i) => (img instanceof Error ? errorResult(paths[i], img.message) : scored[k++]));
+    };
+    if (!ok.length) return () => merge([]);
+    let outputs: ModelOutputs;
+    try {
+      outputs = await this.runModels(ok);
+    } catch (err) {
+      return () => merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
+    }
+    return () => {
+      const start = performance.now();
+      try {
+        return merge(this.finishBatch(ok, okPaths, withDetails, outputs));
+      } catch (err) {
+        return merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
+      } finally {
+        this.timings.scoring += performance.now() - start;
+      }
+    };
+  }
+
+  private batchTensor(images: ModelImage[], layout: Layout, unit = false): FloatTensor {
+    const spec = this.pair.manifest.input;
+    const { width, height, channels } = spec;
+    const size = width * height * channels;
+    const data = new Float32Array(images.length * size);
+    const unitSpec = { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined };
+    images.forEach((img, i) => toTensorData(img, unit ? unitSpec : spec, layout, data, i * size));
+    const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels];
+    return { data, dims };
+  }
+
+  /** Runs the models on one batch and scores it (model errors throw). */
+  async scoreBatch(images: ModelImage[], paths: string[], withDetails: boolean): Promise<ImageResult[]> {
+    const outputs = await this.runModels(images);
+    const scoringStart = performance.now();
+    try {
+      return this.finishBatch(images, paths, withDetails, outputs);
+    } finally {
+      this.timings.scoring += performance.now() - scoringStart;
+    }
+  }
+
+  /** Both models on one batch, and the complexity of images that do not carry it yet. */
+  private async runModels(images: ModelImage[]): Promise<ModelOutputs> {
+    const p = this.pair;
+    const n = images.length;
+    const classifierFeed = this.batchTensor(images, p.classifierLayout);
+    const sameLayout = p.vaeLayout === p.classifierLayout;
+    const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
+    // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
+    const target = this.unitInput ? vaeFeed : this.batchTensor(images, p.vaeLayout, true);
+    const t = this.timings;
+    const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
+      const start = performance.now();
+      try {
+        return await work();
+      } finally {
+        t[stage] += performance.now() - start;
+      }
+    };
+    // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
+    const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]));
+    const vaeOut = await timed('vae', () => this.runVae(vaeFeed, target, n));
+    const start = performance.now();
+    const bits = this.options.complexity ? images.map((img) => img.complexityBits ?? complexityBits(img, this.options.compressor)) : null;
+    t.complexity += performance.now() - start;
+    return { classifierOut, vaeOut, bits };
+  }
+
+  private finishBatch(images: ModelImage[], paths: string[], withDetails: boolean, { classifierOut, vaeOut, bits }: ModelOutputs): ImageResult[] {
+    const p = this.pair;
+    const m = p.manifest;
+    const n = images.length;
+    const logits = classifierOut[p.names.classifierOutput];
+    const classes = logits.data.length / n;
+    if (!Number.isInteger(classes) || classes !== m.classifier.labels.length) {
+      throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${m.classifier.labels.length} labels`);
+    }
+    const dims = m.input.width * m.input.height * m.input.channels;
+    const vaeScores = vaeOut.perImage();
+    return images.map((img, i) => {
+      const v = vaeScores[i];
+      if (!Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
+      const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
+      const cBits = bits ? bits[i] : null;
+      const cScore = cBits !== null ? complexityCorrectedScore(v.elbo, cBits) : null;
+      const verdict = decide(p.calibration, v.elbo, cScore, this.options.alpha, this.options.rule, cs.msp);
+      const result: ImageResult = {
+        path: paths[i],
+        prediction: cs.prediction,
+        label: m.classifier.labels[cs.prediction] ?? String(cs.prediction),
+        msp: cs.msp,
+        entropy: cs.entropy,
+        energy: cs.energy,
+        elbo: v.elbo,
+        reconstructionLogLik: v.logLik,
+        kl: v.kl,
+        elboBitsPerDim: S.bitsPerDim(v.elbo, dims),
+        logPxBound: v.logPxBound,
+        complexityBits: cBits,
+        complexityScore: cScore,
+        pValue: verdict.pValue,
+        pValues: verdict.pValues,
+        firedBy: verdict.firedBy,
+        verdict: verdict.verdict,
+        error: null,
+      };
+      if (withDetails) {
+        result.details = { modelInput: img, reconstruction: vaeOut.reconstruction(i, img), probabilities: Array.from(cs.probabilities) };
+      }
+      return result;
+    });
+  }
+
+  /** Log-likelihood of x (one image, `dims` values) under the decoder output (and log-scales) at `offset`. */
+  private logLik(x: Float32Array, out: Float32Array, offset: number, dims: number, logScale: Float32Array | null): number {
+    const v = this.pair.manifest.vae;
+    const kind = v.reconstructionKind;
+    switch (v.likelihood.type) {
+      case 'discretized-logistic':
+        return S.discretizedLogisticLogLik(x, out, kind === 'logits', logScale, v.likelihood.scale ?? 1, offset, dims, v.likelihood.levels ?? 256);
+      case 'bernoulli':
+        return kind === 'logits' ? S.bernoulliLogLikFromLogits(x, out, offset, dims) : S.bernoulliLogLikFromProbs(x, out, offset, dims);
+      case 'continuous-bernoulli': {
+        const probs = kind === 'logits' ? Float32Array.from(out.subarray(offset, offset + dims), S.sigmoid) : out.subarray(offset, offset + dims);
+        return S.continuousBernoulliLogLik(x, probs, 0, dims);
+      }
+      case 'gaussian':
+        return S.gaussianLogLik(x, out, v.likelihood.sigma!, offset, dims);
+    }
+  }
+
+  private toDisplay(out: Float32Array, offset: number, dims: number, image: ModelImage): Uint8Array {
+    // Decoder mean as an 8-bit image in H×W×C order (the VAE output follows the VAE's layout).
+    const kind = this.pair.manifest.vae.reconstructionKind;
+    const { width, height, channels } = image;
+    const plane = width * height;
+    const pixels = new Uint8Array(plane * channels);
+    for (let c = 0; c < channels; c++) {
+      for (let q = 0; q < plane; q++) {
+        const src = offset + (this.pair.vaeLayout === 'NCHW' ? c * plane + q : q * channels + c);
+        const mean = kind === 'logits' ? S.sigmoid(out[src]) : out[src];
+        pixels[q * channels + c] = Math.round(255 * Math.min(1, Math.max(0, mean)));
+      }
+    }
+    return pixels;
+  }
+
+  private async runVae(feed: FloatTensor, target: FloatTensor, n: number) {
+    const p = this.pair;
+    const v = p.manifest.vae;
+    const dims = target.data.length / n;
+    const samples = v.samples ?? 0;
+    if (p.vae && samples === 0) {
+      const names = v.outputs!;
+      const out = await p.vae.run({ [p.names.vaeInput!]: feed }, [names.reconstruction, names.mu, names.logvar, ...(names.logScale ? [names.logScale] : [])]);
+      const recon = out[names.reconstruction];
+      const mu = out[names.mu];
+      const logvar = out[names.logvar];
+      const logScale = names.logScale ? out[names.logScale].data : null;
+      if (recon.data.length !== target.data.length) {
+        throw new Error(`${p.vae.source}: reconstruction has ${recon.data.length / n} values per image, the input has ${dims}`);
+      }
+      if (logScale && logScale.length !== target.data.length) {
+        throw new Error(`${p.vae.source}: ${names.logScale} has ${logScale.length / n} values per image, the input has ${dims}`);
+      }
+      const latent = mu.data.length / n;
+      // Computed when the results are built, so that a pipeline can start the next batch first.
+      const perImage = () =>
+        Array.from({ length: n }, (_, i) => {
+          const logLik = this.logLik(target.data.subarray(i * dims, (i + 1) * dims), recon.data, i * dims, dims, logScale);
+          const kl = S.gaussianKl(mu.data, logvar.data, i * latent, latent);
+          return { logLik, kl, elbo: logLik - kl, logPxBound: null as number | null };
+        });
+      return { perImage, reconstruction: (i: number, img: ModelImage) => this.toDisplay(recon.data, i * dims, dims, img) };
+    }
+    return this.runSampledVae(feed, target, n, Math.max(1, samples));
+  }
+
+  /**
+   * Split VAE with K posterior samples z_k = μ + σ·ε_k (fixed seed): ELBO = mean_k log p(x|z_k) − KL, and the
+   * importance-weighted bound log p(x) ≥ logsumexp_k[log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K.
+   */
+  private async runSampledVae(feed: FloatTensor, target: FloatTensor, n: number, k: number) {
+    const p = this.pair;
+    const v = p.manifest.vae;
+    const enc = v.encoder!;
+    const dec = v.decoder!;
+    const dims = target.data.length / n;
+    const eOut = await p.encoder!.run({ [p.names.encoderInput!]: feed }, [enc.outputs.mu, enc.outputs.logvar]);
+    const mu = eOut[enc.outputs.mu].data;
+    const logvar = eOut[enc.outputs.logvar].data;
+    const latent = mu.length / n;
+    const z = new Float32Array(n * k * latent);
+    const logPzMinusLogQ = new Float64Array(n * k);
+    for (let i = 0; i < n; i++) {
+      const noise = gaussianStream(v.seed ?? 0);
+      for (let s = 0; s < k; s++) {
+        let acc = 0;
+        for (let j = 0; j < latent; j++) {
+          const eps = noise();
+          const sd = Math.exp(0.5 * logvar[i * latent + j]);
+          const zj = mu[i * latent + j] + sd * eps;
+          z[(i * k + s) * latent + j] = zj;
+          // log N(z; 0, 1) − log N(z; μ, σ²): the 0.5·log 2π terms cancel.
+          acc += -0.5 * zj * zj + 0.5 * eps * eps + 0.5 * logvar[i * latent + j];
+        }
+        logPzMinusLogQ[i * k + s] = acc;
+      }
+    }
+    const dOut = await p.decoder!.run({ [p.names.decoderInput!]: { data: z, dims: [n * k, latent] } }, [dec.output, ...(dec.logScaleOutput ? [dec.logScaleOutput] : [])]);
+    const recon = dOut[dec.output].data;
+    const logScale = dec.logScaleOutput ? dOut[dec.logScaleOutput].data : null;
+    if (recon.length !== n * k * dims) throw new Error(`${p.decoder!.source}: decoder output has ${recon.length / (n * k)} values per sample, the input has ${dims}`);
+    if (logScale && logScale.length !== n * k * dims) throw new Error(`${p.decoder!.source}: ${dec.logScaleOutput} has ${logScale.length / (n * k)} values per sample, the input has ${dims}`);
+    const perImage = () => Array.from({ length: n }, (_, i) => {
+      const x = target.data.subarray(i * dims, (i + 1) * dims);
+      const lls: number[] = [];
+      const weights: number[] = [];
+      for (let s = 0; s < k; s++) {
+        const ll = this.logLik(x, recon, (i * k + s) * dims, dims, logScale);
+        lls.push(ll);
+        weights.push(ll + logPzMinusLogQ[i * k + s]);
+      }
+      const logLik = lls.reduce((a, b) => a + b, 0) / k;
+      const kl = S.gaussianKl(mu, logvar, i * latent, latent);
+      return { logLik, kl, elbo: logLik - kl, logPxBound: S.logSumExp(weights) - Math.log(k) };
+    });
+    return {
+      perImage,
+      reconstruction: (i: number, img: ModelImage) => {
+        // Average decoder mean over the samples, for display.
+        const mean = new Float32Array(dims);
+        for (let s = 0; s < k; s++) {
+          const disp = this.toDisplay(recon, (i * k + s) * dims, dims, img);
+          for (let q = 0; q < dims; q++) mean[q] += disp[q] / k;
+        }
+        return Uint8Array.from(mean, (x) => Math.round(x));
+      },
+    };
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The engine's public data types — its options, per-image results and pair summary — in a module of their
+ * own, so that the worker protocol, the CLI and the webviews can use them without importing the engine.
+ */
+import type { ExecutionProviderSetting } from './backends/types';
+import type { Calibration, TestName, Verdict, VerdictRule } from './calibration';
+import type { ImageSource, ModelImage } from './preprocess';
+
+export interface EngineOptions {
+  /** Pair folder or manifest; default: the built-in MNIST pair. */
+  pair?: string;
+  provider?: ExecutionProviderSetting;
+  alpha?: number;
+  rule?: VerdictRule;
+  batchSize?: number;
+  /** onnxruntime intra-op threads per model (0 = runtime default). */
+  threads?: number;
+  /** onnxruntime threads spin while idle (default: not while preprocessing workers need the cores). */
+  spinning?: boolean;
+  /**
+   * How scoreAll uses the cores:
+   *  - `sharded` (default for ONNX pairs on the CPU with 2+ cores): one scoring shard per core (up to 4),
+   *    each a worker thread with its own single-threaded copy of the models that scores whole batches;
+   *    started by the first input of more than 16 batches (smaller ones are scored here, without the shards'
+   *    start-up), then used for every input.
+   *  - `overlapped` (default otherwise: CUDA, TensorFlow.js): the models run on this thread with every core,
+   *    while preprocessing workers prepare the next batch;
+   *  - `phased`: as overlapped, but the workers prepare only while the models are not running.
+   * BENCHMARKS.md measures all three.
+   */
+  pipeline?: Pipeline;
+  /** Scoring shards for the `sharded` pipeline (default: one per core, up to 4). */
+  shards?: number;
+  maxInputPixels?: number;
+  /** Largest file read, in bytes (a guard before decoding). */
+  maxFileBytes?: number;
+  /** Use this calibration instead of the pair's own (used by `calibrate` and `eval`). */
+  calibration?: Calibration;
+  /** Skip the complexity score (it costs one PNG encode per image). */
+  complexity?: boolean;
+  /**
+   * Worker threads that read, decode and resize folders while the models run (onnxruntime-node runs
+   * inference synchronously on this thread). Default one per core, up to 4, on machines with 2+ cores;
+   * 0 = all in-process.
+   */
+  preprocessWorkers?: number;
+  /**
+   * Told (once per distinct message) when scoring carries on in a slower way than asked: the scoring shards
+   * could not start, or a shard failed a batch that was then scored here. Results are unaffected.
+   */
+  onNotice?: (message: string) => void;
+}
+
+export interface ScoreDetails {
+  /** The 8-bit image the models saw (after resize/inversion), H×W×C. */
+  modelInput: ModelImage;
+  /** The decoder's mean image, 8-bit, same shape as modelInput. */
+  reconstruction: Uint8Array;
+  probabilities: number[];
+}
+
+export interface ImageResult {
+  path: string;
+  prediction: number | null;
+  label: string | null;
+  msp: number | null;
+  entropy: number | null;
+  energy: number | null;
+  elbo: number | null;
+  reconstructionLogLik: number | null;
+  kl: number | null;
+  elboBitsPerDim: number | null;
+  /** Importance-weighted bound on log p(x) (nats) with K posterior samples; split VAEs only. */
+  logPxBound: number | null;
+  complexityBits: number | null;
+  complexityScore: number | null;
+  pValue: number | null;
+  pValues: { elbo: number | null; complexity: number | null; confidence: number | null };
+  firedBy: TestName[];
+  verdict: Verdict;
+  error: string | null;
+  details?: ScoreDetails;
+}
+
+export interface PairInfo {
+  name: string;
+  manifestPath: string;
+  backend: string;
+  provider: string;
+  calibrated: boolean;
+  calibrationCount: number;
+  calibrationSource: string | null;
+  labels: string[];
+  input: { width: number; height: number; channels: number };
+  alpha: number;
+  rule: VerdictRule;
+}
+
+export type ScoreInput = { path: string; source?: ImageSource };
+
+export type Pipeline = 'sharded' | 'overlapped' | 'phased';
+
+/** Milliseconds spent per stage since the engine was created (stages overlap in time when pipelined). */
+export interface StageTimings {
+  read: number;
+  preprocess: number;
+  classifier: number;
+  vae: number;
+  complexity: number;
+  scoring: number;
+}
+
+/** The result for an image that could not be scored; `error` says why. */
+export function errorResult(path: string, message: string): ImageResult {
+  return {
+    path,
+    prediction: null,
+    label: null,
+    msp: null,
+    entropy: null,
+    energy: null,
+    elbo: null,
+    reconstructionLogLik: null,
+    kl: null,
+    elboBitsPerDim: null,
+    logPxBound: null,
+    complexityBits: null,
+    complexityScore: null,
+    pValue: null,
+    pValues: { elbo: null, complexity: null, confidence: null },
+    firedBy: [],
+    verdict: 'error',
+    error: message,
+  };
+}

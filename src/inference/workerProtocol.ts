@@ -1,0 +1,39 @@
+/**
+ * The messages between the engine's thread and its worker threads (preprocessing pool and scoring shards):
+ * plain, structured-cloneable data, in a module of its own so that neither side imports the other.
+ */
+import type { Compressor } from './complexity';
+import type { EngineOptions, ImageResult, StageTimings } from './engineTypes';
+import type { InputSpec } from './manifest';
+import type { RawImage } from './preprocess';
+
+export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array };
+
+export interface PreprocessRequest {
+  kind: 'prepare';
+  id: number;
+  items: WorkItem[];
+  spec: InputSpec;
+  maxInputPixels: number;
+  maxFileBytes: number;
+  /** The compressor for L(x), or false to skip it. */
+  complexity: Compressor | false;
+}
+
+export type PreparedMessage = { pixels: Uint8Array; complexityBits?: number } | { error: string };
+
+export interface PreprocessResponse {
+  id: number;
+  results: PreparedMessage[];
+}
+
+/** What a shard's engine is created with: the pair and the scoring settings, all structured-cloneable. */
+export type ShardEngineOptions = Pick<EngineOptions, 'pair' | 'alpha' | 'rule' | 'batchSize' | 'maxInputPixels' | 'maxFileBytes' | 'complexity' | 'calibration'>;
+
+export type ShardRequest =
+  | { kind: 'open'; id: number; options: ShardEngineOptions }
+  | { kind: 'score'; id: number; items: WorkItem[]; withDetails: boolean }
+  /** Finish the batches in hand, release the models, and end this thread. */
+  | { kind: 'close'; id: number };
+
+export type ShardResponse = { id: number; error: string } | { id: number; opened: true } | { id: number; results: ImageResult[]; timings: StageTimings };
