@@ -82,7 +82,8 @@ export class PairStatusBar implements vscode.Disposable {
       const md = new vscode.MarkdownString();
       md.appendMarkdown('**OOD Lens** — the pair could not be loaded\n\n');
       md.appendCodeblock(error?.message ?? 'unknown error', 'text');
-      md.appendMarkdown('\nClick to choose another pair.');
+      md.appendMarkdown('\nClick to choose another pair, or see [how to make a pair](command:oodLens.openDocs?%5B%22pair%22%5D).');
+      md.isTrusted = { enabledCommands: ['oodLens.openDocs'] };
       this.item.tooltip = md;
       return;
     }

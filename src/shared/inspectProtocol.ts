@@ -60,7 +60,9 @@ export type InspectToHost =
   | { type: 'showLog' }
   | { type: 'selectPair' }
   /** Pin (keep this panel's images) or unpin (let the next check reuse it). */
-  | { type: 'togglePin' };
+  | { type: 'togglePin' }
+  /** The docs on making a pair (from the pair error). */
+  | { type: 'openDocs' };
 
 /** What the webview stores with setState: enough for the panel serializer to rebuild the panel after a reload. */
 export interface InspectPersistedState {
@@ -74,7 +76,7 @@ export function persistedPinned(state: unknown): boolean {
   return !!state && typeof state === 'object' && (state as Partial<InspectPersistedState>).view?.pinned === true;
 }
 
-const TO_HOST = new Set(['ready', 'rerun', 'openImage', 'revealInExplorer', 'showLog', 'selectPair', 'togglePin']);
+const TO_HOST = new Set(['ready', 'rerun', 'openImage', 'revealInExplorer', 'showLog', 'selectPair', 'togglePin', 'openDocs']);
 
 /** Validates a message from the webview (it is untrusted input to the extension host). */
 export function isInspectToHost(m: unknown): m is InspectToHost {

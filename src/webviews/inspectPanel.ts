@@ -353,6 +353,9 @@ export class InspectPanel implements vscode.Disposable {
       case 'togglePin':
         this.setPinned(!this.pinned);
         return;
+      case 'openDocs':
+        await docsAction('pair').run();
+        return;
     }
   }
 

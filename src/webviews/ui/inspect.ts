@@ -226,7 +226,7 @@ function renderPairBar(): void {
   const text = el('span', 'pair-text');
   if (view.pairError) {
     bar.classList.add('error');
-    text.append(el('strong', undefined, 'The pair could not be loaded: '), document.createTextNode(view.pairError));
+    text.append(el('strong', undefined, 'The pair could not be loaded: '), document.createTextNode(view.pairError), document.createTextNode(' — choose a working pair (Change pair…) or see how to make one.'));
   } else if (p) {
     bar.classList.remove('error');
     text.append(el('span', 'pair-label', 'Pair '), el('strong', 'pair-name', p.name));
@@ -253,6 +253,7 @@ function renderPairBar(): void {
       title: pinned ? 'Let the next check reuse this panel' : 'Keep these images here: the next check opens its own panel',
     }),
     button('Change pair…', () => post({ type: 'selectPair' }), { secondary: true }),
+    ...(view.pairError ? [button('How to make a pair', () => post({ type: 'openDocs' }), { secondary: true, className: 'docs' })] : []),
     button('Show log', () => post({ type: 'showLog' }), { secondary: true }),
   );
   bar.append(text, actions);
