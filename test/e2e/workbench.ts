@@ -132,7 +132,8 @@ export class Workbench {
   constructor(readonly page: Page) {}
 
   async open(url: string, waitForExtension = true): Promise<void> {
-    await this.page.goto(url);
+    // A loaded machine (several engineers' builds on 2 cores) can take more than the default 30 s to serve the workbench.
+    await this.page.goto(url, { timeout: 180_000, waitUntil: 'domcontentloaded' });
     await this.page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
     await this.page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
     // The extension is active once its pair status bar item shows; menus and commands are registered by then.
