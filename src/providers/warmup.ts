@@ -12,6 +12,7 @@ export function looksLikeManifest(head: string): boolean {
 }
 
 const MANIFEST_LANGUAGES = new Set(['csv', 'tsv', 'jsonl', 'plaintext']);
+const STARTUP_DELAY_MS = 2000;
 
 export function registerWarmup(context: vscode.ExtensionContext, warm: (why: string) => void, started: () => boolean): void {
   const disposables: vscode.Disposable[] = [];
@@ -29,11 +30,17 @@ export function registerWarmup(context: vscode.ExtensionContext, warm: (why: str
   };
   const isManifest = (doc: vscode.TextDocument) => doc.uri.scheme === 'file' && MANIFEST_LANGUAGES.has(doc.languageId) && looksLikeManifest(doc.getText(new vscode.Range(0, 0, 60, 0)).slice(0, 4096));
 
+  // An image or manifest already open at activation (restored with the window): warm up a little later, so
+  // that the window's own start-up work goes first.
   const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs);
   const openImage = tabs.find(isImageTab);
-  if (openImage) return check(`${openImage.label} is open`, true);
-  const manifest = vscode.workspace.textDocuments.find(isManifest);
-  if (manifest) return check(`${vscode.workspace.asRelativePath(manifest.uri)} is open`, true);
+  const manifest = openImage ? undefined : vscode.workspace.textDocuments.find(isManifest);
+  if (openImage || manifest) {
+    const why = openImage ? `${openImage.label} is open` : `${vscode.workspace.asRelativePath(manifest!.uri)} is open`;
+    const timer = setTimeout(() => check(why, true), STARTUP_DELAY_MS);
+    context.subscriptions.push({ dispose: () => clearTimeout(timer) });
+    return;
+  }
 
   disposables.push(
     vscode.window.tabGroups.onDidChangeTabs((e) => {
