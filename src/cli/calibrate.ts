@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { type Calibration, writeCalibration, writeFileAtomic } from '../inference/calibration';
 import { OodEngine } from '../inference/engine';
 import { resolveManifestPath } from '../inference/manifest';
+import { resultOodScore } from '../inference/oodDetectors';
 import { builtInPairDir } from '../inference/pair';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
@@ -44,6 +45,16 @@ export async function runCalibrate(argv: string[]): Promise<number> {
         complexity: ok.every((r) => r.complexityScore !== null) ? ok.map((r) => r.complexityScore!) : undefined,
       },
     };
+    // Every other detector of the pair (energy, KNN, Mahalanobis): its held-out scores, stored its own way.
+    for (const d of engine.detectors) {
+      if (d.test === 'elbo' || d.test === 'complexity' || d.test === 'confidence') continue;
+      const scores = ok.map((r) => resultOodScore(d.test, r));
+      if (scores.some((v) => v === null)) continue;
+      const { key, values } = d.calibrate(scores as number[]);
+      (calibration.scores as unknown as Record<string, number[]>)[key] = values;
+    }
+    const fitSource = engine.pair.featureFit?.source;
+    if (fitSource) process.stderr.write(`note: the feature detectors were fitted on ${fitSource}; calibrate on other images (held out from the fit), or their false alarms exceed α\n`);
     const outPath = values.out ?? join(manifestPath, '..', 'calibration.json');
     writeCalibration(outPath, calibration);
     // Point the manifest at it, keeping the rest of the manifest as written.

@@ -19,7 +19,7 @@ const USAGE = `ood-lens — is your image classifier answering about something i
 
 Usage:
   ood-lens score <file|folder|idx>... [--pair DIR] [--recursive] [--format table|json|csv] [--out FILE]
-                 [--provider auto|cpu|cuda] [--alpha A] [--rule all|both|elbo|complexity] [--fail-on-ood]
+                 [--provider auto|cpu|cuda] [--alpha A] [--rule pair|all|both|elbo|complexity] [--fail-on-ood]
   ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
   ood-lens reproduce [--out DIR]

@@ -25,7 +25,7 @@ export const printNotice = (message: string): void => void process.stderr.write(
 export function engineOptions(values: Record<string, unknown>): EngineOptions {
   const provider = (values.provider ?? 'auto') as string;
   if (!['auto', 'cpu', 'cuda'].includes(provider)) throw new UsageError(`--provider must be auto, cpu or cuda (got "${provider}")`);
-  const rule = (values.rule ?? 'all') as string;
+  const rule = (values.rule ?? 'pair') as string;
   if (!(VERDICT_RULES as string[]).includes(rule)) throw new UsageError(`--rule must be ${VERDICT_RULES.join(', ')} (got "${rule}")`);
   const num = (name: string, min: number, max: number, integer = false) => {
     const raw = values[name];

@@ -294,11 +294,11 @@ export class BatchScheduler {
     const advance = async (next: ScoreInput[] | null) => {
       const current = ready;
       ready = null;
-      let finish: (() => ImageResult[]) | null = null;
+      let finish: (() => Promise<ImageResult[]>) | null = null;
       if (overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: this.prepare(next) };
       if (current && !aborted()) finish = await this.scorer.inferPrepared(current.paths, await current.prepared, withDetails);
       if (!overlap && next && !aborted()) ready = { paths: next.map((b) => b.path), prepared: this.prepare(next) };
-      if (finish) await emit(finish());
+      if (finish) await emit(await finish());
     };
     for await (const batch of batches) await advance(batch);
     await advance(null);

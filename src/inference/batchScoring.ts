@@ -3,15 +3,16 @@
  * into per-image scores, p-values and verdicts. Knows nothing of files, threads or batching order — the
  * scheduler (batchScheduler.ts) decides what runs when and where, and hands batches of images here.
  */
-import { decide } from './calibration';
+import { decideTests } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore } from './complexity';
 import type { FloatTensor } from './backends/types';
 import { errorResult, type ImageResult, type StageTimings } from './engineTypes';
 import type { Layout } from './manifest';
 import type { LoadedPair } from './pair';
 import { type ModelImage, toTensorData } from './preprocess';
+import type { ModelBatch, OodDetector } from './oodDetectors';
 import * as S from './scores';
-import type { VerdictRule } from './rules';
+import type { AlphaShares, TestName, VerdictRule } from './rules';
 
 /**
  * Scores calibrated one way cannot be compared with scores computed another (another compressor, another
@@ -70,6 +71,10 @@ export interface BatchScorerOptions {
   /** Compute L(x) and S(x) (one compression per image). */
   complexity: boolean;
   compressor: Compressor;
+  /** The detectors to score with (oodDetectors.ts, `pairDetectors`). */
+  detectors: OodDetector[];
+  /** The pair's own shares of α (rule `pair`). */
+  pairShares?: AlphaShares;
 }
 
 /** Runs the models on batches of prepared images and scores them; adds the time of each stage to `timings`. */
@@ -92,7 +97,7 @@ export class BatchScorer {
    * records for failures, in input order) as a function, so that a pipeline can run it while the next
    * batch is being prepared.
    */
-  async inferPrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<() => ImageResult[]> {
+  async inferPrepared(paths: string[], prepared: (ModelImage | Error)[], withDetails: boolean): Promise<() => Promise<ImageResult[]>> {
     const ok: ModelImage[] = [];
     const okPaths: string[] = [];
     prepared.forEach((img, i) => {
@@ -105,17 +110,17 @@ export class BatchScorer {
       let k = 0;
       return prepared.map((img, i) => (img instanceof Error ? errorResult(paths[i], img.message) : scored[k++]));
     };
-    if (!ok.length) return () => merge([]);
+    if (!ok.length) return async () => merge([]);
     let outputs: ModelOutputs;
     try {
       outputs = await this.runModels(ok);
     } catch (err) {
-      return () => merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
+      return async () => merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
     }
-    return () => {
+    return async () => {
       const start = performance.now();
       try {
-        return merge(this.finishBatch(ok, okPaths, withDetails, outputs));
+        return merge(await this.finishBatch(ok, okPaths, withDetails, outputs));
       } catch (err) {
         return merge(okPaths.map((p) => errorResult(p, (err as Error).message)));
       } finally {
@@ -140,7 +145,7 @@ export class BatchScorer {
     const outputs = await this.runModels(images);
     const scoringStart = performance.now();
     try {
-      return this.finishBatch(images, paths, withDetails, outputs);
+      return await this.finishBatch(images, paths, withDetails, outputs);
     } finally {
       this.timings.scoring += performance.now() - scoringStart;
     }
@@ -165,7 +170,8 @@ export class BatchScorer {
       }
     };
     // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
-    const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, [p.names.classifierOutput]));
+    const wanted = [p.names.classifierOutput, ...(p.names.features ? [p.names.features] : [])];
+    const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, wanted));
     const vaeOut = await timed('vae', () => this.runVae(vaeFeed, target, n));
     const start = performance.now();
     const bits = this.options.complexity ? images.map((img) => img.complexityBits ?? complexityBits(img, this.options.compressor)) : null;
@@ -173,7 +179,11 @@ export class BatchScorer {
     return { classifierOut, vaeOut, bits };
   }
 
-  private finishBatch(images: ModelImage[], paths: string[], withDetails: boolean, { classifierOut, vaeOut, bits }: ModelOutputs): ImageResult[] {
+  /**
+   * The model outputs as the detectors see them (ModelBatch), every detector's OOD score for each image, and
+   * the verdict over the rule's detectors.
+   */
+  private async finishBatch(images: ModelImage[], paths: string[], withDetails: boolean, { classifierOut, vaeOut, bits }: ModelOutputs): Promise<ImageResult[]> {
     const p = this.pair;
     const m = p.manifest;
     const n = images.length;
@@ -184,35 +194,59 @@ export class BatchScorer {
     }
     const dims = m.input.width * m.input.height * m.input.channels;
     const vaeScores = vaeOut.perImage();
+    const cs = images.map((_, i) => S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind));
+    const cScores = vaeScores.map((v, i) => (bits && Number.isFinite(v.elbo) ? complexityCorrectedScore(v.elbo, bits[i]) : null));
+    const features = p.names.features ? classifierOut[p.names.features] : undefined;
+    const featureDims = features ? features.data.length / n : 0;
+    if (features && !Number.isInteger(featureDims)) throw new Error(`${p.classifier.source}: the features output "${p.names.features}" has ${features.data.length} values for ${n} images`);
+    const batch: ModelBatch = {
+      n,
+      msp: Float64Array.from(cs, (c) => c.msp),
+      energy: Float64Array.from(cs, (c) => c.energy ?? NaN),
+      predictions: Int32Array.from(cs, (c) => c.prediction),
+      elbo: Float64Array.from(vaeScores, (v) => v.elbo),
+      complexity: bits ? Float64Array.from(cScores, (c) => c ?? NaN) : null,
+      features: features?.data ?? null,
+      featureDims,
+    };
+    const detectorScores = new Map<TestName, Float64Array>();
+    for (const d of this.options.detectors) detectorScores.set(d.test, await d.score(batch));
+    const scoreOf = (test: TestName, i: number) => {
+      const v = detectorScores.get(test)?.[i];
+      return v === undefined || Number.isNaN(v) ? null : v;
+    };
     return images.map((img, i) => {
       const v = vaeScores[i];
       if (!Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
-      const cs = S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind);
+      const c = cs[i];
       const cBits = bits ? bits[i] : null;
-      const cScore = cBits !== null ? complexityCorrectedScore(v.elbo, cBits) : null;
-      const verdict = decide(p.calibration, v.elbo, cScore, this.options.alpha, this.options.rule, cs.msp);
+      const oodScores: Partial<Record<TestName, number | null>> = {};
+      for (const test of detectorScores.keys()) oodScores[test] = scoreOf(test, i);
+      const verdict = decideTests(p.calibration, oodScores, this.options.alpha, this.options.rule, this.options.pairShares);
       const result: ImageResult = {
         path: paths[i],
-        prediction: cs.prediction,
-        label: m.classifier.labels[cs.prediction] ?? String(cs.prediction),
-        msp: cs.msp,
-        entropy: cs.entropy,
-        energy: cs.energy,
+        prediction: c.prediction,
+        label: m.classifier.labels[c.prediction] ?? String(c.prediction),
+        msp: c.msp,
+        entropy: c.entropy,
+        energy: c.energy,
         elbo: v.elbo,
         reconstructionLogLik: v.logLik,
         kl: v.kl,
         elboBitsPerDim: S.bitsPerDim(v.elbo, dims),
         logPxBound: v.logPxBound,
         complexityBits: cBits,
-        complexityScore: cScore,
+        complexityScore: cScores[i],
         pValue: verdict.pValue,
         pValues: verdict.pValues,
         firedBy: verdict.firedBy,
         verdict: verdict.verdict,
         error: null,
       };
+      if (detectorScores.has('knn')) result.knnDistance = scoreOf('knn', i);
+      if (detectorScores.has('mahalanobis')) result.mahalanobis = scoreOf('mahalanobis', i);
       if (withDetails) {
-        result.details = { modelInput: img, reconstruction: vaeOut.reconstruction(i, img), probabilities: Array.from(cs.probabilities) };
+        result.details = { modelInput: img, reconstruction: vaeOut.reconstruction(i, img), probabilities: Array.from(c.probabilities) };
       }
       return result;
     });

@@ -4,14 +4,58 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Compressor } from './complexity';
-import { ALPHA_SHARES, type TestName, type VerdictRule } from './rules';
+import { ALPHA_SHARES, type AlphaShares, ruleShares, TEST_NAMES, type TestName, type VerdictRule } from './rules';
 
 /** Scores whose held-out distribution is stored. */
 export interface CalibrationScores {
+  /** ELBO in nats (higher = more in-distribution); empty for a pair without a VAE. */
   elbo: number[];
+  /** Max softmax probability (higher = more in-distribution). */
   msp: number[];
   /** Complexity-corrected score S(x) in bits; higher = more out-of-distribution. */
   complexity?: number[];
+  /** Energy −logsumexp(logits); higher = more out-of-distribution. */
+  energy?: number[];
+  /** k-th nearest-neighbour distance of the normalised features to the fit images'; higher = more OOD. */
+  knn?: number[];
+  /** Smallest class-conditional Mahalanobis distance² of the features; higher = more OOD. */
+  mahalanobis?: number[];
+}
+
+/**
+ * How each test's scores are stored in a calibration file: under which key and whether negated, so that the
+ * files written before every score had the out-of-distribution direction (ELBO and MSP stored as they are,
+ * low = suspicious) keep working. Every other score is stored as its OOD score (high = suspicious).
+ */
+const STORED: Record<TestName, { key: keyof CalibrationScores; negated: boolean }> = {
+  elbo: { key: 'elbo', negated: true },
+  complexity: { key: 'complexity', negated: false },
+  confidence: { key: 'msp', negated: true },
+  energy: { key: 'energy', negated: false },
+  knn: { key: 'knn', negated: false },
+  mahalanobis: { key: 'mahalanobis', negated: false },
+};
+
+/** The values to store for a test, from held-out images' OOD scores (higher = more OOD). */
+export function calibrationValues(test: TestName, oodScores: number[]): { key: keyof CalibrationScores; values: number[] } {
+  const { key, negated } = STORED[test];
+  return { key, values: negated ? oodScores.map((s) => -s) : oodScores.slice() };
+}
+
+/** Held-out images calibrated for this test, 0 when the calibration has none. */
+export function calibratedCount(calibration: Calibration | undefined, test: TestName): number {
+  return calibration?.scores[STORED[test].key]?.length ?? 0;
+}
+
+/**
+ * Conformal p-value of an OOD score (higher = more out-of-distribution) against the test's calibration:
+ * (1 + #{held-out scores at least as high}) / (n + 1); null when the calibration has none for the test.
+ */
+export function testPValue(calibration: Calibration, test: TestName, oodScore: number | null): number | null {
+  const { key, negated } = STORED[test];
+  const sorted = calibration.scores[key];
+  if (!sorted?.length || oodScore === null || !Number.isFinite(oodScore)) return null;
+  return negated ? lowerTailPValue(sorted, -oodScore) : upperTailPValue(sorted, oodScore);
 }
 
 export interface Calibration {
@@ -42,9 +86,10 @@ export function readCalibration(path: string): Calibration {
   } catch (err) {
     throw new CalibrationError(path, `cannot read calibration: ${(err as Error).message}`);
   }
-  const elbo = data?.scores?.elbo;
-  if (data?.version !== 1 || !Array.isArray(elbo) || elbo.length === 0 || elbo.some((v) => typeof v !== 'number' || !Number.isFinite(v))) {
-    throw new CalibrationError(path, 'not an OOD Lens calibration file (needs version 1 and a non-empty scores.elbo list of numbers)');
+  const lists = data?.scores && typeof data.scores === 'object' ? Object.entries(data.scores) : [];
+  const bad = lists.find(([, v]) => v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isFinite(x))));
+  if (data?.version !== 1 || !Array.isArray(data.scores?.elbo) || !lists.some(([, v]) => Array.isArray(v) && v.length > 0) || bad) {
+    throw new CalibrationError(path, `not an OOD Lens calibration file (needs version 1, a scores.elbo list and at least one non-empty list of finite numbers${bad ? `; scores.${bad[0]} is not one` : ''})`);
   }
   // Sorted once here so every p-value is a binary search.
   for (const key of Object.keys(data.scores) as (keyof CalibrationScores)[]) data.scores[key]?.sort((a, b) => a - b);
@@ -91,13 +136,14 @@ export function upperTailPValue(sorted: readonly number[], x: number): number {
 }
 
 export type Verdict = 'in-distribution' | 'out-of-distribution' | 'uncalibrated' | 'error';
-export { ALPHA_SHARES, type TestName, type VerdictRule };
+export { ALPHA_SHARES, type AlphaShares, type TestName, type VerdictRule };
 
 export interface VerdictResult {
   verdict: Verdict;
   /** The adjusted p-value the verdict compares with α: min over the rule's tests of p / share (Bonferroni). */
   pValue: number | null;
-  pValues: { elbo: number | null; complexity: number | null; confidence: number | null };
+  /** Every calibrated test's p-value (elbo, complexity, confidence always present; null when not available). */
+  pValues: PValues;
   /** Which tests came out below their threshold (share × α). */
   firedBy: TestName[];
   /** The rule applied: the one asked for, less tests the calibration or the image has no score for. */
@@ -106,24 +152,25 @@ export interface VerdictResult {
   thresholds: Partial<Record<TestName, number>>;
 }
 
+export type PValues = { elbo: number | null; complexity: number | null; confidence: number | null } & Partial<Record<'energy' | 'knn' | 'mahalanobis', number | null>>;
+
 /**
- * The verdict: OOD when any of the rule's tests has its p-value below its share of α (ALPHA_SHARES).
- * `elbo` — p_elbo < α; `complexity` — p_S < α; `both` — either below α/2; `all` (the default) — p_elbo or
- * p_S below 0.45α, or p_MSP below 0.1α. Without S (a calibration or compressor that has none), a rule
- * that uses it is the ELBO test alone; without a calibrated MSP, `all` leaves that test and its share out.
+ * The verdict over a list of detectors: OOD when any test in the rule's shares has its p-value below its share
+ * of α. `oodScores`: each test's score for the image (higher = more out-of-distribution). Tests without a
+ * score or a calibration are left out with their share (never handed to the others: false alarms stay ≤ α).
+ * For the fixed rules (not `pair`) the old behaviour holds: without S a rule that uses it is the ELBO test alone.
  */
-export function decide(calibration: Calibration | undefined, elbo: number, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
-  if (!calibration) return { verdict: 'uncalibrated', pValue: null, pValues: { elbo: null, complexity: null, confidence: null }, firedBy: [], rule, thresholds: {} };
-  const cs = calibration.scores.complexity;
-  const cm = calibration.scores.msp;
-  const pValues = {
-    elbo: lowerTailPValue(calibration.scores.elbo, elbo),
-    complexity: cs && cs.length && complexity !== null ? upperTailPValue(cs, complexity) : null,
-    confidence: cm && cm.length && msp !== null ? lowerTailPValue(cm, msp) : null,
-  };
-  // Without S, a rule that uses it is the ELBO test alone; without a calibrated MSP, `all` drops that test.
-  const effective: VerdictRule = rule !== 'elbo' && pValues.complexity === null ? 'elbo' : rule;
-  const shares = (Object.entries(ALPHA_SHARES[effective]) as [TestName, number][]).filter(([test]) => pValues[test] !== null);
+export function decideTests(calibration: Calibration | undefined, oodScores: Partial<Record<TestName, number | null>>, alpha: number, rule: VerdictRule, pairShares?: AlphaShares): VerdictResult {
+  const pValues: PValues = { elbo: null, complexity: null, confidence: null };
+  if (!calibration) return { verdict: 'uncalibrated', pValue: null, pValues, firedBy: [], rule, thresholds: {} };
+  for (const test of TEST_NAMES) {
+    const p = testPValue(calibration, test, oodScores[test] ?? null);
+    if (p !== null || test === 'elbo' || test === 'complexity' || test === 'confidence') pValues[test] = p;
+  }
+  // `pair` on a pair without a detector list is `all`, with all's fallbacks.
+  let effective: VerdictRule = rule === 'pair' && !(pairShares && Object.keys(pairShares).length) ? 'all' : rule;
+  if (effective !== 'pair' && effective !== 'elbo' && pValues.complexity === null) effective = 'elbo';
+  const shares = (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]).filter(([test, share]) => share > 0 && pValues[test] != null);
   const firedBy: TestName[] = [];
   const thresholds: Partial<Record<TestName, number>> = {};
   let pValue = 1;
@@ -134,4 +181,12 @@ export function decide(calibration: Calibration | undefined, elbo: number, compl
     pValue = Math.min(pValue, p / share);
   }
   return { verdict: firedBy.length ? 'out-of-distribution' : 'in-distribution', pValue: Math.min(1, pValue), pValues, firedBy, rule: effective, thresholds };
+}
+
+/**
+ * The verdict from the three classic scores (kept for callers that have only these): `elbo` — p_elbo < α;
+ * `complexity` — p_S < α; `both` — either below α/2; `all` — p_elbo or p_S below 0.45α, or p_MSP below 0.1α.
+ */
+export function decide(calibration: Calibration | undefined, elbo: number, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
+  return decideTests(calibration, { elbo: -elbo, complexity, confidence: msp === null ? null : -msp }, alpha, rule);
 }

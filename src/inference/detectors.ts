@@ -6,7 +6,7 @@ import type { ImageResult } from './engineTypes';
 import { type DetectionMetrics, detectionMetrics, rocCurve } from './metrics';
 
 export interface Detector {
-  id: 'msp' | 'entropy' | 'energy' | 'elbo' | 'iwBound' | 'complexity' | 'complexityIw' | 'combined';
+  id: 'msp' | 'entropy' | 'energy' | 'elbo' | 'iwBound' | 'complexity' | 'complexityIw' | 'knn' | 'mahalanobis' | 'combined';
   name: string;
   oodScore(r: ImageResult): number | null;
 }
@@ -24,6 +24,8 @@ export const DETECTORS: Detector[] = [
     name: 'S(x) with the importance-weighted bound',
     oodScore: (r) => (r.logPxBound === null || r.complexityBits === null ? null : -r.logPxBound / Math.LN2 - r.complexityBits),
   },
+  { id: 'knn', name: 'KNN feature distance', oodScore: (r) => r.knnDistance ?? null },
+  { id: 'mahalanobis', name: 'Mahalanobis feature distance', oodScore: (r) => r.mahalanobis ?? null },
   {
     id: 'combined',
     name: 'Conformal test (the verdict rule)',

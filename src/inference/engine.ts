@@ -10,7 +10,9 @@ import { BatchScorer, checkCalibrationMatches } from './batchScoring';
 import type { VerdictRule } from './calibration';
 import { type Compressor, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor } from './manifest';
+import { pairCompressor, pairShares } from './manifest';
+import { type OodDetector, pairDetectors } from './oodDetectors';
+import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
 
@@ -27,9 +29,9 @@ export class OodEngine {
   private readonly scorer: BatchScorer;
   private readonly scheduler: BatchScheduler;
 
-  private constructor(readonly pair: LoadedPair, options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
+  private constructor(readonly pair: LoadedPair, readonly detectors: OodDetector[], options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
     this.alpha = options.alpha ?? 0.01;
-    this.rule = options.rule ?? 'all';
+    this.rule = options.rule ?? 'pair';
     this.batchSize = Math.max(1, options.batchSize ?? 64);
     const maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     const maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
@@ -37,7 +39,7 @@ export class OodEngine {
     this.compressor = pairCompressor(pair.manifest);
     this.pipeline = options.pipeline;
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
-    this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor }, this.timings);
+    this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor, detectors, pairShares: pairShares(pair.manifest) }, this.timings);
     this.scheduler = new BatchScheduler(this.scorer, this.timings, {
       spec: pair.manifest.input,
       batchSize: this.batchSize,
@@ -56,6 +58,7 @@ export class OodEngine {
         maxFileBytes,
         complexity: useComplexity,
         calibration: options.calibration,
+        features: options.features,
       },
       onNotice: options.onNotice,
     });
@@ -70,11 +73,13 @@ export class OodEngine {
     // one intra-op thread; 2,259 with two spinning threads).
     const threads = options.threads ?? (preprocessWorkers > 0 ? cores : 0);
     const spinning = options.spinning ?? preprocessWorkers === 0;
-    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration);
+    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration, { features: options.features });
+    let detectors: OodDetector[];
     try {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
       checkCalibrationMatches(pair, compressor);
+      detectors = await pairDetectors(pair, { complexity: options.complexity ?? true });
     } catch (err) {
       await disposePair(pair);
       throw err;
@@ -82,7 +87,7 @@ export class OodEngine {
     const runners = [pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r) => r !== undefined);
     const onnxOnCpu = runners.every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu');
     const pipeline = options.pipeline ?? (preprocessWorkers > 0 && onnxOnCpu ? 'sharded' : 'overlapped');
-    return new OodEngine(pair, { ...options, preprocessWorkers, pipeline });
+    return new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline });
   }
 
   /** Scoring shards running now (0 before the first large input, or when they could not start). */
@@ -116,11 +121,13 @@ export class OodEngine {
       input: { width: m.input.width, height: m.input.height, channels: m.input.channels },
       alpha: this.alpha,
       rule: this.rule,
+      shares: ruleShares(this.rule, pairShares(m)),
     };
   }
 
   async dispose(): Promise<void> {
     await this.scheduler.dispose();
+    await Promise.allSettled(this.detectors.map((d) => d.dispose()));
     await disposePair(this.pair);
   }
 

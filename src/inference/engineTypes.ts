@@ -3,7 +3,8 @@
  * own, so that the worker protocol, the CLI and the webviews can use them without importing the engine.
  */
 import type { ExecutionProviderSetting } from './backends/types';
-import type { Calibration, TestName, Verdict, VerdictRule } from './calibration';
+import type { Calibration, PValues, TestName, Verdict, VerdictRule } from './calibration';
+import type { AlphaShares } from './rules';
 import type { ImageSource, ModelImage } from './preprocess';
 
 export interface EngineOptions {
@@ -36,6 +37,8 @@ export interface EngineOptions {
   maxFileBytes?: number;
   /** Use this calibration instead of the pair's own (used by `calibrate` and `eval`). */
   calibration?: Calibration;
+  /** Expose the classifier's penultimate features even when the pair does not use them yet (to fit detectors). */
+  features?: boolean;
   /** Skip the complexity score (it costs one PNG encode per image). */
   complexity?: boolean;
   /**
@@ -74,8 +77,12 @@ export interface ImageResult {
   logPxBound: number | null;
   complexityBits: number | null;
   complexityScore: number | null;
+  /** k-th nearest-neighbour distance of the L2-normalised penultimate features (pairs with a KNN detector). */
+  knnDistance?: number | null;
+  /** Smallest class-conditional Mahalanobis distance² of the penultimate features (pairs with that detector). */
+  mahalanobis?: number | null;
   pValue: number | null;
-  pValues: { elbo: number | null; complexity: number | null; confidence: number | null };
+  pValues: PValues;
   firedBy: TestName[];
   verdict: Verdict;
   error: string | null;
@@ -94,6 +101,8 @@ export interface PairInfo {
   input: { width: number; height: number; channels: number };
   alpha: number;
   rule: VerdictRule;
+  /** Each test's share of α under the rule (the pair's detector list for `pair`). */
+  shares?: AlphaShares;
 }
 
 export type ScoreInput = { path: string; source?: ImageSource };

@@ -6,6 +6,7 @@ import type { Compressor } from './complexity';
 import Ajv, { type ErrorObject, type JSONSchemaType } from 'ajv';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { TEST_NAMES, type TestName } from './rules';
 
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
 export type Layout = 'NCHW' | 'NHWC';
@@ -89,6 +90,31 @@ export interface PairManifest {
   calibration?: string;
   /** The lossless compressor behind the complexity L(x) (default png; see complexity.ts). */
   complexity?: { compressor?: Compressor };
+  /** The classifier's penultimate features, for the KNN and Mahalanobis detectors. */
+  features?: FeaturesSpec;
+  /** The detectors the verdict runs over (rule `pair`) and their shares of α; absent: the `all` rule's. */
+  detectors?: DetectorSpec[];
+}
+
+export interface FeaturesSpec {
+  /**
+   * The classifier output that holds the features. Default (ONNX): the input of the model's last Gemm or
+   * MatMul, exposed as an extra output when the model is loaded.
+   */
+  output?: string;
+  /** TensorFlow.js layers models: the layer whose output is the features. */
+  layer?: string;
+  /** The fitted feature detectors (features.json, written by fitting; see features/featureFit.ts). */
+  fit?: string;
+}
+
+export interface DetectorSpec {
+  /** elbo, complexity, confidence (MSP), energy, knn or mahalanobis. */
+  test: TestName;
+  /** Share of α (the shares sum to at most 1); 0 = scored, calibrated and reported, but no vote in the verdict. */
+  share: number;
+  /** knn: which nearest neighbour's distance (default 1). */
+  k?: number;
 }
 
 /** The pair's compressor for L(x), with the default filled in. */
@@ -206,6 +232,27 @@ export const pairManifestSchema: JSONSchemaType<PairManifest> = {
       additionalProperties: false,
       properties: { compressor: { type: 'string', enum: ['png', 'webp-lossless'], nullable: true } },
     },
+    features: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: false,
+      properties: { output: optionalName, layer: optionalName, fit: optionalName },
+    },
+    detectors: {
+      type: 'array',
+      nullable: true,
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['test', 'share'],
+        properties: {
+          test: { type: 'string', enum: [...TEST_NAMES] },
+          share: { type: 'number', minimum: 0, maximum: 1 },
+          k: { type: 'integer', minimum: 1, maximum: 1000, nullable: true },
+        },
+      },
+    },
   },
 } as unknown as JSONSchemaType<PairManifest>;
 
@@ -261,7 +308,32 @@ function semanticProblems(m: PairManifest): string[] {
     if (v.decoder?.logScaleOutput) problems.push(`vae.decoder.logScaleOutput: only a discretized-logistic likelihood uses a log-scale output, not ${v.likelihood.type}`);
   }
   if (v.likelihood.type === 'gaussian' && v.reconstructionKind === 'logits') problems.push('vae.reconstructionKind: a gaussian likelihood needs "mean" or "probabilities", not "logits"');
+  problems.push(...detectorProblems(m));
   return problems;
+}
+
+/** The detector list: each test once, shares summing to at most 1, feature tests with a fit to use. */
+function detectorProblems(m: PairManifest): string[] {
+  const problems: string[] = [];
+  const list = m.detectors ?? [];
+  const seen = new Set<TestName>();
+  list.forEach((d, i) => {
+    if (seen.has(d.test)) problems.push(`detectors[${i}].test: "${d.test}" is listed twice`);
+    seen.add(d.test);
+    if (d.k !== undefined && d.test !== 'knn') problems.push(`detectors[${i}].k: only the knn detector takes k`);
+    if ((d.test === 'knn' || d.test === 'mahalanobis') && !m.features?.fit) problems.push(`detectors[${i}]: the ${d.test} detector needs fitted features (features.fit); fit them first (ood-lens fit)`);
+  });
+  const total = list.reduce((a, d) => a + d.share, 0);
+  if (total > 1 + 1e-9) problems.push(`detectors: the shares of α sum to ${+total.toFixed(6)}; they must sum to at most 1 so that false alarms stay at most α`);
+  if (list.length && total <= 0) problems.push('detectors: every share is 0, so no test could ever flag an image; give at least one a share');
+  if (m.features?.output && m.features.layer) problems.push('features: give output (a model output) or layer (a TF.js layer), not both');
+  return problems;
+}
+
+/** The pair's own shares of α by test (rule `pair`), or undefined when the manifest lists no detectors. */
+export function pairShares(m: PairManifest): Partial<Record<TestName, number>> | undefined {
+  if (!m.detectors?.length) return undefined;
+  return Object.fromEntries(m.detectors.map((d) => [d.test, d.share]));
 }
 
 /** A manifest with every model path made absolute and the folder it came from. */
@@ -312,6 +384,7 @@ export function loadPairManifest(location: string): ResolvedPair {
   check('vae.encoder.path', manifest.vae.encoder?.path);
   check('vae.decoder.path', manifest.vae.decoder?.path);
   check('calibration', manifest.calibration);
+  check('features.fit', manifest.features?.fit);
   if (missing.length) throw new ManifestError(manifestPath, missing);
   return { manifest, manifestPath, dir };
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
 import { type Layout, loadPairManifest, type ModelFormat, type PairManifest, resolveIn, type ResolvedPair } from './manifest';
 import { type LoadOptions, ModelError, type ModelRunner } from './backends/types';
+import { type FeatureFit, readFeatureFit } from './features/featureFit';
 
 /** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
 export function builtInPairDir(name = 'mnist'): string {
@@ -11,10 +12,10 @@ export function builtInPairDir(name = 'mnist'): string {
   return candidates.find((c) => existsSync(join(c, 'ood-pair.json'))) ?? candidates[0];
 }
 
-export async function loadModel(path: string, format: ModelFormat, options: LoadOptions): Promise<ModelRunner> {
+export async function loadModel(path: string, format: ModelFormat, options: LoadOptions, bytes?: Uint8Array): Promise<ModelRunner> {
   if (format === 'onnx') {
     const { loadOnnx } = await import('./backends/onnx');
-    return loadOnnx(path, options);
+    return loadOnnx(path, options, bytes);
   }
   const { loadTfjs } = await import('./backends/tfjs');
   return loadTfjs(path, format, options);
@@ -36,7 +37,39 @@ export interface LoadedPair extends ResolvedPair {
     vaeInput?: string;
     encoderInput?: string;
     decoderInput?: string;
+    /** The classifier output holding the penultimate features (when the pair uses or fits them). */
+    features?: string;
   };
+  /** The fitted feature detectors (manifest `features.fit`). */
+  featureFit?: FeatureFit;
+  /** How the models were loaded (the KNN search loads its own onnxruntime session the same way). */
+  loadOptions: LoadOptions;
+}
+
+export interface PairLoadExtras {
+  /** Expose the classifier's features even when the manifest does not ask for them (to fit detectors). */
+  features?: boolean;
+}
+
+/**
+ * Loads the classifier with its penultimate features among its outputs: the named output, or (ONNX, no name)
+ * the input of its last Gemm/MatMul, exposed by editing the graph in memory.
+ */
+async function loadClassifierWithFeatures(path: string, m: PairManifest, options: LoadOptions): Promise<{ runner: ModelRunner; features: string }> {
+  const named = m.features?.output ?? m.features?.layer;
+  if (named || m.classifier.format !== 'onnx') {
+    if (!named) throw new ModelError(path, 'the feature detectors need the classifier\'s features: name the layer that produces them (features.layer) for a TensorFlow.js model');
+    const runner = await loadModel(path, m.classifier.format, options);
+    if (!runner.outputs.some((o) => o.name === named)) {
+      await runner.dispose();
+      throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.${m.features?.output ? 'output' : 'layer'} in the pair manifest`);
+    }
+    return { runner, features: named };
+  }
+  const { readFileSync } = await import('node:fs');
+  const { exposePenultimate } = await import('./features/onnxGraph');
+  const exposed = exposePenultimate(readFileSync(path), path);
+  return { runner: await loadModel(path, 'onnx', options, exposed.bytes), features: exposed.name };
 }
 
 function firstName(runner: ModelRunner, kind: 'inputs' | 'outputs', given?: string): string {
@@ -57,7 +90,7 @@ function requireOutputs(runner: ModelRunner, names: string[]): void {
   }
 }
 
-export async function loadPair(location: string, options: LoadOptions, calibrationOverride?: Calibration): Promise<LoadedPair> {
+export async function loadPair(location: string, options: LoadOptions, calibrationOverride?: Calibration, extras: PairLoadExtras = {}): Promise<LoadedPair> {
   const resolved = loadPairManifest(location);
   const m: PairManifest = resolved.manifest;
   const opened: ModelRunner[] = [];
@@ -67,10 +100,22 @@ export async function loadPair(location: string, options: LoadOptions, calibrati
     return runner;
   };
   try {
-    const classifier = await open(m.classifier.path, m.classifier.format);
+    const wantFeatures = extras.features || !!m.features;
+    let classifier: ModelRunner;
+    let featureName: string | undefined;
+    if (wantFeatures) {
+      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, options);
+      opened.push(loaded.runner);
+      classifier = loaded.runner;
+      featureName = loaded.features;
+    } else {
+      classifier = await open(m.classifier.path, m.classifier.format);
+    }
     const names: LoadedPair['names'] = {
       classifierInput: firstName(classifier, 'inputs', m.classifier.input),
+      // The first output is the logits unless named: an exposed feature output is appended after it.
       classifierOutput: firstName(classifier, 'outputs', m.classifier.output),
+      features: featureName,
     };
     const pair: LoadedPair = {
       ...resolved,
@@ -78,7 +123,15 @@ export async function loadPair(location: string, options: LoadOptions, calibrati
       classifierLayout: m.classifier.layout ?? m.input.layout,
       vaeLayout: m.vae.layout ?? m.input.layout,
       names,
+      loadOptions: options,
     };
+    if (m.features?.fit) {
+      const fitPath = resolveIn(resolved, m.features.fit);
+      pair.featureFit = readFeatureFit(fitPath);
+      if (featureName && pair.featureFit.tensor !== featureName) {
+        throw new ModelError(fitPath, `was fitted on the classifier tensor "${pair.featureFit.tensor}", but the features now come from "${featureName}"; fit the detectors again`);
+      }
+    }
     if (m.vae.path && m.vae.format && m.vae.outputs) {
       pair.vae = await open(m.vae.path, m.vae.format);
       names.vaeInput = firstName(pair.vae, 'inputs', m.vae.input);

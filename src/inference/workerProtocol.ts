@@ -28,7 +28,7 @@ export interface PreprocessResponse {
 }
 
 /** What a shard's engine is created with: the pair and the scoring settings, all structured-cloneable. */
-export type ShardEngineOptions = Pick<EngineOptions, 'pair' | 'alpha' | 'rule' | 'batchSize' | 'maxInputPixels' | 'maxFileBytes' | 'complexity' | 'calibration'>;
+export type ShardEngineOptions = Pick<EngineOptions, 'pair' | 'alpha' | 'rule' | 'batchSize' | 'maxInputPixels' | 'maxFileBytes' | 'complexity' | 'calibration' | 'features'>;
 
 export type ShardRequest =
   | { kind: 'open'; id: number; options: ShardEngineOptions }

@@ -58,6 +58,9 @@ export const TEST_P_LABEL: Record<TestName, string> = {
   elbo: 'ELBO test p',
   complexity: 'complexity test p',
   confidence: 'confidence test p',
+  energy: 'energy test p',
+  knn: 'KNN test p',
+  mahalanobis: 'Mahalanobis test p',
 };
 
 /** "ELBO test p = 0.0002": a per-test p-value, always with its test's name. */

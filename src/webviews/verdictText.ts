@@ -3,7 +3,7 @@
  * the Inspect panel's browser script, hovers and notifications, and unit-tested on real numbers.
  */
 import type { ImageResult } from '../inference/engine';
-import { ALPHA_SHARES, type TestName, type VerdictRule } from '../inference/rules';
+import { type AlphaShares, ruleShares, TEST_LABELS, TEST_NAMES, type TestName, type VerdictRule } from '../inference/rules';
 import { formatBitsPerDim, formatMsp, formatNats, formatP, formatPercent, TEST_P_LABEL, testPLabel } from '../shared/format';
 
 // The formatters live in src/shared/format.ts (one per quantity, used by every view); re-exported for the callers here.
@@ -27,6 +27,8 @@ export interface VerdictContext {
   alpha: number;
   /** Verdict rule the pair ran with. */
   rule: VerdictRule;
+  /** Each test's share of α under that rule (PairInfo.shares); the fixed rule's shares when absent. */
+  shares?: AlphaShares;
   /** Number of held-out calibration images (0 when uncalibrated). */
   calibrationCount: number;
   /** Pair folder, for the calibration command line. */
@@ -66,20 +68,16 @@ function thresholdText(share: number, alpha: number): string {
   return `${name} = ${formatP(share * alpha)}`;
 }
 
-const TESTS: { key: TestName; what: string }[] = [
-  { key: 'elbo', what: 'how likely the VAE finds the image' },
-  { key: 'complexity', what: 'likelihood relative to how complex the image is' },
-  { key: 'confidence', what: 'how sure the classifier is, against held-out images' },
-];
+const TESTS: { key: TestName; what: string }[] = TEST_NAMES.map((key) => ({ key, what: TEST_LABELS[key].what }));
 
 function testLines(r: Scored, ctx: VerdictContext): string[] {
-  const shares = ALPHA_SHARES[ctx.rule];
+  const shares = ctx.shares ?? ruleShares(ctx.rule, undefined);
   const lines: string[] = [];
   for (const { key, what } of TESTS) {
     const p = r.pValues[key];
     if (p === null || p === undefined) continue;
     const share = shares[key];
-    if (share === undefined) {
+    if (!share) {
       lines.push(`${testPLabel(key, p)} (${what}; not used by the "${ctx.rule}" rule)`);
       continue;
     }
@@ -111,7 +109,7 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
     case 'out-of-distribution': {
       const n = ctx.calibrationCount;
       // The sentence follows the first test that fired: the ELBO, then S, then the classifier's confidence.
-      const lead: TestName = r.firedBy.includes('elbo') ? 'elbo' : r.firedBy.includes('complexity') ? 'complexity' : r.firedBy.includes('confidence') ? 'confidence' : 'elbo';
+      const lead: TestName = (['elbo', 'complexity', 'knn', 'mahalanobis', 'confidence', 'energy'] as TestName[]).find((t) => r.firedBy.includes(t)) ?? 'elbo';
       const testP = r.pValues[lead] ?? r.pValue ?? 0;
       const share = shareBetter(testP, n);
       const than = share >= 1 ? `all ${n.toLocaleString('en-US')}` : `${formatPercent(share)} of`;
@@ -120,7 +118,11 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
           ? `Less likely under the training data than ${than} held-out training images`
           : lead === 'complexity'
             ? `Less likely under the training data than its complexity explains, more so than for ${than} held-out training images`
-            : `The classifier is less sure of it than of ${than} held-out training images, although the VAE finds it plausible — typical of blank or simple images unlike the training data`;
+            : lead === 'knn' || lead === 'mahalanobis'
+              ? `The classifier's features for it are farther from the training images' than for ${than} held-out training images`
+              : lead === 'energy'
+                ? `The classifier's logits have a higher energy than for ${than} held-out training images`
+                : `The classifier is less sure of it than of ${than} held-out training images, although the VAE finds it plausible — typical of blank or simple images unlike the training data`;
       return {
         tone: 'warn',
         headline: 'Out-of-distribution',

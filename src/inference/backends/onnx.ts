@@ -82,7 +82,8 @@ export function cudaProviderInstalled(): boolean {
   }
 }
 
-export async function loadOnnx(path: string, options: LoadOptions): Promise<ModelRunner> {
+/** Loads an ONNX model from `path`, or from `bytes` (a graph edited in memory; `path` then names it in messages). */
+export async function loadOnnx(path: string, options: LoadOptions, bytes?: Uint8Array): Promise<ModelRunner> {
   const { InferenceSession } = ort();
   const base: OrtTypes.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
@@ -95,7 +96,7 @@ export async function loadOnnx(path: string, options: LoadOptions): Promise<Mode
   const tryCuda = options.provider === 'cuda' || (options.provider === 'auto' && cudaProviderInstalled());
   if (tryCuda) {
     try {
-      const session = await InferenceSession.create(path, { ...base, executionProviders: ['cuda'] });
+      const session = await (bytes ? InferenceSession.create(bytes, { ...base, executionProviders: ['cuda'] }) : InferenceSession.create(path, { ...base, executionProviders: ['cuda'] }));
       return new OnnxRunner(path, session, 'cuda');
     } catch (err) {
       if (options.provider === 'cuda') {
@@ -104,7 +105,7 @@ export async function loadOnnx(path: string, options: LoadOptions): Promise<Mode
     }
   }
   try {
-    const session = await InferenceSession.create(path, { ...base, executionProviders: ['cpu'] });
+    const session = await (bytes ? InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] }) : InferenceSession.create(path, { ...base, executionProviders: ['cpu'] }));
     return new OnnxRunner(path, session, 'cpu');
   } catch (err) {
     throw new ModelError(path, `not a loadable ONNX model: ${firstLine(err)}`);

@@ -6,7 +6,7 @@
 import { BarController, BarElement, CategoryScale, Chart, type ChartConfiguration, LinearScale, type Plugin, Tooltip } from 'chart.js';
 import type { CalibrationHistogram, InspectResult } from '../../shared/engineProtocol';
 import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, InspectViewState } from '../../shared/inspectProtocol';
-import { ALPHA_SHARES } from '../../inference/rules';
+import { ruleShares, TEST_LABELS, TEST_NAMES } from '../../inference/rules';
 import { formatMsp, formatNats, headlineP, testPLabel } from '../../shared/format';
 import { elboBreakdown, predictionText, verdictText } from '../verdictText';
 
@@ -273,13 +273,14 @@ function rowId(path: string): string {
 /** "p = 0.00044 (verdict) · ELBO test p = 0.0002 · …": the verdict's p-value first, each test's under its name. */
 function pValueText(r: InspectResult): string {
   const tests: string[] = [];
-  for (const test of ['elbo', 'complexity', 'confidence'] as const) {
+  for (const test of TEST_NAMES) {
     const p = r.pValues[test];
     if (p !== null && p !== undefined) tests.push(testPLabel(test, p));
   }
   if (r.pValue === null && !tests.length) return 'p-value: none (the pair is not calibrated)';
-  const parts = [`${headlineP(r.pValue)} (verdict)`, ...(view.pair && Object.keys(ALPHA_SHARES[view.pair.rule]).length > 1 ? tests : [])];
-  const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => ({ elbo: 'ELBO', complexity: 'complexity', confidence: 'classifier confidence' })[f]).join(' and ')}` : 'no test fired';
+  const several = !!view.pair && Object.keys(view.pair.shares ?? ruleShares(view.pair.rule, undefined)).length > 1;
+  const parts = [`${headlineP(r.pValue)} (verdict)`, ...(several ? tests : [])];
+  const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => TEST_LABELS[f].name).join(' and ')}` : 'no test fired';
   return `${parts.join(' · ')} · ${fired}`;
 }
 
@@ -317,7 +318,7 @@ function renderRow(row: InspectRow): HTMLElement {
 
   const r = row.result;
   const pair = view.pair;
-  const ctx = { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'all', calibrationCount: pair?.calibrationCount ?? 0, pairDir: pair ? pair.manifestPath.replace(/[/\\]ood-pair\.json$/, '') : undefined };
+  const ctx = { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'all', shares: pair?.shares, calibrationCount: pair?.calibrationCount ?? 0, pairDir: pair ? pair.manifestPath.replace(/[/\\]ood-pair\.json$/, '') : undefined };
   const v = verdictText(r, ctx);
   const banner = el('div', `verdict-banner tone-${v.tone}`);
   banner.dataset.verdict = r.verdict;

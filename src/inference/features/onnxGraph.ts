@@ -1,0 +1,80 @@
+/**
+ * ONNX graph edits done in memory at load time (onnx-proto decodes and encodes the ModelProto):
+ *  - exposing a classifier's penultimate activations as an extra output, when the model has no output
+ *    named for its features: the input of its last Gemm/MatMul, i.e. what the final linear layer reads;
+ *  - building the KNN search graph (MatMul against the stored features + TopK) that onnxruntime runs.
+ */
+import { onnx } from 'onnx-proto';
+
+/** The tensor the model's last Gemm or MatMul reads (its first input), or null when it has neither. */
+export function lastLinearLayerInput(model: onnx.IModelProto): string | null {
+  const nodes = model.graph?.node ?? [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i];
+    if ((node.opType === 'Gemm' || node.opType === 'MatMul') && node.input?.length) return node.input[0];
+  }
+  return null;
+}
+
+export interface ExposedFeatures {
+  /** The edited model, with `name` among its outputs. */
+  bytes: Uint8Array;
+  /** The tensor now exposed as an output. */
+  name: string;
+}
+
+/**
+ * Adds the input of the model's last Gemm/MatMul to its outputs (unchanged when it already is one).
+ * Throws with the reason when the graph has no such layer or the bytes are no ONNX model.
+ */
+export function exposePenultimate(bytes: Uint8Array, source: string): ExposedFeatures {
+  let model: onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (err) {
+    throw new Error(`${source}: not an ONNX model (${(err as Error).message})`);
+  }
+  const name = lastLinearLayerInput(model);
+  if (!name) {
+    throw new Error(`${source}: has no Gemm or MatMul layer whose input could serve as features; name the feature tensor in the manifest (classifier.features.output)`);
+  }
+  const graph = model.graph!;
+  graph.output ??= [];
+  if (graph.output.some((o) => o.name === name)) return { bytes, name };
+  if ((graph.input ?? []).some((i) => i.name === name)) throw new Error(`${source}: the last linear layer reads the model input "${name}" directly; there are no learned features to use`);
+  graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
+  return { bytes: onnx.ModelProto.encode(model).finish(), name };
+}
+
+/**
+ * The KNN search as an ONNX model: `queries` [B, D] (L2-normalised) × the stored features transposed
+ * [D, N] → cosine similarities [B, N] → TopK(k, largest) → `similarities` [B, k], descending. The stored
+ * features are an initializer, so onnxruntime keeps them in its own memory and runs the whole search in
+ * one call per batch on its threads.
+ */
+export function knnSearchModel(bankTransposed: Float32Array, dims: number, count: number, k: number): Uint8Array {
+  const T = onnx.TensorProto;
+  const bank = T.create({ name: 'bank', dims: [dims, count], dataType: T.DataType.FLOAT, rawData: new Uint8Array(bankTransposed.buffer, bankTransposed.byteOffset, bankTransposed.byteLength) });
+  const kTensor = T.create({ name: 'k', dims: [1], dataType: T.DataType.INT64, int64Data: [k] });
+  const graph = onnx.GraphProto.create({
+    name: 'knn',
+    initializer: [bank, kTensor],
+    input: [onnx.ValueInfoProto.create({ name: 'queries', type: { tensorType: { elemType: T.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: dims }] } } } })],
+    output: [onnx.ValueInfoProto.create({ name: 'similarities', type: { tensorType: { elemType: T.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: k }] } } } })],
+    node: [
+      onnx.NodeProto.create({ opType: 'MatMul', input: ['queries', 'bank'], output: ['cosine'] }),
+      onnx.NodeProto.create({
+        opType: 'TopK',
+        input: ['cosine', 'k'],
+        output: ['similarities', 'neighbours'],
+        attribute: [
+          onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 }),
+          onnx.AttributeProto.create({ name: 'largest', type: onnx.AttributeProto.AttributeType.INT, i: 1 }),
+          onnx.AttributeProto.create({ name: 'sorted', type: onnx.AttributeProto.AttributeType.INT, i: 1 }),
+        ],
+      }),
+    ],
+  });
+  const model = onnx.ModelProto.create({ irVersion: 7, opsetImport: [{ domain: '', version: 13 }], producerName: 'ood-lens', graph });
+  return onnx.ModelProto.encode(model).finish();
+}
