@@ -20,7 +20,7 @@ export interface InspectHtmlOptions {
   /** Panel title (shown until the script renders). */
   title: string;
   /** The images, drawn as "Scoring…" rows before the script runs, so the layout is there at once. */
-  rows?: { name: string; displayPath: string }[];
+  rows?: { path: string; name: string; displayPath: string }[];
 }
 
 /** 128 random bits, base64: a CSP nonce. */
@@ -99,7 +99,7 @@ export function buildInspectHtml(o: InspectHtmlOptions): string {
   const skeleton = o.rows?.length
     ? o.rows
         .map(
-          (r) => `    <section class="row status-scoring skeleton">
+          (r) => `    <section class="row status-scoring skeleton" data-path="${escapeHtml(r.path)}">
       <header class="row-header"><div class="row-title"><h2 class="file-name">${escapeHtml(r.name)}</h2><span class="file-path">${escapeHtml(r.displayPath)}</span></div></header>
       <div class="busy"><span class="spinner" aria-hidden="true"></span><span>Scoring…</span></div>
       <div class="images">${'<div class="no-image"></div>'.repeat(4)}</div>

@@ -181,7 +181,7 @@ export class InspectPanel implements vscode.Disposable {
       styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'media', 'inspect.css')).toString(),
       elementsUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'node_modules', '@vscode-elements', 'elements', 'dist', 'bundled.js')).toString(),
       title: this.panel.title,
-      rows: this.rows.map((r) => ({ name: r.name, displayPath: r.displayPath })),
+      rows: this.rows.map((r) => ({ path: r.path, name: r.name, displayPath: r.displayPath })),
     });
   }
 
