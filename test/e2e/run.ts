@@ -257,7 +257,6 @@ const flows: Flow[] = [
       const fromPanel = /p = (\S+)/.exec(panel.headlineP)?.[1];
       assert(fromPanel, `no headline p in the panel: ${JSON.stringify(panel)}`);
       await ctx.shot('panel');
-      await wb.page.locator('.part.editor').screenshot({ path: join(RESULTS, 'e2e-shot-inspect-panel.png') });
       await wb.closeEverything();
 
       await wb.quickOpen(target.file);
@@ -317,6 +316,8 @@ const flows: Flow[] = [
       const v = await readInspect(ctx, 'fashion-test-00001.png');
       ctx.note(`check a sample: ${assertScored(v, 'out-of-distribution')}`);
       await ctx.shot('check-sample');
+      // The README's and the first step's picture: the editor group that holds the panel.
+      await page.locator('.editor-group-container', { has: page.locator('.tab[aria-label^="OOD"]') }).first().screenshot({ path: join(RESULTS, 'e2e-shot-inspect-panel.png') });
 
       // 2. The samples folder in the report.
       await reopen();
