@@ -6,9 +6,11 @@ import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { registerDocs } from './services/docs';
 import { EngineHost } from './providers/engineHost';
+import { registerCreatePair } from './providers/createPair';
 import { registerFolderScoring } from './providers/folderScoring';
 import { registerInspectCommands } from './providers/inspectCommands';
 import { registerManifestFeatures } from './providers/manifestFeatures';
+import { registerOpenResults } from './providers/openResults';
 import { registerPairPicker } from './providers/pairPicker';
 import type { Services } from './services/services';
 import { registerWalkthrough, showWalkthroughOnce } from './providers/walkthrough';
@@ -34,6 +36,7 @@ export function activate(context: vscode.ExtensionContext): void {
 
   registerDocs(context);
   registerPairPicker(context, services, engine);
+  registerCreatePair(context, services, engine);
   const openInspect = (uris: vscode.Uri[], column?: vscode.ViewColumn) => InspectPanel.show(services, uris, column);
   registerInspectCommands(context, services, openInspect);
   registerWalkthrough(context, services, openInspect);
@@ -43,6 +46,7 @@ export function activate(context: vscode.ExtensionContext): void {
   for (const [name, register] of [
     ['folder scoring', registerFolderScoring],
     ['dataset manifests', registerManifestFeatures],
+    ['result files', registerOpenResults],
   ] as const) {
     try {
       register(context, services);

@@ -142,9 +142,9 @@ export async function runReproduce(argv: string[]): Promise<number> {
     imagePanelsSpec(
       [
         { title: 'hen: model input', ...dim, pixels: hen.details.modelInput.pixels },
-        { title: 'hen: reconstruction', ...dim, pixels: hen.details.reconstruction },
+        { title: 'hen: reconstruction', ...dim, pixels: hen.details.reconstruction! },
         { title: `digit '${digit.label}': model input`, ...dim, pixels: digit.details.modelInput.pixels },
-        { title: 'digit: reconstruction', ...dim, pixels: digit.details.reconstruction },
+        { title: 'digit: reconstruction', ...dim, pixels: digit.details.reconstruction! },
       ],
       'What the VAE makes of the hen and of a digit',
     ),

@@ -7,7 +7,7 @@ import { decideTests } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore } from './complexity';
 import type { FloatTensor } from './backends/types';
 import { errorResult, type ImageResult, type StageTimings } from './engineTypes';
-import type { Layout } from './manifest';
+import { isUnitScaling, type ResolvedScaling } from './manifest';
 import type { LoadedPair } from './pair';
 import { type ModelImage, toTensorData } from './preprocess';
 import type { ModelBatch, OodDetector } from './oodDetectors';
@@ -20,7 +20,7 @@ import type { AlphaShares, TestName, VerdictRule } from './rules';
  */
 export function checkCalibrationMatches(pair: LoadedPair, compressor: Compressor): void {
   const cal = pair.calibration;
-  const samples = pair.manifest.vae.samples ?? 0;
+  const samples = pair.manifest.vae?.samples ?? 0;
   // A sampled ELBO sits below the posterior-mean one: compared with the other's calibration, false alarms
   // drift (measured 1.4% instead of 0.88% at α = 0.01 with K = 16 on the MNIST pair).
   if (cal?.vaeSamples !== undefined && cal.vaeSamples !== samples) {
@@ -61,7 +61,8 @@ function gaussianStream(seed: number): () => number {
 
 interface ModelOutputs {
   classifierOut: Record<string, FloatTensor>;
-  vaeOut: Awaited<ReturnType<BatchScorer['runVae']>>;
+  /** null for a classifier-only pair. */
+  vaeOut: Awaited<ReturnType<BatchScorer['runVae']>> | null;
   bits: number[] | null;
 }
 
@@ -83,8 +84,7 @@ export class BatchScorer {
   private readonly unitInput: boolean;
 
   constructor(readonly pair: LoadedPair, private readonly options: BatchScorerOptions, private readonly timings: StageTimings) {
-    const { range = [0, 1], mean, std } = pair.manifest.input;
-    this.unitInput = range[0] === 0 && range[1] === 1 && !mean && !std;
+    this.unitInput = isUnitScaling(pair.scaling.vae);
   }
 
   /** Scores prepared images, turning failures into error records; results in input order. */
@@ -129,13 +129,15 @@ export class BatchScorer {
     };
   }
 
-  private batchTensor(images: ModelImage[], layout: Layout, unit = false): FloatTensor {
+  /** One model's batch tensor, made with that model's scaling (`unit`: pixels in [0, 1], the likelihood's target). */
+  private batchTensor(images: ModelImage[], scaling: ResolvedScaling, unit = false): FloatTensor {
     const spec = this.pair.manifest.input;
     const { width, height, channels } = spec;
+    const layout = scaling.layout;
     const size = width * height * channels;
     const data = new Float32Array(images.length * size);
-    const unitSpec = { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined };
-    images.forEach((img, i) => toTensorData(img, unit ? unitSpec : spec, layout, data, i * size));
+    const tensorSpec = unit ? { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined } : { ...spec, ...scaling };
+    images.forEach((img, i) => toTensorData(img, tensorSpec, layout, data, i * size));
     const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels];
     return { data, dims };
   }
@@ -151,15 +153,41 @@ export class BatchScorer {
     }
   }
 
+  /**
+   * The classifier alone on one batch: its penultimate features (the pair must expose them) and predictions.
+   */
+  async features(images: ModelImage[]): Promise<{ features: Float32Array; dims: number; predictions: Int32Array }> {
+    const p = this.pair;
+    if (!p.names.features) throw new Error(`${p.manifestPath}: the classifier's features are not exposed (load the engine with features: true)`);
+    const n = images.length;
+    const start = performance.now();
+    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.scaling.classifier) }, [p.names.classifierOutput, p.names.features]);
+    this.timings.classifier += performance.now() - start;
+    const logits = out[p.names.classifierOutput].data;
+    const classes = logits.length / n;
+    if (classes !== p.manifest.classifier.labels.length) throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${p.manifest.classifier.labels.length} labels`);
+    const features = out[p.names.features].data;
+    const dims = features.length / n;
+    if (!Number.isInteger(dims) || dims < 1) throw new Error(`${p.classifier.source}: the features output "${p.names.features}" has ${features.length} values for ${n} images`);
+    const predictions = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
+      predictions[i] = best;
+    }
+    return { features, dims, predictions };
+  }
+
   /** Both models on one batch, and the complexity of images that do not carry it yet. */
   private async runModels(images: ModelImage[]): Promise<ModelOutputs> {
     const p = this.pair;
     const n = images.length;
-    const classifierFeed = this.batchTensor(images, p.classifierLayout);
-    const sameLayout = p.vaeLayout === p.classifierLayout;
-    const vaeFeed = sameLayout ? classifierFeed : this.batchTensor(images, p.vaeLayout);
+    const sc = p.scaling;
+    const classifierFeed = this.batchTensor(images, sc.classifier);
+    const sameScaling = JSON.stringify(sc.vae) === JSON.stringify(sc.classifier);
+    const vaeFeed = sameScaling ? classifierFeed : this.batchTensor(images, sc.vae);
     // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
-    const target = this.unitInput ? vaeFeed : this.batchTensor(images, p.vaeLayout, true);
+    const target = this.unitInput ? vaeFeed : this.batchTensor(images, sc.vae, true);
     const t = this.timings;
     const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();
@@ -172,7 +200,7 @@ export class BatchScorer {
     // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
     const wanted = [p.names.classifierOutput, ...(p.names.features ? [p.names.features] : [])];
     const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, wanted));
-    const vaeOut = await timed('vae', () => this.runVae(vaeFeed, target, n));
+    const vaeOut = p.manifest.vae ? await timed('vae', () => this.runVae(vaeFeed, target, n)) : null;
     const start = performance.now();
     const bits = this.options.complexity ? images.map((img) => img.complexityBits ?? complexityBits(img, this.options.compressor)) : null;
     t.complexity += performance.now() - start;
@@ -193,9 +221,10 @@ export class BatchScorer {
       throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${m.classifier.labels.length} labels`);
     }
     const dims = m.input.width * m.input.height * m.input.channels;
-    const vaeScores = vaeOut.perImage();
+    // A classifier-only pair has no VAE scores: ELBO, its parts and S(x) stay null.
+    const vaeScores = vaeOut?.perImage() ?? null;
     const cs = images.map((_, i) => S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind));
-    const cScores = vaeScores.map((v, i) => (bits && Number.isFinite(v.elbo) ? complexityCorrectedScore(v.elbo, bits[i]) : null));
+    const cScores = images.map((_, i) => (bits && vaeScores && Number.isFinite(vaeScores[i].elbo) ? complexityCorrectedScore(vaeScores[i].elbo, bits[i]) : null));
     const features = p.names.features ? classifierOut[p.names.features] : undefined;
     const featureDims = features ? features.data.length / n : 0;
     if (features && !Number.isInteger(featureDims)) throw new Error(`${p.classifier.source}: the features output "${p.names.features}" has ${features.data.length} values for ${n} images`);
@@ -204,8 +233,8 @@ export class BatchScorer {
       msp: Float64Array.from(cs, (c) => c.msp),
       energy: Float64Array.from(cs, (c) => c.energy ?? NaN),
       predictions: Int32Array.from(cs, (c) => c.prediction),
-      elbo: Float64Array.from(vaeScores, (v) => v.elbo),
-      complexity: bits ? Float64Array.from(cScores, (c) => c ?? NaN) : null,
+      elbo: vaeScores ? Float64Array.from(vaeScores, (v) => v.elbo) : null,
+      complexity: bits && vaeScores ? Float64Array.from(cScores, (c) => c ?? NaN) : null,
       features: features?.data ?? null,
       featureDims,
     };
@@ -216,10 +245,13 @@ export class BatchScorer {
       return v === undefined || Number.isNaN(v) ? null : v;
     };
     return images.map((img, i) => {
-      const v = vaeScores[i];
-      if (!Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
+      const v = vaeScores?.[i] ?? null;
+      if (v && !Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
+      if (v && v.logPxBound !== null && !Number.isFinite(v.logPxBound)) return errorResult(paths[i], `the VAE produced a non-finite log p(x) bound (${v.logPxBound}); the model output is invalid`);
+      const problem = this.nonFiniteOutput(logits.data, classes, features?.data, featureDims, i, cs[i]);
+      if (problem) return errorResult(paths[i], problem);
       const c = cs[i];
-      const cBits = bits ? bits[i] : null;
+      const cBits = bits && v ? bits[i] : null;
       const oodScores: Partial<Record<TestName, number | null>> = {};
       for (const test of detectorScores.keys()) oodScores[test] = scoreOf(test, i);
       const verdict = decideTests(p.calibration, oodScores, this.options.alpha, this.options.rule, this.options.pairShares);
@@ -230,11 +262,11 @@ export class BatchScorer {
         msp: c.msp,
         entropy: c.entropy,
         energy: c.energy,
-        elbo: v.elbo,
-        reconstructionLogLik: v.logLik,
-        kl: v.kl,
-        elboBitsPerDim: S.bitsPerDim(v.elbo, dims),
-        logPxBound: v.logPxBound,
+        elbo: v?.elbo ?? null,
+        reconstructionLogLik: v?.logLik ?? null,
+        kl: v?.kl ?? null,
+        elboBitsPerDim: v ? S.bitsPerDim(v.elbo, dims) : null,
+        logPxBound: v?.logPxBound ?? null,
         complexityBits: cBits,
         complexityScore: cScores[i],
         pValue: verdict.pValue,
@@ -246,15 +278,36 @@ export class BatchScorer {
       if (detectorScores.has('knn')) result.knnDistance = scoreOf('knn', i);
       if (detectorScores.has('mahalanobis')) result.mahalanobis = scoreOf('mahalanobis', i);
       if (withDetails) {
-        result.details = { modelInput: img, reconstruction: vaeOut.reconstruction(i, img), probabilities: Array.from(c.probabilities) };
+        result.details = { modelInput: img, reconstruction: vaeOut?.reconstruction(i, img) ?? null, probabilities: Array.from(c.probabilities) };
       }
       return result;
     });
   }
 
+  /**
+   * Why image i's classifier outputs cannot be scored: a NaN or ±Infinity logit (or feature) would otherwise
+   * become prediction 0 with a NaN MSP that every test passes — a silent "in-distribution".
+   */
+  private nonFiniteOutput(logits: Float32Array, classes: number, features: Float32Array | undefined, featureDims: number, i: number, c: S.ClassifierScores): string | null {
+    const labels = this.pair.manifest.classifier.labels;
+    for (let k = 0; k < classes; k++) {
+      const x = logits[i * classes + k];
+      if (!Number.isFinite(x)) return `the classifier produced a non-finite output (${x} for class ${labels[k] ?? k}); the model output is invalid`;
+    }
+    if (features) {
+      for (let k = 0; k < featureDims; k++) {
+        const x = features[i * featureDims + k];
+        if (!Number.isFinite(x)) return `the classifier's features output "${this.pair.names.features}" has a non-finite value (${x}); the model output is invalid`;
+      }
+    }
+    const derived = ([['MSP', c.msp], ['entropy', c.entropy], ['energy', c.energy ?? 0]] as const).find(([, x]) => !Number.isFinite(x));
+    if (derived) return `the classifier's output gives a non-finite ${derived[0]} (${derived[1]}); the model output is invalid (are outputKind and the model's outputs the same kind?)`;
+    return null;
+  }
+
   /** Log-likelihood of x (one image, `dims` values) under the decoder output (and log-scales) at `offset`. */
   private logLik(x: Float32Array, out: Float32Array, offset: number, dims: number, logScale: Float32Array | null): number {
-    const v = this.pair.manifest.vae;
+    const v = this.pair.manifest.vae!;
     const kind = v.reconstructionKind;
     switch (v.likelihood.type) {
       case 'discretized-logistic':
@@ -272,7 +325,7 @@ export class BatchScorer {
 
   private toDisplay(out: Float32Array, offset: number, dims: number, image: ModelImage): Uint8Array {
     // Decoder mean as an 8-bit image in H×W×C order (the VAE output follows the VAE's layout).
-    const kind = this.pair.manifest.vae.reconstructionKind;
+    const kind = this.pair.manifest.vae!.reconstructionKind;
     const { width, height, channels } = image;
     const plane = width * height;
     const pixels = new Uint8Array(plane * channels);
@@ -288,7 +341,7 @@ export class BatchScorer {
 
   private async runVae(feed: FloatTensor, target: FloatTensor, n: number) {
     const p = this.pair;
-    const v = p.manifest.vae;
+    const v = p.manifest.vae!;
     const dims = target.data.length / n;
     const samples = v.samples ?? 0;
     if (p.vae && samples === 0) {
@@ -323,7 +376,7 @@ export class BatchScorer {
    */
   private async runSampledVae(feed: FloatTensor, target: FloatTensor, n: number, k: number) {
     const p = this.pair;
-    const v = p.manifest.vae;
+    const v = p.manifest.vae!;
     const enc = v.encoder!;
     const dec = v.decoder!;
     const dims = target.data.length / n;

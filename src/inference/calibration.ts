@@ -2,7 +2,10 @@
  * Calibration: each score's distribution on held-out in-distribution images, and the conformal p-values
  * computed against it. p = (1 + #{calibration scores at least as extreme}) / (n + 1).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { LIMITS, readBoundedTextSync } from './boundedRead';
+import { calibrationScoreProblems } from './calibrationCheck';
+import { jsonSyntaxProblem } from './jsonText';
 import type { Compressor } from './complexity';
 import { ALPHA_SHARES, type AlphaShares, ruleShares, TEST_NAMES, type TestName, type VerdictRule } from './rules';
 
@@ -80,12 +83,22 @@ export class CalibrationError extends Error {
 }
 
 export function readCalibration(path: string): Calibration {
+  let text: string;
+  try {
+    text = readBoundedTextSync(path, { maxBytes: LIMITS.calibrationBytes, what: 'calibration file' });
+  } catch (err) {
+    throw new CalibrationError(path, `cannot read calibration: ${(err as { reason?: string }).reason ?? (err as Error).message}`);
+  }
   let data: Calibration;
   try {
-    data = JSON.parse(readFileSync(path, 'utf8')) as Calibration;
+    data = JSON.parse(text) as Calibration;
   } catch (err) {
-    throw new CalibrationError(path, `cannot read calibration: ${(err as Error).message}`);
+    // The parser's own message quotes the file's first characters: never repeat the content.
+    throw new CalibrationError(path, `cannot read calibration: ${jsonSyntaxProblem(err, text)}`);
   }
+  // Each list's first bad entry by index and type (never its value), before the shape check below.
+  const problems = data?.version === 1 && data.scores && typeof data.scores === 'object' ? calibrationScoreProblems(data.scores) : [];
+  if (problems.length) throw new CalibrationError(path, problems.join('; '));
   const lists = data?.scores && typeof data.scores === 'object' ? Object.entries(data.scores) : [];
   const bad = lists.find(([, v]) => v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isFinite(x))));
   if (data?.version !== 1 || !Array.isArray(data.scores?.elbo) || !lists.some(([, v]) => Array.isArray(v) && v.length > 0) || bad) {
@@ -170,7 +183,11 @@ export function decideTests(calibration: Calibration | undefined, oodScores: Par
   // `pair` on a pair without a detector list is `all`, with all's fallbacks.
   let effective: VerdictRule = rule === 'pair' && !(pairShares && Object.keys(pairShares).length) ? 'all' : rule;
   if (effective !== 'pair' && effective !== 'elbo' && pValues.complexity === null) effective = 'elbo';
-  const shares = (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]).filter(([test, share]) => share > 0 && pValues[test] != null);
+  // A classifier-only pair (no ELBO, no S) under a fixed rule: the confidence test with all of α.
+  const classifierOnly = effective !== 'pair' && pValues.elbo === null && pValues.complexity === null;
+  const shares = classifierOnly ? ([['confidence', 1]] as [TestName, number][]).filter(([test]) => pValues[test] != null) : (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]).filter(([test, share]) => share > 0 && pValues[test] != null);
+  // No test applies (nothing calibrated for what this image has): never a silent "in-distribution".
+  if (!shares.length) return { verdict: 'uncalibrated', pValue: null, pValues, firedBy: [], rule: effective, thresholds: {} };
   const firedBy: TestName[] = [];
   const thresholds: Partial<Record<TestName, number>> = {};
   let pValue = 1;
@@ -187,6 +204,6 @@ export function decideTests(calibration: Calibration | undefined, oodScores: Par
  * The verdict from the three classic scores (kept for callers that have only these): `elbo` — p_elbo < α;
  * `complexity` — p_S < α; `both` — either below α/2; `all` — p_elbo or p_S below 0.45α, or p_MSP below 0.1α.
  */
-export function decide(calibration: Calibration | undefined, elbo: number, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
-  return decideTests(calibration, { elbo: -elbo, complexity, confidence: msp === null ? null : -msp }, alpha, rule);
+export function decide(calibration: Calibration | undefined, elbo: number | null, complexity: number | null, alpha: number, rule: VerdictRule, msp: number | null = null): VerdictResult {
+  return decideTests(calibration, { elbo: elbo === null ? null : -elbo, complexity, confidence: msp === null ? null : -msp }, alpha, rule);
 }

@@ -7,14 +7,26 @@
 import { availableParallelism } from 'node:os';
 import { BatchScheduler } from './batchScheduler';
 import { BatchScorer, checkCalibrationMatches } from './batchScoring';
-import type { VerdictRule } from './calibration';
+import { calibratedCount, type VerdictRule } from './calibration';
+import { checkCalibrationCanReject, countsOf } from './calibrationCheck';
 import { type Compressor, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor, pairShares } from './manifest';
+import { pairCompressor, pairShares, resolveIn } from './manifest';
 import { type OodDetector, pairDetectors } from './oodDetectors';
 import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
+
+export interface FeatureBatch {
+  /** count × dims features of the inputs that could be read, in input order. */
+  features: Float32Array;
+  dims: number;
+  /** The classifier's predicted class for each of them. */
+  predictions: Int32Array;
+  /** Each one's index in the input sequence. */
+  indices: Int32Array;
+  errors: { index: number; path: string; message: string }[];
+}
 
 export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, StageTimings } from './engineTypes';
 
@@ -79,6 +91,8 @@ export class OodEngine {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
       checkCalibrationMatches(pair, compressor);
+      // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
+      if (!options.calibration && pair.calibration) checkCalibrationCanReject(countsOf((t) => calibratedCount(pair.calibration, t)), pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath, options.rule ?? 'pair', options.alpha ?? 0.01, pairShares(pair.manifest));
       detectors = await pairDetectors(pair, { complexity: options.complexity ?? true });
     } catch (err) {
       await disposePair(pair);
@@ -169,6 +183,39 @@ export class OodEngine {
   /** Reads one input's bytes (or passes its in-memory image through); errors name the problem. */
   readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
     return this.scheduler.readSource(input);
+  }
+
+  /**
+   * The classifier's penultimate features for each input, batch by batch in input order (create the engine
+   * with `features: true` when the pair does not use features yet). Unreadable inputs are reported in
+   * `errors` with their index in the input sequence and left out of `features`.
+   */
+  async extractFeatures(
+    inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>,
+    onBatch: (batch: FeatureBatch) => void | Promise<void>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    let seen = 0;
+    await this.scheduler.forEachPrepared(
+      inputs,
+      async (paths, prepared) => {
+        const first = seen;
+        seen += paths.length;
+        const ok: ModelImage[] = [];
+        const indices: number[] = [];
+        const errors: FeatureBatch['errors'] = [];
+        prepared.forEach((img, i) => {
+          if (img instanceof Error) errors.push({ index: first + i, path: paths[i], message: img.message });
+          else {
+            ok.push(img);
+            indices.push(first + i);
+          }
+        });
+        const out = ok.length ? await this.scorer.features(ok) : { features: new Float32Array(0), dims: 0, predictions: new Int32Array(0) };
+        await onBatch({ ...out, indices: Int32Array.from(indices), errors });
+      },
+      options.signal,
+    );
   }
 
   /**

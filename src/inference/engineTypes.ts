@@ -58,7 +58,8 @@ export interface ScoreDetails {
   /** The 8-bit image the models saw (after resize/inversion), H×W×C. */
   modelInput: ModelImage;
   /** The decoder's mean image, 8-bit, same shape as modelInput. */
-  reconstruction: Uint8Array;
+  /** null for a classifier-only pair. */
+  reconstruction: Uint8Array | null;
   probabilities: number[];
 }
 
@@ -105,7 +106,8 @@ export interface PairInfo {
   shares?: AlphaShares;
 }
 
-export type ScoreInput = { path: string; source?: ImageSource };
+/** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */
+export type ScoreInput = { path: string; source?: ImageSource; error?: string };
 
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 

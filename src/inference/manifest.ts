@@ -3,10 +3,13 @@
  * and where the calibration scores live. Validated with ajv; every error names the field.
  */
 import type { Compressor } from './complexity';
-import Ajv, { type ErrorObject, type JSONSchemaType } from 'ajv';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { TEST_NAMES, type TestName } from './rules';
+import Ajv, { type ErrorObject } from 'ajv';
+import pairSchemaJson from '../../schemas/ood-pair.schema.json';
+import { existsSync, statSync } from 'node:fs';
+import { confinedPath, LIMITS, readBoundedTextSync, stripBom } from './boundedRead';
+import { jsonSyntaxProblem } from './jsonText';
+import { dirname, join, resolve } from 'node:path';
+import type { TestName } from './rules';
 
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
 export type Layout = 'NCHW' | 'NHWC';
@@ -34,12 +37,19 @@ export interface InputSpec {
   padding?: number;
 }
 
-export interface ClassifierSpec {
+/** How one model's tensor is made from the 8-bit image: each field defaults to the shared `input`'s. */
+export interface TensorScaling {
+  layout?: Layout;
+  range?: [number, number];
+  mean?: number[];
+  std?: number[];
+}
+
+export interface ClassifierSpec extends TensorScaling {
   path: string;
   format: ModelFormat;
   input?: string;
   output?: string;
-  layout?: Layout;
   outputKind: 'logits' | 'probabilities';
   labels: string[];
 }
@@ -61,12 +71,11 @@ export interface SplitModelSpec {
   layout?: Layout;
 }
 
-export interface VaeSpec {
+export interface VaeSpec extends TensorScaling {
   /** One model: image → reconstruction, mu, logvar. */
   path?: string;
   format?: ModelFormat;
   input?: string;
-  layout?: Layout;
   /** logScale: per-pixel log-scale output of a discretized-logistic decoder. */
   outputs?: { reconstruction: string; mu: string; logvar: string; logScale?: string };
   reconstructionKind: 'logits' | 'probabilities' | 'mean';
@@ -85,7 +94,8 @@ export interface PairManifest {
   description?: string;
   input: InputSpec;
   classifier: ClassifierSpec;
-  vae: VaeSpec;
+  /** Optional density model; without it the pair is classifier-only. */
+  vae?: VaeSpec;
   /** Path of a calibration JSON written by `ood-lens calibrate`, relative to the manifest. */
   calibration?: string;
   /** The lossless compressor behind the complexity L(x) (default png; see complexity.ts). */
@@ -94,6 +104,41 @@ export interface PairManifest {
   features?: FeaturesSpec;
   /** The detectors the verdict runs over (rule `pair`) and their shares of α; absent: the `all` rule's. */
   detectors?: DetectorSpec[];
+  /** Written by `ood-lens fit`: the data and how it was split. */
+  fit?: FitRecord;
+}
+
+export interface FitRecord {
+  data: string;
+  images: number;
+  seed: number;
+  parts: { fit: number; calibration: number; check: number };
+  splitFile?: string;
+  alpha?: number;
+  heldOutFalseAlarmRate?: number;
+  createdAt?: string;
+}
+
+/** The tensor scaling a model actually gets: its own fields, else the shared input's, else the defaults. */
+export interface ResolvedScaling {
+  layout: Layout;
+  range: [number, number];
+  mean?: number[];
+  std?: number[];
+}
+
+export function modelScaling(input: InputSpec, own: TensorScaling | undefined): ResolvedScaling {
+  return {
+    layout: own?.layout ?? input.layout,
+    range: own?.range ?? input.range ?? [0, 1],
+    mean: own?.mean ?? input.mean,
+    std: own?.std ?? input.std,
+  };
+}
+
+/** True when the scaling feeds pixels in [0, 1] unnormalised (then the VAE's feed is the likelihood's target). */
+export function isUnitScaling(s: ResolvedScaling): boolean {
+  return s.range[0] === 0 && s.range[1] === 1 && !s.mean && !s.std;
 }
 
 export interface FeaturesSpec {
@@ -122,139 +167,11 @@ export function pairCompressor(manifest: PairManifest): Compressor {
   return manifest.complexity?.compressor ?? 'png';
 }
 
-const formatSchema = { type: 'string', enum: ['onnx', 'tfjs-layers', 'tfjs-graph'] } as const;
-const layoutSchema = { type: 'string', enum: ['NCHW', 'NHWC'], nullable: true } as const;
-const nonEmpty = { type: 'string', minLength: 1 } as const;
-const optionalName = { type: 'string', minLength: 1, nullable: true } as const;
-
-export const pairManifestSchema: JSONSchemaType<PairManifest> = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'input', 'classifier', 'vae'],
-  properties: {
-    $schema: { type: 'string', nullable: true },
-    name: nonEmpty,
-    description: { type: 'string', nullable: true },
-    input: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['width', 'height', 'channels', 'layout'],
-      properties: {
-        width: { type: 'integer', minimum: 1, maximum: 4096 },
-        height: { type: 'integer', minimum: 1, maximum: 4096 },
-        channels: { type: 'integer', enum: [1, 3] },
-        layout: { type: 'string', enum: ['NCHW', 'NHWC'] },
-        range: { type: 'array', items: [{ type: 'number' }, { type: 'number' }], minItems: 2, maxItems: 2, nullable: true } as never,
-        mean: { type: 'array', items: { type: 'number' }, minItems: 1, maxItems: 3, nullable: true },
-        std: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 1, maxItems: 3, nullable: true },
-        invert: { type: 'boolean', nullable: true },
-        resize: { type: 'string', enum: ['fill', 'contain', 'cover'], nullable: true },
-        resizeKernel: { type: 'string', enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], nullable: true },
-        background: { type: 'string', pattern: '^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$', nullable: true },
-        padding: { type: 'integer', minimum: 0, maximum: 2047, nullable: true },
-      },
-    },
-    classifier: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['path', 'format', 'outputKind', 'labels'],
-      properties: {
-        path: nonEmpty,
-        format: formatSchema,
-        input: optionalName,
-        output: optionalName,
-        layout: layoutSchema,
-        outputKind: { type: 'string', enum: ['logits', 'probabilities'] },
-        labels: { type: 'array', items: { type: 'string' }, minItems: 2 },
-      },
-    },
-    vae: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['reconstructionKind', 'likelihood'],
-      properties: {
-        path: optionalName,
-        format: { ...formatSchema, nullable: true },
-        input: optionalName,
-        layout: layoutSchema,
-        outputs: {
-          type: 'object',
-          nullable: true,
-          additionalProperties: false,
-          required: ['reconstruction', 'mu', 'logvar'],
-          properties: { reconstruction: nonEmpty, mu: nonEmpty, logvar: nonEmpty, logScale: optionalName },
-        },
-        reconstructionKind: { type: 'string', enum: ['logits', 'probabilities', 'mean'] },
-        likelihood: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['type'],
-          properties: {
-            type: { type: 'string', enum: ['bernoulli', 'continuous-bernoulli', 'gaussian', 'discretized-logistic'] },
-            sigma: { type: 'number', exclusiveMinimum: 0, nullable: true },
-            scale: { type: 'number', exclusiveMinimum: 0, nullable: true },
-            levels: { type: 'integer', minimum: 2, maximum: 65536, nullable: true },
-          },
-        },
-        encoder: {
-          type: 'object',
-          nullable: true,
-          additionalProperties: false,
-          required: ['path', 'format', 'outputs'],
-          properties: {
-            path: nonEmpty,
-            format: formatSchema,
-            input: optionalName,
-            layout: layoutSchema,
-            outputs: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['mu', 'logvar'],
-              properties: { mu: nonEmpty, logvar: nonEmpty },
-            },
-          },
-        },
-        decoder: {
-          type: 'object',
-          nullable: true,
-          additionalProperties: false,
-          required: ['path', 'format', 'output'],
-          properties: { path: nonEmpty, format: formatSchema, input: optionalName, layout: layoutSchema, output: nonEmpty, logScaleOutput: optionalName },
-        },
-        samples: { type: 'integer', minimum: 1, maximum: 1024, nullable: true },
-        seed: { type: 'integer', nullable: true },
-      },
-    },
-    calibration: { type: 'string', minLength: 1, nullable: true },
-    complexity: {
-      type: 'object',
-      nullable: true,
-      additionalProperties: false,
-      properties: { compressor: { type: 'string', enum: ['png', 'webp-lossless'], nullable: true } },
-    },
-    features: {
-      type: 'object',
-      nullable: true,
-      additionalProperties: false,
-      properties: { output: optionalName, layer: optionalName, fit: optionalName },
-    },
-    detectors: {
-      type: 'array',
-      nullable: true,
-      minItems: 1,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['test', 'share'],
-        properties: {
-          test: { type: 'string', enum: [...TEST_NAMES] },
-          share: { type: 'number', minimum: 0, maximum: 1 },
-          k: { type: 'integer', minimum: 1, maximum: 1000, nullable: true },
-        },
-      },
-    },
-  },
-} as unknown as JSONSchemaType<PairManifest>;
+/**
+ * The JSON Schema in schemas/ood-pair.schema.json is the one source of truth: ajv validates with it here, and
+ * VS Code validates and completes ood-pair.json files with the same file (package.json jsonValidation).
+ */
+export const pairManifestSchema = pairSchemaJson as Record<string, unknown>;
 
 export class ManifestError extends Error {
   constructor(readonly manifestPath: string, readonly problems: string[]) {
@@ -264,7 +181,7 @@ export class ManifestError extends Error {
 }
 
 const ajv = new Ajv({ allErrors: true, strict: false });
-const validate = ajv.compile(pairManifestSchema);
+const validate = ajv.compile<PairManifest>(pairManifestSchema);
 
 function describe(error: ErrorObject): string {
   const field = error.instancePath ? error.instancePath.slice(1).replace(/\//g, '.') : '(top level)';
@@ -284,10 +201,16 @@ function describe(error: ErrorObject): string {
 function semanticProblems(m: PairManifest): string[] {
   const problems: string[] = [];
   const c = m.input.channels;
-  if (m.input.mean && m.input.mean.length !== c) problems.push(`input.mean: needs ${c} value(s), one per channel`);
-  if (m.input.std && m.input.std.length !== c) problems.push(`input.std: needs ${c} value(s), one per channel`);
-  if (m.input.range && !(m.input.range[0] < m.input.range[1])) problems.push('input.range: the first value must be below the second');
+  const scalingProblems = (field: string, s: TensorScaling | undefined) => {
+    if (s?.mean && s.mean.length !== c) problems.push(`${field}.mean: needs ${c} value(s), one per channel (input.channels is ${c})`);
+    if (s?.std && s.std.length !== c) problems.push(`${field}.std: needs ${c} value(s), one per channel (input.channels is ${c})`);
+    if (s?.range && !(s.range[0] < s.range[1])) problems.push(`${field}.range: the first value must be below the second`);
+  };
+  scalingProblems('input', m.input);
+  scalingProblems('classifier', m.classifier);
   if (m.input.padding && 2 * m.input.padding >= Math.min(m.input.width, m.input.height)) problems.push(`input.padding: ${m.input.padding} on each side leaves no room for the image in ${m.input.width}×${m.input.height}`);
+  if (!m.vae) return [...problems, ...detectorProblems(m)];
+  scalingProblems('vae', m.vae);
   const v = m.vae;
   const single = v.path !== undefined;
   const split = v.encoder !== undefined || v.decoder !== undefined;
@@ -308,6 +231,24 @@ function semanticProblems(m: PairManifest): string[] {
     if (v.decoder?.logScaleOutput) problems.push(`vae.decoder.logScaleOutput: only a discretized-logistic likelihood uses a log-scale output, not ${v.likelihood.type}`);
   }
   if (v.likelihood.type === 'gaussian' && v.reconstructionKind === 'logits') problems.push('vae.reconstructionKind: a gaussian likelihood needs "mean" or "probabilities", not "logits"');
+  // The encoder and the decoder's reconstruction share the VAE's layout (the likelihood compares the
+  // reconstruction with the input element by element): a different value would be silently wrong.
+  const vaeLayout = v.layout ?? m.input.layout;
+  for (const part of ['encoder', 'decoder'] as const) {
+    const own = v[part]?.layout;
+    if (own && own !== vaeLayout) problems.push(`vae.${part}.layout: is ${own} but the VAE's layout is ${vaeLayout}; the encoder and decoder share the VAE's layout, so set vae.layout to "${own}" (and remove vae.${part}.layout)`);
+  }
+  const distinct = (field: string, names: Record<string, string | undefined>) => {
+    const seen = new Map<string, string>();
+    for (const [key, name] of Object.entries(names)) {
+      if (name === undefined) continue;
+      const other = seen.get(name);
+      if (other) problems.push(`${field}.${key}: "${name}" is also ${field}.${other}; each output needs its own tensor (for TF.js sub-model outputs use the names OOD Lens lists, e.g. "encoder/mu")`);
+      else seen.set(name, key);
+    }
+  };
+  if (v.outputs) distinct('vae.outputs', { ...v.outputs });
+  if (v.encoder) distinct('vae.encoder.outputs', { ...v.encoder.outputs });
   problems.push(...detectorProblems(m));
   return problems;
 }
@@ -346,9 +287,11 @@ export interface ResolvedPair {
 export function parsePairManifest(text: string, manifestPath: string): PairManifest {
   let data: unknown;
   try {
+    // A byte-order mark (Windows editors) is accepted, as in dataset manifests.
+    text = stripBom(text);
     data = JSON.parse(text);
   } catch (err) {
-    throw new ManifestError(manifestPath, [`not valid JSON: ${(err as Error).message}`]);
+    throw new ManifestError(manifestPath, [jsonSyntaxProblem(err, text)]);
   }
   if (!validate(data)) throw new ManifestError(manifestPath, (validate.errors ?? []).map(describe));
   const problems = semanticProblems(data);
@@ -363,32 +306,49 @@ export function resolveManifestPath(location: string): string {
   return statSync(abs).isDirectory() ? join(abs, 'ood-pair.json') : abs;
 }
 
-export function loadPairManifest(location: string): ResolvedPair {
+export interface LoadManifestOptions {
+  /**
+   * `calibrate` and `fit` create the calibration file the manifest names: its absence is then no error.
+   * Everywhere else a missing calibration file is reported with how to create it.
+   */
+  calibrationMayBeMissing?: boolean;
+}
+
+export function loadPairManifest(location: string, options: LoadManifestOptions = {}): ResolvedPair {
   const manifestPath = resolveManifestPath(location);
   let text: string;
   try {
-    text = readFileSync(manifestPath, 'utf8');
+    text = readBoundedTextSync(manifestPath, { maxBytes: LIMITS.manifestBytes, what: 'pair manifest' });
   } catch (err) {
-    throw new ManifestError(manifestPath, [`cannot read the manifest: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    throw new ManifestError(manifestPath, [`cannot read the manifest: ${(err as { reason?: string }).reason ?? (err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
   const manifest = parsePairManifest(text, manifestPath);
   const dir = dirname(manifestPath);
   const missing: string[] = [];
   const check = (field: string, p?: string) => {
     if (p === undefined) return;
-    const full = isAbsolute(p) ? p : join(dir, p);
-    if (!existsSync(full)) missing.push(`${field}: file not found: ${full}`);
+    const full = confinedPath(dir, p);
+    if (full === null) {
+      missing.push(`${field}: "${p}" points outside the pair folder; give a path relative to the folder holding ood-pair.json, inside it`);
+      return;
+    }
+    if (existsSync(full)) return;
+    const fix = field === 'calibration' ? ` (create it with \`ood-lens calibrate --pair ${dir} <held-out in-distribution images>\`, or remove the field to run uncalibrated)` : '';
+    missing.push(`${field}: file not found: ${full}${fix}`);
   };
   check('classifier.path', manifest.classifier.path);
-  check('vae.path', manifest.vae.path);
-  check('vae.encoder.path', manifest.vae.encoder?.path);
-  check('vae.decoder.path', manifest.vae.decoder?.path);
-  check('calibration', manifest.calibration);
+  check('vae.path', manifest.vae?.path);
+  check('vae.encoder.path', manifest.vae?.encoder?.path);
+  check('vae.decoder.path', manifest.vae?.decoder?.path);
+  if (!options.calibrationMayBeMissing) check('calibration', manifest.calibration);
   check('features.fit', manifest.features?.fit);
   if (missing.length) throw new ManifestError(manifestPath, missing);
   return { manifest, manifestPath, dir };
 }
 
+/** A manifest path inside the pair folder (loadPairManifest has already refused the others, naming the field). */
 export function resolveIn(pair: ResolvedPair, p: string): string {
-  return isAbsolute(p) ? p : join(pair.dir, p);
+  const full = confinedPath(pair.dir, p);
+  if (full === null) throw new ManifestError(pair.manifestPath, [`"${p}" points outside the pair folder`]);
+  return full;
 }

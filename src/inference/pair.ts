@@ -1,9 +1,16 @@
-/** A loaded pair: manifest, runtimes for its models, and its calibration. */
+/**
+ * A loaded pair: manifest, runtimes for its models, and its calibration. Loading checks the whole pair
+ * against what the model files declare, and runs each model once on probe images, before any image is
+ * scored: shapes, label count, logits vs probabilities, output names. Every failure names the manifest
+ * field and the fix (PairCheckError).
+ */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
-import { type Layout, loadPairManifest, type ModelFormat, type PairManifest, resolveIn, type ResolvedPair } from './manifest';
-import { type LoadOptions, ModelError, type ModelRunner } from './backends/types';
+import { type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair } from './manifest';
+import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './backends/types';
+import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from './backends/staticBatch';
+import { type ModelImage, toTensorData } from './preprocess';
 import { type FeatureFit, readFeatureFit } from './features/featureFit';
 
 /** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
@@ -21,6 +28,14 @@ export async function loadModel(path: string, format: ModelFormat, options: Load
   return loadTfjs(path, format, options);
 }
 
+/** A pair that does not fit its model files: `field` is the manifest field to change, the message says how. */
+export class PairCheckError extends Error {
+  constructor(readonly manifestPath: string, readonly field: string, readonly problem: string) {
+    super(`${manifestPath}: ${field}: ${problem}`);
+    this.name = 'PairCheckError';
+  }
+}
+
 export interface LoadedPair extends ResolvedPair {
   classifier: ModelRunner;
   /** Single-file VAE (image → reconstruction, mu, logvar), when the manifest has vae.path. */
@@ -30,6 +45,10 @@ export interface LoadedPair extends ResolvedPair {
   calibration?: Calibration;
   classifierLayout: Layout;
   vaeLayout: Layout;
+  /** How each model's tensor is made from the 8-bit image (own fields, else the shared input's). */
+  scaling: { classifier: ResolvedScaling; vae: ResolvedScaling };
+  /** Fixed batch sizes the model files declare (their runners split any batch into these). */
+  staticBatch: { classifier?: number; vae?: number; encoder?: number; decoder?: number };
   /** Tensor names after defaults are filled in from the models. */
   names: {
     classifierInput: string;
@@ -72,56 +91,76 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
   return { runner: await loadModel(path, 'onnx', options, exposed.bytes), features: exposed.name };
 }
 
-function firstName(runner: ModelRunner, kind: 'inputs' | 'outputs', given?: string): string {
-  if (given) {
-    if (!runner[kind].some((t) => t.name === given)) {
-      throw new ModelError(runner.source, `has no ${kind === 'inputs' ? 'input' : 'output'} named "${given}" (has: ${runner[kind].map((t) => t.name).join(', ')})`);
-    }
-    return given;
-  }
-  if (runner[kind].length === 0) throw new ModelError(runner.source, `has no ${kind}`);
-  return runner[kind][0].name;
+const list = (infos: TensorInfo[]) => infos.map((t) => `"${t.name}"${t.shape ? ` ${fmtShape(t.shape)}` : ''}`).join(', ');
+export const fmtShape = (s: (number | null)[]) => `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]`;
+
+export interface LoadPairOptions extends LoadOptions {
+  /** `calibrate` and `fit` create the calibration file the manifest names. */
+  calibrationMayBeMissing?: boolean;
 }
 
-function requireOutputs(runner: ModelRunner, names: string[]): void {
-  const missing = names.filter((n) => !runner.outputs.some((o) => o.name === n));
-  if (missing.length) {
-    throw new ModelError(runner.source, `has no output named ${missing.map((m) => `"${m}"`).join(', ')} (has: ${runner.outputs.map((o) => o.name).join(', ')}); fix the pair manifest's output names`);
-  }
-}
-
-export async function loadPair(location: string, options: LoadOptions, calibrationOverride?: Calibration, extras: PairLoadExtras = {}): Promise<LoadedPair> {
-  const resolved = loadPairManifest(location);
+export async function loadPair(location: string, options: LoadPairOptions, calibrationOverride?: Calibration, extras: PairLoadExtras = {}): Promise<LoadedPair> {
+  const resolved = loadPairManifest(location, { calibrationMayBeMissing: options.calibrationMayBeMissing || calibrationOverride !== undefined });
   const m: PairManifest = resolved.manifest;
+  const fail = (field: string, problem: string): never => {
+    throw new PairCheckError(resolved.manifestPath, field, problem);
+  };
   const opened: ModelRunner[] = [];
-  const open = async (p: string, format: ModelFormat) => {
-    const runner = await loadModel(resolveIn(resolved, p), format, options);
-    opened.push(runner);
-    return runner;
+  const staticBatch: LoadedPair['staticBatch'] = {};
+  const open = async (p: string, format: ModelFormat, key: keyof LoadedPair['staticBatch']) => {
+    const raw = await loadModel(resolveIn(resolved, p), format, options);
+    opened.push(raw);
+    staticBatch[key] = declaredStaticBatch(raw);
+    return withAnyBatch(raw);
+  };
+  /** The one tensor of `kind` the field names, or the only one; several and none named is refused. */
+  const pick = (runner: ModelRunner, kind: 'inputs' | 'outputs', field: string, given: string | undefined, prefer?: (t: TensorInfo) => boolean, skip?: string): string => {
+    // `skip`: an output the pair exposes itself (the classifier's features), never a candidate by default.
+    const infos = runner[kind].filter((t) => given !== undefined || t.name !== skip);
+    const what = kind === 'inputs' ? 'input' : 'output';
+    const duplicates = infos.map((t) => t.name).filter((n, i, all) => all.indexOf(n) !== i);
+    if (given) {
+      if (duplicates.includes(given)) fail(field, `"${given}" names ${infos.filter((t) => t.name === given).length} ${what}s of ${runner.source}; it is ambiguous (${what}s: ${list(infos)})`);
+      if (!infos.some((t) => t.name === given)) fail(field, `${runner.source} has no ${what} named "${given}"; it has ${list(infos) || 'none'}`);
+      return given;
+    }
+    if (infos.length === 0) fail(field, `${runner.source} declares no ${what}s`);
+    if (infos.length === 1) return infos[0].name;
+    const preferred = prefer ? infos.filter(prefer) : [];
+    if (preferred.length === 1) return preferred[0].name;
+    return fail(field, `${runner.source} has ${infos.length} ${what}s (${list(infos)}); name the one to use in ${field}`);
+  };
+  const requireOutputs = (runner: ModelRunner, fields: Record<string, string | undefined>) => {
+    for (const [field, name] of Object.entries(fields)) if (name !== undefined) pick(runner, 'outputs', field, name);
   };
   try {
+    const scaling = { classifier: modelScaling(m.input, m.classifier), vae: modelScaling(m.input, m.vae) };
     const wantFeatures = extras.features || !!m.features;
     let classifier: ModelRunner;
     let featureName: string | undefined;
     if (wantFeatures) {
       const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, options);
       opened.push(loaded.runner);
-      classifier = loaded.runner;
+      staticBatch.classifier = declaredStaticBatch(loaded.runner);
+      classifier = withAnyBatch(loaded.runner);
       featureName = loaded.features;
     } else {
-      classifier = await open(m.classifier.path, m.classifier.format);
+      classifier = await open(m.classifier.path, m.classifier.format, 'classifier');
     }
+    const labels = m.classifier.labels.length;
     const names: LoadedPair['names'] = {
-      classifierInput: firstName(classifier, 'inputs', m.classifier.input),
-      // The first output is the logits unless named: an exposed feature output is appended after it.
-      classifierOutput: firstName(classifier, 'outputs', m.classifier.output),
+      classifierInput: pick(classifier, 'inputs', 'classifier.input', m.classifier.input),
+      // Among several outputs, the one shaped [batch, labels] is unambiguous (an exposed feature output never counts).
+      classifierOutput: pick(classifier, 'outputs', 'classifier.output', m.classifier.output, (t) => !!t.shape && t.shape.length === 2 && t.shape[1] === labels, featureName),
       features: featureName,
     };
     const pair: LoadedPair = {
       ...resolved,
       classifier,
-      classifierLayout: m.classifier.layout ?? m.input.layout,
-      vaeLayout: m.vae.layout ?? m.input.layout,
+      classifierLayout: scaling.classifier.layout,
+      vaeLayout: scaling.vae.layout,
+      scaling,
+      staticBatch,
       names,
       loadOptions: options,
     };
@@ -132,26 +171,165 @@ export async function loadPair(location: string, options: LoadOptions, calibrati
         throw new ModelError(fitPath, `was fitted on the classifier tensor "${pair.featureFit.tensor}", but the features now come from "${featureName}"; fit the detectors again`);
       }
     }
-    if (m.vae.path && m.vae.format && m.vae.outputs) {
-      pair.vae = await open(m.vae.path, m.vae.format);
-      names.vaeInput = firstName(pair.vae, 'inputs', m.vae.input);
-      requireOutputs(pair.vae, [m.vae.outputs.reconstruction, m.vae.outputs.mu, m.vae.outputs.logvar, ...(m.vae.outputs.logScale ? [m.vae.outputs.logScale] : [])]);
+    checkImageInput(m.input, classifier, names.classifierInput, scaling.classifier.layout, 'classifier', fail);
+    const v = m.vae;
+    if (v?.path && v.format && v.outputs) {
+      pair.vae = await open(v.path, v.format, 'vae');
+      names.vaeInput = pick(pair.vae, 'inputs', 'vae.input', v.input);
+      requireOutputs(pair.vae, { 'vae.outputs.reconstruction': v.outputs.reconstruction, 'vae.outputs.mu': v.outputs.mu, 'vae.outputs.logvar': v.outputs.logvar, 'vae.outputs.logScale': v.outputs.logScale });
+      checkImageInput(m.input, pair.vae, names.vaeInput, scaling.vae.layout, 'vae', fail);
     }
-    if (m.vae.encoder && m.vae.decoder) {
-      pair.encoder = await open(m.vae.encoder.path, m.vae.encoder.format);
-      pair.decoder = await open(m.vae.decoder.path, m.vae.decoder.format);
-      names.encoderInput = firstName(pair.encoder, 'inputs', m.vae.encoder.input);
-      names.decoderInput = firstName(pair.decoder, 'inputs', m.vae.decoder.input);
-      requireOutputs(pair.encoder, [m.vae.encoder.outputs.mu, m.vae.encoder.outputs.logvar]);
-      requireOutputs(pair.decoder, [m.vae.decoder.output, ...(m.vae.decoder.logScaleOutput ? [m.vae.decoder.logScaleOutput] : [])]);
+    if (v?.encoder && v.decoder) {
+      pair.encoder = await open(v.encoder.path, v.encoder.format, 'encoder');
+      pair.decoder = await open(v.decoder.path, v.decoder.format, 'decoder');
+      names.encoderInput = pick(pair.encoder, 'inputs', 'vae.encoder.input', v.encoder.input);
+      names.decoderInput = pick(pair.decoder, 'inputs', 'vae.decoder.input', v.decoder.input);
+      requireOutputs(pair.encoder, { 'vae.encoder.outputs.mu': v.encoder.outputs.mu, 'vae.encoder.outputs.logvar': v.encoder.outputs.logvar });
+      requireOutputs(pair.decoder, { 'vae.decoder.output': v.decoder.output, 'vae.decoder.logScaleOutput': v.decoder.logScaleOutput });
+      checkImageInput(m.input, pair.encoder, names.encoderInput, scaling.vae.layout, 'vae.encoder', fail);
     }
+    await probePair(pair, fail);
     if (calibrationOverride) pair.calibration = calibrationOverride;
-    else if (m.calibration) pair.calibration = readCalibration(resolveIn(resolved, m.calibration));
+    else if (m.calibration && existsSync(resolveIn(resolved, m.calibration))) pair.calibration = readCalibration(resolveIn(resolved, m.calibration));
     return pair;
   } catch (err) {
     await Promise.allSettled(opened.map((r) => r.dispose()));
     throw err;
   }
+}
+
+/** What the model declares for its image input against the manifest: layout, size and channels. */
+function checkImageInput(spec: InputSpec, runner: ModelRunner, name: string, layout: Layout, model: string, fail: (field: string, problem: string) => never): void {
+  const declaredInputs = runner instanceof StaticBatchRunner ? runner.declaredInputs : runner.inputs;
+  const shape = declaredInputs.find((t) => t.name === name)?.shape;
+  if (!shape) return; // the model leaves its input shape open: the probe run checks it
+  const declared = `${runner.source} declares input "${name}" as ${fmtShape(shape)}`;
+  if (shape.length !== 4) fail(`${model}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that flattens its input (e.g. [batch, 784]) so that it takes an image`);
+  const [, a, b, c] = shape;
+  const asLayout = (l: Layout) => (l === 'NCHW' ? { ch: a, h: b, w: c } : { ch: c, h: a, w: b });
+  const fits = (l: Layout) => {
+    const d = asLayout(l);
+    return (d.ch === null || d.ch === spec.channels) && (d.h === null || d.h === spec.height) && (d.w === null || d.w === spec.width);
+  };
+  if (fits(layout)) return;
+  const other: Layout = layout === 'NCHW' ? 'NHWC' : 'NCHW';
+  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
+  if (fits(other)) fail(layoutField, `${declared}, which is ${other}, but the manifest feeds it ${layout}; set ${layoutField} to "${other}"`);
+  const d = asLayout(layout);
+  if (d.ch !== null && d.ch !== spec.channels && (d.ch === 1 || d.ch === 3)) fail('input.channels', `${declared} (${d.ch} channel${d.ch === 1 ? '' : 's'} in ${layout}) but input.channels is ${spec.channels}; set input.channels to ${d.ch}`);
+  if ((d.h !== null && d.h !== spec.height) || (d.w !== null && d.w !== spec.width)) {
+    fail('input.width/input.height', `${declared} (${d.w ?? '?'}×${d.h ?? '?'} in ${layout}) but the manifest's input is ${spec.width}×${spec.height}; set input.width to ${d.w ?? spec.width} and input.height to ${d.h ?? spec.height}`);
+  }
+  fail(layoutField, `${declared}, which fits neither ${layout} nor ${other} with ${spec.channels} channel(s) of ${spec.width}×${spec.height}; check input.channels, input.width, input.height and ${layoutField}`);
+}
+
+/** Two fixed images (mid grey, and a seeded noise pattern) at the pair's input size. */
+export function probeImages(spec: InputSpec): ModelImage[] {
+  const size = spec.width * spec.height * spec.channels;
+  let seed = 12345;
+  const noise = Uint8Array.from({ length: size }, () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed >>> 24;
+  });
+  return [new Uint8Array(size).fill(128), noise].map((pixels) => ({ width: spec.width, height: spec.height, channels: spec.channels, pixels }));
+}
+
+export function probeTensor(images: ModelImage[], spec: InputSpec, scaling: ResolvedScaling): FloatTensor {
+  const { width, height, channels } = spec;
+  const size = width * height * channels;
+  const data = new Float32Array(images.length * size);
+  images.forEach((img, i) => toTensorData(img, { ...spec, ...scaling }, scaling.layout, data, i * size));
+  return { data, dims: scaling.layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels] };
+}
+
+/** Per-row facts about a classifier output, used to tell logits from probabilities. */
+export function describeRows(out: FloatTensor, rows: number): { perRow: number; min: number; max: number; sums: number[]; looksLikeProbabilities: boolean; finite: boolean } {
+  const perRow = out.data.length / rows;
+  let min = Infinity;
+  let max = -Infinity;
+  let finite = true;
+  const sums: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let k = 0; k < perRow; k++) {
+      const v = out.data[r * perRow + k];
+      if (!Number.isFinite(v)) finite = false;
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+      sum += v;
+    }
+    sums.push(sum);
+  }
+  const looksLikeProbabilities = finite && min >= -1e-5 && max <= 1 + 1e-5 && sums.every((s) => Math.abs(s - 1) < 1e-3);
+  return { perRow, min, max, sums, looksLikeProbabilities, finite };
+}
+
+const round = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3));
+
+/**
+ * Runs every model of the pair once on the probe images: what only running shows (output sizes, label
+ * count, logits vs probabilities, reconstruction size, latent sizes) is checked here, not per image.
+ */
+async function probePair(pair: LoadedPair, fail: (field: string, problem: string) => never): Promise<void> {
+  const m = pair.manifest;
+  const images = probeImages(m.input);
+  const n = images.length;
+  const run = async (runner: ModelRunner, field: string, feeds: Record<string, FloatTensor>, outputs: string[]) => {
+    try {
+      return await runner.run(feeds, outputs);
+    } catch (err) {
+      const message = err instanceof ModelError ? err.message : `${runner.source}: ${(err as Error).message}`;
+      return fail(field, `the model failed on a probe image at the manifest's input size (${message}); check input.width, input.height, input.channels and the layout`);
+    }
+  };
+  const c = m.classifier;
+  const out = (await run(pair.classifier, 'classifier', { [pair.names.classifierInput]: probeTensor(images, m.input, pair.scaling.classifier) }, [pair.names.classifierOutput]))[pair.names.classifierOutput];
+  const rows = describeRows(out, n);
+  if (!Number.isInteger(rows.perRow) || rows.perRow < 2) fail('classifier.output', `"${pair.names.classifierOutput}" gives ${out.data.length} values for ${n} images; it needs one score per class per image`);
+  if (rows.perRow !== c.labels.length) fail('classifier.labels', `lists ${c.labels.length} labels but "${pair.names.classifierOutput}" of ${pair.classifier.source} gives ${rows.perRow} values per image; list ${rows.perRow} labels, in output order`);
+  if (!rows.finite) fail('classifier', `${pair.classifier.source} gives non-finite outputs on a probe image; the model or its input scaling (classifier.range/mean/std) is broken`);
+  if (c.outputKind === 'probabilities' && !rows.looksLikeProbabilities) {
+    fail('classifier.outputKind', `is "probabilities" but "${pair.names.classifierOutput}" does not hold probabilities (on probe images its values run from ${round(rows.min)} to ${round(rows.max)} and rows sum to ${rows.sums.map(round).join(', ')}); set "logits"`);
+  }
+  if (c.outputKind === 'logits' && rows.looksLikeProbabilities) {
+    fail('classifier.outputKind', `is "logits" but "${pair.names.classifierOutput}" already holds probabilities (on probe images every row is in [0, 1] and sums to 1); set "probabilities"`);
+  }
+  const v = m.vae;
+  if (!v) return;
+  const feed = probeTensor(images, m.input, pair.scaling.vae);
+  const pixels = feed.data.length / n;
+  const perImage = (t: FloatTensor) => t.data.length / n;
+  let latent: number | undefined;
+  if (pair.vae && v.outputs) {
+    const names = v.outputs;
+    const o = await run(pair.vae, 'vae', { [pair.names.vaeInput!]: feed }, [names.reconstruction, names.mu, names.logvar, ...(names.logScale ? [names.logScale] : [])]);
+    if (perImage(o[names.reconstruction]) !== pixels) fail('vae.outputs.reconstruction', `"${names.reconstruction}" of ${pair.vae.source} gives ${perImage(o[names.reconstruction])} values per image but the input has ${pixels}; name the reconstruction output`);
+    if (names.logScale && perImage(o[names.logScale]) !== pixels) fail('vae.outputs.logScale', `"${names.logScale}" gives ${perImage(o[names.logScale])} values per image but the input has ${pixels}`);
+    if (perImage(o[names.mu]) !== perImage(o[names.logvar])) fail('vae.outputs', `"${names.mu}" (mu) gives ${perImage(o[names.mu])} values per image and "${names.logvar}" (logvar) ${perImage(o[names.logvar])}; they must be the posterior mean and log-variance of the same latent`);
+    latent = perImage(o[names.mu]);
+    checkReconstructionKind(o[names.reconstruction], 'vae.reconstructionKind', v.reconstructionKind, fail);
+  }
+  if (pair.encoder && pair.decoder && v.encoder && v.decoder) {
+    const e = await run(pair.encoder, 'vae.encoder', { [pair.names.encoderInput!]: feed }, [v.encoder.outputs.mu, v.encoder.outputs.logvar]);
+    const mu = e[v.encoder.outputs.mu];
+    if (perImage(mu) !== perImage(e[v.encoder.outputs.logvar])) fail('vae.encoder.outputs', `"${v.encoder.outputs.mu}" (mu) gives ${perImage(mu)} values per image and "${v.encoder.outputs.logvar}" (logvar) ${perImage(e[v.encoder.outputs.logvar])}; they must be the posterior mean and log-variance of the same latent`);
+    if (latent !== undefined && latent !== perImage(mu)) fail('vae.encoder', `the encoder's latent has ${perImage(mu)} values but the single-file VAE's has ${latent}; both must be the same VAE`);
+    const d = await run(pair.decoder, 'vae.decoder', { [pair.names.decoderInput!]: { data: mu.data, dims: [n, perImage(mu)] } }, [v.decoder.output, ...(v.decoder.logScaleOutput ? [v.decoder.logScaleOutput] : [])]);
+    if (perImage(d[v.decoder.output]) !== pixels) fail('vae.decoder.output', `"${v.decoder.output}" of ${pair.decoder.source} gives ${perImage(d[v.decoder.output])} values per image but the input has ${pixels}`);
+    if (v.decoder.logScaleOutput && perImage(d[v.decoder.logScaleOutput]) !== pixels) fail('vae.decoder.logScaleOutput', `"${v.decoder.logScaleOutput}" gives ${perImage(d[v.decoder.logScaleOutput])} values per image but the input has ${pixels}`);
+    checkReconstructionKind(d[v.decoder.output], 'vae.reconstructionKind', v.reconstructionKind, fail);
+  }
+}
+
+function checkReconstructionKind(recon: FloatTensor, field: string, kind: 'logits' | 'probabilities' | 'mean', fail: (field: string, problem: string) => never): void {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const x of recon.data) {
+    if (!Number.isFinite(x)) fail(field.replace('reconstructionKind', 'outputs'), 'the reconstruction has non-finite values on a probe image; the model or its input scaling (vae.range/mean/std) is broken');
+    min = Math.min(min, x);
+    max = Math.max(max, x);
+  }
+  if (kind === 'probabilities' && (min < -1e-5 || max > 1 + 1e-5)) fail(field, `is "probabilities" but the reconstruction runs from ${round(min)} to ${round(max)} on probe images; set "logits" (or "mean" for a gaussian decoder)`);
 }
 
 export async function disposePair(pair: LoadedPair): Promise<void> {

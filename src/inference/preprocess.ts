@@ -2,10 +2,10 @@
  * Image → model input. sharp (libvips) decodes, flattens alpha, converts to grey/RGB and resizes;
  * the manifest's invert / range / mean-std are applied here in JS on the 8-bit result.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { BoundedReadError, readBounded, readBoundedSync } from './boundedRead';
 import sharp, { type ResizeOptions, type Sharp } from 'sharp';
 import type { InputSpec } from './manifest';
+import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
 export const DEFAULT_MAX_INPUT_PIXELS = 64 * 1024 * 1024;
@@ -64,12 +64,16 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
   const background = spec.background ?? '#ffffff';
   let pipeline: Sharp;
   try {
+    // SVG renders in one native call nothing can interrupt: it runs in a child process under the time limit.
+    if (!isRawImage(source) && looksLikeSvg(source)) source = await rasterizeSvg(source, maxInputPixels);
     if (isRawImage(source)) {
       pipeline = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels });
     } else {
       if (source.length === 0) throw new ImageDecodeError('the file is empty');
       pipeline = sharp(source, { limitInputPixels: maxInputPixels, failOn: 'error', animated: false, sequentialRead: true });
     }
+    // Raster decoding and resizing under the same per-image limit (libvips checks it as it works).
+    pipeline = pipeline.timeout({ seconds: Math.max(1, Math.ceil(imageTimeLimitMs() / 1000)) });
     pipeline = pipeline.rotate().flatten({ background });
     pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
     pipeline = pipeline.resize(resizeOptions(spec));
@@ -84,14 +88,41 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
     return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
   } catch (err) {
     if (err instanceof ImageDecodeError) throw err;
-    throw new ImageDecodeError(describeSharpError(err));
+    if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
+    throw new ImageDecodeError(describeSharpError(err, isRawImage(source) ? undefined : source));
   }
 }
 
+/** The prefix libvips' loader for these bytes puts on its messages (by magic number). */
+function loaderPrefix(bytes: Uint8Array): RegExp | null {
+  const b = (i: number) => bytes[i] ?? -1;
+  if (b(0) === 0x89 && b(1) === 0x50 && b(2) === 0x4e && b(3) === 0x47) return /png/i;
+  if (b(0) === 0xff && b(1) === 0xd8) return /jpe?g/i;
+  if (b(0) === 0x47 && b(1) === 0x49 && b(2) === 0x46) return /gif/i;
+  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46) return /webp/i;
+  if ((b(0) === 0x49 && b(1) === 0x49) || (b(0) === 0x4d && b(1) === 0x4d)) return /tiff/i;
+  return null;
+}
+
+/**
+ * libvips keeps one error buffer for the whole process: images decoded at the same time (a batch, or
+ * another thread's) append to it, so one image's message can carry another's lines, and a message differed
+ * between the in-process and the sharded pipelines. Only the first line from this image's own loader is
+ * kept (or the first line).
+ */
+function ownLines(message: string, bytes: Uint8Array | undefined): string {
+  const prefix = /^Input buffer has corrupt header: /.exec(message)?.[0] ?? '';
+  const lines = [...new Set(message.slice(prefix.length).split('\n').map((l) => l.trim().replace(/[:\s]+$/, '')).filter(Boolean))];
+  const loader = bytes ? loaderPrefix(bytes) : null;
+  const own = loader ? lines.filter((l) => loader.test(l.split(':')[0])) : [];
+  return `${prefix}${own[0] ?? lines[0] ?? ''}`;
+}
+
 /** sharp's messages come from libvips and are cryptic; name the usual causes in plain words. */
-export function describeSharpError(err: unknown): string {
+export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
   // libvips messages often end in a dangling ':' or newline.
-  const message = (err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, '');
+  const message = ownLines((err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, ''), bytes);
+  if (/^timeout/i.test(message)) return `decoding took longer than the per-image time limit (${Math.max(1, Math.ceil(imageTimeLimitMs() / 1000))} s) and was stopped`;
   if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
   if (/premature end|truncated|unexpected end|not enough data|Read error|corrupt header/i.test(message)) return `image data is truncated or corrupt: ${message}`;
@@ -131,31 +162,21 @@ export function toUnitPlanar(image: ModelImage, out?: Float32Array, offset = 0):
   return target;
 }
 
+/** One wording for every way an image file cannot be read, on every pipeline (in-process, workers, shards). */
 function readError(err: unknown): ImageDecodeError {
   if (err instanceof ImageDecodeError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EISDIR') return new ImageDecodeError('is a folder, not an image');
-  return new ImageDecodeError(code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read: ${(err as Error).message}`);
+  if (err instanceof BoundedReadError) return new ImageDecodeError(err.problem === 'folder' ? 'is a folder, not an image' : err.reason);
+  return new ImageDecodeError(`cannot read: ${(err as Error).message}`);
 }
 
-function checkSize(size: number, maxFileBytes: number): void {
-  if (size > maxFileBytes) throw new ImageDecodeError(`file is too large (${size} bytes; the limit is ${maxFileBytes})`);
-  if (size === 0) throw new ImageDecodeError('the file is empty');
-}
-
-/** Reads a file with the same checks and messages as the engine's in-process path. */
+/** Reads an image file (regular files only, size checked first) with the same checks and messages as readCheckedSync. */
 export async function readChecked(path: string, maxFileBytes: number): Promise<Uint8Array> {
-  let size: number;
   try {
-    const st = await stat(path);
-    if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
-    size = st.size;
+    const bytes = await readBounded(path, { maxBytes: maxFileBytes });
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (err) {
     throw readError(err);
   }
-  checkSize(size, maxFileBytes);
-  const bytes = await readFile(path);
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -163,29 +184,10 @@ export async function readChecked(path: string, maxFileBytes: number): Promise<U
  * instead of the promise API's round trips through libuv's thread pool (12 µs against 50 µs per small file).
  */
 export function readCheckedSync(path: string, maxFileBytes: number): Uint8Array {
-  let fd: number;
   try {
-    // O_NONBLOCK: a named pipe must not block the thread; it is refused below like any non-file.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const bytes = readBoundedSync(path, { maxBytes: maxFileBytes });
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (err) {
     throw readError(err);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new ImageDecodeError('is a folder, not an image');
-    if (!st.isFile()) throw new ImageDecodeError('is not a regular file');
-    checkSize(st.size, maxFileBytes);
-    const bytes = new Uint8Array(st.size);
-    let filled = 0;
-    while (filled < bytes.length) {
-      const n = readSync(fd, bytes, filled, bytes.length - filled, filled);
-      if (n === 0) break; // the file shrank while being read
-      filled += n;
-    }
-    return filled === bytes.length ? bytes : bytes.subarray(0, filled);
-  } catch (err) {
-    throw readError(err);
-  } finally {
-    closeSync(fd);
   }
 }

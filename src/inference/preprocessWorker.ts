@@ -11,12 +11,13 @@ import { complexityBits, loadCompressor } from './complexity';
 import type { OodEngine } from './engine';
 import type { ScoreInput, StageTimings } from './engineTypes';
 import { prepareBatch } from './fastpath';
-import { readCheckedSync } from './preprocess';
+import { ImageDecodeError, readCheckedSync } from './preprocess';
 import type { PreparedMessage, PreprocessRequest, PreprocessResponse, ShardRequest, ShardResponse } from './workerProtocol';
 
 async function prepare(req: PreprocessRequest): Promise<{ response: PreprocessResponse; transfer: ArrayBuffer[] }> {
   // Synchronous reads: this thread has nothing else to do meanwhile, and they cost a quarter of async ones.
   const sources = req.items.map((item) => {
+    if ('error' in item) return new ImageDecodeError(item.error);
     if ('raw' in item) return item.raw;
     if ('bytes' in item) return item.bytes;
     try {
@@ -53,7 +54,7 @@ async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<Sha
   if (!shardEngine) throw new Error('this shard has no pair loaded');
   const engine = await shardEngine;
   const before = { ...engine.timings };
-  const inputs: ScoreInput[] = req.items.map((item) => ('raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path }));
+  const inputs: ScoreInput[] = req.items.map((item) => ('error' in item ? { path: item.path, error: item.error } : 'raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path }));
   const results = await engine.scoreBatchInThisThread(inputs, req.withDetails);
   const timings = Object.fromEntries(Object.entries(engine.timings).map(([k, v]) => [k, v - before[k as keyof StageTimings]])) as unknown as StageTimings;
   return { id: req.id, results, timings };

@@ -7,7 +7,8 @@ import type { EngineOptions, ImageResult, StageTimings } from './engineTypes';
 import type { InputSpec } from './manifest';
 import type { RawImage } from './preprocess';
 
-export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array };
+/** `error`: an input that could not be listed or parsed; it becomes that path's error record. */
+export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array } | { path: string; error: string };
 
 export interface PreprocessRequest {
   kind: 'prepare';

@@ -10,7 +10,7 @@ import { basename, dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parse as parseJsonc } from 'jsonc-parser';
 import * as vscode from 'vscode';
-import type { EngineConfig, EnginePairInfo, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
+import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, InspectResult, ModelFacts, ScoreManySummary } from '../shared/engineProtocol';
 import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
 import { showPairError } from '../services/docs';
@@ -109,6 +109,22 @@ export class EngineHost implements EngineService {
     const sub = token?.onCancellationRequested(() => controller.abort());
     if (token?.isCancellationRequested) controller.abort();
     const run = this.client.scoreMany(paths, onProgress, controller.signal);
+    run.then(
+      () => sub?.dispose(),
+      () => sub?.dispose(),
+    );
+    return run;
+  }
+
+  inspectModel(path: string, options: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {}): Promise<ModelFacts> {
+    return this.client.inspectModel(path, { ...options, provider: 'cpu' });
+  }
+
+  fit(request: FitRequest, onEvent: (event: FitEvent) => void, token?: vscode.CancellationToken): Promise<FitReport> {
+    const controller = new AbortController();
+    const sub = token?.onCancellationRequested(() => controller.abort());
+    if (token?.isCancellationRequested) controller.abort();
+    const run = this.client.fit({ provider: this.current.provider, batchSize: this.current.batchSize, ...request }, onEvent, controller.signal);
     run.then(
       () => sub?.dispose(),
       () => sub?.dispose(),

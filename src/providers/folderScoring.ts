@@ -5,6 +5,7 @@
  */
 import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
+import { errorResult } from '../inference/engineTypes';
 import { walkImages } from '../inference/files';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
@@ -61,13 +62,18 @@ async function askReference(folder: vscode.Uri): Promise<vscode.Uri | null | und
   return ref;
 }
 
-async function listImages(folder: string, token: vscode.CancellationToken, onCount: (n: number) => void): Promise<string[]> {
+/** Image paths under a folder; what could not be listed (unreadable subfolders) goes to `problems` as error records. */
+async function listImages(folder: string, token: vscode.CancellationToken, onCount: (n: number) => void, problems: ImageResult[]): Promise<string[]> {
   const ac = new AbortController();
   const sub = token.onCancellationRequested(() => ac.abort());
   const out: string[] = [];
   try {
     for await (const p of walkImages(folder, true, ac.signal)) {
-      out.push(p);
+      if (p.error !== undefined) {
+        problems.push(errorResult(p.path, p.error));
+        continue;
+      }
+      out.push(p.path);
       if (out.length % 500 === 0) onCount(out.length);
     }
   } finally {
@@ -152,16 +158,18 @@ async function runScan(services: Services, folderUri: vscode.Uri, reference: vsc
       progress.report({ message: 'finding images…' });
       let target: string[];
       let refs: string[] = [];
+      const targetProblems: ImageResult[] = [];
+      const referenceProblems: ImageResult[] = [];
       try {
-        target = await listImages(folder, token, (n) => progress.report({ message: `finding images… ${n.toLocaleString('en-US')}` }));
-        if (reference) refs = await listImages(reference.fsPath, token, (n) => progress.report({ message: `finding reference images… ${n.toLocaleString('en-US')}` }));
+        target = await listImages(folder, token, (n) => progress.report({ message: `finding images… ${n.toLocaleString('en-US')}` }), targetProblems);
+        if (reference) refs = await listImages(reference.fsPath, token, (n) => progress.report({ message: `finding reference images… ${n.toLocaleString('en-US')}` }), referenceProblems);
       } catch (err) {
         throw new Error(`cannot list ${folder}: ${(err as Error).message}`);
       }
       if (token.isCancellationRequested) return undefined;
       const paths = [...target, ...refs];
       const sets: RowSet[] = [...target.map((): RowSet => 'target'), ...refs.map((): RowSet => 'reference')];
-      if (!target.length) return { empty: true as const };
+      if (!target.length && !targetProblems.length) return { empty: true as const };
       const meter = new RateMeter();
       let lastPct = 0;
       const result = await store.scoreMany(paths, {
@@ -173,6 +181,10 @@ async function runScan(services: Services, folderUri: vscode.Uri, reference: vsc
           lastPct = pct;
         },
       });
+      // Folders that could not be listed are rows of their own (error records), never silently missing.
+      result.results.push(...targetProblems, ...referenceProblems);
+      paths.push(...targetProblems.map((r) => r.path), ...referenceProblems.map((r) => r.path));
+      sets.push(...targetProblems.map((): RowSet => 'target'), ...referenceProblems.map((): RowSet => 'reference'));
       return { empty: false as const, paths, sets, targetCount: target.length, result };
     },
   );

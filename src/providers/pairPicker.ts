@@ -119,7 +119,7 @@ function folders() {
   return (vscode.workspace.workspaceFolders ?? []).map((f) => ({ name: f.name, path: f.uri.fsPath }));
 }
 
-async function showTrustNeeded(what: string): Promise<void> {
+export async function showTrustNeeded(what: string): Promise<void> {
   const choice = await vscode.window.showWarningMessage(
     `OOD Lens: ${what} runs its own model files, so it needs a trusted workspace. This workspace is in Restricted Mode, where only the built-in pair runs.`,
     'Manage Workspace Trust',
@@ -127,8 +127,8 @@ async function showTrustNeeded(what: string): Promise<void> {
   if (choice) await vscode.commands.executeCommand('workbench.trust.manage');
 }
 
-/** Writes the choice to `oodLens.pair` (undefined = the built-in default). */
-async function writePairSetting(manifest: string | undefined): Promise<void> {
+/** Writes the choice to `oodLens.pair` (undefined = the built-in default). Shared with Create Pair (createPair.ts). */
+export async function writePairSetting(manifest: string | undefined): Promise<void> {
   const c = vscode.workspace.getConfiguration('oodLens');
   const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
   if (manifest === undefined) {
@@ -141,6 +141,19 @@ async function writePairSetting(manifest: string | undefined): Promise<void> {
   const folder = dirname(manifest);
   const value = pairSettingValue(manifest.endsWith('ood-pair.json') ? folder : manifest, { folders: folders(), home: homedir() }, target === vscode.ConfigurationTarget.Workspace);
   await c.update('pair', value, target);
+}
+
+/**
+ * Makes `manifest` the active pair as the picker does (writes `oodLens.pair`, reloads the engine) and waits
+ * for the engine to load it: resolves with its info, rejects with the load error. Used by Create Pair.
+ */
+export async function activatePair(services: Services, host: EngineHost, manifest: string, why: string): Promise<EnginePairInfo> {
+  const wasActive = host.state.info?.manifestPath === manifest;
+  await writePairSetting(manifest);
+  services.log.info(`${why}: now using ${vscode.workspace.asRelativePath(manifest)}${insideWorkspace(manifest, folders()) ? ' (workspace)' : ''}`);
+  // Same path as the active pair (a pair replaced in place): the setting did not change, so reload anyway.
+  host.reloadIfChanged(why, wasActive);
+  return host.info();
 }
 
 export async function selectPair(services: Services, host: EngineHost): Promise<void> {

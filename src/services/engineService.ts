@@ -3,7 +3,7 @@
  * the engine in a worker thread so that inference never blocks the extension host's main thread.
  */
 import type * as vscode from 'vscode';
-import type { EngineConfig, EnginePairInfo, ImageResult, InspectResult, ScoreManySummary } from '../shared/engineProtocol';
+import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, ScoreManySummary } from '../shared/engineProtocol';
 
 export interface ScoreProgress {
   done: number;
@@ -28,4 +28,8 @@ export interface EngineService extends vscode.Disposable {
    * part of every score-cache key.
    */
   pairIdentity(): Promise<string>;
+  /** What a classifier file declares (read in the worker). */
+  inspectModel(path: string, options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }): Promise<ModelFacts>;
+  /** Creates a pair in the worker (fitPair); cancelling rejects with "cancelled; nothing was written". */
+  fit(request: FitRequest, onEvent: (event: FitEvent) => void, token?: vscode.CancellationToken): Promise<FitReport>;
 }

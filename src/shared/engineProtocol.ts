@@ -3,7 +3,10 @@
  * src/providers/engineHost.ts (client) and src/worker/engineWorker.ts (server). No `vscode` import here.
  */
 import type { ImageResult, PairInfo } from '../inference/engine';
+import type { FitOptions, FitProgress } from '../inference/fit';
+import type { InspectModelOptions, ModelFacts } from '../inference/modelInspection';
 import type { VerdictRule } from '../inference/rules';
+import type { FitReport } from './fitReport';
 
 export interface EngineConfig {
   /** Pair folder or manifest path; undefined = built-in MNIST pair. */
@@ -55,6 +58,10 @@ export type WorkerRequest =
   /** Streams `progress` events with batches of results, then resolves with a summary. */
   | { id: number; kind: 'scoreMany'; paths: string[] }
   | { id: number; kind: 'cancel'; target: number }
+  /** What a classifier file declares (tensors, image input, class count); answers ModelFacts. */
+  | { id: number; kind: 'inspectModel'; path: string; options?: InspectModelOptions }
+  /** Creates a pair (`fitPair`): streams `fitProgress` events, answers a FitReport; `cancel` aborts it (nothing is written). */
+  | { id: number; kind: 'fit'; options: FitRequest }
   /**
    * Stops the scans and releases the pair (its scoring shards end their own threads), then answers `ok`; the
    * client ends the worker after that. A thread ended from outside while inside onnxruntime's native code
@@ -66,6 +73,8 @@ export type WorkerResponse =
   | { id: number; kind: 'ok'; value: unknown }
   | { id: number; kind: 'error'; message: string; name?: string }
   | { id: number; kind: 'progress'; done: number; total: number; results: ImageResult[] }
+  /** A fit's progress (phase, done of total), or a line of what it read and decided. */
+  | { id: number; kind: 'fitProgress'; event: FitEvent }
   /** Unsolicited diagnostics from the worker (id 0), shown in the log channel. */
   | { id: 0; kind: 'log'; level: 'trace' | 'info' | 'warn' | 'error'; message: string };
 
@@ -76,4 +85,9 @@ export interface ScoreManySummary {
   seconds: number;
 }
 
-export type { ImageResult, PairInfo };
+/** fitPair's options as they cross the thread boundary: plain data, no callbacks or signal. */
+export type FitRequest = Omit<FitOptions, 'signal' | 'onDecision' | 'onProgress' | 'onNotice'>;
+
+export type FitEvent = { type: 'progress'; progress: FitProgress } | { type: 'decision'; line: string } | { type: 'notice'; message: string };
+
+export type { FitReport, ImageResult, ModelFacts, PairInfo };

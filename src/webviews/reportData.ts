@@ -5,6 +5,7 @@
  */
 import { relative, sep } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
+import { csvCell } from '../inference/safeText';
 import { compareSets } from '../inference/detectors';
 import type { ImageResult, PairInfo } from '../inference/engine';
 import { jsonRecord, RESULT_COLUMNS, resultRecord } from '../inference/output';
@@ -88,7 +89,7 @@ export function exportCsv(stored: StoredReport): string {
   const lines = [stringify([header])];
   stored.results.forEach((r, i) => {
     const rec = resultRecord(r as ImageResult);
-    const values: (string | number | null)[] = RESULT_COLUMNS.map((c) => rec[c]);
+    const values: (string | number | null)[] = RESULT_COLUMNS.map((c) => csvCell(rec[c]));
     if (withSet) values.push(stored.sets[i]);
     lines.push(stringify([values]));
   });

@@ -4,7 +4,8 @@
  * for VS Code; the worker tests drive it directly against the real worker.
  */
 import type { Worker } from 'node:worker_threads';
-import type { EngineConfig, EnginePairInfo, ImageResult, InspectResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
+import type { InspectModelOptions } from '../inference/modelInspection';
+import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
 
 export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
 
@@ -41,6 +42,7 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   onProgress?: (p: { done: number; total: number; results: ImageResult[] }) => void;
+  onFitEvent?: (event: FitEvent) => void;
 }
 
 type RequestBody = WorkerRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
@@ -95,6 +97,30 @@ export class EngineClient {
     return promise;
   }
 
+  /** What a classifier file declares, read in the worker (the model is loaded and run once there). */
+  inspectModel(path: string, options?: InspectModelOptions): Promise<ModelFacts> {
+    return this.request<ModelFacts>({ kind: 'inspectModel', path, options });
+  }
+
+  /**
+   * Creates a pair in the worker (fitPair). Events stream through `onEvent`; aborting `signal` cancels it, and
+   * the promise then rejects with the worker's "cancelled; nothing was written" error.
+   */
+  fit(options: FitRequest, onEvent: (event: FitEvent) => void, signal?: AbortSignal): Promise<FitReport> {
+    let id = 0;
+    const promise = this.request<FitReport>({ kind: 'fit', options }, undefined, (assigned) => (id = assigned), onEvent);
+    if (signal) {
+      const onAbort = () => {
+        if (this.pending.has(id)) this.post({ id: this.nextId++, kind: 'cancel', target: id });
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      const cleanup = () => signal.removeEventListener('abort', onAbort);
+      promise.then(cleanup, cleanup);
+    }
+    return promise;
+  }
+
   /**
    * Stops the worker; pending requests reject. The worker first stops its scans and releases the models
    * (`shutdown`, at most `shutdownTimeoutMs`), so that no thread is ended inside onnxruntime's native code: that
@@ -124,13 +150,13 @@ export class EngineClient {
     await worker.terminate().catch(() => undefined);
   }
 
-  private request<T>(body: RequestBody, onProgress?: Pending['onProgress'], onId?: (id: number) => void): Promise<T> {
+  private request<T>(body: RequestBody, onProgress?: Pending['onProgress'], onId?: (id: number) => void, onFitEvent?: Pending['onFitEvent']): Promise<T> {
     if (this.disposed) return Promise.reject(new EngineCrashedError('the engine was shut down'));
     this.ensureWorker(body.kind === 'configure');
     const id = this.nextId++;
     onId?.(id);
     const promise = new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { kind: body.kind, resolve: resolve as (v: unknown) => void, reject, onProgress });
+      this.pending.set(id, { kind: body.kind, resolve: resolve as (v: unknown) => void, reject, onProgress, onFitEvent });
     });
     this.post({ ...body, id } as WorkerRequest);
     return promise;
@@ -178,6 +204,14 @@ export class EngineClient {
     }
     const pending = this.pending.get(m.id);
     if (!pending) return;
+    if (m.kind === 'fitProgress') {
+      try {
+        pending.onFitEvent?.(m.event);
+      } catch (err) {
+        this.options.log('error', `fit progress handler failed: ${(err as Error).stack ?? (err as Error).message}`);
+      }
+      return;
+    }
     if (m.kind === 'progress') {
       try {
         pending.onProgress?.({ done: m.done, total: m.total, results: m.results });

@@ -8,7 +8,10 @@ import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine } from '../inference/engine';
 import { resolveIn } from '../inference/manifest';
-import type { CalibrationHistogram, EngineConfig, EnginePairInfo, InspectResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
+import { inspectModel } from '../inference/modelInspection';
+import type { CalibrationHistogram, EngineConfig, EnginePairInfo, FitRequest, InspectResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
+import type { FitReport } from '../shared/fitReport';
+import { runFitJob } from './fitJob';
 
 type Post = (message: WorkerResponse) => void;
 
@@ -100,6 +103,8 @@ export class EngineServer {
   private loading: Promise<void> = Promise.resolve();
   private configured = false;
   private readonly jobs = new Map<number, { controller: AbortController; finished: Promise<void> }>();
+  /** Running fits: independent of the loaded pair, so a configure does not stop them (shutdown does). */
+  private readonly fits = new Map<number, { controller: AbortController; finished: Promise<unknown> }>();
 
   constructor(private readonly post: Post) {}
 
@@ -119,12 +124,18 @@ export class EngineServer {
         case 'scoreMany':
           this.reply(request.id, await this.scoreMany(request.id, await this.ready(), request.paths));
           return;
+        case 'inspectModel':
+          this.reply(request.id, await inspectModel(request.path, request.options));
+          return;
+        case 'fit':
+          this.reply(request.id, await this.fit(request.id, request.options));
+          return;
         case 'shutdown':
           await this.shutdown();
           this.reply(request.id, true);
           return;
         case 'cancel': {
-          const job = this.jobs.get(request.target);
+          const job = this.jobs.get(request.target) ?? this.fits.get(request.target);
           job?.controller.abort();
           this.reply(request.id, !!job);
           return;
@@ -138,6 +149,8 @@ export class EngineServer {
   }
 
   private async shutdown(): Promise<void> {
+    for (const fit of this.fits.values()) fit.controller.abort();
+    await Promise.allSettled([...this.fits.values()].map((f) => f.finished));
     await this.loading;
     for (const job of this.jobs.values()) job.controller.abort();
     await Promise.allSettled([...this.jobs.values()].map((j) => j.finished));
@@ -199,7 +212,7 @@ export class EngineServer {
   private pairInfo(engine: OodEngine): EnginePairInfo {
     const pair = engine.pair;
     const m = pair.manifest;
-    const files = [pair.manifestPath, m.classifier.path, m.vae.path, m.vae.encoder?.path, m.vae.decoder?.path, m.calibration]
+    const files = [pair.manifestPath, m.classifier.path, m.vae?.path, m.vae?.encoder?.path, m.vae?.decoder?.path, m.calibration]
       .filter((p): p is string => !!p)
       .map((p, i) => (i === 0 ? p : resolveIn(pair, p)));
     return {
@@ -217,17 +230,32 @@ export class EngineServer {
     if (!details) return out;
     out.probabilities = details.probabilities;
     const { width, height, channels, pixels } = details.modelInput;
+    const reconstruction = details.reconstruction;
     try {
-      [out.modelInputPng, out.reconstructionPng, out.errorHeatmapPng] = await Promise.all([
-        encodePng(pixels, width, height, channels),
-        encodePng(details.reconstruction, width, height, channels),
-        encodePng(errorHeatmap(pixels, details.reconstruction, width, height, channels), width, height, 3),
-      ]);
+      out.modelInputPng = await encodePng(pixels, width, height, channels);
+      // A classifier-only pair has no reconstruction (and so no error heatmap).
+      if (reconstruction) {
+        [out.reconstructionPng, out.errorHeatmapPng] = await Promise.all([
+          encodePng(reconstruction, width, height, channels),
+          encodePng(errorHeatmap(pixels, reconstruction, width, height, channels), width, height, 3),
+        ]);
+      }
     } catch (err) {
       // The scores stand; only the pictures are missing.
       this.log('warn', `${path}: could not encode the inspection images: ${message(err)}`);
     }
     return out;
+  }
+
+  private async fit(id: number, options: FitRequest): Promise<FitReport> {
+    const controller = new AbortController();
+    const run = runFitJob(options, controller.signal, (event) => this.post({ id, kind: 'fitProgress', event }));
+    this.fits.set(id, { controller, finished: run.catch(() => undefined) });
+    try {
+      return await run;
+    } finally {
+      this.fits.delete(id);
+    }
   }
 
   private async scoreMany(id: number, engine: OodEngine, paths: string[]): Promise<ScoreManySummary> {

@@ -32,6 +32,8 @@ export interface Fixture {
   brokenPair: string;
   workspacePair: string;
   workspacePairName: string;
+  /** Create Pair: a classifier at the workspace root (a copy of the built-in one) and a folder of in-distribution digits. */
+  createPair: { model: string; data: string; images: number; pairName: string };
 }
 
 function lineOf(text: string, needle: string, file: string): ManifestTarget {
@@ -89,8 +91,15 @@ export async function writeFixture(root: string): Promise<Fixture> {
   const files = [manifest.classifier?.path, manifest.vae?.path, manifest.vae?.encoder?.path, manifest.vae?.decoder?.path, manifest.calibration].filter((p): p is string => typeof p === 'string');
   for (const file of files) copyFileSync(join(MNIST_PAIR, file), join(wsPair, file));
 
+  // Create Pair: the built-in classifier as a user's own model, and MNIST test digits it has never seen in
+  // calibration (indices 1000–1299) as the in-distribution images.
+  copyFileSync(join(MNIST_PAIR, 'classifier.onnx'), join(root, 'my-classifier.onnx'));
+  const createPairImages = 300;
+  await writeIdxPngs(MNIST_TEST_IMAGES, Array.from({ length: createPairImages }, (_, i) => 1000 + i), join(root, 'digits'), 'digit');
+
   return {
     root,
+    createPair: { model: 'my-classifier.onnx', data: join(root, 'digits'), images: createPairImages, pairName: 'my-classifier' },
     mnist: { name: basename(digit), label: String(mnistLabels[0]) },
     fashion: { name: basename(boot) },
     folder: { name: 'images', images: folderImages },

@@ -182,6 +182,140 @@ async function manifestFlow(ctx: Ctx, which: 'csv' | 'jsonl'): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Create Pair
+
+/** Clicks the quick-pick row that contains `text` (waits for it). */
+async function pickRow(ctx: Ctx, text: string, timeout = 30_000): Promise<void> {
+  const row = ctx.wb.page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: text }).first();
+  await row.waitFor({ timeout });
+  await row.click();
+}
+
+/** Answers an open dialog (code-server's simple file dialog: a path in the quick input, then accept). */
+async function answerOpenDialog(ctx: Ctx, path: string, openLabel: string): Promise<void> {
+  const { page } = ctx.wb;
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible', timeout: 20_000 });
+  await sleep(300);
+  await input.fill(path);
+  await sleep(700);
+  await page.keyboard.press('Enter');
+  // Enter on a folder's path may only open that folder in the dialog: then accept with the dialog's OK button.
+  for (let i = 0; i < 3; i++) {
+    await sleep(800);
+    const title = (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) ?? '';
+    if (!(await input.isVisible().catch(() => false)) || !title.includes('Create OOD Pair')) return;
+    const ok = page.locator('.quick-input-widget .monaco-button', { hasText: openLabel }).first();
+    if (await ok.isVisible().catch(() => false)) await ok.click();
+    else await page.keyboard.press('Enter');
+  }
+}
+
+async function watchNotifications(ctx: Ctx): Promise<() => Promise<string[]>> {
+  await ctx.wb.page.evaluate(() => {
+    const w = window as unknown as { __oodNotes: string[]; __oodObs?: MutationObserver };
+    w.__oodNotes = [];
+    w.__oodObs?.disconnect();
+    w.__oodObs = new MutationObserver(() => {
+      for (const e of Array.from(document.querySelectorAll('.notification-list-item'))) {
+        const t = (e as HTMLElement).innerText;
+        if (t && !w.__oodNotes.includes(t)) w.__oodNotes.push(t);
+      }
+    });
+    w.__oodObs.observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  return () =>
+    ctx.wb.page.evaluate(() => {
+      const w = window as unknown as { __oodNotes: string[]; __oodObs?: MutationObserver };
+      w.__oodObs?.disconnect();
+      return w.__oodNotes;
+    });
+}
+
+async function createPairFlow(ctx: Ctx): Promise<void> {
+  const { wb, fx } = ctx;
+  const cp = fx.createPair;
+  const seen = await watchNotifications(ctx);
+  try {
+    await wb.explorerContext(cp.model, 'Create OOD pair from this model');
+
+    // 1. What was read from the model (in the engine worker).
+    const continueRow = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
+    await continueRow.waitFor({ timeout: 90_000 });
+    const facts = (await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+    ctx.note(`model facts: ${facts.join(' | ')}`);
+    for (const want of ['input "image" [?, 1, 32, 32]', 'output "logits" [?, 10]', 'image 32×32 grey, NCHW', '10 classes from "logits"']) {
+      assert(facts.some((f) => f.includes(want)), `the first step does not show ${want}: ${JSON.stringify(facts)}`);
+    }
+    await ctx.shot('facts');
+    await continueRow.click();
+
+    // 2–6. Scaling, class names, data, VAE, folder.
+    await pickRow(ctx, 'pixel / 255');
+    await pickRow(ctx, 'Class indices 0…9');
+    await pickRow(ctx, 'A folder of images');
+    await answerOpenDialog(ctx, cp.data, 'Use Images');
+    await pickRow(ctx, 'No VAE');
+    const folderInput = wb.page.locator('.quick-input-widget input.input');
+    await until('the pair-folder step', async () => (await wb.page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')).includes('where to write the pair') && (await folderInput.inputValue()) !== '', 20_000);
+    const suggested = await folderInput.inputValue();
+    assert(suggested === `pairs/${cp.pairName}`, `suggested pair folder "${suggested}", expected pairs/${cp.pairName}`);
+    await ctx.shot('folder');
+    await wb.page.keyboard.press('Enter');
+
+    // The result panel: held-out false alarms and a drawn histogram.
+    const frame = await wb.webviewWith('#false-alarms', 240_000);
+    const view = await until('the histogram to be drawn', async () => {
+      const v = await frame.evaluate(() => {
+        const canvas = document.querySelector('section.histogram canvas') as HTMLCanvasElement | null;
+        let ink = 0;
+        if (canvas && canvas.width && canvas.height) {
+          const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+          for (let i = 3; i < d.length; i += 4) if (d[i]) ink++;
+        }
+        return {
+          falseAlarms: (document.getElementById('false-alarms') as HTMLElement).innerText,
+          title: (document.querySelector('h1') as HTMLElement | null)?.innerText ?? '',
+          selected: !!document.querySelector('.meta .selected'),
+          histograms: Array.from(document.querySelectorAll('section.histogram')).map((h) => (h as HTMLElement).dataset.score),
+          ink,
+        };
+      });
+      return v.ink > 200 && v;
+    }, 30_000);
+    ctx.note(`panel: ${view.title}; ${view.falseAlarms}; histograms ${view.histograms.join(', ')} (${view.ink} inked pixels)`);
+    await ctx.shot('result');
+    const checkImages = Math.round(cp.images * 0.1);
+    const m = new RegExp(`^Held-out false alarms: (\\d+) of ${checkImages} in-distribution images \\((\\d+\\.\\d+)%\\) at α = 0\\.01$`).exec(view.falseAlarms);
+    assert(m, `false-alarm figure "${view.falseAlarms}"`);
+    assert(Number(m[1]) <= checkImages && Math.abs((100 * Number(m[1])) / checkImages - Number(m[2])) < 0.01, `false-alarm figure is inconsistent: ${view.falseAlarms}`);
+    assert(view.histograms.includes('msp'), `no MSP histogram: ${JSON.stringify(view.histograms)}`);
+    assert(view.selected, 'the panel does not say the pair was selected');
+
+    // The pair was written and selected, as the pair picker does it.
+    const manifest = join(fx.root, 'pairs', cp.pairName, 'ood-pair.json');
+    assert(existsSync(manifest), `${manifest} was not written`);
+    const settings = JSON.parse(readFileSync(join(fx.root, '.vscode', 'settings.json'), 'utf8')) as Record<string, unknown>;
+    assert(settings['oodLens.pair'] === `pairs/${cp.pairName}`, `oodLens.pair is ${JSON.stringify(settings['oodLens.pair'])}, expected pairs/${cp.pairName}`);
+    const status = await until('the status bar to show the new pair', async () => {
+      const t = await wb.page.locator('.statusbar-item[id="ood-lens.ood-lens.oodLens.pair"]').innerText();
+      return t.includes(cp.pairName) && t;
+    }, 60_000);
+    ctx.note(`status bar: ${status.replace(/\s+/g, ' ')}`);
+    const notes = await seen();
+    const progress = notes.find((n) => n.includes(`creating pair ${cp.pairName}`));
+    assert(progress, `no progress notification "OOD Lens: creating pair ${cp.pairName}" (seen: ${JSON.stringify(notes).slice(0, 300)})`);
+    ctx.note(`progress: ${progress.replace(/\s+/g, ' ').slice(0, 140)}`);
+
+    // An image now scores under the new pair (classifier-only: no reconstruction, so read the verdict only).
+    await wb.closeEverything();
+  } finally {
+    writeWorkspaceSettings(fx.root, {});
+    await sleep(2000);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Flows
 
 const flows: Flow[] = [
@@ -534,6 +668,11 @@ const flows: Flow[] = [
     },
   },
   {
+    name: 'create-pair',
+    session: 'trusted',
+    run: createPairFlow,
+  },
+  {
     name: 'restricted-mode',
     session: 'restricted',
     run: async (ctx) => {
@@ -576,6 +715,20 @@ const flows: Flow[] = [
       if (!/Restricted Mode/.test(v.pairBar)) problems.push(`the panel does not say Restricted Mode: ${v.pairBar}`);
       ctx.note(`pair bar: ${v.pairBar.replace(/\s+/g, ' ')}`);
       if (problems.length) throw new Error(problems.join(' | '));
+    },
+  },
+  {
+    name: 'create-pair-restricted',
+    session: 'restricted',
+    run: async (ctx) => {
+      const { wb } = ctx;
+      await wb.command('Notifications: Clear All Notifications');
+      await wb.command('OOD Lens: Create Pair');
+      const text = await wb.waitNotification('the Create Pair refusal in Restricted Mode', (t) => /Creating a pair/.test(t) && /trusted workspace/.test(t), 30_000);
+      ctx.note(`notification: ${text}`);
+      const button = wb.page.locator('.notification-list-item .monaco-button', { hasText: 'Manage Workspace Trust' }).first();
+      assert(await button.isVisible().catch(() => false), 'the refusal has no "Manage Workspace Trust" button');
+      await ctx.shot('refusal');
     },
   },
 ];

@@ -132,7 +132,7 @@ export class Workbench {
   constructor(readonly page: Page) {}
 
   async open(url: string, waitForExtension = true): Promise<void> {
-    // A loaded machine (several engineers' builds on 2 cores) can take more than the default 30 s to serve the workbench.
+    // A loaded machine (several engineers' builds and tests on 2 cores) can take well over the default 30 s.
     await this.page.goto(url, { timeout: 180_000, waitUntil: 'domcontentloaded' });
     await this.page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
     await this.page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });

@@ -1,6 +1,7 @@
 /** onnxruntime-node backend: CUDA when asked for (or available under `auto`), CPU otherwise. */
 import { isMainThread } from 'node:worker_threads';
 import type * as OrtTypes from 'onnxruntime-node';
+import { BoundedReadError, checkFileSync, LIMITS } from '../boundedRead';
 import { checkFeed, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
 
 type Ort = typeof OrtTypes;
@@ -84,6 +85,14 @@ export function cudaProviderInstalled(): boolean {
 
 /** Loads an ONNX model from `path`, or from `bytes` (a graph edited in memory; `path` then names it in messages). */
 export async function loadOnnx(path: string, options: LoadOptions, bytes?: Uint8Array): Promise<ModelRunner> {
+  // A named pipe would block onnxruntime's read forever, a device never ends: regular files only, size checked.
+  if (!bytes) {
+    try {
+      checkFileSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
+    } catch (err) {
+      throw new ModelError(path, err instanceof BoundedReadError ? err.reason : (err as Error).message);
+    }
+  }
   const { InferenceSession } = ort();
   const base: OrtTypes.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',

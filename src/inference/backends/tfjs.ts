@@ -7,7 +7,9 @@
  * Models are read from disk by our own IOHandler, so that nothing depends on a `file://` handler and every
  * weights path is checked to stay inside the model's folder.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { type BoundedReadError, LIMITS, ReadBudget, readBoundedTextSync } from '../boundedRead';
+import { jsonSyntaxProblem } from '../jsonText';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type * as TfTypes from '@tensorflow/tfjs';
 import { checkFeed, type ExecutionProviderSetting, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
@@ -118,16 +120,16 @@ function modelJsonPath(path: string): string {
 function readModelJson(file: string, format: TfjsFormat): ModelJSON {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedTextSync(file, { maxBytes: LIMITS.manifestBytes, what: 'model.json' });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ModelError(file, code === 'ENOENT' ? 'model.json not found' : `cannot read model.json (${code ?? (err as Error).message})`);
+    const e = err as BoundedReadError;
+    throw new ModelError(file, e.problem === 'not-found' ? 'model.json not found' : `cannot read model.json (${e.reason ?? e.message})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ModelError(file, `is not valid JSON (${(err as Error).message})`);
+    throw new ModelError(file, `is ${jsonSyntaxProblem(err, text)}`);
   }
   if (!json || typeof json !== 'object' || !('modelTopology' in json) || !(json as ModelJSON).modelTopology) {
     throw new ModelError(file, 'is not a TensorFlow.js model.json (no modelTopology)');
@@ -175,17 +177,25 @@ function readWeights(modelFile: string, manifest: TfTypes.io.WeightsManifestConf
   const dir = dirname(modelFile);
   const specs: WeightsManifestEntry[] = [];
   const buffers: Buffer[] = [];
+  // Every weight file is read once, regular files only, and all of them together stay under one limit
+  // (a model.json listing one file 20,000 times must not read it 20,000 times).
+  const budget = new ReadBudget(LIMITS.weightsTotalBytes, 'weights file');
+  const listed = new Set<string>();
   for (const group of manifest) {
     if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
       throw new ModelError(modelFile, 'weightsManifest entries need "paths" and "weights" lists');
     }
     const files = group.paths.map((p) => weightFilePath(modelFile, dir, p));
+    for (const f of files) {
+      if (listed.has(f)) throw new ModelError(modelFile, `weightsManifest lists the weights file ${basename(f)} more than once`);
+      listed.add(f);
+    }
     const groupBuffers = files.map((f) => {
       try {
-        return readFileSync(f);
+        return budget.readSync(f);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new ModelError(f, code === 'ENOENT' ? `weights file listed in ${basename(modelFile)} not found` : `cannot read weights file (${code ?? (err as Error).message})`);
+        const e = err as BoundedReadError;
+        throw new ModelError(f, e.problem === 'not-found' ? `weights file listed in ${basename(modelFile)} not found` : `cannot read weights file (${e.reason ?? e.message})`);
       }
     });
     const sizes = group.weights.map(entryBytes);
@@ -211,12 +221,67 @@ function readWeights(modelFile: string, manifest: TfTypes.io.WeightsManifestConf
 const freeDims = (shape: readonly (number | null | undefined)[] | undefined): (number | null)[] | null =>
   shape ? shape.map((d) => (typeof d === 'number' && d > 0 ? d : null)) : null;
 
+/**
+ * Names for a layers model's outputs that tell them apart. Keras names an output after the layer that makes
+ * it, so a model whose outputs come from sub-models (a VAE assembled from an `encoder` model with two
+ * outputs and a `decoder`) has outputs named `decoder, encoder, encoder`. A repeated name becomes
+ * `<sub-model>/<its output layer>` (`encoder/mu`, `encoder/logvar`), or `<name>:<index>` when that is not
+ * unique either; the repeated name alone is then refused as ambiguous, never mapped to the first one.
+ */
+export function distinctOutputNames(names: readonly string[], innerNames: readonly (string | undefined)[]): string[] {
+  const count = (xs: readonly string[], x: string) => xs.filter((y) => y === x).length;
+  const first = names.map((name, i) => (count(names, name) === 1 ? name : innerNames[i] ? `${name}/${innerNames[i]}` : `${name}:${i}`));
+  return first.map((name, i) => (count(first, name) === 1 ? name : `${names[i]}:${i}`));
+}
+
+/** Sub-model output layer behind each output of a layers model (for distinctOutputNames). */
+function innerOutputNames(m: TfTypes.LayersModel): (string | undefined)[] {
+  return m.outputs.map((t) => {
+    const layer = t.sourceLayer as unknown as { outputNames?: string[] };
+    return Array.isArray(layer.outputNames) ? layer.outputNames[t.outputTensorIndex ?? 0] : undefined;
+  });
+}
+
+/**
+ * Keras writes a Sequential model's input shape in ways tfjs-layers does not read: `build_input_shape` on the
+ * model (Keras 2) or `batch_shape` on an InputLayer (Keras 3). Both are moved to where tfjs looks
+ * (`batch_input_shape`), so such a model loads with its input instead of "no inputs".
+ */
+export function normaliseKerasTopology(topology: unknown): void {
+  const t = topology as { class_name?: string; config?: { layers?: { class_name?: string; config?: Record<string, unknown> }[]; build_input_shape?: unknown } | unknown[] };
+  const config = t?.config;
+  if (!config || Array.isArray(config)) return;
+  for (const layer of config.layers ?? []) {
+    const c = layer?.config;
+    if (c && c.batch_shape !== undefined && c.batch_input_shape === undefined) {
+      c.batch_input_shape = c.batch_shape;
+      delete c.batch_shape;
+    }
+  }
+  const first = config.layers?.[0]?.config;
+  if (t.class_name === 'Sequential' && first && first.batch_input_shape === undefined && Array.isArray(config.build_input_shape)) {
+    first.batch_input_shape = config.build_input_shape;
+  }
+}
+
+const NO_INPUT_SHAPE = 'declares no input shape (a Sequential model whose first layer has no batch_input_shape); save it with an input shape: tf.keras.Input(shape=…) as its first layer, or inputShape on the first layer in TensorFlow.js';
+
+/** A Sequential topology that says nowhere what its input is (tfjs would fail with a bare "must get an inputShape"). */
+function sequentialWithoutInputShape(topology: unknown): boolean {
+  const t = topology as { class_name?: string; config?: { layers?: { config?: Record<string, unknown> }[] } | unknown[] };
+  if (t?.class_name !== 'Sequential' || !t.config || Array.isArray(t.config)) return false;
+  const first = t.config.layers?.[0]?.config;
+  return !!first && first.batch_input_shape === undefined && first.input_shape === undefined;
+}
+
 class TfjsRunner implements ModelRunner {
   readonly backend: string;
   readonly provider: string;
   readonly inputs: TensorInfo[];
   readonly outputs: TensorInfo[];
   private disposed = false;
+  /** Layers models: position of each (distinct) output name in predict()'s result. */
+  private readonly outputIndex = new Map<string, number>();
 
   constructor(
     readonly source: string,
@@ -227,8 +292,14 @@ class TfjsRunner implements ModelRunner {
     this.provider = rt.provider;
     if (model.kind === 'layers') {
       const m = model.m;
-      this.inputs = m.inputNames.map((name, i) => ({ name, shape: freeDims(m.inputs[i].shape), dtype: m.inputs[i].dtype }));
-      this.outputs = m.outputNames.map((name, i) => ({ name, shape: freeDims(m.outputs[i].shape), dtype: m.outputs[i].dtype }));
+      // A loaded Sequential model leaves inputNames/outputNames empty until its first predict(): its names
+      // are then Keras's (`<first layer>_input`, the last layer's name).
+      const inputNames = m.inputs.map((t, i) => m.inputNames[i] ?? (m.inputs.length === 1 ? `${m.layers[0].name}_input` : t.name));
+      const outputNames = m.outputs.map((t, i) => m.outputNames[i] ?? (m.outputs.length === 1 ? m.layers[m.layers.length - 1].name : t.name));
+      const distinct = distinctOutputNames(outputNames, innerOutputNames(m));
+      distinct.forEach((name, i) => this.outputIndex.set(name, i));
+      this.inputs = inputNames.map((name, i) => ({ name, shape: freeDims(m.inputs[i].shape), dtype: m.inputs[i].dtype }));
+      this.outputs = distinct.map((name, i) => ({ name, shape: freeDims(m.outputs[i].shape), dtype: m.outputs[i].dtype }));
     } else {
       const m = model.m;
       this.inputs = m.inputs.map((t) => ({ name: t.name, shape: freeDims(t.shape), dtype: t.dtype }));
@@ -255,11 +326,11 @@ class TfjsRunner implements ModelRunner {
         const m = this.model.m;
         // tidy frees the input and every intermediate; only the returned outputs survive it.
         results = tf.tidy(() => {
-          const xs = m.inputNames.map((n) => tf.tensor(feeds[n].data, feeds[n].dims, 'float32'));
+          const xs = this.inputs.map(({ name }) => tf.tensor(feeds[name].data, feeds[name].dims, 'float32'));
           // One batch: predict() would otherwise split it into chunks of 32 and concatenate.
-          const ys = m.predict(xs.length === 1 ? xs[0] : xs, { batchSize: Math.max(1, feeds[m.inputNames[0]].dims[0] ?? 1) });
+          const ys = m.predict(xs.length === 1 ? xs[0] : xs, { batchSize: Math.max(1, feeds[this.inputs[0].name].dims[0] ?? 1) });
           const all = Array.isArray(ys) ? ys : [ys];
-          return wanted.map((name) => all[m.outputNames.indexOf(name)]);
+          return wanted.map((name) => all[this.outputIndex.get(name)!]);
         });
       } else {
         const m = this.model.m;
@@ -304,6 +375,10 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
   const file = modelJsonPath(path);
   // Read and validate everything before touching TensorFlow.js, so a broken model never half-loads.
   const modelJson = readModelJson(file, format);
+  if (format === 'tfjs-layers') {
+    normaliseKerasTopology(modelJson.modelTopology);
+    if (sequentialWithoutInputShape(modelJson.modelTopology)) throw new ModelError(file, NO_INPUT_SHAPE);
+  }
   const [specs, data] = readWeights(file, modelJson.weightsManifest);
   let rt: TfjsRuntime;
   try {
@@ -319,7 +394,14 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
     load: () => tf.io.getModelArtifactsForJSON(modelJson, async () => [specs, data]),
   };
   try {
-    if (format === 'tfjs-layers') return new TfjsRunner(file, rt, { kind: 'layers', m: await tf.loadLayersModel(handler) });
+    if (format === 'tfjs-layers') {
+      const m = await tf.loadLayersModel(handler);
+      if (!m.inputs?.length) {
+        m.dispose();
+        throw new ModelError(file, NO_INPUT_SHAPE);
+      }
+      return new TfjsRunner(file, rt, { kind: 'layers', m });
+    }
     return new TfjsRunner(file, rt, { kind: 'graph', m: await tf.loadGraphModel(handler) });
   } catch (err) {
     if (err instanceof ModelError) throw err;

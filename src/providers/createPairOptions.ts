@@ -1,0 +1,249 @@
+/**
+ * The Create Pair flow's answers, without vscode: input-scaling presets and the custom-scaling parser, class
+ * names, the pair folder, what the model file declares as display lines, and the fit request built from the
+ * answers. Every check returns a message that names the field and the fix (shown as the input box's
+ * validation message). Unit-tested in test/providers/createPairOptions.test.ts.
+ */
+import { basename, dirname, extname, join } from 'node:path';
+import type { Scaling } from '../inference/fit';
+import type { VaeSpec } from '../inference/manifest';
+import type { ModelFacts, TensorFacts } from '../inference/modelInspection';
+import type { FitRequest } from '../shared/engineProtocol';
+
+export type ScalingPresetId = 'unit' | 'raw' | 'symmetric' | 'imagenet' | 'custom';
+
+export interface ScalingPreset {
+  id: ScalingPresetId;
+  label: string;
+  description: string;
+}
+
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+/** Grey models trained from ImageNet statistics usually use the channel averages. */
+const IMAGENET_GREY_MEAN = [0.449];
+const IMAGENET_GREY_STD = [0.226];
+
+export function scalingPresets(channels: 1 | 3): ScalingPreset[] {
+  const imagenet = channels === 3 ? `mean (${IMAGENET_MEAN.join(', ')}), std (${IMAGENET_STD.join(', ')})` : `grey: mean ${IMAGENET_GREY_MEAN[0]}, std ${IMAGENET_GREY_STD[0]} (the channel averages)`;
+  return [
+    { id: 'unit', label: '[0, 1]', description: 'pixel / 255 — PyTorch ToTensor(), most models' },
+    { id: 'raw', label: '0–255', description: 'raw pixel values — ONNX-zoo MNIST, many Keras models' },
+    { id: 'symmetric', label: '[−1, 1]', description: 'pixel / 127.5 − 1 — Inception-style, many TF models' },
+    { id: 'imagenet', label: 'ImageNet mean/std', description: `[0, 1], then ${imagenet} — torchvision` },
+    { id: 'custom', label: 'Custom…', description: 'range, mean and std of your own (e.g. MNIST: mean 0.1307, std 0.3081)' },
+  ];
+}
+
+/** The scaling of a preset (undefined for "custom": ask). */
+export function presetScaling(id: ScalingPresetId, channels: 1 | 3): Scaling | undefined {
+  switch (id) {
+    case 'unit':
+      return { range: [0, 1] };
+    case 'raw':
+      return { range: [0, 255] };
+    case 'symmetric':
+      return { range: [-1, 1] };
+    case 'imagenet':
+      return channels === 3 ? { range: [0, 1], mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] } : { range: [0, 1], mean: [...IMAGENET_GREY_MEAN], std: [...IMAGENET_GREY_STD] };
+    case 'custom':
+      return undefined;
+  }
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+function numberList(field: string, raw: string, counts: number[]): Parsed<number[]> {
+  const parts = raw.split(',').map((s) => s.trim());
+  const values = parts.map((s) => (s === '' ? NaN : Number(s)));
+  if (values.some((v) => !Number.isFinite(v))) return { ok: false, error: `${field}: "${raw}" is not a list of numbers (use a dot for decimals and commas between values, e.g. ${field}=0.5,0.5,0.5)` };
+  if (!counts.includes(values.length)) return { ok: false, error: `${field}: ${values.length} value(s) given; give ${counts.join(' or ')}` };
+  return { ok: true, value: values };
+}
+
+/**
+ * Custom scaling as typed by the user: `range=LO,HI mean=M[,M,M] std=S[,S,S]` (any order, spaces or
+ * semicolons between; each part optional, range defaults to 0,1). Pixels 0..255 map onto the range, then
+ * (x − mean) / std per channel.
+ */
+export function parseScaling(text: string, channels: 1 | 3): Parsed<Scaling> {
+  // Spaces around "=", ":" and "," are allowed ("mean = 0.5, 0.4, 0.3").
+  const trimmed = text.trim().replace(/\s*([=:,])\s*/g, '$1');
+  if (!trimmed) return { ok: false, error: 'type the scaling, e.g. range=0,1 mean=0.1307 std=0.3081' };
+  const seen = new Set<string>();
+  const scaling: Scaling = {};
+  const channelCounts = channels === 3 ? [1, 3] : [1];
+  for (const part of trimmed.split(/[\s;]+/).filter(Boolean)) {
+    const m = /^(range|mean|std)\s*[=:]\s*(.+)$/i.exec(part);
+    if (!m) return { ok: false, error: `"${part}": expected range=LO,HI, mean=M or std=S (e.g. range=0,1 mean=0.1307 std=0.3081)` };
+    const key = m[1].toLowerCase() as 'range' | 'mean' | 'std';
+    if (seen.has(key)) return { ok: false, error: `${key} is given twice` };
+    seen.add(key);
+    const parsed = numberList(key, m[2], key === 'range' ? [2] : channelCounts);
+    if (!parsed.ok) return channels === 1 && key !== 'range' && /value\(s\) given/.test(parsed.error) ? { ok: false, error: `${key}: the model takes grey images (1 channel): give one value` } : parsed;
+    if (key === 'range') {
+      const [lo, hi] = parsed.value;
+      if (!(lo < hi)) return { ok: false, error: `range: the low end must be below the high end (got ${lo},${hi})` };
+      scaling.range = [lo, hi];
+    } else if (key === 'std') {
+      if (parsed.value.some((s) => !(s > 0))) return { ok: false, error: `std: every value must be above 0 (got ${parsed.value.join(',')})` };
+      scaling.std = parsed.value;
+    } else {
+      scaling.mean = parsed.value;
+    }
+  }
+  return { ok: true, value: { range: scaling.range ?? [0, 1], ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}) } };
+}
+
+const list = (xs: number[]) => (xs.length === 1 ? String(xs[0]) : `(${xs.join(', ')})`);
+
+/** "pixels 0..255 → [0, 1], then (x − 0.1307) / 0.3081" */
+export function describeScaling(s: Scaling): string {
+  const range = s.range ?? [0, 1];
+  return `pixels 0..255 → [${range[0]}, ${range[1]}]${s.mean ? `, then (x − ${list(s.mean)})` : ''}${s.std ? `${s.mean ? '' : ', then x'} / ${list(s.std)}` : ''}`;
+}
+
+/** Class names typed as "cat, dog, bird": exactly one per class, non-empty, distinct. */
+export function parseLabels(text: string, classes: number): Parsed<string[]> {
+  const labels = text.split(',').map((s) => s.trim());
+  if (labels.some((l) => !l)) return { ok: false, error: 'a class name is empty: separate names with commas, e.g. cat, dog, bird' };
+  if (labels.length !== classes) return { ok: false, error: `${labels.length} name(s) given but the model scores ${classes} classes: give ${classes}, in output order` };
+  const duplicate = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (duplicate !== undefined) return { ok: false, error: `"${duplicate}" is given twice: class names must differ` };
+  return { ok: true, value: labels };
+}
+
+/** Whether a file is a model the flow takes: an .onnx file or a TensorFlow.js model.json. */
+export function isModelFile(path: string): boolean {
+  return extname(path).toLowerCase() === '.onnx' || basename(path).toLowerCase() === 'model.json';
+}
+
+/** A model's short name: "classifier" for classifier.onnx, the folder name for a TF.js model.json. */
+export function modelStem(modelPath: string): string {
+  const name = basename(modelPath).toLowerCase() === 'model.json' ? basename(dirname(modelPath)) : basename(modelPath, extname(modelPath));
+  return name.replace(/[^\w.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '') || 'model';
+}
+
+/**
+ * Where the new pair goes by default: `<workspace>/pairs/<model>` (or beside the model without a workspace),
+ * with `-2`, `-3`… when that folder already holds a pair.
+ */
+export function defaultPairFolder(modelPath: string, workspaceFolder: string | undefined, holdsPair: (folder: string) => boolean): string {
+  const parent = workspaceFolder ? join(workspaceFolder, 'pairs') : dirname(modelPath);
+  const stem = workspaceFolder ? modelStem(modelPath) : `${modelStem(modelPath)}-pair`;
+  let candidate = join(parent, stem);
+  for (let i = 2; holdsPair(candidate) && i < 1000; i++) candidate = join(parent, `${stem}-${i}`);
+  return candidate;
+}
+
+/** The pair folder as typed: an absolute path, or relative to the workspace folder. */
+export function resolvePairFolder(text: string, workspaceFolder: string | undefined): Parsed<string> {
+  const t = text.trim();
+  if (!t) return { ok: false, error: 'type the folder the pair is written to' };
+  if (/[\0]/.test(t)) return { ok: false, error: 'the folder name contains a NUL character' };
+  if (t.startsWith('/') || /^[A-Za-z]:[\\/]/.test(t)) return { ok: true, value: t };
+  if (!workspaceFolder) return { ok: false, error: 'give an absolute path (no workspace folder is open to resolve it against)' };
+  return { ok: true, value: join(workspaceFolder, t) };
+}
+
+const shape = (t: TensorFacts) => (t.shape ? `[${t.shape.map((d) => d ?? '?').join(', ')}]` : '[shape not declared]');
+
+export interface FactLine {
+  label: string;
+  detail: string;
+}
+
+/** What was read from the model, one line per fact, for the flow's first step (and the log). */
+export function modelFactLines(facts: ModelFacts): FactLine[] {
+  const lines: FactLine[] = [];
+  for (const t of facts.inputs) lines.push({ label: `input "${t.name}" ${shape(t)}`, detail: t.dtype });
+  for (const t of facts.outputs) lines.push({ label: `output "${t.name}" ${shape(t)}`, detail: t.dtype });
+  if (facts.image) {
+    const i = facts.image;
+    lines.push({
+      label: `image ${i.width}×${i.height} ${i.channels === 1 ? 'grey' : 'RGB'}, ${i.layout}`,
+      detail: i.staticBatch ? `static batch ${i.staticBatch} (runs in chunks of ${i.staticBatch}, no flag needed)` : 'any batch size',
+    });
+  } else {
+    lines.push({ label: 'image input: cannot be read', detail: facts.imageError ?? 'unknown problem' });
+  }
+  if (facts.classOutput) lines.push({ label: `${facts.classOutput.classes} classes from "${facts.classOutput.name}"`, detail: facts.classOutput.kind === 'logits' ? 'logits (softmax is applied)' : 'probabilities' });
+  else lines.push({ label: 'class scores: cannot be told', detail: facts.classOutputError ?? (facts.image ? 'unknown problem' : 'needs the image input first') });
+  return lines;
+}
+
+/** The facts with the class output the user named among several candidates. */
+export function withClassOutput(facts: ModelFacts, name: string): ModelFacts {
+  const chosen = facts.classCandidates.find((c) => c.name === name);
+  if (!chosen) throw new Error(`${facts.path} has no output "${name}" with several values per image`);
+  return { ...facts, classOutput: chosen, classOutputError: null };
+}
+
+/** Why the flow cannot go on with this model, or null when it can. */
+export function modelProblem(facts: ModelFacts): string | null {
+  if (!facts.image) return facts.imageError ?? 'the image input cannot be read';
+  if (!facts.classOutput) return facts.classOutputError ?? 'the class-score output cannot be told';
+  return null;
+}
+
+/** An image size typed as "224x224" (or 224×224, 224 x 224): both sides 1–8192 pixels. */
+export function parseSize(text: string): Parsed<{ width: number; height: number }> {
+  const m = /^\s*(\d+)\s*[x×X]\s*(\d+)\s*$/.exec(text);
+  if (!m) return { ok: false, error: 'type the size as WIDTHxHEIGHT, e.g. 224x224' };
+  const [width, height] = [Number(m[1]), Number(m[2])];
+  if (width < 1 || height < 1 || width > 8192 || height > 8192) return { ok: false, error: `${width}×${height}: each side must be 1 to 8192 pixels` };
+  return { ok: true, value: { width, height } };
+}
+
+export type VaeChoice = { kind: 'none' } | { kind: 'single'; path: string } | { kind: 'split'; encoder: string; decoder: string };
+
+export interface CreatePairAnswers {
+  classifier: string;
+  facts: ModelFacts;
+  scaling: Scaling;
+  labels?: string[];
+  data: string;
+  vae: VaeChoice;
+  likelihood?: VaeSpec['likelihood'];
+  out: string;
+  /** What the user gave where the model file leaves the layout or the size open. */
+  layout?: 'NCHW' | 'NHWC';
+  size?: { width: number; height: number };
+  /** Replace a pair already in `out` (the user confirmed). */
+  force?: boolean;
+  provider?: FitRequest['provider'];
+  batchSize?: number;
+}
+
+export function likelihoodSpec(type: VaeSpec['likelihood']['type'], sigmaText?: string): Parsed<VaeSpec['likelihood']> {
+  if (type !== 'gaussian') return { ok: true, value: { type } };
+  const sigma = Number((sigmaText ?? '').trim());
+  if (!sigmaText?.trim() || !Number.isFinite(sigma) || !(sigma > 0) || sigma > 1) return { ok: false, error: `σ must be a number in (0, 1], the decoder's standard deviation in [0, 1] pixel units (e.g. 0.1); got "${sigmaText ?? ''}"` };
+  return { ok: true, value: { type, sigma } };
+}
+
+/** fitPair's options from the answers (names and shapes come from the model; the VAE on [0, 1]). */
+export function buildFitRequest(a: CreatePairAnswers): FitRequest {
+  const request: FitRequest = {
+    classifier: a.classifier,
+    data: [a.data],
+    out: a.out,
+    name: basename(a.out),
+    scaling: a.scaling,
+    // The output fit would pick anyway; naming it keeps a model with extra outputs working.
+    ...(a.facts.classOutput ? { classifierOutput: a.facts.classOutput.name } : {}),
+    ...(a.labels ? { labels: a.labels } : {}),
+    ...(a.layout ? { layout: a.layout } : {}),
+    ...(a.size ? { size: a.size } : {}),
+    ...(a.force ? { force: true } : {}),
+    ...(a.provider ? { provider: a.provider } : {}),
+    ...(a.batchSize ? { batchSize: a.batchSize } : {}),
+  };
+  if (a.vae.kind === 'single') request.vae = a.vae.path;
+  if (a.vae.kind === 'split') {
+    request.encoder = a.vae.encoder;
+    request.decoder = a.vae.decoder;
+  }
+  if (a.vae.kind !== 'none' && a.likelihood) request.likelihood = a.likelihood;
+  return request;
+}

@@ -1,0 +1,162 @@
+/**
+ * What the Create Pair result panel shows: the outcome of `fit` (held-out false alarms, accuracy, the split,
+ * what fit read and decided) and one histogram per calibrated score, with the score beyond which that test
+ * flags an image. Pure (no Node, no vscode): built in the engine worker, drawn by the webview.
+ */
+
+/** One score's distribution: calibration part, and the held-out check part when fit reports it. */
+export interface ScoreHistogram {
+  /** Calibration key: "msp", "elbo", "complexity", or a detector name. */
+  score: string;
+  /** Human name, e.g. "Classifier confidence (MSP)". */
+  label: string;
+  /** Which end is out-of-distribution. */
+  oodWhen: 'low' | 'high';
+  /** Left edge of the first bin, bin width, bin count (shared by both series). */
+  min: number;
+  binWidth: number;
+  bins: number;
+  calibration: number[];
+  /** Counts of the held-out check part, or null when fit did not report its scores. */
+  check: number[] | null;
+  calibrationCount: number;
+  checkCount: number;
+  /**
+   * The test's share of α and the score at which it fires: images scoring beyond `threshold` (below it for
+   * oodWhen "low", above it for "high") get a p-value under share × α. Null when the calibration part is too
+   * small for this test to ever fire.
+   */
+  share: number;
+  threshold: number | null;
+}
+
+export interface FitReport {
+  name: string;
+  manifestPath: string;
+  pairFolder: string;
+  alpha: number;
+  /** Held-out check part: images, how many were flagged, and the share. */
+  checkImages: number;
+  falseAlarms: number;
+  falseAlarmRate: number;
+  heldOutAccuracy: number | null;
+  parts: { fit: number; calibration: number; check: number };
+  failed: number;
+  failures: { path: string; error: string }[];
+  decisions: string[];
+  seconds: number;
+  classifierOnly: boolean;
+  histograms: ScoreHistogram[];
+}
+
+interface ScoreMeta {
+  label: string;
+  oodWhen: 'low' | 'high';
+}
+
+/** The scores a calibration file holds today; detectors added later show with their own key as label. */
+const KNOWN_SCORES: Record<string, ScoreMeta & { test: string }> = {
+  msp: { label: 'Classifier confidence (MSP)', oodWhen: 'low', test: 'confidence' },
+  elbo: { label: 'VAE likelihood (ELBO, nats)', oodWhen: 'low', test: 'elbo' },
+  complexity: { label: 'Complexity-corrected S(x), bits', oodWhen: 'high', test: 'complexity' },
+};
+
+export function scoreMeta(score: string): ScoreMeta {
+  return KNOWN_SCORES[score] ?? { label: score, oodWhen: 'high' };
+}
+
+export function testOfScore(score: string): string {
+  return KNOWN_SCORES[score]?.test ?? score;
+}
+
+/**
+ * The score at which a conformal test with threshold t = share × α fires, from the sorted calibration
+ * values: lower tail, p = (1 + #{cal ≤ x}) / (n + 1) < t holds exactly for x < sorted[m − 1] with
+ * m = ⌈t(n + 1) − 1⌉; upper tail mirrored. Null when m < 1 (too few calibration images for this t).
+ */
+export function firingThreshold(sortedAscending: readonly number[], t: number, oodWhen: 'low' | 'high'): number | null {
+  const n = sortedAscending.length;
+  const m = Math.ceil(t * (n + 1) - 1 - 1e-9);
+  if (m < 1 || m > n) return null;
+  return oodWhen === 'low' ? sortedAscending[m - 1] : sortedAscending[n - m];
+}
+
+/** Bins both series over their joint range; bin count by the Rice rule on the calibration part, 10–50. */
+export function scoreHistogram(score: string, calibration: readonly number[], check: readonly number[] | null, share: number, alpha: number): ScoreHistogram | null {
+  const cal = calibration.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!cal.length) return null;
+  const chk = check ? check.filter(Number.isFinite) : null;
+  let min = cal[0];
+  let max = cal[cal.length - 1];
+  for (const v of chk ?? []) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (max - min < 1e-12) {
+    min -= 0.5;
+    max += 0.5;
+  }
+  const bins = Math.min(50, Math.max(10, Math.round(2 * Math.cbrt(cal.length))));
+  const binWidth = (max - min) / bins;
+  const count = (values: readonly number[]) => {
+    const counts = new Array<number>(bins).fill(0);
+    for (const v of values) counts[Math.min(bins - 1, Math.max(0, Math.floor((v - min) / binWidth)))]++;
+    return counts;
+  };
+  const meta = scoreMeta(score);
+  return {
+    score,
+    label: meta.label,
+    oodWhen: meta.oodWhen,
+    min,
+    binWidth,
+    bins,
+    calibration: count(cal),
+    check: chk ? count(chk) : null,
+    calibrationCount: cal.length,
+    checkCount: chk?.length ?? 0,
+    share,
+    threshold: firingThreshold(cal, share * alpha, meta.oodWhen),
+  };
+}
+
+/** "0.45%" with two decimals below 10%, one above. */
+export function percent(rate: number): string {
+  const p = 100 * rate;
+  return `${p < 10 ? p.toFixed(2) : p.toFixed(1)}%`;
+}
+
+/** The sentence the panel and the notification lead with. */
+export function falseAlarmSentence(r: Pick<FitReport, 'falseAlarms' | 'checkImages' | 'falseAlarmRate' | 'alpha'>): string {
+  return `Held-out false alarms: ${r.falseAlarms.toLocaleString('en-US')} of ${r.checkImages.toLocaleString('en-US')} in-distribution images (${percent(r.falseAlarmRate)}) at α = ${r.alpha}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Messages of the result panel (webviews/fitResultPanel.ts ↔ webviews/ui/fitResult.ts)
+
+export interface FitResultViewState {
+  report: FitReport;
+  /** Whether the new pair was made the active one. */
+  selected: boolean;
+}
+
+export type HostToFitResult = { type: 'load'; report: FitReport; selected: boolean };
+
+export type FitResultToHost = { type: 'ready' } | { type: 'openManifest' } | { type: 'scoreFolder' } | { type: 'selectPair' };
+
+const TO_HOST = new Set(['ready', 'openManifest', 'scoreFolder', 'selectPair']);
+
+export function isFitResultToHost(m: unknown): m is FitResultToHost {
+  return typeof m === 'object' && m !== null && TO_HOST.has((m as { type?: unknown }).type as string) && Object.keys(m).length === 1;
+}
+
+/** A report as restored from webview state (after a reload): only what the panel reads, with the right types. */
+export function isFitReport(x: unknown): x is FitReport {
+  const r = x as Partial<FitReport> | null;
+  return (
+    typeof r === 'object' && r !== null &&
+    typeof r.name === 'string' && typeof r.manifestPath === 'string' && typeof r.pairFolder === 'string' &&
+    typeof r.alpha === 'number' && typeof r.checkImages === 'number' && typeof r.falseAlarms === 'number' && typeof r.falseAlarmRate === 'number' &&
+    Array.isArray(r.histograms) && Array.isArray(r.decisions) && typeof r.parts === 'object' && r.parts !== null
+  );
+}

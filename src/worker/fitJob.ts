@@ -1,0 +1,76 @@
+/**
+ * The engine worker's `fit` request: runs `fitPair` (src/inference/fit.ts) with progress and an AbortSignal,
+ * then turns its result and the calibration it wrote into the FitReport the Create Pair panel shows.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { decide, readCalibration } from '../inference/calibration';
+import { FitError, type FitResult, fitPair, type ManifestReader } from '../inference/fit';
+import { parseManifest } from '../providers/datasetManifest';
+import type { VerdictRule } from '../inference/rules';
+import type { FitEvent, FitRequest } from '../shared/engineProtocol';
+import { type FitReport, type ScoreHistogram, scoreHistogram, testOfScore } from '../shared/fitReport';
+
+/** Dataset manifests for the data step, read with the extension's own parser (as `ood-lens fit` does). */
+const readManifest: ManifestReader = async (path, format, signal) => {
+  const parsed = await parseManifest(readFileSync(path, 'utf8'), { format, baseDir: dirname(path), signal });
+  if (!parsed.isManifest) throw new FitError(`${path}: no column of image paths found in this ${format} file`);
+  return parsed.rows.filter((r) => r.path !== null).map((r) => ({ path: r.path!, label: r.label }));
+};
+
+/** Histograms of every calibrated score, with each test's firing threshold under the pair's rule. */
+export function fitReportOf(result: FitResult, rule: VerdictRule = 'all'): FitReport {
+  const pairFolder = dirname(result.manifestPath);
+  const calibrationFile = join(pairFolder, result.manifest.calibration ?? 'calibration.json');
+  const calibration = readCalibration(calibrationFile);
+  const scores = calibration.scores as unknown as Record<string, number[] | undefined>;
+  const first = (k: string) => (scores[k]?.length ? scores[k]![0] : null);
+  // The thresholds decide() applies (share × α per test), so the panel never disagrees with the verdicts.
+  const thresholds = decide(calibration, first('elbo'), first('complexity'), result.alpha, rule, first('msp')).thresholds as Record<string, number | undefined>;
+  const checkScores = Object.fromEntries(result.heldOutScores.map((h) => [h.detector as string, h.check]));
+  const histograms: ScoreHistogram[] = [];
+  for (const [score, values] of Object.entries(scores)) {
+    if (!Array.isArray(values) || !values.length) continue;
+    const t = thresholds[testOfScore(score)];
+    const h = scoreHistogram(score, values, checkScores[score] ?? null, t === undefined ? 0 : t / result.alpha, result.alpha);
+    if (h) histograms.push(h);
+  }
+  // The check images actually scored (failed ones are left out of the rate).
+  const checkImages = result.heldOutScores[0]?.check.length ?? result.parts.check;
+  return {
+    name: result.manifest.name,
+    manifestPath: result.manifestPath,
+    pairFolder,
+    alpha: result.alpha,
+    checkImages,
+    falseAlarms: result.checkOod,
+    falseAlarmRate: result.heldOutFalseAlarmRate,
+    heldOutAccuracy: result.heldOutAccuracy,
+    parts: result.parts,
+    failed: result.failed,
+    failures: result.failures,
+    decisions: result.decisions,
+    seconds: result.seconds,
+    classifierOnly: !result.manifest.vae,
+    histograms,
+  };
+}
+
+export async function runFitJob(options: FitRequest, signal: AbortSignal, emit: (event: FitEvent) => void): Promise<FitReport> {
+  let lastScoring = 0;
+  const result = await fitPair({
+    ...options,
+    readManifest,
+    signal,
+    onDecision: (line) => emit({ type: 'decision', line }),
+    onNotice: (message) => emit({ type: 'notice', message }),
+    onProgress: (progress) => {
+      // Scoring reports every 256 images; other phases once each. At most ~4 messages a second cross threads.
+      const now = Date.now();
+      if (progress.phase === 'scoring' && progress.done < progress.total && now - lastScoring < 250) return;
+      if (progress.phase === 'scoring') lastScoring = now;
+      emit({ type: 'progress', progress });
+    },
+  });
+  return fitReportOf(result);
+}

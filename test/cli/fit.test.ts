@@ -1,0 +1,149 @@
+/**
+ * `ood-lens fit` → `ood-lens score` with models shaped the way other projects ship them: each pair must score
+ * at the accuracy its classifier has when fed correctly, and its VAE must see what it was trained on.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { loadModel } from '../../src/inference/pair';
+import { withAnyBatch } from '../../src/inference/backends/staticBatch';
+import { idxImages, readIdxFile } from '../../src/inference/idx';
+import type { ModelFormat } from '../../src/inference/manifest';
+import { tempDir } from '../helpers';
+import { cli, thirdPartyModels, writeMnistIdx } from '../thirdParty';
+
+type Models = Awaited<ReturnType<typeof thirdPartyModels>>;
+const FIT_IMAGES = 1000; // MNIST test 0–999: fit's data
+const SCORE_FROM = 9000; // MNIST test 9000–9399: scored afterwards, never seen by fit
+const SCORE_IMAGES = 400;
+
+/** Accuracy of a classifier fed correctly (by hand, not through OOD Lens's preprocessing). */
+async function accuracyFedCorrectly(path: string, format: ModelFormat, layout: 'NCHW' | 'NHWC', pixel: (v: number) => number, images: string, labels: Uint8Array): Promise<number> {
+  const runner = withAnyBatch(await loadModel(path, format, { provider: 'cpu' }));
+  try {
+    const idx = idxImages(readIdxFile(images), images);
+    const data = new Float32Array(idx.count * 784);
+    for (let i = 0; i < idx.count; i++) idx.image(i).forEach((v, q) => (data[i * 784 + q] = pixel(v)));
+    const out = Object.values(await runner.run({ [runner.inputs[0].name]: { data, dims: layout === 'NCHW' ? [idx.count, 1, 28, 28] : [idx.count, 28, 28, 1] } }))[0].data;
+    let correct = 0;
+    for (let i = 0; i < idx.count; i++) {
+      let best = 0;
+      for (let k = 1; k < 10; k++) if (out[i * 10 + k] > out[i * 10 + best]) best = k;
+      if (best === labels[i]) correct++;
+    }
+    return correct / idx.count;
+  } finally {
+    await runner.dispose();
+  }
+}
+
+interface Scored {
+  accuracy: number;
+  results: { prediction: number; label: string; elbo: number | null; kl: number | null; verdict: string }[];
+}
+
+function scoreWithCli(pairDir: string, images: string, labels: Uint8Array): Scored {
+  const r = cli('score', images, '--pair', pairDir, '--format', 'json');
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  assert.equal(doc.results.length, labels.length);
+  const correct = doc.results.filter((x: { prediction: number }, i: number) => x.prediction === labels[i]).length;
+  return { accuracy: correct / labels.length, results: doc.results };
+}
+
+describe('bring your own model: fit → score', () => {
+  let models: Models;
+  let work: string;
+  let fitData: string;
+  let scoreData: { images: string; labels: Uint8Array };
+  before(async () => {
+    models = await thirdPartyModels();
+    work = tempDir('fit-');
+    fitData = writeMnistIdx(join(work, 'data'), 'fit', 0, FIT_IMAGES).images;
+    scoreData = writeMnistIdx(join(work, 'data'), 'later', SCORE_FROM, SCORE_IMAGES);
+  });
+
+  test('ONNX-zoo style (static batch 1, raw 0–255, odd names) + Bernoulli VAE on [0, 1]', async () => {
+    const out = join(work, 'zoo');
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--vae', models.zoo.vae, '--range', '0,255', '--data', fitData, '--out', out);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    // What it read and decided, on stdout; progress on stderr.
+    assert.match(r.stdout, /takes "Input3" \[1, 1, 28, 28\]: 28×28, grey, NCHW, static batch 1/);
+    assert.match(r.stdout, /output "Plus214_Output_0": 10 classes .*logits/);
+    assert.match(r.stdout, /reconstruction "recon_logits" \(logits\), mu "z_mean", logvar "z_log_var"/);
+    assert.match(r.stdout, /calibration 900, held-out check 100/);
+    assert.match(r.stdout, /held-out false alarms at α = 0\.01: \d+ of 100 check images/);
+    assert.match(r.stderr, /fit: scoring \d+ of 1000 images/);
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.deepEqual(manifest.classifier.range, [0, 255]);
+    assert.deepEqual(manifest.vae.range, [0, 1]);
+    assert.deepEqual(manifest.fit.parts, { fit: 0, calibration: 900, check: 100 });
+    const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8'));
+    assert.equal(split.parts.calibration.length, 900);
+    assert.equal(new Set([...split.parts.calibration, ...split.parts.check]).size, 1000);
+    assert.ok(existsSync(join(out, 'classifier.onnx')) && existsSync(join(out, 'vae.onnx')) && existsSync(join(out, 'calibration.json')));
+
+    const reference = await accuracyFedCorrectly(models.zoo.classifier, 'onnx', 'NCHW', (v) => v, scoreData.images, scoreData.labels);
+    const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
+    assert.ok(reference > 0.97, `reference accuracy ${reference}`);
+    assert.equal(scored.accuracy, reference);
+    // In-distribution digits are mostly in-distribution (α = 0.01 per image).
+    assert.ok(scored.results.filter((x) => x.verdict === 'out-of-distribution').length <= 0.05 * SCORE_IMAGES);
+  });
+
+  test('torchvision style: NHWC with mean/std + a split Gaussian VAE on [0, 1] that gets no mean/std', async () => {
+    const out = join(work, 'torchvision');
+    const t = models.torchvision;
+    const r = cli('fit', '--classifier', t.classifier, '--mean', '0.1307', '--std', '0.3081', '--encoder', t.encoder, '--decoder', t.decoder, '--likelihood', 'gaussian', '--sigma', '0.1', '--data', fitData, '--out', out);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /takes "input\.1" \[\?, 28, 28, 1\]: 28×28, grey, NHWC, any batch/);
+    assert.match(r.stdout, /then \(x − 0\.1307\) \/ 0\.3081/);
+    assert.match(r.stdout, /mu "mean", logvar "log_var" \(16-d\)/);
+    assert.match(r.stdout, /VAE input scaling: pixels 0\.\.255 → \[0, 1\]; gaussian likelihood/);
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.deepEqual([manifest.classifier.mean, manifest.classifier.std, manifest.vae.mean, manifest.vae.std], [[0.1307], [0.3081], undefined, undefined]);
+    assert.equal(manifest.vae.layout, 'NHWC');
+    const reference = await accuracyFedCorrectly(t.classifier, 'onnx', 'NHWC', (v) => (v / 255 - 0.1307) / 0.3081, scoreData.images, scoreData.labels);
+    const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
+    assert.equal(scored.accuracy, reference);
+    assert.ok(scored.accuracy > 0.97);
+    assert.ok(scored.results.filter((x) => x.verdict === 'out-of-distribution').length <= 0.05 * SCORE_IMAGES);
+  });
+
+  test('TF.js Sequential classifier (softmax output: probabilities read from the model) + TF.js VAE with outputs "decoder, encoder, encoder"', async () => {
+    const out = join(work, 'tfjs');
+    const r = cli('fit', '--classifier', models.tfjsSequential.classifier, '--vae', models.tfjsSubmodels.vae, '--data', fitData, '--out', out);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /takes "pad_input" \[\?, 28, 28, 1\]/);
+    assert.match(r.stdout, /output "probabilities": 10 classes .*probabilities \(every row in \[0, 1\] and summing to 1/);
+    assert.match(r.stdout, /reconstruction "decoder" \(logits\), mu "encoder\/mu", logvar "encoder\/logvar"/);
+    const reference = await accuracyFedCorrectly(models.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
+    const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
+    assert.equal(scored.accuracy, reference);
+    assert.ok(scored.accuracy > 0.97);
+    // The sub-model VAE is the ONNX-zoo VAE's weights: the same KL per image proves mu and logvar were not swapped
+    // or taken twice (logvar read as mu gave a wrong KL before).
+    const zoo = scoreWithCli(join(work, 'zoo'), scoreData.images, scoreData.labels);
+    for (let i = 0; i < 20; i++) assert.ok(Math.abs(scored.results[i].kl! - zoo.results[i].kl!) < 0.05, `image ${i}: KL ${scored.results[i].kl} vs ${zoo.results[i].kl}`);
+  });
+
+  test('a classifier-only pair (no VAE) calibrates the confidence test and scores', async () => {
+    const out = join(work, 'classifier-only');
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--data', fitData, '--out', out, '--labels', 'zero,one,two,three,four,five,six,seven,eight,nine');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /no VAE: a classifier-only pair/);
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.equal(manifest.vae, undefined);
+    const doc = JSON.parse(cli('score', scoreData.images, '--pair', out, '--format', 'json').stdout);
+    assert.equal(doc.results[0].label, ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'][scoreData.labels[0]]);
+    assert.equal(doc.results[0].elbo, null);
+    assert.ok(doc.results.every((x: { verdict: string }) => x.verdict === 'in-distribution' || x.verdict === 'out-of-distribution'));
+  });
+
+  test('a raw 0–255 model fitted without --range: accuracy on held-out labels says the scaling is wrong', () => {
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--data', fitData, '--out', join(work, 'wrong-range'));
+    assert.match(r.stdout, /pixels 0\.\.255 → \[0, 1\]/);
+    assert.match(r.stdout, /accuracy on the held-out check part: \d+\.\d+% .* far below what a working classifier gets: check the input scaling \(--range, --mean, --std\)/);
+  });
+});

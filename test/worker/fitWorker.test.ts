@@ -1,0 +1,143 @@
+/**
+ * The Create Pair requests of the real engine worker (under tsx in a worker thread), driven through
+ * EngineClient as the extension drives them: inspectModel on the built-in classifier and on files that are not
+ * models, fit on real MNIST test digits (a CSV manifest with labels) with progress and the FitReport the panel
+ * shows, and a fit cancelled mid-way that writes nothing.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Worker } from 'node:worker_threads';
+import { readCalibration } from '../../src/inference/calibration';
+import { loadPairManifest } from '../../src/inference/manifest';
+import type { FitEvent } from '../../src/shared/engineProtocol';
+import { EngineClient } from '../../src/worker/engineClient';
+import { labelsOf, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, tempDir, writeIdxPngs } from '../helpers';
+import { pairSkipReason } from './pairAvailable';
+
+const repoRoot = resolve(__dirname, '../..');
+const classifier = join(MNIST_PAIR, 'classifier.onnx');
+const SKIP = pairSkipReason(MNIST_PAIR, repoRoot) ?? (existsSync(MNIST_TEST_IMAGES) ? undefined : 'MNIST test images missing');
+const bootstrap = join(__dirname, 'tsxWorker.mjs');
+const entry = join(repoRoot, 'src/worker/engineWorker.ts');
+
+describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
+  let dir: string;
+  let client: EngineClient;
+  const logs: string[] = [];
+  const digits: string[] = [];
+  let manifestCsv: string;
+
+  before(async () => {
+    dir = tempDir('ood-fit-worker-');
+    const labels = labelsOf(MNIST_TEST_LABELS);
+    const n = 400;
+    const indices = Array.from({ length: n }, (_, i) => i);
+    digits.push(...(await writeIdxPngs(MNIST_TEST_IMAGES, indices, join(dir, 'digits'), 'mnist')));
+    manifestCsv = join(dir, 'digits.csv');
+    writeFileSync(manifestCsv, ['path,label', ...indices.map((i) => `digits/mnist-${String(i).padStart(5, '0')}.png,${labels[i]}`), ''].join('\n'));
+    client = new EngineClient({
+      spawn: () => new Worker(bootstrap, { workerData: { entry }, stdout: true, stderr: true }),
+      log: (level, message) => logs.push(`${level}: ${message}`),
+    });
+  });
+
+  after(async () => {
+    await client?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('inspectModel reads the built-in classifier: input, output, image, class count', async () => {
+    const facts = await client.inspectModel(classifier);
+    assert.equal(facts.format, 'onnx');
+    assert.deepEqual(facts.inputs.map((t) => [t.name, t.shape]), [['image', [null, 1, 32, 32]]]);
+    assert.deepEqual(facts.outputs.map((t) => [t.name, t.shape]), [['logits', [null, 10]]]);
+    assert.deepEqual(facts.image, { name: 'image', width: 32, height: 32, channels: 1, layout: 'NCHW', staticBatch: null });
+    assert.deepEqual(facts.classOutput, { name: 'logits', classes: 10, kind: 'logits' });
+    assert.equal(facts.imageError, null);
+  });
+
+  test('inspectModel on a VAE: the image is read, the class output is refused with the outputs named', async () => {
+    const facts = await client.inspectModel(join(MNIST_PAIR, 'vae.onnx'));
+    assert.ok(facts.image);
+    assert.equal(facts.classOutput, null);
+    assert.match(facts.classOutputError!, /"reconstruction_logits", "mu", "logvar"/);
+    // The three are offered to choose from, with their sizes: 32×32 pixels, 16-d latents.
+    assert.deepEqual(facts.classCandidates.map((c) => [c.name, c.classes]), [['reconstruction_logits', 1024], ['mu', 16], ['logvar', 16]]);
+  });
+
+  test('inspectModel on files that are not models names the file and the problem', async () => {
+    const notModel = join(dir, 'notes.txt');
+    writeFileSync(notModel, 'hello');
+    await assert.rejects(client.inspectModel(notModel), (err: Error) => err.message.includes(notModel) && /not a model OOD Lens reads/.test(err.message));
+    const corrupt = join(dir, 'broken.onnx');
+    writeFileSync(corrupt, 'not protobuf at all');
+    await assert.rejects(client.inspectModel(corrupt), (err: Error) => err.message.includes('broken.onnx'));
+    await assert.rejects(client.inspectModel(join(dir, 'missing.onnx')), /not found/);
+  });
+
+  test('fit: a classifier-only pair from a labelled manifest, with progress, decisions and the panel report', async () => {
+    const out = join(dir, 'pairs', 'mine');
+    const events: FitEvent[] = [];
+    const report = await client.fit({ classifier, data: [manifestCsv], out, name: 'mine', scaling: { range: [0, 1] }, provider: 'cpu' }, (e) => events.push(e));
+    // What was written is a pair that loads.
+    assert.equal(report.manifestPath, join(out, 'ood-pair.json'));
+    const m = loadPairManifest(report.manifestPath).manifest;
+    assert.equal(m.vae, undefined);
+    assert.equal(m.classifier.labels.length, 10);
+    assert.equal(report.classifierOnly, true);
+    // The split: 10% held out, the rest calibrates (no fit part for a classifier-only pair).
+    assert.deepEqual(report.parts, { fit: 0, calibration: 360, check: 40 });
+    assert.equal(report.checkImages, 40);
+    assert.equal(report.falseAlarms, Math.round(report.falseAlarmRate * 40));
+    assert.ok(report.falseAlarmRate >= 0 && report.falseAlarmRate <= 1);
+    // The manifest's labels make held-out accuracy measurable; the built-in classifier reads MNIST well.
+    assert.ok(report.heldOutAccuracy !== null && report.heldOutAccuracy > 0.8, `accuracy ${report.heldOutAccuracy}`);
+    // One histogram for the one calibrated score, over exactly the calibration part, with all of α.
+    const cal = readCalibration(join(out, 'calibration.json'));
+    assert.deepEqual(report.histograms.map((h) => h.score), ['msp']);
+    const h = report.histograms[0];
+    assert.equal(h.calibration.reduce((a, b) => a + b, 0), cal.scores.msp.length);
+    assert.equal(h.calibrationCount, 360);
+    // The held-out check part is binned beside it, and its flagged images are exactly those below the threshold.
+    assert.equal(h.check!.reduce((a, b) => a + b, 0), 40);
+    assert.equal(h.checkCount, 40);
+    assert.equal(h.share, 1);
+    assert.equal(h.oodWhen, 'low');
+    // At α = 0.01 with 360 calibration values, p < 0.01 needs #{cal ≤ x} < 2.61, i.e. x below the third-lowest MSP.
+    assert.equal(h.threshold, [...cal.scores.msp].sort((a, b) => a - b)[2]);
+    // Progress: every phase, scoring counted up to the images scored; the decisions include the false alarms.
+    const phases: string[] = events.flatMap((e) => (e.type === 'progress' ? [e.progress.phase] : []));
+    for (const p of ['reading models', 'listing images', 'scoring', 'writing']) assert.ok(phases.includes(p), `no ${p} progress (${phases.join(', ')})`);
+    const lastScoring = events.filter((e) => e.type === 'progress' && e.progress.phase === 'scoring').pop();
+    assert.deepEqual(lastScoring?.type === 'progress' && [lastScoring.progress.done, lastScoring.progress.total], [400, 400]);
+    assert.ok(report.decisions.some((d) => /held-out false alarms/.test(d)), report.decisions.join('\n'));
+    assert.deepEqual(
+      events.filter((e) => e.type === 'decision').map((e) => (e.type === 'decision' ? e.line : '')),
+      report.decisions,
+    );
+  });
+
+  test('fit cancelled while scoring: rejects, writes no pair, and the worker keeps answering', async () => {
+    const out = join(dir, 'pairs', 'cancelled');
+    const controller = new AbortController();
+    const run = client.fit({ classifier, data: [join(dir, 'digits')], out, scaling: { range: [0, 1] }, provider: 'cpu' }, (e) => {
+      if (e.type === 'progress' && e.progress.phase === 'scoring' && e.progress.done > 0) controller.abort();
+      if (e.type === 'progress' && e.progress.phase === 'listing images') setTimeout(() => controller.abort(), 300);
+    }, controller.signal);
+    await assert.rejects(run, /cancelled; nothing was written/);
+    assert.equal(existsSync(join(out, 'ood-pair.json')), false);
+    // No staging folder is left behind either.
+    assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
+    const facts = await client.inspectModel(classifier);
+    assert.equal(facts.classOutput?.classes, 10);
+  });
+
+  test('fit refuses a folder that already holds a pair unless asked to replace it', async () => {
+    const out = join(dir, 'pairs', 'existing');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'ood-pair.json'), readFileSync(join(MNIST_PAIR, 'ood-pair.json')));
+    await assert.rejects(client.fit({ classifier, data: [manifestCsv], out, provider: 'cpu' }, () => undefined), /already holds a pair/);
+  });
+});

@@ -1,0 +1,287 @@
+/**
+ * Models shaped the way other projects ship theirs, for the "bring your own model" tests and figures. Each is
+ * the built-in MNIST classifier or VAE (models/mnist, 99.0% test accuracy) re-wrapped, so that its accuracy
+ * when fed correctly is known, and each wrapping is what users bring:
+ *
+ *  - `zoo`: ONNX-model-zoo style. Classifier `Input3` [1, 1, 28, 28] raw 0–255 → `Plus214_Output_0` [1, 10],
+ *    with a static batch of 1 baked into a constant Reshape (the zoo's mnist-8 does the same), plus a
+ *    Bernoulli VAE on [0, 1] with outputs `recon_logits`, `z_mean`, `z_log_var`.
+ *  - `torchvision`: NHWC [batch, 28, 28, 1] normalised with mean 0.1307 / std 0.3081 → `output`, plus a
+ *    Gaussian VAE as split encoder (NHWC, [0, 1]) and decoder (z → sigmoid mean, NHWC).
+ *  - `tfjs-sequential`: a TensorFlow.js Sequential classifier [batch, 28, 28, 1] on [0, 1] ending in softmax.
+ *  - `tfjs-submodels`: a TensorFlow.js VAE assembled from `encoder` (two outputs) and `decoder` sub-models:
+ *    its outputs are named `decoder, encoder, encoder`.
+ *
+ *   npx tsx training/third-party-models.ts <outDir>
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { onnx } from 'onnx-proto';
+import type * as TfTypes from '@tensorflow/tfjs';
+
+const MNIST = join(__dirname, '..', 'models', 'mnist');
+export type ThirdPartyKind = 'zoo' | 'torchvision' | 'tfjs-sequential' | 'tfjs-submodels';
+
+// ---------------------------------------------------------------------------------------------------------
+// ONNX graph editing (onnx-proto)
+
+type Model = onnx.ModelProto;
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const INT64 = onnx.TensorProto.DataType.INT64;
+
+function loadOnnx(name: string): Model {
+  return onnx.ModelProto.decode(readFileSync(join(MNIST, name)));
+}
+
+function floatTensor(name: string, dims: number[], values: number[]): onnx.ITensorProto {
+  return { name, dims, dataType: FLOAT, floatData: values };
+}
+
+function int64Tensor(name: string, values: number[]): onnx.ITensorProto {
+  return { name, dims: [values.length], dataType: INT64, int64Data: values };
+}
+
+function valueInfo(name: string, dims: (number | string)[]): onnx.IValueInfoProto {
+  return { name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } } };
+}
+
+function node(opType: string, inputs: string[], outputs: string[], attributes: onnx.IAttributeProto[] = []): onnx.INodeProto {
+  return { opType, input: inputs, output: outputs, name: `${opType}_${outputs[0]}`, attribute: attributes };
+}
+
+const intsAttr = (name: string, ints: number[]): onnx.IAttributeProto => ({ name, ints, type: onnx.AttributeProto.AttributeType.INTS });
+
+/** Renames tensor `from` to `to` everywhere in the graph (node inputs/outputs, graph inputs/outputs). */
+function renameTensor(model: Model, from: string, to: string): void {
+  const g = model.graph!;
+  for (const n of g.node!) {
+    n.input = n.input!.map((x) => (x === from ? to : x));
+    n.output = n.output!.map((x) => (x === from ? to : x));
+  }
+  for (const v of [...g.input!, ...g.output!]) if (v.name === from) v.name = to;
+}
+
+/**
+ * Replaces the graph's input with `input` (dims given) and prepends `prefix` nodes that turn it into the
+ * original input tensor (renamed to `inner`).
+ */
+function prepend(model: Model, input: onnx.IValueInfoProto, prefix: onnx.INodeProto[], initializers: onnx.ITensorProto[], inner: string): void {
+  const g = model.graph!;
+  const original = g.input![0].name!;
+  renameTensor(model, original, inner);
+  g.input = [input, ...g.input!.filter((v) => v.name !== inner)];
+  g.node = [...prefix, ...g.node!];
+  g.initializer = [...g.initializer!, ...initializers];
+}
+
+/** Appends `suffix` nodes after output `output` (renamed to `inner`) and declares the new output. */
+function append(model: Model, output: string, inner: string, suffix: onnx.INodeProto[], initializers: onnx.ITensorProto[], declared: onnx.IValueInfoProto): void {
+  const g = model.graph!;
+  renameTensor(model, output, inner);
+  g.output = g.output!.map((v) => (v.name === inner ? declared : v));
+  g.node = [...g.node!, ...suffix];
+  g.initializer = [...g.initializer!, ...initializers];
+}
+
+function save(model: Model, path: string): void {
+  // Shapes inside the graph no longer match once inputs change; onnxruntime infers them again.
+  model.graph!.valueInfo = [];
+  writeFileSync(path, onnx.ModelProto.encode(model).finish());
+}
+
+const PAD_28_TO_32 = int64Tensor('tp_pads', [0, 0, 2, 2, 0, 0, 2, 2]);
+const padNode = (from: string, to: string) => node('Pad', [from, 'tp_pads'], [to], [{ name: 'mode', s: new TextEncoder().encode('constant'), type: onnx.AttributeProto.AttributeType.STRING }]);
+/** Crops the 32×32 reconstruction back to the 28×28 image: Slice on H and W, [2, 30). */
+const cropInits = [int64Tensor('tp_crop_starts', [2, 2]), int64Tensor('tp_crop_ends', [30, 30]), int64Tensor('tp_crop_axes', [2, 3])];
+const cropNode = (from: string, to: string) => node('Slice', [from, 'tp_crop_starts', 'tp_crop_ends', 'tp_crop_axes'], [to]);
+
+/** ONNX-zoo style classifier: static batch 1, raw 0–255 pixels, the zoo's tensor names. */
+function zooClassifier(path: string): void {
+  const m = loadOnnx('classifier.onnx');
+  prepend(
+    m,
+    valueInfo('Input3', [1, 1, 28, 28]),
+    [node('Div', ['Input3', 'tp_255'], ['tp_unit']), padNode('tp_unit', 'tp_image')],
+    [floatTensor('tp_255', [], [255]), PAD_28_TO_32],
+    'tp_image',
+  );
+  // The batch of 1 baked into the flatten, as in the zoo's model: [1, 64·8·8].
+  const g = m.graph!;
+  const reshape = g.node!.find((n) => n.opType === 'Reshape')!;
+  reshape.input = [reshape.input![0], 'tp_flat_shape'];
+  g.initializer!.push(int64Tensor('tp_flat_shape', [1, -1]));
+  append(m, 'logits', 'tp_logits', [node('Identity', ['tp_logits'], ['Plus214_Output_0'])], [], valueInfo('Plus214_Output_0', [1, 10]));
+  save(m, path);
+}
+
+/** Bernoulli VAE on [0, 1] pixels at 28×28, NCHW, odd output names. */
+function zooVae(path: string): void {
+  const m = loadOnnx('vae.onnx');
+  prepend(m, valueInfo('x', ['N', 1, 28, 28]), [padNode('x', 'tp_image')], [PAD_28_TO_32], 'tp_image');
+  append(m, 'reconstruction_logits', 'tp_recon32', [cropNode('tp_recon32', 'recon_logits')], cropInits, valueInfo('recon_logits', ['N', 1, 28, 28]));
+  renameTensor(m, 'mu', 'z_mean');
+  renameTensor(m, 'logvar', 'z_log_var');
+  save(m, path);
+}
+
+/** torchvision style: NHWC input normalised with MNIST's mean and std. */
+function torchvisionClassifier(path: string): void {
+  const m = loadOnnx('classifier.onnx');
+  prepend(
+    m,
+    valueInfo('input.1', ['batch_size', 28, 28, 1]),
+    [node('Mul', ['input.1', 'tp_std'], ['tp_scaled']), node('Add', ['tp_scaled', 'tp_mean'], ['tp_unit_nhwc']), node('Transpose', ['tp_unit_nhwc'], ['tp_unit'], [intsAttr('perm', [0, 3, 1, 2])]), padNode('tp_unit', 'tp_image')],
+    [floatTensor('tp_std', [], [0.3081]), floatTensor('tp_mean', [], [0.1307]), PAD_28_TO_32],
+    'tp_image',
+  );
+  append(m, 'logits', 'tp_logits', [node('Identity', ['tp_logits'], ['output'])], [], valueInfo('output', ['batch_size', 10]));
+  save(m, path);
+}
+
+/** Split Gaussian VAE on [0, 1], NHWC: encoder image → mean, log_var; decoder z → sigmoid mean image. */
+function torchvisionVae(encoderPath: string, decoderPath: string): void {
+  const e = loadOnnx('vae-encoder.onnx');
+  prepend(
+    e,
+    valueInfo('img', ['B', 28, 28, 1]),
+    [node('Transpose', ['img'], ['tp_unit'], [intsAttr('perm', [0, 3, 1, 2])]), padNode('tp_unit', 'tp_image')],
+    [PAD_28_TO_32],
+    'tp_image',
+  );
+  renameTensor(e, 'mu', 'mean');
+  renameTensor(e, 'logvar', 'log_var');
+  save(e, encoderPath);
+  const d = loadOnnx('vae-decoder.onnx');
+  renameTensor(d, 'z', 'latent');
+  append(
+    d,
+    'reconstruction_logits',
+    'tp_logits32',
+    [node('Sigmoid', ['tp_logits32'], ['tp_mean32']), cropNode('tp_mean32', 'tp_mean28'), node('Transpose', ['tp_mean28'], ['x_hat'], [intsAttr('perm', [0, 2, 3, 1])])],
+    cropInits,
+    valueInfo('x_hat', ['B', 28, 28, 1]),
+  );
+  save(d, decoderPath);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// TensorFlow.js (layers built with the built-in models' weights; saved with TF.js's own serializer)
+
+async function tfjs(): Promise<typeof TfTypes> {
+  const tf = require('@tensorflow/tfjs') as typeof TfTypes;
+  if (tf.getBackend() !== 'cpu') await tf.setBackend('cpu');
+  return tf;
+}
+
+async function loadBuiltInTfjs(tf: typeof TfTypes, name: 'classifier' | 'vae'): Promise<TfTypes.LayersModel> {
+  const dir = join(MNIST, 'tfjs', name);
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  const bin = readFileSync(join(dir, 'weights.bin'));
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer }));
+}
+
+/** A fresh layer with `layer`'s configuration (weights are copied once the new model is built). */
+function cloneLayer(tf: typeof TfTypes, layer: TfTypes.layers.Layer, extra: Record<string, unknown> = {}): TfTypes.layers.Layer {
+  const config = { ...layer.getConfig(), ...extra } as never;
+  const make: Record<string, (c: never) => TfTypes.layers.Layer> = {
+    Conv2D: tf.layers.conv2d,
+    MaxPooling2D: tf.layers.maxPooling2d,
+    Permute: tf.layers.permute,
+    Flatten: tf.layers.flatten,
+    Dense: tf.layers.dense,
+    Reshape: tf.layers.reshape,
+    UpSampling2D: tf.layers.upSampling2d,
+  };
+  const factory = make[layer.getClassName()];
+  if (!factory) throw new Error(`no factory for ${layer.getClassName()}`);
+  return factory(config);
+}
+
+async function saveTfjs(tf: typeof TfTypes, model: TfTypes.LayersModel, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      writeFileSync(join(dir, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
+      const json = { format: 'layers-model', generatedBy: 'OOD Lens training/third-party-models.ts', modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }] };
+      writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+}
+
+/** Sequential classifier on 28×28×1 in [0, 1]: zero padding to 32, the built-in layers, then softmax. */
+async function tfjsSequentialClassifier(dir: string): Promise<void> {
+  const tf = await tfjs();
+  const source = await loadBuiltInTfjs(tf, 'classifier');
+  const body = source.layers.slice(1);
+  const model = tf.sequential({ name: 'mnist_sequential' });
+  model.add(tf.layers.zeroPadding2d({ padding: 2, inputShape: [28, 28, 1], name: 'pad' }));
+  const clones = body.map((l) => cloneLayer(tf, l));
+  for (const l of clones) model.add(l);
+  model.add(tf.layers.softmax({ name: 'probabilities' }));
+  clones.forEach((l, i) => l.setWeights(body[i].getWeights()));
+  await saveTfjs(tf, model, dir);
+  model.dispose();
+  source.dispose();
+}
+
+/** VAE from sub-models: `encoder` (28×28×1 → mu, logvar) and `decoder` (z → 28×28×1 logits). */
+async function tfjsSubmodelVae(dir: string): Promise<void> {
+  const tf = await tfjs();
+  const source = await loadBuiltInTfjs(tf, 'vae');
+  const byName = (n: string) => source.getLayer(n);
+  const copies: [TfTypes.layers.Layer, TfTypes.layers.Layer][] = [];
+  const clone = (n: string) => {
+    const c = cloneLayer(tf, byName(n));
+    copies.push([c, byName(n)]);
+    return c;
+  };
+  const image = tf.input({ shape: [28, 28, 1], name: 'image' });
+  let h = tf.layers.zeroPadding2d({ padding: 2, name: 'pad' }).apply(image) as TfTypes.SymbolicTensor;
+  for (const n of ['encoder_conv1', 'encoder_conv2', 'encoder_conv3', 'encoder_to_chw', 'encoder_flatten']) h = clone(n).apply(h) as TfTypes.SymbolicTensor;
+  const mu = clone('mu').apply(h) as TfTypes.SymbolicTensor;
+  const logvar = clone('logvar').apply(h) as TfTypes.SymbolicTensor;
+  const encoder = tf.model({ inputs: image, outputs: [mu, logvar], name: 'encoder' });
+  const z = tf.input({ shape: [16], name: 'z' });
+  let d = z;
+  for (const n of ['decoder_fc', 'decoder_chw', 'decoder_to_hwc', 'decoder_up1', 'decoder_conv1', 'decoder_up2', 'decoder_conv2', 'decoder_up3', 'reconstruction_logits']) d = clone(n).apply(d) as TfTypes.SymbolicTensor;
+  d = tf.layers.cropping2D({ cropping: 2, name: 'crop' }).apply(d) as TfTypes.SymbolicTensor;
+  const decoder = tf.model({ inputs: z, outputs: d, name: 'decoder' });
+  const x = tf.input({ shape: [28, 28, 1], name: 'x' });
+  const [zMu, zLogvar] = encoder.apply(x) as TfTypes.SymbolicTensor[];
+  const recon = decoder.apply(zMu) as TfTypes.SymbolicTensor;
+  const vae = tf.model({ inputs: x, outputs: [recon, zMu, zLogvar], name: 'vae' });
+  for (const [c, s] of copies) c.setWeights(s.getWeights());
+  await saveTfjs(tf, vae, dir);
+  vae.dispose();
+  source.dispose();
+}
+
+/** Writes every third-party-style model under `out`; returns the paths. */
+export async function makeThirdPartyModels(out: string) {
+  const paths = {
+    zoo: { classifier: join(out, 'zoo', 'mnist-zoo.onnx'), vae: join(out, 'zoo', 'vae-bernoulli.onnx') },
+    torchvision: { classifier: join(out, 'torchvision', 'classifier-nhwc.onnx'), encoder: join(out, 'torchvision', 'encoder.onnx'), decoder: join(out, 'torchvision', 'decoder.onnx') },
+    tfjsSequential: { classifier: join(out, 'tfjs-sequential', 'model.json') },
+    tfjsSubmodels: { vae: join(out, 'tfjs-submodels', 'model.json') },
+  };
+  for (const d of ['zoo', 'torchvision']) mkdirSync(join(out, d), { recursive: true });
+  zooClassifier(paths.zoo.classifier);
+  zooVae(paths.zoo.vae);
+  torchvisionClassifier(paths.torchvision.classifier);
+  torchvisionVae(paths.torchvision.encoder, paths.torchvision.decoder);
+  await tfjsSequentialClassifier(join(out, 'tfjs-sequential'));
+  await tfjsSubmodelVae(join(out, 'tfjs-submodels'));
+  return paths;
+}
+
+if (require.main === module) {
+  const out = resolve(process.argv[2] ?? 'third-party-models');
+  makeThirdPartyModels(out).then(
+    (paths) => process.stdout.write(JSON.stringify(paths, null, 2) + '\n'),
+    (err) => {
+      process.stderr.write(`${(err as Error).stack}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
