@@ -208,7 +208,7 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
       // Say what a pair is when the folder has no manifest at all (an empty models/ folder), else which field to fix.
       const text = existsSync(manifest)
         ? `OOD Lens: ${manifest} is not a usable pair: ${(err as Error).message.split('\n').slice(1).join(' ').trim() || (err as Error).message}. Fix the field named, or see "How to make a pair".`
-        : `OOD Lens: ${dirname(manifest)} is not a pair: it has no ood-pair.json. A pair is a folder holding your classifier (ONNX or TensorFlow.js), optionally a VAE, and an ood-pair.json that says how to feed them — see "How to make a pair".`;
+        : `OOD Lens: ${dirname(manifest)} is not a pair: it has no ood-pair.json. A pair is a folder holding your classifier (ONNX or TensorFlow.js), optionally a VAE, and an ood-pair.json that says how to feed them — make one from your model with "Create Pair…", or see "How to make a pair".`;
       await showPairError(text, services.log);
       return;
     }

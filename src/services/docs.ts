@@ -1,7 +1,7 @@
 /**
  * Links from errors and the walkthrough to the documentation shipped in the extension (README.md): the
  * `oodLens.openDocs` command opens the README at a section's heading. Errors about pairs and models offer
- * "How to make a pair" — the one place to switch to the Create Pair flow (`oodLens.createPair`) once it exists.
+ * "How to make a pair", and pair errors also "Create Pair…" (`oodLens.createPair`).
  */
 import { readFileSync } from 'node:fs';
 import * as vscode from 'vscode';
@@ -61,9 +61,10 @@ export function registerDocs(context: vscode.ExtensionContext): void {
  */
 export async function showPairError(text: string, log: vscode.LogOutputChannel): Promise<void> {
   const docs = docsAction('pair');
-  const fix = /Select Pair|How to make a pair/.test(text) ? '' : ' Choose a working pair with "Select Pair…", or see "How to make a pair".';
-  const choice = await vscode.window.showErrorMessage(`${text}${fix}`, 'Select Pair…', docs.label, 'Show log');
+  const fix = /Select Pair|How to make a pair/.test(text) ? '' : ' Choose a working pair with "Select Pair…", make one with "Create Pair…", or see "How to make a pair".';
+  const choice = await vscode.window.showErrorMessage(`${text}${fix}`, 'Select Pair…', 'Create Pair…', docs.label, 'Show log');
   if (choice === 'Select Pair…') await vscode.commands.executeCommand('oodLens.selectPair');
+  else if (choice === 'Create Pair…') await vscode.commands.executeCommand('oodLens.createPair');
   else if (choice === docs.label) await docs.run();
   else if (choice === 'Show log') log.show(true);
 }
