@@ -156,7 +156,7 @@ describe('inspect panel UI in Chromium', { skip: SKIP }, () => {
     assert.match(seven.verdict, /^Typical of the training data \(p = [\d.]+\): the prediction '7 \((\d+\.\d|>99\.9)%\)' can be trusted as far as the classifier can\.$/);
     assert.match(seven.prediction, /^Predicted 7 · MSP (\d+\.\d|>99\.9)%$/);
     assert.ok(seven.elbo.startsWith(`ELBO −${Math.abs(r0.elbo!).toFixed(1)} nats = reconstruction −`), seven.elbo);
-    assert.match(seven.p, /^p = [\d.]+ \(verdict\) · ELBO test p = [\d.]+ · complexity test p = [\d.]+ · confidence test p = [\d.]+ · no test fired$/);
+    assert.match(seven.p, /^p = [\d.]+ \(verdict\) · ELBO test p = [\d.]+ · complexity test p = [\d.]+ · confidence test p = [\d.]+( · (energy|KNN|Mahalanobis) test p = [\d.e-]+)* · no test fired$/);
     // The headline p beside the verdict, the sentence's p and the p-values line's first p are the verdict's combined p.
     assert.equal(seven.headlineP, `p = ${formatP(r0.pValue)}`);
     assert.ok(seven.verdict.includes(`(p = ${formatP(r0.pValue)})`), seven.verdict);
