@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 
 const REPO = resolve(__dirname, '..');
-const SHOTS = ['inspect-panel', 'manifest-hover', 'report', 'select-pair'];
+const SHOTS = ['inspect-panel', 'manifest-hover', 'report'];
 
 async function main(): Promise<void> {
   const out = join(REPO, 'media', 'screenshots');
