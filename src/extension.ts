@@ -2,7 +2,9 @@
  * OOD Lens extension entry: wiring only. The engine runs in a worker thread behind EngineHost; commands,
  * providers and webviews receive the shared Services.
  */
+import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
+import { registerDocs } from './services/docs';
 import { EngineHost } from './providers/engineHost';
 import { registerCreatePair } from './providers/createPair';
 import { registerFolderScoring } from './providers/folderScoring';
@@ -11,9 +13,12 @@ import { registerManifestFeatures } from './providers/manifestFeatures';
 import { registerOpenResults } from './providers/openResults';
 import { registerPairPicker } from './providers/pairPicker';
 import type { Services } from './services/services';
+import { registerWalkthrough, showWalkthroughOnce } from './providers/walkthrough';
+import { registerWarmup } from './providers/warmup';
 import { InspectPanel, registerInspectPanelSerializer } from './webviews/inspectPanel';
 
 export function activate(context: vscode.ExtensionContext): void {
+  const started = performance.now();
   const log = vscode.window.createOutputChannel('OOD Lens', { log: true });
   context.subscriptions.push(log);
   log.info(`OOD Lens ${context.extension.packageJSON.version ?? ''} activating (workspace ${vscode.workspace.isTrusted ? 'trusted' : 'in Restricted Mode'})`);
@@ -29,9 +34,12 @@ export function activate(context: vscode.ExtensionContext): void {
     isTrusted: () => vscode.workspace.isTrusted,
   };
 
+  registerDocs(context);
   registerPairPicker(context, services, engine);
   registerCreatePair(context, services, engine);
-  registerInspectCommands(context, services, (uris, column) => InspectPanel.show(services, uris, column));
+  const openInspect = (uris: vscode.Uri[], column?: vscode.ViewColumn) => InspectPanel.show(services, uris, column);
+  registerInspectCommands(context, services, openInspect);
+  registerWalkthrough(context, services, openInspect);
   context.subscriptions.push(registerInspectPanelSerializer(services));
 
   // Each feature area registers on its own, so one failing never takes the others down.
@@ -47,7 +55,13 @@ export function activate(context: vscode.ExtensionContext): void {
     }
   }
 
-  engine.start();
+  // The engine (worker + models) starts when an image or a dataset manifest is first opened, or on the first request.
+  registerWarmup(context, (why) => {
+    log.info(`warming up the engine: ${why}`);
+    engine.warm(why);
+  }, () => engine.isStarted);
+  showWalkthroughOnce(context, log, () => InspectPanel.openPanels().length > 0);
+  log.info(`activated in ${(performance.now() - started).toFixed(1)} ms (the engine ${engine.isStarted ? 'is warming up' : 'starts with the first image or manifest'})`);
 }
 
 export function deactivate(): void {

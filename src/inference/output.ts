@@ -10,6 +10,7 @@ import type { InputOrigin, ResultsHeader } from './resultsFile';
 import type { TestName } from './calibration';
 import { csvCell, terminalText } from './safeText';
 import type { ImageResult, PairInfo } from './engineTypes';
+import { formatMsp, formatP } from '../shared/format';
 
 export type OutputFormat = 'table' | 'json' | 'csv' | 'jsonl';
 export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'json', 'csv', 'jsonl'];
@@ -301,10 +302,10 @@ export class ResultWriter {
     } else {
       const path = terminalText(this.shownPath(r.path));
       // A '*' marks the test that fired.
-      const p = (v: number | null, test: TestName) => `${fmt(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
+      const p = (v: number | null, test: TestName) => `${v === null ? '-' : formatP(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
       const note = manifest?.possibleLabelError ? `  (possible label error: labelled ${terminalText(manifest.givenLabel ?? '')})` : '';
       if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}${this.knnColumn ? ` ${''.padStart(9)}` : ''}  ${path}: ${terminalText(r.error ?? '')}\n`);
-      else this.write(`${r.verdict.padEnd(20)} ${terminalText(r.label ?? '-').slice(0, 12).padEnd(12)} ${fmt(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${fmt(r.pValue).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}${this.knnColumn ? ` ${p(r.pValues.knn ?? null, 'knn')}` : ''}  ${path}${note}\n`);
+      else this.write(`${r.verdict.padEnd(20)} ${terminalText(r.label ?? '-').slice(0, 12).padEnd(12)} ${formatMsp(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${(r.pValue === null ? '-' : formatP(r.pValue)).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}${this.knnColumn ? ` ${p(r.pValues.knn ?? null, 'knn')}` : ''}  ${path}${note}\n`);
       if (this.fd === null && process.stdout.isTTY) this.flush();
     }
     this.first = false;

@@ -13,6 +13,7 @@ import * as vscode from 'vscode';
 import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, InspectResult, ModelFacts, ScoreManySummary } from '../shared/engineProtocol';
 import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
+import { showPairError } from '../services/docs';
 import type { EngineService, ScoreProgress } from '../services/engineService';
 import { PairSettingError, resolvePairSetting } from './pairPath';
 import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
@@ -37,6 +38,8 @@ export class EngineHost implements EngineService {
   private identity?: { at: number; key: string; value: string };
   private restrictedNoticeFor?: string;
   private lastErrorShown?: string;
+  /** The worker and the pair load on the first image or manifest opened (warm) or the first request, not at activation. */
+  private started = false;
 
   constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {
     const workerPath = vscode.Uri.joinPath(context.extensionUri, 'dist', 'worker.js').fsPath;
@@ -62,9 +65,16 @@ export class EngineHost implements EngineService {
     );
   }
 
-  /** Loads the configured pair (call once after activation). */
-  start(): void {
-    void this.reload('startup');
+  /** Loads the configured pair now (idempotent): called when an image or a manifest is first opened. */
+  warm(why: string): void {
+    if (this.started) return;
+    this.started = true;
+    void this.reload(`warming up: ${why}`).catch(() => undefined);
+  }
+
+  /** Whether the engine was started (warm-up or a first request). */
+  get isStarted(): boolean {
+    return this.started;
   }
 
   get config(): EngineConfig {
@@ -72,8 +82,8 @@ export class EngineHost implements EngineService {
   }
 
   /** The state now, without waiting: the pair info, the load error, or neither while loading. */
-  get state(): { info?: EnginePairInfo; error?: Error; loading: boolean } {
-    return { info: this.lastInfo, error: this.lastError, loading: !this.lastInfo && !this.lastError };
+  get state(): { info?: EnginePairInfo; error?: Error; loading: boolean; idle: boolean } {
+    return { info: this.lastInfo, error: this.lastError, loading: this.started && !this.lastInfo && !this.lastError, idle: !this.started };
   }
 
   /** True when Restricted Mode made the engine ignore a configured pair. */
@@ -82,16 +92,19 @@ export class EngineHost implements EngineService {
   }
 
   async info(): Promise<EnginePairInfo> {
+    this.warm('first request');
     if (this.lastInfo) return this.lastInfo;
     if (this.loading) return this.loading;
     return this.client.info();
   }
 
   inspect(path: string): Promise<InspectResult> {
+    this.warm('first request');
     return this.client.inspect(path);
   }
 
   scoreMany(paths: string[], onProgress: (p: ScoreProgress) => void, token?: vscode.CancellationToken): Promise<ScoreManySummary> {
+    this.warm('first request');
     const controller = new AbortController();
     const sub = token?.onCancellationRequested(() => controller.abort());
     if (token?.isCancellationRequested) controller.abort();
@@ -166,6 +179,11 @@ export class EngineHost implements EngineService {
 
   /** Reloads when the settings now give another configuration, the last load failed, or `force`. */
   reloadIfChanged(why: string, force = false): void {
+    // Not started yet: the settings are read when it starts — unless the user just chose a pair.
+    if (!this.started) {
+      if (why === 'pair selected') this.warm(why);
+      return;
+    }
     const next = this.readConfig(false);
     if (force || this.lastError || JSON.stringify(next) !== JSON.stringify(this.current)) void this.reload(why).catch(() => undefined);
   }
@@ -178,10 +196,7 @@ export class EngineHost implements EngineService {
       this.watchPair([this.current.pair ? this.manifestGuess(this.current.pair) : undefined].filter((p): p is string => !!p));
       if (this.lastErrorShown !== result.message) {
         this.lastErrorShown = result.message;
-        void vscode.window.showErrorMessage(`OOD Lens: the pair could not be loaded: ${oneLine(result.message)}`, 'Select Pair…', 'Show log').then((choice) => {
-          if (choice === 'Show log') this.log.show(true);
-          else if (choice === 'Select Pair…') void vscode.commands.executeCommand('oodLens.selectPair');
-        });
+        void showPairError(`OOD Lens: the pair could not be loaded: ${oneLine(result.message)}.`, this.log);
       }
     } else {
       this.lastInfo = result;

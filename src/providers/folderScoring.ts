@@ -9,6 +9,7 @@ import { walkImages } from '../inference/files';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
+import { showPairError } from '../services/docs';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreManyOutcome } from './scoreStore';
 import type { Services } from '../services/services';
@@ -156,7 +157,7 @@ export async function scoreFolderFlow(services: Services, folderUri: vscode.Uri)
   try {
     pair = await engine.info();
   } catch (err) {
-    void vscode.window.showErrorMessage(`OOD Lens: the pair is not available (${(err as Error).message}).`, 'Show Log').then((a) => a && log.show());
+    void showPairError(`OOD Lens: the pair is not available (${(err as Error).message}).`, log);
     return;
   }
   const errors = results.filter((r) => r.verdict === 'error').length;

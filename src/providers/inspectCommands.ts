@@ -48,8 +48,8 @@ async function pickWorkspaceImage(services: Services): Promise<vscode.Uri | unde
     return picked?.[0];
   }
   const qp = vscode.window.createQuickPick<vscode.QuickPickItem & { uri: vscode.Uri }>();
-  qp.title = 'OOD Lens: Inspect OOD';
-  qp.placeholder = 'Choose an image of the workspace to inspect';
+  qp.title = 'OOD Lens: Check out-of-distribution';
+  qp.placeholder = 'Choose an image of the workspace to check';
   qp.matchOnDescription = true;
   qp.busy = true;
   qp.show();
@@ -64,7 +64,13 @@ async function pickWorkspaceImage(services: Services): Promise<vscode.Uri | unde
     qp.busy = false;
     if (!files.length) {
       qp.hide();
-      void vscode.window.showInformationMessage('OOD Lens: this workspace has no images (png, jpg, webp, gif, bmp, tiff, avif). Open an image, or right-click one in the Explorer → Check out-of-distribution.');
+      // The empty state says what to do, and offers the bundled sample.
+      void vscode.window
+        .showInformationMessage('OOD Lens: this workspace has no images (png, jpg, webp, gif, bmp, tiff, avif). Open an image, or right-click one in the Explorer → Check out-of-distribution. Or try a bundled sample.', 'Check a sample image', 'Get Started')
+        .then((choice) => {
+          if (choice === 'Check a sample image') void vscode.commands.executeCommand('oodLens.walkthrough.checkSample');
+          else if (choice === 'Get Started') void vscode.commands.executeCommand('oodLens.showWalkthrough');
+        });
       return undefined;
     }
     services.log.trace(`inspect: ${files.length} workspace images offered`);
@@ -122,7 +128,7 @@ export function registerInspectCommands(context: vscode.ExtensionContext, servic
   context.subscriptions.push(
     vscode.commands.registerCommand(
       'oodLens.inspect',
-      guarded(services, 'Inspect OOD', async (arg?: unknown) => {
+      guarded(services, 'Check out-of-distribution', async (arg?: unknown) => {
         // From the editor title the command gets the editor's resource; from the palette, nothing.
         let uri = arg instanceof vscode.Uri ? arg : undefined;
         let column = vscode.ViewColumn.Beside;

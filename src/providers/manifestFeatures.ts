@@ -12,6 +12,7 @@
 import { dirname } from 'node:path';
 import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
+import { formatBitsPerDim, formatMsp, formatNats, formatP, testPLabel } from '../shared/format';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
@@ -49,14 +50,9 @@ interface DocState {
   summary: ManifestSummary | null;
 }
 
-function fmtP(p: number | null): string {
-  if (p === null) return '–';
-  return p < 0.001 ? p.toExponential(1) : p.toFixed(3);
-}
-
-function fmtPct(x: number | null): string {
-  return x === null ? '–' : `${(100 * x).toFixed(1)}%`;
-}
+// p-values and MSPs read the same here as in the Inspect panel and the report (src/shared/format.ts).
+const fmtP = formatP;
+const fmtPct = formatMsp;
 
 export function registerManifestFeatures(context: vscode.ExtensionContext, services: Services): void {
   const controller = new ManifestController(services, scoreStore(services));
@@ -666,10 +662,8 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
     appendPlain(md, r.label ?? String(r.prediction));
     md.appendMarkdown(`** · MSP ${fmtPct(r.msp)}${r.verdict === 'out-of-distribution' ? ' — treat this prediction as unreliable' : ''}  \n`);
     const pv: string[] = [];
-    if (r.pValues.elbo !== null) pv.push(`p(ELBO) = ${fmtP(r.pValues.elbo)}`);
-    if (r.pValues.complexity !== null) pv.push(`p(complexity) = ${fmtP(r.pValues.complexity)}`);
-    if (r.pValues.confidence !== null) pv.push(`p(confidence) = ${fmtP(r.pValues.confidence)}`);
-    md.appendMarkdown(`ELBO ${r.elbo === null ? '–' : r.elbo.toFixed(1)} nats${r.elboBitsPerDim !== null ? ` (${r.elboBitsPerDim.toFixed(3)} bits/dim)` : ''}${pv.length ? ` · ${pv.join(' · ')}` : ''}  \n`);
+    for (const test of ['elbo', 'complexity', 'confidence'] as const) if (r.pValues[test] !== null && r.pValues[test] !== undefined) pv.push(testPLabel(test, r.pValues[test]));
+    md.appendMarkdown(`ELBO ${formatNats(r.elbo)} nats${r.elboBitsPerDim !== null ? ` (${formatBitsPerDim(r.elboBitsPerDim)} bits/dim)` : ''}${pv.length ? ` · ${pv.join(' · ')}` : ''}  \n`);
     if (row.label !== null) {
       if (isLabelDisagreement(row.label, r, classLabels)) {
         md.appendMarkdown('$(alert) **Possible label error**: labelled "');

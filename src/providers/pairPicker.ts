@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { parsePairManifest } from '../inference/manifest';
 import type { EnginePairInfo } from '../shared/engineProtocol';
+import { showPairError } from '../services/docs';
 import type { EngineHost } from './engineHost';
 import { appendPlain } from './hoverMarkdown';
 import { missingPairFiles, PairFileError, readPairManifestText } from './pairManifestFile';
@@ -69,9 +70,14 @@ export class PairStatusBar implements vscode.Disposable {
   }
 
   update(): void {
-    const { info, error, loading } = this.host.state;
+    const { info, error, loading, idle } = this.host.state;
     const restricted = this.host.restricted;
     this.item.backgroundColor = undefined;
+    if (idle) {
+      this.item.text = '$(beaker) OOD Lens';
+      this.item.tooltip = 'OOD Lens: the pair loads when you open an image or a dataset manifest. Click to choose a pair.';
+      return;
+    }
     if (loading) {
       this.item.text = '$(loading~spin) OOD Lens';
       this.item.tooltip = 'OOD Lens: loading the pair…';
@@ -83,7 +89,8 @@ export class PairStatusBar implements vscode.Disposable {
       const md = new vscode.MarkdownString();
       md.appendMarkdown('**OOD Lens** — the pair could not be loaded\n\n');
       md.appendCodeblock(error?.message ?? 'unknown error', 'text');
-      md.appendMarkdown('\nClick to choose another pair.');
+      md.appendMarkdown('\nClick to choose another pair, or see [how to make a pair](command:oodLens.openDocs?%5B%22pair%22%5D).');
+      md.isTrusted = { enabledCommands: ['oodLens.openDocs'] };
       this.item.tooltip = md;
       return;
     }
@@ -230,8 +237,11 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
       if (missing.length) throw new Error(`${manifest}:\n${missing.join('\n')}`);
     } catch (err) {
       services.log.error(`selectPair: ${(err as Error).message}`);
-      const choice = await vscode.window.showErrorMessage(`OOD Lens: ${manifest} is not a usable pair: ${(err as Error).message.split('\n').slice(1).join(' ').trim() || (err as Error).message}`, 'Show log');
-      if (choice) services.log.show(true);
+      // Say what a pair is when the folder has no manifest at all (an empty models/ folder), else which field to fix.
+      const text = (await stat(manifest).then(() => true, () => false))
+        ? `OOD Lens: ${manifest} is not a usable pair: ${(err as Error).message.split('\n').slice(1).join(' ').trim() || (err as Error).message}. Fix the field named, or see "How to make a pair".`
+        : `OOD Lens: ${dirname(manifest)} is not a pair: it has no ood-pair.json. A pair is a folder holding your classifier (ONNX or TensorFlow.js), optionally a VAE, and an ood-pair.json that says how to feed them — make one from your model with "Create Pair…", or see "How to make a pair".`;
+      await showPairError(text, services.log);
       return;
     }
   }

@@ -5,6 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import * as vscode from 'vscode';
+import { formatP } from '../shared/format';
 import type { ImageResult } from '../inference/engine';
 import type { CachedScore } from './scoreCache';
 import { ScoreCache } from './scoreCache';
@@ -180,7 +181,7 @@ class OodFileDecorations implements vscode.FileDecorationProvider {
     if (uri.scheme !== 'file' || !this.cache) return undefined;
     const s = this.cache.peekPath(uri.fsPath);
     if (!s || s.verdict !== 'out-of-distribution') return undefined;
-    const p = s.pValue !== null ? ` (p = ${s.pValue < 0.001 ? s.pValue.toExponential(1) : s.pValue.toFixed(3)})` : '';
+    const p = s.pValue !== null ? ` (p = ${formatP(s.pValue)})` : '';
     return {
       badge: '⚠',
       tooltip: `OOD Lens: out-of-distribution${p}; the prediction "${s.label}" is unreliable`,

@@ -34,6 +34,11 @@ export interface InspectViewState {
   pairError: string | null;
   /** Restricted Mode: the built-in pair runs whatever the settings say. */
   restricted: boolean;
+  /**
+   * A pinned panel keeps its images; the one unpinned panel is a preview that the next check reuses
+   * (like Markdown preview). Absent in states saved before pinning existed: unpinned.
+   */
+  pinned?: boolean;
 }
 
 export type HostToInspect =
@@ -42,7 +47,9 @@ export type HostToInspect =
   /** One row changed. */
   | { type: 'row'; row: InspectRow }
   /** The pair changed or failed. */
-  | { type: 'pair'; pair: EnginePairInfo | null; pairError: string | null; restricted: boolean };
+  | { type: 'pair'; pair: EnginePairInfo | null; pairError: string | null; restricted: boolean }
+  /** The panel was pinned or unpinned. */
+  | { type: 'pinned'; pinned: boolean };
 
 export type InspectToHost =
   | { type: 'ready' }
@@ -51,7 +58,11 @@ export type InspectToHost =
   | { type: 'openImage'; path: string }
   | { type: 'revealInExplorer'; path: string }
   | { type: 'showLog' }
-  | { type: 'selectPair' };
+  | { type: 'selectPair' }
+  /** Pin (keep this panel's images) or unpin (let the next check reuse it). */
+  | { type: 'togglePin' }
+  /** The docs on making a pair (from the pair error). */
+  | { type: 'openDocs' };
 
 /** What the webview stores with setState: enough for the panel serializer to rebuild the panel after a reload. */
 export interface InspectPersistedState {
@@ -60,7 +71,12 @@ export interface InspectPersistedState {
   view?: InspectViewState;
 }
 
-const TO_HOST = new Set(['ready', 'rerun', 'openImage', 'revealInExplorer', 'showLog', 'selectPair']);
+/** Whether a saved state was a pinned panel. */
+export function persistedPinned(state: unknown): boolean {
+  return !!state && typeof state === 'object' && (state as Partial<InspectPersistedState>).view?.pinned === true;
+}
+
+const TO_HOST = new Set(['ready', 'rerun', 'openImage', 'revealInExplorer', 'showLog', 'selectPair', 'togglePin', 'openDocs']);
 
 /** Validates a message from the webview (it is untrusted input to the extension host). */
 export function isInspectToHost(m: unknown): m is InspectToHost {

@@ -19,6 +19,8 @@ export interface InspectHtmlOptions {
   elementsUri: string;
   /** Panel title (shown until the script renders). */
   title: string;
+  /** The images, drawn as "Scoring…" rows before the script runs, so the layout is there at once. */
+  rows?: { path: string; name: string; displayPath: string }[];
 }
 
 /** 128 random bits, base64: a CSP nonce. */
@@ -94,11 +96,24 @@ ${o.body}
 
 export function buildInspectHtml(o: InspectHtmlOptions): string {
   const nonce = escapeHtml(o.nonce);
+  const skeleton = o.rows?.length
+    ? o.rows
+        .map(
+          (r) => `    <section class="row status-scoring skeleton" data-path="${escapeHtml(r.path)}">
+      <header class="row-header"><div class="row-title"><h2 class="file-name">${escapeHtml(r.name)}</h2><span class="file-path">${escapeHtml(r.displayPath)}</span></div></header>
+      <div class="busy"><span class="spinner" aria-hidden="true"></span><span>Scoring…</span></div>
+      <div class="images">${'<div class="no-image"></div>'.repeat(4)}</div>
+    </section>`,
+        )
+        .join('\n')
+    : `    <p class="placeholder">Scoring ${escapeHtml(o.title)}…</p>`;
   return webviewPage('buildInspectHtml', {
     ...o,
-    body: `  <div id="pair-bar" class="pair-bar" role="status"></div>
-  <main id="rows" class="rows" aria-live="polite">
-    <p class="placeholder">Scoring ${escapeHtml(o.title)}…</p>
+    // The live region is one short line (announce), not the whole panel: updates are read as "name: verdict, p".
+    body: `  <div id="pair-bar" class="pair-bar"><span class="pair-text">Loading the pair…</span></div>
+  <div id="announce" class="sr-only" role="status" aria-live="polite"></div>
+  <main id="rows" class="rows">
+${skeleton}
   </main>
   <script type="module" nonce="${nonce}" src="${escapeHtml(o.elementsUri)}"></script>
   <script nonce="${nonce}" src="${escapeHtml(o.scriptUri)}"></script>`,

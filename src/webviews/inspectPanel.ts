@@ -8,7 +8,9 @@ import { basename, dirname, extname } from 'node:path';
 import * as vscode from 'vscode';
 import type { Services } from '../services/services';
 import type { EnginePairInfo } from '../shared/engineProtocol';
-import { browserShows, type HostToInspect, INSPECT_VIEW_TYPE, type InspectRow, type InspectToHost, type InspectViewState, isInspectToHost, oneLine, persistedPaths } from '../shared/inspectProtocol';
+import { formatMsp, formatNats, formatP } from '../shared/format';
+import { browserShows, type HostToInspect, INSPECT_VIEW_TYPE, type InspectRow, type InspectToHost, type InspectViewState, isInspectToHost, oneLine, persistedPaths, persistedPinned } from '../shared/inspectProtocol';
+import { docsAction } from '../services/docs';
 import { buildInspectHtml, makeNonce } from './html';
 
 /** Originals up to this size are shown as they are (sent as data: URIs); larger ones show the model input. */
@@ -19,9 +21,18 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** `oodLens.inspect.reusePanel`: the next check replaces the images of the unpinned panel (default), or opens a new one. */
+function reusePanel(): boolean {
+  return vscode.workspace.getConfiguration('oodLens').get<boolean>('inspect.reusePanel', true);
+}
+
 export class InspectPanel implements vscode.Disposable {
   private static readonly open = new Set<InspectPanel>();
-  private readonly rows: InspectRow[];
+  /** The unpinned panel that the next check reuses, as Markdown preview does. */
+  private static preview: InspectPanel | undefined;
+  private rows: InspectRow[] = [];
+  private pinned: boolean;
+  private pathWatchers: vscode.Disposable[] = [];
   private pair: EnginePairInfo | null = null;
   private pairError: string | null = null;
   private readonly disposables: vscode.Disposable[] = [];
@@ -30,19 +41,35 @@ export class InspectPanel implements vscode.Disposable {
   private readonly runIds = new Map<string, number>();
   private disposed = false;
 
-  /** Opens (or reveals and re-runs) the panel for exactly these images. */
+  /**
+   * Shows these images: reveals (and re-scores) a panel that holds exactly them, else reuses the unpinned
+   * preview panel, else opens a new panel. With `oodLens.inspect.reusePanel` off every new set gets its own
+   * (pinned) panel.
+   */
   static async show(services: Services, uris: vscode.Uri[], column?: vscode.ViewColumn): Promise<void> {
     const paths = [...new Set(uris.map((u) => u.fsPath))];
     if (!paths.length) return;
     for (const existing of InspectPanel.open) {
       if (existing.samePaths(paths)) {
-        existing.panel.reveal(column);
+        existing.panel.reveal(existing.panel.viewColumn ?? column, true);
         existing.scoreAll(true);
         return;
       }
     }
-    const panel = vscode.window.createWebviewPanel(INSPECT_VIEW_TYPE, InspectPanel.title(paths), column ?? vscode.ViewColumn.Active, InspectPanel.options(services));
-    new InspectPanel(panel, services, paths, true);
+    const reuse = reusePanel();
+    const preview = InspectPanel.preview;
+    if (reuse && preview && !preview.disposed) {
+      preview.replace(paths);
+      preview.panel.reveal(preview.panel.viewColumn ?? column, true);
+      return;
+    }
+    const panel = vscode.window.createWebviewPanel(INSPECT_VIEW_TYPE, InspectPanel.title(paths, !reuse), { viewColumn: column ?? vscode.ViewColumn.Active, preserveFocus: true }, InspectPanel.options(services));
+    new InspectPanel(panel, services, paths, true, !reuse);
+  }
+
+  /** The panels now open (tests and the walkthrough's checks read them). */
+  static openPanels(): readonly InspectPanel[] {
+    return [...InspectPanel.open];
   }
 
   /** Rebuilds a panel VS Code restored after a reload (WebviewPanelSerializer). */
@@ -53,8 +80,10 @@ export class InspectPanel implements vscode.Disposable {
       panel.dispose();
       return;
     }
-    panel.title = InspectPanel.title(paths);
-    new InspectPanel(panel, services, paths, false);
+    // Only one restored panel can be the preview; the others come back pinned.
+    const pinned = persistedPinned(state) || (!!InspectPanel.preview && !InspectPanel.preview.disposed) || !reusePanel();
+    panel.title = InspectPanel.title(paths, pinned);
+    new InspectPanel(panel, services, paths, false, pinned);
   }
 
   static options(services: Services): vscode.WebviewPanelOptions & vscode.WebviewOptions {
@@ -67,19 +96,27 @@ export class InspectPanel implements vscode.Disposable {
     };
   }
 
-  private static title(paths: string[]): string {
-    return paths.length === 1 ? `OOD: ${basename(paths[0])}` : `OOD: ${paths.length} images`;
+  private static title(paths: string[], pinned: boolean): string {
+    const what = paths.length === 1 ? basename(paths[0]) : `${paths.length} images`;
+    return pinned ? `OOD (pinned): ${what}` : `OOD: ${what}`;
   }
 
-  private constructor(readonly panel: vscode.WebviewPanel, private readonly services: Services, paths: string[], notify: boolean) {
-    InspectPanel.open.add(this);
-    this.rows = paths.map((path) => ({
+  private static rowsFor(paths: string[]): InspectRow[] {
+    // Rows start as "scoring": the panel says so at once, also while the pair is still loading.
+    return paths.map((path) => ({
       path,
       name: basename(path),
       displayPath: vscode.workspace.asRelativePath(vscode.Uri.file(path), (vscode.workspace.workspaceFolders?.length ?? 0) > 1),
       originalSrc: null,
-      status: 'queued',
+      status: 'scoring',
     }));
+  }
+
+  private constructor(readonly panel: vscode.WebviewPanel, private readonly services: Services, paths: string[], notify: boolean, pinned: boolean) {
+    InspectPanel.open.add(this);
+    this.pinned = pinned;
+    if (!pinned) InspectPanel.preview = this;
+    this.rows = InspectPanel.rowsFor(paths);
     panel.webview.html = this.html();
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
@@ -91,6 +128,43 @@ export class InspectPanel implements vscode.Disposable {
     );
     for (const path of paths) this.watch(path);
     void this.start(notify);
+  }
+
+  /** The preview panel takes another set of images: the old rows, their runs and file watchers are dropped. */
+  private replace(paths: string[]): void {
+    for (const d of this.pathWatchers) d.dispose();
+    this.pathWatchers = [];
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    // Bumping every run id makes answers still on their way for the old images land nowhere.
+    for (const [path, id] of this.runIds) this.runIds.set(path, id + 1);
+    this.rows = InspectPanel.rowsFor(paths);
+    this.panel.title = InspectPanel.title(paths, this.pinned);
+    this.post({ type: 'state', state: this.state() });
+    for (const path of paths) this.watch(path);
+    this.services.log.info(`inspect: the preview panel now shows ${paths.length === 1 ? paths[0] : `${paths.length} images`}`);
+    this.scoreAll(true);
+  }
+
+  private setPinned(pinned: boolean): void {
+    this.pinned = pinned;
+    if (pinned && InspectPanel.preview === this) InspectPanel.preview = undefined;
+    if (!pinned) {
+      // One preview at a time: the panel that was it keeps its images, pinned.
+      const previous = InspectPanel.preview;
+      if (previous && previous !== this && !previous.disposed) previous.setPinned(true);
+      InspectPanel.preview = this;
+    }
+    this.panel.title = InspectPanel.title(this.rows.map((r) => r.path), pinned);
+    this.post({ type: 'pinned', pinned });
+  }
+
+  get isPinned(): boolean {
+    return this.pinned;
+  }
+
+  get paths(): string[] {
+    return this.rows.map((r) => r.path);
   }
 
   private samePaths(paths: string[]): boolean {
@@ -107,6 +181,7 @@ export class InspectPanel implements vscode.Disposable {
       styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'media', 'inspect.css')).toString(),
       elementsUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'node_modules', '@vscode-elements', 'elements', 'dist', 'bundled.js')).toString(),
       title: this.panel.title,
+      rows: this.rows.map((r) => ({ path: r.path, name: r.name, displayPath: r.displayPath })),
     });
   }
 
@@ -131,7 +206,7 @@ export class InspectPanel implements vscode.Disposable {
   }
 
   private state(): InspectViewState {
-    return { version: 1, rows: this.rows, pair: this.pair, pairError: this.pairError, restricted: !this.services.isTrusted() };
+    return { version: 1, rows: this.rows, pair: this.pair, pairError: this.pairError, restricted: !this.services.isTrusted(), pinned: this.pinned };
   }
 
   private post(message: HostToInspect): void {
@@ -176,10 +251,13 @@ export class InspectPanel implements vscode.Disposable {
   }
 
   private async notify(text: string, offerPair = false): Promise<void> {
-    const actions = offerPair ? ['Show log', 'Select Pair…'] : ['Show log'];
-    const choice = await vscode.window.showErrorMessage(oneLine(text), ...actions);
+    // A pair that cannot run: say what to do (choose another pair, or read how to make one).
+    const docs = offerPair ? docsAction('pair') : undefined;
+    const actions = offerPair ? ['Select Pair…', docs!.label, 'Show log'] : ['Show log'];
+    const choice = await vscode.window.showErrorMessage(oneLine(offerPair ? `${text} — choose a working pair (Select Pair…) or see "${docs!.title}".` : text), ...actions);
     if (choice === 'Show log') this.services.log.show(true);
     else if (choice === 'Select Pair…') await vscode.commands.executeCommand('oodLens.selectPair');
+    else if (docs && choice === docs.label) await docs.run();
   }
 
   /** Scores one row; returns the problem when it failed (engine = the request itself failed). */
@@ -204,7 +282,7 @@ export class InspectPanel implements vscode.Disposable {
       this.services.log.error(`inspect ${path}: ${r.error}`);
       return { problem: r.error ?? 'unknown error', engine: false };
     }
-    this.services.log.info(`inspect ${path}: ${r.verdict}${r.label !== null ? `, predicted ${r.label} (MSP ${r.msp?.toFixed(4)})` : ''}, ELBO ${r.elbo?.toFixed(2)}, p = ${r.pValue ?? '–'}`);
+    this.services.log.info(`inspect ${path}: ${r.verdict}, p = ${formatP(r.pValue)}${r.label !== null ? `, predicted ${r.label} (MSP ${formatMsp(r.msp)})` : ''}, ELBO ${formatNats(r.elbo)} nats`);
     return undefined;
   }
 
@@ -235,7 +313,7 @@ export class InspectPanel implements vscode.Disposable {
         }, 400),
       );
     };
-    this.disposables.push(watcher, watcher.onDidChange(changed), watcher.onDidCreate(changed), watcher.onDidDelete(changed));
+    this.pathWatchers.push(watcher, watcher.onDidChange(changed), watcher.onDidCreate(changed), watcher.onDidDelete(changed));
   }
 
   private onMessage(m: unknown): void {
@@ -272,6 +350,12 @@ export class InspectPanel implements vscode.Disposable {
       case 'selectPair':
         await vscode.commands.executeCommand('oodLens.selectPair');
         return;
+      case 'togglePin':
+        this.setPinned(!this.pinned);
+        return;
+      case 'openDocs':
+        await docsAction('pair').run();
+        return;
     }
   }
 
@@ -279,8 +363,9 @@ export class InspectPanel implements vscode.Disposable {
     if (this.disposed) return;
     this.disposed = true;
     InspectPanel.open.delete(this);
+    if (InspectPanel.preview === this) InspectPanel.preview = undefined;
     for (const t of this.timers.values()) clearTimeout(t);
-    for (const d of this.disposables) d.dispose();
+    for (const d of [...this.disposables, ...this.pathWatchers]) d.dispose();
     this.panel.dispose();
   }
 }

@@ -4,6 +4,10 @@
  */
 import type { ImageResult } from '../inference/engine';
 import { type AlphaShares, ruleShares, TEST_LABELS, TEST_NAMES, type TestName, type VerdictRule } from '../inference/rules';
+import { formatBitsPerDim, formatMsp, formatNats, formatP, formatPercent, TEST_P_LABEL, testPLabel } from '../shared/format';
+
+// The formatters live in src/shared/format.ts (one per quantity, used by every view); re-exported for the callers here.
+export { formatMsp, formatNats, formatP, formatPercent };
 
 export type VerdictTone = 'ok' | 'warn' | 'error' | 'info';
 
@@ -13,6 +17,8 @@ export interface VerdictText {
   headline: string;
   /** The sentence a user reads. */
   sentence: string;
+  /** The headline p-value, "p = 0.00044": the verdict's combined p-value (ImageResult.pValue); null when there is none. */
+  p: string | null;
   /** Which test decided and how (p-values against their thresholds), for the details line. */
   tests: string[];
 }
@@ -31,41 +37,10 @@ export interface VerdictContext {
 
 type Scored = Pick<ImageResult, 'verdict' | 'label' | 'prediction' | 'msp' | 'elbo' | 'reconstructionLogLik' | 'kl' | 'elboBitsPerDim' | 'pValue' | 'pValues' | 'firedBy' | 'error'>;
 
-/** A p-value with two significant digits: 0.41, 0.034, 0.002, 0.0002. */
-export function formatP(p: number): string {
-  if (!Number.isFinite(p)) return String(p);
-  if (p >= 1) return '1';
-  if (p <= 0) return '0';
-  return String(Number(p.toPrecision(2)));
-}
-
-/** A share as a percentage with one decimal, more where one would round up to 100% ("99.98%"). */
-export function formatPercent(share: number): string {
-  const pct = share * 100;
-  for (let digits = 1; digits <= 3; digits++) {
-    const text = pct.toFixed(digits);
-    if (Number(text) < 100 || pct >= 100) return `${Number(text).toFixed(pct >= 100 ? 0 : digits)}%`;
-  }
-  return '>99.999%';
-}
-
-/** Classifier confidence: "99.2%", ">99.9%" (never a rounded-up "100.0%" for a probability below 1). */
-export function formatMsp(msp: number): string {
-  if (msp >= 1) return '100%';
-  if (msp >= 0.9995) return '>99.9%';
-  return `${(msp * 100).toFixed(1)}%`;
-}
-
 /** The prediction as quoted in sentences: "5 (99.9%)". */
 export function predictionText(r: Pick<ImageResult, 'label' | 'prediction' | 'msp'>): string {
   const label = r.label ?? (r.prediction !== null ? String(r.prediction) : '?');
   return r.msp === null ? label : `${label} (${formatMsp(r.msp)})`;
-}
-
-/** A number of nats with one decimal and a real minus sign. */
-export function formatNats(v: number): string {
-  const text = Math.abs(v) >= 1e5 ? Math.abs(v).toExponential(2) : Math.abs(v).toFixed(1);
-  return `${v < 0 && Number(text) !== 0 ? '−' : ''}${text}`;
 }
 
 /** "ELBO −105.4 nats = log p(x|z) −80.1 − KL 25.3 (0.19 bits/dim)". */
@@ -73,7 +48,7 @@ export function elboBreakdown(r: Pick<ImageResult, 'elbo' | 'reconstructionLogLi
   if (r.elbo === null) return 'ELBO: not available';
   let text = `ELBO ${formatNats(r.elbo)} nats`;
   if (r.reconstructionLogLik !== null && r.kl !== null) text += ` = reconstruction ${formatNats(r.reconstructionLogLik)} − KL ${formatNats(r.kl)}`;
-  if (r.elboBitsPerDim !== null) text += ` (${r.elboBitsPerDim.toFixed(3)} bits/dim)`;
+  if (r.elboBitsPerDim !== null) text += ` (${formatBitsPerDim(r.elboBitsPerDim)} bits/dim)`;
   return text;
 }
 
@@ -93,24 +68,24 @@ function thresholdText(share: number, alpha: number): string {
   return `${name} = ${formatP(share * alpha)}`;
 }
 
-const TESTS: { key: TestName; name: string; what: string }[] = TEST_NAMES.map((key) => ({ key, ...TEST_LABELS[key] }));
+const TESTS: { key: TestName; what: string }[] = TEST_NAMES.map((key) => ({ key, what: TEST_LABELS[key].what }));
 
 function testLines(r: Scored, ctx: VerdictContext): string[] {
   const shares = ctx.shares ?? ruleShares(ctx.rule, undefined);
   const lines: string[] = [];
-  for (const { key, name, what } of TESTS) {
+  for (const { key, what } of TESTS) {
     const p = r.pValues[key];
     if (p === null || p === undefined) continue;
     const share = shares[key];
     if (!share) {
-      lines.push(`${name} p = ${formatP(p)} (${what}; not used by the "${ctx.rule}" rule)`);
+      lines.push(`${testPLabel(key, p)} (${what}; not used by the "${ctx.rule}" rule)`);
       continue;
     }
     const fired = r.firedBy.includes(key);
-    lines.push(`${name} p = ${formatP(p)} ${fired ? '<' : '≥'} ${thresholdText(share, ctx.alpha)}: ${fired ? 'fired' : 'did not fire'} (${what})`);
+    lines.push(`${testPLabel(key, p)} ${fired ? '<' : '≥'} ${thresholdText(share, ctx.alpha)}: ${fired ? 'fired' : 'did not fire'} (${what})`);
   }
   if (Object.keys(shares).length > 1 && r.pValue !== null) {
-    lines.push(`Combined p = ${formatP(r.pValue)} (the smallest p-value over its share of α, Bonferroni) against α = ${formatP(ctx.alpha)}`);
+    lines.push(`Verdict p = ${formatP(r.pValue)}: the combined p-value (the smallest test p-value over its share of α, Bonferroni) against α = ${formatP(ctx.alpha)}`);
   }
   return lines;
 }
@@ -119,7 +94,7 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
   const prediction = predictionText(r);
   switch (r.verdict) {
     case 'error':
-      return { tone: 'error', headline: 'Could not score', sentence: `Could not score this image: ${r.error ?? 'unknown error'}.`.replace(/\.\.$/, '.'), tests: [] };
+      return { tone: 'error', headline: 'Could not score', sentence: `Could not score this image: ${r.error ?? 'unknown error'}.`.replace(/\.\.$/, '.'), p: null, tests: [] };
     case 'uncalibrated': {
       const elbo = r.elbo !== null ? `its ELBO (${formatNats(r.elbo)} nats)` : 'its ELBO';
       const cmd = `ood-lens calibrate <held-out training images> --pair ${ctx.pairDir ?? '<pair folder>'}`;
@@ -127,6 +102,7 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
         tone: 'info',
         headline: 'Not calibrated',
         sentence: `This pair has no calibration, so there is no p-value or verdict: ${elbo} cannot be compared with held-out training images. The classifier says '${prediction}'. Calibrate the pair with \`${cmd}\`.`,
+        p: null,
         tests: [],
       };
     }
@@ -134,8 +110,8 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
       const n = ctx.calibrationCount;
       // The sentence follows the first test that fired: the ELBO, then S, then the classifier's confidence.
       const lead: TestName = (['elbo', 'complexity', 'knn', 'mahalanobis', 'confidence', 'energy'] as TestName[]).find((t) => r.firedBy.includes(t)) ?? 'elbo';
-      const p = r.pValues[lead] ?? r.pValue ?? 0;
-      const share = shareBetter(p, n);
+      const testP = r.pValues[lead] ?? r.pValue ?? 0;
+      const share = shareBetter(testP, n);
       const than = share >= 1 ? `all ${n.toLocaleString('en-US')}` : `${formatPercent(share)} of`;
       const claim =
         lead === 'elbo'
@@ -150,7 +126,9 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
       return {
         tone: 'warn',
         headline: 'Out-of-distribution',
-        sentence: `${claim} (p = ${formatP(p)}). Treat the prediction '${prediction}' as unreliable.`,
+        // The number in the sentence is the test's own p-value, named as such; the headline p is the verdict's.
+        sentence: `${claim} (${TEST_P_LABEL[lead]} = ${formatP(testP)}). Treat the prediction '${prediction}' as unreliable.`,
+        p: r.pValue !== null ? `p = ${formatP(r.pValue)}` : null,
         tests: testLines(r, ctx),
       };
     }
@@ -158,7 +136,7 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
       const p = r.pValue ?? 1;
       let sentence = `Typical of the training data (p = ${formatP(p)}): the prediction '${prediction}' can be trusted as far as the classifier can.`;
       if (r.msp !== null && r.msp < 0.5) sentence += ` The classifier itself is unsure (its top class has ${formatMsp(r.msp)}).`;
-      return { tone: 'ok', headline: 'In-distribution', sentence, tests: testLines(r, ctx) };
+      return { tone: 'ok', headline: 'In-distribution', sentence, p: r.pValue !== null ? `p = ${formatP(r.pValue)}` : null, tests: testLines(r, ctx) };
     }
   }
 }

@@ -11,7 +11,7 @@
  *   OOD_LENS_E2E_KEEP   keep the temp folder (fixture workspace, user data, logs)
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, Frame } from 'playwright-core';
@@ -30,7 +30,8 @@ interface Ctx {
   note: (text: string) => void;
 }
 
-type Session = 'trusted' | 'restricted';
+/** cold: a workspace with images only (nothing activates the extension before the first right-click). */
+type Session = 'trusted' | 'restricted' | 'cold';
 
 interface Flow {
   name: string;
@@ -57,6 +58,8 @@ interface InspectView {
   reconstruction: { src: string; width: number } | null;
   elbo: string;
   pValue: string;
+  /** The headline p-value beside the verdict ("p = 0.00044"). */
+  headlineP: string;
   pairBar: string;
 }
 
@@ -85,6 +88,7 @@ async function readInspect(ctx: Ctx, fileName: string, timeout = 120_000): Promi
         reconstruction: recon ? { src: recon.src.slice(0, 22), width: recon.naturalWidth } : null,
         elbo: text('.elbo'),
         pValue: text('.p-value'),
+        headlineP: text('.verdict-p'),
         pairBar: (document.getElementById('pair-bar')?.innerText ?? '').trim(),
       };
     }, sel);
@@ -121,6 +125,18 @@ async function checkFromExplorer(ctx: Ctx, name: string, expected: 'in-distribut
 
 // ---------------------------------------------------------------------------------------------------------
 // Manifests
+
+/** A screenshot of the editor area around a visible hover (for the README and the walkthrough). */
+async function shootHover(ctx: Ctx, name: string): Promise<void> {
+  const hover = await ctx.wb.page.locator('.monaco-hover:visible').first().boundingBox();
+  const editor = await ctx.wb.page.locator('.part.editor').boundingBox();
+  if (!hover || !editor) return;
+  const x = Math.max(editor.x, hover.x - 240);
+  const y = editor.y;
+  const width = Math.min(editor.x + editor.width - x, hover.width + 520);
+  const height = Math.min(editor.height, hover.y + hover.height - y + 40);
+  await ctx.wb.page.screenshot({ path: join(RESULTS, `e2e-shot-${name}.png`), clip: { x, y, width, height } });
+}
 
 async function hoverAt(ctx: Ctx, t: ManifestTarget): Promise<string> {
   await ctx.wb.goTo(t.line, t.column);
@@ -338,16 +354,231 @@ const flows: Flow[] = [
     },
   },
   {
-    name: 'palette-inspect-open-image',
+    name: 'palette-check-open-image',
     session: 'trusted',
     run: async (ctx) => {
       const name = 'mnist-00002.png';
       await ctx.wb.quickOpen(name);
       // VS Code's image preview (a webview custom editor) shows the image.
       await ctx.wb.webviewWith('img', 30_000);
-      await ctx.wb.command('OOD Lens: Inspect OOD');
+      // Typing "out-of-distribution" in the palette finds the command (it was hidden before).
+      await ctx.wb.command('OOD Lens: Check out-of-distribution');
       const v = await readInspect(ctx, name);
       ctx.note(assertScored(v, 'in-distribution', '1'));
+    },
+  },
+  {
+    name: 'panel-reuse',
+    session: 'trusted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      const oodTabs = async () => (await wb.page.locator('.tabs-container .tab').evaluateAll((tabs) => tabs.map((t) => t.getAttribute('aria-label') ?? ''))).filter((l) => l.startsWith('OOD'));
+      await checkFromExplorer(ctx, fx.mnist.name, 'in-distribution', fx.mnist.label);
+      await checkFromExplorer(ctx, fx.fashion.name, 'out-of-distribution');
+      let tabs = await oodTabs();
+      assert(tabs.length === 1 && tabs[0].includes(fx.fashion.name), `checking a second image should reuse the preview panel: tabs ${JSON.stringify(tabs)}`);
+      const frame = await wb.webviewWith(`section.row[data-path$="/${fx.fashion.name}"]`, 30_000);
+      const rows = await frame.evaluate(() => document.querySelectorAll('section.row').length);
+      assert(rows === 1, `the reused panel shows ${rows} rows, expected only the new image`);
+      ctx.note(`after two checks: ${tabs.length} panel (${tabs[0].split(',')[0]})`);
+      // Pin it: the next check opens a panel of its own.
+      await frame.locator('vscode-button.pin').click();
+      await until('the pinned title', async () => (await oodTabs()).some((t) => t.startsWith('OOD (pinned)')), 10_000);
+      await checkFromExplorer(ctx, fx.mnist.name, 'in-distribution', fx.mnist.label);
+      tabs = await until('two OOD panels', async () => {
+        const t = await oodTabs();
+        return t.length === 2 && t;
+      }, 15_000);
+      ctx.note(`after pinning and a third check: ${tabs.map((t) => t.split(',')[0]).join(' | ')}`);
+      const buttons = await (await wb.webviewWith(`section.row[data-path$="/${fx.mnist.name}"]`, 30_000)).evaluate(() => Array.from(document.querySelectorAll('vscode-button')).map((b) => (b.textContent ?? '').trim()));
+      assert(new Set(buttons).size === buttons.length, `button names repeat: ${buttons.join(', ')}`);
+    },
+  },
+  {
+    name: 'same-p-value',
+    session: 'trusted',
+    run: async (ctx) => {
+      const { wb, fx } = ctx;
+      // One FashionMNIST image of the folder, in the panel, the manifest hover and the folder report.
+      const target = fx.csv.fashion;
+      const name = target.path.split('/').pop()!;
+      // Expand images/ unless an earlier flow (Quick Open reveals the file) already did.
+      if (!(await wb.explorerRow(name).isVisible().catch(() => false))) {
+        await wb.page.locator('.explorer-folders-view .monaco-list-row[aria-label^="images"]').first().click();
+        await sleep(500);
+      }
+      const panel = await checkFromExplorer(ctx, name, 'out-of-distribution');
+      const fromPanel = /p = (\S+)/.exec(panel.headlineP)?.[1];
+      assert(fromPanel, `no headline p in the panel: ${JSON.stringify(panel)}`);
+      await ctx.shot('panel');
+      await wb.closeEverything();
+
+      await wb.quickOpen(target.file);
+      await sleep(1000);
+      const hover = await hoverAt(ctx, target);
+      const fromHover = /Out-of-distribution · p = (\S+)/.exec(hover)?.[1];
+      assert(fromHover, `no p in the hover's verdict line: ${hover}`);
+      await shootHover(ctx, 'manifest-hover');
+      await wb.page.keyboard.press('Escape');
+      await wb.closeEverything();
+
+      await wb.explorerContext('images', 'Score folder for out-of-distribution');
+      const noRef = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'No reference' }).first();
+      await noRef.waitFor({ timeout: 20_000 });
+      await noRef.click();
+      const frame = await wb.webviewWith('#vbody .vrow', 120_000);
+      const fromReport = await until(`${name} in the report`, async () =>
+        frame.evaluate((n) => {
+          const row = Array.from(document.querySelectorAll('#vbody .vrow')).find((r) => (r.querySelector('.c-path') as HTMLElement).innerText.endsWith(n));
+          return (row?.querySelector('.c-p') as HTMLElement | null)?.innerText.trim();
+        }, name), 30_000);
+      await sleep(1000);
+      await wb.page.locator('.part.editor').screenshot({ path: join(RESULTS, 'e2e-shot-report.png') });
+      ctx.note(`${name}: panel p = ${fromPanel} · hover p = ${fromHover} · report p = ${fromReport}`);
+      assert(fromPanel === fromHover && fromHover === fromReport, `the p-value differs: panel ${fromPanel}, hover ${fromHover}, report ${fromReport}`);
+    },
+  },
+  {
+    name: 'walkthrough',
+    session: 'trusted',
+    run: async (ctx) => {
+      const { wb } = ctx;
+      await wb.command('OOD Lens: Get Started');
+      const page = wb.page;
+      const container = page.locator('.gettingStartedContainer').first();
+      await until('the walkthrough', async () => (await container.innerText().catch(() => '')).includes('Get started with OOD Lens') || undefined, 30_000);
+      const text = await container.innerText();
+      for (const step of ['Check an image', 'Score a folder', 'Hover a dataset manifest', 'Bring your own model']) assert(text.includes(step), `the walkthrough has no step "${step}": ${text.slice(0, 400)}`);
+      await ctx.shot('open');
+      const stepButton = async (title: string, button: string) => {
+        await container.locator('.getting-started-step', { hasText: title }).first().click();
+        const b = container.locator('.getting-started-step.expanded a, .getting-started-step.expanded button, .getting-started-step.expanded .monaco-button', { hasText: button }).first();
+        await b.waitFor({ state: 'visible', timeout: 10_000 });
+        await page.locator('.getting-started-step.expanded .getting-started-media img, .gettingStartedSlide .getting-started-media img').first().waitFor({ timeout: 10_000 }).catch(() => undefined);
+        await b.click();
+      };
+      const reopen = async () => {
+        await wb.closeEverything();
+        await wb.command('OOD Lens: Get Started');
+        await until('the walkthrough again', async () => (await container.innerText().catch(() => '')).includes('Get started with OOD Lens') || undefined, 30_000);
+      };
+
+      // 1. A bundled sample in the Inspect panel.
+      const pictures = await page.locator('.gettingStartedContainer img').evaluateAll((imgs) => imgs.map((i) => `${(i as HTMLImageElement).naturalWidth}px ${(i as HTMLImageElement).src.split('/').pop()}`));
+      ctx.note(`step pictures: ${pictures.join(', ') || 'none found'}`);
+      await stepButton('Check an image', 'Check a sample image');
+      const v = await readInspect(ctx, 'fashion-test-00001.png');
+      ctx.note(`check a sample: ${assertScored(v, 'out-of-distribution')}`);
+      await ctx.shot('check-sample');
+      // The README's and the first step's picture: the editor group that holds the panel.
+      await page.locator('.editor-group-container', { has: page.locator('.tab[aria-label^="OOD"]') }).first().screenshot({ path: join(RESULTS, 'e2e-shot-inspect-panel.png') });
+
+      // 2. The samples folder in the report.
+      await reopen();
+      await stepButton('Score a folder', 'Score the samples folder');
+      const noRef = page.locator('.quick-input-list .monaco-list-row', { hasText: 'No reference' }).first();
+      await noRef.waitFor({ timeout: 20_000 });
+      await noRef.click();
+      const report = await wb.webviewWith('#vbody .vrow', 120_000);
+      const rows = await until('the samples in the report', async () => {
+        const n = await report.evaluate(() => document.querySelectorAll('#vbody .vrow').length);
+        return n >= 12 && n;
+      }, 30_000);
+      ctx.note(`score the samples: ${rows} rows in the report`);
+      await ctx.shot('score-samples');
+
+      // 3. The sample manifest, with a hover on the FashionMNIST row.
+      await reopen();
+      await stepButton('Hover a dataset manifest', 'Open the sample manifest');
+      await page.locator('.tabs-container .tab.active[aria-label^="dataset.csv"]').first().waitFor({ timeout: 20_000 });
+      const hover = await until('the hover on the sample manifest', async () => {
+        const hovers = await page.locator('.monaco-hover:visible').allInnerTexts();
+        const h = hovers.find((t) => /Out-of-distribution · p = /.test(t));
+        if (!h) {
+          await wb.command('Show or Focus Hover').catch(() => undefined);
+          await sleep(1500);
+        }
+        return h;
+      }, 60_000);
+      ctx.note(`open the sample manifest: hover ${hover.replace(/\s+/g, ' ').slice(0, 120)}`);
+      await ctx.shot('manifest');
+      await page.keyboard.press('Escape');
+
+      // 4. Bring your own model: the README's section.
+      await reopen();
+      await stepButton('Bring your own model', 'How to make a pair');
+      await page.locator('.tabs-container .tab.active[aria-label^="README.md"]').first().waitFor({ timeout: 20_000 });
+      const line = await until('the README at its section', async () => {
+        const current = await page.locator('.monaco-editor .current-line').count();
+        const visible = await page.locator('.monaco-editor .view-lines').first().innerText();
+        return current > 0 ? visible.split('\n').slice(0, 3).find((l) => /^#+ /.test(l.trim())) : undefined;
+      }, 15_000);
+      ctx.note(`how to make a pair: README.md at "${line.trim()}"`);
+
+      // The picture of that step: the pair picker.
+      await wb.closeEverything();
+      await wb.command('OOD Lens: Select Pair');
+      await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 15_000 });
+      await sleep(500);
+      const box = await page.locator('.quick-input-widget').boundingBox();
+      if (box) await page.screenshot({ path: join(RESULTS, 'e2e-shot-select-pair.png'), clip: { x: box.x - 20, y: Math.max(0, box.y - 20), width: box.width + 40, height: box.height + 40 } });
+      await page.keyboard.press('Escape');
+    },
+  },
+  {
+    name: 'cold-start-timing',
+    session: 'cold',
+    run: async (ctx) => {
+      const { wb } = ctx;
+      const probe = (sel: string) =>
+        until(`a webview with ${sel}`, async () => {
+          for (const frame of wb.page.frames()) {
+            if (frame === wb.page.mainFrame()) continue;
+            if (await frame.evaluate((s) => !!document.querySelector(s), sel).catch(() => false)) return true;
+          }
+          return undefined;
+        }, 120_000, 50);
+      const measure = async (name: string) => {
+        // Right-click, then time from the click on the menu item.
+        const row = wb.explorerRow(name);
+        await row.waitFor({ timeout: 30_000 });
+        const action = wb.page.locator('.context-view .action-label', { hasText: 'Check out-of-distribution' }).first();
+        // The first right-click may come before the extension host has read the extension's menus (a loaded
+        // machine): open the menu again until the item is there.
+        await until('the Explorer menu to offer Check out-of-distribution', async () => {
+          await row.click({ button: 'right' });
+          if (await action.waitFor({ timeout: 5_000 }).then(() => true, () => false)) {
+            await wb.page.keyboard.press('Escape');
+            return true;
+          }
+          await wb.page.keyboard.press('Escape');
+          return undefined;
+        }, 180_000, 1000);
+        const t0 = Date.now();
+        await row.click({ button: 'right' });
+        await action.waitFor({ timeout: 30_000 });
+        await action.hover();
+        const clicked = Date.now();
+        await action.click();
+        await probe(`section.row[data-path$="/${name}"] .busy`);
+        const scoring = Date.now();
+        await probe(`section.row.status-done[data-path$="/${name}"]`);
+        const done = Date.now();
+        return { menu: clicked - t0, scoring: scoring - clicked, verdict: done - clicked };
+      };
+      const cold = await measure('cold-1.png');
+      ctx.note(`cold: first "Scoring…" ${cold.scoring} ms, verdict ${cold.verdict} ms after the menu click (menu ${cold.menu} ms)`);
+      await sleep(3000);
+      const warm1 = await measure('cold-2.png');
+      const warm2 = await measure('cold-3.png');
+      ctx.note(`warm: "Scoring…" ${warm1.scoring} / ${warm2.scoring} ms, verdict ${warm1.verdict} / ${warm2.verdict} ms after the menu click`);
+      await wb.command('Developer: Show Running Extensions').catch(() => undefined);
+      const running = await until('OOD Lens in Running Extensions', async () => {
+        const t = await wb.page.locator('.runtime-extensions-editor .monaco-list-row', { hasText: 'OOD Lens' }).first().innerText().catch(() => '');
+        return t || undefined;
+      }, 15_000).catch(() => '');
+      ctx.note(`Running Extensions: ${running.replace(/\s+/g, ' ')}`);
+      await ctx.shot('running-extensions');
     },
   },
   {
@@ -648,9 +879,12 @@ function checkVsix(vsix: string): Result {
       'extension/dist/tfjs-backend-wasm.wasm', 'extension/media/inspect.css', 'extension/models/mnist/ood-pair.json', 'extension/models/mnist/vae.onnx', 'extension/models/mnist/calibration.json',
       'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
       'extension/node_modules/@vscode-elements/elements/dist/bundled.js', 'extension/LICENSE.txt',
+      // The walkthrough's samples and pictures, and the icon.
+      'extension/media/icon.png', 'extension/samples/fashion-test-00001.png', 'extension/samples/dataset.csv',
     ];
     // Every bundle scripts/build.mjs wrote (a new entry point must not be left out by .vscodeignore).
-    const bundles = readdirSync(join(REPO, 'dist')).filter((f) => f.endsWith('.js')).map((f) => `extension/dist/${f}`);
+    // (cli.js is the npm package's command line; the extension never runs it.)
+    const bundles = readdirSync(join(REPO, 'dist')).filter((f) => f.endsWith('.js') && f !== 'cli.js').map((f) => `extension/dist/${f}`);
     for (const r of [...required, ...bundles]) assert(files.includes(r), `the VSIX lacks ${r}`);
     assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-linux-x64\/.*\.node$/.test(f)), 'the VSIX lacks the sharp linux-x64 binary');
     assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so/.test(f)), 'the VSIX lacks libvips for linux-x64');
@@ -682,17 +916,25 @@ async function runSession(session: Session, selected: Flow[], tools: E2eTools, b
     installVsix(tools, vsix, extensionsDir, userDataDir, home);
     console.log(`[e2e] VSIX installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
-  writeWorkspaceSettings(fx.root, session === 'restricted' ? { 'oodLens.pair': fx.workspacePair } : {});
+  let workspace = fx.root;
+  if (session === 'cold') {
+    // Images only: no manifest, no pair, nothing that activates the extension before the first right-click.
+    workspace = join(tmp, 'cold-workspace');
+    mkdirSync(workspace, { recursive: true });
+    const images = readdirSync(join(fx.root, 'images')).filter((f) => f.startsWith('mnist-')).sort();
+    images.forEach((f, i) => copyFileSync(join(fx.root, 'images', f), join(workspace, `cold-${i + 1}.png`)));
+  } else writeWorkspaceSettings(fx.root, session === 'restricted' ? { 'oodLens.pair': fx.workspacePair } : {});
   if (session === 'restricted') writeHostileKeybindings(userDataDir, fx);
   const t0 = Date.now();
-  const server = await startCodeServer(tools, { workspace: fx.root, extensionsDir, userDataDir, home, trust: session === 'trusted' });
+  const server = await startCodeServer(tools, { workspace, extensionsDir, userDataDir, home, trust: session !== 'restricted' });
   const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
   // tsx (esbuild, keepNames) wraps functions passed to evaluate() in __name(): define it in every frame.
   await context.addInitScript('globalThis.__name = globalThis.__name || ((f) => f);');
   const page = await context.newPage();
   const wb = new Workbench(page);
   try {
-    await wb.open(server.url);
+    // In the cold session the extension is not active yet: do not wait for its status bar item.
+    await wb.open(server.url, session !== 'cold');
     console.log(`[e2e] ${session} session: workbench up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     for (const flow of mine) {
       const started = Date.now();
@@ -775,6 +1017,7 @@ async function main(): Promise<number> {
   try {
     await runSession('trusted', selected, tools, browser, vsix, tmp, fx, results);
     await runSession('restricted', selected, tools, browser, vsix, tmp, fx, results);
+    await runSession('cold', selected, tools, browser, vsix, tmp, fx, results);
   } finally {
     await browser.close().catch(() => undefined);
     if (process.env.OOD_LENS_E2E_KEEP) console.log(`[e2e] kept ${tmp}`);

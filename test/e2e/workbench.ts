@@ -131,19 +131,21 @@ export async function startCodeServer(tools: E2eTools, o: { workspace: string; e
 export class Workbench {
   constructor(readonly page: Page) {}
 
-  async open(url: string): Promise<void> {
+  async open(url: string, waitForExtension = true): Promise<void> {
     // A loaded machine (several engineers' builds and tests on 2 cores) can take well over the default 30 s.
-    await this.page.goto(url, { timeout: 180_000 });
+    await this.page.goto(url, { timeout: 180_000, waitUntil: 'domcontentloaded' });
     await this.page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
     await this.page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
     // The extension is active once its pair status bar item shows; menus and commands are registered by then.
-    const pairItem = this.page.locator('.statusbar-item[id="ood-lens.ood-lens.oodLens.pair"]');
-    if (!(await pairItem.waitFor({ timeout: 45_000 }).then(() => true, () => false))) {
-      // On a loaded machine VS Code's 7 s search for `workspaceContains:**/ood-pair.json` can time out and the
-      // extension is not activated; one of its commands activates it as a user's first command would.
-      await this.command('OOD Lens: Show Log');
-      await pairItem.waitFor({ timeout: 120_000 });
-      await this.page.keyboard.press('Escape');
+    if (waitForExtension) {
+      const pairItem = this.page.locator('.statusbar-item[id="ood-lens.ood-lens.oodLens.pair"]');
+      if (!(await pairItem.waitFor({ timeout: 45_000 }).then(() => true, () => false))) {
+        // On a loaded machine VS Code's 7 s search for `workspaceContains:**/ood-pair.json` can time out and the
+        // extension is not activated; one of its commands activates it as a user's first command would.
+        await this.command('OOD Lens: Show Log');
+        await pairItem.waitFor({ timeout: 120_000 });
+        await this.page.keyboard.press('Escape');
+      }
     }
     await sleep(1500);
   }

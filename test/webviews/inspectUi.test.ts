@@ -18,6 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { build } from 'esbuild';
 import sharp from 'sharp';
 import { idxImages, readIdxFile } from '../../src/inference/idx';
+import { formatP } from '../../src/shared/format';
 import type { EnginePairInfo } from '../../src/shared/engineProtocol';
 import type { InspectRow, InspectViewState } from '../../src/shared/inspectProtocol';
 import { buildInspectHtml, makeNonce } from '../../src/webviews/html';
@@ -144,6 +145,7 @@ describe('inspect panel UI in Chromium', { skip: SKIP }, () => {
         prediction: e.querySelector('.prediction')?.textContent ?? null,
         elbo: e.querySelector('.elbo')?.textContent ?? null,
         p: e.querySelector('.p-value')?.textContent ?? null,
+        headlineP: e.querySelector('.verdict-p')?.textContent ?? null,
         top: e.querySelector('.softmax-top')?.textContent ?? null,
       })),
     );
@@ -154,11 +156,16 @@ describe('inspect panel UI in Chromium', { skip: SKIP }, () => {
     assert.match(seven.verdict, /^Typical of the training data \(p = [\d.]+\): the prediction '7 \((\d+\.\d|>99\.9)%\)' can be trusted as far as the classifier can\.$/);
     assert.match(seven.prediction, /^Predicted 7 · MSP (\d+\.\d|>99\.9)%$/);
     assert.ok(seven.elbo.startsWith(`ELBO −${Math.abs(r0.elbo!).toFixed(1)} nats = reconstruction −`), seven.elbo);
-    assert.match(seven.p, /ELBO p = [\d.]+ · complexity p = [\d.]+ · confidence p = [\d.]+ · combined p = [\d.]+ · no test fired/);
+    assert.match(seven.p, /^p = [\d.]+ \(verdict\) · ELBO test p = [\d.]+ · complexity test p = [\d.]+ · confidence test p = [\d.]+( · (energy|KNN|Mahalanobis) test p = [\d.e-]+)* · no test fired$/);
+    // The headline p beside the verdict, the sentence's p and the p-values line's first p are the verdict's combined p.
+    assert.equal(seven.headlineP, `p = ${formatP(r0.pValue)}`);
+    assert.ok(seven.verdict.includes(`(p = ${formatP(r0.pValue)})`), seven.verdict);
+    assert.ok(seven.p.startsWith(`p = ${formatP(r0.pValue)} (verdict)`), seven.p);
     assert.match(seven.top, /^Top classes: 7 (>99\.9|\d+\.\d)%/);
     assert.equal(cat.headline, 'Out-of-distribution');
-    assert.match(cat.verdict, /^Less likely under the training data than (all [\d,]+|[\d.]+% of) held-out training images \(p = [\d.]+\)\. Treat the prediction '\d \([\d.]+%\)' as unreliable\.$/);
+    assert.match(cat.verdict, /^Less likely under the training data than (all [\d,]+|[\d.]+% of) held-out training images \((ELBO|complexity|confidence) test p = [\d.]+\)\. Treat the prediction '\d \([\d.]+%\)' as unreliable\.$/);
     assert.match(cat.p, /fired: ELBO/);
+    assert.equal(cat.headlineP, `p = ${formatP(rows[1].result!.pValue)}`);
     assert.equal(corrupt.headline, 'Could not score');
     assert.match(corrupt.verdict, /^Could not score this image: .*(truncated|corrupt|decode)/);
     assert.equal(corrupt.prediction, null, 'no scores for an unreadable image');

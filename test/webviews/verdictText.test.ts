@@ -49,14 +49,16 @@ describe('verdict sentences', () => {
     const v = verdictText(r, ctx);
     assert.equal(
       v.sentence,
-      "The classifier is less sure of it than of all 5,000 held-out training images, although the VAE finds it plausible — typical of blank or simple images unlike the training data (p = 0.0002). Treat the prediction '2 (18.6%)' as unreliable.",
+      "The classifier is less sure of it than of all 5,000 held-out training images, although the VAE finds it plausible — typical of blank or simple images unlike the training data (confidence test p = 0.0002). Treat the prediction '2 (18.6%)' as unreliable.",
     );
     assert.deepEqual(v.tests, [
-      'ELBO p = 0.5 ≥ 0.45α = 0.0045: did not fire (how likely the VAE finds the image)',
-      'Complexity-corrected p = 0.5 ≥ 0.45α = 0.0045: did not fire (likelihood relative to how complex the image is)',
-      'Classifier confidence p = 0.0002 < 0.1α = 0.001: fired (how sure the classifier is, against held-out images)',
-      'Combined p = 0.002 (the smallest p-value over its share of α, Bonferroni) against α = 0.01',
+      'ELBO test p = 0.5 ≥ 0.45α = 0.0045: did not fire (how likely the VAE finds the image)',
+      'complexity test p = 0.5 ≥ 0.45α = 0.0045: did not fire (likelihood relative to how complex the image is)',
+      'confidence test p = 0.0002 < 0.1α = 0.001: fired (how sure the classifier is, against held-out images)',
+      'Verdict p = 0.002: the combined p-value (the smallest test p-value over its share of α, Bonferroni) against α = 0.01',
     ]);
+    // The headline p is the verdict's combined p-value, not the test's own.
+    assert.equal(v.p, 'p = 0.002');
   });
 
   test('out-of-distribution by ELBO: the share of held-out images and the p-value agree', () => {
@@ -67,10 +69,10 @@ describe('verdict sentences', () => {
     const v = verdictText(r, ctx);
     assert.equal(v.tone, 'warn');
     assert.equal(v.headline, 'Out-of-distribution');
-    assert.equal(v.sentence, "Less likely under the training data than 99.8% of held-out training images (p = 0.002). Treat the prediction '5 (99.9%)' as unreliable.");
+    assert.equal(v.sentence, "Less likely under the training data than 99.8% of held-out training images (ELBO test p = 0.002). Treat the prediction '5 (99.9%)' as unreliable.");
     assert.deepEqual(v.tests, [
-      'ELBO p = 0.002 < α = 0.01: fired (how likely the VAE finds the image)',
-      'Classifier confidence p = 1 (how sure the classifier is, against held-out images; not used by the "elbo" rule)',
+      'ELBO test p = 0.002 < α = 0.01: fired (how likely the VAE finds the image)',
+      'confidence test p = 1 (how sure the classifier is, against held-out images; not used by the "elbo" rule)',
     ]);
   });
 
@@ -79,12 +81,13 @@ describe('verdict sentences', () => {
     assert.equal(r.verdict, 'out-of-distribution');
     assert.deepEqual(r.firedBy, ['elbo']);
     const v = verdictText(r, ctx);
-    assert.equal(v.sentence, "Less likely under the training data than all 5,000 held-out training images (p = 0.0002). Treat the prediction '3 (28.3%)' as unreliable.");
-    assert.equal(v.tests[0], 'ELBO p = 0.0002 < α/2 = 0.005: fired (how likely the VAE finds the image)');
+    assert.equal(v.sentence, "Less likely under the training data than all 5,000 held-out training images (ELBO test p = 0.0002). Treat the prediction '3 (28.3%)' as unreliable.");
+    assert.equal(v.tests[0], 'ELBO test p = 0.0002 < α/2 = 0.005: fired (how likely the VAE finds the image)');
     // complexity 3.2: 1,800 of 5,000 calibration scores are ≥ 3.2 → p = 1801/5001 = 0.36.
-    assert.equal(v.tests[1], 'Complexity-corrected p = 0.36 ≥ α/2 = 0.005: did not fire (likelihood relative to how complex the image is)');
-    assert.equal(v.tests[2], 'Classifier confidence p = 0.0002 (how sure the classifier is, against held-out images; not used by the "both" rule)');
-    assert.equal(v.tests[3], 'Combined p = 0.0004 (the smallest p-value over its share of α, Bonferroni) against α = 0.01');
+    assert.equal(v.tests[1], 'complexity test p = 0.36 ≥ α/2 = 0.005: did not fire (likelihood relative to how complex the image is)');
+    assert.equal(v.tests[2], 'confidence test p = 0.0002 (how sure the classifier is, against held-out images; not used by the "both" rule)');
+    assert.equal(v.tests[3], 'Verdict p = 0.0004: the combined p-value (the smallest test p-value over its share of α, Bonferroni) against α = 0.01');
+    assert.equal(v.p, 'p = 0.0004');
   });
 
   test('out-of-distribution by the complexity test alone leads with that test', () => {
@@ -93,9 +96,9 @@ describe('verdict sentences', () => {
     assert.equal(r.verdict, 'out-of-distribution');
     assert.deepEqual(r.firedBy, ['complexity']);
     const v = verdictText(r, ctx);
-    assert.equal(v.sentence, "Less likely under the training data than its complexity explains, more so than for 99.98% of held-out training images (p = 0.0004). Treat the prediction '1 (97.0%)' as unreliable.");
-    assert.match(v.tests[0], /^ELBO p = 0\.5 ≥ α\/2 = 0\.005: did not fire/);
-    assert.match(v.tests[1], /^Complexity-corrected p = 0\.0004 < α\/2 = 0\.005: fired/);
+    assert.equal(v.sentence, "Less likely under the training data than its complexity explains, more so than for 99.98% of held-out training images (complexity test p = 0.0004). Treat the prediction '1 (97.0%)' as unreliable.");
+    assert.match(v.tests[0], /^ELBO test p = 0\.5 ≥ α\/2 = 0\.005: did not fire/);
+    assert.match(v.tests[1], /^complexity test p = 0\.0004 < α\/2 = 0\.005: fired/);
   });
 
   test('in-distribution: the combined p-value and the prediction, trusted as far as the classifier is', () => {
@@ -105,7 +108,7 @@ describe('verdict sentences', () => {
     const v = verdictText(r, ctx);
     assert.equal(v.tone, 'ok');
     assert.equal(v.sentence, "Typical of the training data (p = 0.41): the prediction '7 (99.2%)' can be trusted as far as the classifier can.");
-    assert.equal(v.tests[0], 'ELBO p = 0.41 ≥ α = 0.01: did not fire (how likely the VAE finds the image)');
+    assert.equal(v.tests[0], 'ELBO test p = 0.41 ≥ α = 0.01: did not fire (how likely the VAE finds the image)');
   });
 
   test('in-distribution with an unsure classifier says so', () => {
@@ -149,6 +152,12 @@ describe('number formatting', () => {
     assert.equal(formatPercent(1), '100%');
     assert.equal(formatMsp(0.99996), '>99.9%');
     assert.equal(formatMsp(0.992), '99.2%');
+    // One format everywhere (src/shared/format.ts): small p-values keep two significant digits, tiny ones go scientific.
+    assert.equal(formatP(4 / 9001), '0.00044');
+    assert.equal(formatP(0.2 / 9001 / 0.45), '4.9e-5');
+    assert.equal(formatP(null), '–');
+    assert.equal(formatMsp(1), '100%');
+    assert.equal(formatMsp(0.9996), '>99.9%');
     assert.equal(predictionText({ label: 'cat', prediction: 3, msp: 0.5 }), 'cat (50.0%)');
   });
   test('share of calibration images inverts the conformal p-value', () => {

@@ -6,8 +6,9 @@
 import { BarController, BarElement, CategoryScale, Chart, type ChartConfiguration, LinearScale, type Plugin, Tooltip } from 'chart.js';
 import type { CalibrationHistogram, InspectResult } from '../../shared/engineProtocol';
 import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, InspectViewState } from '../../shared/inspectProtocol';
-import { ruleShares, TEST_LABELS } from '../../inference/rules';
-import { elboBreakdown, formatMsp, formatNats, formatP, predictionText, verdictText } from '../verdictText';
+import { ruleShares, TEST_LABELS, TEST_NAMES } from '../../inference/rules';
+import { formatMsp, formatNats, headlineP, testPLabel } from '../../shared/format';
+import { elboBreakdown, predictionText, verdictText } from '../verdictText';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
 
@@ -225,7 +226,7 @@ function renderPairBar(): void {
   const text = el('span', 'pair-text');
   if (view.pairError) {
     bar.classList.add('error');
-    text.append(el('strong', undefined, 'The pair could not be loaded: '), document.createTextNode(view.pairError));
+    text.append(el('strong', undefined, 'The pair could not be loaded: '), document.createTextNode(view.pairError), document.createTextNode(' — choose a working pair (Change pair…) or see how to make one.'));
   } else if (p) {
     bar.classList.remove('error');
     text.append(el('span', 'pair-label', 'Pair '), el('strong', 'pair-name', p.name));
@@ -243,9 +244,16 @@ function renderPairBar(): void {
   }
   if (view.restricted) text.append(el('span', 'restricted', ' · Restricted Mode: the built-in pair runs'));
   const actions = el('span', 'actions');
+  const pinned = !!view.pinned;
   actions.append(
-    button('Re-run', () => post({ type: 'rerun' }), { title: 'Score every image again' }),
+    button(view.rows.length > 1 ? 'Score all again' : 'Score again', () => post({ type: 'rerun' }), { title: 'Score every image in this panel again', className: 'rerun-all' }),
+    button(pinned ? 'Unpin panel' : 'Pin panel', () => post({ type: 'togglePin' }), {
+      secondary: true,
+      className: 'pin',
+      title: pinned ? 'Let the next check reuse this panel' : 'Keep these images here: the next check opens its own panel',
+    }),
     button('Change pair…', () => post({ type: 'selectPair' }), { secondary: true }),
+    ...(view.pairError ? [button('How to make a pair', () => post({ type: 'openDocs' }), { secondary: true, className: 'docs' })] : []),
     button('Show log', () => post({ type: 'showLog' }), { secondary: true }),
   );
   bar.append(text, actions);
@@ -262,17 +270,16 @@ function rowId(path: string): string {
   return `row-${(h >>> 0).toString(36)}`;
 }
 
+/** "p = 0.00044 (verdict) · ELBO test p = 0.0002 · …": the verdict's p-value first, each test's under its name. */
 function pValueText(r: InspectResult): string {
-  const parts: string[] = [];
-  if (r.pValues.elbo !== null) parts.push(`ELBO p = ${formatP(r.pValues.elbo)}`);
-  if (r.pValues.complexity !== null) parts.push(`complexity p = ${formatP(r.pValues.complexity)}`);
-  if (r.pValues.confidence !== null && r.pValues.confidence !== undefined) parts.push(`confidence p = ${formatP(r.pValues.confidence)}`);
-  for (const test of ['energy', 'knn', 'mahalanobis'] as const) {
+  const tests: string[] = [];
+  for (const test of TEST_NAMES) {
     const p = r.pValues[test];
-    if (p !== null && p !== undefined) parts.push(`${TEST_LABELS[test].name} p = ${formatP(p)}`);
+    if (p !== null && p !== undefined) tests.push(testPLabel(test, p));
   }
-  if (r.pValue !== null && view.pair && Object.keys(view.pair.shares ?? ruleShares(view.pair.rule, undefined)).length > 1 && parts.length > 1) parts.push(`combined p = ${formatP(r.pValue)}`);
-  if (!parts.length) return 'p-value: none (the pair is not calibrated)';
+  if (r.pValue === null && !tests.length) return 'p-value: none (the pair is not calibrated)';
+  const several = !!view.pair && Object.keys(view.pair.shares ?? ruleShares(view.pair.rule, undefined)).length > 1;
+  const parts = [`${headlineP(r.pValue)} (verdict)`, ...(several ? tests : [])];
   const fired = r.firedBy.length ? `fired: ${r.firedBy.map((f) => TEST_LABELS[f].name).join(' and ')}` : 'no test fired';
   return `${parts.join(' · ')} · ${fired}`;
 }
@@ -288,7 +295,7 @@ function renderRow(row: InspectRow): HTMLElement {
   title.append(el('h2', 'file-name', row.name), el('span', 'file-path', row.displayPath));
   const actions = el('div', 'actions');
   actions.append(
-    button('Re-run', () => post({ type: 'rerun', path: row.path }), { secondary: true, className: 'rerun' }),
+    ...(view.rows.length > 1 ? [button('Score this image again', () => post({ type: 'rerun', path: row.path }), { secondary: true, className: 'rerun' })] : []),
     button('Open image', () => post({ type: 'openImage', path: row.path }), { secondary: true, className: 'open-image' }),
     button('Reveal in Explorer', () => post({ type: 'revealInExplorer', path: row.path }), { secondary: true }),
   );
@@ -318,7 +325,13 @@ function renderRow(row: InspectRow): HTMLElement {
   const sentence = el('p', 'verdict');
   // Backticks mark a command line in the uncalibrated sentence.
   v.sentence.split('`').forEach((part, i) => sentence.append(i % 2 ? el('code', undefined, part) : document.createTextNode(part)));
-  banner.append(el('span', 'verdict-headline', v.headline), sentence);
+  const headline = el('div', 'verdict-head');
+  // A shape beside the colour, so the verdict does not rest on colour alone.
+  const icon = el('span', 'verdict-icon', v.tone === 'ok' ? '✓' : v.tone === 'warn' ? '⚠' : v.tone === 'error' ? '✕' : 'ℹ');
+  icon.setAttribute('aria-hidden', 'true');
+  headline.append(icon, el('span', 'verdict-headline', v.headline));
+  if (v.p) headline.append(el('span', 'verdict-p', v.p));
+  banner.append(headline, sentence);
   section.append(banner);
   if (r.verdict === 'error') return section;
 
@@ -341,7 +354,7 @@ function renderRow(row: InspectRow): HTMLElement {
   const classifier = el('div', 'panel classifier');
   classifier.append(el('h3', undefined, 'Classifier'));
   const prediction = el('p', 'prediction');
-  prediction.append(el('span', 'prediction-label', `Predicted ${r.label ?? '?'}`), document.createTextNode(` · MSP ${r.msp !== null ? formatMsp(r.msp) : '–'}`));
+  prediction.append(el('span', 'prediction-label', `Predicted ${r.label ?? '?'}`), document.createTextNode(` · MSP ${formatMsp(r.msp)}`));
   classifier.append(prediction);
   const labels = pair?.labels ?? (r.probabilities ?? []).map((_, i) => String(i));
   const softmaxBox = el('div', `chart-box softmax${labels.length > 20 ? ' tall' : ''}`);
@@ -405,6 +418,19 @@ function renderAll(): void {
   main.replaceChildren(...(view.rows.length ? view.rows.map(renderRow) : [el('p', 'placeholder', 'No images.')]));
 }
 
+/** One short line for screen readers when a row finishes: "mnist-00001.png: In-distribution, p = 0.71". */
+function announce(row: InspectRow): void {
+  const region = document.getElementById('announce');
+  if (!region || (row.status !== 'done' && row.status !== 'failed')) return;
+  if (row.status === 'failed' || !row.result) {
+    region.textContent = `${row.name}: could not score`;
+    return;
+  }
+  const pair = view.pair;
+  const v = verdictText(row.result, { alpha: pair?.alpha ?? 0.01, rule: pair?.rule ?? 'all', calibrationCount: pair?.calibrationCount ?? 0 });
+  region.textContent = `${row.name}: ${v.headline}${v.p ? `, ${v.p}` : ''}`;
+}
+
 function updateRow(row: InspectRow): void {
   const index = view.rows.findIndex((r) => r.path === row.path);
   if (index < 0) view.rows.push(row);
@@ -426,6 +452,11 @@ window.addEventListener('message', (event: MessageEvent<HostToInspect>) => {
       break;
     case 'row':
       updateRow(m.row);
+      announce(m.row);
+      break;
+    case 'pinned':
+      view = { ...view, pinned: m.pinned };
+      renderPairBar();
       break;
     case 'pair':
       view = { ...view, pair: m.pair, pairError: m.pairError, restricted: m.restricted };

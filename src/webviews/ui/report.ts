@@ -15,6 +15,7 @@ import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import {
   BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController, LineElement, PointElement, ScatterController, Tooltip,
 } from 'chart.js';
+import { formatMsp, formatNats, formatP } from '../../shared/format';
 import { barcodeOrder, filterRows, formatDuration, formatNumber, histogram, robustRange, sortRows, thumbnailUrl, verdictCounts, visibleWindow, type BarcodeLine } from '../../shared/reportModel';
 import type { FilterState, HostToReport, ReportData, ReportRow, ReportToHost, ReportViewState, SortColumn, SortState, Verdict } from '../../shared/reportProtocol';
 import { VERDICTS } from '../../shared/reportProtocol';
@@ -75,6 +76,66 @@ function palette() {
   };
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// A second cue beside colour (for colour-blind readers and greyscale prints): a glyph and a hatch per group
+// in legends and histograms, and in the barcodes a line height (out-of-distribution and errors full height).
+
+type Hatch = 'diagonal' | 'cross' | 'dots' | null;
+const HATCH: Record<string, Hatch> = { 'out-of-distribution': 'diagonal', error: 'cross', uncalibrated: 'dots', 'in-distribution': null, target: null, reference: 'diagonal' };
+const GLYPH: Record<string, string> = { 'out-of-distribution': '⚠', error: '✕', uncalibrated: '?', 'in-distribution': '✓', target: '●', reference: '○' };
+/** Share of the barcode's height a line of this group fills. */
+const BARCODE_HEIGHT: Record<string, number> = { 'out-of-distribution': 1, error: 1, uncalibrated: 0.8, 'in-distribution': 0.55, target: 1, reference: 0.55 };
+
+/** The group's colour with its hatch (a CanvasPattern for Chart.js), or the plain colour. */
+function hatchFill(group: string, colour: string): string | CanvasPattern {
+  const kind = HATCH[group];
+  if (!kind) return colour;
+  const tile = document.createElement('canvas');
+  const dpr = window.devicePixelRatio || 1;
+  tile.width = tile.height = Math.round(8 * dpr);
+  const ctx = tile.getContext('2d')!;
+  ctx.fillStyle = colour;
+  ctx.fillRect(0, 0, tile.width, tile.height);
+  // Dark ink on the light chart colours of every theme.
+  ctx.strokeStyle = ctx.fillStyle = 'rgba(0, 0, 0, 0.55)';
+  ctx.lineWidth = 1.5 * dpr;
+  const n = tile.width;
+  ctx.beginPath();
+  if (kind === 'diagonal' || kind === 'cross') {
+    ctx.moveTo(0, n);
+    ctx.lineTo(n, 0);
+    ctx.moveTo(-n / 2, n / 2);
+    ctx.lineTo(n / 2, -n / 2);
+    ctx.moveTo(n / 2, n * 1.5);
+    ctx.lineTo(n * 1.5, n / 2);
+  }
+  if (kind === 'cross') {
+    ctx.moveTo(0, 0);
+    ctx.lineTo(n, n);
+  }
+  ctx.stroke();
+  if (kind === 'dots') {
+    ctx.beginPath();
+    ctx.arc(n / 2, n / 2, 1.5 * dpr, 0, Math.PI * 2);
+    ctx.fill();
+  }
+  return ctx.createPattern(tile, 'repeat') ?? colour;
+}
+
+/** A legend swatch: the colour, the same hatch as the charts, and the group's glyph before the text. */
+function swatch(group: string, colour: string): HTMLElement[] {
+  const sw = el('span', 'swatch');
+  sw.style.backgroundColor = colour;
+  const kind = HATCH[group];
+  if (kind === 'diagonal') sw.style.backgroundImage = 'repeating-linear-gradient(-45deg, rgba(0,0,0,0.55) 0 1.5px, transparent 1.5px 4px)';
+  else if (kind === 'cross') sw.style.backgroundImage = 'repeating-linear-gradient(-45deg, rgba(0,0,0,0.55) 0 1.5px, transparent 1.5px 4px), repeating-linear-gradient(45deg, rgba(0,0,0,0.55) 0 1.5px, transparent 1.5px 4px)';
+  else if (kind === 'dots') sw.style.backgroundImage = 'radial-gradient(rgba(0,0,0,0.55) 1px, transparent 1.5px)';
+  if (kind === 'dots') sw.style.backgroundSize = '4px 4px';
+  const glyph = el('span', 'glyph', GLYPH[group] ?? '');
+  glyph.setAttribute('aria-hidden', 'true');
+  return [sw, glyph];
+}
+
 function saveState(extra: Partial<ReportViewState> = {}): void {
   if (!state) return;
   const prev = vscode.getState();
@@ -129,9 +190,7 @@ function renderCounts(): HTMLElement {
     const b = el('button', `count verdict-${v}`);
     b.type = 'button';
     b.title = `Show only ${VERDICT_TEXT[v].toLowerCase()} rows`;
-    const sw = el('span', 'swatch');
-    sw.style.backgroundColor = colors[v];
-    b.append(sw, el('strong', undefined, counts[v].toLocaleString('en-US')), el('span', undefined, ` ${VERDICT_TEXT[v].toLowerCase()}`));
+    b.append(...swatch(v, colors[v]), el('strong', undefined, counts[v].toLocaleString('en-US')), el('span', undefined, ` ${VERDICT_TEXT[v].toLowerCase()}`));
     if (rows.length) b.append(el('span', 'muted', ` (${pct(counts[v] / rows.length)})`));
     b.addEventListener('click', () => setFilter({ verdict: s.filter.verdict === v ? 'all' : v }));
     section.append(b);
@@ -239,7 +298,7 @@ function renderPlots(): HTMLElement {
   section.append(legend);
   for (const key of ['msp', 'elbo'] as const) {
     const box = el('div', 'barcode');
-    const label = el('div', 'barcode-label', key === 'msp' ? 'Sorted by MSP (max softmax probability) — lowest left' : 'Sorted by ELBO — least likely under the VAE left');
+    const label = el('div', 'barcode-label', key === 'msp' ? 'Sorted by MSP (max softmax probability) — lowest left; full-height lines: out-of-distribution (by verdict) or the scored folder (by folder)' : 'Sorted by ELBO — least likely under the VAE left; full-height lines: out-of-distribution (by verdict) or the scored folder (by folder)');
     const canvas = el('canvas');
     canvas.id = `barcode-${key}`;
     canvas.setAttribute('role', 'img');
@@ -279,9 +338,7 @@ function drawLegend(): void {
   const keys: string[] = s.colorBy === 'set' ? ['target', 'reference'] : VERDICTS.filter((v) => s.data.rows.some((r) => r.verdict === v));
   for (const k of keys) {
     const item = el('span', 'legend-item');
-    const sw = el('span', 'swatch');
-    sw.style.backgroundColor = (colors as unknown as Record<string, string>)[k];
-    item.append(sw, document.createTextNode(k === 'target' ? 'scored folder' : k === 'reference' ? 'reference folder' : VERDICT_TEXT[k as Verdict].toLowerCase()));
+    item.append(...swatch(k, (colors as unknown as Record<string, string>)[k]), document.createTextNode(k === 'target' ? 'scored folder' : k === 'reference' ? 'reference folder' : VERDICT_TEXT[k as Verdict].toLowerCase()));
     legend.append(item);
   }
 }
@@ -309,8 +366,11 @@ function drawBarcodes(): void {
     // Every image gets a line; where lines are thinner than a pixel, later ones overdraw (colours still show density).
     for (let i = 0; i < n; i++) {
       const l = lines[i];
-      ctx.fillStyle = colors[s.colorBy === 'set' ? l.set : l.verdict];
-      ctx.fillRect(Math.floor(i * w), 0, Math.max(1, Math.ceil(w)), canvas.height);
+      const group = s.colorBy === 'set' ? l.set : l.verdict;
+      ctx.fillStyle = colors[group];
+      // Height is the second cue: out-of-distribution lines reach the top, in-distribution ones stop short of it.
+      const h = Math.round(canvas.height * (BARCODE_HEIGHT[group] ?? 1));
+      ctx.fillRect(Math.floor(i * w), canvas.height - h, Math.max(1, Math.ceil(w)), h);
     }
     if (s.selected !== null) {
       const i = lines.findIndex((l) => l.id === s.selected);
@@ -354,7 +414,7 @@ function drawHistograms(): void {
           datasets: groups.filter((g) => h.counts[g]).map((g) => ({
             label: g === 'target' ? 'scored folder' : g === 'reference' ? 'reference' : VERDICT_TEXT[g as Verdict],
             data: h.counts[g],
-            backgroundColor: colors[g],
+            backgroundColor: hatchFill(g, colors[g]),
             borderWidth: 0,
             barPercentage: 1,
             categoryPercentage: 1,
@@ -405,7 +465,7 @@ function columns(): Column[] {
     { id: 'label', title: 'Predicted', cls: 'c-label', sortable: true },
     { id: 'msp', title: 'MSP', cls: 'c-num', sortable: true },
     { id: 'elbo', title: 'ELBO', cls: 'c-num', sortable: true },
-    { id: 'pValue', title: 'p-value', cls: 'c-num', sortable: true },
+    { id: 'pValue', title: 'p-value', cls: 'c-num c-p', sortable: true },
     { id: 'verdict', title: 'Verdict', cls: 'c-verdict', sortable: true },
   );
   return cols;
@@ -605,13 +665,13 @@ function renderRows(): void {
           cell.textContent = r.label ?? '–';
           break;
         case 'msp':
-          cell.textContent = formatNumber(r.msp, 3);
+          cell.textContent = formatMsp(r.msp);
           break;
         case 'elbo':
-          cell.textContent = formatNumber(r.elbo, 1);
+          cell.textContent = formatNats(r.elbo);
           break;
         case 'pValue':
-          cell.textContent = formatNumber(r.pValue, 4);
+          cell.textContent = formatP(r.pValue);
           break;
         case 'verdict':
           cell.textContent = r.verdict === 'error' ? `Error: ${r.error ?? ''}` : VERDICT_TEXT[r.verdict];
