@@ -97,8 +97,8 @@ test('the penultimate features of an ONNX classifier are exposed by editing its 
   // A graph with no linear layer has nothing to expose: the message says what to name instead.
   const noLinear = onnx.ModelProto.decode(readFileSync(path));
   noLinear.graph!.node = noLinear.graph!.node!.filter((n) => n.opType !== 'Gemm');
-  assert.throws(() => exposePenultimate(onnx.ModelProto.encode(noLinear).finish(), 'x.onnx'), /x\.onnx: has no Gemm or MatMul layer .*classifier\.features\.output/);
-  assert.throws(() => exposePenultimate(new Uint8Array([1, 2, 3]), 'junk.onnx'), /junk\.onnx: not an ONNX model/);
+  assert.throws(() => exposePenultimate(onnx.ModelProto.encode(noLinear).finish(), 'x.onnx'), /x\.onnx: has no Gemm or MatMul layer .*features\.output/);
+  assert.throws(() => exposePenultimate(new Uint8Array([1, 2, 3]), 'junk.onnx'), /junk\.onnx: not a loadable ONNX model/);
 });
 
 test('the verdict runs over the pair\'s detectors and shares: a share-0 test is reported but never fires', () => {

@@ -5,6 +5,7 @@
  *  - building the KNN search graph (MatMul against the stored features + TopK) that onnxruntime runs.
  */
 import { onnx } from 'onnx-proto';
+import { ModelError } from '../backends/types';
 
 /** The tensor the model's last Gemm or MatMul reads (its first input), or null when it has neither. */
 export function lastLinearLayerInput(model: onnx.IModelProto): string | null {
@@ -32,16 +33,16 @@ export function exposePenultimate(bytes: Uint8Array, source: string): ExposedFea
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (err) {
-    throw new Error(`${source}: not an ONNX model (${(err as Error).message})`);
+    throw new ModelError(source, `not a loadable ONNX model: ${(err as Error).message}`);
   }
   const name = lastLinearLayerInput(model);
   if (!name) {
-    throw new Error(`${source}: has no Gemm or MatMul layer whose input could serve as features; name the feature tensor in the manifest (classifier.features.output)`);
+    throw new ModelError(source, 'has no Gemm or MatMul layer whose input could serve as features; name the feature tensor in the manifest (features.output)');
   }
   const graph = model.graph!;
   graph.output ??= [];
   if (graph.output.some((o) => o.name === name)) return { bytes, name };
-  if ((graph.input ?? []).some((i) => i.name === name)) throw new Error(`${source}: the last linear layer reads the model input "${name}" directly; there are no learned features to use`);
+  if ((graph.input ?? []).some((i) => i.name === name)) throw new ModelError(source, `the last linear layer reads the model input "${name}" directly; there are no learned features to use`);
   graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
   return { bytes: onnx.ModelProto.encode(model).finish(), name };
 }
