@@ -85,7 +85,8 @@ describe('ood-lens CLI', { skip: pairReady() ? false : 'models/mnist is not trai
 
   test('calibrate writes calibration.json for a pair and points the manifest at it', () => {
     const pairDir = tempDir('pair-');
-    for (const f of ['classifier.onnx', 'vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']) writeFileSync(join(pairDir, f), readFileSync(join(MNIST_PAIR, f)));
+    // The models and the fitted feature detectors (the manifest lists them since issue 14), not the calibration.
+    for (const f of readdirSync(MNIST_PAIR).filter((n) => n.endsWith('.onnx') || n.startsWith('features'))) writeFileSync(join(pairDir, f), readFileSync(join(MNIST_PAIR, f)));
     const manifest = JSON.parse(readFileSync(join(MNIST_PAIR, 'ood-pair.json'), 'utf8'));
     delete manifest.calibration;
     writeFileSync(join(pairDir, 'ood-pair.json'), JSON.stringify(manifest));
