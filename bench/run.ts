@@ -200,7 +200,10 @@ async function main() {
   // core in its own thread, all running at once (the layout the sharded pipeline uses).
   const images = await Promise.all(files.slice(0, 2048).map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
   const dir = builtInPairDir();
-  const o = engine.pair.manifest.vae.outputs!;
+  // The built-in pair has a single-model VAE; the bound runs both of its models.
+  const vae = engine.pair.manifest.vae;
+  if (!vae?.outputs) throw new Error(`the built-in pair's manifest has no single-model VAE (vae.outputs): the inference-only bound needs one`);
+  const o = vae.outputs;
   const vaeOutputs = [o.reconstruction, o.mu, o.logvar, ...(o.logScale ? [o.logScale] : [])];
   const feedOf = (bs: number) => {
     const size = 32 * 32;
