@@ -55,10 +55,14 @@ interface ScoreMeta {
 }
 
 /** The scores a calibration file holds today; detectors added later show with their own key as label. */
+/** Calibration keys as calibration.ts stores them: MSP and ELBO as they are (low = suspicious), the rest as OOD scores. */
 const KNOWN_SCORES: Record<string, ScoreMeta & { test: string }> = {
   msp: { label: 'Classifier confidence (MSP)', oodWhen: 'low', test: 'confidence' },
   elbo: { label: 'VAE likelihood (ELBO, nats)', oodWhen: 'low', test: 'elbo' },
   complexity: { label: 'Complexity-corrected S(x), bits', oodWhen: 'high', test: 'complexity' },
+  energy: { label: 'Energy of the logits', oodWhen: 'high', test: 'energy' },
+  knn: { label: 'KNN distance in feature space', oodWhen: 'high', test: 'knn' },
+  mahalanobis: { label: 'Mahalanobis distance in feature space', oodWhen: 'high', test: 'mahalanobis' },
 };
 
 export function scoreMeta(score: string): ScoreMeta {
