@@ -137,7 +137,7 @@ export class Workbench {
     await this.page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
     await this.page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
     // The extension is active once its pair status bar item shows; menus and commands are registered by then.
-    await this.page.locator('.statusbar-item[id="ood-lens.ood-lens.oodLens.pair"]').waitFor({ timeout: 120_000 });
+    await this.page.locator('.statusbar-item[id="ood-lens.ood-lens.oodLens.pair"]').waitFor({ timeout: 300_000 });
     await sleep(1500);
   }
 
