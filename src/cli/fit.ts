@@ -12,7 +12,7 @@ export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> 
                [--vae-range LO,HI] [--vae-mean M[,M,M]] [--vae-std S[,S,S]]
                [--likelihood bernoulli|continuous-bernoulli|gaussian|discretized-logistic] [--sigma S]
                [--vae-outputs RECON,MU,LOGVAR] [--output NAME] [--output-kind logits|probabilities]
-               [--layout NCHW|NHWC] [--size WxH] [--name NAME] [--seed N] [--limit N] [--alpha A] [--force]`;
+               [--features LAYER] [--layout NCHW|NHWC] [--size WxH] [--name NAME] [--seed N] [--limit N] [--alpha A] [--force]`;
 
 function numbers(flag: string, raw: string | undefined, count?: number[]): number[] | undefined {
   if (raw === undefined) return undefined;
@@ -62,6 +62,7 @@ export async function runFit(argv: string[]): Promise<number> {
       'vae-outputs': { type: 'string' },
       output: { type: 'string' },
       'output-kind': { type: 'string' },
+      features: { type: 'string' },
       layout: { type: 'string' },
       size: { type: 'string' },
       name: { type: 'string' },
@@ -120,6 +121,7 @@ export async function runFit(argv: string[]): Promise<number> {
     outputKind: values['output-kind'] as FitOptions['outputKind'],
     vaeOutputs: vaeOutputs ? { reconstruction: vaeOutputs[0], mu: vaeOutputs[1], logvar: vaeOutputs[2] } : undefined,
     likelihood: { type: likelihoodType as 'bernoulli', ...(sigma !== undefined ? { sigma } : {}) },
+    featuresLayer: values.features,
     layout: values.layout as Layout | undefined,
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : undefined,
     seed: integer('--seed', values.seed, 0),
@@ -134,6 +136,7 @@ export async function runFit(argv: string[]): Promise<number> {
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
   let lastProgress = 0;
+  let lastPhase = '';
   try {
     const result = await fitPair({
       ...options,
@@ -141,11 +144,14 @@ export async function runFit(argv: string[]): Promise<number> {
       onDecision: (line) => process.stdout.write(`${line}\n`),
       onNotice: (message) => process.stderr.write(`ood-lens: note: ${message}\n`),
       onProgress: (p) => {
+        // Counted phases (fitting, scoring) at most once a second and at their end; the others once each.
         const now = Date.now();
-        if (p.phase !== 'scoring' || now - lastProgress > 1000 || p.done === p.total) {
+        const counted = p.phase === 'scoring' || p.phase === 'fitting detectors';
+        if (counted ? p.total > 0 && (now - lastProgress > 1000 || p.done === p.total) : p.phase !== lastPhase) {
           lastProgress = now;
-          process.stderr.write(p.phase === 'scoring' ? `fit: scoring ${p.done} of ${p.total} images\n` : `fit: ${p.phase}…\n`);
+          process.stderr.write(counted ? `fit: ${p.phase} ${p.done} of ${p.total} images\n` : `fit: ${p.phase}…\n`);
         }
+        lastPhase = p.phase;
       },
     });
     process.stdout.write(`wrote ${result.manifestPath} (${result.seconds.toFixed(1)} s). Score images with: ood-lens score --pair ${options.out} <images>\n`);

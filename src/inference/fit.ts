@@ -6,13 +6,17 @@
  * detector on the calibration part, measures false alarms on the check part, and writes the pair folder.
  * Used by `ood-lens fit` and VS Code's Create Pair flow (progress callbacks, AbortSignal); no vscode here.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
-import { type Calibration, decide, writeFileAtomic } from './calibration';
+import { type Calibration, type CalibrationScores, decideTests, writeFileAtomic } from './calibration';
 import { OodEngine, type ImageResult, type ScoreInput } from './engine';
 import { expandInputs } from './files';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
-import { type Layout, type ModelFormat, type PairManifest, type VaeSpec, parsePairManifest } from './manifest';
+import { type DetectorSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
+import { resultOodScore } from './oodDetectors';
+import type { TestName } from './rules';
+import { fitFeatureDetectors, saveFeatureFit } from './features/fitFeatures';
+import { exposePenultimate } from './features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from './pair';
 import type { ExecutionProviderSetting, FloatTensor, ModelRunner, TensorInfo } from './backends/types';
 import { withAnyBatch } from './backends/staticBatch';
@@ -61,6 +65,11 @@ export interface FitOptions {
   vaeOutputs?: { reconstruction: string; mu: string; logvar: string };
   likelihood?: VaeSpec['likelihood'];
   reconstructionKind?: VaeSpec['reconstructionKind'];
+  /**
+   * TF.js classifiers: the layer whose output is the penultimate features (ONNX classifiers: the input of the
+   * last Gemm/MatMul, found in the graph). Without features, no KNN/Mahalanobis detectors are fitted.
+   */
+  featuresLayer?: string;
   /** Models that leave them free: the layout and the size of the input. */
   layout?: Layout;
   size?: { width: number; height: number };
@@ -84,7 +93,7 @@ export interface FitOptions {
 }
 
 export interface FitProgress {
-  phase: 'reading models' | 'listing images' | 'scoring' | 'writing';
+  phase: 'reading models' | 'listing images' | 'fitting detectors' | 'scoring' | 'writing';
   done: number;
   total: number;
 }
@@ -110,7 +119,8 @@ export interface FitResult {
 }
 
 export interface HeldOutScores {
-  detector: 'msp' | 'elbo' | 'complexity';
+  /** The test (elbo, complexity, confidence = MSP, energy, knn, mahalanobis). */
+  detector: TestName;
   direction: 'low-is-ood' | 'high-is-ood';
   calibration: number[];
   check: number[];
@@ -218,29 +228,43 @@ export function splitSizes(n: number, options: { needsFitPart: boolean; checkSha
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Detectors: what is fitted and calibrated. One place, to be switched over to the detector interface
-// (issue 14 item 2) when it lands: today the pair's tests are MSP for every pair, ELBO and S with a VAE.
+// Detectors: which ones a fitted pair gets, with their shares of α (the verdict runs over this list, rule
+// `pair`). KNN carries half of α where the classifier's features can be read (AUROC 0.994 alone against
+// FashionMNIST on the built-in classifier, issue 14); Mahalanobis is fitted, calibrated and reported with
+// share 0. With a VAE, ELBO and S share 0.4 and MSP keeps 0.1 (the built-in pairs' split).
 
-function detectorsNeedFitPart(): boolean {
-  return false;
+export function defaultDetectors(options: { vae: boolean; features: boolean; logits: boolean }): DetectorSpec[] {
+  const list: DetectorSpec[] = [];
+  if (options.vae) list.push({ test: 'elbo', share: options.features ? 0.2 : 0.45 }, { test: 'complexity', share: options.features ? 0.2 : 0.45 }, { test: 'confidence', share: 0.1 });
+  else if (options.features) list.push({ test: 'confidence', share: options.logits ? 0.25 : 0.5 }, ...(options.logits ? [{ test: 'energy' as const, share: 0.25 }] : []));
+  else list.push({ test: 'confidence', share: options.logits ? 0.5 : 1 }, ...(options.logits ? [{ test: 'energy' as const, share: 0.5 }] : []));
+  if (options.features) list.push({ test: 'knn', share: 0.5, k: 1 }, { test: 'mahalanobis', share: 0 });
+  return list;
 }
 
+/** Why the classifier's features cannot be read (no KNN/Mahalanobis), or null when they can. */
+function featuresProblem(path: string, format: ModelFormat, layer: string | undefined): string | null {
+  if (format !== 'onnx') return layer ? null : 'a TensorFlow.js classifier needs --features LAYER (the layer whose output is the penultimate features)';
+  try {
+    exposePenultimate(readFileSync(path), path);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Every detector's held-out scores, stored as each detector calibrates them. */
 function calibrationOf(results: ImageResult[], engine: OodEngine, source: string): Calibration {
   const withVae = !!engine.pair.manifest.vae;
-  return {
-    version: 1,
-    pair: engine.info.name,
-    source,
-    count: results.length,
-    createdAt: new Date().toISOString(),
-    compressor: engine.compressor,
-    vaeSamples: engine.pair.manifest.vae?.samples ?? 0,
-    scores: {
-      elbo: withVae ? results.map((r) => r.elbo!) : [],
-      msp: results.map((r) => r.msp!),
-      complexity: withVae && results.every((r) => r.complexityScore !== null) ? results.map((r) => r.complexityScore!) : undefined,
-    },
-  };
+  const scores: CalibrationScores = { elbo: withVae ? results.map((r) => r.elbo!) : [], msp: results.map((r) => r.msp!) };
+  for (const d of engine.detectors) {
+    if (d.test === 'elbo' || d.test === 'confidence') continue;
+    const values = results.map((r) => resultOodScore(d.test, r));
+    if (values.some((v) => v === null)) continue;
+    const { key, values: stored } = d.calibrate(values as number[]);
+    (scores as unknown as Record<string, number[]>)[key] = stored;
+  }
+  return { version: 1, pair: engine.info.name, source, count: results.length, createdAt: new Date().toISOString(), compressor: engine.compressor, vaeSamples: engine.pair.manifest.vae?.samples ?? 0, scores };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -365,6 +389,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   };
   const manifest: PairManifest = { $schema: 'https://ood-lens.dev/schemas/ood-pair.schema.json', name: options.name ?? basename(out), input: { width: 0, height: 0, channels: 1, layout: 'NCHW' }, classifier: { path: '', format: classifierFormat, outputKind: 'logits', labels: [] } };
   delete manifest.$schema; // VS Code finds the schema by file name (contributes.jsonValidation)
+  let featureTrouble: string | null = 'not read';
+  let plannedDetectors: DetectorSpec[] = [];
   const sources: { role: string; path: string; format: ModelFormat; name: string }[] = [{ role: 'classifier', path: options.classifier, format: classifierFormat, name: 'classifier' }];
   try {
     const classifier = await open(options.classifier, classifierFormat);
@@ -448,8 +474,14 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       manifest.vae = vae;
       decide_(`VAE input scaling: pixels 0..255 → [${vaeScaling.range.join(', ')}]${vaeScaling.mean ? `, then (x − ${fmtList(vaeScaling.mean)})` : ''}${vaeScaling.std ? ` / ${fmtList(vaeScaling.std)}` : ''}; ${likelihood.type} likelihood${likelihood.type === 'gaussian' ? ` (σ = ${likelihood.sigma})` : ''} on pixels in [0, 1]`);
     } else {
-      decide_('no VAE: a classifier-only pair (tests: classifier confidence)');
+      decide_('no VAE: a classifier-only pair');
     }
+    featureTrouble = featuresProblem(resolve(options.classifier), classifierFormat, options.featuresLayer);
+    if (featureTrouble === null && options.featuresLayer) manifest.features = { layer: options.featuresLayer };
+    plannedDetectors = defaultDetectors({ vae: !!manifest.vae, features: featureTrouble === null, logits: manifest.classifier.outputKind === 'logits' });
+    // The feature tests enter the manifest with their fit (a knn detector without features.fit is invalid).
+    if (featureTrouble !== null) manifest.detectors = plannedDetectors;
+    decide_(`detectors (share of α): ${plannedDetectors.map((d) => `${d.test} ${d.share}`).join(', ')}${featureTrouble === null ? ` — KNN and Mahalanobis on the classifier's features (${options.featuresLayer ? `layer "${options.featuresLayer}"` : 'the input of its last Gemm/MatMul'})` : ` — no feature detectors: ${featureTrouble}`}`);
   } finally {
     await Promise.allSettled(opened.map((r) => r.dispose()));
   }
@@ -462,14 +494,15 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   if (options.limit !== undefined) items = items.slice(0, options.limit);
   checkAbort();
   const seed = options.seed ?? 0;
-  const parts = splitSizes(items.length, { needsFitPart: detectorsNeedFitPart(), checkShare: options.checkShare });
+  const withFeatures = featureTrouble === null;
+  const parts = splitSizes(items.length, { needsFitPart: withFeatures, checkShare: options.checkShare });
   if (parts.calibration < 20) throw new FitError(`--data: ${items.length} images found; calibration needs at least 20 held-out images after the check part (a few thousand are better)`);
   const order = seededPermutation(items.length, seed);
   const partOf = new Uint8Array(items.length); // 0 fit, 1 calibration, 2 check
   order.forEach((itemIndex, rank) => {
     partOf[itemIndex] = rank < parts.fit ? 0 : rank < parts.fit + parts.calibration ? 1 : 2;
   });
-  decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ''}`);
+  decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ' (KNN/Mahalanobis learn from the fit part; they are calibrated on other images, since a fit image is its own nearest neighbour)'}`);
 
   // 3. Staging: models and a draft manifest in a folder inside `out`, moved into place only at the end.
   mkdirSync(out, { recursive: true });
@@ -488,10 +521,41 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
     writeFileAtomic(join(staging, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');
     const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: manifest.vae ? [0] : [], msp: [0] } };
-    engine = await OodEngine.create({ pair: staging, provider: options.provider, batchSize: options.batchSize, calibration: placeholder, complexity: !!manifest.vae, alpha, onNotice: options.onNotice });
+    const engineOptions = { provider: options.provider, batchSize: options.batchSize, calibration: placeholder, alpha, onNotice: options.onNotice };
+    if (withFeatures) {
+      // The feature detectors learn from the fit part (labels, when every fit image has one, for Mahalanobis).
+      const fitIdx = items.map((_, i) => i).filter((i) => partOf[i] === 0);
+      const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
+      const classOf = (label: string | null) => (label === null ? undefined : labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined));
+      const fitLabels = fitIdx.map((i) => classOf(items[i].label));
+      const fitter = await OodEngine.create({ ...engineOptions, pair: staging, features: true, complexity: false });
+      let fitted;
+      try {
+        progress('fitting detectors', 0, fitIdx.length);
+        fitted = await fitFeatureDetectors(
+          fitter,
+          fitIdx.map((i) => items[i].input),
+          {
+            source: `${options.data.map((d) => basename(d)).join(', ')}: fit part of fit's split (seed ${seed}, ${fitIdx.length} images)`,
+            labels: fitLabels.every((l) => l !== undefined) ? (fitLabels as number[]) : undefined,
+            onProgress: (done) => progress('fitting detectors', done, fitIdx.length),
+            signal: options.signal,
+          },
+        );
+      } finally {
+        await fitter.dispose();
+      }
+      checkAbort();
+      const fitPath = saveFeatureFit(join(staging, 'ood-pair.json'), fitted.fit, plannedDetectors);
+      const saved = JSON.parse(readFileSync(join(staging, 'ood-pair.json'), 'utf8')) as PairManifest;
+      manifest.features = saved.features;
+      manifest.detectors = saved.detectors;
+      decide_(`fitted KNN and Mahalanobis on ${fitted.fit.count} images (${fitted.fit.dims} features from "${fitted.fit.tensor}"; Mahalanobis class means from ${fitted.fit.mahalanobisLabels === 'given' ? 'the data\'s labels' : 'the classifier\'s predictions'})${fitted.skipped.length ? `; ${fitted.skipped.length} images skipped` : ''} → ${basename(fitPath)}`);
+    }
+    engine = await OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae });
 
     // 4. Score the calibration and check parts (and the fit part, for detectors that learn).
-    const wanted = items.map((_, i) => i).filter((i) => partOf[i] !== 0 || detectorsNeedFitPart());
+    const wanted = items.map((_, i) => i).filter((i) => partOf[i] !== 0);
     const results: (ImageResult | undefined)[] = new Array(items.length);
     let done = 0;
     const started2 = performance.now();
@@ -517,14 +581,17 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
 
     // 5. Calibrate, then measure false alarms on the check part (never used for calibration).
     const calibration = calibrationOf(calibrationIdx.map((i) => results[i]!), engine, `${options.data.map((d) => basename(d)).join(', ')}: calibration part of fit's split (seed ${seed})`);
-    const sorted = { ...calibration, scores: { elbo: [...calibration.scores.elbo].sort((a, b) => a - b), msp: [...calibration.scores.msp].sort((a, b) => a - b), complexity: calibration.scores.complexity ? [...calibration.scores.complexity].sort((a, b) => a - b) : undefined } };
+    const sorted: Calibration = { ...calibration, scores: Object.fromEntries(Object.entries(calibration.scores).map(([k, v]) => [k, v ? [...v].sort((a: number, b: number) => a - b) : v])) as unknown as CalibrationScores };
+    const shares = pairShares(manifest);
     let alarms = 0;
     let correct = 0;
     let labelled = 0;
     const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
     for (const i of checkIdx) {
       const r = results[i]!;
-      if (decide(sorted, r.elbo, r.complexityScore, alpha, engine.rule, r.msp).verdict === 'out-of-distribution') alarms++;
+      const oodScores: Partial<Record<TestName, number | null>> = {};
+      for (const d of engine.detectors) oodScores[d.test] = resultOodScore(d.test, r);
+      if (decideTests(sorted, oodScores, alpha, 'pair', shares).verdict === 'out-of-distribution') alarms++;
       const label = items[i].label;
       if (label !== null) {
         const k = labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined);
@@ -537,9 +604,14 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     const heldOutFalseAlarmRate = checkIdx.length ? alarms / checkIdx.length : 0;
     const heldOutAccuracy = labelled ? correct / labelled : null;
     const checkResults = checkIdx.map((i) => results[i]!);
-    const heldOutScores: HeldOutScores[] = [{ detector: 'msp', direction: 'low-is-ood', calibration: calibration.scores.msp, check: checkResults.map((r) => r.msp!) }];
-    if (manifest.vae) heldOutScores.push({ detector: 'elbo', direction: 'low-is-ood', calibration: calibration.scores.elbo, check: checkResults.map((r) => r.elbo!) });
-    if (calibration.scores.complexity) heldOutScores.push({ detector: 'complexity', direction: 'high-is-ood', calibration: calibration.scores.complexity, check: checkResults.map((r) => r.complexityScore!) });
+    // Each detector's held-out OOD scores (higher = more out-of-distribution), for histograms.
+    const calibrationResults = calibrationIdx.map((i) => results[i]!);
+    const heldOutScores: HeldOutScores[] = engine.detectors.map((d) => ({
+      detector: d.test,
+      direction: 'high-is-ood' as const,
+      calibration: calibrationResults.map((r) => resultOodScore(d.test, r)).filter((v): v is number => v !== null),
+      check: checkResults.map((r) => resultOodScore(d.test, r)).filter((v): v is number => v !== null),
+    }));
     if (heldOutAccuracy !== null) {
       decide_(`classifier accuracy on the held-out check part: ${(100 * heldOutAccuracy).toFixed(2)}% of ${labelled} labelled images${heldOutAccuracy < 0.5 ? ' — far below what a working classifier gets: check the input scaling (--range, --mean, --std) and the labels' : ''}`);
     }
@@ -563,6 +635,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       const top = rel.split('/')[0];
       rmSync(join(out, top), { recursive: true, force: true });
       renameSync(join(staging, top), join(out, top));
+    }
+    if (manifest.features?.fit) {
+      for (const f of readdirSync(staging).filter((n) => n.startsWith('features'))) renameSync(join(staging, f), join(out, f));
     }
     writeFileAtomic(join(out, 'calibration.json'), JSON.stringify(calibration));
     writeFileAtomic(join(out, 'split.json'), JSON.stringify(split));

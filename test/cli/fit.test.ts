@@ -72,16 +72,21 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stdout, /takes "Input3" \[1, 1, 28, 28\]: 28×28, grey, NCHW, static batch 1/);
     assert.match(r.stdout, /output "Plus214_Output_0": 10 classes .*logits/);
     assert.match(r.stdout, /reconstruction "recon_logits" \(logits\), mu "z_mean", logvar "z_log_var"/);
-    assert.match(r.stdout, /calibration 900, held-out check 100/);
+    assert.match(r.stdout, /fit 450, calibration 450, held-out check 100/);
+    assert.match(r.stdout, /detectors \(share of α\): elbo 0\.2, complexity 0\.2, confidence 0\.1, knn 0\.5, mahalanobis 0/);
+    assert.match(r.stdout, /fitted KNN and Mahalanobis on 450 images \(128 features from .*Mahalanobis class means from the data's labels\)/);
     assert.match(r.stdout, /held-out false alarms at α = 0\.01: \d+ of 100 check images/);
-    assert.match(r.stderr, /fit: scoring \d+ of 1000 images/);
+    assert.match(r.stderr, /fit: fitting detectors 450 of 450 images/);
+    assert.match(r.stderr, /fit: scoring 550 of 550 images/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     assert.deepEqual(manifest.classifier.range, [0, 255]);
     assert.deepEqual(manifest.vae.range, [0, 1]);
-    assert.deepEqual(manifest.fit.parts, { fit: 0, calibration: 900, check: 100 });
+    assert.deepEqual(manifest.fit.parts, { fit: 450, calibration: 450, check: 100 });
+    assert.equal(manifest.features.fit, 'features.json');
+    assert.ok(existsSync(join(out, 'features-knn.f16')));
     const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8'));
-    assert.equal(split.parts.calibration.length, 900);
-    assert.equal(new Set([...split.parts.calibration, ...split.parts.check]).size, 1000);
+    assert.equal(split.parts.calibration.length, 450);
+    assert.equal(new Set([...split.parts.fit, ...split.parts.calibration, ...split.parts.check]).size, 1000);
     assert.ok(existsSync(join(out, 'classifier.onnx')) && existsSync(join(out, 'vae.onnx')) && existsSync(join(out, 'calibration.json')));
 
     const reference = await accuracyFedCorrectly(models.zoo.classifier, 'onnx', 'NCHW', (v) => v, scoreData.images, scoreData.labels);
@@ -118,6 +123,7 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stdout, /takes "pad_input" \[\?, 28, 28, 1\]/);
     assert.match(r.stdout, /output "probabilities": 10 classes .*probabilities \(every row in \[0, 1\] and summing to 1/);
     assert.match(r.stdout, /reconstruction "decoder" \(logits\), mu "encoder\/mu", logvar "encoder\/logvar"/);
+    assert.match(r.stdout, /no feature detectors: a TensorFlow\.js classifier needs --features LAYER/);
     const reference = await accuracyFedCorrectly(models.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
     const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
     assert.equal(scored.accuracy, reference);
@@ -133,6 +139,7 @@ describe('bring your own model: fit → score', () => {
     const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--data', fitData, '--out', out, '--labels', 'zero,one,two,three,four,five,six,seven,eight,nine');
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /no VAE: a classifier-only pair/);
+    assert.match(r.stdout, /detectors \(share of α\): confidence 0\.25, energy 0\.25, knn 0\.5, mahalanobis 0/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     assert.equal(manifest.vae, undefined);
     const doc = JSON.parse(cli('score', scoreData.images, '--pair', out, '--format', 'json').stdout);

