@@ -325,6 +325,13 @@ async function main() {
     rmSync(BIG_DIR, { recursive: true, force: true });
   }
 
+  // 9. One run against 2 local shard processes (--shard 0/2 and 1/2 at once, then merge) on the same folder:
+  // what a job array gains per node is what one process leaves of the machine's cores.
+  const { shardRun } = await import('./shards');
+  const single = await shardRun(MNIST_DIR, 1, join(CACHE, 'shards'));
+  const two = await shardRun(MNIST_DIR, 2, join(CACHE, 'shards'));
+  rows.push([`one run vs 2 local shards (\`--shard k/2\` processes at once + \`merge\`), ${single.images} images, start-up included`, `${single.imagesPerSecond.toFixed(0)} vs ${two.imagesPerSecond.toFixed(0)} images/s (${single.scoreSeconds.toFixed(1)} s vs ${two.scoreSeconds.toFixed(1)} s + ${two.mergeSeconds.toFixed(1)} s merge)`]);
+
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${info.backend} (${info.provider})`;
   const table = ['| measure | result |', '|---|---|', ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join('\n');
   process.stdout.write(`${machine}\n\n${table}\n`);

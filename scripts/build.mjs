@@ -17,6 +17,7 @@ const nodeEntries = {
   worker: 'src/worker/engineWorker.ts',
   cli: 'src/cli/main.ts',
   preprocessWorker: 'src/inference/preprocessWorker.ts',
+  manifestWorker: 'src/worker/manifestWorker.ts',
 };
 const node = {
   ...common,

@@ -8,6 +8,7 @@ import { registerCreatePair } from './providers/createPair';
 import { registerFolderScoring } from './providers/folderScoring';
 import { registerInspectCommands } from './providers/inspectCommands';
 import { registerManifestFeatures } from './providers/manifestFeatures';
+import { registerOpenResults } from './providers/openResults';
 import { registerPairPicker } from './providers/pairPicker';
 import type { Services } from './services/services';
 import { InspectPanel, registerInspectPanelSerializer } from './webviews/inspectPanel';
@@ -37,6 +38,7 @@ export function activate(context: vscode.ExtensionContext): void {
   for (const [name, register] of [
     ['folder scoring', registerFolderScoring],
     ['dataset manifests', registerManifestFeatures],
+    ['result files', registerOpenResults],
   ] as const) {
     try {
       register(context, services);

@@ -4,23 +4,27 @@
  * 3 with --fail-on-ood when any image is out-of-distribution (takes precedence over 2).
  */
 import { parseArgs } from 'node:util';
-import { resolve } from 'node:path';
 import { OodEngine } from '../inference/engine';
-import { countSubfolders, expandInputs } from '../inference/files';
 import { terminalText } from '../inference/safeText';
 import { ManifestError } from '../inference/manifest';
-import { type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
+import { OutputError } from '../inference/output';
+import { ResultsFileError } from '../inference/resultsFile';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
+import { runMerge } from './merge';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
+import { parseScoreArgs, runScoreWith, ScoreUsageError } from './score';
 
 export { COMMON_OPTIONS, engineOptions, printNotice, UsageError } from './options';
 
 const USAGE = `ood-lens — is your image classifier answering about something it has never seen?
 
 Usage:
-  ood-lens score <file|folder|idx>... [--pair DIR] [--recursive] [--format table|json|csv] [--out FILE]
-                 [--provider auto|cpu|cuda] [--alpha A] [--rule pair|all|both|elbo|complexity] [--fail-on-ood]
+  ood-lens score <file|folder|idx>... | --manifest <csv|tsv|jsonl|txt>
+                 [--pair DIR] [--recursive] [--format table|json|csv|jsonl] [--out FILE]
+                 [--shard K/N] [--resume] [--provider auto|cpu|cuda] [--alpha A] [--rule pair|all|both|elbo|complexity]
+                 [--fail-on-ood]
+  ood-lens merge <results.jsonl>... [--format table|json|csv|jsonl] [--out FILE]
   ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N] [--out FILE]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
   ood-lens fit --classifier <model> [--vae <model> | --encoder <m> --decoder <m>] --data <folder|idx|manifest>
@@ -33,58 +37,23 @@ Options of score, calibrate, eval and info:
                    runs them in chunks of their own size.
   --threads N      onnxruntime threads per model (default: the engine's choice).
 
-Without --pair the built-in MNIST pair (models/mnist) is used.
+Without --pair the built-in MNIST pair (models/mnist) is used. --format jsonl writes one result per line as
+they come (the summary goes to stderr); --resume continues such a file after an interruption; --shard K/N
+scores one of N disjoint shares of the inputs (K = 0…N-1); merge combines shard files. See docs/scale.md.
 Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-distribution found (--fail-on-ood).`;
 
 async function runScore(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { ...COMMON_OPTIONS, recursive: { type: 'boolean', short: 'r' }, format: { type: 'string' }, out: { type: 'string', short: 'o' }, 'fail-on-ood': { type: 'boolean' } },
-  });
+  const { values, options } = parseScoreArgs(argv, COMMON_OPTIONS);
   if (values.help) return usage(0);
-  if (positionals.length === 0) throw new UsageError('score needs at least one file or folder');
-  const format = (values.format ?? 'table') as OutputFormat;
-  if (!['table', 'json', 'csv'].includes(format)) throw new UsageError(`--format must be table, json or csv (got "${format}")`);
   const engine = await OodEngine.create(engineOptions(values));
-  const counter = new SummaryCounter();
-  const base = positionals.length === 1 ? resolve(positionals[0]) : process.cwd();
-  const writer = new ResultWriter(format, engine.info, values.out ? resolve(values.out) : undefined, base);
-  const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once('SIGINT', onSignal);
   try {
-    await engine.scoreAll(expandInputs(positionals, { recursive: values.recursive, signal: controller.signal }), (r) => {
-      counter.add(r);
-      writer.add(r);
-    }, { signal: controller.signal });
-    const summary = counter.summary(engine.info);
-    await writer.end(summary);
-    if (values.out) process.stderr.write(`wrote ${summary.count} results to ${resolve(values.out)}\n`);
-    if (summary.count === 0 && !values.recursive) await hintRecursive(positionals);
-    if (controller.signal.aborted) {
-      process.stderr.write(`interrupted after ${summary.count} images\n`);
-      return 130;
-    }
-    if (values['fail-on-ood'] && summary.outOfDistribution > 0) return 3;
-    return summary.errors > 0 ? 2 : 0;
-  } catch (err) {
-    writer.abort();
-    throw err;
+    return await runScoreWith(engine, options);
   } finally {
-    process.off('SIGINT', onSignal);
     await engine.dispose();
   }
 }
 
 /** "0 images" from folders that only hold subfolders: say why, and what to add. */
-async function hintRecursive(positionals: string[]): Promise<void> {
-  for (const p of positionals) {
-    const subfolders = await countSubfolders(resolve(p));
-    if (subfolders) process.stderr.write(`ood-lens: note: ${terminalText(p)} has no images at its top level but ${subfolders} subfolder${subfolders === 1 ? '' : 's'}; add --recursive (-r) to score the images in them\n`);
-  }
-}
-
 async function runInfo(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: COMMON_OPTIONS });
   if (values.help) return usage(0);
@@ -105,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'score':
         return await runScore(rest);
+      case 'merge':
+        return await runMerge(rest);
       case 'calibrate':
         return await runCalibrate(rest);
       case 'eval':
@@ -133,6 +104,10 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
+    if (err instanceof ScoreUsageError || err instanceof OutputError || err instanceof ResultsFileError) {
+      process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
+      return 1;
+    }
     if (err instanceof ManifestError) {
       process.stderr.write(`ood-lens: ${terminalText(err.message, true)}\n`);
       return 1;

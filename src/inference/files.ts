@@ -1,7 +1,7 @@
 /** Finding the images to score: files, folders (optionally recursive) and IDX archives, streamed in order. */
 import { isUtf8 } from 'node:buffer';
 import { readdir, stat } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { describeFsError } from './boundedRead';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
 import type { ScoreInput } from './engineTypes';
@@ -104,35 +104,49 @@ function withoutPath(message: string, path: string): string {
 }
 
 /**
+ * A score input with where it came from: `arg` is the index of the command-line argument, `key` the input's
+ * path relative to that argument ('/'-separated; a file argument's own name; `name#i` for an IDX entry). The
+ * key names the input the same way on every machine: `--shard` hashes it, `--resume` and `merge` match on it.
+ */
+export type ListedInput = ScoreInput & { arg: number; key: string };
+
+function keyOf(root: string, path: string): string {
+  const rel = relative(root, path);
+  if (!rel) return basename(root);
+  return sep === '/' ? rel : rel.split(sep).join('/');
+}
+
+/**
  * Every argument becomes score inputs: a folder → its images; an IDX file → one raw image per entry
  * (path `file#index`); any other path → itself (so a missing or broken file becomes an error record). What
  * cannot be listed or parsed becomes an input carrying its error, reported as that path's error record.
  */
-export async function* expandInputs(args: string[], options: ListOptions = {}): AsyncGenerator<ScoreInput> {
-  for (const arg of args) {
-    const path = resolve(arg);
+export async function* expandInputs(args: string[], options: ListOptions = {}): AsyncGenerator<ListedInput> {
+  for (let arg = 0; arg < args.length; arg++) {
+    const path = resolve(args[arg]);
+    const name = basename(path);
     let isDir = false;
     try {
       isDir = (await stat(path)).isDirectory();
     } catch {
-      yield { path };
+      yield { path, arg, key: name };
       continue;
     }
     if (isDir) {
-      for await (const file of walkImages(path, options.recursive ?? false, options.signal)) yield file;
+      for await (const file of walkImages(path, options.recursive ?? false, options.signal)) yield { ...file, arg, key: keyOf(path, file.path) };
     } else if (looksLikeIdx(path)) {
       let images;
       try {
         images = idxImages(readIdxFile(path), path);
       } catch (err) {
         // Named as an IDX problem: decoding the archive as an image would only say "not an image".
-        yield { path, error: withoutPath((err as Error).message, path) };
+        yield { path, error: withoutPath((err as Error).message, path), arg, key: name };
         continue;
       }
       for (let i = 0; i < images.count; i++) {
         if (options.signal?.aborted) return;
-        yield { path: `${path}#${i}`, source: { width: images.width, height: images.height, channels: 1, data: images.image(i) } };
+        yield { path: `${path}#${i}`, arg, key: `${name}#${i}`, source: { width: images.width, height: images.height, channels: 1, data: images.image(i) } };
       }
-    } else yield { path };
+    } else yield { path, arg, key: name };
   }
 }

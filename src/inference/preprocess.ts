@@ -89,14 +89,39 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
   } catch (err) {
     if (err instanceof ImageDecodeError) throw err;
     if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
-    throw new ImageDecodeError(describeSharpError(err));
+    throw new ImageDecodeError(describeSharpError(err, isRawImage(source) ? undefined : source));
   }
 }
 
+/** The prefix libvips' loader for these bytes puts on its messages (by magic number). */
+function loaderPrefix(bytes: Uint8Array): RegExp | null {
+  const b = (i: number) => bytes[i] ?? -1;
+  if (b(0) === 0x89 && b(1) === 0x50 && b(2) === 0x4e && b(3) === 0x47) return /png/i;
+  if (b(0) === 0xff && b(1) === 0xd8) return /jpe?g/i;
+  if (b(0) === 0x47 && b(1) === 0x49 && b(2) === 0x46) return /gif/i;
+  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46) return /webp/i;
+  if ((b(0) === 0x49 && b(1) === 0x49) || (b(0) === 0x4d && b(1) === 0x4d)) return /tiff/i;
+  return null;
+}
+
+/**
+ * libvips keeps one error buffer for the whole process: images decoded at the same time (a batch, or
+ * another thread's) append to it, so one image's message can carry another's lines, and a message differed
+ * between the in-process and the sharded pipelines. Only the first line from this image's own loader is
+ * kept (or the first line).
+ */
+function ownLines(message: string, bytes: Uint8Array | undefined): string {
+  const prefix = /^Input buffer has corrupt header: /.exec(message)?.[0] ?? '';
+  const lines = [...new Set(message.slice(prefix.length).split('\n').map((l) => l.trim().replace(/[:\s]+$/, '')).filter(Boolean))];
+  const loader = bytes ? loaderPrefix(bytes) : null;
+  const own = loader ? lines.filter((l) => loader.test(l.split(':')[0])) : [];
+  return `${prefix}${own[0] ?? lines[0] ?? ''}`;
+}
+
 /** sharp's messages come from libvips and are cryptic; name the usual causes in plain words. */
-export function describeSharpError(err: unknown): string {
+export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
   // libvips messages often end in a dangling ':' or newline.
-  const message = (err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, '');
+  const message = ownLines((err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, ''), bytes);
   if (/^timeout/i.test(message)) return `decoding took longer than the per-image time limit (${Math.max(1, Math.ceil(imageTimeLimitMs() / 1000))} s) and was stopped`;
   if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';

@@ -6,7 +6,8 @@
  * - "Score manifest" CodeLens at the top (and oodLens.scoreManifest); small manifests score themselves.
  * - After scoring: decorations on out-of-distribution rows, label disagreements and problem rows, a summary
  *   CodeLens, optional Problems-panel diagnostics (oodLens.manifest.diagnostics).
- * Parsing is vscode-free (datasetManifest.ts), debounced on edits and yields while it runs.
+ * Parsing runs in the manifest worker (manifestParser.ts → src/worker/manifestWorker.ts, the engine's streaming
+ * reader), debounced on edits; the host keeps the rows in compact form (manifestRows.ts).
  */
 import { dirname } from 'node:path';
 import * as vscode from 'vscode';
@@ -15,8 +16,10 @@ import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import {
-  checkReadable, commonFolder, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type ParsedManifest, parseManifest, type Readability, rowAtLine, type RowState, summarize,
+  checkReadable, commonFolder, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type Readability, type RowState, summarize,
 } from './datasetManifest';
+import type { EditorManifest as ParsedManifest } from '../inference/manifestRows';
+import { ManifestParser } from './manifestParser';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';
 import type { Services } from '../services/services';
@@ -75,6 +78,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
   private readonly lensChanged = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.lensChanged.event;
   private readonly diagnostics = vscode.languages.createDiagnosticCollection('oodLens');
+  private readonly parser = new ManifestParser();
   private classLabels: string[] = [];
   private readonly decoTimers = new Map<string, NodeJS.Timeout>();
   private readonly colors = {
@@ -143,6 +147,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
   dispose(): void {
     for (const st of this.docs.values()) this.forget(st.uri);
     for (const d of this.disposables.splice(0)) d.dispose();
+    this.parser.dispose();
   }
 
   private forget(uri: vscode.Uri): void {
@@ -206,12 +211,15 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     const started = Date.now();
     const promise = (async () => {
       try {
-        const parsed = await parseManifest(doc.getText(), {
+        // A saved file is read by the worker itself: its text never has to be copied out of the host.
+        const fromDisk = doc.uri.scheme === 'file' && !doc.isDirty;
+        const parsed = await this.parser.parse({
           format,
           baseDir: this.baseDir(doc),
           roots: this.roots(),
           restricted: !this.services.isTrusted(),
           signal: abort.signal,
+          ...(fromDisk ? { path: doc.uri.fsPath } : { text: doc.getText() }),
         });
         if (abort.signal.aborted) return null;
         st.parsed = parsed;
@@ -469,7 +477,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
           await new Promise((r) => setImmediate(r));
           if (this.decoGeneration.get(key) !== gen || this.docs.get(key) !== st) return;
         }
-        const row = rows[i];
+        const row = rows.at(i);
         const state = this.rowState(st, row);
         states.push(state);
         if (!fresh) continue;
@@ -552,7 +560,7 @@ class ManifestController implements vscode.HoverProvider, vscode.CodeLensProvide
     if (!this.isCandidate(doc)) return undefined;
     const parsed = await this.ensureParsed(doc);
     if (!parsed?.isManifest || token.isCancellationRequested) return undefined;
-    const row = rowAtLine(parsed.rows, pos.line);
+    const row = parsed.rows.rowAtLine(pos.line);
     if (!row) return undefined;
     const onPath = pos.line === row.line && pos.character >= row.start && pos.character <= row.end;
     if (!onPath && !row.problem) return undefined;

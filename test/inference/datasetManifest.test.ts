@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   checkReadable, commonFolder, fieldSpans, formatForDocument, formatSummary, isLabelDisagreement, looksLikeImageList, looksLikeImagePath, OUTSIDE_WORKSPACE, parseManifest,
   type ParseOptions, resolveManifestPath, rowAtLine, type RowScore, summarize, type RowState,
-} from '../../src/providers/datasetManifest';
+} from '../../src/inference/datasetManifest';
 
 const base = '/ws/data';
 const opts = (format: ParseOptions['format'], extra: Partial<ParseOptions> = {}): ParseOptions => ({ format, baseDir: base, ...extra });
