@@ -85,6 +85,23 @@ export function firingThreshold(sortedAscending: readonly number[], t: number, o
   return oodWhen === 'low' ? sortedAscending[m - 1] : sortedAscending[n - m];
 }
 
+/** The fewest calibration values with which a test at threshold t = share × α can fire at all (p ≥ 1/(n + 1)). */
+export function calibrationNeeded(share: number, alpha: number): number {
+  const t = share * alpha;
+  return Math.floor(1 / t - 1 + 1e-9) + 1;
+}
+
+/**
+ * When none of the verdict's tests can fire (too few calibration images for its share of α), what to say:
+ * the verdict can then never be out-of-distribution. Null when some test can fire.
+ */
+export function cannotFireWarning(r: Pick<FitReport, 'histograms' | 'alpha' | 'parts'>): string | null {
+  const active = r.histograms.filter((h) => h.share > 0);
+  if (!active.length || active.some((h) => h.threshold !== null)) return null;
+  const need = Math.min(...active.map((h) => calibrationNeeded(h.share, r.alpha)));
+  return `With ${r.parts.calibration.toLocaleString('en-US')} calibration images no test of this pair can flag an image at α = ${r.alpha}: a p-value cannot go below 1/(n + 1). The smallest test share needs at least ${need.toLocaleString('en-US')} calibration images — run Create Pair again with more in-distribution images.`;
+}
+
 /** Bins both series over their joint range; bin count by the Rice rule on the calibration part, 10–50. */
 export function scoreHistogram(score: string, calibration: readonly number[], check: readonly number[] | null, share: number, alpha: number): ScoreHistogram | null {
   const cal = calibration.filter(Number.isFinite).sort((a, b) => a - b);

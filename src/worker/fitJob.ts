@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { decideTests, readCalibration } from '../inference/calibration';
+import { calibrationValues, decideTests, readCalibration } from '../inference/calibration';
 import { FitError, type FitResult, fitPair, type ManifestReader } from '../inference/fit';
 import { parseManifest } from '../providers/datasetManifest';
 import { type AlphaShares, TEST_NAMES, type VerdictRule } from '../inference/rules';
@@ -27,8 +27,12 @@ export function fitReportOf(result: FitResult, rule: VerdictRule = 'pair'): FitR
   const pairShares: AlphaShares | undefined = result.manifest.detectors?.length ? Object.fromEntries(result.manifest.detectors.map((d) => [d.test, d.share])) : undefined;
   // The thresholds the verdict applies (share × α per test, from any finite score), so the panel never disagrees with it.
   const thresholds = decideTests(calibration, Object.fromEntries(TEST_NAMES.map((t) => [t, 0])), result.alpha, rule, pairShares).thresholds as Record<string, number | undefined>;
-  // Held-out check scores by calibration key (fit names MSP's "msp"; a test name maps to its key).
-  const checkScores = Object.fromEntries(result.heldOutScores.map((h) => [(h.detector as string) === 'confidence' ? 'msp' : (h.detector as string), h.check]));
+  // Held-out check scores (OOD scores per test) in the calibration file's own form (key, MSP and ELBO un-negated),
+  // so that both parts share one axis.
+  const checkScores: Record<string, number[]> = Object.fromEntries(result.heldOutScores.map((h) => {
+    const stored = calibrationValues(h.detector, h.check);
+    return [stored.key, stored.values];
+  }));
   const histograms: ScoreHistogram[] = [];
   for (const [score, values] of Object.entries(scores)) {
     if (!Array.isArray(values) || !values.length) continue;
