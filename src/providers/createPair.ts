@@ -268,6 +268,7 @@ async function askFolder(modelPath: string): Promise<{ out: string; force: boole
 const PHASE_TEXT: Record<string, string> = {
   'reading models': 'reading the models…',
   'listing images': 'finding the images…',
+  'fitting detectors': 'fitting the feature detectors (KNN, Mahalanobis)…',
   writing: 'writing the pair…',
 };
 
@@ -291,6 +292,8 @@ async function runFit(services: Services, answers: CreatePairAnswers): Promise<F
             const pct = (100 * done) / total;
             progress.report({ message: `scoring ${progressMessage(done, total, 0, meter)}`, increment: Math.max(0, pct - lastPct) });
             lastPct = pct;
+          } else if (event.progress.phase === 'fitting detectors' && event.progress.total > 0) {
+            progress.report({ message: `fitting the feature detectors… ${event.progress.done.toLocaleString('en-US')} of ${event.progress.total.toLocaleString('en-US')} images` });
           } else progress.report({ message: PHASE_TEXT[event.progress.phase] ?? `${event.progress.phase}…` });
         },
         token,

@@ -55,10 +55,14 @@ interface ScoreMeta {
 }
 
 /** The scores a calibration file holds today; detectors added later show with their own key as label. */
+/** Calibration keys as calibration.ts stores them: MSP and ELBO as they are (low = suspicious), the rest as OOD scores. */
 const KNOWN_SCORES: Record<string, ScoreMeta & { test: string }> = {
   msp: { label: 'Classifier confidence (MSP)', oodWhen: 'low', test: 'confidence' },
   elbo: { label: 'VAE likelihood (ELBO, nats)', oodWhen: 'low', test: 'elbo' },
   complexity: { label: 'Complexity-corrected S(x), bits', oodWhen: 'high', test: 'complexity' },
+  energy: { label: 'Energy of the logits', oodWhen: 'high', test: 'energy' },
+  knn: { label: 'KNN distance in feature space', oodWhen: 'high', test: 'knn' },
+  mahalanobis: { label: 'Mahalanobis distance in feature space', oodWhen: 'high', test: 'mahalanobis' },
 };
 
 export function scoreMeta(score: string): ScoreMeta {
@@ -79,6 +83,23 @@ export function firingThreshold(sortedAscending: readonly number[], t: number, o
   const m = Math.ceil(t * (n + 1) - 1 - 1e-9);
   if (m < 1 || m > n) return null;
   return oodWhen === 'low' ? sortedAscending[m - 1] : sortedAscending[n - m];
+}
+
+/** The fewest calibration values with which a test at threshold t = share × α can fire at all (p ≥ 1/(n + 1)). */
+export function calibrationNeeded(share: number, alpha: number): number {
+  const t = share * alpha;
+  return Math.floor(1 / t - 1 + 1e-9) + 1;
+}
+
+/**
+ * When none of the verdict's tests can fire (too few calibration images for its share of α), what to say:
+ * the verdict can then never be out-of-distribution. Null when some test can fire.
+ */
+export function cannotFireWarning(r: Pick<FitReport, 'histograms' | 'alpha' | 'parts'>): string | null {
+  const active = r.histograms.filter((h) => h.share > 0);
+  if (!active.length || active.some((h) => h.threshold !== null)) return null;
+  const need = Math.min(...active.map((h) => calibrationNeeded(h.share, r.alpha)));
+  return `With ${r.parts.calibration.toLocaleString('en-US')} calibration images no test of this pair can flag an image at α = ${r.alpha}: a p-value cannot go below 1/(n + 1). The smallest test share needs at least ${need.toLocaleString('en-US')} calibration images — run Create Pair again with more in-distribution images.`;
 }
 
 /** Bins both series over their joint range; bin count by the Rice rule on the calibration part, 10–50. */

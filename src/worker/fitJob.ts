@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { decide, readCalibration } from '../inference/calibration';
+import { calibrationValues, decideTests, readCalibration } from '../inference/calibration';
 import { FitError, type FitResult, fitPair, type ManifestReader } from '../inference/fit';
 import { parseManifest } from '../providers/datasetManifest';
-import type { VerdictRule } from '../inference/rules';
+import { type AlphaShares, TEST_NAMES, type VerdictRule } from '../inference/rules';
 import type { FitEvent, FitRequest } from '../shared/engineProtocol';
 import { type FitReport, type ScoreHistogram, scoreHistogram, testOfScore } from '../shared/fitReport';
 
@@ -18,16 +18,21 @@ const readManifest: ManifestReader = async (path, format, signal) => {
   return parsed.rows.filter((r) => r.path !== null).map((r) => ({ path: r.path!, label: r.label }));
 };
 
-/** Histograms of every calibrated score, with each test's firing threshold under the pair's rule. */
-export function fitReportOf(result: FitResult, rule: VerdictRule = 'all'): FitReport {
+/** Histograms of every calibrated score, with each test's firing threshold under the pair's rule (default: its detector list). */
+export function fitReportOf(result: FitResult, rule: VerdictRule = 'pair'): FitReport {
   const pairFolder = dirname(result.manifestPath);
   const calibrationFile = join(pairFolder, result.manifest.calibration ?? 'calibration.json');
   const calibration = readCalibration(calibrationFile);
   const scores = calibration.scores as unknown as Record<string, number[] | undefined>;
-  const first = (k: string) => (scores[k]?.length ? scores[k]![0] : null);
-  // The thresholds decide() applies (share × α per test), so the panel never disagrees with the verdicts.
-  const thresholds = decide(calibration, first('elbo'), first('complexity'), result.alpha, rule, first('msp')).thresholds as Record<string, number | undefined>;
-  const checkScores = Object.fromEntries(result.heldOutScores.map((h) => [h.detector as string, h.check]));
+  const pairShares: AlphaShares | undefined = result.manifest.detectors?.length ? Object.fromEntries(result.manifest.detectors.map((d) => [d.test, d.share])) : undefined;
+  // The thresholds the verdict applies (share × α per test, from any finite score), so the panel never disagrees with it.
+  const thresholds = decideTests(calibration, Object.fromEntries(TEST_NAMES.map((t) => [t, 0])), result.alpha, rule, pairShares).thresholds as Record<string, number | undefined>;
+  // Held-out check scores (OOD scores per test) in the calibration file's own form (key, MSP and ELBO un-negated),
+  // so that both parts share one axis.
+  const checkScores: Record<string, number[]> = Object.fromEntries(result.heldOutScores.map((h) => {
+    const stored = calibrationValues(h.detector, h.check);
+    return [stored.key, stored.values];
+  }));
   const histograms: ScoreHistogram[] = [];
   for (const [score, values] of Object.entries(scores)) {
     if (!Array.isArray(values) || !values.length) continue;

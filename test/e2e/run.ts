@@ -212,7 +212,7 @@ async function pickRow(ctx: Ctx, text: string, timeout = 30_000): Promise<void> 
 }
 
 /** Answers an open dialog (code-server's simple file dialog: a path in the quick input, then accept). */
-async function answerOpenDialog(ctx: Ctx, path: string, openLabel: string): Promise<void> {
+async function answerOpenDialog(ctx: Ctx, path: string, openLabel: string, dialogTitle: string): Promise<void> {
   const { page } = ctx.wb;
   const input = page.locator('.quick-input-widget input.input');
   await input.waitFor({ state: 'visible', timeout: 20_000 });
@@ -224,7 +224,7 @@ async function answerOpenDialog(ctx: Ctx, path: string, openLabel: string): Prom
   for (let i = 0; i < 3; i++) {
     await sleep(800);
     const title = (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')) ?? '';
-    if (!(await input.isVisible().catch(() => false)) || !title.includes('Create OOD Pair')) return;
+    if (!(await input.isVisible().catch(() => false)) || !title.includes(dialogTitle)) return;
     const ok = page.locator('.quick-input-widget .monaco-button', { hasText: openLabel }).first();
     if (await ok.isVisible().catch(() => false)) await ok.click();
     else await page.keyboard.press('Enter');
@@ -274,7 +274,7 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
     await pickRow(ctx, 'pixel / 255');
     await pickRow(ctx, 'Class indices 0…9');
     await pickRow(ctx, 'A folder of images');
-    await answerOpenDialog(ctx, cp.data, 'Use Images');
+    await answerOpenDialog(ctx, cp.data, 'Use Images', 'folder of in-distribution images');
     await pickRow(ctx, 'No VAE');
     const folderInput = wb.page.locator('.quick-input-widget input.input');
     await until('the pair-folder step', async () => (await wb.page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')).includes('where to write the pair') && (await folderInput.inputValue()) !== '', 20_000);

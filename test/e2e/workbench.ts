@@ -143,7 +143,7 @@ export class Workbench {
         // On a loaded machine VS Code's 7 s search for `workspaceContains:**/ood-pair.json` can time out and the
         // extension is not activated; one of its commands activates it as a user's first command would.
         await this.command('OOD Lens: Show Log');
-        await pairItem.waitFor({ timeout: 120_000 });
+        await pairItem.waitFor({ timeout: 300_000 });
         await this.page.keyboard.press('Escape');
       }
     }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Calibration, decide } from '../../src/inference/calibration';
-import { falseAlarmSentence, firingThreshold, isFitReport, isFitResultToHost, percent, scoreHistogram } from '../../src/shared/fitReport';
+import { calibrationNeeded, cannotFireWarning, falseAlarmSentence, firingThreshold, isFitReport, isFitResultToHost, percent, scoreHistogram } from '../../src/shared/fitReport';
 
 function seeded(n: number, seed = 7): number[] {
   let a = seed;
@@ -31,6 +31,25 @@ describe('firing thresholds', () => {
     assert.equal(firingThreshold(s, 0.05, 'high'), s[190]);
     assert.equal(firingThreshold(s, 0.05, 'low'), s[8]);
     assert.equal(firingThreshold(seeded(50), 0.01, 'low'), null);
+  });
+});
+
+describe('too few calibration images', () => {
+  test('calibrationNeeded is the first n at which the threshold exists', () => {
+    for (const [share, alpha] of [[1, 0.01], [0.25, 0.01], [0.5, 0.01], [0.3, 0.01], [0.45, 0.05], [0.1, 0.01]]) {
+      const n = calibrationNeeded(share, alpha);
+      assert.notEqual(firingThreshold(seeded(n).sort((a, b) => a - b), share * alpha, 'low'), null, `share ${share}: ${n}`);
+      assert.equal(firingThreshold(seeded(n - 1).sort((a, b) => a - b), share * alpha, 'low'), null, `share ${share}: ${n - 1}`);
+    }
+    assert.equal(calibrationNeeded(0.25, 0.01), 400);
+  });
+
+  test('the warning appears only when no test of the rule can fire', () => {
+    const h = (share: number, threshold: number | null) => ({ ...scoreHistogram('msp', seeded(50), null, share, 0.01)!, share, threshold });
+    const parts = { fit: 180, calibration: 180, check: 40 };
+    assert.match(cannotFireWarning({ alpha: 0.01, parts, histograms: [h(0.25, null), h(0.5, null), h(0, null)] })!, /^With 180 calibration images no test .* at least 200 calibration images/);
+    assert.equal(cannotFireWarning({ alpha: 0.01, parts, histograms: [h(0.25, null), h(0.5, 0.3)] }), null);
+    assert.equal(cannotFireWarning({ alpha: 0.01, parts, histograms: [] }), null);
   });
 });
 

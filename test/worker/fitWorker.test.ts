@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { readCalibration } from '../../src/inference/calibration';
+import { firingThreshold } from '../../src/shared/fitReport';
 import { loadPairManifest } from '../../src/inference/manifest';
 import type { FitEvent } from '../../src/shared/engineProtocol';
 import { EngineClient } from '../../src/worker/engineClient';
@@ -87,31 +88,37 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     assert.equal(m.vae, undefined);
     assert.equal(m.classifier.labels.length, 10);
     assert.equal(report.classifierOnly, true);
-    // The split: 10% held out, the rest calibrates (no fit part for a classifier-only pair).
-    assert.deepEqual(report.parts, { fit: 0, calibration: 360, check: 40 });
+    // The split: 10% held out; of the rest, half fits the feature detectors (KNN, Mahalanobis), half calibrates.
+    assert.deepEqual(report.parts, { fit: 180, calibration: 180, check: 40 });
     assert.equal(report.checkImages, 40);
     assert.equal(report.falseAlarms, Math.round(report.falseAlarmRate * 40));
     assert.ok(report.falseAlarmRate >= 0 && report.falseAlarmRate <= 1);
     // The manifest's labels make held-out accuracy measurable; the built-in classifier reads MNIST well.
     assert.ok(report.heldOutAccuracy !== null && report.heldOutAccuracy > 0.8, `accuracy ${report.heldOutAccuracy}`);
-    // One histogram for the one calibrated score, over exactly the calibration part, with all of α.
+    // One histogram per calibrated score, over exactly the calibration part, with the share the manifest gives it.
     const cal = readCalibration(join(out, 'calibration.json'));
-    assert.deepEqual(report.histograms.map((h) => h.score), ['msp']);
-    const h = report.histograms[0];
-    assert.equal(h.calibration.reduce((a, b) => a + b, 0), cal.scores.msp.length);
-    assert.equal(h.calibrationCount, 360);
-    // The held-out check part is binned beside it, and its flagged images are exactly those below the threshold.
-    assert.equal(h.check!.reduce((a, b) => a + b, 0), 40);
-    assert.equal(h.checkCount, 40);
-    assert.equal(h.share, 1);
-    assert.equal(h.oodWhen, 'low');
-    // At α = 0.01 with 360 calibration values, p < 0.01 needs #{cal ≤ x} < 2.61, i.e. x below the third-lowest MSP.
-    assert.equal(h.threshold, [...cal.scores.msp].sort((a, b) => a - b)[2]);
+    const shares = Object.fromEntries((m.detectors ?? []).map((d) => [d.test === 'confidence' ? 'msp' : d.test, d.share]));
+    assert.ok(report.histograms.some((h) => h.score === 'msp') && report.histograms.some((h) => h.score === 'knn'), report.histograms.map((h) => h.score).join(', '));
+    for (const h of report.histograms) {
+      const values = (cal.scores as unknown as Record<string, number[]>)[h.score];
+      assert.equal(h.calibration.reduce((a, b) => a + b, 0), values.length, h.score);
+      assert.equal(h.calibrationCount, 180);
+      // The held-out check part is binned beside it.
+      assert.equal(h.check!.reduce((a, b) => a + b, 0), 40, h.score);
+      assert.equal(h.share, shares[h.score] ?? 0, h.score);
+      // With 180 calibration images, p ≥ 1/181 > share × α for every share here: no test can fire, and the panel says so (null).
+      assert.equal(h.threshold, firingThreshold([...values].sort((x, y) => x - y), h.share * 0.01, h.oodWhen), h.score);
+      assert.equal(h.threshold, null);
+    }
+    // MSP is binned in its own units (the check part's MSPs are within [0, 1] like the calibration part's).
+    const msp = report.histograms.find((h) => h.score === 'msp')!;
+    assert.ok(msp.min >= 0 && msp.min + msp.bins * msp.binWidth <= 1 + 1e-9, `MSP axis ${msp.min}…${msp.min + msp.bins * msp.binWidth}`);
     // Progress: every phase, scoring counted up to the images scored; the decisions include the false alarms.
     const phases: string[] = events.flatMap((e) => (e.type === 'progress' ? [e.progress.phase] : []));
-    for (const p of ['reading models', 'listing images', 'scoring', 'writing']) assert.ok(phases.includes(p), `no ${p} progress (${phases.join(', ')})`);
+    for (const p of ['reading models', 'listing images', 'fitting detectors', 'scoring', 'writing']) assert.ok(phases.includes(p), `no ${p} progress (${phases.join(', ')})`);
     const lastScoring = events.filter((e) => e.type === 'progress' && e.progress.phase === 'scoring').pop();
-    assert.deepEqual(lastScoring?.type === 'progress' && [lastScoring.progress.done, lastScoring.progress.total], [400, 400]);
+    // Scoring covers the calibration and check parts (the fit part was read by the detector fit).
+    assert.deepEqual(lastScoring?.type === 'progress' && [lastScoring.progress.done, lastScoring.progress.total], [220, 220]);
     assert.ok(report.decisions.some((d) => /held-out false alarms/.test(d)), report.decisions.join('\n'));
     assert.deepEqual(
       events.filter((e) => e.type === 'decision').map((e) => (e.type === 'decision' ? e.line : '')),

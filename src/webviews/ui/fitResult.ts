@@ -6,7 +6,7 @@
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip, type Plugin } from 'chart.js';
-import { falseAlarmSentence, type FitReport, type FitResultToHost, type FitResultViewState, type HostToFitResult, percent, type ScoreHistogram } from '../../shared/fitReport';
+import { cannotFireWarning, falseAlarmSentence, type FitReport, type FitResultToHost, type FitResultViewState, type HostToFitResult, percent, type ScoreHistogram } from '../../shared/fitReport';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip, Legend);
 
@@ -144,6 +144,12 @@ function render(s: FitResultViewState): void {
   figure.append(fa);
   const expected = el('p', 'muted', `Conformal calibration keeps false alarms at about α or below (${percent(r.alpha)}) on images like the calibration part; the check part was never used for calibration.`);
   figure.append(expected);
+  const cannotFire = cannotFireWarning(r);
+  if (cannotFire) {
+    const b = el('p', 'banner', cannotFire);
+    b.id = 'cannot-fire';
+    figure.append(b);
+  }
   if (r.falseAlarmRate > 2 * r.alpha + 0.01) {
     figure.append(el('p', 'banner', `The false-alarm rate is well above α: the held-out images may differ from the calibration part (different sources mixed in the data?), or there are too few of them for a stable figure.`));
   }
