@@ -142,9 +142,8 @@ async function hoverView(ctx: Ctx, t: ManifestTarget, what: string, ready: (text
   await ctx.wb.goTo(t.line, t.column);
   await ctx.wb.command('Show or Focus Hover');
   return until(`the hover on ${t.file}:${t.line}:${t.column} (${what})`, async () => {
-    // Any hover container's text (code-server 4.139 under load: the visible-hover query above never matched
-    // although the hover was on screen); stale hovers cannot satisfy the next step's `ready` test.
-    const texts = await ctx.wb.page.locator('.monaco-hover, .monaco-resizable-hover, .monaco-editor-hover').allTextContents();
+    // MarkdownString.appendText writes spaces as &nbsp;: compare with plain spaces.
+    const texts = (await ctx.wb.page.locator('.monaco-hover:visible').allInnerTexts()).map((t) => t.replace(/\u00a0/g, ' '));
     const text = texts.find((h) => h.includes('OOD Lens') && ready(h));
     if (!text) return undefined;
     // Every link in any hover element (stricter than the visible one only).
