@@ -158,7 +158,8 @@ async function hoverView(ctx: Ctx, t: ManifestTarget, what: string, ready: (text
   await ctx.wb.goTo(t.line, t.column);
   await ctx.wb.command('Show or Focus Hover');
   return until(`the hover on ${t.file}:${t.line}:${t.column} (${what})`, async () => {
-    const texts = await ctx.wb.page.locator('.monaco-hover:visible').allInnerTexts();
+    // MarkdownString.appendText writes spaces as &nbsp;: compare with plain spaces.
+    const texts = (await ctx.wb.page.locator('.monaco-hover:visible').allInnerTexts()).map((t) => t.replace(/\u00a0/g, ' '));
     const text = texts.find((h) => h.includes('OOD Lens') && ready(h));
     if (!text) return undefined;
     // Every link in any hover element (stricter than the visible one only).
