@@ -26,7 +26,10 @@ test('training --quick: data prepared by the engine, both losses fall, exported 
   const manifest = readFileSync(join(REPO, 'models', 'mnist', 'ood-pair.json'), 'utf8');
   const { writeFileSync } = await import('node:fs');
   const m = JSON.parse(manifest);
+  // Freshly trained models: no calibration and no fitted feature detectors (the built-in manifest lists both).
   delete m.calibration;
+  delete m.features;
+  delete m.detectors;
   writeFileSync(join(out, 'ood-pair.json'), JSON.stringify(m));
   const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
   const r = await engine.scoreOne({ path: join(REPO, 'samples', 'mnist-test-00000.png') });
@@ -64,7 +67,10 @@ test('training --quick with a discretised-logistic decoder: the engine computes 
   assert.equal(tfjs.status, 0, tfjs.stdout + tfjs.stderr);
   assert.match(tfjs.stdout, /vae log_scale\s+max \|ONNX − TF\.js\| = /);
   const m = JSON.parse(readFileSync(join(REPO, 'models', 'mnist', 'ood-pair.json'), 'utf8'));
+  // Freshly trained models: no calibration and no fitted feature detectors (the built-in manifest lists both).
   delete m.calibration;
+  delete m.features;
+  delete m.detectors;
   m.vae.likelihood = { type: 'discretized-logistic' };
   m.vae.outputs.logScale = 'log_scale';
   m.vae.decoder.logScaleOutput = 'log_scale';
