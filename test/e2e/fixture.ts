@@ -113,7 +113,7 @@ export async function writeFixture(root: string): Promise<Fixture> {
   // Create Pair: the built-in classifier as a user's own model, and MNIST test digits it has never seen in
   // calibration (indices 1000–1299) as the in-distribution images.
   copyFileSync(join(MNIST_PAIR, 'classifier.onnx'), join(root, 'my-classifier.onnx'));
-  const createPairImages = 300;
+  const createPairImages = 1000; // enough that the calibration part (~45%) lets a test fire at α = 0.01
   await writeIdxPngs(MNIST_TEST_IMAGES, Array.from({ length: createPairImages }, (_, i) => 1000 + i), join(root, 'digits'), 'digit');
 
   return {
