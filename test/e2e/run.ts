@@ -561,7 +561,8 @@ const flows: Flow[] = [
         await action.hover();
         const clicked = Date.now();
         await action.click();
-        await probe(`section.row[data-path$="/${name}"] .busy`);
+        // The row in its "Scoring…" state, or already done: a warm check can finish between two polls.
+        await probe(`section.row[data-path$="/${name}"] .busy, section.row.status-done[data-path$="/${name}"]`);
         const scoring = Date.now();
         await probe(`section.row.status-done[data-path$="/${name}"]`);
         const done = Date.now();
