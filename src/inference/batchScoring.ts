@@ -13,6 +13,7 @@ import { type ModelImage, toTensorData } from './preprocess';
 import type { ModelBatch, OodDetector } from './oodDetectors';
 import * as S from './scores';
 import type { AlphaShares, TestName, VerdictRule } from './rules';
+import { mulberry32 } from './random';
 
 /**
  * Scores calibrated one way cannot be compared with scores computed another (another compressor, another
@@ -36,14 +37,7 @@ export function checkCalibrationMatches(pair: LoadedPair, compressor: Compressor
 
 /** Small deterministic PRNG (mulberry32) + Box–Muller: the same posterior samples for every run. */
 function gaussianStream(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = mulberry32(seed);
   let spare: number | null = null;
   return () => {
     if (spare !== null) {

@@ -20,6 +20,7 @@ import { exposePenultimate } from './features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from './pair';
 import type { ExecutionProviderSetting, FloatTensor, ModelRunner, TensorInfo } from './backends/types';
 import { withAnyBatch } from './backends/staticBatch';
+import { mulberry32 } from './random';
 
 export class FitError extends Error {
   constructor(message: string) {
@@ -203,14 +204,7 @@ function reconstructionKindOf(recon: FloatTensor): 'logits' | 'probabilities' {
 
 /** Deterministic shuffle (mulberry32 + Fisher–Yates) of 0..n−1. */
 export function seededPermutation(n: number, seed: number): Uint32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const p = Uint32Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));
