@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
+import { mulberry32 } from '../src/inference/random';
 
 const LETTERS = 'ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy'.split('');
 const SYMBOLS = ['+', '×', '#', '@', '&', '%', '?', '!', '$', '€', '£', '¥', 'Ω', 'Σ', 'π', 'λ', 'Φ', 'Ψ', 'Ж', 'Я', 'Д', 'Л', 'Ш', 'ß', '¶', '§', '∞', '♥', '♣', '♠', '★', '☺', '✓', '→', '↑', '↔', '*'];
@@ -19,14 +20,7 @@ const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono', 'Liberation Sa
 
 /** mulberry32: a small seeded generator, so that the set is the same on every machine. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 function shapeSvg(rand: () => number): string {

@@ -17,19 +17,13 @@ import { errorResult } from '../../src/inference/engineTypes';
 import { expandInputs } from '../../src/inference/files';
 import { parseManifest } from '../../src/providers/datasetManifest';
 import { FIXTURES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir, writeIdxPngs } from '../helpers';
+import { mulberry32 } from '../../src/inference/random';
 
 const SEED = Number(process.env.OOD_LENS_FUZZ_SEED ?? 15);
 
 /** mulberry32: the same files for the same seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 const rand = prng(SEED);
