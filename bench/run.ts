@@ -5,7 +5,7 @@
  *   npm run bench -- --knn-only     (only the KNN search cost)
  *   npm run bench -- --byom-only    (only "bring your own model": bench/byom.ts's fit → score of each
  *                                    third-party-style model; --byom-fit N / --byom-score N set the image counts,
- *                                    default 1,000 / 1,000 (--quick 500 / 500); --no-byom leaves it out)
+ *                                    default 2,000 / 2,000 as bench/byom.ts (--quick 500 / 500); --no-byom leaves it out)
  */
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
@@ -134,8 +134,8 @@ async function knnCost(): Promise<void> {
 /** "Bring your own model" (bench/byom.ts): fit time, score rate and accuracy of each third-party-style model. */
 async function byomCost(): Promise<void> {
   const { byomBench, pct } = await import('./byom');
-  const fit = Number(flagValue('--byom-fit') ?? (quick ? 500 : 1000));
-  const score = Number(flagValue('--byom-score') ?? (quick ? 500 : 1000));
+  const fit = Number(flagValue('--byom-fit') ?? (quick ? 500 : 2000));
+  const score = Number(flagValue('--byom-score') ?? (quick ? 500 : 2000));
   if (!(Number.isInteger(fit) && fit >= 500 && fit <= 10000 && Number.isInteger(score) && score >= 1 && fit + score <= 10000)) {
     throw new Error(`--byom-fit ${fit} / --byom-score ${score}: fit needs 500–10,000 MNIST test images (its calibration part must reach 200 for a test at 0.5α to fire at α = 0.01) and both together at most 10,000`);
   }
