@@ -201,7 +201,8 @@ export class EngineServer {
         throw err;
       }
       const info = this.pairInfo(this.engine);
-      this.log('info', `loaded pair "${info.name}" from ${info.manifestPath} (${info.backend}, ${info.provider}) in ${Date.now() - started} ms${info.calibrated ? `; calibrated on ${info.calibrationCount} images` : '; not calibrated'}`);
+      const t = this.engine.loadTimings;
+      this.log('info', `loaded pair "${info.name}" from ${info.manifestPath} (${info.backend}, ${info.provider}) in ${Date.now() - started} ms (models, calibration and feature files ${t.pair} ms, compressor ${t.compressor} ms, checks ${t.checks} ms, detectors ${t.detectors} ms)${info.calibrated ? `; calibrated on ${info.calibrationCount} images` : '; not calibrated'}`);
       if (config.provider === 'auto' && !/cuda/i.test(info.provider)) this.log('info', 'execution provider "auto": CUDA is not available here, running on CPU');
       return info;
     } finally {
@@ -303,6 +304,8 @@ if (parentPort) {
       port.postMessage({ id: m.id, kind: 'error', message: `could not send the answer: ${message(err)}` } satisfies WorkerResponse);
     }
   };
+  // performance.now() counts from this thread's start: the time to start it and load this bundle and its native modules.
+  post({ id: 0, kind: 'log', level: 'info', message: `engine worker running: thread started and code loaded in ${Math.round(performance.now())} ms` });
   const server = new EngineServer(post);
   port.on('message', (request: WorkerRequest) => {
     void server.handle(request);
