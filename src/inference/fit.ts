@@ -20,6 +20,7 @@ import { exposePenultimate } from './features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from './pair';
 import type { ExecutionProviderSetting, FloatTensor, ModelRunner, TensorInfo } from './backends/types';
 import { withAnyBatch } from './backends/staticBatch';
+import { tfjsLayerNames } from './backends/tfjs';
 import { mulberry32 } from './random';
 
 export class FitError extends Error {
@@ -238,7 +239,13 @@ export function defaultDetectors(options: { vae: boolean; features: boolean; log
 
 /** Why the classifier's features cannot be read (no KNN/Mahalanobis), or null when they can. */
 function featuresProblem(path: string, format: ModelFormat, layer: string | undefined): string | null {
-  if (format !== 'onnx') return layer ? null : 'a TensorFlow.js classifier needs --features LAYER (the layer whose output is the penultimate features)';
+  if (format !== 'onnx') {
+    if (!layer) return 'a TensorFlow.js classifier needs --features LAYER (the layer whose output is the penultimate features)';
+    // A layer the user named that is not there is a mistake to fix, not a pair without feature detectors.
+    const layers = format === 'tfjs-layers' ? tfjsLayerNames(path) : [];
+    if (!layers.includes(layer)) throw new FitError(`--features: ${path} has no layer named "${layer}"; ${layers.length ? `its layers: ${layers.join(', ')}` : 'only TensorFlow.js layers models have named layers'}`);
+    return null;
+  }
   try {
     exposePenultimate(readFileSync(path), path);
     return null;
