@@ -4,7 +4,7 @@
  * folder never blocks typing. Nothing throws out of here: every failure becomes an `error` response (or,
  * for an image, an ImageResult with verdict "error") whose message names the file and the problem.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine } from '../inference/engine';
 import { resolveIn } from '../inference/manifest';
@@ -304,8 +304,9 @@ if (parentPort) {
       port.postMessage({ id: m.id, kind: 'error', message: `could not send the answer: ${message(err)}` } satisfies WorkerResponse);
     }
   };
-  // performance.now() counts from this thread's start: the time to start it and load this bundle and its native modules.
-  post({ id: 0, kind: 'log', level: 'info', message: `engine worker running: thread started and code loaded in ${Math.round(performance.now())} ms` });
+  // EngineHost passes the time it started the thread: from then to here, the thread started and this bundle and its native modules (sharp) loaded.
+  const spawnedAt = (workerData as { spawnedAt?: unknown } | null)?.spawnedAt;
+  if (typeof spawnedAt === 'number') post({ id: 0, kind: 'log', level: 'info', message: `engine worker running ${Date.now() - spawnedAt} ms after it was started (thread, code and native modules)` });
   const server = new EngineServer(post);
   port.on('message', (request: WorkerRequest) => {
     void server.handle(request);

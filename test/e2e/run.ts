@@ -586,32 +586,62 @@ const flows: Flow[] = [
         const seen = await timeline(name, clicked);
         return { menu: clicked - t0, clicked, ...seen };
       };
+      // The extension's own log around a cold check, each line's time from the menu click: activation, the
+      // panel's page, the engine worker's start and pair load, the verdict.
+      const logAround = async (m: { clicked: number; verdict: number }) => {
+        await sleep(1500); // the log channel writes its file in batches
+        const logs = spawnSync('find', [join(ctx.server.userDataDir, 'logs'), '-name', '*.log'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+        const stamp = (line: string) => {
+          const d = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}\.\d{3})/.exec(line);
+          return d ? new Date(`${d[1]}T${d[2]}`).getTime() : NaN;
+        };
+        const within = (line: string) => {
+          const t = stamp(line);
+          return Number.isFinite(t) && t >= m.clicked - 30_000 && t <= m.clicked + m.verdict + 1000;
+        };
+        const host = logs.filter((f) => f.endsWith('remoteexthost.log')).flatMap((f) => readFileSync(f, 'utf8').split('\n'));
+        const activation = host.filter(within).find((l) => l.includes('_doActivateExtension ood-lens.'));
+        if (activation) ctx.note(`  activated by ${activation.replace(/^.*activationEvent: /, '')} at ${((stamp(activation) - m.clicked) / 1000).toFixed(2)} s`);
+        for (const line of logs.filter((f) => f.endsWith('OOD Lens.log')).flatMap((f) => readFileSync(f, 'utf8').split('\n')).filter(within).sort((a, b) => stamp(a) - stamp(b))) {
+          ctx.note(`  log ${((stamp(line) - m.clicked) / 1000).toFixed(2).padStart(6)} s  ${line.replace(/^\S+ \S+ /, '').slice(0, 260)}`);
+        }
+      };
       const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
       const loadBefore = load();
       const cold = await measure('cold-1.png');
       const loadAfter = load();
       ctx.note(`cold: first "Scoring…" ${cold.scoring} ms, verdict ${cold.verdict} ms after the menu click (menu ${cold.menu} ms; tab ${cold.tab ?? '–'} ms, webview iframe ${cold.iframe ?? '–'} ms; load average ${loadBefore} → ${loadAfter})`);
+      // Where the webview's time went: each frame's navigation and resources, from the menu click.
+      for (const frame of page.frames()) {
+        if (frame === page.mainFrame()) continue;
+        const t = await frame
+          .evaluate(() => {
+            const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
+            const res = (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).map((r) => ({ name: r.name.split('?')[0].split('/').pop() ?? r.name, start: r.startTime, end: r.responseEnd }));
+            return { url: location.pathname.split('/').pop() ?? '', origin: performance.timeOrigin, dcl: nav?.domContentLoadedEventEnd ?? null, load: nav?.loadEventEnd ?? null, res };
+          })
+          .catch(() => null);
+        if (!t) continue;
+        const at = (ms: number | null) => (ms === null ? '–' : `${((t.origin + ms - cold.clicked) / 1000).toFixed(2)}`);
+        ctx.note(`  frame ${t.url}: started ${at(0)} s, DOMContentLoaded ${at(t.dcl)} s, load ${at(t.load)} s; ${t.res.map((r) => `${r.name} ${at(r.start)}–${at(r.end)}`).join(', ')}`);
+      }
+      await logAround(cold);
       await sleep(3000);
       const warm1 = await measure('cold-2.png');
       const warm2 = await measure('cold-3.png');
       ctx.note(`warm: "Scoring…" ${warm1.scoring} / ${warm2.scoring} ms, verdict ${warm1.verdict} / ${warm2.verdict} ms after the menu click (load average ${load()})`);
 
-      // The extension's own log around the cold check, each line's time from the menu click: activation, the
-      // panel's page, the engine worker's start and pair load, the verdict (see docs/development.md).
-      await sleep(1500); // the log channel writes its file in batches
-      const logs = spawnSync('find', [join(ctx.server.userDataDir, 'logs'), '-name', '*.log'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-      const stamp = (line: string) => {
-        const m = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}\.\d{3})/.exec(line);
-        return m ? new Date(`${m[1]}T${m[2]}`).getTime() : NaN;
-      };
-      const activation = logs.filter((f) => f.endsWith('remoteexthost.log')).flatMap((f) => readFileSync(f, 'utf8').split('\n')).find((l) => l.includes('_doActivateExtension ood-lens.'));
-      if (activation) ctx.note(`activated by: ${activation.replace(/^.*activationEvent: /, '')} at ${((stamp(activation) - cold.clicked) / 1000).toFixed(2)} s from the cold click`);
-      const own = logs.filter((f) => f.endsWith('OOD Lens.log')).flatMap((f) => readFileSync(f, 'utf8').split('\n'));
-      for (const line of own) {
-        const t = stamp(line);
-        if (!Number.isFinite(t) || t > cold.clicked + cold.verdict + 1000) continue;
-        ctx.note(`  log ${((t - cold.clicked) / 1000).toFixed(2).padStart(6)} s  ${line.replace(/^\S+ \S+ /, '').slice(0, 260)}`);
-      }
+      // Cold again after Reload Window (a fresh extension host; the browser has run a webview before), with no
+      // editor open, so that nothing starts the engine before the click.
+      await wb.closeEverything();
+      await wb.command('Developer: Reload Window');
+      await page.waitForLoadState('domcontentloaded');
+      await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
+      await sleep(3000);
+      const reloadLoad = load();
+      const reloaded = await measure('cold-4.png');
+      ctx.note(`cold after Reload Window: first "Scoring…" ${reloaded.scoring} ms, verdict ${reloaded.verdict} ms after the menu click (menu ${reloaded.menu} ms; tab ${reloaded.tab ?? '–'} ms, webview iframe ${reloaded.iframe ?? '–'} ms; load average ${reloadLoad} → ${load()})`);
+      await logAround(reloaded);
 
       await wb.command('Developer: Show Running Extensions').catch(() => undefined);
       const running = await until('OOD Lens in Running Extensions', async () => {
@@ -964,6 +994,8 @@ async function runSession(session: Session, selected: Flow[], tools: E2eTools, b
     mkdirSync(workspace, { recursive: true });
     const images = readdirSync(join(fx.root, 'images')).filter((f) => f.startsWith('mnist-')).sort();
     images.forEach((f, i) => copyFileSync(join(fx.root, 'images', f), join(workspace, `cold-${i + 1}.png`)));
+    // One more, checked first after Reload Window.
+    copyFileSync(join(fx.root, 'images', images[0]), join(workspace, `cold-${images.length + 1}.png`));
   } else writeWorkspaceSettings(fx.root, session === 'restricted' ? { 'oodLens.pair': fx.workspacePair } : {});
   if (session === 'restricted') writeHostileKeybindings(userDataDir, fx);
   const t0 = Date.now();
