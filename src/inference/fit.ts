@@ -14,7 +14,8 @@ import { expandInputs } from './files';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
 import { type DetectorSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
 import { resultOodScore } from './oodDetectors';
-import type { TestName } from './rules';
+import type { AlphaShares, TestName } from './rules';
+import { rejectionCheck } from './calibrationCheck';
 import { fitFeatureDetectors, saveFeatureFit } from './features/fitFeatures';
 import { exposePenultimate } from './features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from './pair';
@@ -491,6 +492,10 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const withFeatures = featureTrouble === null;
   const parts = splitSizes(items.length, { needsFitPart: withFeatures, checkShare: options.checkShare });
   if (parts.calibration < 20) throw new FitError(`--data: ${items.length} images found; calibration needs at least 20 held-out images after the check part (a few thousand are better)`);
+  // Before any scoring: a calibration part too small for any test to fire at α would be written, then refused
+  // at load (calibrationCheck.ts, the same rule) — every image would be "in-distribution".
+  const tooFew = tooFewForAlpha(items.length, parts, plannedDetectors, alpha, { needsFitPart: withFeatures, checkShare: options.checkShare });
+  if (tooFew) throw new FitError(tooFew);
   const order = seededPermutation(items.length, seed);
   const partOf = new Uint8Array(items.length); // 0 fit, 1 calibration, 2 check
   order.forEach((itemIndex, rank) => {
@@ -570,6 +575,11 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     const checkIdx = ok(2);
     if (calibrationIdx.length < 20) {
       throw new FitError(`only ${calibrationIdx.length} of ${parts.calibration} calibration images could be scored; calibration needs at least 20.${failures.length ? ` First problems: ${failures.slice(0, 3).map((f) => `${f.path}: ${f.error}`).join('; ')}` : ''}`);
+    }
+    // Images that could not be read shrink the calibration part: the same rule again on what was scored.
+    const scoredTooFew = rejectionCheck(Object.fromEntries(plannedDetectors.map((d) => [d.test, calibrationIdx.length])), 'pair', alpha, pairShares(manifest) ?? {});
+    if (!scoredTooFew.canReject) {
+      throw new FitError(`only ${calibrationIdx.length} of ${parts.calibration} calibration images could be scored; at α = ${alpha} no test could ever flag an image with fewer than ${scoredTooFew.minimum}. Nothing was written.${failures.length ? ` First problems: ${failures.slice(0, 3).map((f) => `${f.path}: ${f.error}`).join('; ')}` : ''}`);
     }
     decide_(`scored ${done} images in ${scoringSeconds.toFixed(1)} s (${Math.round(done / Math.max(scoringSeconds, 1e-3))} images/s)${failures.length ? `; ${failures.length} could not be scored (first: ${failures[0].path}: ${failures[0].error})` : ''}`);
 
@@ -668,6 +678,33 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     await engine?.dispose();
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * Why `images` images are too few for the planned detectors to ever flag an image at α (null when they are
+ * enough): calibrationCheck's rule (the smallest conformal p-value with n scores is 1/(n+1)) applied to the
+ * calibration part the split would give, with how many images would do and the α at which these would.
+ */
+export function tooFewForAlpha(images: number, parts: { fit: number; calibration: number; check: number }, detectors: DetectorSpec[], alpha: number, split: { needsFitPart: boolean; checkShare?: number }): string | null {
+  const shares = Object.fromEntries(detectors.map((d) => [d.test, d.share])) as AlphaShares;
+  const countsWith = (n: number) => Object.fromEntries(detectors.map((d) => [d.test, n])) as Partial<Record<TestName, number>>;
+  const check = rejectionCheck(countsWith(parts.calibration), 'pair', alpha, shares);
+  if (check.canReject) return null;
+  // The fewest images whose split gives that many calibration images (the split grows with n).
+  let needed = images;
+  while (splitSizes(needed, split).calibration < check.minimum) needed++;
+  const largest = Math.max(...detectors.map((d) => d.share));
+  // The smallest α (3 significant digits, rounded up) at which the largest share can fire with this calibration part.
+  const bound = 1 / ((parts.calibration + 1) * largest); // the test fires only when share · α > 1/(n+1)
+  const unit = 10 ** (Math.floor(Math.log10(bound)) - 2);
+  const alphaWouldDo = Number(((Math.floor(bound / unit) + 1) * unit).toPrecision(3));
+  const sharesText = detectors.filter((d) => d.share > 0).map((d) => `${d.test} ${d.share}`).join(', ');
+  const splitText = `${parts.fit ? `fit ${parts.fit}, ` : ''}calibration ${parts.calibration}, check ${parts.check}`;
+  return (
+    `--data: ${images} images are too few for this pair at α = ${alpha}: the split gives ${splitText}, and with n calibration images the smallest p-value is 1/(n+1), ` +
+    `so no test (shares of α: ${sharesText}) could ever flag an image — the largest share needs at least ${check.minimum} calibration images. ` +
+    `Give at least ${needed} in-distribution images (a few thousand are better)${alphaWouldDo < 1 ? `, or a larger α (--alpha ${alphaWouldDo} or more; more false alarms)` : ''}. Nothing was scored or written.`
+  );
 }
 
 function checkSameImage(vae: ImageInputFacts, classifier: ImageInputFacts, source: string): void {
