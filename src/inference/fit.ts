@@ -12,7 +12,7 @@ import { type Calibration, type CalibrationScores, decideTests, writeFileAtomic 
 import { OodEngine, type ImageResult, type ScoreInput } from './engine';
 import { expandInputs } from './files';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
-import { type DetectorSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
 import { resultOodScore } from './oodDetectors';
 import type { AlphaShares, TestName } from './rules';
 import { rejectionCheck } from './calibrationCheck';
@@ -390,11 +390,13 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   try {
     const classifier = await open(options.classifier, classifierFormat);
     const input = readImageInput(classifier, 'classifier', { layout: options.layout, size: options.size });
-    manifest.input = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
+    // The shared input is the classifier's; a VAE of another size or channel count gets its own (below).
+    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
+    manifest.input = { ...classifierInput };
     decide_(`classifier: ${classifier.source} (${classifierFormat}) takes "${input.name}" ${fmt(input.shape)}: ${input.width}×${input.height}, ${input.channels === 1 ? 'grey' : 'RGB'}, ${input.layout}${input.staticBatch ? `, static batch ${input.staticBatch} (run in chunks of ${input.staticBatch})` : ', any batch'}`);
-    const probe = probeImages(manifest.input);
+    const probe = probeImages(classifierInput);
     const classifierScaling = { layout: input.layout, ...scaling };
-    const classOut = await withAnyBatch(classifier).run({ [input.name]: probeTensor(probe, manifest.input, classifierScaling) });
+    const classOut = await withAnyBatch(classifier).run({ [input.name]: probeTensor(probe, classifierInput, classifierScaling) });
     const outputs = classifier.outputs;
     let outputName = options.classifierOutput;
     if (!outputName) {
@@ -417,17 +419,29 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     // The VAE: output roles from shapes and names, reconstruction kind from a probe run.
     if (options.vae || options.encoder) {
       const likelihood = options.likelihood ?? { type: 'bernoulli' as const };
-      const pixels = input.width * input.height * input.channels;
       let vae: VaeSpec;
+      let vaeInput: InputSpec;
+      let pixels = 0;
+      /** The VAE's image: its own size and channels when they differ from the classifier's (each image is decoded once, resized for each). */
+      const ownImage = (facts: ImageInputFacts, source: string): InputSpec => {
+        const spec: InputSpec = { width: facts.width, height: facts.height, channels: facts.channels, layout: facts.layout };
+        pixels = spec.width * spec.height * spec.channels;
+        if (spec.width !== input.width || spec.height !== input.height || spec.channels !== input.channels) {
+          decide_(`VAE image: ${source} takes ${describeImage(spec)}, the classifier ${describeImage(classifierInput)}: each image is decoded once and resized for each model (vae.width, vae.height, vae.channels)`);
+        }
+        return spec;
+      };
+      const vaeGeometry = (spec: InputSpec) => (spec.width !== input.width || spec.height !== input.height || spec.channels !== input.channels ? { width: spec.width, height: spec.height, channels: spec.channels } : {});
       let vaeLayout: Layout;
       if (options.vae) {
         const format = modelFormatOf(options.vae);
         sources.push({ role: 'vae', path: options.vae, format, name: 'vae' });
         const runner = await open(options.vae, format);
         const vin = readImageInput(runner, 'VAE', { layout: options.layout, size: options.size });
-        checkSameImage(vin, input, runner.source);
+        vaeInput = ownImage(vin, runner.source);
         vaeLayout = vin.layout;
-        const o = await withAnyBatch(runner).run({ [vin.name]: probeTensor(probe, manifest.input, { layout: vin.layout, ...vaeScaling }) });
+        const vaeProbe = probeImages(vaeInput);
+        const o = await withAnyBatch(runner).run({ [vin.name]: probeTensor(vaeProbe, vaeInput, { layout: vin.layout, ...vaeScaling }) });
         let roles = options.vaeOutputs;
         if (!roles) {
           const recon = runner.outputs.filter((t) => perImage(o[t.name], probe.length) === pixels);
@@ -435,7 +449,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
           roles = { reconstruction: recon[0].name, ...muAndLogvar(runner.outputs.filter((t) => t !== recon[0]), runner.source, '--vae-outputs RECONSTRUCTION,MU,LOGVAR') };
         }
         const kind = options.reconstructionKind ?? (likelihood.type === 'gaussian' ? 'mean' : reconstructionKindOf(o[roles.reconstruction]));
-        vae = { path: '', format, input: vin.name, layout: vin.layout, outputs: roles, reconstructionKind: kind, likelihood };
+        vae = { path: '', format, input: vin.name, layout: vin.layout, ...vaeGeometry(vaeInput), outputs: roles, reconstructionKind: kind, likelihood };
         decide_(`VAE: ${runner.source} (${format}) takes "${vin.name}" ${fmt(vin.shape)} ${vin.layout}; outputs reconstruction "${roles.reconstruction}" (${kind}), mu "${roles.mu}", logvar "${roles.logvar}"`);
       } else {
         const eFormat = modelFormatOf(options.encoder!);
@@ -444,10 +458,10 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         const encoder = await open(options.encoder!, eFormat);
         const decoder = await open(options.decoder!, dFormat);
         const ein = readImageInput(encoder, 'encoder', { layout: options.layout, size: options.size });
-        checkSameImage(ein, input, encoder.source);
+        vaeInput = ownImage(ein, encoder.source);
         vaeLayout = ein.layout;
         const roles = options.vaeOutputs ? { mu: options.vaeOutputs.mu, logvar: options.vaeOutputs.logvar } : muAndLogvar(encoder.outputs, encoder.source, '--vae-outputs RECONSTRUCTION,MU,LOGVAR');
-        const e = await withAnyBatch(encoder).run({ [ein.name]: probeTensor(probe, manifest.input, { layout: ein.layout, ...vaeScaling }) });
+        const e = await withAnyBatch(encoder).run({ [ein.name]: probeTensor(probeImages(vaeInput), vaeInput, { layout: ein.layout, ...vaeScaling }) });
         if (decoder.inputs.length !== 1) throw new FitError(`${decoder.source}: the decoder has ${decoder.inputs.length} inputs; it needs one (the latent z)`);
         const latent = perImage(e[roles.mu], probe.length);
         const d = await withAnyBatch(decoder).run({ [decoder.inputs[0].name]: { data: e[roles.mu].data, dims: [probe.length, latent] } });
@@ -459,6 +473,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
           reconstructionKind: kind,
           likelihood,
           layout: ein.layout,
+          ...vaeGeometry(vaeInput),
           encoder: { path: '', format: eFormat, input: ein.name, outputs: roles },
           decoder: { path: '', format: dFormat, input: decoder.inputs[0].name, output: recon },
         };
@@ -489,6 +504,13 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   if (options.limit !== undefined) items = items.slice(0, options.limit);
   checkAbort();
   const seed = options.seed ?? 0;
+  // IDX images carry their size in the header: resized to each model's input like any image, never read as
+  // if they were the model's size. Said when they differ, so that a surprise (a 64×64 set for a 28×28 model) shows.
+  const nativeSizes = new Set(items.flatMap((i) => (i.input.source && 'width' in i.input.source ? [`${i.input.source.width}×${i.input.source.height}`] : [])));
+  const geometries: { width?: number; height?: number }[] = manifest.vae ? [manifest.input, manifest.vae] : [manifest.input];
+  const modelSizes = [...new Set(geometries.map((x) => `${x.width ?? manifest.input.width}×${x.height ?? manifest.input.height}`))];
+  const odd = [...nativeSizes].filter((sz) => !modelSizes.includes(sz) || modelSizes.length > 1);
+  if (odd.length) decide_(`data: IDX images of ${[...nativeSizes].join(', ')} grey; each is resized to each model's input (${modelSizes.join(' and ')}) as any image file would be`);
   const withFeatures = featureTrouble === null;
   const parts = splitSizes(items.length, { needsFitPart: withFeatures, checkShare: options.checkShare });
   if (parts.calibration < 20) throw new FitError(`--data: ${items.length} images found; calibration needs at least 20 held-out images after the check part (a few thousand are better)`);
@@ -707,10 +729,8 @@ export function tooFewForAlpha(images: number, parts: { fit: number; calibration
   );
 }
 
-function checkSameImage(vae: ImageInputFacts, classifier: ImageInputFacts, source: string): void {
-  if (vae.width !== classifier.width || vae.height !== classifier.height || vae.channels !== classifier.channels) {
-    throw new FitError(`${source}: the VAE takes ${vae.width}×${vae.height}×${vae.channels} images but the classifier ${classifier.width}×${classifier.height}×${classifier.channels}; both models of a pair see the same decoded image (resize inside one of the models)`);
-  }
+function describeImage(s: Pick<InputSpec, 'width' | 'height' | 'channels'>): string {
+  return `${s.width}×${s.height} ${s.channels === 1 ? 'grey' : 'RGB'}`;
 }
 
 function fmtList(xs: number[]): string {
