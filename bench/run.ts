@@ -229,7 +229,7 @@ async function main() {
   // 2. The inference-only bound: pre-decoded batches through both models, best batch size and layout —
   // one session on every core (several thread settings), or data-parallel: one single-threaded session per
   // core in its own thread, all running at once (the layout the sharded pipeline uses).
-  const images = await Promise.all(files.slice(0, 2048).map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
+  const images = await Promise.all(files.slice(0, 2048).map(async (f) => toModelImage(readFileSync(f), engine.pair.inputs.classifier)));
   const dir = builtInPairDir();
   // The built-in pair has a single-model VAE; the bound runs both of its models.
   const vae = engine.pair.manifest.vae;
@@ -318,7 +318,7 @@ async function main() {
     const start = performance.now();
     for (let s = 0; s < files.length; s += 64) {
       const chunk = files.slice(s, s + 64);
-      const imgs = await Promise.all(chunk.map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
+      const imgs = await Promise.all(chunk.map(async (f) => toModelImage(readFileSync(f), engine.pair.inputs.classifier)));
       await engine.scoreImages(imgs, chunk);
     }
     return (count * 1000) / (performance.now() - start);
@@ -359,7 +359,7 @@ async function main() {
   t = performance.now();
   await engine.scoreAll(photos.map((path) => ({ path })), () => {});
   const photoIps = (photos.length * 1000) / (performance.now() - t);
-  const spec = engine.pair.manifest.input;
+  const spec = engine.pair.inputs.classifier;
   t = performance.now();
   for (let start = 0; start < photos.length; start += 64) {
     // sharp doing exactly the pair's preprocessing (decode, orient, flatten, grey, resize into the field,
