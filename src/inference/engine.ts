@@ -5,6 +5,7 @@
  * are read, prepared and scored; batchScoring.ts turns a batch's model outputs into scores and verdicts.
  */
 import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { BatchScheduler } from './batchScheduler';
 import { BatchScorer, checkCalibrationMatches } from './batchScoring';
 import { calibratedCount, type VerdictRule } from './calibration';
@@ -16,6 +17,7 @@ import { type OodDetector, pairDetectors } from './oodDetectors';
 import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
+import { pairImageSpecs } from './fastpath';
 
 export interface FeatureBatch {
   /** count × dims features of the inputs that could be read, in input order. */
@@ -28,10 +30,20 @@ export interface FeatureBatch {
   errors: { index: number; path: string; message: string }[];
 }
 
+/** Where `OodEngine.create` spent its time, in ms: the pair (manifest, model sessions, probe run, calibration and feature files), L(x)'s compressor, the calibration checks, the detectors (the KNN search session). */
+export interface LoadTimings {
+  pair: number;
+  compressor: number;
+  checks: number;
+  detectors: number;
+}
+
 export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, StageTimings } from './engineTypes';
 
 export class OodEngine {
   readonly timings: StageTimings = { read: 0, preprocess: 0, classifier: 0, vae: 0, complexity: 0, scoring: 0 };
+  /** Milliseconds `create` spent per stage (logged by the extension's worker: where a cold start goes). */
+  loadTimings: LoadTimings = { pair: 0, compressor: 0, checks: 0, detectors: 0 };
   readonly alpha: number;
   readonly rule: VerdictRule;
   readonly batchSize: number;
@@ -53,7 +65,7 @@ export class OodEngine {
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
     this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor, detectors, pairShares: pairShares(pair.manifest) }, this.timings);
     this.scheduler = new BatchScheduler(this.scorer, this.timings, {
-      spec: pair.manifest.input,
+      specs: pairImageSpecs(pair.inputs),
       batchSize: this.batchSize,
       pipeline: this.pipeline,
       preprocessWorkers: options.preprocessWorkers,
@@ -85,15 +97,27 @@ export class OodEngine {
     // one intra-op thread; 2,259 with two spinning threads).
     const threads = options.threads ?? (preprocessWorkers > 0 ? cores : 0);
     const spinning = options.spinning ?? preprocessWorkers === 0;
+    let lap = performance.now();
+    const took = () => {
+      const now = performance.now();
+      const ms = now - lap;
+      lap = now;
+      return Math.round(ms);
+    };
+    const loadTimings: LoadTimings = { pair: 0, compressor: 0, checks: 0, detectors: 0 };
     const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration, { features: options.features });
+    loadTimings.pair = took();
     let detectors: OodDetector[];
     try {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
+      loadTimings.compressor = took();
       checkCalibrationMatches(pair, compressor);
       // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
       if (!options.calibration && pair.calibration) checkCalibrationCanReject(countsOf((t) => calibratedCount(pair.calibration, t)), pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath, options.rule ?? 'pair', options.alpha ?? 0.01, pairShares(pair.manifest));
+      loadTimings.checks = took();
       detectors = await pairDetectors(pair, { complexity: options.complexity ?? true });
+      loadTimings.detectors = took();
     } catch (err) {
       await disposePair(pair);
       throw err;
@@ -101,7 +125,9 @@ export class OodEngine {
     const runners = [pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r) => r !== undefined);
     const onnxOnCpu = runners.every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu');
     const pipeline = options.pipeline ?? (preprocessWorkers > 0 && onnxOnCpu ? 'sharded' : 'overlapped');
-    return new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline });
+    const engine = new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline });
+    engine.loadTimings = loadTimings;
+    return engine;
   }
 
   /** Scoring shards running now (0 before the first large input, or when they could not start). */
@@ -122,6 +148,8 @@ export class OodEngine {
   get info(): PairInfo {
     const m = this.pair.manifest;
     const cal = this.pair.calibration;
+    const ci = this.pair.inputs.classifier;
+    const vi = pairImageSpecs(this.pair.inputs).vae;
     const runners = [this.pair.classifier, this.pair.vae ?? this.pair.encoder].filter(Boolean);
     return {
       name: m.name,
@@ -132,7 +160,8 @@ export class OodEngine {
       calibrationCount: cal?.count ?? 0,
       calibrationSource: cal?.source ?? null,
       labels: m.classifier.labels,
-      input: { width: m.input.width, height: m.input.height, channels: m.input.channels },
+      input: { width: ci.width, height: ci.height, channels: ci.channels },
+      ...(vi ? { vaeInput: { width: vi.width, height: vi.height, channels: vi.channels } } : {}),
       alpha: this.alpha,
       rule: this.rule,
       shares: ruleShares(this.rule, pairShares(m)),
