@@ -470,9 +470,18 @@ const flows: Flow[] = [
           clicked = undefined;
         }
       };
-      /** Expands a step and clicks one of its buttons. */
+      // Each step's picture (package.json media.image), shown beside the expanded step.
+      const pictures: Record<string, string> = { checkSample: 'inspect-panel.png', scoreFolder: 'report.png', manifest: 'manifest-hover.png', ownModel: 'create-pair.png' };
+      /** Expands a step, checks that its picture is shown, and clicks one of its buttons. */
       const stepButton = async (stepId: string, title: string, button: string): Promise<void> => {
         await container.locator('.getting-started-step', { hasText: title }).first().click();
+        const picture = await until(`the picture of the step "${title}"`, async () => {
+          const shown = await container.locator('.getting-started-media img').evaluateAll((imgs) => imgs.map((i) => ({ src: (i as HTMLImageElement).src, width: (i as HTMLImageElement).naturalWidth })));
+          const img = shown.find((i) => i.src.includes(pictures[stepId]) && i.width > 0);
+          if (!img) throw new Error(`shown: ${JSON.stringify(shown.map((i) => `${i.src.split(/[/=]/).pop()} ${i.width}px`))}`);
+          return `${pictures[stepId]} ${img.width}px`;
+        }, 15_000);
+        ctx.note(`step ${stepId}: picture ${picture}`);
         const b = container.locator('.getting-started-step.expanded .button-container .monaco-button', { hasText: button }).first();
         await b.waitFor({ state: 'visible', timeout: 10_000 });
         clicked = { stepId, wasDone: (await done(stepId).count()) > 0 };
@@ -547,18 +556,19 @@ const flows: Flow[] = [
         const tabs = await page.locator('.tabs-container .tab').evaluateAll((ts) => ts.map((t) => `${t.classList.contains('active') ? '*' : ''}${t.getAttribute('aria-label')}`));
         throw new Error(`"How to make a pair" opened no README.md (tabs: ${tabs.join(' | ')}; notifications: ${(await wb.notifications()).join(' | ') || 'none'})`);
       }
-      // At the section: the cursor on its heading (the packaged README is the repo's), the heading in the top third.
-      const headingLine = readFileSync(join(REPO, 'README.md'), 'utf8').split(/\r?\n/).findIndex((l) => /^## Bring your own model\s*$/.test(l)) + 1;
-      assert(headingLine > 0, 'README.md has no "## Bring your own model" heading');
-      const at = await until(`the README at its "Bring your own model" section (line ${headingLine})`, async () => {
+      // At the section: the cursor on its heading line, that line in the top third of the editor.
+      const at = await until('the README at its "Bring your own model" section', async () => {
         const cursor = (await page.locator('.statusbar-item', { hasText: /^Ln \d+, Col \d+/ }).first().innerText().catch(() => '')).trim();
-        const editor = await page.locator('.editor-group-container.active .monaco-editor').first().boundingBox();
-        const top = await page.locator('.editor-group-container.active .monaco-editor .view-line').evaluateAll((ls) => {
+        const editor = page.locator('.editor-group-container.active .monaco-editor').first();
+        const box = await editor.boundingBox();
+        const heading = await editor.locator('.view-line').evaluateAll((ls) => {
           const h = ls.find((l) => /^## Bring your own model\s*$/.test((l as HTMLElement).innerText.replace(/\u00a0/g, ' ')));
           return h ? h.getBoundingClientRect().top : null;
         });
-        if (!cursor.startsWith(`Ln ${headingLine},`) || !editor || top === null || top > editor.y + editor.height / 3) throw new Error(`cursor ${cursor || '?'}, heading ${top === null ? 'not on screen' : `${Math.round(top - (editor?.y ?? 0))} px down`}`);
-        return `${cursor}, the heading ${Math.round(top - editor.y)} px below the editor's top`;
+        const cursorTop = await editor.locator('.view-overlays .current-line').first().evaluate((e) => e.getBoundingClientRect().top).catch(() => null);
+        const problem = !box || heading === null ? 'the heading is not on screen' : cursorTop === null || Math.abs(cursorTop - heading) > 2 ? 'the cursor is not on the heading' : heading > box.y + box.height / 3 ? `the heading is ${Math.round(heading - box.y)} px down` : '';
+        if (problem) throw new Error(`${problem} (${cursor || 'no cursor position'})`);
+        return `${cursor}, the heading ${Math.round(heading! - box!.y)} px below the editor's top`;
       }, 15_000);
       ctx.note(`how to make a pair: readme.md at "## Bring your own model" (${at})`);
       await ctx.shot('docs');
@@ -985,6 +995,9 @@ function checkVsix(vsix: string): Result {
       'extension/node_modules/@vscode-elements/elements/dist/bundled.js', 'extension/LICENSE.txt',
       // The walkthrough's samples and pictures, and the icon.
       'extension/media/icon.png', 'extension/samples/fashion-test-00001.png', 'extension/samples/dataset.csv',
+      'extension/media/screenshots/inspect-panel.png', 'extension/media/screenshots/report.png', 'extension/media/screenshots/manifest-hover.png', 'extension/media/screenshots/create-pair.png',
+      // The documentation the docs links open (vsce renames README.md; oodLens.openDocs finds it either way).
+      'extension/readme.md',
     ];
     // Every bundle scripts/build.mjs wrote (a new entry point must not be left out by .vscodeignore).
     // (cli.js is the npm package's command line; the extension never runs it.)
