@@ -577,9 +577,15 @@ const flows: Flow[] = [
           await page.keyboard.press('Escape');
           return undefined;
         }, 180_000, 1000);
-        const t0 = Date.now();
-        await row.click({ button: 'right' });
-        await action.waitFor({ timeout: 30_000 });
+        // Something that takes the focus (the walkthrough the first activation opens) closes the menu: open it again.
+        let t0 = 0;
+        await until('the Explorer menu with Check out-of-distribution', async () => {
+          t0 = Date.now();
+          await row.click({ button: 'right' });
+          if (await action.waitFor({ timeout: 5_000 }).then(() => true, () => false)) return true;
+          await page.keyboard.press('Escape');
+          return undefined;
+        }, 60_000, 500);
         await action.hover();
         const clicked = Date.now();
         await action.click();
