@@ -38,15 +38,7 @@ export interface ManifestRow {
   problem: string | null;
 }
 
-export interface ParsedManifest {
-  format: ManifestFormat;
-  /** False when the document does not look like a list of images (no path column found). */
-  isManifest: boolean;
-  delimiter: string | null;
-  header: string[] | null;
-  /** Column name (or "column N") / JSON field holding the paths. */
-  pathColumn: string | null;
-  labelColumn: string | null;
+export interface ParsedManifest extends ManifestInfo {
   rows: ManifestRow[];
   /** Rows with a problem, by line (malformed JSON, unreadable CSV records, missing paths…). */
   problemCount: number;
@@ -454,9 +446,11 @@ function locateJsonValue(line: string, key: string, value: string): { start: num
 /** What the first rows of a manifest decided: its columns, or that it is no manifest at all. */
 export interface ManifestInfo {
   format: ManifestFormat;
+  /** False when the document does not look like a list of images (no path column found). */
   isManifest: boolean;
   delimiter: string | null;
   header: string[] | null;
+  /** Column name (or "column N") / JSON field holding the paths. */
   pathColumn: string | null;
   labelColumn: string | null;
 }

@@ -5,6 +5,7 @@
  * are read, prepared and scored; batchScoring.ts turns a batch's model outputs into scores and verdicts.
  */
 import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { BatchScheduler } from './batchScheduler';
 import { BatchScorer, checkCalibrationMatches } from './batchScoring';
 import { calibratedCount, type VerdictRule } from './calibration';
@@ -29,10 +30,20 @@ export interface FeatureBatch {
   errors: { index: number; path: string; message: string }[];
 }
 
+/** Where `OodEngine.create` spent its time, in ms: the pair (manifest, model sessions, probe run, calibration and feature files), L(x)'s compressor, the calibration checks, the detectors (the KNN search session). */
+export interface LoadTimings {
+  pair: number;
+  compressor: number;
+  checks: number;
+  detectors: number;
+}
+
 export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, StageTimings } from './engineTypes';
 
 export class OodEngine {
   readonly timings: StageTimings = { read: 0, preprocess: 0, classifier: 0, vae: 0, complexity: 0, scoring: 0 };
+  /** Milliseconds `create` spent per stage (logged by the extension's worker: where a cold start goes). */
+  loadTimings: LoadTimings = { pair: 0, compressor: 0, checks: 0, detectors: 0 };
   readonly alpha: number;
   readonly rule: VerdictRule;
   readonly batchSize: number;
@@ -86,15 +97,27 @@ export class OodEngine {
     // one intra-op thread; 2,259 with two spinning threads).
     const threads = options.threads ?? (preprocessWorkers > 0 ? cores : 0);
     const spinning = options.spinning ?? preprocessWorkers === 0;
+    let lap = performance.now();
+    const took = () => {
+      const now = performance.now();
+      const ms = now - lap;
+      lap = now;
+      return Math.round(ms);
+    };
+    const loadTimings: LoadTimings = { pair: 0, compressor: 0, checks: 0, detectors: 0 };
     const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration, { features: options.features });
+    loadTimings.pair = took();
     let detectors: OodDetector[];
     try {
       const compressor = pairCompressor(pair.manifest);
       if (options.complexity ?? true) await loadCompressor(compressor);
+      loadTimings.compressor = took();
       checkCalibrationMatches(pair, compressor);
       // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
       if (!options.calibration && pair.calibration) checkCalibrationCanReject(countsOf((t) => calibratedCount(pair.calibration, t)), pair.manifest.calibration ? resolveIn(pair, pair.manifest.calibration) : pair.manifestPath, options.rule ?? 'pair', options.alpha ?? 0.01, pairShares(pair.manifest));
+      loadTimings.checks = took();
       detectors = await pairDetectors(pair, { complexity: options.complexity ?? true });
+      loadTimings.detectors = took();
     } catch (err) {
       await disposePair(pair);
       throw err;
@@ -102,7 +125,9 @@ export class OodEngine {
     const runners = [pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r) => r !== undefined);
     const onnxOnCpu = runners.every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu');
     const pipeline = options.pipeline ?? (preprocessWorkers > 0 && onnxOnCpu ? 'sharded' : 'overlapped');
-    return new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline });
+    const engine = new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline });
+    engine.loadTimings = loadTimings;
+    return engine;
   }
 
   /** Scoring shards running now (0 before the first large input, or when they could not start). */

@@ -21,7 +21,11 @@ import { exposePenultimate } from './features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from './pair';
 import type { ExecutionProviderSetting, FloatTensor, ModelRunner, TensorInfo } from './backends/types';
 import { withAnyBatch } from './backends/staticBatch';
+import { tfjsLayerNames } from './backends/tfjs';
 import { mulberry32 } from './random';
+import { untilAborted } from './abortable';
+
+const CANCELLED = 'fit was cancelled; nothing was written';
 
 export class FitError extends Error {
   constructor(message: string) {
@@ -239,7 +243,13 @@ export function defaultDetectors(options: { vae: boolean; features: boolean; log
 
 /** Why the classifier's features cannot be read (no KNN/Mahalanobis), or null when they can. */
 function featuresProblem(path: string, format: ModelFormat, layer: string | undefined): string | null {
-  if (format !== 'onnx') return layer ? null : 'a TensorFlow.js classifier needs --features LAYER (the layer whose output is the penultimate features)';
+  if (format !== 'onnx') {
+    if (!layer) return 'a TensorFlow.js classifier needs --features LAYER (the layer whose output is the penultimate features)';
+    // A layer the user named that is not there is a mistake to fix, not a pair without feature detectors.
+    const layers = format === 'tfjs-layers' ? tfjsLayerNames(path) : [];
+    if (!layers.includes(layer)) throw new FitError(`--features: ${path} has no layer named "${layer}"; ${layers.length ? `its layers: ${layers.join(', ')}` : 'only TensorFlow.js layers models have named layers'}`);
+    return null;
+  }
   try {
     exposePenultimate(readFileSync(path), path);
     return null;
@@ -362,7 +372,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   };
   const progress = (phase: FitProgress['phase'], done: number, total: number) => options.onProgress?.({ phase, done, total });
   const checkAbort = () => {
-    if (options.signal?.aborted) throw new FitError('fit was cancelled; nothing was written');
+    if (options.signal?.aborted) throw new FitError(CANCELLED);
   };
   const alpha = options.alpha ?? 0.01;
   const out = resolve(options.out);
@@ -378,7 +388,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const classifierFormat = modelFormatOf(options.classifier);
   const opened: ModelRunner[] = [];
   const open = async (path: string, format: ModelFormat) => {
-    const r = await loadModel(resolve(path), format, loadOptions);
+    checkAbort();
+    // A cancel while a model loads answers at once; the model, once loaded, is released.
+    const r = await untilAborted(loadModel(resolve(path), format, loadOptions), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
     opened.push(r);
     return r;
   };
@@ -549,7 +561,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
       const classOf = (label: string | null) => (label === null ? undefined : labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined));
       const fitLabels = fitIdx.map((i) => classOf(items[i].label));
-      const fitter = await OodEngine.create({ ...engineOptions, pair: staging, features: true, complexity: false });
+      const fitter = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, features: true, complexity: false }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
       let fitted;
       try {
         progress('fitting detectors', 0, fitIdx.length);
@@ -573,7 +585,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       manifest.detectors = saved.detectors;
       decide_(`fitted KNN and Mahalanobis on ${fitted.fit.count} images (${fitted.fit.dims} features from "${fitted.fit.tensor}"; Mahalanobis class means from ${fitted.fit.mahalanobisLabels === 'given' ? 'the data\'s labels' : 'the classifier\'s predictions'})${fitted.skipped.length ? `; ${fitted.skipped.length} images skipped` : ''} → ${basename(fitPath)}`);
     }
-    engine = await OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae });
+    engine = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
 
     // 4. Score the calibration and check parts (and the fit part, for detectors that learn).
     const wanted = items.map((_, i) => i).filter((i) => partOf[i] !== 0);

@@ -44,7 +44,7 @@ export class EngineHost implements EngineService {
   constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {
     const workerPath = vscode.Uri.joinPath(context.extensionUri, 'dist', 'worker.js').fsPath;
     this.client = new EngineClient({
-      spawn: () => new Worker(workerPath, { stdout: true, stderr: true }),
+      spawn: () => new Worker(workerPath, { stdout: true, stderr: true, workerData: { spawnedAt: Date.now() } }),
       log: (level: LogLevel, message: string) => this.log[level](message),
       onRestarted: (result) => {
         this.log.info('the engine worker was restarted and the pair reloaded');

@@ -100,13 +100,8 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
   });
 
   constructor(private readonly services: Services, private readonly store: ScoreStore) {
-    const refreshLabels = () =>
-      services.engine.info().then(
-        (i) => (this.classLabels = i.labels),
-        () => undefined,
-      );
-    // After activate() returns: the engine has been started by then, so info() waits for the pair to load.
-    setTimeout(() => void refreshLabels(), 0);
+    // The pair's class names arrive with each load of the engine (the event below). Asking the engine for them
+    // here would start the worker and load the models at activation, i.e. at VS Code's start-up.
     this.disposables.push(
       this.lensChanged,
       this.diagnostics,
@@ -124,8 +119,8 @@ export class ManifestController implements vscode.HoverProvider, vscode.CodeLens
       }),
       vscode.workspace.onDidGrantWorkspaceTrust(() => this.reparseAll()),
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.reparseAll()),
-      services.engine.onDidChangeEngine(() => {
-        void refreshLabels();
+      services.engine.onDidChangeEngine((result) => {
+        this.classLabels = result instanceof Error ? [] : result.labels;
         // A new pair: scores from the old one no longer apply.
         for (const [k, st] of this.docs) {
           st.results.clear();

@@ -10,7 +10,6 @@ import { readdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as vscode from 'vscode';
-import { parsePairManifest } from '../inference/manifest';
 import type { EnginePairInfo } from '../shared/engineProtocol';
 import { showPairError } from '../services/docs';
 import type { EngineHost } from './engineHost';
@@ -233,6 +232,8 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
     try {
       // A workspace pair must stay inside the workspace (links included); one the user browsed to may be anywhere.
       const text = await readPairManifestText(manifest, { roots: picked.browse ? undefined : roots() });
+      // Loaded here, not at activation: the manifest module compiles its JSON Schema (ajv) when it loads.
+      const { parsePairManifest } = await import('../inference/manifest');
       const missing = await missingPairFiles(dirname(manifest), parsePairManifest(text, manifest));
       if (missing.length) throw new Error(`${manifest}:\n${missing.join('\n')}`);
     } catch (err) {

@@ -5,6 +5,7 @@
  * WebviewPanelSerializer rebuilds the panel after a reload from the image paths it saved.
  */
 import { basename, dirname, extname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import type { Services } from '../services/services';
 import type { EnginePairInfo } from '../shared/engineProtocol';
@@ -40,6 +41,8 @@ export class InspectPanel implements vscode.Disposable {
   /** Bumped per scoring run of a row, so that a slow old answer never overwrites a newer one. */
   private readonly runIds = new Map<string, number>();
   private disposed = false;
+  /** When the page was set (performance.now()), until the page says it runs: how long the webview took to come up. */
+  private pageSetAt: number | undefined;
 
   /**
    * Shows these images: reveals (and re-scores) a panel that holds exactly them, else reuses the unpinned
@@ -63,8 +66,10 @@ export class InspectPanel implements vscode.Disposable {
       preview.panel.reveal(preview.panel.viewColumn ?? column, true);
       return;
     }
+    const asked = performance.now();
     const panel = vscode.window.createWebviewPanel(INSPECT_VIEW_TYPE, InspectPanel.title(paths, !reuse), { viewColumn: column ?? vscode.ViewColumn.Active, preserveFocus: true }, InspectPanel.options(services));
     new InspectPanel(panel, services, paths, true, !reuse);
+    services.log.info(`inspect: new panel for ${paths.length === 1 ? basename(paths[0]) : `${paths.length} images`}, its page set in ${(performance.now() - asked).toFixed(0)} ms`);
   }
 
   /** The panels now open (tests and the walkthrough's checks read them). */
@@ -118,6 +123,7 @@ export class InspectPanel implements vscode.Disposable {
     if (!pinned) InspectPanel.preview = this;
     this.rows = InspectPanel.rowsFor(paths);
     panel.webview.html = this.html();
+    this.pageSetAt = performance.now();
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage((m: unknown) => this.onMessage(m)),
@@ -267,6 +273,7 @@ export class InspectPanel implements vscode.Disposable {
     const previous = this.rows.find((r) => r.path === path);
     if (!previous || this.disposed) return undefined;
     this.setRow({ ...previous, status: 'scoring' });
+    const asked = performance.now();
     const [original, outcome] = await Promise.all([this.original(path), this.services.engine.inspect(path).then((r) => ({ r }), (err: unknown) => ({ err }))]);
     if (this.disposed || this.runIds.get(path) !== runId) return undefined;
     const base = this.rows.find((r) => r.path === path)!;
@@ -282,7 +289,7 @@ export class InspectPanel implements vscode.Disposable {
       this.services.log.error(`inspect ${path}: ${r.error}`);
       return { problem: r.error ?? 'unknown error', engine: false };
     }
-    this.services.log.info(`inspect ${path}: ${r.verdict}, p = ${formatP(r.pValue)}${r.label !== null ? `, predicted ${r.label} (MSP ${formatMsp(r.msp)})` : ''}, ELBO ${formatNats(r.elbo)} nats`);
+    this.services.log.info(`inspect ${path}: ${r.verdict}, p = ${formatP(r.pValue)}${r.label !== null ? `, predicted ${r.label} (MSP ${formatMsp(r.msp)})` : ''}, ELBO ${formatNats(r.elbo)} nats (${(performance.now() - asked).toFixed(0)} ms)`);
     return undefined;
   }
 
@@ -332,6 +339,10 @@ export class InspectPanel implements vscode.Disposable {
     const known = (path: string) => this.rows.some((r) => r.path === path);
     switch (m.type) {
       case 'ready':
+        if (this.pageSetAt !== undefined) {
+          this.services.log.info(`inspect: the panel's page runs, ${(performance.now() - this.pageSetAt).toFixed(0)} ms after it was set`);
+          this.pageSetAt = undefined;
+        }
         this.post({ type: 'state', state: this.state() });
         return;
       case 'rerun':

@@ -4,7 +4,7 @@
  * folder never blocks typing. Nothing throws out of here: every failure becomes an `error` response (or,
  * for an image, an ImageResult with verdict "error") whose message names the file and the problem.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine } from '../inference/engine';
 import { resolveIn } from '../inference/manifest';
@@ -201,7 +201,8 @@ export class EngineServer {
         throw err;
       }
       const info = this.pairInfo(this.engine);
-      this.log('info', `loaded pair "${info.name}" from ${info.manifestPath} (${info.backend}, ${info.provider}) in ${Date.now() - started} ms${info.calibrated ? `; calibrated on ${info.calibrationCount} images` : '; not calibrated'}`);
+      const t = this.engine.loadTimings;
+      this.log('info', `loaded pair "${info.name}" from ${info.manifestPath} (${info.backend}, ${info.provider}) in ${Date.now() - started} ms (models, calibration and feature files ${t.pair} ms, compressor ${t.compressor} ms, checks ${t.checks} ms, detectors ${t.detectors} ms)${info.calibrated ? `; calibrated on ${info.calibrationCount} images` : '; not calibrated'}`);
       if (config.provider === 'auto' && !/cuda/i.test(info.provider)) this.log('info', 'execution provider "auto": CUDA is not available here, running on CPU');
       return info;
     } finally {
@@ -305,6 +306,9 @@ if (parentPort) {
       port.postMessage({ id: m.id, kind: 'error', message: `could not send the answer: ${message(err)}` } satisfies WorkerResponse);
     }
   };
+  // EngineHost passes the time it started the thread: from then to here, the thread started and this bundle and its native modules (sharp) loaded.
+  const spawnedAt = (workerData as { spawnedAt?: unknown } | null)?.spawnedAt;
+  if (typeof spawnedAt === 'number') post({ id: 0, kind: 'log', level: 'info', message: `engine worker running ${Date.now() - spawnedAt} ms after it was started (thread, code and native modules)` });
   const server = new EngineServer(post);
   port.on('message', (request: WorkerRequest) => {
     void server.handle(request);

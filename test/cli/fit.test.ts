@@ -192,6 +192,50 @@ describe('bring your own model: fit → score', () => {
     assert.match(refused.stderr, /vae\.width\/vae\.height: .*declares input "x" as \[\?, 1, 28, 28\] \(28×28 in NCHW\) but the manifest's vae is 32×32; set vae\.width to 28 and vae\.height to 28, or remove them/);
   });
 
+  test('TF.js classifier with --features LAYER: KNN and Mahalanobis fitted on that layer, scored at its own accuracy', async () => {
+    const out = join(work, 'tfjs-features');
+    const classifier = models.tfjsSequential.classifier;
+    const r = cli('fit', '--classifier', classifier, '--features', 'fc1', '--data', fitData, '--out', out);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /no VAE: a classifier-only pair/);
+    assert.match(r.stdout, /detectors \(share of α\): confidence 0\.5, knn 0\.5, mahalanobis 0 — KNN and Mahalanobis on the classifier's features \(layer "fc1"\)/);
+    assert.match(r.stdout, /fitted KNN and Mahalanobis on 450 images \(128 features from "fc1"; Mahalanobis class means from the data's labels\)/);
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.deepEqual(manifest.features, { layer: 'fc1', fit: 'features.json' });
+    assert.deepEqual(manifest.detectors.map((d: { test: string }) => d.test), ['confidence', 'knn', 'mahalanobis']);
+    const fitted = JSON.parse(readFileSync(join(out, 'features.json'), 'utf8'));
+    assert.deepEqual([fitted.tensor, fitted.dims, fitted.knn.count, fitted.mahalanobis.classes], ['fc1', 128, 450, 10]);
+
+    const reference = await accuracyFedCorrectly(classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
+    const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
+    assert.equal(scored.accuracy, reference);
+    assert.ok(scored.accuracy > 0.97);
+    const doc = JSON.parse(cli('score', scoreData.images, '--pair', out, '--format', 'json').stdout);
+    assert.ok(doc.results.every((x: { knnDistance: unknown; mahalanobis: unknown }) => typeof x.knnDistance === 'number' && typeof x.mahalanobis === 'number'));
+    assert.ok(doc.results.filter((x: { verdict: string }) => x.verdict === 'out-of-distribution').length <= 0.05 * SCORE_IMAGES);
+
+    // The bank holds this layer's features of the fit part: a fit image is its own nearest neighbour (distance 0
+    // up to float16 rounding), a calibration image is not.
+    const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8'));
+    const one = (part: 'fit' | 'calibration') => {
+      const dir = join(work, `tfjs-features-${part}`);
+      const index = Number((split.parts[part][0] as string).split('#').pop()); // "<fit's IDX file>#k"
+      const single = writeMnistIdx(dir, part, index, 1); // fit's data is MNIST test 0–999, so image k is test image k
+      const res = JSON.parse(cli('score', single.images, '--pair', out, '--format', 'json').stdout).results[0];
+      return res.knnDistance as number;
+    };
+    const [fitDistance, calibrationDistance] = [one('fit'), one('calibration')];
+    assert.ok(fitDistance < 0.01, `a fit image's KNN distance is ${fitDistance}`);
+    assert.ok(calibrationDistance > 0.05, `a calibration image's KNN distance is ${calibrationDistance}`);
+  });
+
+  test('TF.js --features with a layer the model does not have is refused, naming the flag and the layers', () => {
+    const r = cli('fit', '--classifier', models.tfjsSequential.classifier, '--features', 'penultimate', '--data', fitData, '--out', join(work, 'tfjs-wrong-layer'));
+    assert.equal(r.code, 1, r.stderr + r.stdout);
+    assert.match(r.stderr, /--features: .*model\.json has no layer named "penultimate"; its layers: .*conv1, .*fc1, logits/);
+    assert.equal(existsSync(join(work, 'tfjs-wrong-layer', 'ood-pair.json')), false);
+  });
+
   test('a classifier-only pair (no VAE) calibrates the confidence test and scores', async () => {
     const out = join(work, 'classifier-only');
     const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--data', fitData, '--out', out, '--labels', 'zero,one,two,three,four,five,six,seven,eight,nine');

@@ -536,28 +536,45 @@ const flows: Flow[] = [
     session: 'cold',
     run: async (ctx) => {
       const { wb } = ctx;
-      const probe = (sel: string) =>
-        until(`a webview with ${sel}`, async () => {
-          for (const frame of wb.page.frames()) {
-            if (frame === wb.page.mainFrame()) continue;
-            if (await frame.evaluate((s) => !!document.querySelector(s), sel).catch(() => false)) return true;
+      const page = wb.page;
+      /**
+       * After the click on the menu item, polls every ~50 ms and notes when each stage is first seen: the panel's
+       * tab, its webview iframe, the row's "Scoring…" (or the finished row: a warm check can finish between two
+       * polls), the verdict. Figures are printed, never asserted: the machine is shared and its load varies.
+       */
+      const timeline = async (name: string, clicked: number) => {
+        const row = `section.row[data-path$="/${name}"]`;
+        const seen: Record<'tab' | 'iframe' | 'scoring' | 'verdict', number | undefined> = { tab: undefined, iframe: undefined, scoring: undefined, verdict: undefined };
+        const end = clicked + 120_000;
+        while (seen.verdict === undefined) {
+          if (Date.now() > end) throw new Error(`no verdict for ${name} within 120 s (seen: ${JSON.stringify(seen)})`);
+          const now = () => Date.now() - clicked;
+          if (seen.tab === undefined && (await page.locator(`.tabs-container .tab[aria-label*="${name}"]`).count()) > 0) seen.tab = now();
+          if (seen.iframe === undefined && (await page.locator('iframe.webview').count()) > 0) seen.iframe = now();
+          for (const frame of page.frames()) {
+            if (frame === page.mainFrame()) continue;
+            const state = await frame.evaluate((r) => (document.querySelector(`${r}.status-done`) ? 'done' : document.querySelector(`${r} .busy`) ? 'scoring' : null), row).catch(() => null);
+            if (state) seen.scoring ??= now();
+            if (state === 'done') seen.verdict = now();
           }
-          return undefined;
-        }, 120_000, 50);
+          if (seen.verdict === undefined) await sleep(50);
+        }
+        return seen as Record<'tab' | 'iframe' | 'scoring' | 'verdict', number> & { tab?: number; iframe?: number };
+      };
       const measure = async (name: string) => {
         // Right-click, then time from the click on the menu item.
         const row = wb.explorerRow(name);
         await row.waitFor({ timeout: 30_000 });
-        const action = wb.page.locator('.context-view .action-label', { hasText: 'Check out-of-distribution' }).first();
+        const action = page.locator('.context-view .action-label', { hasText: 'Check out-of-distribution' }).first();
         // The first right-click may come before the extension host has read the extension's menus (a loaded
         // machine): open the menu again until the item is there.
         await until('the Explorer menu to offer Check out-of-distribution', async () => {
           await row.click({ button: 'right' });
           if (await action.waitFor({ timeout: 5_000 }).then(() => true, () => false)) {
-            await wb.page.keyboard.press('Escape');
+            await page.keyboard.press('Escape');
             return true;
           }
-          await wb.page.keyboard.press('Escape');
+          await page.keyboard.press('Escape');
           return undefined;
         }, 180_000, 1000);
         const t0 = Date.now();
@@ -566,22 +583,69 @@ const flows: Flow[] = [
         await action.hover();
         const clicked = Date.now();
         await action.click();
-        // The row in its "Scoring…" state, or already done: a warm check can finish between two polls.
-        await probe(`section.row[data-path$="/${name}"] .busy, section.row.status-done[data-path$="/${name}"]`);
-        const scoring = Date.now();
-        await probe(`section.row.status-done[data-path$="/${name}"]`);
-        const done = Date.now();
-        return { menu: clicked - t0, scoring: scoring - clicked, verdict: done - clicked };
+        const seen = await timeline(name, clicked);
+        return { menu: clicked - t0, clicked, ...seen };
       };
+      // The extension's own log around a cold check, each line's time from the menu click: activation, the
+      // panel's page, the engine worker's start and pair load, the verdict.
+      const logAround = async (m: { clicked: number; verdict: number }) => {
+        await sleep(1500); // the log channel writes its file in batches
+        const logs = spawnSync('find', [join(ctx.server.userDataDir, 'logs'), '-name', '*.log'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+        const stamp = (line: string) => {
+          const d = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}\.\d{3})/.exec(line);
+          return d ? new Date(`${d[1]}T${d[2]}`).getTime() : NaN;
+        };
+        const within = (line: string) => {
+          const t = stamp(line);
+          return Number.isFinite(t) && t >= m.clicked - 30_000 && t <= m.clicked + m.verdict + 1000;
+        };
+        const host = logs.filter((f) => f.endsWith('remoteexthost.log')).flatMap((f) => readFileSync(f, 'utf8').split('\n'));
+        const activation = host.filter(within).find((l) => l.includes('_doActivateExtension ood-lens.'));
+        if (activation) ctx.note(`  activated by ${activation.replace(/^.*activationEvent: /, '')} at ${((stamp(activation) - m.clicked) / 1000).toFixed(2)} s`);
+        for (const line of logs.filter((f) => f.endsWith('OOD Lens.log')).flatMap((f) => readFileSync(f, 'utf8').split('\n')).filter(within).sort((a, b) => stamp(a) - stamp(b))) {
+          ctx.note(`  log ${((stamp(line) - m.clicked) / 1000).toFixed(2).padStart(6)} s  ${line.replace(/^\S+ \S+ /, '').slice(0, 260)}`);
+        }
+      };
+      const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      const loadBefore = load();
       const cold = await measure('cold-1.png');
-      ctx.note(`cold: first "Scoring…" ${cold.scoring} ms, verdict ${cold.verdict} ms after the menu click (menu ${cold.menu} ms)`);
+      const loadAfter = load();
+      ctx.note(`cold: first "Scoring…" ${cold.scoring} ms, verdict ${cold.verdict} ms after the menu click (menu ${cold.menu} ms; tab ${cold.tab ?? '–'} ms, webview iframe ${cold.iframe ?? '–'} ms; load average ${loadBefore} → ${loadAfter})`);
+      // Where the webview's time went: each frame's navigation and resources, from the menu click.
+      for (const frame of page.frames()) {
+        if (frame === page.mainFrame()) continue;
+        const t = await frame
+          .evaluate(() => {
+            const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
+            const res = (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).map((r) => ({ name: r.name.split('?')[0].split('/').pop() ?? r.name, start: r.startTime, end: r.responseEnd }));
+            return { url: location.pathname.split('/').pop() ?? '', origin: performance.timeOrigin, dcl: nav?.domContentLoadedEventEnd ?? null, load: nav?.loadEventEnd ?? null, res };
+          })
+          .catch(() => null);
+        if (!t) continue;
+        const at = (ms: number | null) => (ms === null ? '–' : `${((t.origin + ms - cold.clicked) / 1000).toFixed(2)}`);
+        ctx.note(`  frame ${t.url}: started ${at(0)} s, DOMContentLoaded ${at(t.dcl)} s, load ${at(t.load)} s; ${t.res.map((r) => `${r.name} ${at(r.start)}–${at(r.end)}`).join(', ')}`);
+      }
+      await logAround(cold);
       await sleep(3000);
       const warm1 = await measure('cold-2.png');
       const warm2 = await measure('cold-3.png');
-      ctx.note(`warm: "Scoring…" ${warm1.scoring} / ${warm2.scoring} ms, verdict ${warm1.verdict} / ${warm2.verdict} ms after the menu click`);
+      ctx.note(`warm: "Scoring…" ${warm1.scoring} / ${warm2.scoring} ms, verdict ${warm1.verdict} / ${warm2.verdict} ms after the menu click (load average ${load()})`);
+
+      // Cold again after Reload Window (a fresh extension host; the browser has run a webview before), with no
+      // editor open, so that nothing starts the engine before the click.
+      await wb.closeEverything();
+      await wb.command('Developer: Reload Window');
+      await page.waitForLoadState('domcontentloaded');
+      await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 90_000 });
+      await sleep(3000);
+      const reloadLoad = load();
+      const reloaded = await measure('cold-4.png');
+      ctx.note(`cold after Reload Window: first "Scoring…" ${reloaded.scoring} ms, verdict ${reloaded.verdict} ms after the menu click (menu ${reloaded.menu} ms; tab ${reloaded.tab ?? '–'} ms, webview iframe ${reloaded.iframe ?? '–'} ms; load average ${reloadLoad} → ${load()})`);
+      await logAround(reloaded);
+
       await wb.command('Developer: Show Running Extensions').catch(() => undefined);
       const running = await until('OOD Lens in Running Extensions', async () => {
-        const t = await wb.page.locator('.runtime-extensions-editor .monaco-list-row', { hasText: 'OOD Lens' }).first().innerText().catch(() => '');
+        const t = await page.locator('.runtime-extensions-editor .monaco-list-row', { hasText: 'OOD Lens' }).first().innerText().catch(() => '');
         return t || undefined;
       }, 15_000).catch(() => '');
       ctx.note(`Running Extensions: ${running.replace(/\s+/g, ' ')}`);
@@ -930,6 +994,8 @@ async function runSession(session: Session, selected: Flow[], tools: E2eTools, b
     mkdirSync(workspace, { recursive: true });
     const images = readdirSync(join(fx.root, 'images')).filter((f) => f.startsWith('mnist-')).sort();
     images.forEach((f, i) => copyFileSync(join(fx.root, 'images', f), join(workspace, `cold-${i + 1}.png`)));
+    // One more, checked first after Reload Window.
+    copyFileSync(join(fx.root, 'images', images[0]), join(workspace, `cold-${images.length + 1}.png`));
   } else writeWorkspaceSettings(fx.root, session === 'restricted' ? { 'oodLens.pair': fx.workspacePair } : {});
   if (session === 'restricted') writeHostileKeybindings(userDataDir, fx);
   const t0 = Date.now();

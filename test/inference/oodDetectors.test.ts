@@ -6,6 +6,7 @@ import { inverse, Matrix } from 'ml-matrix';
 import { onnx } from 'onnx-proto';
 import { type Calibration, decideTests } from '../../src/inference/calibration';
 import { OodEngine } from '../../src/inference/engine';
+import { Float16Array } from '@petamoriken/float16';
 import { fromFloat16Bytes, toFloat16Bytes } from '../../src/inference/features/float16';
 import { fitFeatureDetectors, saveFeatureFit } from '../../src/inference/features/fitFeatures';
 import { KnnIndex, l2NormaliseRows, unitDistance } from '../../src/inference/features/knnIndex';
@@ -86,6 +87,22 @@ test('float16 feature banks round-trip within half precision, and a wrong size i
   const back = fromFloat16Bytes(toFloat16Bytes(values), values.length, 'bank');
   values.forEach((v, i) => assert.ok(Math.abs(back[i] - v) <= Math.abs(v) * 1e-3 + 1e-6, `${v} → ${back[i]}`));
   assert.throws(() => fromFloat16Bytes(new Uint8Array(5), 3, 'bank.f16'), /bank\.f16: holds 5 bytes, expected 6/);
+});
+
+test('float16 banks decode every bit pattern as the float16 library does (subnormals, infinities, NaN, both zeros)', () => {
+  const patterns = new Uint16Array(65536).map((_, i) => i);
+  const bytes = new Uint8Array(patterns.length * 2);
+  patterns.forEach((p, i) => {
+    bytes[2 * i] = p & 0xff; // little-endian on disk
+    bytes[2 * i + 1] = p >> 8;
+  });
+  const got = fromFloat16Bytes(bytes, patterns.length, 'all.f16');
+  const want = new Float16Array(new Uint16Array(patterns).buffer);
+  for (let i = 0; i < patterns.length; i++) {
+    assert.ok(Object.is(got[i], want[i]) || (Number.isNaN(got[i]) && Number.isNaN(want[i])), `pattern 0x${i.toString(16)}: ${got[i]} vs ${want[i]}`);
+  }
+  assert.ok(Object.is(got[0x8000], -0) && got[0x7c00] === Infinity && got[0xfc00] === -Infinity && Number.isNaN(got[0x7e00]));
+  assert.equal(got[0x0001], 2 ** -24); // the smallest subnormal
 });
 
 test('the penultimate features of an ONNX classifier are exposed by editing its graph: the input of its last Gemm', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, () => {
@@ -208,6 +225,7 @@ test('a TensorFlow.js classifier gives its features from a named layer (features
   tfjs.classifier.path = 'classifier/model.json';
   delete tfjs.vae;
   delete tfjs.calibration;
+  delete tfjs.detectors; // the fitted KNN/Mahalanobis of the built-in manifest need features.fit, which this copy drops
   tfjs.features = { layer: 'fc1' };
   writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify(tfjs));
   const images = idxImages(readIdxFile(MNIST_TEST_IMAGES));

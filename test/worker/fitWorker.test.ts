@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { readCalibration } from '../../src/inference/calibration';
 import { firingThreshold } from '../../src/shared/fitReport';
 import { loadPairManifest } from '../../src/inference/manifest';
 import type { FitEvent } from '../../src/shared/engineProtocol';
-import { EngineClient } from '../../src/worker/engineClient';
+import { EngineClient, FIT_CANCELLED_BEFORE_START } from '../../src/worker/engineClient';
 import { labelsOf, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, tempDir, writeIdxPngs } from '../helpers';
 import { pairSkipReason } from './pairAvailable';
 
@@ -161,6 +162,44 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
     const facts = await client.inspectModel(classifier);
     assert.equal(facts.classOutput?.classes, 10);
+  });
+
+  test('fit cancelled while the worker is still starting: answered at once, and the worker is told to cancel it', async () => {
+    // A worker that has not begun anything yet (still loading onnxruntime, sharp, TF.js): it never answers.
+    const posted: { kind: string; id: number; target?: number }[] = [];
+    const starting = Object.assign(new EventEmitter(), {
+      postMessage: (m: { kind: string; id: number; target?: number }) => void posted.push(m),
+      terminate: async () => 0,
+    });
+    const cold = new EngineClient({ spawn: () => starting as unknown as Worker, log: () => undefined, shutdownTimeoutMs: 10 });
+    const controller = new AbortController();
+    const run = cold.fit({ classifier, data: [manifestCsv], out: join(dir, 'pairs', 'never'), provider: 'cpu' }, () => undefined, controller.signal);
+    controller.abort();
+    await assert.rejects(run, (err: Error) => err.name === 'FitError' && err.message === FIT_CANCELLED_BEFORE_START);
+    const fit = posted.find((m) => m.kind === 'fit')!;
+    assert.deepEqual(posted.filter((m) => m.kind === 'cancel').map((m) => m.target), [fit.id]);
+    await cold.dispose();
+  });
+
+  test('fit cancelled right after it was asked of a worker that is just starting: nothing is written, the worker stops it', async () => {
+    const workerLogs: string[] = [];
+    const cold = new EngineClient({ spawn: () => new Worker(bootstrap, { workerData: { entry }, stdout: true, stderr: true }), log: (level, m) => workerLogs.push(`${level}: ${m}`) });
+    const out = join(dir, 'pairs', 'cancelled-cold');
+    const controller = new AbortController();
+    const events: FitEvent[] = [];
+    const run = cold.fit({ classifier, data: [manifestCsv], out, provider: 'cpu' }, (e) => events.push(e), controller.signal);
+    controller.abort();
+    await assert.rejects(run, /cancelled before it started; nothing was written/);
+    // The worker got the cancel right behind the fit and ended it as cancelled (its late answer is logged), wrote
+    // nothing, not even a staging folder, and answers other requests.
+    while (!workerLogs.some((l) => /cancelled before it started, /.test(l))) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(workerLogs.some((l) => /^info: fit \d+, cancelled before it started, ended in the worker: fit was cancelled; nothing was written$/.test(l)), workerLogs.join('\n'));
+    assert.equal(existsSync(out), false);
+    const facts = await cold.inspectModel(classifier);
+    assert.equal(facts.classOutput?.classes, 10);
+    await cold.dispose();
+    assert.deepEqual(events, []);
+    assert.ok(!workerLogs.some((l) => l.startsWith('error')), workerLogs.join('\n'));
   });
 
   test('fit refuses a folder that already holds a pair unless asked to replace it', async () => {

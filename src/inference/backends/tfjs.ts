@@ -264,6 +264,19 @@ export function normaliseKerasTopology(topology: unknown): void {
   }
 }
 
+/**
+ * The layer names of a layers model, read from its model.json without loading it (what `features.layer` and
+ * `ood-lens fit --features` may name): the top-level layers, as the loaded model lists them.
+ */
+export function tfjsLayerNames(path: string): string[] {
+  const file = modelJsonPath(path);
+  const topology = readModelJson(file, 'tfjs-layers').modelTopology as { model_config?: unknown } & Record<string, unknown>;
+  // Keras-converted files wrap the model's config in model_config; TF.js's own serializer does not.
+  const model = (topology.model_config ?? topology) as { config?: { layers?: { name?: unknown; config?: { name?: unknown } }[] } | { name?: unknown; config?: { name?: unknown } }[] };
+  const layers = Array.isArray(model.config) ? model.config : model.config?.layers ?? [];
+  return layers.map((l) => l?.name ?? l?.config?.name).filter((n): n is string => typeof n === 'string');
+}
+
 const NO_INPUT_SHAPE = 'declares no input shape (a Sequential model whose first layer has no batch_input_shape); save it with an input shape: tf.keras.Input(shape=…) as its first layer, or inputShape on the first layer in TensorFlow.js';
 
 /** A Sequential topology that says nowhere what its input is (tfjs would fail with a bare "must get an inputShape"). */

@@ -7,6 +7,7 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip, type Plugin } from 'chart.js';
 import { cannotFireWarning, falseAlarmSentence, type FitReport, type FitResultToHost, type FitResultViewState, type HostToFitResult, percent, type ScoreHistogram } from '../../shared/fitReport';
+import { cssVar, el } from './dom';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip, Legend);
 
@@ -14,17 +15,6 @@ declare function acquireVsCodeApi(): { postMessage(m: FitResultToHost): void; ge
 const vscode = acquireVsCodeApi();
 const post = (m: FitResultToHost) => vscode.postMessage(m);
 const charts: Chart[] = [];
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function cssVar(name: string, fallback: string): string {
-  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
-}
 
 const nf = new Intl.NumberFormat('en-US');
 

@@ -19,6 +19,7 @@ import { formatMsp, formatNats, formatP } from '../../shared/format';
 import { barcodeOrder, filterRows, formatDuration, formatNumber, histogram, robustRange, sortRows, thumbnailUrl, verdictCounts, visibleWindow, type BarcodeLine } from '../../shared/reportModel';
 import type { FilterState, HostToReport, ReportData, ReportRow, ReportToHost, ReportViewState, SortColumn, SortState, Verdict } from '../../shared/reportProtocol';
 import { VERDICTS } from '../../shared/reportProtocol';
+import { cssVar, el } from './dom';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, ScatterController, Tooltip, Legend, Filler);
 
@@ -46,18 +47,6 @@ interface State {
 
 let state: State | null = null;
 const charts: Chart[] = [];
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function cssVar(name: string, fallback: string): string {
-  const v = getComputedStyle(document.body).getPropertyValue(name).trim();
-  return v || fallback;
-}
 
 function palette() {
   return {
