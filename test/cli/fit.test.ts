@@ -162,36 +162,6 @@ describe('bring your own model: fit → score', () => {
     for (let i = 0; i < 20; i++) assert.ok(Math.abs(scored.results[i].kl! - zoo.results[i].kl!) < 0.05, `image ${i}: KL ${scored.results[i].kl} vs ${zoo.results[i].kl}`);
   });
 
-  test('CIFAR-style classifier (32×32 RGB, NHWC, ImageNet mean/std) + a VAE on 28×28 grey: each model at its own size', async () => {
-    const out = join(work, 'cifar');
-    const r = cli('fit', '--classifier', models.cifar.classifier, '--mean', IMAGENET_MEAN.join(','), '--std', IMAGENET_STD.join(','), '--vae', models.zoo.vae, '--data', fitData, '--out', out);
-    assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /takes "pixel_values" \[\?, 32, 32, 3\]: 32×32, RGB, NHWC, any batch/);
-    assert.match(r.stdout, /VAE image: .*vae-bernoulli\.onnx takes 28×28 grey, the classifier 32×32 RGB: each image is decoded once and resized for each model/);
-    // The data's own size (IDX 28×28) differs from the classifier's: said, and resized like any image.
-    assert.match(r.stdout, /data: IDX images of 28×28 grey; each is resized to each model's input \(32×32 and 28×28\)/);
-    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
-    assert.deepEqual(manifest.input, { width: 32, height: 32, channels: 3, layout: 'NHWC' });
-    assert.deepEqual([manifest.classifier.mean, manifest.classifier.std], [IMAGENET_MEAN, IMAGENET_STD]);
-    assert.deepEqual([manifest.vae.width, manifest.vae.height, manifest.vae.channels, manifest.vae.layout, manifest.vae.mean], [28, 28, 1, 'NCHW', undefined]);
-    const reference = await cifarAccuracyFedCorrectly(models.cifar.classifier, scoreData.images, scoreData.labels);
-    const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
-    assert.ok(reference > 0.97, `reference accuracy ${reference}`);
-    assert.equal(scored.accuracy, reference);
-    assert.ok(scored.results.filter((x) => x.verdict === 'out-of-distribution').length <= 0.05 * SCORE_IMAGES);
-    // The VAE saw the 28×28 digit itself: the same ELBO as in the ONNX-zoo pair, whose classifier is 28×28 too.
-    const zoo = scoreWithCli(join(work, 'zoo'), scoreData.images, scoreData.labels);
-    for (let i = 0; i < 20; i++) assert.ok(Math.abs(scored.results[i].elbo! - zoo.results[i].elbo!) < 1e-3, `image ${i}: ELBO ${scored.results[i].elbo} vs ${zoo.results[i].elbo}`);
-
-    // A manifest value that contradicts the model file is refused when the pair loads, with the field and the fix.
-    const wrong = join(work, 'cifar-wrong');
-    cpSync(out, wrong, { recursive: true });
-    writeFileSync(join(wrong, 'ood-pair.json'), JSON.stringify({ ...manifest, vae: { ...manifest.vae, width: 32, height: 32 } }));
-    const refused = cli('score', scoreData.images, '--pair', wrong);
-    assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /vae\.width\/vae\.height: .*declares input "x" as \[\?, 1, 28, 28\] \(28×28 in NCHW\) but the manifest's vae is 32×32; set vae\.width to 28 and vae\.height to 28, or remove them/);
-  });
-
   test('TF.js classifier with --features LAYER: KNN and Mahalanobis fitted on that layer, scored at its own accuracy', async () => {
     const out = join(work, 'tfjs-features');
     const classifier = models.tfjsSequential.classifier;
@@ -234,6 +204,36 @@ describe('bring your own model: fit → score', () => {
     assert.equal(r.code, 1, r.stderr + r.stdout);
     assert.match(r.stderr, /--features: .*model\.json has no layer named "penultimate"; its layers: .*conv1, .*fc1, logits/);
     assert.equal(existsSync(join(work, 'tfjs-wrong-layer', 'ood-pair.json')), false);
+  });
+
+  test('CIFAR-style classifier (32×32 RGB, NHWC, ImageNet mean/std) + a VAE on 28×28 grey: each model at its own size', async () => {
+    const out = join(work, 'cifar');
+    const r = cli('fit', '--classifier', models.cifar.classifier, '--mean', IMAGENET_MEAN.join(','), '--std', IMAGENET_STD.join(','), '--vae', models.zoo.vae, '--data', fitData, '--out', out);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /takes "pixel_values" \[\?, 32, 32, 3\]: 32×32, RGB, NHWC, any batch/);
+    assert.match(r.stdout, /VAE image: .*vae-bernoulli\.onnx takes 28×28 grey, the classifier 32×32 RGB: each image is decoded once and resized for each model/);
+    // The data's own size (IDX 28×28) differs from the classifier's: said, and resized like any image.
+    assert.match(r.stdout, /data: IDX images of 28×28 grey; each is resized to each model's input \(32×32 and 28×28\)/);
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.deepEqual(manifest.input, { width: 32, height: 32, channels: 3, layout: 'NHWC' });
+    assert.deepEqual([manifest.classifier.mean, manifest.classifier.std], [IMAGENET_MEAN, IMAGENET_STD]);
+    assert.deepEqual([manifest.vae.width, manifest.vae.height, manifest.vae.channels, manifest.vae.layout, manifest.vae.mean], [28, 28, 1, 'NCHW', undefined]);
+    const reference = await cifarAccuracyFedCorrectly(models.cifar.classifier, scoreData.images, scoreData.labels);
+    const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
+    assert.ok(reference > 0.97, `reference accuracy ${reference}`);
+    assert.equal(scored.accuracy, reference);
+    assert.ok(scored.results.filter((x) => x.verdict === 'out-of-distribution').length <= 0.05 * SCORE_IMAGES);
+    // The VAE saw the 28×28 digit itself: the same ELBO as in the ONNX-zoo pair, whose classifier is 28×28 too.
+    const zoo = scoreWithCli(join(work, 'zoo'), scoreData.images, scoreData.labels);
+    for (let i = 0; i < 20; i++) assert.ok(Math.abs(scored.results[i].elbo! - zoo.results[i].elbo!) < 1e-3, `image ${i}: ELBO ${scored.results[i].elbo} vs ${zoo.results[i].elbo}`);
+
+    // A manifest value that contradicts the model file is refused when the pair loads, with the field and the fix.
+    const wrong = join(work, 'cifar-wrong');
+    cpSync(out, wrong, { recursive: true });
+    writeFileSync(join(wrong, 'ood-pair.json'), JSON.stringify({ ...manifest, vae: { ...manifest.vae, width: 32, height: 32 } }));
+    const refused = cli('score', scoreData.images, '--pair', wrong);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /vae\.width\/vae\.height: .*declares input "x" as \[\?, 1, 28, 28\] \(28×28 in NCHW\) but the manifest's vae is 32×32; set vae\.width to 28 and vae\.height to 28, or remove them/);
   });
 
   test('a classifier-only pair (no VAE) calibrates the confidence test and scores', async () => {
