@@ -470,16 +470,18 @@ const flows: Flow[] = [
           clicked = undefined;
         }
       };
-      // Each step's picture (package.json media.image), shown beside the expanded step.
-      const pictures: Record<string, string> = { checkSample: 'inspect-panel.png', scoreFolder: 'report.png', manifest: 'manifest-hover.png', ownModel: 'create-pair.png' };
+      // Each step's picture (package.json media.image), shown beside the expanded step: the img VS Code makes has
+      // the step's altText; its natural width is the PNG's (bytes 16–19 of the file in media/screenshots/).
+      const manifest = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { contributes: { walkthroughs: { steps: { id: string; media: { image: string; altText: string } }[] }[] } };
+      const media = Object.fromEntries(manifest.contributes.walkthroughs[0].steps.map((st) => [st.id, { ...st.media, width: readFileSync(join(REPO, st.media.image)).readUInt32BE(16) }]));
+      assert(media.ownModel.image === 'media/screenshots/create-pair.png', `step 4's picture is ${media.ownModel.image}`);
       /** Expands a step, checks that its picture is shown, and clicks one of its buttons. */
       const stepButton = async (stepId: string, title: string, button: string): Promise<void> => {
         await container.locator('.getting-started-step', { hasText: title }).first().click();
         const picture = await until(`the picture of the step "${title}"`, async () => {
-          const shown = await container.locator('.getting-started-media img').evaluateAll((imgs) => imgs.map((i) => ({ src: (i as HTMLImageElement).src, width: (i as HTMLImageElement).naturalWidth })));
-          const img = shown.find((i) => i.src.includes(pictures[stepId]) && i.width > 0);
-          if (!img) throw new Error(`shown: ${JSON.stringify(shown.map((i) => `${i.src.split(/[/=]/).pop()} ${i.width}px`))}`);
-          return `${pictures[stepId]} ${img.width}px`;
+          const shown = await container.locator('.getting-started-media img').evaluateAll((imgs) => imgs.map((i) => ({ alt: (i as HTMLImageElement).alt, width: (i as HTMLImageElement).naturalWidth })));
+          if (!shown.some((i) => i.alt === media[stepId].altText && i.width === media[stepId].width)) throw new Error(`shown: ${JSON.stringify(shown.map((i) => `${i.alt.slice(0, 40)}… ${i.width}px`))}`);
+          return `${media[stepId].image} (${media[stepId].width}px wide)`;
         }, 15_000);
         ctx.note(`step ${stepId}: picture ${picture}`);
         const b = container.locator('.getting-started-step.expanded .button-container .monaco-button', { hasText: button }).first();
