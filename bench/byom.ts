@@ -4,8 +4,11 @@
  * held-out false alarms fit reports, and the fit time.
  *
  *   npx tsx bench/byom.ts [--fit N] [--score N]      (defaults: fit on MNIST test 0–1999, score 8000–9999)
+ *
+ * `npm run bench` runs it too (`byomBench`, on fewer images: see bench/run.ts's --byom-fit / --byom-score /
+ * --no-byom / --byom-only), with one table row per model.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -52,45 +55,91 @@ async function fedCorrectly(path: string, format: ModelFormat, layout: 'NCHW' | 
   return ok / idx.count;
 }
 
+export interface ByomRow {
+  name: string;
+  /** Accuracy of the classifier fed by hand, and after fit → score on the same later images. */
+  referenceAccuracy: number;
+  accuracy: number;
+  heldOutFalseAlarmRate: number;
+  checkOod: number;
+  checkCount: number;
+  /** Share of the later (in-distribution) images the fitted pair calls OOD. */
+  laterOodRate: number;
+  fitSeconds: number;
+  fitImages: number;
+  /** Images per second of `score` with the fitted pair (engine created beforehand, model load not included). */
+  scoreImagesPerSecond: number;
+}
+
+/** Each third-party-style model through fit (on MNIST test 0…fitCount−1) → score (the last scoreCount test images). */
+export async function byomBench(fitCount: number, scoreCount: number, onRow: (row: ByomRow) => void = () => {}): Promise<ByomRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'byom-'));
+  try {
+    const m = await makeThirdPartyModels(join(dir, 'models'));
+    const fitData = writeIdx(dir, 'fit', 0, fitCount);
+    const later = writeIdx(dir, 'later', 10000 - scoreCount, scoreCount);
+    const cases: { name: string; options: Omit<FitOptions, 'data' | 'out'>; reference: [string, ModelFormat, 'NCHW' | 'NHWC', (v: number) => number] }[] = [
+      { name: 'ONNX-zoo (static batch 1, 0–255) + Bernoulli VAE', options: { classifier: m.zoo.classifier, vae: m.zoo.vae, scaling: { range: [0, 255] } }, reference: [m.zoo.classifier, 'onnx', 'NCHW', (v) => v] },
+      { name: 'ONNX-zoo classifier only', options: { classifier: m.zoo.classifier, scaling: { range: [0, 255] } }, reference: [m.zoo.classifier, 'onnx', 'NCHW', (v) => v] },
+      { name: 'torchvision NHWC mean/std + split Gaussian VAE', options: { classifier: m.torchvision.classifier, encoder: m.torchvision.encoder, decoder: m.torchvision.decoder, scaling: { mean: [0.1307], std: [0.3081] }, likelihood: { type: 'gaussian', sigma: 0.1 } }, reference: [m.torchvision.classifier, 'onnx', 'NHWC', (v) => (v / 255 - 0.1307) / 0.3081] },
+      { name: 'TF.js Sequential (--features fc1) + TF.js sub-model VAE', options: { classifier: m.tfjsSequential.classifier, featuresLayer: 'fc1', vae: m.tfjsSubmodels.vae }, reference: [m.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255] },
+    ];
+    const rows: ByomRow[] = [];
+    for (const c of cases) {
+      const out = join(dir, c.name.replace(/[^a-z]+/gi, '-'));
+      const fit = await fitPair({ ...c.options, data: [fitData.path], out, provider: 'cpu' });
+      const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
+      let correct = 0;
+      let ood = 0;
+      let n = 0;
+      const idx = idxImages(readIdxFile(later.path));
+      const started = performance.now();
+      await engine.scoreAll(
+        Array.from({ length: idx.count }, (_, i) => ({ path: `${later.path}#${i}`, source: { width: 28, height: 28, channels: 1 as const, data: idx.image(i) } })),
+        (r, i) => {
+          n++;
+          if (r.prediction === later.labels[i]) correct++;
+          if (r.verdict === 'out-of-distribution') ood++;
+        },
+      );
+      const scoreMs = performance.now() - started;
+      await engine.dispose();
+      const row: ByomRow = {
+        name: c.name,
+        referenceAccuracy: await fedCorrectly(...c.reference, later.path, later.labels),
+        accuracy: correct / n,
+        heldOutFalseAlarmRate: fit.heldOutFalseAlarmRate,
+        checkOod: fit.checkOod,
+        checkCount: fit.parts.check,
+        laterOodRate: ood / n,
+        fitSeconds: fit.seconds,
+        fitImages: fitCount,
+        scoreImagesPerSecond: (n * 1000) / scoreMs,
+      };
+      rows.push(row);
+      onRow(row);
+    }
+    return rows;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { fit: { type: 'string' }, score: { type: 'string' } } });
   const fitCount = Number(values.fit ?? 2000);
   const scoreCount = Number(values.score ?? 2000);
-  const dir = mkdtempSync(join(tmpdir(), 'byom-'));
-  const m = await makeThirdPartyModels(join(dir, 'models'));
-  const fitData = writeIdx(dir, 'fit', 0, fitCount);
-  const later = writeIdx(dir, 'later', 10000 - scoreCount, scoreCount);
-  const cases: { name: string; options: Omit<FitOptions, 'data' | 'out'>; reference: [string, ModelFormat, 'NCHW' | 'NHWC', (v: number) => number] }[] = [
-    { name: 'ONNX-zoo (static batch 1, 0–255) + Bernoulli VAE', options: { classifier: m.zoo.classifier, vae: m.zoo.vae, scaling: { range: [0, 255] } }, reference: [m.zoo.classifier, 'onnx', 'NCHW', (v) => v] },
-    { name: 'ONNX-zoo classifier only', options: { classifier: m.zoo.classifier, scaling: { range: [0, 255] } }, reference: [m.zoo.classifier, 'onnx', 'NCHW', (v) => v] },
-    { name: 'torchvision NHWC mean/std + split Gaussian VAE', options: { classifier: m.torchvision.classifier, encoder: m.torchvision.encoder, decoder: m.torchvision.decoder, scaling: { mean: [0.1307], std: [0.3081] }, likelihood: { type: 'gaussian', sigma: 0.1 } }, reference: [m.torchvision.classifier, 'onnx', 'NHWC', (v) => (v / 255 - 0.1307) / 0.3081] },
-    { name: 'TF.js Sequential + TF.js sub-model VAE', options: { classifier: m.tfjsSequential.classifier, vae: m.tfjsSubmodels.vae }, reference: [m.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255] },
-  ];
   process.stdout.write(`fit on MNIST test 0–${fitCount - 1}, scored on ${10000 - scoreCount}–9999\n\n| model | accuracy fed by hand | accuracy after fit → score | held-out false alarms (α = 0.01) | OOD on the later images | fit time |\n|---|---|---|---|---|---|\n`);
-  for (const c of cases) {
-    const out = join(dir, c.name.replace(/[^a-z]+/gi, '-'));
-    const fit = await fitPair({ ...c.options, data: [fitData.path], out, provider: 'cpu' });
-    const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
-    let correct = 0;
-    let ood = 0;
-    let n = 0;
-    const idx = idxImages(readIdxFile(later.path));
-    await engine.scoreAll(
-      Array.from({ length: idx.count }, (_, i) => ({ path: `${later.path}#${i}`, source: { width: 28, height: 28, channels: 1 as const, data: idx.image(i) } })),
-      (r, i) => {
-        n++;
-        if (r.prediction === later.labels[i]) correct++;
-        if (r.verdict === 'out-of-distribution') ood++;
-      },
-    );
-    await engine.dispose();
-    const reference = await fedCorrectly(...c.reference, later.path, later.labels);
-    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-    process.stdout.write(`| ${c.name} | ${pct(reference)} | ${pct(correct / n)} | ${pct(fit.heldOutFalseAlarmRate)} (${fit.checkOod} of ${fit.parts.check}) | ${pct(ood / n)} | ${fit.seconds.toFixed(1)} s |\n`);
-  }
+  await byomBench(fitCount, scoreCount, (r) =>
+    process.stdout.write(`| ${r.name} | ${pct(r.referenceAccuracy)} | ${pct(r.accuracy)} | ${pct(r.heldOutFalseAlarmRate)} (${r.checkOod} of ${r.checkCount}) | ${pct(r.laterOodRate)} | ${r.fitSeconds.toFixed(1)} s |\n`),
+  );
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack}\n`);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`${(err as Error).stack}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -3,6 +3,9 @@
  * it, with machine details, to BENCHMARKS.md. A benchmark, not a test: nothing here asserts a timing.
  *   npm run bench [-- --quick]     (--quick: 2,000 MNIST images, no 100k run)
  *   npm run bench -- --knn-only     (only the KNN search cost)
+ *   npm run bench -- --byom-only    (only "bring your own model": bench/byom.ts's fit → score of each
+ *                                    third-party-style model; --byom-fit N / --byom-score N set the image counts,
+ *                                    default 2,000 / 2,000 as bench/byom.ts (--quick 500 / 500); --no-byom leaves it out)
  */
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
@@ -20,6 +23,11 @@ import { toModelImage } from '../src/inference/preprocess';
 import { FIXTURES, MNIST_TEST_IMAGES, REPO } from '../test/helpers';
 
 const quick = process.argv.includes('--quick');
+/** The value after `--name` on the command line (parseArgs would refuse the flags the other modes take). */
+const flagValue = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const CACHE = join(REPO, '.tmp', 'bench');
 const MNIST_DIR = join(CACHE, 'mnist-png');
@@ -123,7 +131,30 @@ async function knnCost(): Promise<void> {
   }
 }
 
+/** "Bring your own model" (bench/byom.ts): fit time, score rate and accuracy of each third-party-style model. */
+async function byomCost(): Promise<void> {
+  const { byomBench, pct } = await import('./byom');
+  const fit = Number(flagValue('--byom-fit') ?? (quick ? 500 : 2000));
+  const score = Number(flagValue('--byom-score') ?? (quick ? 500 : 2000));
+  if (!(Number.isInteger(fit) && fit >= 500 && fit <= 10000 && Number.isInteger(score) && score >= 1 && fit + score <= 10000)) {
+    throw new Error(`--byom-fit ${fit} / --byom-score ${score}: fit needs 500–10,000 MNIST test images (its calibration part must reach 200 for a test at 0.5α to fire at α = 0.01) and both together at most 10,000`);
+  }
+  log(`bring your own model: fit on ${fit} MNIST test images, score ${score} others, per model…`);
+  await byomBench(fit, score, (r) => {
+    log(`  ${r.name}: fit ${r.fitSeconds.toFixed(1)} s`);
+    rows.push([
+      `bring your own model: ${r.name} — \`fit\` on ${r.fitImages.toLocaleString('en-US')} images, then score ${score.toLocaleString('en-US')} others`,
+      `fit ${r.fitSeconds.toFixed(1)} s (${(r.fitImages / r.fitSeconds).toFixed(0)} images/s), score ${r.scoreImagesPerSecond.toFixed(0)} images/s; accuracy ${pct(r.accuracy)} (fed by hand ${pct(r.referenceAccuracy)}); held-out false alarms ${pct(r.heldOutFalseAlarmRate)} (${r.checkOod} of ${r.checkCount}); ${pct(r.laterOodRate)} of the later digits flagged`,
+    ]);
+  });
+}
+
 async function main() {
+  if (process.argv.includes('--byom-only')) {
+    await byomCost();
+    process.stdout.write(rows.map(([a, b]) => `${a}: ${b}`).join('\n') + '\n');
+    return;
+  }
   await knnCost();
   if (process.argv.includes('--knn-only')) {
     process.stdout.write(rows.map(([a, b]) => `${a}: ${b}`).join('\n') + '\n');
@@ -198,7 +229,7 @@ async function main() {
   // 2. The inference-only bound: pre-decoded batches through both models, best batch size and layout —
   // one session on every core (several thread settings), or data-parallel: one single-threaded session per
   // core in its own thread, all running at once (the layout the sharded pipeline uses).
-  const images = await Promise.all(files.slice(0, 2048).map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
+  const images = await Promise.all(files.slice(0, 2048).map(async (f) => toModelImage(readFileSync(f), engine.pair.inputs.classifier)));
   const dir = builtInPairDir();
   // The built-in pair has a single-model VAE; the bound runs both of its models.
   const vae = engine.pair.manifest.vae;
@@ -287,7 +318,7 @@ async function main() {
     const start = performance.now();
     for (let s = 0; s < files.length; s += 64) {
       const chunk = files.slice(s, s + 64);
-      const imgs = await Promise.all(chunk.map(async (f) => toModelImage(readFileSync(f), engine.pair.manifest.input)));
+      const imgs = await Promise.all(chunk.map(async (f) => toModelImage(readFileSync(f), engine.pair.inputs.classifier)));
       await engine.scoreImages(imgs, chunk);
     }
     return (count * 1000) / (performance.now() - start);
@@ -328,7 +359,7 @@ async function main() {
   t = performance.now();
   await engine.scoreAll(photos.map((path) => ({ path })), () => {});
   const photoIps = (photos.length * 1000) / (performance.now() - t);
-  const spec = engine.pair.manifest.input;
+  const spec = engine.pair.inputs.classifier;
   t = performance.now();
   for (let start = 0; start < photos.length; start += 64) {
     // sharp doing exactly the pair's preprocessing (decode, orient, flatten, grey, resize into the field,
@@ -362,7 +393,7 @@ async function main() {
     await tf.scoreAll(sub.slice(0, 64), () => {});
     t = performance.now();
     await tf.scoreAll(sub, () => {});
-    rows.push([`TensorFlow.js (${tf.info.backend}) end to end, ${sub.length} images`, rate(sub.length, performance.now() - t)]);
+    rows.push([`TensorFlow.js (${tf.info.backend}) end to end, ${sub.length} images (the TF.js variant's own detectors, KNN included)`, rate(sub.length, performance.now() - t)]);
     await tf.dispose();
   }
   await engine.dispose();
@@ -385,6 +416,8 @@ async function main() {
   const single = await shardRun(MNIST_DIR, 1, join(CACHE, 'shards'));
   const two = await shardRun(MNIST_DIR, 2, join(CACHE, 'shards'));
   rows.push([`one run vs 2 local shards (\`--shard k/2\` processes at once + \`merge\`), ${single.images} images, start-up included`, `${single.imagesPerSecond.toFixed(0)} vs ${two.imagesPerSecond.toFixed(0)} images/s (${single.scoreSeconds.toFixed(1)} s vs ${two.scoreSeconds.toFixed(1)} s + ${two.mergeSeconds.toFixed(1)} s merge)`]);
+
+  if (!process.argv.includes('--no-byom')) await byomCost();
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${info.backend} (${info.provider})`;
   const table = ['| measure | result |', '|---|---|', ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join('\n');

@@ -1,5 +1,5 @@
 /**
- * Copies the screenshots the e2e suite takes (test-results/e2e-shot-*.png: flows same-p-value and walkthrough)
+ * Copies the screenshots the e2e suite takes (test-results/e2e-shot-*.png: flows same-p-value, walkthrough and create-pair)
  * to media/screenshots/, where the README and the walkthrough show them; scaled to at most 1,000 px wide.
  * Run after `npm run test:e2e`: `npx tsx scripts/update-screenshots.ts`.
  */
@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 
 const REPO = resolve(__dirname, '..');
-const SHOTS = ['inspect-panel', 'manifest-hover', 'report'];
+const SHOTS = ['inspect-panel', 'manifest-hover', 'report', 'create-pair'];
 
 async function main(): Promise<void> {
   const out = join(REPO, 'media', 'screenshots');
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     console.log(`${name}.png: ${info.width}×${info.height}, ${(info.size / 1024).toFixed(0)} KB`);
   }
   if (missing.length) {
-    console.error(`missing (run the e2e flows same-p-value and walkthrough first): ${missing.join(', ')}`);
+    console.error(`missing (run the e2e flows same-p-value, walkthrough and create-pair first): ${missing.join(', ')}`);
     process.exit(1);
   }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# After train.py: calibrate on the held-out training images, export TF.js, write the model card.
+# After train.py: calibrate on the held-out training images, export TF.js (models and manifest), write the model card.
 #   training/finalize-pair.sh mnist|fashion
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,6 @@ case "$1" in
 esac
 npx tsx src/cli/main.ts calibrate "$train" --pair "$dir" --offset 55000 --limit 5000 --source "$source"
 npx tsx training/export-tfjs.ts "$dir"
+# The TF.js manifest (after scripts/fit-features.ts, it shares the fitted feature detectors; run it again then).
+npx tsx training/tfjs-variant.ts "$dir"
 npx tsx training/model-card.ts "$dir"

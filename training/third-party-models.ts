@@ -11,6 +11,8 @@
  *  - `tfjs-sequential`: a TensorFlow.js Sequential classifier [batch, 28, 28, 1] on [0, 1] ending in softmax.
  *  - `tfjs-submodels`: a TensorFlow.js VAE assembled from `encoder` (two outputs) and `decoder` sub-models:
  *    its outputs are named `decoder, encoder, encoder`.
+ *  - `cifar`: a CIFAR-style classifier on 32×32 RGB, NHWC, ImageNet mean/std (`pixel_values` → `logits`), to be
+ *    paired with the ONNX-zoo VAE on 28×28 grey: two models of different size, channels, layout and scaling.
  *
  *   npx tsx training/third-party-models.ts <outDir>
  */
@@ -20,7 +22,7 @@ import { onnx } from 'onnx-proto';
 import type * as TfTypes from '@tensorflow/tfjs';
 
 const MNIST = join(__dirname, '..', 'models', 'mnist');
-export type ThirdPartyKind = 'zoo' | 'torchvision' | 'tfjs-sequential' | 'tfjs-submodels';
+export type ThirdPartyKind = 'zoo' | 'torchvision' | 'tfjs-sequential' | 'tfjs-submodels' | 'cifar';
 
 // ---------------------------------------------------------------------------------------------------------
 // ONNX graph editing (onnx-proto)
@@ -164,6 +166,37 @@ function torchvisionVae(encoderPath: string, decoderPath: string): void {
   save(d, decoderPath);
 }
 
+/** ImageNet's per-channel normalisation, as torchvision's transforms.Normalize has it. */
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+export const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+/**
+ * CIFAR-style classifier: `pixel_values` [batch, 32, 32, 3] (NHWC, RGB normalised with ImageNet's mean/std) →
+ * `logits` [batch, 10]. Inside: the normalisation undone, grey = the mean of R, G and B (exact on grey images,
+ * whose channels are equal), NCHW, a linear resize 32 → 28, and the built-in classifier's 2-pixel frame. Fed a
+ * digit resized to 32×32 RGB, it reads it about as well as the built-in classifier reads the 28×28 original.
+ */
+function cifarClassifier(path: string): void {
+  const m = loadOnnx('classifier.onnx');
+  const attr = (name: string, value: Partial<onnx.IAttributeProto>): onnx.IAttributeProto => ({ name, ...value });
+  prepend(
+    m,
+    valueInfo('pixel_values', ['batch', 32, 32, 3]),
+    [
+      node('Mul', ['pixel_values', 'tp_std3'], ['tp_scaled3']),
+      node('Add', ['tp_scaled3', 'tp_mean3'], ['tp_rgb']),
+      node('ReduceMean', ['tp_rgb'], ['tp_grey_nhwc'], [intsAttr('axes', [3]), attr('keepdims', { i: 1, type: onnx.AttributeProto.AttributeType.INT })]),
+      node('Transpose', ['tp_grey_nhwc'], ['tp_grey32'], [intsAttr('perm', [0, 3, 1, 2])]),
+      node('Resize', ['tp_grey32', 'tp_roi', 'tp_scales'], ['tp_unit'], [attr('mode', { s: new TextEncoder().encode('linear'), type: onnx.AttributeProto.AttributeType.STRING })]),
+      padNode('tp_unit', 'tp_image'),
+    ],
+    [floatTensor('tp_std3', [3], IMAGENET_STD), floatTensor('tp_mean3', [3], IMAGENET_MEAN), floatTensor('tp_roi', [0], []), floatTensor('tp_scales', [4], [1, 1, 28 / 32, 28 / 32]), PAD_28_TO_32],
+    'tp_image',
+  );
+  append(m, 'logits', 'tp_logits', [node('Identity', ['tp_logits'], ['logits'])], [], valueInfo('logits', ['batch', 10]));
+  save(m, path);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // TensorFlow.js (layers built with the built-in models' weights; saved with TF.js's own serializer)
 
@@ -264,8 +297,10 @@ export async function makeThirdPartyModels(out: string) {
     torchvision: { classifier: join(out, 'torchvision', 'classifier-nhwc.onnx'), encoder: join(out, 'torchvision', 'encoder.onnx'), decoder: join(out, 'torchvision', 'decoder.onnx') },
     tfjsSequential: { classifier: join(out, 'tfjs-sequential', 'model.json') },
     tfjsSubmodels: { vae: join(out, 'tfjs-submodels', 'model.json') },
+    cifar: { classifier: join(out, 'cifar', 'classifier-32x32-rgb.onnx') },
   };
-  for (const d of ['zoo', 'torchvision']) mkdirSync(join(out, d), { recursive: true });
+  for (const d of ['zoo', 'torchvision', 'cifar']) mkdirSync(join(out, d), { recursive: true });
+  cifarClassifier(paths.cifar.classifier);
   zooClassifier(paths.zoo.classifier);
   zooVae(paths.zoo.vae);
   torchvisionClassifier(paths.torchvision.classifier);

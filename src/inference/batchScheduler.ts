@@ -8,8 +8,7 @@ import { availableParallelism } from 'node:os';
 import type { BatchScorer } from './batchScoring';
 import type { Compressor } from './complexity';
 import type { ImageResult, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { prepareBatch } from './fastpath';
-import type { InputSpec } from './manifest';
+import { type PairImageSpecs, preparePairBatch } from './fastpath';
 import { PreprocessPool } from './preprocessPool';
 import { ImageDecodeError, isRawImage, readChecked, readCheckedSync, type ImageSource, type ModelImage, type RawImage } from './preprocess';
 import { ScoringShards } from './scoringShards';
@@ -42,7 +41,8 @@ function inMemory(source: ImageSource): Uint8Array | RawImage {
 }
 
 export interface SchedulerOptions {
-  spec: InputSpec;
+  /** The classifier's image, and the VAE's own when it differs (each file decoded once, resized for each). */
+  specs: PairImageSpecs;
   batchSize: number;
   pipeline: Pipeline;
   preprocessWorkers: number;
@@ -65,7 +65,7 @@ export class BatchScheduler {
   readonly batchCounts = { shards: 0, here: 0 };
   /** Why the scoring shards could not start (scoring then runs in-process), for diagnostics. */
   shardFailure: string | null = null;
-  private readonly spec: InputSpec;
+  private readonly specs: PairImageSpecs;
   private readonly maxInputPixels: number;
   private readonly maxFileBytes: number;
   private readonly complexity: Compressor | false;
@@ -79,7 +79,7 @@ export class BatchScheduler {
   private shards: ScoringShards | null = null;
 
   constructor(private readonly scorer: BatchScorer, private readonly timings: StageTimings, options: SchedulerOptions) {
-    this.spec = options.spec;
+    this.specs = options.specs;
     this.batchSize = options.batchSize;
     this.pipeline = options.pipeline;
     this.preprocessWorkers = options.preprocessWorkers;
@@ -128,7 +128,7 @@ export class BatchScheduler {
     });
     this.timings.read += performance.now() - start;
     start = performance.now();
-    const prepared = await prepareBatch(sources, this.spec, this.maxInputPixels).catch((err: Error) => inputs.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
+    const prepared = await preparePairBatch(sources, this.specs, this.maxInputPixels).catch((err: Error) => inputs.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
     this.timings.preprocess += performance.now() - start;
     return this.scorer.scorePrepared(inputs.map((i) => i.path), prepared, withDetails);
   }
@@ -140,7 +140,7 @@ export class BatchScheduler {
     this.timings.read += performance.now() - start;
     start = performance.now();
     try {
-      return await prepareBatch(sources, this.spec, this.maxInputPixels);
+      return await preparePairBatch(sources, this.specs, this.maxInputPixels);
     } finally {
       this.timings.preprocess += performance.now() - start;
     }
@@ -150,7 +150,7 @@ export class BatchScheduler {
     const start = performance.now();
     const items = inputs.map(workItem);
     try {
-      return await this.pool!.prepare(items, this.spec, { maxInputPixels: this.maxInputPixels, maxFileBytes: this.maxFileBytes, complexity: this.complexity });
+      return await this.pool!.prepare(items, this.specs, { maxInputPixels: this.maxInputPixels, maxFileBytes: this.maxFileBytes, complexity: this.complexity });
     } catch {
       // A worker that failed (missing bundle file, crash) must never stall scoring: do it in-process.
       return this.prepareAll(inputs);

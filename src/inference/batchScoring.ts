@@ -7,7 +7,7 @@ import { decideTests } from './calibration';
 import { type Compressor, complexityBits, complexityCorrectedScore } from './complexity';
 import type { FloatTensor } from './backends/types';
 import { errorResult, type ImageResult, type StageTimings } from './engineTypes';
-import { isUnitScaling, type ResolvedScaling } from './manifest';
+import { type InputSpec, isUnitScaling } from './manifest';
 import type { LoadedPair } from './pair';
 import { type ModelImage, toTensorData } from './preprocess';
 import type { ModelBatch, OodDetector } from './oodDetectors';
@@ -123,15 +123,22 @@ export class BatchScorer {
     };
   }
 
-  /** One model's batch tensor, made with that model's scaling (`unit`: pixels in [0, 1], the likelihood's target). */
-  private batchTensor(images: ModelImage[], scaling: ResolvedScaling, unit = false): FloatTensor {
-    const spec = this.pair.manifest.input;
-    const { width, height, channels } = spec;
-    const layout = scaling.layout;
+  /**
+   * One model's batch tensor from its 8-bit images, with that model's size, channels and scaling (`spec`, a
+   * resolved pair input; `unit`: pixels in [0, 1], the likelihood's target). An image of another size is
+   * refused, never read as if it had this one.
+   */
+  private batchTensor(images: ModelImage[], spec: InputSpec, unit = false): FloatTensor {
+    const { width, height, channels, layout } = spec;
     const size = width * height * channels;
     const data = new Float32Array(images.length * size);
-    const tensorSpec = unit ? { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined } : { ...spec, ...scaling };
-    images.forEach((img, i) => toTensorData(img, tensorSpec, layout, data, i * size));
+    const tensorSpec = unit ? { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined } : spec;
+    images.forEach((img, i) => {
+      if (img.width !== width || img.height !== height || img.channels !== channels) {
+        throw new Error(`an image prepared as ${img.width}×${img.height}×${img.channels} cannot feed a model that takes ${width}×${height}×${channels}`);
+      }
+      toTensorData(img, tensorSpec, layout, data, i * size);
+    });
     const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels];
     return { data, dims };
   }
@@ -155,7 +162,7 @@ export class BatchScorer {
     if (!p.names.features) throw new Error(`${p.manifestPath}: the classifier's features are not exposed (load the engine with features: true)`);
     const n = images.length;
     const start = performance.now();
-    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.scaling.classifier) }, [p.names.classifierOutput, p.names.features]);
+    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.inputs.classifier) }, [p.names.classifierOutput, p.names.features]);
     this.timings.classifier += performance.now() - start;
     const logits = out[p.names.classifierOutput].data;
     const classes = logits.length / n;
@@ -177,11 +184,15 @@ export class BatchScorer {
     const p = this.pair;
     const n = images.length;
     const sc = p.scaling;
-    const classifierFeed = this.batchTensor(images, sc.classifier);
-    const sameScaling = JSON.stringify(sc.vae) === JSON.stringify(sc.classifier);
-    const vaeFeed = sameScaling ? classifierFeed : this.batchTensor(images, sc.vae);
+    const classifierFeed = this.batchTensor(images, p.inputs.classifier);
+    // The VAE sees its own image when its size or channels differ (prepared beside the classifier's).
+    const vaeImages = images.map((img) => img.forVae ?? img);
+    const ownImages = images.some((img) => img.forVae);
+    const vaeSpec = p.inputs.vae;
+    const sameFeed = !ownImages && JSON.stringify(sc.vae) === JSON.stringify(sc.classifier);
+    const vaeFeed = !vaeSpec ? null : sameFeed ? classifierFeed : this.batchTensor(vaeImages, vaeSpec);
     // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
-    const target = this.unitInput ? vaeFeed : this.batchTensor(images, sc.vae, true);
+    const target = !vaeSpec ? null : this.unitInput ? vaeFeed! : this.batchTensor(vaeImages, vaeSpec, true);
     const t = this.timings;
     const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();
@@ -194,9 +205,10 @@ export class BatchScorer {
     // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
     const wanted = [p.names.classifierOutput, ...(p.names.features ? [p.names.features] : [])];
     const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, wanted));
-    const vaeOut = p.manifest.vae ? await timed('vae', () => this.runVae(vaeFeed, target, n)) : null;
+    const vaeOut = vaeFeed && target ? await timed('vae', () => this.runVae(vaeFeed, target, n)) : null;
     const start = performance.now();
-    const bits = this.options.complexity ? images.map((img) => img.complexityBits ?? complexityBits(img, this.options.compressor)) : null;
+    // L(x) of the image the VAE sees: S(x) sets it against the VAE's −log p(x).
+    const bits = this.options.complexity ? vaeImages.map((img) => img.complexityBits ?? complexityBits(img, this.options.compressor)) : null;
     t.complexity += performance.now() - start;
     return { classifierOut, vaeOut, bits };
   }
@@ -214,7 +226,8 @@ export class BatchScorer {
     if (!Number.isInteger(classes) || classes !== m.classifier.labels.length) {
       throw new Error(`${p.classifier.source}: classifier output has ${classes} values per image but the manifest lists ${m.classifier.labels.length} labels`);
     }
-    const dims = m.input.width * m.input.height * m.input.channels;
+    const vaeSpec = p.inputs.vae;
+    const dims = vaeSpec ? vaeSpec.width * vaeSpec.height * vaeSpec.channels : 0;
     // A classifier-only pair has no VAE scores: ELBO, its parts and S(x) stay null.
     const vaeScores = vaeOut?.perImage() ?? null;
     const cs = images.map((_, i) => S.classifierScores(logits.data.subarray(i * classes, (i + 1) * classes), m.classifier.outputKind));
@@ -272,7 +285,8 @@ export class BatchScorer {
       if (detectorScores.has('knn')) result.knnDistance = scoreOf('knn', i);
       if (detectorScores.has('mahalanobis')) result.mahalanobis = scoreOf('mahalanobis', i);
       if (withDetails) {
-        result.details = { modelInput: img, reconstruction: vaeOut?.reconstruction(i, img) ?? null, probabilities: Array.from(c.probabilities) };
+        const { forVae, ...modelInput } = img;
+        result.details = { modelInput, ...(forVae ? { vaeInput: forVae } : {}), reconstruction: vaeOut?.reconstruction(i, forVae ?? img) ?? null, probabilities: Array.from(c.probabilities) };
       }
       return result;
     });

@@ -17,6 +17,7 @@ import { type OodDetector, pairDetectors } from './oodDetectors';
 import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
+import { pairImageSpecs } from './fastpath';
 
 export interface FeatureBatch {
   /** count × dims features of the inputs that could be read, in input order. */
@@ -64,7 +65,7 @@ export class OodEngine {
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
     this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor, detectors, pairShares: pairShares(pair.manifest) }, this.timings);
     this.scheduler = new BatchScheduler(this.scorer, this.timings, {
-      spec: pair.manifest.input,
+      specs: pairImageSpecs(pair.inputs),
       batchSize: this.batchSize,
       pipeline: this.pipeline,
       preprocessWorkers: options.preprocessWorkers,
@@ -147,6 +148,8 @@ export class OodEngine {
   get info(): PairInfo {
     const m = this.pair.manifest;
     const cal = this.pair.calibration;
+    const ci = this.pair.inputs.classifier;
+    const vi = pairImageSpecs(this.pair.inputs).vae;
     const runners = [this.pair.classifier, this.pair.vae ?? this.pair.encoder].filter(Boolean);
     return {
       name: m.name,
@@ -157,7 +160,8 @@ export class OodEngine {
       calibrationCount: cal?.count ?? 0,
       calibrationSource: cal?.source ?? null,
       labels: m.classifier.labels,
-      input: { width: m.input.width, height: m.input.height, channels: m.input.channels },
+      input: { width: ci.width, height: ci.height, channels: ci.channels },
+      ...(vi ? { vaeInput: { width: vi.width, height: vi.height, channels: vi.channels } } : {}),
       alpha: this.alpha,
       rule: this.rule,
       shares: ruleShares(this.rule, pairShares(m)),

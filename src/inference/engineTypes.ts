@@ -55,10 +55,11 @@ export interface EngineOptions {
 }
 
 export interface ScoreDetails {
-  /** The 8-bit image the models saw (after resize/inversion), H×W×C. */
+  /** The 8-bit image the classifier saw (after resize/inversion), H×W×C; the VAE's too unless `vaeInput` is given. */
   modelInput: ModelImage;
-  /** The decoder's mean image, 8-bit, same shape as modelInput. */
-  /** null for a classifier-only pair. */
+  /** The 8-bit image the VAE saw, when its size or channels differ from the classifier's. */
+  vaeInput?: ModelImage;
+  /** The decoder's mean image, 8-bit, the shape of the VAE's input (`vaeInput ?? modelInput`); null for a classifier-only pair. */
   reconstruction: Uint8Array | null;
   probabilities: number[];
 }
@@ -99,7 +100,10 @@ export interface PairInfo {
   calibrationCount: number;
   calibrationSource: string | null;
   labels: string[];
+  /** The classifier's input size (and the VAE's, unless `vaeInput` gives its own). */
   input: { width: number; height: number; channels: number };
+  /** The VAE's input, when its size or channels differ from the classifier's. */
+  vaeInput?: { width: number; height: number; channels: number };
   alpha: number;
   rule: VerdictRule;
   /** Each test's share of α under the rule (the pair's detector list for `pair`). */

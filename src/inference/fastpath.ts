@@ -15,7 +15,7 @@ import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { InputSpec } from './manifest';
 import { unfilterRows } from './pngRows';
-import { ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
+import { decodeToRaw, ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
 
 export const FAST_PNG_MAX_PIXELS = 512 * 512;
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -214,5 +214,75 @@ export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], s
     );
   }
   await Promise.all(slow);
+  return out;
+}
+
+/**
+ * The 8-bit images a pair's models need: the classifier's, and the VAE's own when its size, channels or
+ * padding differ (absent when the VAE sees the classifier's image, or there is no VAE).
+ */
+export interface PairImageSpecs {
+  classifier: InputSpec;
+  vae?: InputSpec;
+}
+
+/** `vae` only where the VAE's image differs from the classifier's. */
+export function pairImageSpecs(inputs: { classifier: InputSpec; vae?: InputSpec }): PairImageSpecs {
+  const c = inputs.classifier;
+  const v = inputs.vae;
+  const same = !v || (v.width === c.width && v.height === c.height && v.channels === c.channels && (v.padding ?? 0) === (c.padding ?? 0));
+  return same ? { classifier: c } : { classifier: c, vae: v };
+}
+
+/** Large images decoded at the same time on the two-model path (each holds its full-size pixels meanwhile). */
+const LARGE_DECODES_AT_ONCE = 2;
+
+/**
+ * Preprocesses a batch for both models of a pair. With one image size this is `prepareBatch`. With two, each
+ * file is decoded once: small PNGs and in-memory pixels go through `prepareBatch` once per model (the atlas
+ * resize and exact copies included); anything else is decoded by sharp into full-size pixels, from which
+ * both models' images are resized, a couple of images at a time so that full-size pixels never pile up.
+ * Each result carries the VAE's image as `forVae`; a failure for either model fails the image, in place.
+ */
+export async function preparePairBatch(sources: (RawImage | Uint8Array | Error)[], specs: PairImageSpecs, maxInputPixels: number): Promise<Prepared[]> {
+  const vaeSpec = specs.vae;
+  if (!vaeSpec) return prepareBatch(sources, specs.classifier, maxInputPixels);
+  const out: Prepared[] = new Array(sources.length);
+  const small: { index: number; raw: RawImage }[] = [];
+  const large: { index: number; source: RawImage | Uint8Array }[] = [];
+  sources.forEach((source, index) => {
+    if (source instanceof Error) out[index] = source instanceof ImageDecodeError ? source : new ImageDecodeError(source.message);
+    else {
+      const raw = source instanceof Uint8Array ? decodeSmallPng(source) : source;
+      if (raw && raw.width * raw.height <= Math.min(FAST_PNG_MAX_PIXELS, maxInputPixels)) small.push({ index, raw });
+      else large.push({ index, source });
+    }
+  });
+  const join = (c: Prepared, v: Prepared): Prepared => (c instanceof Error ? c : v instanceof Error ? v : { ...c, forVae: v });
+  const both = async (raw: RawImage | Uint8Array) => Promise.all([toModelImage(raw, specs.classifier, maxInputPixels), toModelImage(raw, vaeSpec, maxInputPixels)]);
+  const work: Promise<void>[] = [];
+  if (small.length) {
+    const raws = small.map((s) => s.raw);
+    work.push(
+      Promise.all([prepareBatch(raws, specs.classifier, maxInputPixels), prepareBatch(raws, vaeSpec, maxInputPixels)]).then(([c, v]) => small.forEach((s, k) => (out[s.index] = join(c[k], v[k])))),
+    );
+  }
+  const rgb = specs.classifier.channels === 3 || vaeSpec.channels === 3;
+  const background = specs.classifier.background ?? '#ffffff';
+  let next = 0;
+  const worker = async () => {
+    while (next < large.length) {
+      const { index, source } = large[next++];
+      try {
+        const raw = source instanceof Uint8Array ? await decodeToRaw(source, { rgb, background, maxInputPixels }) : source;
+        const [c, v] = await both(raw);
+        out[index] = { ...c, forVae: v };
+      } catch (err) {
+        out[index] = err instanceof ImageDecodeError ? err : new ImageDecodeError((err as Error).message);
+      }
+    }
+  };
+  for (let k = 0; k < Math.min(LARGE_DECODES_AT_ONCE, large.length); k++) work.push(worker());
+  await Promise.all(work);
   return out;
 }

@@ -12,9 +12,10 @@ import { type Calibration, type CalibrationScores, decideTests, writeFileAtomic 
 import { OodEngine, type ImageResult, type ScoreInput } from './engine';
 import { expandInputs } from './files';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
-import { type DetectorSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
 import { resultOodScore } from './oodDetectors';
-import type { TestName } from './rules';
+import type { AlphaShares, TestName } from './rules';
+import { rejectionCheck } from './calibrationCheck';
 import { fitFeatureDetectors, saveFeatureFit } from './features/fitFeatures';
 import { exposePenultimate } from './features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from './pair';
@@ -22,6 +23,9 @@ import type { ExecutionProviderSetting, FloatTensor, ModelRunner, TensorInfo } f
 import { withAnyBatch } from './backends/staticBatch';
 import { tfjsLayerNames } from './backends/tfjs';
 import { mulberry32 } from './random';
+import { untilAborted } from './abortable';
+
+const CANCELLED = 'fit was cancelled; nothing was written';
 
 export class FitError extends Error {
   constructor(message: string) {
@@ -368,7 +372,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   };
   const progress = (phase: FitProgress['phase'], done: number, total: number) => options.onProgress?.({ phase, done, total });
   const checkAbort = () => {
-    if (options.signal?.aborted) throw new FitError('fit was cancelled; nothing was written');
+    if (options.signal?.aborted) throw new FitError(CANCELLED);
   };
   const alpha = options.alpha ?? 0.01;
   const out = resolve(options.out);
@@ -384,7 +388,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const classifierFormat = modelFormatOf(options.classifier);
   const opened: ModelRunner[] = [];
   const open = async (path: string, format: ModelFormat) => {
-    const r = await loadModel(resolve(path), format, loadOptions);
+    checkAbort();
+    // A cancel while a model loads answers at once; the model, once loaded, is released.
+    const r = await untilAborted(loadModel(resolve(path), format, loadOptions), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
     opened.push(r);
     return r;
   };
@@ -396,11 +402,13 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   try {
     const classifier = await open(options.classifier, classifierFormat);
     const input = readImageInput(classifier, 'classifier', { layout: options.layout, size: options.size });
-    manifest.input = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
+    // The shared input is the classifier's; a VAE of another size or channel count gets its own (below).
+    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
+    manifest.input = { ...classifierInput };
     decide_(`classifier: ${classifier.source} (${classifierFormat}) takes "${input.name}" ${fmt(input.shape)}: ${input.width}×${input.height}, ${input.channels === 1 ? 'grey' : 'RGB'}, ${input.layout}${input.staticBatch ? `, static batch ${input.staticBatch} (run in chunks of ${input.staticBatch})` : ', any batch'}`);
-    const probe = probeImages(manifest.input);
+    const probe = probeImages(classifierInput);
     const classifierScaling = { layout: input.layout, ...scaling };
-    const classOut = await withAnyBatch(classifier).run({ [input.name]: probeTensor(probe, manifest.input, classifierScaling) });
+    const classOut = await withAnyBatch(classifier).run({ [input.name]: probeTensor(probe, classifierInput, classifierScaling) });
     const outputs = classifier.outputs;
     let outputName = options.classifierOutput;
     if (!outputName) {
@@ -423,17 +431,29 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     // The VAE: output roles from shapes and names, reconstruction kind from a probe run.
     if (options.vae || options.encoder) {
       const likelihood = options.likelihood ?? { type: 'bernoulli' as const };
-      const pixels = input.width * input.height * input.channels;
       let vae: VaeSpec;
+      let vaeInput: InputSpec;
+      let pixels = 0;
+      /** The VAE's image: its own size and channels when they differ from the classifier's (each image is decoded once, resized for each). */
+      const ownImage = (facts: ImageInputFacts, source: string): InputSpec => {
+        const spec: InputSpec = { width: facts.width, height: facts.height, channels: facts.channels, layout: facts.layout };
+        pixels = spec.width * spec.height * spec.channels;
+        if (spec.width !== input.width || spec.height !== input.height || spec.channels !== input.channels) {
+          decide_(`VAE image: ${source} takes ${describeImage(spec)}, the classifier ${describeImage(classifierInput)}: each image is decoded once and resized for each model (vae.width, vae.height, vae.channels)`);
+        }
+        return spec;
+      };
+      const vaeGeometry = (spec: InputSpec) => (spec.width !== input.width || spec.height !== input.height || spec.channels !== input.channels ? { width: spec.width, height: spec.height, channels: spec.channels } : {});
       let vaeLayout: Layout;
       if (options.vae) {
         const format = modelFormatOf(options.vae);
         sources.push({ role: 'vae', path: options.vae, format, name: 'vae' });
         const runner = await open(options.vae, format);
         const vin = readImageInput(runner, 'VAE', { layout: options.layout, size: options.size });
-        checkSameImage(vin, input, runner.source);
+        vaeInput = ownImage(vin, runner.source);
         vaeLayout = vin.layout;
-        const o = await withAnyBatch(runner).run({ [vin.name]: probeTensor(probe, manifest.input, { layout: vin.layout, ...vaeScaling }) });
+        const vaeProbe = probeImages(vaeInput);
+        const o = await withAnyBatch(runner).run({ [vin.name]: probeTensor(vaeProbe, vaeInput, { layout: vin.layout, ...vaeScaling }) });
         let roles = options.vaeOutputs;
         if (!roles) {
           const recon = runner.outputs.filter((t) => perImage(o[t.name], probe.length) === pixels);
@@ -441,7 +461,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
           roles = { reconstruction: recon[0].name, ...muAndLogvar(runner.outputs.filter((t) => t !== recon[0]), runner.source, '--vae-outputs RECONSTRUCTION,MU,LOGVAR') };
         }
         const kind = options.reconstructionKind ?? (likelihood.type === 'gaussian' ? 'mean' : reconstructionKindOf(o[roles.reconstruction]));
-        vae = { path: '', format, input: vin.name, layout: vin.layout, outputs: roles, reconstructionKind: kind, likelihood };
+        vae = { path: '', format, input: vin.name, layout: vin.layout, ...vaeGeometry(vaeInput), outputs: roles, reconstructionKind: kind, likelihood };
         decide_(`VAE: ${runner.source} (${format}) takes "${vin.name}" ${fmt(vin.shape)} ${vin.layout}; outputs reconstruction "${roles.reconstruction}" (${kind}), mu "${roles.mu}", logvar "${roles.logvar}"`);
       } else {
         const eFormat = modelFormatOf(options.encoder!);
@@ -450,10 +470,10 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         const encoder = await open(options.encoder!, eFormat);
         const decoder = await open(options.decoder!, dFormat);
         const ein = readImageInput(encoder, 'encoder', { layout: options.layout, size: options.size });
-        checkSameImage(ein, input, encoder.source);
+        vaeInput = ownImage(ein, encoder.source);
         vaeLayout = ein.layout;
         const roles = options.vaeOutputs ? { mu: options.vaeOutputs.mu, logvar: options.vaeOutputs.logvar } : muAndLogvar(encoder.outputs, encoder.source, '--vae-outputs RECONSTRUCTION,MU,LOGVAR');
-        const e = await withAnyBatch(encoder).run({ [ein.name]: probeTensor(probe, manifest.input, { layout: ein.layout, ...vaeScaling }) });
+        const e = await withAnyBatch(encoder).run({ [ein.name]: probeTensor(probeImages(vaeInput), vaeInput, { layout: ein.layout, ...vaeScaling }) });
         if (decoder.inputs.length !== 1) throw new FitError(`${decoder.source}: the decoder has ${decoder.inputs.length} inputs; it needs one (the latent z)`);
         const latent = perImage(e[roles.mu], probe.length);
         const d = await withAnyBatch(decoder).run({ [decoder.inputs[0].name]: { data: e[roles.mu].data, dims: [probe.length, latent] } });
@@ -465,6 +485,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
           reconstructionKind: kind,
           likelihood,
           layout: ein.layout,
+          ...vaeGeometry(vaeInput),
           encoder: { path: '', format: eFormat, input: ein.name, outputs: roles },
           decoder: { path: '', format: dFormat, input: decoder.inputs[0].name, output: recon },
         };
@@ -495,9 +516,20 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   if (options.limit !== undefined) items = items.slice(0, options.limit);
   checkAbort();
   const seed = options.seed ?? 0;
+  // IDX images carry their size in the header: resized to each model's input like any image, never read as
+  // if they were the model's size. Said when they differ, so that a surprise (a 64×64 set for a 28×28 model) shows.
+  const nativeSizes = new Set(items.flatMap((i) => (i.input.source && 'width' in i.input.source ? [`${i.input.source.width}×${i.input.source.height}`] : [])));
+  const geometries: { width?: number; height?: number }[] = manifest.vae ? [manifest.input, manifest.vae] : [manifest.input];
+  const modelSizes = [...new Set(geometries.map((x) => `${x.width ?? manifest.input.width}×${x.height ?? manifest.input.height}`))];
+  const odd = [...nativeSizes].filter((sz) => !modelSizes.includes(sz) || modelSizes.length > 1);
+  if (odd.length) decide_(`data: IDX images of ${[...nativeSizes].join(', ')} grey; each is resized to each model's input (${modelSizes.join(' and ')}) as any image file would be`);
   const withFeatures = featureTrouble === null;
   const parts = splitSizes(items.length, { needsFitPart: withFeatures, checkShare: options.checkShare });
   if (parts.calibration < 20) throw new FitError(`--data: ${items.length} images found; calibration needs at least 20 held-out images after the check part (a few thousand are better)`);
+  // Before any scoring: a calibration part too small for any test to fire at α would be written, then refused
+  // at load (calibrationCheck.ts, the same rule) — every image would be "in-distribution".
+  const tooFew = tooFewForAlpha(items.length, parts, plannedDetectors, alpha, { needsFitPart: withFeatures, checkShare: options.checkShare });
+  if (tooFew) throw new FitError(tooFew);
   const order = seededPermutation(items.length, seed);
   const partOf = new Uint8Array(items.length); // 0 fit, 1 calibration, 2 check
   order.forEach((itemIndex, rank) => {
@@ -529,7 +561,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
       const classOf = (label: string | null) => (label === null ? undefined : labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined));
       const fitLabels = fitIdx.map((i) => classOf(items[i].label));
-      const fitter = await OodEngine.create({ ...engineOptions, pair: staging, features: true, complexity: false });
+      const fitter = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, features: true, complexity: false }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
       let fitted;
       try {
         progress('fitting detectors', 0, fitIdx.length);
@@ -553,7 +585,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       manifest.detectors = saved.detectors;
       decide_(`fitted KNN and Mahalanobis on ${fitted.fit.count} images (${fitted.fit.dims} features from "${fitted.fit.tensor}"; Mahalanobis class means from ${fitted.fit.mahalanobisLabels === 'given' ? 'the data\'s labels' : 'the classifier\'s predictions'})${fitted.skipped.length ? `; ${fitted.skipped.length} images skipped` : ''} → ${basename(fitPath)}`);
     }
-    engine = await OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae });
+    engine = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
 
     // 4. Score the calibration and check parts (and the fit part, for detectors that learn).
     const wanted = items.map((_, i) => i).filter((i) => partOf[i] !== 0);
@@ -577,6 +609,11 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     const checkIdx = ok(2);
     if (calibrationIdx.length < 20) {
       throw new FitError(`only ${calibrationIdx.length} of ${parts.calibration} calibration images could be scored; calibration needs at least 20.${failures.length ? ` First problems: ${failures.slice(0, 3).map((f) => `${f.path}: ${f.error}`).join('; ')}` : ''}`);
+    }
+    // Images that could not be read shrink the calibration part: the same rule again on what was scored.
+    const scoredTooFew = rejectionCheck(Object.fromEntries(plannedDetectors.map((d) => [d.test, calibrationIdx.length])), 'pair', alpha, pairShares(manifest) ?? {});
+    if (!scoredTooFew.canReject) {
+      throw new FitError(`only ${calibrationIdx.length} of ${parts.calibration} calibration images could be scored; at α = ${alpha} no test could ever flag an image with fewer than ${scoredTooFew.minimum}. Nothing was written.${failures.length ? ` First problems: ${failures.slice(0, 3).map((f) => `${f.path}: ${f.error}`).join('; ')}` : ''}`);
     }
     decide_(`scored ${done} images in ${scoringSeconds.toFixed(1)} s (${Math.round(done / Math.max(scoringSeconds, 1e-3))} images/s)${failures.length ? `; ${failures.length} could not be scored (first: ${failures[0].path}: ${failures[0].error})` : ''}`);
 
@@ -677,10 +714,35 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   }
 }
 
-function checkSameImage(vae: ImageInputFacts, classifier: ImageInputFacts, source: string): void {
-  if (vae.width !== classifier.width || vae.height !== classifier.height || vae.channels !== classifier.channels) {
-    throw new FitError(`${source}: the VAE takes ${vae.width}×${vae.height}×${vae.channels} images but the classifier ${classifier.width}×${classifier.height}×${classifier.channels}; both models of a pair see the same decoded image (resize inside one of the models)`);
-  }
+/**
+ * Why `images` images are too few for the planned detectors to ever flag an image at α (null when they are
+ * enough): calibrationCheck's rule (the smallest conformal p-value with n scores is 1/(n+1)) applied to the
+ * calibration part the split would give, with how many images would do and the α at which these would.
+ */
+export function tooFewForAlpha(images: number, parts: { fit: number; calibration: number; check: number }, detectors: DetectorSpec[], alpha: number, split: { needsFitPart: boolean; checkShare?: number }): string | null {
+  const shares = Object.fromEntries(detectors.map((d) => [d.test, d.share])) as AlphaShares;
+  const countsWith = (n: number) => Object.fromEntries(detectors.map((d) => [d.test, n])) as Partial<Record<TestName, number>>;
+  const check = rejectionCheck(countsWith(parts.calibration), 'pair', alpha, shares);
+  if (check.canReject) return null;
+  // The fewest images whose split gives that many calibration images (the split grows with n).
+  let needed = images;
+  while (splitSizes(needed, split).calibration < check.minimum) needed++;
+  const largest = Math.max(...detectors.map((d) => d.share));
+  // The smallest α (3 significant digits, rounded up) at which the largest share can fire with this calibration part.
+  const bound = 1 / ((parts.calibration + 1) * largest); // the test fires only when share · α > 1/(n+1)
+  const unit = 10 ** (Math.floor(Math.log10(bound)) - 2);
+  const alphaWouldDo = Number(((Math.floor(bound / unit) + 1) * unit).toPrecision(3));
+  const sharesText = detectors.filter((d) => d.share > 0).map((d) => `${d.test} ${d.share}`).join(', ');
+  const splitText = `${parts.fit ? `fit ${parts.fit}, ` : ''}calibration ${parts.calibration}, check ${parts.check}`;
+  return (
+    `--data: ${images} images are too few for this pair at α = ${alpha}: the split gives ${splitText}, and with n calibration images the smallest p-value is 1/(n+1), ` +
+    `so no test (shares of α: ${sharesText}) could ever flag an image — the largest share needs at least ${check.minimum} calibration images. ` +
+    `Give at least ${needed} in-distribution images (a few thousand are better)${alphaWouldDo < 1 ? `, or a larger α (--alpha ${alphaWouldDo} or more; more false alarms)` : ''}. Nothing was scored or written.`
+  );
+}
+
+function describeImage(s: Pick<InputSpec, 'width' | 'height' | 'channels'>): string {
+  return `${s.width}×${s.height} ${s.channels === 1 ? 'grey' : 'RGB'}`;
 }
 
 function fmtList(xs: number[]): string {

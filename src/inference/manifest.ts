@@ -16,6 +16,10 @@ export type Layout = 'NCHW' | 'NHWC';
 export type ResizeFit = 'fill' | 'contain' | 'cover';
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
 
+/**
+ * How an image becomes one model's input, resolved (pair.ts `modelInputs`): that model's size, channels and
+ * padding, the shared decoding options, and the model's scaling. Preprocessing works from this.
+ */
 export interface InputSpec {
   width: number;
   height: number;
@@ -37,6 +41,23 @@ export interface InputSpec {
   padding?: number;
 }
 
+/**
+ * The manifest's `input` section: decoding shared by both models, and the defaults of each model's size,
+ * channels, padding, layout and scaling. Size and channels may be left out when the model files declare them.
+ */
+export type SharedInputSpec = Omit<InputSpec, 'width' | 'height' | 'channels'> & Partial<Pick<InputSpec, 'width' | 'height' | 'channels'>>;
+
+/**
+ * One model's own image: each field defaults to the shared `input`'s, and (size, channels) to what the model
+ * file declares. A classifier and a VAE of different sizes each get the image decoded once, resized to their own.
+ */
+export interface ImageGeometry {
+  width?: number;
+  height?: number;
+  channels?: 1 | 3;
+  padding?: number;
+}
+
 /** How one model's tensor is made from the 8-bit image: each field defaults to the shared `input`'s. */
 export interface TensorScaling {
   layout?: Layout;
@@ -45,7 +66,7 @@ export interface TensorScaling {
   std?: number[];
 }
 
-export interface ClassifierSpec extends TensorScaling {
+export interface ClassifierSpec extends TensorScaling, ImageGeometry {
   path: string;
   format: ModelFormat;
   input?: string;
@@ -71,7 +92,7 @@ export interface SplitModelSpec {
   layout?: Layout;
 }
 
-export interface VaeSpec extends TensorScaling {
+export interface VaeSpec extends TensorScaling, ImageGeometry {
   /** One model: image → reconstruction, mu, logvar. */
   path?: string;
   format?: ModelFormat;
@@ -92,7 +113,7 @@ export interface PairManifest {
   $schema?: string;
   name: string;
   description?: string;
-  input: InputSpec;
+  input: SharedInputSpec;
   classifier: ClassifierSpec;
   /** Optional density model; without it the pair is classifier-only. */
   vae?: VaeSpec;
@@ -127,7 +148,7 @@ export interface ResolvedScaling {
   std?: number[];
 }
 
-export function modelScaling(input: InputSpec, own: TensorScaling | undefined): ResolvedScaling {
+export function modelScaling(input: SharedInputSpec, own: TensorScaling | undefined): ResolvedScaling {
   return {
     layout: own?.layout ?? input.layout,
     range: own?.range ?? input.range ?? [0, 1],
@@ -203,17 +224,32 @@ function describe(error: ErrorObject): string {
 /** Checks that go beyond the schema: relations between fields. */
 function semanticProblems(m: PairManifest): string[] {
   const problems: string[] = [];
-  const c = m.input.channels;
-  const scalingProblems = (field: string, s: TensorScaling | undefined) => {
-    if (s?.mean && s.mean.length !== c) problems.push(`${field}.mean: needs ${c} value(s), one per channel (input.channels is ${c})`);
-    if (s?.std && s.std.length !== c) problems.push(`${field}.std: needs ${c} value(s), one per channel (input.channels is ${c})`);
+  // Channels and sizes the manifest states (a model's own, else the shared input's); those it leaves to the
+  // model files are checked when the pair loads (pair.ts), once they are read.
+  const scalingProblems = (field: string, s: TensorScaling | undefined, c: number | undefined, cField: string) => {
+    if (c !== undefined && s?.mean && s.mean.length !== c) problems.push(`${field}.mean: needs ${c} value(s), one per channel (${cField} is ${c})`);
+    if (c !== undefined && s?.std && s.std.length !== c) problems.push(`${field}.std: needs ${c} value(s), one per channel (${cField} is ${c})`);
     if (s?.range && !(s.range[0] < s.range[1])) problems.push(`${field}.range: the first value must be below the second`);
   };
-  scalingProblems('input', m.input);
-  scalingProblems('classifier', m.classifier);
-  if (m.input.padding && 2 * m.input.padding >= Math.min(m.input.width, m.input.height)) problems.push(`input.padding: ${m.input.padding} on each side leaves no room for the image in ${m.input.width}×${m.input.height}`);
+  const geometryProblems = (model: 'classifier' | 'vae', own: ImageGeometry) => {
+    const c = own.channels ?? m.input.channels;
+    const cField = own.channels !== undefined ? `${model}.channels` : 'input.channels';
+    // A model's own scaling against its channels; the shared mean/std against the channels it is inherited with.
+    scalingProblems(model, own as TensorScaling, c, cField);
+    if (own.channels !== undefined && own.channels !== m.input.channels) {
+      const inherited = (key: 'mean' | 'std') => (own as TensorScaling)[key] === undefined && m.input[key] !== undefined && m.input[key]!.length !== own.channels;
+      for (const key of ['mean', 'std'] as const) if (inherited(key)) problems.push(`${model}.${key}: the ${model} takes ${own.channels} channel(s) but inherits input.${key} with ${m.input[key]!.length} value(s); give ${model}.${key} with ${own.channels}`);
+    }
+    const width = own.width ?? m.input.width;
+    const height = own.height ?? m.input.height;
+    const padding = own.padding ?? m.input.padding;
+    const pField = own.padding !== undefined ? `${model}.padding` : 'input.padding';
+    if (padding && width !== undefined && height !== undefined && 2 * padding >= Math.min(width, height)) problems.push(`${pField}: ${padding} on each side leaves no room for the image in the ${model}'s ${width}×${height}`);
+  };
+  scalingProblems('input', m.input, m.input.channels, 'input.channels');
+  geometryProblems('classifier', m.classifier);
   if (!m.vae) return [...problems, ...detectorProblems(m)];
-  scalingProblems('vae', m.vae);
+  geometryProblems('vae', m.vae);
   const v = m.vae;
   const single = v.path !== undefined;
   const split = v.encoder !== undefined || v.decoder !== undefined;

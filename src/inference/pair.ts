@@ -8,7 +8,7 @@ import { BoundedReadError, LIMITS, readBoundedSync } from './boundedRead';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
-import { type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair } from './manifest';
+import { type ImageGeometry, type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair, type SharedInputSpec } from './manifest';
 import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './backends/types';
 import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from './backends/staticBatch';
 import { type ModelImage, toTensorData } from './preprocess';
@@ -48,6 +48,11 @@ export interface LoadedPair extends ResolvedPair {
   vaeLayout: Layout;
   /** How each model's tensor is made from the 8-bit image (own fields, else the shared input's). */
   scaling: { classifier: ResolvedScaling; vae: ResolvedScaling };
+  /**
+   * Each model's input, resolved: size, channels and padding (own fields, else the shared input's, else what
+   * the model file declares), the shared decoding options, and its scaling. `vae` is absent without a VAE.
+   */
+  inputs: { classifier: InputSpec; vae?: InputSpec };
   /** Fixed batch sizes the model files declare (their runners split any batch into these). */
   staticBatch: { classifier?: number; vae?: number; encoder?: number; decoder?: number };
   /** Tensor names after defaults are filled in from the models. */
@@ -161,12 +166,14 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
       classifierOutput: pick(classifier, 'outputs', 'classifier.output', m.classifier.output, (t) => !!t.shape && t.shape.length === 2 && t.shape[1] === labels, featureName),
       features: featureName,
     };
+    const classifierInput = resolveModelInput(m.input, m.classifier, classifier, names.classifierInput, scaling.classifier, 'classifier', 'classifier', fail);
     const pair: LoadedPair = {
       ...resolved,
       classifier,
       classifierLayout: scaling.classifier.layout,
       vaeLayout: scaling.vae.layout,
       scaling,
+      inputs: { classifier: classifierInput },
       staticBatch,
       names,
       loadOptions: options,
@@ -178,13 +185,12 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
         throw new ModelError(fitPath, `was fitted on the classifier tensor "${pair.featureFit.tensor}", but the features now come from "${featureName}"; fit the detectors again`);
       }
     }
-    checkImageInput(m.input, classifier, names.classifierInput, scaling.classifier.layout, 'classifier', fail);
     const v = m.vae;
     if (v?.path && v.format && v.outputs) {
       pair.vae = await open(v.path, v.format, 'vae');
       names.vaeInput = pick(pair.vae, 'inputs', 'vae.input', v.input);
       requireOutputs(pair.vae, { 'vae.outputs.reconstruction': v.outputs.reconstruction, 'vae.outputs.mu': v.outputs.mu, 'vae.outputs.logvar': v.outputs.logvar, 'vae.outputs.logScale': v.outputs.logScale });
-      checkImageInput(m.input, pair.vae, names.vaeInput, scaling.vae.layout, 'vae', fail);
+      pair.inputs.vae = resolveModelInput(m.input, v, pair.vae, names.vaeInput, scaling.vae, 'vae', 'vae', fail);
     }
     if (v?.encoder && v.decoder) {
       pair.encoder = await open(v.encoder.path, v.encoder.format, 'encoder');
@@ -193,7 +199,12 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
       names.decoderInput = pick(pair.decoder, 'inputs', 'vae.decoder.input', v.decoder.input);
       requireOutputs(pair.encoder, { 'vae.encoder.outputs.mu': v.encoder.outputs.mu, 'vae.encoder.outputs.logvar': v.encoder.outputs.logvar });
       requireOutputs(pair.decoder, { 'vae.decoder.output': v.decoder.output, 'vae.decoder.logScaleOutput': v.decoder.logScaleOutput });
-      checkImageInput(m.input, pair.encoder, names.encoderInput, scaling.vae.layout, 'vae.encoder', fail);
+      const encoderInput = resolveModelInput(m.input, v, pair.encoder, names.encoderInput, scaling.vae, 'vae', 'vae.encoder', fail);
+      const single = pair.inputs.vae;
+      if (single && (single.width !== encoderInput.width || single.height !== encoderInput.height || single.channels !== encoderInput.channels)) {
+        fail('vae.encoder', `${pair.encoder.source} takes ${describeSize(encoderInput)} images but the single-file VAE ${pair.vae!.source} takes ${describeSize(single)}; both must be the same VAE`);
+      }
+      pair.inputs.vae = encoderInput;
     }
     await probePair(pair, fail);
     if (calibrationOverride) pair.calibration = calibrationOverride;
@@ -205,29 +216,70 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
   }
 }
 
-/** What the model declares for its image input against the manifest: layout, size and channels. */
-function checkImageInput(spec: InputSpec, runner: ModelRunner, name: string, layout: Layout, model: string, fail: (field: string, problem: string) => never): void {
+export const describeSize = (s: Pick<InputSpec, 'width' | 'height' | 'channels'>) => `${s.width}×${s.height}×${s.channels}`;
+
+/**
+ * One model's input, resolved from the manifest and the model file: each of size and channels is the model's
+ * own field (`classifier.width`), else the shared `input.width`, else what the model declares; a stated value
+ * that contradicts the declared shape is refused naming the field and the fix, as is a layout that does not
+ * fit it. Padding and mean/std are then checked against the resolved size and channels.
+ */
+function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: ModelRunner, name: string, scaling: ResolvedScaling, model: 'classifier' | 'vae', role: string, fail: (field: string, problem: string) => never): InputSpec {
+  const layout = scaling.layout;
   const declaredInputs = runner instanceof StaticBatchRunner ? runner.declaredInputs : runner.inputs;
-  const shape = declaredInputs.find((t) => t.name === name)?.shape;
-  if (!shape) return; // the model leaves its input shape open: the probe run checks it
-  const declared = `${runner.source} declares input "${name}" as ${fmtShape(shape)}`;
-  if (shape.length !== 4) fail(`${model}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that flattens its input (e.g. [batch, 784]) so that it takes an image`);
-  const [, a, b, c] = shape;
-  const asLayout = (l: Layout) => (l === 'NCHW' ? { ch: a, h: b, w: c } : { ch: c, h: a, w: b });
+  const shape = declaredInputs.find((t) => t.name === name)?.shape ?? null;
+  const declared = `${runner.source} declares input "${name}" as ${shape ? fmtShape(shape) : '(no shape)'}`;
+  if (shape && shape.length !== 4) fail(`${role}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that flattens its input (e.g. [batch, 784]) so that it takes an image`);
+  const asLayout = (l: Layout) => (!shape ? { ch: null, h: null, w: null } : l === 'NCHW' ? { ch: shape[1], h: shape[2], w: shape[3] } : { ch: shape[3], h: shape[1], w: shape[2] });
+  // What the manifest states for this model, and in which field.
+  const stated = {
+    width: own.width ?? shared.width,
+    height: own.height ?? shared.height,
+    channels: own.channels ?? shared.channels,
+  };
+  const fieldOf = (key: 'width' | 'height' | 'channels') => (own[key] !== undefined ? `${model}.${key}` : `input.${key}`);
   const fits = (l: Layout) => {
     const d = asLayout(l);
-    return (d.ch === null || d.ch === spec.channels) && (d.h === null || d.h === spec.height) && (d.w === null || d.w === spec.width);
+    const ok = (got: number | null, want: number | undefined) => got === null || want === undefined || got === want;
+    return ok(d.ch, stated.channels) && ok(d.h, stated.height) && ok(d.w, stated.width) && (d.ch === null || d.ch === 1 || d.ch === 3);
   };
-  if (fits(layout)) return;
   const other: Layout = layout === 'NCHW' ? 'NHWC' : 'NCHW';
   const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
-  if (fits(other)) fail(layoutField, `${declared}, which is ${other}, but the manifest feeds it ${layout}; set ${layoutField} to "${other}"`);
+  if (shape && !fits(layout) && fits(other)) fail(layoutField, `${declared}, which is ${other}, but the manifest feeds it ${layout}; set ${layoutField} to "${other}"`);
   const d = asLayout(layout);
-  if (d.ch !== null && d.ch !== spec.channels && (d.ch === 1 || d.ch === 3)) fail('input.channels', `${declared} (${d.ch} channel${d.ch === 1 ? '' : 's'} in ${layout}) but input.channels is ${spec.channels}; set input.channels to ${d.ch}`);
-  if ((d.h !== null && d.h !== spec.height) || (d.w !== null && d.w !== spec.width)) {
-    fail('input.width/input.height', `${declared} (${d.w ?? '?'}×${d.h ?? '?'} in ${layout}) but the manifest's input is ${spec.width}×${spec.height}; set input.width to ${d.w ?? spec.width} and input.height to ${d.h ?? spec.height}`);
+  if (d.ch !== null && d.ch !== 1 && d.ch !== 3) fail(layoutField, `${declared}: ${d.ch} channels in ${layout}; OOD Lens feeds 1 (grey) or 3 (RGB) channels — check ${layoutField}`);
+  if (d.ch !== null && stated.channels !== undefined && d.ch !== stated.channels) {
+    const f = fieldOf('channels');
+    const fix = f === 'input.channels' ? `set input.channels to ${d.ch}${model === 'vae' ? `, or vae.channels to ${d.ch} to give the VAE its own` : ''}` : `set ${f} to ${d.ch}, or remove it (it is read from the model)`;
+    fail(f, `${declared} (${d.ch} channel${d.ch === 1 ? '' : 's'} in ${layout}) but ${f} is ${stated.channels}; ${fix}`);
   }
-  fail(layoutField, `${declared}, which fits neither ${layout} nor ${other} with ${spec.channels} channel(s) of ${spec.width}×${spec.height}; check input.channels, input.width, input.height and ${layoutField}`);
+  const wrongW = d.w !== null && stated.width !== undefined && d.w !== stated.width;
+  const wrongH = d.h !== null && stated.height !== undefined && d.h !== stated.height;
+  if (wrongW || wrongH) {
+    const sizeOwn = own.width !== undefined || own.height !== undefined;
+    const f = sizeOwn ? `${model}.width/${model}.height` : 'input.width/input.height';
+    const target = `${d.w ?? stated.width}`;
+    const targetH = `${d.h ?? stated.height}`;
+    const fix = sizeOwn
+      ? `set ${model}.width to ${target} and ${model}.height to ${targetH}, or remove them (the size is read from the model)`
+      : `set input.width to ${target} and input.height to ${targetH}${model === 'vae' ? `, or vae.width/vae.height to give the VAE its own size` : ''}`;
+    fail(f, `${declared} (${d.w ?? '?'}×${d.h ?? '?'} in ${layout}) but the manifest's ${sizeOwn ? model : 'input'} is ${stated.width ?? '?'}×${stated.height ?? '?'}; ${fix}`);
+  }
+  const width = stated.width ?? d.w;
+  const height = stated.height ?? d.h;
+  const channels = stated.channels ?? d.ch;
+  if (width === null || height === null || channels === null) {
+    const free = [width === null && 'width', height === null && 'height', channels === null && 'channels'].filter(Boolean).join(', ');
+    fail(`${model}.${width === null ? 'width' : height === null ? 'height' : 'channels'}`, `${declared}, which leaves its ${free} free; give ${model}.width, ${model}.height and ${model}.channels (or input.*): the size it was trained on`);
+  }
+  const padding = own.padding ?? shared.padding ?? 0;
+  if (padding && 2 * padding >= Math.min(width!, height!)) fail(own.padding !== undefined ? `${model}.padding` : 'input.padding', `${padding} on each side leaves no room for the image in the ${model}'s ${width}×${height}; set ${model}.padding`);
+  for (const key of ['mean', 'std'] as const) {
+    const values = scaling[key];
+    if (values && values.length !== channels) fail(`${model}.${key}`, `has ${values.length} value(s) but the ${model} takes ${channels} channel(s) (${declared}); give one value per channel`);
+  }
+  const { width: _w, height: _h, channels: _c, padding: _p, ...decoding } = shared;
+  return { ...decoding, ...scaling, width: width!, height: height!, channels: channels as 1 | 3, padding };
 }
 
 /** Two fixed images (mid grey, and a seeded noise pattern) at the pair's input size. */
@@ -279,18 +331,20 @@ const round = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(
  */
 async function probePair(pair: LoadedPair, fail: (field: string, problem: string) => never): Promise<void> {
   const m = pair.manifest;
-  const images = probeImages(m.input);
+  const images = probeImages(pair.inputs.classifier);
   const n = images.length;
   const run = async (runner: ModelRunner, field: string, feeds: Record<string, FloatTensor>, outputs: string[]) => {
     try {
       return await runner.run(feeds, outputs);
     } catch (err) {
       const message = err instanceof ModelError ? err.message : `${runner.source}: ${(err as Error).message}`;
-      return fail(field, `the model failed on a probe image at the manifest's input size (${message}); check input.width, input.height, input.channels and the layout`);
+      const model = field === 'classifier' ? 'classifier' : 'vae';
+      const spec = model === 'classifier' ? pair.inputs.classifier : pair.inputs.vae!;
+      return fail(field, `the model failed on a probe image of ${describeSize(spec)} (${message}); check ${model}.width, ${model}.height, ${model}.channels (or input.*) and ${model}.layout`);
     }
   };
   const c = m.classifier;
-  const out = (await run(pair.classifier, 'classifier', { [pair.names.classifierInput]: probeTensor(images, m.input, pair.scaling.classifier) }, [pair.names.classifierOutput]))[pair.names.classifierOutput];
+  const out = (await run(pair.classifier, 'classifier', { [pair.names.classifierInput]: probeTensor(images, pair.inputs.classifier, pair.scaling.classifier) }, [pair.names.classifierOutput]))[pair.names.classifierOutput];
   const rows = describeRows(out, n);
   if (!Number.isInteger(rows.perRow) || rows.perRow < 2) fail('classifier.output', `"${pair.names.classifierOutput}" gives ${out.data.length} values for ${n} images; it needs one score per class per image`);
   if (rows.perRow !== c.labels.length) fail('classifier.labels', `lists ${c.labels.length} labels but "${pair.names.classifierOutput}" of ${pair.classifier.source} gives ${rows.perRow} values per image; list ${rows.perRow} labels, in output order`);
@@ -303,7 +357,9 @@ async function probePair(pair: LoadedPair, fail: (field: string, problem: string
   }
   const v = m.vae;
   if (!v) return;
-  const feed = probeTensor(images, m.input, pair.scaling.vae);
+  // The VAE's probe images at its own size and channels.
+  const vaeInput = pair.inputs.vae!;
+  const feed = probeTensor(probeImages(vaeInput), vaeInput, pair.scaling.vae);
   const pixels = feed.data.length / n;
   const perImage = (t: FloatTensor) => t.data.length / n;
   let latent: number | undefined;

@@ -19,6 +19,11 @@ export interface ModelImage {
   pixels: Uint8Array;
   /** L(x) in bits, when a preprocessing worker already computed it. */
   complexityBits?: number;
+  /**
+   * The VAE's own image (its size and channels), when they differ from the classifier's: this image is then
+   * the classifier's. Both come from one decode of the file (fastpath.ts `preparePairBatch`).
+   */
+  forVae?: ModelImage;
 }
 
 export interface RawImage {
@@ -90,6 +95,29 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
     if (err instanceof ImageDecodeError) throw err;
     if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
     throw new ImageDecodeError(describeSharpError(err, isRawImage(source) ? undefined : source));
+  }
+}
+
+/**
+ * Decodes an encoded image once into 8-bit pixels, auto-oriented and flattened onto `background`, in grey or
+ * sRGB: the source each model's image is then resized from (a pair whose models take different sizes).
+ * Same limits and messages as `toModelImage`.
+ */
+export async function decodeToRaw(bytes: Uint8Array, options: { rgb: boolean; background: string; maxInputPixels: number }): Promise<RawImage> {
+  try {
+    if (looksLikeSvg(bytes)) return await rasterizeSvg(bytes, options.maxInputPixels);
+    if (bytes.length === 0) throw new ImageDecodeError('the file is empty');
+    const pipeline = sharp(bytes, { limitInputPixels: options.maxInputPixels, failOn: 'error', animated: false, sequentialRead: true })
+      .timeout({ seconds: Math.max(1, Math.ceil(imageTimeLimitMs() / 1000)) })
+      .rotate()
+      .flatten({ background: options.background })
+      .toColourspace(options.rgb ? 'srgb' : 'b-w');
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels as RawImage['channels'], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
+    if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
+    throw new ImageDecodeError(describeSharpError(err, bytes));
   }
 }
 

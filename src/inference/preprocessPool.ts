@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Compressor } from './complexity';
-import type { InputSpec } from './manifest';
+import type { PairImageSpecs } from './fastpath';
 import { ImageDecodeError, type ModelImage } from './preprocess';
 import type { PreprocessRequest, PreprocessResponse, WorkItem } from './workerProtocol';
 
@@ -58,25 +58,30 @@ export class PreprocessPool {
   }
 
   /** Splits the batch across every live worker (contiguous parts, so that the order is kept). */
-  async prepare(items: Item[], spec: InputSpec, options: { maxInputPixels: number; maxFileBytes: number; complexity: Compressor | false }): Promise<(ModelImage | Error)[]> {
+  async prepare(items: Item[], specs: PairImageSpecs, options: { maxInputPixels: number; maxFileBytes: number; complexity: Compressor | false }): Promise<(ModelImage | Error)[]> {
     if (this.workers.length === 0) throw new Error('no preprocessing worker is running');
     const parts = Math.max(1, Math.min(this.workers.length, Math.floor(items.length / 8)));
     const size = Math.ceil(items.length / parts);
     const chunks = Array.from({ length: parts }, (_, k) => items.slice(k * size, (k + 1) * size));
-    const responses = await Promise.all(chunks.map((chunk) => this.send(chunk, spec, options)));
+    const responses = await Promise.all(chunks.map((chunk) => this.send(chunk, specs, options)));
+    const c = specs.classifier;
+    const v = specs.vae;
     return responses.flatMap((response) =>
-      response.results.map((r) =>
-        'error' in r ? new ImageDecodeError(r.error) : { width: spec.width, height: spec.height, channels: spec.channels, pixels: r.pixels, complexityBits: r.complexityBits },
-      ),
+      response.results.map((r): ModelImage | Error => {
+        if ('error' in r) return new ImageDecodeError(r.error);
+        if (!v) return { width: c.width, height: c.height, channels: c.channels, pixels: r.pixels, complexityBits: r.complexityBits };
+        // L(x) belongs to the image the VAE sees.
+        return { width: c.width, height: c.height, channels: c.channels, pixels: r.pixels, forVae: { width: v.width, height: v.height, channels: v.channels, pixels: r.vaePixels!, complexityBits: r.complexityBits } };
+      }),
     );
   }
 
-  private send(items: Item[], spec: InputSpec, options: { maxInputPixels: number; maxFileBytes: number; complexity: Compressor | false }): Promise<PreprocessResponse> {
+  private send(items: Item[], specs: PairImageSpecs, options: { maxInputPixels: number; maxFileBytes: number; complexity: Compressor | false }): Promise<PreprocessResponse> {
     const id = this.nextId++;
     const worker = this.workers[this.turn++ % this.workers.length];
     return new Promise<PreprocessResponse>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ kind: 'prepare', id, items, spec, ...options } satisfies PreprocessRequest);
+      worker.postMessage({ kind: 'prepare', id, items, specs, ...options } satisfies PreprocessRequest);
     });
   }
 

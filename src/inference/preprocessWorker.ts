@@ -10,7 +10,7 @@ import { parentPort } from 'node:worker_threads';
 import { complexityBits, loadCompressor } from './complexity';
 import type { OodEngine } from './engine';
 import type { ScoreInput, StageTimings } from './engineTypes';
-import { prepareBatch } from './fastpath';
+import { preparePairBatch } from './fastpath';
 import { ImageDecodeError, readCheckedSync } from './preprocess';
 import type { PreparedMessage, PreprocessRequest, PreprocessResponse, ShardRequest, ShardResponse } from './workerProtocol';
 
@@ -26,15 +26,20 @@ async function prepare(req: PreprocessRequest): Promise<{ response: PreprocessRe
       return err as Error;
     }
   });
-  const prepared = await prepareBatch(sources, req.spec, req.maxInputPixels);
+  const prepared = await preparePairBatch(sources, req.specs, req.maxInputPixels);
   if (req.complexity) await loadCompressor(req.complexity);
   const transfer: ArrayBuffer[] = [];
   const results = prepared.map((p): PreparedMessage => {
     if (p instanceof Error) return { error: p.message };
     // Own buffer per image so that it can be transferred, not copied.
-    const pixels = p.pixels.byteOffset === 0 && p.pixels.byteLength === p.pixels.buffer.byteLength ? p.pixels : p.pixels.slice();
-    transfer.push(pixels.buffer as ArrayBuffer);
-    return { pixels, complexityBits: req.complexity ? complexityBits(p, req.complexity) : undefined };
+    const own = (px: Uint8Array) => {
+      const mine = px.byteOffset === 0 && px.byteLength === px.buffer.byteLength ? px : px.slice();
+      transfer.push(mine.buffer as ArrayBuffer);
+      return mine;
+    };
+    // L(x) of the image the VAE sees: S(x) sets it against the VAE's −log p(x).
+    const bits = req.complexity ? complexityBits(p.forVae ?? p, req.complexity) : undefined;
+    return { pixels: own(p.pixels), ...(p.forVae ? { vaePixels: own(p.forVae.pixels) } : {}), complexityBits: bits };
   });
   return { response: { id: req.id, results }, transfer };
 }

@@ -4,7 +4,7 @@
  */
 import type { Compressor } from './complexity';
 import type { EngineOptions, ImageResult, StageTimings } from './engineTypes';
-import type { InputSpec } from './manifest';
+import type { PairImageSpecs } from './fastpath';
 import type { RawImage } from './preprocess';
 
 /** `error`: an input that could not be listed or parsed; it becomes that path's error record. */
@@ -14,14 +14,16 @@ export interface PreprocessRequest {
   kind: 'prepare';
   id: number;
   items: WorkItem[];
-  spec: InputSpec;
+  /** The classifier's image, and the VAE's own when it differs (decoded once, resized for each). */
+  specs: PairImageSpecs;
   maxInputPixels: number;
   maxFileBytes: number;
   /** The compressor for L(x), or false to skip it. */
   complexity: Compressor | false;
 }
 
-export type PreparedMessage = { pixels: Uint8Array; complexityBits?: number } | { error: string };
+/** `vaePixels`: the VAE's own image, when the pair's VAE takes another size or channel count. */
+export type PreparedMessage = { pixels: Uint8Array; vaePixels?: Uint8Array; complexityBits?: number } | { error: string };
 
 export interface PreprocessResponse {
   id: number;

@@ -59,8 +59,13 @@ export function registerCreatePair(context: vscode.ExtensionContext, services: S
       await createPairFlow(services, host, uri);
     } catch (err) {
       if (err instanceof Dismissed) return;
-      services.log.error(`Create Pair failed: ${(err as Error).stack ?? err}`);
-      const choice = await vscode.window.showErrorMessage(`OOD Lens: could not create the pair: ${oneLineOf((err as Error).message)}`, 'Show log');
+      // A FitError (kept by name across the worker thread) is fit refusing the user's input — too few images for
+      // any test to fire, a model it cannot read — not a crash: its message is the whole story, without a stack.
+      const refused = (err as Error).name === 'FitError';
+      if (refused) services.log.error(`Create Pair: the pair was not created: ${(err as Error).message}`);
+      else services.log.error(`Create Pair failed: ${(err as Error).stack ?? err}`);
+      const text = refused ? `OOD Lens: the pair was not created — ${oneLineOf((err as Error).message)}` : `OOD Lens: could not create the pair: ${oneLineOf((err as Error).message)}`;
+      const choice = await vscode.window.showErrorMessage(text, 'Show log');
       if (choice) services.log.show(true);
     }
   };

@@ -25,8 +25,8 @@ async function openSampleManifest(services: Services): Promise<void> {
   const at = new vscode.Position(line, 2);
   editor.selection = new vscode.Selection(at, at);
   editor.revealRange(new vscode.Range(at, at), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
-  // The hover scores the image on demand (or reads the cache): give the manifest a moment to be parsed first.
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  // The editor has the focus now (showTextDocument resolved); the hover provider itself waits for the manifest to be
+  // parsed and the image to be scored (or read from the cache), showing "Loading…" meanwhile.
   await vscode.commands.executeCommand('editor.action.showHover');
 }
 

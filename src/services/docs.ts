@@ -3,7 +3,8 @@
  * `oodLens.openDocs` command opens the README at a section's heading. Errors about pairs and models offer
  * "How to make a pair", and pair errors also "Create Pair…" (`oodLens.createPair`).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 
 export type DocsTopic = 'pair' | 'calibrate' | 'settings' | 'security';
@@ -32,15 +33,32 @@ function isTopic(x: unknown): x is DocsTopic {
   return typeof x === 'string' && x in SECTIONS;
 }
 
-/** Opens the README shipped in the extension at the topic's section (rendered preview beside the text). */
+/**
+ * The README in an extension folder, whatever its case: vsce stores the package's README.md as `readme.md` in
+ * the VSIX, so an installed extension has readme.md while a clone (the Extension Development Host) has README.md.
+ */
+export function findReadme(folder: string): string | undefined {
+  const name = readdirSync(folder).find((f) => /^readme\.md$/i.test(f));
+  return name === undefined ? undefined : join(folder, name);
+}
+
+/**
+ * Opens the README shipped in the extension at the topic's section, that heading at the top of the editor.
+ * Never throws: a missing README is reported by name (callers such as walkthrough buttons drop errors silently).
+ */
 export async function openDocs(topic: unknown = 'pair'): Promise<void> {
-  if (!extensionUri) throw new Error('OOD Lens is not activated');
-  const section = SECTIONS[isTopic(topic) ? topic : 'pair'];
-  const readme = vscode.Uri.joinPath(extensionUri, 'README.md');
-  const line = headingLine(readFileSync(readme.fsPath, 'utf8'), section.headings);
-  const position = new vscode.Position(line, 0);
-  const editor = await vscode.window.showTextDocument(readme, { preview: true, selection: new vscode.Range(position, position) });
-  editor.revealRange(new vscode.Range(position, position), vscode.TextEditorRevealType.AtTop);
+  try {
+    if (!extensionUri) throw new Error('OOD Lens is not activated');
+    const section = SECTIONS[isTopic(topic) ? topic : 'pair'];
+    const path = findReadme(extensionUri.fsPath);
+    if (!path) throw new Error(`there is no README.md in the extension folder ${extensionUri.fsPath}; reinstall the extension`);
+    const line = headingLine(readFileSync(path, 'utf8'), section.headings);
+    const position = new vscode.Position(line, 0);
+    const editor = await vscode.window.showTextDocument(vscode.Uri.file(path), { preview: true, selection: new vscode.Range(position, position) });
+    editor.revealRange(new vscode.Range(position, position), vscode.TextEditorRevealType.AtTop);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`OOD Lens: could not open the documentation: ${(err as Error).message}`);
+  }
 }
 
 /** A notification button that opens the docs for a topic: `{ label, title, run }`. */

@@ -21,6 +21,9 @@ export interface EngineClientOptions {
   shutdownTimeoutMs?: number;
 }
 
+/** The answer to a fit cancelled before the worker began it. */
+export const FIT_CANCELLED_BEFORE_START = 'fit was cancelled before it started; nothing was written';
+
 /** The worker stopped while a request was in flight. */
 export class EngineCrashedError extends Error {
   constructor(message: string) {
@@ -56,6 +59,8 @@ export class EngineClient {
   private disposed = false;
   private readonly crashes: number[] = [];
   private lastWorkerError?: Error;
+  /** Fits answered as cancelled before the worker began them: their late answers are logged, not delivered. */
+  private readonly abandonedFits = new Set<number>();
 
   constructor(private readonly options: EngineClientOptions) {}
 
@@ -104,14 +109,29 @@ export class EngineClient {
 
   /**
    * Creates a pair in the worker (fitPair). Events stream through `onEvent`; aborting `signal` cancels it, and
-   * the promise then rejects with the worker's "cancelled; nothing was written" error.
+   * the promise then rejects with the worker's "cancelled; nothing was written" error — at once when the worker
+   * has not begun the fit yet (no event for it so far, e.g. while the worker itself is still starting).
    */
   fit(options: FitRequest, onEvent: (event: FitEvent) => void, signal?: AbortSignal): Promise<FitReport> {
     let id = 0;
-    const promise = this.request<FitReport>({ kind: 'fit', options }, undefined, (assigned) => (id = assigned), onEvent);
+    let begun = false;
+    const promise = this.request<FitReport>({ kind: 'fit', options }, undefined, (assigned) => (id = assigned), (event) => {
+      begun = true;
+      onEvent(event);
+    });
     if (signal) {
       const onAbort = () => {
-        if (this.pending.has(id)) this.post({ id: this.nextId++, kind: 'cancel', target: id });
+        const pending = this.pending.get(id);
+        if (!pending) return;
+        this.post({ id: this.nextId++, kind: 'cancel', target: id });
+        // The worker has not begun this fit (it may still be starting: loading onnxruntime, sharp, TF.js): the
+        // cancel reaches it before the fit does anything, so there is nothing to wait for. Answered now; the
+        // worker's own answer for this id is then ignored.
+        if (!begun) {
+          this.pending.delete(id);
+          this.abandonedFits.add(id);
+          pending.reject(new EngineRequestError(FIT_CANCELLED_BEFORE_START, 'fit', 'FitError'));
+        }
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
@@ -203,7 +223,15 @@ export class EngineClient {
       return;
     }
     const pending = this.pending.get(m.id);
-    if (!pending) return;
+    if (!pending) {
+      if (this.abandonedFits.has(m.id) && (m.kind === 'ok' || m.kind === 'error')) {
+        this.abandonedFits.delete(m.id);
+        // The worker's own end of a fit that was answered as cancelled when the user cancelled it.
+        if (m.kind === 'ok') this.options.log('warn', `fit ${m.id}, cancelled before it started, completed in the worker anyway: ${(m.value as FitReport).manifestPath} was written`);
+        else this.options.log('info', `fit ${m.id}, cancelled before it started, ended in the worker: ${m.message}`);
+      }
+      return;
+    }
     if (m.kind === 'fitProgress') {
       try {
         pending.onFitEvent?.(m.event);

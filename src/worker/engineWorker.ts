@@ -234,11 +234,13 @@ export class EngineServer {
     const reconstruction = details.reconstruction;
     try {
       out.modelInputPng = await encodePng(pixels, width, height, channels);
-      // A classifier-only pair has no reconstruction (and so no error heatmap).
+      // A classifier-only pair has no reconstruction (and so no error heatmap). The reconstruction and the
+      // heatmap are at the VAE's own size, against the image the VAE saw (its own when it differs).
       if (reconstruction) {
+        const v = details.vaeInput ?? details.modelInput;
         [out.reconstructionPng, out.errorHeatmapPng] = await Promise.all([
-          encodePng(reconstruction, width, height, channels),
-          encodePng(errorHeatmap(pixels, reconstruction, width, height, channels), width, height, 3),
+          encodePng(reconstruction, v.width, v.height, v.channels),
+          encodePng(errorHeatmap(v.pixels, reconstruction, v.width, v.height, v.channels), v.width, v.height, 3),
         ]);
       }
     } catch (err) {

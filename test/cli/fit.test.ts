@@ -3,7 +3,7 @@
  * at the accuracy its classifier has when fed correctly, and its VAE must see what it was trained on.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { loadModel } from '../../src/inference/pair';
@@ -12,6 +12,8 @@ import { idxImages, readIdxFile } from '../../src/inference/idx';
 import type { ModelFormat } from '../../src/inference/manifest';
 import { tempDir } from '../helpers';
 import { cli, thirdPartyModels, writeMnistIdx } from '../thirdParty';
+import sharp from 'sharp';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../../training/third-party-models';
 
 type Models = Awaited<ReturnType<typeof thirdPartyModels>>;
 const FIT_IMAGES = 1000; // MNIST test 0–999: fit's data
@@ -26,6 +28,32 @@ async function accuracyFedCorrectly(path: string, format: ModelFormat, layout: '
     const data = new Float32Array(idx.count * 784);
     for (let i = 0; i < idx.count; i++) idx.image(i).forEach((v, q) => (data[i * 784 + q] = pixel(v)));
     const out = Object.values(await runner.run({ [runner.inputs[0].name]: { data, dims: layout === 'NCHW' ? [idx.count, 1, 28, 28] : [idx.count, 28, 28, 1] } }))[0].data;
+    let correct = 0;
+    for (let i = 0; i < idx.count; i++) {
+      let best = 0;
+      for (let k = 1; k < 10; k++) if (out[i * 10 + k] > out[i * 10 + best]) best = k;
+      if (best === labels[i]) correct++;
+    }
+    return correct / idx.count;
+  } finally {
+    await runner.dispose();
+  }
+}
+
+/**
+ * Accuracy of the CIFAR-style classifier fed correctly, by hand: each 28×28 digit resized to 32×32 RGB by sharp
+ * on its own (lanczos3, sharp's default), normalised with ImageNet's mean/std, NHWC.
+ */
+async function cifarAccuracyFedCorrectly(path: string, images: string, labels: Uint8Array): Promise<number> {
+  const runner = await loadModel(path, 'onnx', { provider: 'cpu' });
+  try {
+    const idx = idxImages(readIdxFile(images), images);
+    const data = new Float32Array(idx.count * 32 * 32 * 3);
+    for (let i = 0; i < idx.count; i++) {
+      const px = await sharp(Buffer.from(idx.image(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').resize({ width: 32, height: 32, fit: 'fill' }).raw().toBuffer();
+      for (let q = 0; q < 32 * 32; q++) for (let c = 0; c < 3; c++) data[i * 3072 + q * 3 + c] = (px[q * 3 + c] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+    }
+    const out = (await runner.run({ pixel_values: { data, dims: [idx.count, 32, 32, 3] } })).logits.data;
     let correct = 0;
     for (let i = 0; i < idx.count; i++) {
       let best = 0;
@@ -176,6 +204,36 @@ describe('bring your own model: fit → score', () => {
     assert.equal(r.code, 1, r.stderr + r.stdout);
     assert.match(r.stderr, /--features: .*model\.json has no layer named "penultimate"; its layers: .*conv1, .*fc1, logits/);
     assert.equal(existsSync(join(work, 'tfjs-wrong-layer', 'ood-pair.json')), false);
+  });
+
+  test('CIFAR-style classifier (32×32 RGB, NHWC, ImageNet mean/std) + a VAE on 28×28 grey: each model at its own size', async () => {
+    const out = join(work, 'cifar');
+    const r = cli('fit', '--classifier', models.cifar.classifier, '--mean', IMAGENET_MEAN.join(','), '--std', IMAGENET_STD.join(','), '--vae', models.zoo.vae, '--data', fitData, '--out', out);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /takes "pixel_values" \[\?, 32, 32, 3\]: 32×32, RGB, NHWC, any batch/);
+    assert.match(r.stdout, /VAE image: .*vae-bernoulli\.onnx takes 28×28 grey, the classifier 32×32 RGB: each image is decoded once and resized for each model/);
+    // The data's own size (IDX 28×28) differs from the classifier's: said, and resized like any image.
+    assert.match(r.stdout, /data: IDX images of 28×28 grey; each is resized to each model's input \(32×32 and 28×28\)/);
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.deepEqual(manifest.input, { width: 32, height: 32, channels: 3, layout: 'NHWC' });
+    assert.deepEqual([manifest.classifier.mean, manifest.classifier.std], [IMAGENET_MEAN, IMAGENET_STD]);
+    assert.deepEqual([manifest.vae.width, manifest.vae.height, manifest.vae.channels, manifest.vae.layout, manifest.vae.mean], [28, 28, 1, 'NCHW', undefined]);
+    const reference = await cifarAccuracyFedCorrectly(models.cifar.classifier, scoreData.images, scoreData.labels);
+    const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
+    assert.ok(reference > 0.97, `reference accuracy ${reference}`);
+    assert.equal(scored.accuracy, reference);
+    assert.ok(scored.results.filter((x) => x.verdict === 'out-of-distribution').length <= 0.05 * SCORE_IMAGES);
+    // The VAE saw the 28×28 digit itself: the same ELBO as in the ONNX-zoo pair, whose classifier is 28×28 too.
+    const zoo = scoreWithCli(join(work, 'zoo'), scoreData.images, scoreData.labels);
+    for (let i = 0; i < 20; i++) assert.ok(Math.abs(scored.results[i].elbo! - zoo.results[i].elbo!) < 1e-3, `image ${i}: ELBO ${scored.results[i].elbo} vs ${zoo.results[i].elbo}`);
+
+    // A manifest value that contradicts the model file is refused when the pair loads, with the field and the fix.
+    const wrong = join(work, 'cifar-wrong');
+    cpSync(out, wrong, { recursive: true });
+    writeFileSync(join(wrong, 'ood-pair.json'), JSON.stringify({ ...manifest, vae: { ...manifest.vae, width: 32, height: 32 } }));
+    const refused = cli('score', scoreData.images, '--pair', wrong);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /vae\.width\/vae\.height: .*declares input "x" as \[\?, 1, 28, 28\] \(28×28 in NCHW\) but the manifest's vae is 32×32; set vae\.width to 28 and vae\.height to 28, or remove them/);
   });
 
   test('a classifier-only pair (no VAE) calibrates the confidence test and scores', async () => {

@@ -28,6 +28,8 @@ interface Ctx {
   server: CodeServer;
   shot: (suffix?: string) => Promise<void>;
   note: (text: string) => void;
+  /** Whether the walkthrough opened by itself when the extension first activated (trusted and restricted sessions). */
+  firstRunWalkthrough?: boolean;
 }
 
 /** cold: a workspace with images only (nothing activates the extension before the first right-click). */
@@ -306,6 +308,8 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
     }, 30_000);
     ctx.note(`panel: ${view.title}; ${view.falseAlarms}; histograms ${view.histograms.join(', ')} (${view.ink} inked pixels)`);
     await ctx.shot('result');
+    // The picture of the walkthrough's "Bring your own model" step: the editor group that holds the result panel.
+    await wb.page.locator('.editor-group-container', { has: wb.page.locator('.tab.active[aria-label^="OOD pair"]') }).first().screenshot({ path: join(RESULTS, 'e2e-shot-create-pair.png') }).catch((err: unknown) => ctx.note(`no create-pair screenshot: ${err}`));
     const checkImages = Math.round(cp.images * 0.1);
     const m = new RegExp(`^Held-out false alarms: (\\d+) of ${checkImages} in-distribution images \\((\\d+\\.\\d+)%\\) at α = 0\\.01$`).exec(view.falseAlarms);
     assert(m, `false-alarm figure "${view.falseAlarms}"`);
@@ -443,40 +447,65 @@ const flows: Flow[] = [
     name: 'walkthrough',
     session: 'trusted',
     run: async (ctx) => {
-      const { wb } = ctx;
-      await wb.command('OOD Lens: Get Started');
+      const { wb, fx } = ctx;
       const page = wb.page;
+      // Shown once by itself on the first activation after install (runSession waited for it and closed it).
+      assert(ctx.firstRunWalkthrough, 'the walkthrough did not open by itself on the first activation after install (fresh user data)');
+      ctx.note('opened by itself on the first activation after install');
       const container = page.locator('.gettingStartedContainer').first();
-      await until('the walkthrough', async () => (await container.innerText().catch(() => '')).includes('Get started with OOD Lens') || undefined, 30_000);
+      // A step's check mark (VS Code marks it `complete` when one of the step's completionEvents fires).
+      const done = (stepId: string) => container.locator(`[data-done-step-id$="#${stepId}"].complete`);
+      /** The step whose button was clicked last, checked on the next open (its result may cover the walkthrough). */
+      let clicked: { stepId: string; wasDone: boolean } | undefined;
+      const open = async () => {
+        await wb.closeEverything();
+        await wb.command('OOD Lens: Get Started');
+        await until('the walkthrough', async () => (await container.innerText().catch(() => '')).includes('Get started with OOD Lens') || undefined, 30_000);
+        if (clicked) {
+          const { stepId, wasDone } = clicked;
+          await done(stepId).first().waitFor({ timeout: 15_000 }).catch(() => {
+            throw new Error(`the step ${stepId} is not checked off after its button`);
+          });
+          ctx.note(`step ${stepId}: ${wasDone ? 'already checked off by an earlier flow' : 'checked off by its button'}`);
+          clicked = undefined;
+        }
+      };
+      // Each step's picture (package.json media.image), shown beside the expanded step.
+      const pictures: Record<string, string> = { checkSample: 'inspect-panel.png', scoreFolder: 'report.png', manifest: 'manifest-hover.png', ownModel: 'create-pair.png' };
+      /** Expands a step, checks that its picture is shown, and clicks one of its buttons. */
+      const stepButton = async (stepId: string, title: string, button: string): Promise<void> => {
+        await container.locator('.getting-started-step', { hasText: title }).first().click();
+        const picture = await until(`the picture of the step "${title}"`, async () => {
+          const shown = await container.locator('.getting-started-media img').evaluateAll((imgs) => imgs.map((i) => ({ src: (i as HTMLImageElement).src, width: (i as HTMLImageElement).naturalWidth })));
+          const img = shown.find((i) => i.src.includes(pictures[stepId]) && i.width > 0);
+          if (!img) throw new Error(`shown: ${JSON.stringify(shown.map((i) => `${i.src.split(/[/=]/).pop()} ${i.width}px`))}`);
+          return `${pictures[stepId]} ${img.width}px`;
+        }, 15_000);
+        ctx.note(`step ${stepId}: picture ${picture}`);
+        const b = container.locator('.getting-started-step.expanded .button-container .monaco-button', { hasText: button }).first();
+        await b.waitFor({ state: 'visible', timeout: 10_000 });
+        clicked = { stepId, wasDone: (await done(stepId).count()) > 0 };
+        await b.click();
+      };
+
+      await open();
       const text = await container.innerText();
       for (const step of ['Check an image', 'Score a folder', 'Hover a dataset manifest', 'Bring your own model']) assert(text.includes(step), `the walkthrough has no step "${step}": ${text.slice(0, 400)}`);
       await ctx.shot('open');
-      const stepButton = async (title: string, button: string) => {
-        await container.locator('.getting-started-step', { hasText: title }).first().click();
-        const b = container.locator('.getting-started-step.expanded a, .getting-started-step.expanded button, .getting-started-step.expanded .monaco-button', { hasText: button }).first();
-        await b.waitFor({ state: 'visible', timeout: 10_000 });
-        await page.locator('.getting-started-step.expanded .getting-started-media img, .gettingStartedSlide .getting-started-media img').first().waitFor({ timeout: 10_000 }).catch(() => undefined);
-        await b.click();
-      };
-      const reopen = async () => {
-        await wb.closeEverything();
-        await wb.command('OOD Lens: Get Started');
-        await until('the walkthrough again', async () => (await container.innerText().catch(() => '')).includes('Get started with OOD Lens') || undefined, 30_000);
-      };
 
       // 1. A bundled sample in the Inspect panel.
-      const pictures = await page.locator('.gettingStartedContainer img').evaluateAll((imgs) => imgs.map((i) => `${(i as HTMLImageElement).naturalWidth}px ${(i as HTMLImageElement).src.split('/').pop()}`));
-      ctx.note(`step pictures: ${pictures.join(', ') || 'none found'}`);
-      await stepButton('Check an image', 'Check a sample image');
-      const v = await readInspect(ctx, 'fashion-test-00001.png');
-      ctx.note(`check a sample: ${assertScored(v, 'out-of-distribution')}`);
+      await stepButton('checkSample', 'Check an image', 'Check a sample image');
+      const sample = await readInspect(ctx, 'fashion-test-00001.png');
+      ctx.note(`check a sample: ${assertScored(sample, 'out-of-distribution')}`);
       await ctx.shot('check-sample');
       // The README's and the first step's picture: the editor group that holds the panel.
       await page.locator('.editor-group-container', { has: page.locator('.tab[aria-label^="OOD"]') }).first().screenshot({ path: join(RESULTS, 'e2e-shot-inspect-panel.png') });
+      const sampleP = /p = (\S+)/.exec(sample.headlineP)?.[1];
+      assert(sampleP, `no headline p in the panel: ${JSON.stringify(sample)}`);
 
       // 2. The samples folder in the report.
-      await reopen();
-      await stepButton('Score a folder', 'Score the samples folder');
+      await open();
+      await stepButton('scoreFolder', 'Score a folder', 'Score the samples folder');
       const noRef = page.locator('.quick-input-list .monaco-list-row', { hasText: 'No reference' }).first();
       await noRef.waitFor({ timeout: 20_000 });
       await noRef.click();
@@ -488,47 +517,61 @@ const flows: Flow[] = [
       ctx.note(`score the samples: ${rows} rows in the report`);
       await ctx.shot('score-samples');
 
-      // 3. The sample manifest, with a hover on the FashionMNIST row.
-      await reopen();
-      await stepButton('Hover a dataset manifest', 'Open the sample manifest');
-      await page.locator('.tabs-container .tab.active[aria-label^="dataset.csv"]').first().waitFor({ timeout: 20_000 });
-      const hover = await until('the hover on the sample manifest', async () => {
+      // 3. The sample manifest, with the hover on the FashionMNIST row shown by the button itself (no second try:
+      // re-running Show Hover here would hide a hover still being computed).
+      await open();
+      await stepButton('manifest', 'Hover a dataset manifest', 'Open the sample manifest');
+      await page.locator('.tabs-container .tab.active[aria-label^="dataset.csv"]').first().waitFor({ timeout: 30_000 });
+      const hover = await until('the hover the button shows on the sample manifest', async () => {
         const hovers = (await page.locator('.monaco-hover:visible').allInnerTexts()).map((t) => t.replace(/\u00a0/g, ' ')); // appendText writes spaces as &nbsp;
-        const h = hovers.find((t) => /Out-of-distribution · p = /.test(t));
-        if (!h) {
-          await wb.command('Show or Focus Hover').catch(() => undefined);
-          await sleep(1500);
-        }
-        return h;
-      }, 60_000);
+        return hovers.find((t) => t.includes('OOD Lens') && /Out-of-distribution · p = /.test(t));
+      }, 90_000);
+      const hoverP = /Out-of-distribution · p = (\S+)/.exec(hover)?.[1];
       ctx.note(`open the sample manifest: hover ${hover.replace(/\s+/g, ' ').slice(0, 120)}`);
+      assert(/Predicted 8 /.test(hover), `the hover is not the pullover's row (the classifier calls it an 8): ${hover}`);
+      assert(hoverP === sampleP, `the hover's p (${hoverP}) differs from the panel's (${sampleP}) for fashion-test-00001.png`);
       await ctx.shot('manifest');
       await page.keyboard.press('Escape');
 
-      // 4. Bring your own model: the README's section.
-      await reopen();
-      await stepButton('Bring your own model', 'How to make a pair');
-      // KNOWN GAP (issue 17 stays open): in code-server 4.139 the step's "How to make a pair" button completes the
-      // step but no README.md tab has been seen since the last merges; until that is debugged this step is
-      // reported in the log, not failed, so that the other flows keep guarding the build. Fix and make it fail again.
-      const readmeShown = await page.locator('.tabs-container .tab.active[aria-label^="README.md"]').first().waitFor({ timeout: 20_000 }).then(() => true, () => false);
-      if (readmeShown) {
-        const line = await until('the README at its section', async () => {
-          const current = await page.locator('.monaco-editor .current-line').count();
-          const visible = await page.locator('.monaco-editor .view-lines').first().innerText();
-          return current > 0 ? visible.split('\n').slice(0, 3).find((l) => /^#+ /.test(l.trim())) : undefined;
-        }, 15_000);
-        ctx.note(`how to make a pair: README.md at "${line.trim()}"`);
-      } else ctx.note('how to make a pair: KNOWN GAP — no README.md tab within 20 s (issue 17 open)');
-
-      // The picture of that step: the pair picker.
-      await wb.closeEverything();
-      await wb.command('OOD Lens: Select Pair');
-      await page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 15_000 });
-      await sleep(500);
-      const box = await page.locator('.quick-input-widget').boundingBox();
-      if (box) await page.screenshot({ path: join(RESULTS, 'e2e-shot-select-pair.png'), clip: { x: box.x - 20, y: Math.max(0, box.y - 20), width: box.width + 40, height: box.height + 40 } });
+      // 4a. Bring your own model: "Create a pair" starts Create Pair (the classifier, then what it declares).
+      await open();
+      await stepButton('ownModel', 'Bring your own model', 'Create a pair');
+      const title = page.locator('.quick-input-widget .quick-input-title');
+      await until('Create Pair to ask for the classifier', async () => (await title.innerText().catch(() => '')).includes('choose the classifier') || undefined, 30_000);
+      await answerOpenDialog(ctx, join(fx.root, fx.createPair.model), 'Use Classifier', 'choose the classifier');
+      const continueRow = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
+      await continueRow.waitFor({ timeout: 90_000 });
+      const facts = (await page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+      assert(facts.some((f) => f.includes('10 classes from "logits"')), `Create Pair from the walkthrough does not show what ${fx.createPair.model} declares: ${JSON.stringify(facts)}`);
+      ctx.note(`create a pair: ${fx.createPair.model} → ${facts.slice(0, 3).join(' | ')}`);
       await page.keyboard.press('Escape');
+      await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
+
+      // 4b. "How to make a pair": the README shipped in the extension, at its "Bring your own model" section.
+      await open();
+      await stepButton('ownModel', 'Bring your own model', 'How to make a pair');
+      // (vsce stores README.md as readme.md in the VSIX: the installed extension's tab reads readme.md.)
+      const readme = page.locator('.tabs-container .tab.active[aria-label^="readme.md" i]').first();
+      if (!(await readme.waitFor({ timeout: 30_000 }).then(() => true, () => false))) {
+        const tabs = await page.locator('.tabs-container .tab').evaluateAll((ts) => ts.map((t) => `${t.classList.contains('active') ? '*' : ''}${t.getAttribute('aria-label')}`));
+        throw new Error(`"How to make a pair" opened no README.md (tabs: ${tabs.join(' | ')}; notifications: ${(await wb.notifications()).join(' | ') || 'none'})`);
+      }
+      // At the section: the cursor on its heading line, that line in the top third of the editor.
+      const at = await until('the README at its "Bring your own model" section', async () => {
+        const cursor = (await page.locator('.statusbar-item', { hasText: /^Ln \d+, Col \d+/ }).first().innerText().catch(() => '')).trim();
+        const editor = page.locator('.editor-group-container.active .monaco-editor').first();
+        const box = await editor.boundingBox();
+        const heading = await editor.locator('.view-line').evaluateAll((ls) => {
+          const h = ls.find((l) => /^## Bring your own model\s*$/.test((l as HTMLElement).innerText.replace(/\u00a0/g, ' ')));
+          return h ? h.getBoundingClientRect().top : null;
+        });
+        const cursorTop = await editor.locator('.view-overlays .current-line').first().evaluate((e) => e.getBoundingClientRect().top).catch(() => null);
+        const problem = !box || heading === null ? 'the heading is not on screen' : cursorTop === null || Math.abs(cursorTop - heading) > 2 ? 'the cursor is not on the heading' : heading > box.y + box.height / 3 ? `the heading is ${Math.round(heading - box.y)} px down` : '';
+        if (problem) throw new Error(`${problem} (${cursor || 'no cursor position'})`);
+        return `${cursor}, the heading ${Math.round(heading! - box!.y)} px below the editor's top`;
+      }, 15_000);
+      ctx.note(`how to make a pair: readme.md at "## Bring your own model" (${at})`);
+      await ctx.shot('docs');
     },
   },
   {
@@ -970,6 +1013,9 @@ function checkVsix(vsix: string): Result {
       'extension/node_modules/@vscode-elements/elements/dist/bundled.js', 'extension/LICENSE.txt',
       // The walkthrough's samples and pictures, and the icon.
       'extension/media/icon.png', 'extension/samples/fashion-test-00001.png', 'extension/samples/dataset.csv',
+      'extension/media/screenshots/inspect-panel.png', 'extension/media/screenshots/report.png', 'extension/media/screenshots/manifest-hover.png', 'extension/media/screenshots/create-pair.png',
+      // The documentation the docs links open (vsce renames README.md; oodLens.openDocs finds it either way).
+      'extension/readme.md',
     ];
     // Every bundle scripts/build.mjs wrote (a new entry point must not be left out by .vscodeignore).
     // (cli.js is the npm package's command line; the extension never runs it.)
@@ -1027,13 +1073,25 @@ async function runSession(session: Session, selected: Flow[], tools: E2eTools, b
     // In the cold session the extension is not active yet: do not wait for its status bar item.
     await wb.open(server.url, session !== 'cold');
     console.log(`[e2e] ${session} session: workbench up in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    let firstRunWalkthrough: boolean | undefined;
+    if (session !== 'cold') {
+      // The extension opens its walkthrough once, on its first activation after install (these user-data folders are
+      // fresh), a moment after activating: wait for it and close it, so that it cannot take the focus in the middle
+      // of a flow (the palette, a hover). The walkthrough flow asserts that it came.
+      firstRunWalkthrough = await until('the first-run walkthrough', async () => (await page.locator('.gettingStartedContainer').first().innerText().catch(() => '')).includes('Get started with OOD Lens'), 60_000).then(
+        () => true,
+        () => false,
+      );
+      console.log(`[e2e] ${session} session: the walkthrough ${firstRunWalkthrough ? 'opened by itself (first activation)' : 'did not open by itself within 60 s'}`);
+      await wb.closeEverything();
+    }
     for (const flow of mine) {
       const started = Date.now();
       const notes: string[] = [];
       const shot = async (suffix?: string) => {
         await wb.screenshot(join(RESULTS, `e2e-${flow.name}${suffix ? `-${suffix}` : ''}.png`)).catch(() => undefined);
       };
-      const ctx: Ctx = { wb, fx, server, shot, note: (t) => notes.push(t) };
+      const ctx: Ctx = { wb, fx, server, shot, note: (t) => notes.push(t), firstRunWalkthrough };
       let status: Result['status'] = 'passed';
       let detail = '';
       try {

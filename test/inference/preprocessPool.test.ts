@@ -11,7 +11,7 @@ test('a preprocessing worker that dies makes prepare() reject at once, and the e
   await (pool as unknown as { workers: { terminate(): Promise<number> }[] }).workers[0].terminate();
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(pool.alive, false);
-  await assert.rejects(pool.prepare([{ path: 'x.png' }], { width: 32, height: 32, channels: 1, layout: 'NCHW' }, { maxInputPixels: 1e6, maxFileBytes: 1e6, complexity: false }), /no preprocessing worker/);
+  await assert.rejects(pool.prepare([{ path: 'x.png' }], { classifier: { width: 32, height: 32, channels: 1, layout: 'NCHW' } }, { maxInputPixels: 1e6, maxFileBytes: 1e6, complexity: false }), /no preprocessing worker/);
 
   // The preprocessing pool serves the overlapped pipeline (the sharded one has shards instead).
   const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'overlapped' });
@@ -30,7 +30,7 @@ test('a batch split across two workers comes back whole and in order, errors in 
   const names = ['mnist-test-00000.png', 'missing.png', 'mnist-test-00001.png', 'fashion-test-00000.png', 'cat-photo.png', 'mnist-test-00002.png', 'mnist-test-00003.png', 'mnist-test-00004.png'];
   const items = [...names, ...names].map((n) => ({ path: join(samples, n) }));
   const spec = { width: 32, height: 32, channels: 1 as const, layout: 'NCHW' as const, resize: 'fill' as const, resizeKernel: 'linear' as const, background: '#000000', padding: 2 };
-  const out = await pool.prepare(items, spec, { maxInputPixels: 1e8, maxFileBytes: 1e8, complexity: 'png' });
+  const out = await pool.prepare(items, { classifier: spec }, { maxInputPixels: 1e8, maxFileBytes: 1e8, complexity: 'png' });
   await pool.dispose();
   assert.equal(out.length, items.length);
   const { prepareBatch } = await import('../../src/inference/fastpath');

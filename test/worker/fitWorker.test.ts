@@ -2,18 +2,19 @@
  * The Create Pair requests of the real engine worker (under tsx in a worker thread), driven through
  * EngineClient as the extension drives them: inspectModel on the built-in classifier and on files that are not
  * models, fit on real MNIST test digits (a CSV manifest with labels) with progress and the FitReport the panel
- * shows, and a fit cancelled mid-way that writes nothing.
+ * shows, a fit refused up front for too few images, and a fit cancelled mid-way that writes nothing.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { readCalibration } from '../../src/inference/calibration';
 import { firingThreshold } from '../../src/shared/fitReport';
 import { loadPairManifest } from '../../src/inference/manifest';
 import type { FitEvent } from '../../src/shared/engineProtocol';
-import { EngineClient } from '../../src/worker/engineClient';
+import { EngineClient, FIT_CANCELLED_BEFORE_START } from '../../src/worker/engineClient';
 import { labelsOf, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, tempDir, writeIdxPngs } from '../helpers';
 import { pairSkipReason } from './pairAvailable';
 
@@ -29,15 +30,19 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
   const logs: string[] = [];
   const digits: string[] = [];
   let manifestCsv: string;
+  let smallCsv: string;
 
   before(async () => {
     dir = tempDir('ood-fit-worker-');
     const labels = labelsOf(MNIST_TEST_LABELS);
-    const n = 400;
+    const n = 500;
     const indices = Array.from({ length: n }, (_, i) => i);
     digits.push(...(await writeIdxPngs(MNIST_TEST_IMAGES, indices, join(dir, 'digits'), 'mnist')));
     manifestCsv = join(dir, 'digits.csv');
     writeFileSync(manifestCsv, ['path,label', ...indices.map((i) => `digits/mnist-${String(i).padStart(5, '0')}.png,${labels[i]}`), ''].join('\n'));
+    // 400 of them: a calibration part of 180, too few for any test to fire at α = 0.01.
+    smallCsv = join(dir, 'digits-400.csv');
+    writeFileSync(smallCsv, ['path,label', ...indices.slice(0, 400).map((i) => `digits/mnist-${String(i).padStart(5, '0')}.png,${labels[i]}`), ''].join('\n'));
     client = new EngineClient({
       spawn: () => new Worker(bootstrap, { workerData: { entry }, stdout: true, stderr: true }),
       log: (level, message) => logs.push(`${level}: ${message}`),
@@ -89,9 +94,9 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     assert.equal(m.classifier.labels.length, 10);
     assert.equal(report.classifierOnly, true);
     // The split: 10% held out; of the rest, half fits the feature detectors (KNN, Mahalanobis), half calibrates.
-    assert.deepEqual(report.parts, { fit: 180, calibration: 180, check: 40 });
-    assert.equal(report.checkImages, 40);
-    assert.equal(report.falseAlarms, Math.round(report.falseAlarmRate * 40));
+    assert.deepEqual(report.parts, { fit: 225, calibration: 225, check: 50 });
+    assert.equal(report.checkImages, 50);
+    assert.equal(report.falseAlarms, Math.round(report.falseAlarmRate * 50));
     assert.ok(report.falseAlarmRate >= 0 && report.falseAlarmRate <= 1);
     // The manifest's labels make held-out accuracy measurable; the built-in classifier reads MNIST well.
     assert.ok(report.heldOutAccuracy !== null && report.heldOutAccuracy > 0.8, `accuracy ${report.heldOutAccuracy}`);
@@ -102,13 +107,14 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     for (const h of report.histograms) {
       const values = (cal.scores as unknown as Record<string, number[]>)[h.score];
       assert.equal(h.calibration.reduce((a, b) => a + b, 0), values.length, h.score);
-      assert.equal(h.calibrationCount, 180);
+      assert.equal(h.calibrationCount, 225);
       // The held-out check part is binned beside it.
-      assert.equal(h.check!.reduce((a, b) => a + b, 0), 40, h.score);
+      assert.equal(h.check!.reduce((a, b) => a + b, 0), 50, h.score);
       assert.equal(h.share, shares[h.score] ?? 0, h.score);
-      // With 180 calibration images, p ≥ 1/181 > share × α for every share here: no test can fire, and the panel says so (null).
+      // With 225 calibration images the smallest p-value is 1/226 ≈ 0.0044: KNN (0.5 × α = 0.005) can fire, the
+      // tests with 0.25 × α (MSP, energy) and Mahalanobis (share 0) cannot, and the panel says so (null).
       assert.equal(h.threshold, firingThreshold([...values].sort((x, y) => x - y), h.share * 0.01, h.oodWhen), h.score);
-      assert.equal(h.threshold, null);
+      assert.equal(h.threshold === null, h.score !== 'knn', `${h.score}: threshold ${h.threshold}`);
     }
     // MSP is binned in its own units (the check part's MSPs are within [0, 1] like the calibration part's).
     const msp = report.histograms.find((h) => h.score === 'msp')!;
@@ -118,12 +124,29 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     for (const p of ['reading models', 'listing images', 'fitting detectors', 'scoring', 'writing']) assert.ok(phases.includes(p), `no ${p} progress (${phases.join(', ')})`);
     const lastScoring = events.filter((e) => e.type === 'progress' && e.progress.phase === 'scoring').pop();
     // Scoring covers the calibration and check parts (the fit part was read by the detector fit).
-    assert.deepEqual(lastScoring?.type === 'progress' && [lastScoring.progress.done, lastScoring.progress.total], [220, 220]);
+    assert.deepEqual(lastScoring?.type === 'progress' && [lastScoring.progress.done, lastScoring.progress.total], [275, 275]);
     assert.ok(report.decisions.some((d) => /held-out false alarms/.test(d)), report.decisions.join('\n'));
     assert.deepEqual(
       events.filter((e) => e.type === 'decision').map((e) => (e.type === 'decision' ? e.line : '')),
       report.decisions,
     );
+  });
+
+  test('fit refuses data too small for any test to fire at α, before any scoring, as a FitError naming what would do', async () => {
+    const out = join(dir, 'pairs', 'too-small');
+    const events: FitEvent[] = [];
+    await assert.rejects(client.fit({ classifier, data: [smallCsv], out, scaling: { range: [0, 1] }, provider: 'cpu' }, (e) => events.push(e)), (err: Error) => {
+      // The worker's FitError keeps its name across the thread: Create Pair shows it as the user's problem, not a crash.
+      assert.equal(err.name, 'FitError');
+      assert.match(err.message, /400 images are too few for this pair at α = 0\.01: the split gives fit 180, calibration 180, check 40/);
+      assert.match(err.message, /needs at least 200 calibration images\. Give at least 443 in-distribution images/);
+      assert.match(err.message, /--alpha 0\.0111 or more/);
+      return true;
+    });
+    // Refused before the detector fit and any scoring; nothing written.
+    const phases = events.flatMap((e) => (e.type === 'progress' ? [e.progress.phase] : []));
+    assert.ok(!phases.includes('fitting detectors') && !phases.includes('scoring'), phases.join(', '));
+    assert.equal(existsSync(join(out, 'ood-pair.json')), false);
   });
 
   test('fit cancelled while it runs: rejects, writes no pair, and the worker keeps answering', async () => {
@@ -139,6 +162,44 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     assert.deepEqual(existsSync(out) ? readdirSync(out) : [], []);
     const facts = await client.inspectModel(classifier);
     assert.equal(facts.classOutput?.classes, 10);
+  });
+
+  test('fit cancelled while the worker is still starting: answered at once, and the worker is told to cancel it', async () => {
+    // A worker that has not begun anything yet (still loading onnxruntime, sharp, TF.js): it never answers.
+    const posted: { kind: string; id: number; target?: number }[] = [];
+    const starting = Object.assign(new EventEmitter(), {
+      postMessage: (m: { kind: string; id: number; target?: number }) => void posted.push(m),
+      terminate: async () => 0,
+    });
+    const cold = new EngineClient({ spawn: () => starting as unknown as Worker, log: () => undefined, shutdownTimeoutMs: 10 });
+    const controller = new AbortController();
+    const run = cold.fit({ classifier, data: [manifestCsv], out: join(dir, 'pairs', 'never'), provider: 'cpu' }, () => undefined, controller.signal);
+    controller.abort();
+    await assert.rejects(run, (err: Error) => err.name === 'FitError' && err.message === FIT_CANCELLED_BEFORE_START);
+    const fit = posted.find((m) => m.kind === 'fit')!;
+    assert.deepEqual(posted.filter((m) => m.kind === 'cancel').map((m) => m.target), [fit.id]);
+    await cold.dispose();
+  });
+
+  test('fit cancelled right after it was asked of a worker that is just starting: nothing is written, the worker stops it', async () => {
+    const workerLogs: string[] = [];
+    const cold = new EngineClient({ spawn: () => new Worker(bootstrap, { workerData: { entry }, stdout: true, stderr: true }), log: (level, m) => workerLogs.push(`${level}: ${m}`) });
+    const out = join(dir, 'pairs', 'cancelled-cold');
+    const controller = new AbortController();
+    const events: FitEvent[] = [];
+    const run = cold.fit({ classifier, data: [manifestCsv], out, provider: 'cpu' }, (e) => events.push(e), controller.signal);
+    controller.abort();
+    await assert.rejects(run, /cancelled before it started; nothing was written/);
+    // The worker got the cancel right behind the fit and ended it as cancelled (its late answer is logged), wrote
+    // nothing, not even a staging folder, and answers other requests.
+    while (!workerLogs.some((l) => /cancelled before it started, /.test(l))) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(workerLogs.some((l) => /^info: fit \d+, cancelled before it started, ended in the worker: fit was cancelled; nothing was written$/.test(l)), workerLogs.join('\n'));
+    assert.equal(existsSync(out), false);
+    const facts = await cold.inspectModel(classifier);
+    assert.equal(facts.classOutput?.classes, 10);
+    await cold.dispose();
+    assert.deepEqual(events, []);
+    assert.ok(!workerLogs.some((l) => l.startsWith('error')), workerLogs.join('\n'));
   });
 
   test('fit refuses a folder that already holds a pair unless asked to replace it', async () => {

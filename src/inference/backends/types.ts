@@ -60,7 +60,7 @@ export function checkFeed(runner: Pick<ModelRunner, 'source' | 'inputs'>, name: 
     const got = tensor.dims;
     const fmt = (s: (number | null)[]) => `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]`;
     if (want.length !== got.length || want.some((d, i) => d !== null && d > 0 && d !== got[i])) {
-      throw new ModelError(runner.source, `input "${name}" expects shape ${fmt(want)} but the pair manifest gives ${fmt(got)} (check input.width/height/channels/layout)`);
+      throw new ModelError(runner.source, `input "${name}" expects shape ${fmt(want)} but the pair manifest gives ${fmt(got)} (check the width, height, channels and layout the pair manifest gives this model: its own fields, else input.*)`);
     }
   }
   const expected = tensor.dims.reduce((a, b) => a * b, 1);

@@ -337,12 +337,14 @@ function renderRow(row: InspectRow): HTMLElement {
 
   const { width, height } = pair?.input ?? { width: 0, height: 0 };
   const size = width ? ` (${width}×${height})` : '';
+  // A VAE of its own size reconstructs at that size.
+  const vaeSize = pair?.vaeInput ? ` (${pair.vaeInput.width}×${pair.vaeInput.height})` : '';
   const images = el('div', 'images');
   const original = row.originalSrc ?? pngSrc(r.modelInputPng);
   images.append(
     figure('original', row.originalSrc ? 'Original' : 'Original (model input shown: format or size not displayable here)', original, `${row.name} as stored`, !row.originalSrc),
     figure('model-input', `Model input${size}`, pngSrc(r.modelInputPng), 'the image as the model sees it', true),
-    figure('reconstruction', 'VAE reconstruction', pngSrc(r.reconstructionPng), 'the VAE reconstruction', true),
+    figure('reconstruction', `VAE reconstruction${vaeSize}`, pngSrc(r.reconstructionPng), 'the VAE reconstruction', true),
     figure('heatmap', '|input − reconstruction|', pngSrc(r.errorHeatmapPng), 'per-pixel reconstruction error heatmap', true),
   );
   const legend = el('div', 'heat-legend');
