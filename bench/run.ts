@@ -89,7 +89,7 @@ function cliRun(folder: string): { images: number; seconds: number; maxRssMb: nu
 
 /**
  * The KNN detector's search alone (features in, k-th neighbour distances out), as the engine runs it: one
- * onnxruntime MatMul + TopK call per batch over the pair's stored features. Features of real MNIST test
+ * onnxruntime Gemm + TopK call per batch over the pair's stored features. Features of real MNIST test
  * images, read once; the median of several passes.
  */
 async function knnCost(): Promise<void> {
@@ -124,7 +124,7 @@ async function knnCost(): Promise<void> {
       }
       const line = `${median(passes).toFixed(3)} ms per image`;
       log(`KNN search, batch ${batch}: ${line}`);
-      rows.push([`KNN search over ${stored.toLocaleString('en-US')} stored features (${dims}-d, float16 on disk, k = ${knn.k}), batch ${batch}, onnxruntime MatMul + TopK`, line]);
+      rows.push([`KNN search over ${stored.toLocaleString('en-US')} stored features (${dims}-d, float16 on disk, k = ${knn.k}), batch ${batch}, onnxruntime Gemm + TopK`, line]);
     }
   } finally {
     await engine.dispose();
