@@ -23,8 +23,8 @@ export interface ScoreManyOutcome {
 }
 
 export interface ScoreStore {
-  /** Resolves once the cache file is loaded and the pair identity is known. */
-  ready: Promise<ScoreCache>;
+  /** Resolves once the cache file is loaded and the pair identity is known (reading it starts the engine). */
+  readonly ready: Promise<ScoreCache>;
   onDidChange: vscode.Event<vscode.Uri[] | undefined>;
   /** Cached score of a file as it is now (hashes it when its size or mtime changed). */
   lookup(path: string): Promise<ImageResult | undefined>;
@@ -65,49 +65,59 @@ export function scoreStore(services: Services): ScoreStore {
   };
 
   const decorations = new OodFileDecorations(emitter.event);
-  const ready = (async () => {
+  const opened = (async () => {
     await rm(legacyFile, { force: true }).catch(() => undefined);
     const cache = await ScoreCache.open(file, { maxEntries: maxEntries(), log: (m) => log.info(m) });
     cache.onDidChange((paths) => emitter.fire(paths === 'all' ? undefined : paths.map((p) => vscode.Uri.file(p))));
     decorations.cache = cache;
-    // Setting the identity fires 'all': the Explorer asks again and shows badges from the loaded cache.
-    await refreshIdentity(cache);
     return cache;
   })();
-  ready.catch((err: Error) => log.error(`score cache: ${err.message}`));
+  opened.catch((err: Error) => log.error(`score cache: ${err.message}`));
+  // The pair identity needs the pair loaded in the engine worker: it is asked for when the cache is first used (a
+  // manifest, a folder score) or when the engine loads for another reason, never at activation, which would load
+  // the models at VS Code's start-up. Until then the Explorer shows no badges from earlier sessions. Setting the
+  // identity fires 'all': the Explorer asks again and shows badges from the loaded cache.
+  let identified: Promise<ScoreCache> | undefined;
+  const ready = (): Promise<ScoreCache> =>
+    (identified ??= opened.then(async (cache) => {
+      await refreshIdentity(cache);
+      return cache;
+    }));
 
   context.subscriptions.push(
     emitter,
-    engine.onDidChangeEngine(() => void ready.then(refreshIdentity)),
+    engine.onDidChangeEngine(() => void (identified ? identified.then(refreshIdentity) : ready())),
     vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('oodLens.cache.maxEntries')) void ready.then((c) => c.setMaxEntries(maxEntries()));
+      if (e.affectsConfiguration('oodLens.cache.maxEntries')) void opened.then((c) => c.setMaxEntries(maxEntries()));
     }),
     vscode.commands.registerCommand('oodLens.clearCache', async () => {
-      const cache = await ready;
+      const cache = await opened;
       const n = cache.size;
       await cache.clear();
       log.info(`score cache cleared (${n} scores)`);
       void vscode.window.showInformationMessage(`OOD Lens: score cache cleared (${n.toLocaleString('en-US')} scores).`);
     }),
     vscode.window.registerFileDecorationProvider(decorations),
-    { dispose: () => void ready.then((c) => c.dispose()) },
+    { dispose: () => void opened.then((c) => c.dispose()) },
   );
 
   const store: ScoreStore = {
-    ready,
+    get ready() {
+      return ready();
+    },
     onDidChange: emitter.event,
     async lookup(path) {
-      const cache = await ready;
+      const cache = await ready();
       const hit = await cache.lookup(path);
       return hit?.score ? withPath(hit.score, path) : undefined;
     },
     async put(results) {
-      const cache = await ready;
+      const cache = await ready();
       for (const r of results) await cache.put(r.path, r);
     },
     async scoreMany(paths, options) {
       const started = Date.now();
-      const cache = await ready;
+      const cache = await ready();
       const results: (ImageResult | undefined)[] = new Array(paths.length);
       const at: ({ key: string; size: number; mtimeMs: number } | null)[] = new Array(paths.length).fill(null);
       const todo: number[] = [];

@@ -11,12 +11,10 @@ export interface InspectHtmlOptions {
   cspSource: string;
   /** A fresh nonce per page load (see makeNonce). */
   nonce: string;
-  /** Webview URI of dist/webview/inspect.js (the bundled browser script with Chart.js). */
+  /** Webview URI of dist/webview/inspect.js (the bundled browser script with Chart.js and its two @vscode-elements controls). */
   scriptUri: string;
   /** Webview URI of media/inspect.css. */
   styleUri: string;
-  /** Webview URI of @vscode-elements/elements' dist/bundled.js (an ES module). */
-  elementsUri: string;
   /** Panel title (shown until the script renders). */
   title: string;
   /** The images, drawn as "Scoring…" rows before the script runs, so the layout is there at once. */
@@ -115,7 +113,6 @@ export function buildInspectHtml(o: InspectHtmlOptions): string {
   <main id="rows" class="rows">
 ${skeleton}
   </main>
-  <script type="module" nonce="${nonce}" src="${escapeHtml(o.elementsUri)}"></script>
   <script nonce="${nonce}" src="${escapeHtml(o.scriptUri)}"></script>`,
   });
 }

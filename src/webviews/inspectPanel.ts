@@ -97,7 +97,7 @@ export class InspectPanel implements vscode.Disposable {
       enableScripts: true,
       retainContextWhenHidden: false,
       enableFindWidget: true,
-      localResourceRoots: [vscode.Uri.joinPath(ext, 'dist', 'webview'), vscode.Uri.joinPath(ext, 'media'), vscode.Uri.joinPath(ext, 'node_modules', '@vscode-elements', 'elements', 'dist')],
+      localResourceRoots: [vscode.Uri.joinPath(ext, 'dist', 'webview'), vscode.Uri.joinPath(ext, 'media')],
     };
   }
 
@@ -185,7 +185,6 @@ export class InspectPanel implements vscode.Disposable {
       nonce: makeNonce(),
       scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'dist', 'webview', 'inspect.js')).toString(),
       styleUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'media', 'inspect.css')).toString(),
-      elementsUri: webview.asWebviewUri(vscode.Uri.joinPath(ext, 'node_modules', '@vscode-elements', 'elements', 'dist', 'bundled.js')).toString(),
       title: this.panel.title,
       rows: this.rows.map((r) => ({ path: r.path, name: r.name, displayPath: r.displayPath })),
     });

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadPairManifest, ManifestError, parsePairManifest } from '../../src/inference/manifest';
+import Ajv from 'ajv';
+import { loadPairManifest, ManifestError, pairManifestSchema, parsePairManifest } from '../../src/inference/manifest';
 
 const valid = {
   name: 'demo',
@@ -69,4 +70,11 @@ test('broken JSON and missing model files are named', () => {
   writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify(valid));
   assert.throws(() => loadPairManifest(dir), (e: Error) => e instanceof ManifestError && /classifier\.path: file not found: .*c\.onnx/.test(e.message) && /vae\.path: file not found/.test(e.message));
   assert.throws(() => loadPairManifest(join(dir, 'nope')), /no such file or folder/);
+});
+
+test('the pair schema is itself valid JSON Schema (the validator skips that check when it compiles it, for start-up time)', () => {
+  const ajv = new Ajv({ strict: false });
+  assert.equal(ajv.validateSchema(pairManifestSchema), true, JSON.stringify(ajv.errors));
+  // A broken schema is caught: the meta-schema check is a real one.
+  assert.equal(ajv.validateSchema({ ...pairManifestSchema, type: 'no-such-type' }), false);
 });

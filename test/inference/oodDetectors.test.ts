@@ -27,7 +27,7 @@ function rng(seed: number): () => number {
   };
 }
 
-test('KNN in onnxruntime (MatMul + TopK) finds the same k-th neighbour distances as a brute-force search', async () => {
+test('KNN in onnxruntime (Gemm + TopK) finds the same k-th neighbour distances as a brute-force search', async () => {
   const rand = rng(1);
   const dims = 16;
   const bank = l2NormaliseRows(Float32Array.from({ length: 500 * dims }, () => rand() - 0.5), dims);

@@ -102,7 +102,6 @@ describe('inspect panel UI in Chromium', { skip: SKIP }, () => {
         nonce,
         scriptUri: `${origin}/ext/dist/webview/inspect.js`,
         styleUri: `${origin}/ext/media/inspect.css`,
-        elementsUri: `${origin}/ext/node_modules/@vscode-elements/elements/dist/bundled.js`,
         title: 'OOD: 3 images',
       });
       // The webview API VS Code injects, as a stub that records messages and state.

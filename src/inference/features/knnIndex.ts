@@ -2,7 +2,7 @@
  * KNN out-of-distribution score (Sun et al. 2022, "Out-of-distribution detection with deep nearest
  * neighbors"): the distance from an image's L2-normalised penultimate features to its k-th nearest neighbour
  * among the normalised features of in-distribution fit images. Higher = more out-of-distribution.
- * The search runs inside onnxruntime as one MatMul + TopK per batch (features/onnxGraph.ts); the stored
+ * The search runs inside onnxruntime as one Gemm + TopK per batch (features/onnxGraph.ts); the stored
  * features live in the pair folder as float16.
  */
 import type { LoadOptions, ModelRunner } from '../backends/types';
@@ -35,10 +35,8 @@ export class KnnIndex {
     const count = bank.length / dims;
     if (!Number.isInteger(count) || count < 1) throw new Error(`${source}: ${bank.length} values are not whole rows of ${dims} features`);
     if (!Number.isInteger(k) || k < 1 || k > count) throw new Error(`${source}: k must be an integer from 1 to the ${count} stored features (got ${k})`);
-    const transposed = new Float32Array(bank.length);
-    for (let i = 0; i < count; i++) for (let j = 0; j < dims; j++) transposed[j * count + i] = bank[i * dims + j];
     const { loadOnnx } = await import('../backends/onnx');
-    const runner = await loadOnnx(`${source} (KNN search)`, options, knnSearchModel(transposed, dims, count, k));
+    const runner = await loadOnnx(`${source} (KNN search)`, options, knnSearchModel(bank, dims, count, k));
     return new KnnIndex(runner, dims, count, k);
   }
 

@@ -2,7 +2,7 @@
  * ONNX graph edits done in memory at load time (onnx-proto decodes and encodes the ModelProto):
  *  - exposing a classifier's penultimate activations as an extra output, when the model has no output
  *    named for its features: the input of its last Gemm/MatMul, i.e. what the final linear layer reads;
- *  - building the KNN search graph (MatMul against the stored features + TopK) that onnxruntime runs.
+ *  - building the KNN search graph (Gemm against the stored features + TopK) that onnxruntime runs.
  */
 import { onnx } from 'onnx-proto';
 import { ModelError } from '../backends/types';
@@ -48,22 +48,23 @@ export function exposePenultimate(bytes: Uint8Array, source: string): ExposedFea
 }
 
 /**
- * The KNN search as an ONNX model: `queries` [B, D] (L2-normalised) × the stored features transposed
- * [D, N] → cosine similarities [B, N] → TopK(k, largest) → `similarities` [B, k], descending. The stored
- * features are an initializer, so onnxruntime keeps them in its own memory and runs the whole search in
- * one call per batch on its threads.
+ * The KNN search as an ONNX model: `queries` [B, D] (L2-normalised) × the stored features [N, D], transposed
+ * by Gemm (transB) → cosine similarities [B, N] → TopK(k, largest) → `similarities` [B, k], descending. The
+ * stored features are an initializer, so onnxruntime keeps them in its own memory and runs the whole search in
+ * one call per batch on its threads. They stay in the bank's row order: transposing 2.56 M values here first (a
+ * MatMul needs [D, N]) cost 70–140 ms of every cold start.
  */
-export function knnSearchModel(bankTransposed: Float32Array, dims: number, count: number, k: number): Uint8Array {
+export function knnSearchModel(bank: Float32Array, dims: number, count: number, k: number): Uint8Array {
   const T = onnx.TensorProto;
-  const bank = T.create({ name: 'bank', dims: [dims, count], dataType: T.DataType.FLOAT, rawData: new Uint8Array(bankTransposed.buffer, bankTransposed.byteOffset, bankTransposed.byteLength) });
+  const bankTensor = T.create({ name: 'bank', dims: [count, dims], dataType: T.DataType.FLOAT, rawData: new Uint8Array(bank.buffer, bank.byteOffset, bank.byteLength) });
   const kTensor = T.create({ name: 'k', dims: [1], dataType: T.DataType.INT64, int64Data: [k] });
   const graph = onnx.GraphProto.create({
     name: 'knn',
-    initializer: [bank, kTensor],
+    initializer: [bankTensor, kTensor],
     input: [onnx.ValueInfoProto.create({ name: 'queries', type: { tensorType: { elemType: T.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: dims }] } } } })],
     output: [onnx.ValueInfoProto.create({ name: 'similarities', type: { tensorType: { elemType: T.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: k }] } } } })],
     node: [
-      onnx.NodeProto.create({ opType: 'MatMul', input: ['queries', 'bank'], output: ['cosine'] }),
+      onnx.NodeProto.create({ opType: 'Gemm', input: ['queries', 'bank'], output: ['cosine'], attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] }),
       onnx.NodeProto.create({
         opType: 'TopK',
         input: ['cosine', 'k'],

@@ -4,6 +4,10 @@
  * Bundled by esbuild (IIFE) with Chart.js; no eval, no inline styles, so it runs under the panel's CSP.
  */
 import { BarController, BarElement, CategoryScale, Chart, type ChartConfiguration, LinearScale, type Plugin, Tooltip } from 'chart.js';
+// The two @vscode-elements controls this panel uses, bundled here: the library's whole bundle (233 KB, a second
+// script) was parsed before the panel could show its first verdict on a cold start.
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import type { CalibrationHistogram, InspectResult } from '../../shared/engineProtocol';
 import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, InspectViewState } from '../../shared/inspectProtocol';
 import { ruleShares, TEST_LABELS, TEST_NAMES } from '../../inference/rules';
