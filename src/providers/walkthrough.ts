@@ -25,8 +25,11 @@ async function openSampleManifest(services: Services): Promise<void> {
   const at = new vscode.Position(line, 2);
   editor.selection = new vscode.Selection(at, at);
   editor.revealRange(new vscode.Range(at, at), vscode.TextEditorRevealType.InCenterIfOutsideViewport);
-  // The editor has the focus now (showTextDocument resolved); the hover provider itself waits for the manifest to be
-  // parsed and the image to be scored (or read from the cache), showing "Loading…" meanwhile.
+  // Compute the hover first (the manifest parsed, the row scored and kept), then show it: shown while still
+  // "Loading…" on a busy machine, it could be dropped as the editor settled (CodeLens, automatic scoring of the
+  // rows, decorations), and the step's button would seem to do nothing.
+  await vscode.commands.executeCommand('vscode.executeHoverProvider', doc.uri, at);
+  if (vscode.window.activeTextEditor?.document !== doc) await vscode.window.showTextDocument(doc, { viewColumn: editor.viewColumn, preview: false });
   await vscode.commands.executeCommand('editor.action.showHover');
 }
 
