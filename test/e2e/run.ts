@@ -470,16 +470,20 @@ const flows: Flow[] = [
           clicked = undefined;
         }
       };
-      // Each step's picture (package.json media.image), shown beside the expanded step.
-      const pictures: Record<string, string> = { checkSample: 'inspect-panel.png', scoreFolder: 'report.png', manifest: 'manifest-hover.png', ownModel: 'create-pair.png' };
+      // Each step's picture (package.json media.image), shown beside the expanded step: the img VS Code makes has
+      // the step's altText, and once loaded the PNG's aspect ratio (width and height: bytes 16–23 of the file; Chromium
+      // may scale the natural size by the PNG's pixel density).
+      const manifest = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { contributes: { walkthroughs: { steps: { id: string; media: { image: string; altText: string } }[] }[] } };
+      const media = Object.fromEntries(manifest.contributes.walkthroughs[0].steps.map((st) => [st.id, { ...st.media, ratio: ((png) => png.readUInt32BE(20) / png.readUInt32BE(16))(readFileSync(join(REPO, st.media.image))) }]));
+      assert(media.ownModel.image === 'media/screenshots/create-pair.png', `step 4's picture is ${media.ownModel.image}`);
       /** Expands a step, checks that its picture is shown, and clicks one of its buttons. */
       const stepButton = async (stepId: string, title: string, button: string): Promise<void> => {
         await container.locator('.getting-started-step', { hasText: title }).first().click();
         const picture = await until(`the picture of the step "${title}"`, async () => {
-          const shown = await container.locator('.getting-started-media img').evaluateAll((imgs) => imgs.map((i) => ({ src: (i as HTMLImageElement).src, width: (i as HTMLImageElement).naturalWidth })));
-          const img = shown.find((i) => i.src.includes(pictures[stepId]) && i.width > 0);
-          if (!img) throw new Error(`shown: ${JSON.stringify(shown.map((i) => `${i.src.split(/[/=]/).pop()} ${i.width}px`))}`);
-          return `${pictures[stepId]} ${img.width}px`;
+          const shown = await container.locator('.getting-started-media img').evaluateAll((imgs) => imgs.map((i) => ({ alt: (i as HTMLImageElement).alt, width: (i as HTMLImageElement).naturalWidth, height: (i as HTMLImageElement).naturalHeight })));
+          const img = shown.find((i) => i.alt === media[stepId].altText && i.width > 0 && Math.abs(i.height / i.width / media[stepId].ratio - 1) < 0.02);
+          if (!img) throw new Error(`shown: ${JSON.stringify(shown.map((i) => `${i.alt.slice(0, 40)}… ${i.width}×${i.height}`))}`);
+          return `${media[stepId].image} (${img.width}×${img.height})`;
         }, 15_000);
         ctx.note(`step ${stepId}: picture ${picture}`);
         const b = container.locator('.getting-started-step.expanded .button-container .monaco-button', { hasText: button }).first();
