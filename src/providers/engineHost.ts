@@ -51,7 +51,9 @@ export class EngineHost implements EngineService {
         this.loaded(result);
       },
     });
-    this.current = this.readConfig(false);
+    // In Restricted Mode a workspace pair is ignored: say so at activation (it only reads the settings), not
+    // at the first check, which now starts the engine lazily and could be minutes later.
+    this.current = this.readConfig(!vscode.workspace.isTrusted);
     this.disposables.push(
       this.emitter,
       vscode.workspace.onDidChangeConfiguration((e) => {
