@@ -60,7 +60,12 @@ export function activate(context: vscode.ExtensionContext): void {
     log.info(`warming up the engine: ${why}`);
     engine.warm(why);
   }, () => engine.isStarted);
-  showWalkthroughOnce(context, log, () => InspectPanel.openPanels().length > 0);
+  showWalkthroughOnce(
+    context,
+    log,
+    () => InspectPanel.openPanels().length > 0,
+    () => InspectPanel.openPanels().some((p) => p.waitingForPage),
+  );
   log.info(`activated in ${(performance.now() - started).toFixed(1)} ms (the engine ${engine.isStarted ? 'is warming up' : 'starts with the first image or manifest'})`);
 }
 

@@ -44,14 +44,23 @@ export function registerWalkthrough(context: vscode.ExtensionContext, services: 
 
 /**
  * Opens the walkthrough on the first activation after install, once (globalState), a moment after activation
- * so that a panel the activating command opens comes first; beside it when an OOD Lens panel is open.
+ * so that a panel the activating command opens comes first; beside it when an OOD Lens panel is open. While a
+ * panel's page is still loading (the first webview of a fresh profile can take seconds) it waits, up to 15 s,
+ * so that the walkthrough does not compete with the user's first verdict.
  */
-export function showWalkthroughOnce(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, panelOpen: () => boolean): void {
+export function showWalkthroughOnce(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, panelOpen: () => boolean, panelLoading: () => boolean): void {
   if (context.globalState.get<boolean>(SHOWN_KEY)) return;
   void context.globalState.update(SHOWN_KEY, true);
-  const timer = setTimeout(() => {
+  const startedAt = Date.now();
+  let timer: NodeJS.Timeout;
+  const open = () => {
+    if (panelLoading() && Date.now() - startedAt < 15_000) {
+      timer = setTimeout(open, 250);
+      return;
+    }
     log.info('first run: opening the "Get started with OOD Lens" walkthrough');
     void vscode.commands.executeCommand('workbench.action.openWalkthrough', WALKTHROUGH_ID, panelOpen()).then(undefined, (err: unknown) => log.warn(`could not open the walkthrough: ${err}`));
-  }, 1500);
+  };
+  timer = setTimeout(open, 1500);
   context.subscriptions.push({ dispose: () => clearTimeout(timer) });
 }

@@ -72,6 +72,11 @@ export class InspectPanel implements vscode.Disposable {
     services.log.info(`inspect: new panel for ${paths.length === 1 ? basename(paths[0]) : `${paths.length} images`}, its page set in ${(performance.now() - asked).toFixed(0)} ms`);
   }
 
+  /** True until the panel's page has started (its first webview load can take seconds in a fresh browser profile). */
+  get waitingForPage(): boolean {
+    return this.pageSetAt !== undefined;
+  }
+
   /** The panels now open (tests and the walkthrough's checks read them). */
   static openPanels(): readonly InspectPanel[] {
     return [...InspectPanel.open];
