@@ -13,6 +13,7 @@ import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, I
 import { ruleShares, TEST_LABELS, TEST_NAMES } from '../../inference/rules';
 import { formatMsp, formatNats, headlineP, testPLabel } from '../../shared/format';
 import { elboBreakdown, predictionText, verdictText } from '../verdictText';
+import { cssVar, el } from './dom';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
 
@@ -39,13 +40,6 @@ function save(): void {
 
 // ---------- small DOM helpers (textContent only: file names and messages are never parsed as HTML) ----------
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function button(label: string, onClick: () => void, options: { secondary?: boolean; title?: string; className?: string } = {}): HTMLElement {
   const b = document.createElement('vscode-button');
   b.textContent = label;
@@ -54,11 +48,6 @@ function button(label: string, onClick: () => void, options: { secondary?: boole
   if (options.className) b.className = options.className;
   b.addEventListener('click', onClick);
   return b;
-}
-
-function cssVar(name: string, fallback: string): string {
-  const v = getComputedStyle(document.body).getPropertyValue(name).trim();
-  return v || fallback;
 }
 
 function themeColours() {
