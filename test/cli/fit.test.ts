@@ -7,38 +7,16 @@ import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { loadModel } from '../../src/inference/pair';
-import { withAnyBatch } from '../../src/inference/backends/staticBatch';
 import { idxImages, readIdxFile } from '../../src/inference/idx';
-import type { ModelFormat } from '../../src/inference/manifest';
 import { tempDir } from '../helpers';
 import { cli, thirdPartyModels, writeMnistIdx } from '../thirdParty';
 import sharp from 'sharp';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../../training/third-party-models';
+import { accuracyFedByHand, IMAGENET_MEAN, IMAGENET_STD, topOneAccuracy } from '../../training/third-party-models';
 
 type Models = Awaited<ReturnType<typeof thirdPartyModels>>;
 const FIT_IMAGES = 1000; // MNIST test 0–999: fit's data
 const SCORE_FROM = 9000; // MNIST test 9000–9399: scored afterwards, never seen by fit
 const SCORE_IMAGES = 400;
-
-/** Accuracy of a classifier fed correctly (by hand, not through OOD Lens's preprocessing). */
-async function accuracyFedCorrectly(path: string, format: ModelFormat, layout: 'NCHW' | 'NHWC', pixel: (v: number) => number, images: string, labels: Uint8Array): Promise<number> {
-  const runner = withAnyBatch(await loadModel(path, format, { provider: 'cpu' }));
-  try {
-    const idx = idxImages(readIdxFile(images), images);
-    const data = new Float32Array(idx.count * 784);
-    for (let i = 0; i < idx.count; i++) idx.image(i).forEach((v, q) => (data[i * 784 + q] = pixel(v)));
-    const out = Object.values(await runner.run({ [runner.inputs[0].name]: { data, dims: layout === 'NCHW' ? [idx.count, 1, 28, 28] : [idx.count, 28, 28, 1] } }))[0].data;
-    let correct = 0;
-    for (let i = 0; i < idx.count; i++) {
-      let best = 0;
-      for (let k = 1; k < 10; k++) if (out[i * 10 + k] > out[i * 10 + best]) best = k;
-      if (best === labels[i]) correct++;
-    }
-    return correct / idx.count;
-  } finally {
-    await runner.dispose();
-  }
-}
 
 /**
  * Accuracy of the CIFAR-style classifier fed correctly, by hand: each 28×28 digit resized to 32×32 RGB by sharp
@@ -54,13 +32,7 @@ async function cifarAccuracyFedCorrectly(path: string, images: string, labels: U
       for (let q = 0; q < 32 * 32; q++) for (let c = 0; c < 3; c++) data[i * 3072 + q * 3 + c] = (px[q * 3 + c] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
     }
     const out = (await runner.run({ pixel_values: { data, dims: [idx.count, 32, 32, 3] } })).logits.data;
-    let correct = 0;
-    for (let i = 0; i < idx.count; i++) {
-      let best = 0;
-      for (let k = 1; k < 10; k++) if (out[i * 10 + k] > out[i * 10 + best]) best = k;
-      if (best === labels[i]) correct++;
-    }
-    return correct / idx.count;
+    return topOneAccuracy(out, labels, idx.count);
   } finally {
     await runner.dispose();
   }
@@ -117,7 +89,7 @@ describe('bring your own model: fit → score', () => {
     assert.equal(new Set([...split.parts.fit, ...split.parts.calibration, ...split.parts.check]).size, 1000);
     assert.ok(existsSync(join(out, 'classifier.onnx')) && existsSync(join(out, 'vae.onnx')) && existsSync(join(out, 'calibration.json')));
 
-    const reference = await accuracyFedCorrectly(models.zoo.classifier, 'onnx', 'NCHW', (v) => v, scoreData.images, scoreData.labels);
+    const reference = await accuracyFedByHand(models.zoo.classifier, 'onnx', 'NCHW', (v) => v, scoreData.images, scoreData.labels);
     const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
     assert.ok(reference > 0.97, `reference accuracy ${reference}`);
     assert.equal(scored.accuracy, reference);
@@ -137,7 +109,7 @@ describe('bring your own model: fit → score', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     assert.deepEqual([manifest.classifier.mean, manifest.classifier.std, manifest.vae.mean, manifest.vae.std], [[0.1307], [0.3081], undefined, undefined]);
     assert.equal(manifest.vae.layout, 'NHWC');
-    const reference = await accuracyFedCorrectly(t.classifier, 'onnx', 'NHWC', (v) => (v / 255 - 0.1307) / 0.3081, scoreData.images, scoreData.labels);
+    const reference = await accuracyFedByHand(t.classifier, 'onnx', 'NHWC', (v) => (v / 255 - 0.1307) / 0.3081, scoreData.images, scoreData.labels);
     const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
     assert.equal(scored.accuracy, reference);
     assert.ok(scored.accuracy > 0.97);
@@ -152,7 +124,7 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stdout, /output "probabilities": 10 classes .*probabilities \(every row in \[0, 1\] and summing to 1/);
     assert.match(r.stdout, /reconstruction "decoder" \(logits\), mu "encoder\/mu", logvar "encoder\/logvar"/);
     assert.match(r.stdout, /no feature detectors: a TensorFlow\.js classifier needs --features LAYER/);
-    const reference = await accuracyFedCorrectly(models.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
+    const reference = await accuracyFedByHand(models.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
     const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
     assert.equal(scored.accuracy, reference);
     assert.ok(scored.accuracy > 0.97);
@@ -176,7 +148,7 @@ describe('bring your own model: fit → score', () => {
     const fitted = JSON.parse(readFileSync(join(out, 'features.json'), 'utf8'));
     assert.deepEqual([fitted.tensor, fitted.dims, fitted.knn.count, fitted.mahalanobis.classes], ['fc1', 128, 450, 10]);
 
-    const reference = await accuracyFedCorrectly(classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
+    const reference = await accuracyFedByHand(classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
     const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
     assert.equal(scored.accuracy, reference);
     assert.ok(scored.accuracy > 0.97);
