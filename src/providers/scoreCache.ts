@@ -188,6 +188,16 @@ export class ScoreCache {
     let skipped = 0;
     let firstProblem = '';
     const headerText = headerLine();
+    /** One record into the cache; an unreadable one is counted and skipped, the first problem kept for the log. */
+    const replayOne = (read: () => LogRecord) => {
+      try {
+        this.replay(read());
+        records++;
+      } catch (err) {
+        skipped++;
+        firstProblem ||= (err as Error).message;
+      }
+    };
     const apply = (line: string) => {
       if (!line) return;
       if (header === null) {
@@ -199,13 +209,7 @@ export class ScoreCache {
       }
       // Another window that started the same file at the same moment wrote the header too.
       if (line === headerText) return;
-      try {
-        this.replay(parseRecord(line));
-        records++;
-      } catch (err) {
-        skipped++;
-        firstProblem ||= (err as Error).message;
-      }
+      replayOne(() => parseRecord(line));
     };
     /** Lines parsed as one JSON array (far cheaper than one parse per line); line by line when that fails. */
     const applySlice = (lines: string[]) => {
@@ -222,15 +226,7 @@ export class ScoreCache {
         for (const line of rest) apply(line);
         return;
       }
-      for (const value of parsed) {
-        try {
-          this.replay(toRecord(value));
-          records++;
-        } catch (err) {
-          skipped++;
-          firstProblem ||= (err as Error).message;
-        }
-      }
+      for (const value of parsed) replayOne(() => toRecord(value));
     };
     try {
       for await (const chunk of stream) {
