@@ -6,16 +6,26 @@
  * opens the result panel (held-out false alarms, score histograms). Needs a trusted workspace: a pair runs
  * its own model files. The answers are checked in createPairOptions.ts (no vscode, unit-tested).
  */
-import { existsSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { VaeSpec } from '../inference/manifest';
 import type { ModelFacts } from '../inference/modelInspection';
 import type { FitReport } from '../shared/fitReport';
 import { falseAlarmSentence } from '../shared/fitReport';
+import type { DataSample, PreviewResult } from '../shared/engineProtocol';
 import { FitResultPanel } from '../webviews/fitResultPanel';
+import { makeNonce } from '../webviews/html';
+import { buildPreviewHtml } from '../webviews/previewHtml';
 import {
   buildFitRequest,
+  declaredSize,
+  defaultSize,
+  describeDeclared,
+  describeImageSizes,
+  firstMissingFolder,
+  type RememberedAnswers,
+  sizeConflict,
   type CreatePairAnswers,
   defaultPairFolder,
   describeScaling,
@@ -40,7 +50,9 @@ import { progressMessage, RateMeter } from './progressText';
 import type { Services } from '../services/services';
 
 const TITLE = 'Create OOD Pair';
-const STEPS = 6;
+const STEPS = 7;
+/** workspaceState key of the answers given per model (a retry starts from them). */
+const ANSWERS_KEY = 'oodLens.createPair.answers';
 
 /** The user closed a step (Escape): the flow ends quietly. */
 class Dismissed extends Error {}
@@ -54,9 +66,10 @@ function oneLineOf(text: string): string {
 }
 
 export function registerCreatePair(context: vscode.ExtensionContext, services: Services, host: EngineHost): void {
-  const run = async (uri?: vscode.Uri) => {
+  const run = async (uri?: vscode.Uri): Promise<void> => {
+    let classifier: string | undefined;
     try {
-      await createPairFlow(services, host, uri);
+      await createPairFlow(services, host, uri, (path) => (classifier = path));
     } catch (err) {
       if (err instanceof Dismissed) return;
       // A FitError (kept by name across the worker thread) is fit refusing the user's input — too few images for
@@ -65,8 +78,10 @@ export function registerCreatePair(context: vscode.ExtensionContext, services: S
       if (refused) services.log.error(`Create Pair: the pair was not created: ${(err as Error).message}`);
       else services.log.error(`Create Pair failed: ${(err as Error).stack ?? err}`);
       const text = refused ? `OOD Lens: the pair was not created — ${oneLineOf((err as Error).message)}` : `OOD Lens: could not create the pair: ${oneLineOf((err as Error).message)}`;
-      const choice = await vscode.window.showErrorMessage(text, 'Show log');
-      if (choice) services.log.show(true);
+      // The answers are remembered: Try Again starts from them.
+      const choice = await vscode.window.showErrorMessage(text, ...(classifier ? ['Try Again'] : []), 'Show log');
+      if (choice === 'Show log') services.log.show(true);
+      if (choice === 'Try Again' && classifier) await run(vscode.Uri.file(classifier));
     }
   };
   context.subscriptions.push(
@@ -74,6 +89,20 @@ export function registerCreatePair(context: vscode.ExtensionContext, services: S
     vscode.commands.registerCommand('oodLens.createPairFromExplorer', (uri?: vscode.Uri, uris?: vscode.Uri[]) => run(uris?.[0] ?? uri)),
     FitResultPanel.registerSerializer(services),
   );
+}
+
+/** The answers given for one model, kept in the workspace's state. */
+class AnswerMemory {
+  constructor(private readonly state: vscode.Memento, private readonly classifier: string) {}
+
+  get(): RememberedAnswers {
+    return this.state.get<Record<string, RememberedAnswers>>(ANSWERS_KEY, {})[this.classifier] ?? {};
+  }
+
+  async set(answers: RememberedAnswers): Promise<void> {
+    const all = this.state.get<Record<string, RememberedAnswers>>(ANSWERS_KEY, {});
+    await this.state.update(ANSWERS_KEY, { ...all, [this.classifier]: { ...all[this.classifier], ...answers } });
+  }
 }
 
 async function pickFile(title: string, openLabel: string, filters: Record<string, string[]> | undefined, folders = false): Promise<string> {
@@ -111,9 +140,27 @@ async function classifierPath(uri: vscode.Uri | undefined): Promise<string> {
 
 type Pick<T> = vscode.QuickPickItem & { value?: T };
 
-/** A quick pick that ends the flow on Escape. */
-async function choose<T>(title: string, placeHolder: string, items: Pick<T>[]): Promise<T> {
-  const picked = await vscode.window.showQuickPick(items, { title, placeHolder, ignoreFocusOut: true, matchOnDescription: true });
+/** A quick pick that ends the flow on Escape; the previous answer, when given, is the highlighted row. */
+async function choose<T>(title: string, placeHolder: string, items: Pick<T>[], previous?: T): Promise<T> {
+  const qp = vscode.window.createQuickPick<Pick<T>>();
+  qp.title = title;
+  qp.placeholder = placeHolder;
+  qp.ignoreFocusOut = true;
+  qp.matchOnDescription = true;
+  qp.items = items.map((i) => (previous !== undefined && i.value === previous ? { ...i, detail: i.detail ?? '$(history) your answer last time' } : i));
+  const remembered = qp.items.find((i) => previous !== undefined && i.value === previous);
+  if (remembered) qp.activeItems = [remembered];
+  const picked = await new Promise<Pick<T> | undefined>((resolve) => {
+    qp.onDidAccept(() => {
+      const item = qp.selectedItems[0] ?? qp.activeItems[0];
+      if (item?.value === undefined) return;
+      resolve(item);
+      qp.hide();
+    });
+    qp.onDidHide(() => resolve(undefined));
+    qp.show();
+  });
+  qp.dispose();
   if (!picked || picked.value === undefined) throw new Dismissed();
   return picked.value;
 }
@@ -125,20 +172,24 @@ async function ask(options: vscode.InputBoxOptions): Promise<string> {
 }
 
 /** Step 1: what was read from the model; Continue, or the reason it cannot be used. */
-async function showFacts(facts: ModelFacts, services: Services): Promise<void> {
+async function showFacts(facts: ModelFacts, services: Services, sample: DataSample): Promise<void> {
   const lines = modelFactLines(facts);
+  lines.push({ label: `your images: ${describeImageSizes(sample)}`, detail: `${sample.total.toLocaleString('en-US')} in the data` });
+  // A size the model fixes and the images contradict: said here, since nothing is asked about it.
+  const conflict = facts.image ? sizeConflict(facts.image, sample) : null;
+  if (conflict) lines.push({ label: `$(warning) the images do not fit ${facts.image!.width}×${facts.image!.height}`, detail: conflict });
   const problem = modelProblem(facts);
   services.log.info(`Create Pair: ${facts.path} (${facts.format}, ${facts.backend}): ${lines.map((l) => `${l.label} — ${l.detail}`).join('; ')}`);
   if (problem) throw new Error(`${basename(facts.path)}: ${problem}`);
   const qp = vscode.window.createQuickPick<Pick<'continue'>>();
-  qp.title = step(1, `what was read from ${basename(facts.path)}`);
+  qp.title = step(2, `what was read from ${basename(facts.path)}`);
   qp.placeholder = 'Check what OOD Lens read from the model file, then Continue';
   qp.ignoreFocusOut = true;
   const continueItem: Pick<'continue'> = { label: '$(arrow-right) Continue', description: 'choose the input scaling next', value: 'continue', alwaysShow: true };
   qp.items = [
     continueItem,
     { label: `Read from ${basename(facts.path)} (${facts.format})`, kind: vscode.QuickPickItemKind.Separator },
-    ...lines.map((l): Pick<'continue'> => ({ label: `$(info) ${l.label}`, description: l.detail })),
+    ...lines.map((l): Pick<'continue'> => ({ label: l.label.startsWith('$(') ? l.label : `$(info) ${l.label}`, description: l.detail })),
   ];
   qp.activeItems = [continueItem];
   const accepted = await new Promise<boolean>((resolve) => {
@@ -156,20 +207,26 @@ async function showFacts(facts: ModelFacts, services: Services): Promise<void> {
   if (!accepted) throw new Dismissed();
 }
 
-async function askScaling(channels: 1 | 3, modelName: string): Promise<CreatePairAnswers['scaling']> {
+async function askScaling(channels: 1 | 3, modelName: string, memory: AnswerMemory): Promise<CreatePairAnswers['scaling']> {
+  const last = memory.get();
   const presets = scalingPresets(channels);
   const id = await choose<ScalingPresetId>(
-    step(2, 'input scaling'),
-    `What does ${modelName} expect as input? Pixels 0..255 are mapped onto this`,
+    step(3, 'input scaling'),
+    `What does ${modelName} expect as input? x is a pixel 0..255; the model card usually says it as one of these`,
     presets.map((p) => ({ label: p.label, description: p.description, value: p.id })),
+    last.scaling,
   );
   const preset = presetScaling(id, channels);
-  if (preset) return preset;
+  if (preset) {
+    await memory.set({ scaling: id });
+    return preset;
+  }
+  const count = channels === 3 ? 'mean and std: one value for all three channels, or three (R, G, B)' : 'mean and std: one value (grey input)';
   const text = await ask({
-    title: step(2, 'custom input scaling'),
-    prompt: `Pixels 0..255 map onto range, then (x − mean) / std${channels === 3 ? ' per channel (one value or three)' : ''}`,
-    placeHolder: 'range=0,1 mean=0.1307 std=0.3081',
-    value: 'range=0,1',
+    title: step(3, 'custom input scaling'),
+    prompt: `Pixels 0..255 map onto range, then (x − mean) / std; ${count}. Checked as you type.`,
+    placeHolder: channels === 3 ? 'range=0,1 mean=0.485,0.456,0.406 std=0.229,0.224,0.225' : 'range=0,1 mean=0.1307 std=0.3081',
+    value: last.customScaling ?? 'range=0,1',
     validateInput: (v) => {
       const r = parseScaling(v, channels);
       return r.ok ? null : r.error;
@@ -177,17 +234,23 @@ async function askScaling(channels: 1 | 3, modelName: string): Promise<CreatePai
   });
   const parsed = parseScaling(text, channels);
   if (!parsed.ok) throw new Error(parsed.error);
+  await memory.set({ scaling: id, customScaling: text });
   return parsed.value;
 }
 
-async function askLabels(classes: number): Promise<string[] | undefined> {
-  const how = await choose<'indices' | 'names'>(step(3, 'class names'), `The model scores ${classes} classes`, [
+async function askLabels(classes: number, memory: AnswerMemory): Promise<string[] | undefined> {
+  const last = memory.get();
+  const how = await choose<'indices' | 'names'>(step(4, 'class names'), `The model scores ${classes} classes`, [
     { label: `Class indices 0…${classes - 1}`, description: 'the names can be edited in ood-pair.json later', value: 'indices' },
     { label: 'Type the class names…', description: `${classes} names, in output order`, value: 'names' },
-  ]);
-  if (how === 'indices') return undefined;
+  ], last.labels === undefined ? (last.scaling ? 'indices' : undefined) : 'names');
+  if (how === 'indices') {
+    await memory.set({ labels: undefined });
+    return undefined;
+  }
   const text = await ask({
-    title: step(3, 'class names'),
+    title: step(4, 'class names'),
+    value: last.labels,
     prompt: `${classes} class names in the order of the model's outputs, separated by commas`,
     placeHolder: 'cat, dog, bird',
     validateInput: (v) => {
@@ -197,30 +260,40 @@ async function askLabels(classes: number): Promise<string[] | undefined> {
   });
   const parsed = parseLabels(text, classes);
   if (!parsed.ok) throw new Error(parsed.error);
+  await memory.set({ labels: text });
   return parsed.value;
 }
 
-async function askData(): Promise<string> {
-  const kind = await choose<'folder' | 'file'>(step(4, 'in-distribution images'), 'Images like the ones the model was trained on: fit calibrates on them and holds some out to measure false alarms', [
+async function askData(memory: AnswerMemory): Promise<string> {
+  const last = memory.get().data;
+  const kind = await choose<'folder' | 'file' | 'last'>(step(2, 'in-distribution images'), 'Images like the ones the model was trained on: fit calibrates on them and holds some out to measure false alarms', [
+    ...(last && existsSync(last) ? [{ label: `$(history) The same images as last time`, description: vscode.workspace.asRelativePath(last), value: 'last' as const }] : []),
     { label: '$(folder) A folder of images…', description: 'PNG, JPEG, WebP… (subfolders included)', value: 'folder' },
     { label: '$(file) A dataset manifest or an IDX file…', description: 'CSV, TSV, JSONL or TXT listing image paths (labels used for accuracy); MNIST-style IDX', value: 'file' },
   ]);
-  if (kind === 'folder') return pickFile(step(4, 'folder of in-distribution images'), 'Use Images', undefined, true);
-  return pickFile(step(4, 'dataset manifest or IDX file'), 'Use Images', { 'Dataset manifests and IDX': ['csv', 'tsv', 'jsonl', 'ndjson', 'txt', 'gz', 'idx3-ubyte'], 'All files': ['*'] });
+  const data =
+    kind === 'last'
+      ? last!
+      : kind === 'folder'
+        ? await pickFile(step(2, 'folder of in-distribution images'), 'Use Images', undefined, true)
+        : await pickFile(step(2, 'dataset manifest or IDX file'), 'Use Images', { 'Dataset manifests and IDX': ['csv', 'tsv', 'jsonl', 'ndjson', 'txt', 'gz', 'idx3-ubyte'], 'All files': ['*'] });
+  await memory.set({ data });
+  return data;
 }
 
-async function askVae(): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelihood'] }> {
-  const kind = await choose<VaeChoice['kind']>(step(5, 'density model (optional)'), 'A VAE adds likelihood tests (ELBO, complexity-corrected S) to the classifier-confidence test', [
-    { label: '$(circle-slash) No VAE', description: 'a classifier-only pair: the confidence test with all of α', value: 'none' },
+async function askVae(memory: AnswerMemory): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelihood'] }> {
+  const kind = await choose<VaeChoice['kind']>(step(6, 'density model (optional)'), "A VAE adds likelihood tests (is the image likely under the training data?) to the tests on the classifier's own features and confidence", [
+    { label: '$(circle-slash) No VAE', description: "a classifier-only pair: judged by how far the classifier's features are from the training images' (KNN) and by its confidence", value: 'none' },
     { label: '$(file) A VAE model…', description: 'one file: image → reconstruction, mu, logvar', value: 'single' },
     { label: '$(files) An encoder and a decoder…', description: 'two files: image → mu, logvar; z → reconstruction', value: 'split' },
-  ]);
+  ], memory.get().vae);
+  await memory.set({ vae: kind });
   if (kind === 'none') return { vae: { kind } };
   const vae: VaeChoice =
     kind === 'single'
-      ? { kind, path: await pickFile(step(5, 'the VAE model'), 'Use VAE', MODEL_FILTERS) }
-      : { kind, encoder: await pickFile(step(5, 'the encoder'), 'Use Encoder', MODEL_FILTERS), decoder: await pickFile(step(5, 'the decoder'), 'Use Decoder', MODEL_FILTERS) };
-  const type = await choose<VaeSpec['likelihood']['type']>(step(5, "the VAE's likelihood"), 'How the decoder models pixels (the VAE sees pixels on [0, 1])', [
+      ? { kind, path: await pickFile(step(6, 'the VAE model'), 'Use VAE', MODEL_FILTERS) }
+      : { kind, encoder: await pickFile(step(6, 'the encoder'), 'Use Encoder', MODEL_FILTERS), decoder: await pickFile(step(6, 'the decoder'), 'Use Decoder', MODEL_FILTERS) };
+  const type = await choose<VaeSpec['likelihood']['type']>(step(6, "the VAE's likelihood"), 'How the decoder models pixels (the VAE sees pixels on [0, 1])', [
     { label: 'Bernoulli', description: 'binary cross-entropy decoders (most MNIST VAEs)', value: 'bernoulli' },
     { label: 'Continuous Bernoulli', description: 'Loaiza-Ganem & Cunningham 2019', value: 'continuous-bernoulli' },
     { label: 'Gaussian…', description: 'MSE decoders: asks for σ', value: 'gaussian' },
@@ -229,7 +302,7 @@ async function askVae(): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelih
   let sigma: string | undefined;
   if (type === 'gaussian') {
     sigma = await ask({
-      title: step(5, 'Gaussian σ'),
+      title: step(6, 'Gaussian σ'),
       prompt: "The decoder's standard deviation in [0, 1] pixel units",
       value: '0.1',
       validateInput: (v) => {
@@ -243,13 +316,14 @@ async function askVae(): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelih
   return { vae, likelihood: likelihood.value };
 }
 
-async function askFolder(modelPath: string): Promise<{ out: string; force: boolean }> {
+async function askFolder(modelPath: string, memory: AnswerMemory): Promise<{ out: string; force: boolean }> {
   const workspace = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const holdsPair = (f: string) => existsSync(join(f, 'ood-pair.json'));
   const suggested = defaultPairFolder(modelPath, workspace, holdsPair);
-  const shown = workspace && suggested.startsWith(`${workspace}/`) ? suggested.slice(workspace.length + 1) : suggested;
+  const last = memory.get().out;
+  const shown = last && !holdsPair(resolvePairFolder(last, workspace).ok ? (resolvePairFolder(last, workspace) as { value: string }).value : last) ? last : workspace && suggested.startsWith(`${workspace}/`) ? suggested.slice(workspace.length + 1) : suggested;
   const text = await ask({
-    title: step(6, 'where to write the pair'),
+    title: step(7, 'where to write the pair'),
     prompt: `The pair folder (${workspace ? 'relative to the workspace, or absolute' : 'an absolute path'}): the models are copied there with ood-pair.json, calibration.json and split.json`,
     value: shown,
     validateInput: (v) => {
@@ -261,6 +335,7 @@ async function askFolder(modelPath: string): Promise<{ out: string; force: boole
   });
   const r = resolvePairFolder(text, workspace);
   if (!r.ok) throw new Error(r.error);
+  await memory.set({ out: text });
   let force = false;
   if (holdsPair(r.value)) {
     const answer = await vscode.window.showWarningMessage(`${r.value} already holds a pair. Replace it?`, { modal: true }, 'Replace');
@@ -314,74 +389,200 @@ async function runFit(services: Services, answers: CreatePairAnswers): Promise<F
   });
 }
 
-/** Where the model file leaves the layout or the size open, asks for them (then the model is read again). */
-async function askOpenDimensions(facts: ModelFacts): Promise<{ layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }> {
-  const shape = facts.inputs[0]?.shape?.map((d) => d ?? '?').join(', ');
-  const given: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {};
-  if (facts.imageNeeds.includes('layout')) {
-    given.layout = await choose<'NCHW' | 'NHWC'>(step(1, 'input layout'), `The input "${facts.inputs[0]?.name}" [${shape}] does not say where its channels are`, [
+type Dimensions = { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } };
+
+/**
+ * Where the model file leaves the layout or the size open, asks for them (then the model is read again). The
+ * size is asked as width × height, naming what the model declares, with the images' own size as the default;
+ * a size whose aspect contradicts the images is questioned as it is typed and once more when accepted.
+ */
+async function askOpenDimensions(facts: ModelFacts, sample: DataSample, memory: AnswerMemory, only?: 'size'): Promise<Dimensions> {
+  const input = facts.inputs[0];
+  const shape = input?.shape?.map((d) => d ?? '?').join(', ');
+  const last = memory.get();
+  const given: Dimensions = {};
+  if (facts.imageNeeds.includes('layout') && only !== 'size') {
+    given.layout = await choose<'NCHW' | 'NHWC'>(step(2, 'input layout'), `The input "${input?.name}" [${shape}] does not say where its channels are`, [
       { label: 'NCHW', description: 'channels first — PyTorch, most ONNX exports', value: 'NCHW' },
       { label: 'NHWC', description: 'channels last — TensorFlow / Keras', value: 'NHWC' },
-    ]);
-  }
+    ], last.layout);
+    await memory.set({ layout: given.layout });
+  } else if (last.layout && facts.imageNeeds.includes('layout')) given.layout = last.layout;
   if (facts.imageNeeds.includes('size')) {
-    const text = await ask({
-      title: step(1, 'input size'),
-      prompt: `The input "${facts.inputs[0]?.name}" [${shape}] leaves its size free: the size images are resized to (what the model was trained on)`,
-      placeHolder: '224x224',
-      validateInput: (v) => {
-        const r = parseSize(v);
-        return r.ok ? null : r.error;
-      },
-    });
-    const r = parseSize(text);
-    if (!r.ok) throw new Error(r.error);
-    given.size = r.value;
+    const declared = declaredSize(input?.shape, given.layout ?? (facts.imageNeeds.includes('layout') ? undefined : input?.shape?.[1] === 1 || input?.shape?.[1] === 3 ? 'NCHW' : 'NHWC'));
+    const fromImages = defaultSize(sample, declared);
+    const value = last.size ?? (fromImages ? `${fromImages.width}x${fromImages.height}` : '');
+    for (;;) {
+      const text = await ask({
+        title: step(2, 'input size, width × height'),
+        prompt: `The input "${input?.name}" [${shape}] leaves its size free (${describeDeclared(declared)}). Images are resized to this WIDTH × HEIGHT — the size the model was trained on. Your images: ${describeImageSizes(sample)}.`,
+        placeHolder: fromImages ? `${fromImages.width}x${fromImages.height} (width × height, as your images)` : 'width x height, e.g. 224x224',
+        value,
+        validateInput: (v) => {
+          const r = parseSize(v, declared);
+          if (!r.ok) return r.error;
+          const conflict = sizeConflict(r.value, sample);
+          return conflict ? { message: conflict, severity: vscode.InputBoxValidationSeverity.Warning } : null;
+        },
+      });
+      const r = parseSize(text, declared);
+      if (!r.ok) throw new Error(r.error);
+      const conflict = sizeConflict(r.value, sample);
+      if (conflict) {
+        const swapped = `Use ${r.value.height}×${r.value.width}`;
+        const answer = await vscode.window.showWarningMessage(`OOD Lens: ${conflict}`, { modal: true }, swapped, `Use ${r.value.width}×${r.value.height} anyway`, 'Type Again');
+        if (answer === undefined) throw new Dismissed();
+        if (answer === 'Type Again') continue;
+        if (answer === swapped) r.value = { width: r.value.height, height: r.value.width };
+      }
+      given.size = r.value;
+      await memory.set({ size: `${r.value.width}x${r.value.height}` });
+      break;
+    }
   }
   return given;
 }
 
-export async function createPairFlow(services: Services, host: EngineHost, uri?: vscode.Uri): Promise<void> {
+/** "(x/255 − 0.5)/0.5": the scaling in the words model cards use. */
+function scalingWords(s: CreatePairAnswers['scaling']): string {
+  const [lo, hi] = s.range ?? [0, 1];
+  const base = lo === 0 && hi === 1 ? 'x/255' : lo === 0 && hi === 255 ? 'x' : lo === -1 && hi === 1 ? '(x/255 − 0.5)/0.5' : `x/255 × ${hi - lo} + ${lo}`;
+  const list = (xs: number[]) => (xs.every((v) => v === xs[0]) ? String(xs[0]) : `(${xs.join(', ')})`);
+  if (!s.mean && !s.std) return base;
+  return `(${base}${s.mean ? ` − ${list(s.mean)}` : ''})${s.std ? `/${list(s.std)}` : ''}`;
+}
+
+/** The preview panel, reused while the user changes answers; closed when the flow goes on to fit (or ends). */
+class PreviewPanel {
+  private panel?: vscode.WebviewPanel;
+
+  constructor(private readonly services: Services) {}
+
+  show(preview: PreviewResult, o: { modelName: string; scaling: CreatePairAnswers['scaling']; sizeWarning: string | null; labels?: string[] }): void {
+    const ext = this.services.context.extensionUri;
+    const title = `Create Pair preview: ${o.modelName}`;
+    this.panel ??= vscode.window.createWebviewPanel('oodLens.createPairPreview', title, { viewColumn: vscode.ViewColumn.Active, preserveFocus: true }, { enableScripts: false, localResourceRoots: [vscode.Uri.joinPath(ext, 'media')] });
+    const w = this.panel.webview;
+    this.panel.title = title;
+    w.html = buildPreviewHtml({ cspSource: w.cspSource, nonce: makeNonce(), styleUri: w.asWebviewUri(vscode.Uri.joinPath(ext, 'media', 'preview.css')).toString(), title, modelName: o.modelName, scalingText: scalingWords(o.scaling), sizeWarning: o.sizeWarning, labels: o.labels }, preview);
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+    this.panel = undefined;
+  }
+}
+
+/** Whether to select the new pair in this workspace (written to settings) — asked, never assumed. */
+async function askUse(name: string, memory: AnswerMemory): Promise<boolean> {
+  const inWorkspace = !!vscode.workspace.workspaceFolders?.length;
+  const where = inWorkspace ? '.vscode/settings.json' : 'your user settings';
+  const use = await choose<'use' | 'keep'>(step(7, 'after fitting'), `Use ${name} once it is made? That writes "oodLens.pair" to ${where}`, [
+    { label: `$(check) Use it${inWorkspace ? ' in this workspace' : ''}`, description: `writes "oodLens.pair" to ${where}`, value: 'use' },
+    { label: '$(circle-slash) Only write the pair folder', description: 'no settings are changed; choose it later with Select Pair…', value: 'keep' },
+  ], memory.get().useInWorkspace === undefined ? undefined : memory.get().useInWorkspace ? 'use' : 'keep');
+  await memory.set({ useInWorkspace: use === 'use' });
+  return use === 'use';
+}
+
+/** Removes what a failed fit left: the folders it made, when they are empty (never a file). */
+function removeLeftovers(top: string | undefined, out: string, log: vscode.LogOutputChannel): void {
+  if (!top) return;
+  for (let f = out; ; f = dirname(f)) {
+    try {
+      if (existsSync(f) && readdirSync(f).length === 0) rmdirSync(f);
+    } catch (err) {
+      log.warn(`Create Pair: could not remove ${f}: ${(err as Error).message}`);
+      return;
+    }
+    if (f === top || dirname(f) === f) return;
+  }
+}
+
+export async function createPairFlow(services: Services, host: EngineHost, uri?: vscode.Uri, onClassifier?: (path: string) => void): Promise<void> {
   if (!services.isTrusted()) return showTrustNeeded('Creating a pair from your own model');
   const classifier = await classifierPath(uri);
-  const read = (options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }) =>
-    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${basename(classifier)}…` }, () => services.engine.inspectModel(classifier, options));
+  onClassifier?.(classifier);
+  const memory = new AnswerMemory(services.context.workspaceState, classifier);
+  const modelName = basename(classifier);
+  const read = (options?: Dimensions) =>
+    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${modelName}…` }, () => services.engine.inspectModel(classifier, options));
   let facts = await read();
-  let dimensions: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {};
+  // The images first: their size is the default where the model leaves it open, and is checked against a fixed one.
+  const data = await askData(memory);
+  const sample = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'OOD Lens: reading a sample of the images…' }, () => services.engine.sampleData([data]));
+  services.log.info(`Create Pair: ${data}: ${sample.total} images; sampled sizes ${describeImageSizes(sample)}${sample.unreadable.length ? `; unreadable: ${sample.unreadable.map((u) => `${u.path}: ${u.error}`).join('; ')}` : ''}`);
+  if (!sample.first) throw new Error(`${data}: no image could be read${sample.unreadable[0] ? ` (${sample.unreadable[0].path}: ${sample.unreadable[0].error})` : ' (the folder holds no images)'}`);
+  let dimensions: Dimensions = {};
+  const sizeOpen = !facts.image && facts.imageNeeds.includes('size');
   if (!facts.image && facts.imageNeeds.length) {
-    dimensions = await askOpenDimensions(facts);
+    dimensions = await askOpenDimensions(facts, sample, memory);
     facts = await read(dimensions);
   }
   if (facts.image && !facts.classOutput && facts.classCandidates.length > 1) {
     const name = await choose<string>(
-      step(1, 'class scores'),
-      `${basename(classifier)} has several outputs with one value per something: which one holds the class scores?`,
+      step(2, 'class scores'),
+      `${modelName} has several outputs with one value per something: which one holds the class scores?`,
       facts.classCandidates.map((c) => ({ label: c.name, description: `${c.classes} values per image, ${c.kind}`, value: c.name })),
     );
     facts = withClassOutput(facts, name);
   }
-  await showFacts(facts, services);
-  const modelName = basename(classifier);
-  const scaling = await askScaling(facts.image!.channels, modelName);
+  await showFacts(facts, services, sample);
+  let scaling = await askScaling(facts.image!.channels, modelName, memory);
   services.log.info(`Create Pair: classifier input scaling ${describeScaling(scaling)}`);
-  const labels = await askLabels(facts.classOutput!.classes);
-  const data = await askData();
-  const { vae, likelihood } = await askVae();
-  const { out, force } = await askFolder(classifier);
+  const labels = await askLabels(facts.classOutput!.classes, memory);
+
+  // The preview: one image as the model will see it, before anything is fitted or written.
+  const preview = new PreviewPanel(services);
+  try {
+    for (;;) {
+      const shown = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: running ${modelName} on ${basename(sample.first)}…` }, () =>
+        services.engine.preview({ classifier, image: sample.first!, scaling, ...dimensions, output: facts.classOutput!.name, outputKind: facts.classOutput!.kind, labels }),
+      );
+      const sizeWarning = shown.source ? sizeConflict({ width: shown.width, height: shown.height }, { sampled: 1, sizes: [{ ...shown.source, count: 1 }] }) : null;
+      preview.show(shown, { modelName, scaling, sizeWarning, labels });
+      services.log.info(`Create Pair: preview of ${sample.first}: model input ${shown.width}×${shown.height}, values ${shown.tensorRange.join('..')}, predicted ${shown.label} (${(100 * shown.msp).toFixed(1)}%)`);
+      const next = await choose<'fit' | 'size' | 'scaling'>(step(5, 'preview'), `${basename(sample.first)} as ${modelName} sees it: predicted ${shown.label} (${(100 * shown.msp).toFixed(1)}%). Does the picture look right?`, [
+        { label: '$(arrow-right) Looks right: continue', description: 'choose the VAE and the pair folder next', value: 'fit' },
+        ...(sizeOpen ? [{ label: '$(screen-full) Change the size…', description: `now ${shown.width}×${shown.height} (width × height)`, value: 'size' as const }] : []),
+        { label: '$(symbol-numeric) Change the scaling…', description: `now ${scalingWords(scaling)}`, value: 'scaling' },
+      ]);
+      if (next === 'fit') break;
+      if (next === 'size') {
+        await memory.set({ size: undefined });
+        dimensions = { ...dimensions, ...(await askOpenDimensions({ ...facts, imageNeeds: ['size'] }, sample, memory, 'size')) };
+        facts = withClassOutput(await read(dimensions), facts.classOutput!.name);
+      } else scaling = await askScaling(facts.image!.channels, modelName, memory);
+    }
+  } finally {
+    preview.dispose();
+  }
+
+  const { vae, likelihood } = await askVae(memory);
+  const { out, force } = await askFolder(classifier, memory);
+  const use = await askUse(basename(out), memory);
   const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions };
-  const report = await runFit(services, answers);
+  // What fit makes (the folder and any missing parents) is removed again if it fails: nothing is left behind.
+  const made = firstMissingFolder(out, existsSync);
+  let report: FitReport | undefined;
+  try {
+    report = await runFit(services, answers);
+  } finally {
+    if (!report) removeLeftovers(made, out, services.log);
+  }
   if (!report) return;
   services.log.info(`Create Pair: wrote ${report.manifestPath} in ${report.seconds.toFixed(1)} s; ${falseAlarmSentence(report)}`);
-  let selected = true;
-  try {
-    await activatePair(services, host, report.manifestPath, `pair ${report.name} created`);
-  } catch (err) {
-    selected = false;
-    services.log.error(`Create Pair: the new pair was written but could not be loaded: ${(err as Error).message}`);
+  let selected = false;
+  if (use) {
+    try {
+      await activatePair(services, host, report.manifestPath, `pair ${report.name} created`);
+      selected = true;
+    } catch (err) {
+      services.log.error(`Create Pair: the new pair was written but could not be loaded: ${(err as Error).message}`);
+    }
   }
   await FitResultPanel.show(services, report, { selected });
   if (report.failed) {
     void vscode.window.showWarningMessage(`OOD Lens: ${report.failed} of the images could not be scored and were left out (first: ${report.failures[0]?.path}: ${report.failures[0]?.error}).`, 'Show log').then((c) => c && services.log.show(true));
   }
 }
-

@@ -27,10 +27,10 @@ const IMAGENET_GREY_STD = [0.226];
 export function scalingPresets(channels: 1 | 3): ScalingPreset[] {
   const imagenet = channels === 3 ? `mean (${IMAGENET_MEAN.join(', ')}), std (${IMAGENET_STD.join(', ')})` : `grey: mean ${IMAGENET_GREY_MEAN[0]}, std ${IMAGENET_GREY_STD[0]} (the channel averages)`;
   return [
-    { id: 'unit', label: '[0, 1]', description: 'pixel / 255 — PyTorch ToTensor(), most models' },
-    { id: 'raw', label: '0–255', description: 'raw pixel values — ONNX-zoo MNIST, many Keras models' },
-    { id: 'symmetric', label: '[−1, 1]', description: 'pixel / 127.5 − 1 — Inception-style, many TF models' },
-    { id: 'imagenet', label: 'ImageNet mean/std', description: `[0, 1], then ${imagenet} — torchvision` },
+    { id: 'unit', label: '[0, 1]', description: 'x/255 — PyTorch ToTensor(), most models' },
+    { id: 'raw', label: '0–255', description: 'x as is, no scaling — ONNX-zoo MNIST, many Keras models' },
+    { id: 'symmetric', label: '[−1, 1]', description: '(x/255 − 0.5)/0.5, the same as x/127.5 − 1 — Normalize(mean=0.5, std=0.5), Inception-style' },
+    { id: 'imagenet', label: 'ImageNet mean/std', description: `(x/255 − mean)/std, ${imagenet} — torchvision` },
     { id: 'custom', label: 'Custom…', description: 'range, mean and std of your own (e.g. MNIST: mean 0.1307, std 0.3081)' },
   ];
 }
@@ -80,19 +80,30 @@ export function parseScaling(text: string, channels: 1 | 3): Parsed<Scaling> {
     if (seen.has(key)) return { ok: false, error: `${key} is given twice` };
     seen.add(key);
     const parsed = numberList(key, m[2], key === 'range' ? [2] : channelCounts);
-    if (!parsed.ok) return channels === 1 && key !== 'range' && /value\(s\) given/.test(parsed.error) ? { ok: false, error: `${key}: the model takes grey images (1 channel): give one value` } : parsed;
+    if (!parsed.ok && key !== 'range' && /value\(s\) given/.test(parsed.error)) {
+      return { ok: false, error: channels === 1 ? `${key}: the model takes grey images (1 channel): give one value` : `${key}: the model takes RGB images (3 channels): give one value for all three, or three values (R, G, B)` };
+    }
+    if (!parsed.ok) return parsed;
     if (key === 'range') {
       const [lo, hi] = parsed.value;
       if (!(lo < hi)) return { ok: false, error: `range: the low end must be below the high end (got ${lo},${hi})` };
       scaling.range = [lo, hi];
     } else if (key === 'std') {
       if (parsed.value.some((s) => !(s > 0))) return { ok: false, error: `std: every value must be above 0 (got ${parsed.value.join(',')})` };
-      scaling.std = parsed.value;
+      // One value stands for every channel: the pair's manifest holds one per channel.
+      scaling.std = parsed.value.length === channels ? parsed.value : Array(channels).fill(parsed.value[0]);
     } else {
-      scaling.mean = parsed.value;
+      scaling.mean = parsed.value.length === channels ? parsed.value : Array(channels).fill(parsed.value[0]);
     }
   }
-  return { ok: true, value: { range: scaling.range ?? [0, 1], ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}) } };
+  const range: [number, number] = scaling.range ?? [0, 1];
+  // mean and std are in the range's units: a mean outside it (127.5 with range 0,1) is statistics of another scale.
+  const outside = scaling.mean?.find((m) => m < range[0] || m > range[1]);
+  if (outside !== undefined) {
+    const hint = range[1] <= 1 && outside <= 255 && outside >= 0 ? ` (statistics of 0..255 pixels: give range=0,255, or divide by 255: mean=${+(outside / 255).toFixed(4)})` : '';
+    return { ok: false, error: `mean: ${outside} lies outside the range [${range[0]}, ${range[1]}] the pixels are mapped onto; a mean of pixel values lies inside it${hint}` };
+  }
+  return { ok: true, value: { range, ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}) } };
 }
 
 const list = (xs: number[]) => (xs.length === 1 ? String(xs[0]) : `(${xs.join(', ')})`);
@@ -186,13 +197,81 @@ export function modelProblem(facts: ModelFacts): string | null {
   return null;
 }
 
-/** An image size typed as "224x224" (or 224×224, 224 x 224): both sides 1–8192 pixels. */
-export function parseSize(text: string): Parsed<{ width: number; height: number }> {
-  const m = /^\s*(\d+)\s*[x×X]\s*(\d+)\s*$/.exec(text);
-  if (!m) return { ok: false, error: 'type the size as WIDTHxHEIGHT, e.g. 224x224' };
+/** The height and width a model input declares (null where it leaves them free). */
+export interface DeclaredSize {
+  width: number | null;
+  height: number | null;
+}
+
+/** The declared height and width of an NCHW / NHWC input shape (null when free or the shape is not 4-d). */
+export function declaredSize(shape: (number | null)[] | null | undefined, layout: 'NCHW' | 'NHWC' | undefined): DeclaredSize {
+  if (!shape || shape.length !== 4) return { width: null, height: null };
+  const [h, w] = layout === 'NHWC' ? [shape[1], shape[2]] : [shape[2], shape[3]];
+  return { width: w ?? null, height: h ?? null };
+}
+
+/** "width free, height 48": what the model fixes and leaves open, in the size prompt's words. */
+export function describeDeclared(d: DeclaredSize): string {
+  const side = (name: string, v: number | null) => (v === null ? `${name} free` : `${name} ${v}`);
+  return `${side('width', d.width)}, ${side('height', d.height)}`;
+}
+
+/**
+ * An image size typed as width × height ("192x48", "192×48", "192 x 48"): both sides 1–8192 pixels, and equal
+ * to what the model declares where it fixes a side.
+ */
+export function parseSize(text: string, declared: DeclaredSize = { width: null, height: null }): Parsed<{ width: number; height: number }> {
+  const m = /^\s*(\d+)\s*[x×X*]\s*(\d+)\s*$/.exec(text);
+  if (!m) return { ok: false, error: 'type the size as WIDTH×HEIGHT (width first), e.g. 224x224 or 192x48' };
   const [width, height] = [Number(m[1]), Number(m[2])];
   if (width < 1 || height < 1 || width > 8192 || height > 8192) return { ok: false, error: `${width}×${height}: each side must be 1 to 8192 pixels` };
+  if (declared.width !== null && width !== declared.width) return { ok: false, error: `width ${width}: the model declares width ${declared.width} (${describeDeclared(declared)}); the size is width × height` };
+  if (declared.height !== null && height !== declared.height) return { ok: false, error: `height ${height}: the model declares height ${declared.height} (${describeDeclared(declared)}); the size is width × height` };
   return { ok: true, value: { width, height } };
+}
+
+export interface ImageSizes {
+  sampled: number;
+  sizes: { width: number; height: number; count: number }[];
+}
+
+/** "192×48 (all 24 sampled)", "28×28 (20 of 24 sampled), 32×32 (4)". */
+export function describeImageSizes(s: ImageSizes): string {
+  if (!s.sizes.length) return 'no image could be read';
+  const [top, ...rest] = s.sizes;
+  const head = top.count === s.sampled ? `${top.width}×${top.height} (all ${s.sampled} sampled)` : `${top.width}×${top.height} (${top.count} of ${s.sampled} sampled)`;
+  return [head, ...rest.slice(0, 3).map((r) => `${r.width}×${r.height} (${r.count})`)].join(', ') + (rest.length > 3 ? ', …' : '');
+}
+
+/**
+ * The size the prompt offers: the images' most common size where the model leaves both sides free; where it
+ * fixes one, the other from the images' aspect; the model's own where it fixes both (or no image was read).
+ */
+export function defaultSize(images: ImageSizes, declared: DeclaredSize): { width: number; height: number } | null {
+  const top = images.sizes[0];
+  if (declared.width !== null && declared.height !== null) return { width: declared.width, height: declared.height };
+  if (!top) return null;
+  if (declared.width === null && declared.height === null) return { width: top.width, height: top.height };
+  if (declared.height !== null) return { width: Math.max(1, Math.round((declared.height * top.width) / top.height)), height: declared.height };
+  return { width: declared.width!, height: Math.max(1, Math.round((declared.width! * top.height) / top.width)) };
+}
+
+const aspectWords = (w: number, h: number) => (w > h * 1.1 ? 'wide' : h > w * 1.1 ? 'tall' : 'square');
+
+/**
+ * Why a size contradicts the images (their aspect differs by more than a quarter: each image would be
+ * stretched or squashed), or null. Names the swapped size when that one fits: "48×192" typed from a README's
+ * "48×192" (height × width) for 192×48 images.
+ */
+export function sizeConflict(size: { width: number; height: number }, images: ImageSizes): string | null {
+  const top = images.sizes[0];
+  if (!top) return null;
+  const imageAspect = top.width / top.height;
+  const aspect = size.width / size.height;
+  if (Math.max(aspect / imageAspect, imageAspect / aspect) <= 1.25) return null;
+  const swapped = Math.max(size.height / size.width / imageAspect, imageAspect / (size.height / size.width)) <= 1.25;
+  const fix = swapped ? `Did you mean ${size.height}×${size.width}? The size is width × height (a README's "${size.width}×${size.height}" may be height × width).` : `Images are stretched to the size given: use the size the model was trained on, with the images' shape.`;
+  return `${size.width}×${size.height} is ${aspectWords(size.width, size.height)}, but your images are ${top.width}×${top.height} (${aspectWords(top.width, top.height)}): each would be squashed. ${fix}`;
 }
 
 export type VaeChoice = { kind: 'none' } | { kind: 'single'; path: string } | { kind: 'split'; encoder: string; decoder: string };
@@ -246,4 +325,36 @@ export function buildFitRequest(a: CreatePairAnswers): FitRequest {
   }
   if (a.vae.kind !== 'none' && a.likelihood) request.likelihood = a.likelihood;
   return request;
+}
+
+/**
+ * What the user answered last time for a model, so that a retry (after a failed fit, or a flow closed half
+ * way) starts from those answers instead of empty prompts.
+ */
+export interface RememberedAnswers {
+  data?: string;
+  /** The size as typed ("192x48") and the layout, where the model leaves them open. */
+  size?: string;
+  layout?: 'NCHW' | 'NHWC';
+  scaling?: ScalingPresetId;
+  /** The custom scaling as typed. */
+  customScaling?: string;
+  /** Class names as typed (undefined: the class indices). */
+  labels?: string;
+  vae?: VaeChoice['kind'];
+  out?: string;
+  useInWorkspace?: boolean;
+}
+
+/**
+ * The folders `mkdir -p folder` would create: the topmost one that does not exist yet (undefined when the
+ * folder exists). A failed fit removes from there what it made, so it leaves nothing behind.
+ */
+export function firstMissingFolder(folder: string, exists: (path: string) => boolean): string | undefined {
+  let missing: string | undefined;
+  for (let f = folder; !exists(f); f = dirname(f)) {
+    missing = f;
+    if (dirname(f) === f) break;
+  }
+  return missing;
 }

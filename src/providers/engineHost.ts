@@ -10,7 +10,7 @@ import { basename, dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parse as parseJsonc } from 'jsonc-parser';
 import * as vscode from 'vscode';
-import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, InspectResult, ModelFacts, ScoreManySummary } from '../shared/engineProtocol';
+import type { DataSample, EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, InspectResult, ModelFacts, PreviewRequest, PreviewResult, ScoreManySummary } from '../shared/engineProtocol';
 import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
 import { showPairError } from '../services/docs';
@@ -120,6 +120,14 @@ export class EngineHost implements EngineService {
 
   inspectModel(path: string, options: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {}): Promise<ModelFacts> {
     return this.client.inspectModel(path, { ...options, provider: 'cpu' });
+  }
+
+  sampleData(data: string[]): Promise<DataSample> {
+    return this.client.sampleData(data);
+  }
+
+  preview(request: PreviewRequest): Promise<PreviewResult> {
+    return this.client.preview(request);
   }
 
   fit(request: FitRequest, onEvent: (event: FitEvent) => void, token?: vscode.CancellationToken): Promise<FitReport> {

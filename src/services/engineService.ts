@@ -3,7 +3,7 @@
  * the engine in a worker thread so that inference never blocks the extension host's main thread.
  */
 import type * as vscode from 'vscode';
-import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, ScoreManySummary } from '../shared/engineProtocol';
+import type { DataSample, EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, PreviewRequest, PreviewResult, ScoreManySummary } from '../shared/engineProtocol';
 
 export interface ScoreProgress {
   done: number;
@@ -30,6 +30,10 @@ export interface EngineService extends vscode.Disposable {
   pairIdentity(): Promise<string>;
   /** What a classifier file declares (read in the worker). */
   inspectModel(path: string, options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }): Promise<ModelFacts>;
+  /** The sizes of a sample of Create Pair's data (read in the worker). */
+  sampleData(data: string[]): Promise<DataSample>;
+  /** One image as the classifier will see it with Create Pair's answers, and its prediction. */
+  preview(request: PreviewRequest): Promise<PreviewResult>;
   /** Creates a pair in the worker (fitPair); cancelling rejects with "cancelled; nothing was written". */
   fit(request: FitRequest, onEvent: (event: FitEvent) => void, token?: vscode.CancellationToken): Promise<FitReport>;
 }

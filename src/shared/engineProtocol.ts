@@ -4,6 +4,7 @@
  */
 import type { ImageResult, PairInfo } from '../inference/engine';
 import type { FitOptions, FitProgress } from '../inference/fit';
+import type { DataSample, InputPreview, PreviewRequest } from '../inference/fitPreview';
 import type { InspectModelOptions, ModelFacts } from '../inference/modelInspection';
 import type { VerdictRule } from '../inference/rules';
 import type { FitReport } from './fitReport';
@@ -24,6 +25,15 @@ export interface InspectResult extends Omit<ImageResult, 'details'> {
   reconstructionPng?: string;
   errorHeatmapPng?: string;
   probabilities?: number[];
+}
+
+/** Create Pair's preview as it crosses to the extension: the model's input as a PNG instead of pixels. */
+export interface PreviewResult extends Omit<InputPreview, 'modelInput'> {
+  /** PNG (base64) of the 8-bit image the classifier sees, at its input size. */
+  modelInputPng: string;
+  width: number;
+  height: number;
+  channels: 1 | 3;
 }
 
 /** The pair's held-out ELBO distribution, pre-binned for charts (the image's ELBO is placed on it). */
@@ -60,6 +70,10 @@ export type WorkerRequest =
   | { id: number; kind: 'cancel'; target: number }
   /** What a classifier file declares (tensors, image input, class count); answers ModelFacts. */
   | { id: number; kind: 'inspectModel'; path: string; options?: InspectModelOptions }
+  /** The sizes of a sample of the data Create Pair was given (answers DataSample). */
+  | { id: number; kind: 'sampleData'; data: string[] }
+  /** One image as the classifier will see it, with its prediction, before fitting (answers PreviewResult). */
+  | { id: number; kind: 'preview'; request: PreviewRequest }
   /** Creates a pair (`fitPair`): streams `fitProgress` events, answers a FitReport; `cancel` aborts it (nothing is written). */
   | { id: number; kind: 'fit'; options: FitRequest }
   /**
@@ -90,4 +104,4 @@ export type FitRequest = Omit<FitOptions, 'signal' | 'onDecision' | 'onProgress'
 
 export type FitEvent = { type: 'progress'; progress: FitProgress } | { type: 'decision'; line: string } | { type: 'notice'; message: string };
 
-export type { FitReport, ImageResult, ModelFacts, PairInfo };
+export type { DataSample, FitReport, ImageResult, ModelFacts, PairInfo, PreviewRequest };

@@ -5,7 +5,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import type { InspectModelOptions } from '../inference/modelInspection';
-import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
+import type { DataSample, EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, PreviewRequest, PreviewResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
 
 export type LogLevel = 'trace' | 'info' | 'warn' | 'error';
 
@@ -105,6 +105,16 @@ export class EngineClient {
   /** What a classifier file declares, read in the worker (the model is loaded and run once there). */
   inspectModel(path: string, options?: InspectModelOptions): Promise<ModelFacts> {
     return this.request<ModelFacts>({ kind: 'inspectModel', path, options });
+  }
+
+  /** The sizes of a sample of Create Pair's data, read in the worker. */
+  sampleData(data: string[]): Promise<DataSample> {
+    return this.request<DataSample>({ kind: 'sampleData', data });
+  }
+
+  /** One image as the classifier will see it, with its prediction (Create Pair's preview). */
+  preview(request: PreviewRequest): Promise<PreviewResult> {
+    return this.request<PreviewResult>({ kind: 'preview', request });
   }
 
   /**

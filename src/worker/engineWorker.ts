@@ -8,10 +8,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine } from '../inference/engine';
 import { resolveIn } from '../inference/manifest';
+import { previewInput, sampleImageSizes } from '../inference/fitPreview';
 import { inspectModel } from '../inference/modelInspection';
-import type { CalibrationHistogram, EngineConfig, EnginePairInfo, FitRequest, InspectResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
+import type { CalibrationHistogram, EngineConfig, EnginePairInfo, FitRequest, InspectResult, PreviewResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
 import type { FitReport } from '../shared/fitReport';
-import { runFitJob } from './fitJob';
+import { readManifest, runFitJob } from './fitJob';
 
 type Post = (message: WorkerResponse) => void;
 
@@ -127,6 +128,15 @@ export class EngineServer {
         case 'inspectModel':
           this.reply(request.id, await inspectModel(request.path, request.options));
           return;
+        case 'sampleData':
+          this.reply(request.id, await sampleImageSizes(request.data, { readManifest }));
+          return;
+        case 'preview': {
+          const { modelInput, ...rest } = await previewInput(request.request, readManifest);
+          const preview: PreviewResult = { ...rest, width: modelInput.width, height: modelInput.height, channels: modelInput.channels, modelInputPng: await encodePng(modelInput.pixels, modelInput.width, modelInput.height, modelInput.channels) };
+          this.reply(request.id, preview);
+          return;
+        }
         case 'fit':
           this.reply(request.id, await this.fit(request.id, request.options));
           return;

@@ -12,7 +12,7 @@ import type { FitEvent, FitRequest } from '../shared/engineProtocol';
 import { type FitReport, type ScoreHistogram, scoreHistogram, testOfScore } from '../shared/fitReport';
 
 /** Dataset manifests for the data step, read with the extension's own parser (as `ood-lens fit` does). */
-const readManifest: ManifestReader = async (path, format, signal) => {
+export const readManifest: ManifestReader = async (path, format, signal) => {
   const parsed = await parseManifest(readFileSync(path, 'utf8'), { format, baseDir: dirname(path), signal });
   if (!parsed.isManifest) throw new FitError(`${path}: no column of image paths found in this ${format} file`);
   return parsed.rows.filter((r) => r.path !== null).map((r) => ({ path: r.path!, label: r.label }));
