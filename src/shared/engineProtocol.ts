@@ -59,6 +59,12 @@ export interface EnginePairInfo extends PairInfo {
   files: string[];
   /** The manifest's description, when it has one. */
   description: string | null;
+  /** Whether the pair has a VAE (a classifier-only pair's panels show no reconstruction, ELBO or heatmap). */
+  hasVae?: boolean;
+  /** Histogram of the calibration KNN distances (pairs with a KNN test). */
+  calibrationKnn?: CalibrationHistogram | null;
+  /** What the user should know about this pair's tests (a test that can hardly fire on this model). */
+  warnings?: string[];
 }
 
 export type WorkerRequest =

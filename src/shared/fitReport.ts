@@ -47,6 +47,8 @@ export interface FitReport {
   seconds: number;
   classifierOnly: boolean;
   histograms: ScoreHistogram[];
+  /** The number of classes the classifier scores (older reports: absent). */
+  classes?: number;
 }
 
 interface ScoreMeta {
@@ -101,6 +103,29 @@ export function cannotFireWarning(r: Pick<FitReport, 'histograms' | 'alpha' | 'p
   const need = Math.min(...active.map((h) => calibrationNeeded(h.share, r.alpha)));
   return `With ${r.parts.calibration.toLocaleString('en-US')} calibration images no test of this pair can flag an image at α = ${r.alpha}: a p-value cannot go below 1/(n + 1). The smallest test share needs at least ${need.toLocaleString('en-US')} calibration images — run Create Pair again with more in-distribution images.`;
 }
+
+/**
+ * A confidence test that can hardly fire on this model: the top-class probability (MSP) is never below 1/K
+ * with K classes, and the test fires only below its threshold; when that threshold lies within a tenth of the
+ * way from 1/K to 1, almost no image reaches it (two classes: MSP ≥ 0.5, fires below ≈ 0.504). Says so, with
+ * the share of α it holds; null when the test can fire in earnest (or the pair has none).
+ */
+export function blindConfidenceWarning(mspThreshold: number | null, share: number, classes: number | undefined): string | null {
+  if (!classes || classes < 2 || share <= 0 || mspThreshold === null) return null;
+  const floor = 1 / classes;
+  if (mspThreshold > floor + 0.1 * (1 - floor)) return null;
+  return `The confidence test can hardly fire on this model: with ${classes} classes the top-class probability is never below ${+floor.toFixed(3)}, and the test fires only below ${mspThreshold.toFixed(3)}. Its share of α (${+share.toFixed(3)}) is nearly spent for nothing: the other tests decide the verdicts.`;
+}
+
+/** The α shares of the tests that decide a verdict, said once: "KNN distance 0.5 · confidence 0.5 of α = 0.01". */
+export function sharesSentence(histograms: readonly Pick<ScoreHistogram, 'score' | 'share'>[], alpha: number): string {
+  const active = histograms.filter((h) => h.share > 0);
+  if (!active.length) return 'No test of this pair decides verdicts.';
+  const name = (score: string) => SHORT_NAMES[score] ?? score;
+  return `The verdict: an image is out-of-distribution when any test fires. Each test has a share of α = ${alpha}: ${active.map((h) => `${name(h.score)} ${+h.share.toFixed(3)}`).join(' · ')} (it fires at p < share × α).`;
+}
+
+const SHORT_NAMES: Record<string, string> = { msp: 'confidence', elbo: 'ELBO', complexity: 'complexity S', energy: 'energy', knn: 'KNN distance', mahalanobis: 'Mahalanobis' };
 
 /** Bins both series over their joint range; bin count by the Rice rule on the calibration part, 10–50. */
 export function scoreHistogram(score: string, calibration: readonly number[], check: readonly number[] | null, share: number, alpha: number): ScoreHistogram | null {

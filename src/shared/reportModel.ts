@@ -2,7 +2,7 @@
  * View model of the folder report: filtering, sorting, barcode ordering, histogram bins, counts and the
  * virtual-scroll window. Pure functions, bundled into the webview and unit-tested in Node.
  */
-import type { FilterState, ReportRow, RowSet, SortState, Verdict } from './reportProtocol';
+import type { FilterState, ReportData, ReportRow, RowSet, ScoreKey, SortState, Verdict } from './reportProtocol';
 import { VERDICTS } from './reportProtocol';
 
 export function filterRows(rows: readonly ReportRow[], filter: FilterState): ReportRow[] {
@@ -32,7 +32,7 @@ export function sortRows(rows: readonly ReportRow[], sort: SortState): ReportRow
       case 'verdict':
         return VERDICT_RANK[r.verdict];
       default:
-        return r[sort.column];
+        return r[sort.column] ?? null;
     }
   };
   const keyed = rows.map((r) => ({ r, k: key(r) }));
@@ -55,10 +55,10 @@ export interface BarcodeLine {
  * The barcode: every scored image as one line, ordered by a score ascending (lowest MSP / lowest ELBO —
  * the most suspicious — on the left). Images without the score are left out.
  */
-export function barcodeOrder(rows: readonly ReportRow[], key: 'msp' | 'elbo'): BarcodeLine[] {
+export function barcodeOrder(rows: readonly ReportRow[], key: ScoreKey): BarcodeLine[] {
   const out: BarcodeLine[] = [];
   for (const r of rows) {
-    const v = r[key];
+    const v = r[key] ?? null;
     if (v !== null && Number.isFinite(v)) out.push({ id: r.id, value: v, verdict: r.verdict, set: r.set });
   }
   out.sort((a, b) => a.value - b.value || a.id - b.id);
@@ -88,12 +88,12 @@ export function robustRange(values: readonly (number | null)[], lowQuantile = 0.
 }
 
 /** With `clamp`, values outside `range` are counted in the first or last bin instead of being dropped. */
-export function histogram(rows: readonly ReportRow[], key: 'msp' | 'elbo', bins: number, group: (r: ReportRow) => string, range?: [number, number], clamp = false): Histogram {
+export function histogram(rows: readonly ReportRow[], key: ScoreKey, bins: number, group: (r: ReportRow) => string, range?: [number, number], clamp = false): Histogram {
   let lo = range?.[0] ?? Infinity;
   let hi = range?.[1] ?? -Infinity;
   if (!range) {
     for (const r of rows) {
-      const v = r[key];
+      const v = r[key] ?? null;
       if (v === null || !Number.isFinite(v)) continue;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
@@ -108,7 +108,7 @@ export function histogram(rows: readonly ReportRow[], key: 'msp' | 'elbo', bins:
   const edges = Array.from({ length: bins + 1 }, (_, i) => lo + i * width);
   const counts: Record<string, number[]> = {};
   for (const r of rows) {
-    let v = r[key];
+    let v = r[key] ?? null;
     if (v === null || !Number.isFinite(v)) continue;
     if (v < lo || v > hi) {
       if (!clamp) continue;
@@ -153,4 +153,50 @@ export function formatDuration(seconds: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
   return h ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
+}
+
+/** How the report shows one score: its column title, the barcode's caption, the axis and the digits shown. */
+export interface ScoreView {
+  key: ScoreKey;
+  /** The engine test it belongs to (its share of α is under this name). */
+  test: string;
+  column: string;
+  barcode: string;
+  axis: string;
+  digits: number;
+  /** Which end is out-of-distribution. */
+  oodWhen: 'low' | 'high';
+}
+
+const FULL = 'full-height lines: out-of-distribution (by verdict) or the scored folder (by folder)';
+export const SCORE_VIEWS: Record<ScoreKey, ScoreView> = {
+  msp: { key: 'msp', test: 'confidence', column: 'MSP', barcode: `Sorted by MSP (max softmax probability, the confidence test) — lowest left; ${FULL}`, axis: 'MSP', digits: 3, oodWhen: 'low' },
+  elbo: { key: 'elbo', test: 'elbo', column: 'ELBO', barcode: `Sorted by ELBO — least likely under the VAE left; ${FULL}`, axis: 'ELBO (nats)', digits: 1, oodWhen: 'low' },
+  knn: { key: 'knn', test: 'knn', column: 'KNN dist.', barcode: `Sorted by KNN distance (the KNN test: how far the classifier's features are from the training images') — farthest right; ${FULL}`, axis: 'KNN distance', digits: 3, oodWhen: 'high' },
+  complexity: { key: 'complexity', test: 'complexity', column: 'S (bits)', barcode: `Sorted by complexity-corrected S — most surprising right; ${FULL}`, axis: 'S(x), bits', digits: 1, oodWhen: 'high' },
+  energy: { key: 'energy', test: 'energy', column: 'Energy', barcode: `Sorted by the energy of the logits (the energy test) — highest right; ${FULL}`, axis: 'energy', digits: 2, oodWhen: 'high' },
+};
+
+/**
+ * The scores the report shows: the MSP always (the classifier's own confidence), and every other score whose
+ * test can decide a verdict (a share of α above 0; every score with values when the report predates shares)
+ * and that some image has. A classifier-only pair so gets no ELBO, and gets its KNN test.
+ */
+export function reportScoreKeys(data: Pick<ReportData, 'rows' | 'pair'>): ScoreKey[] {
+  const shares = data.pair.shares;
+  const has = (k: ScoreKey) => data.rows.some((r) => r[k] !== null && r[k] !== undefined && Number.isFinite(r[k] as number));
+  const keys: ScoreKey[] = ['msp'];
+  for (const k of ['elbo', 'complexity', 'knn', 'energy'] as const) {
+    const deciding = shares ? (shares[SCORE_VIEWS[k].test] ?? 0) > 0 : k === 'elbo';
+    if (deciding && has(k)) keys.push(k);
+  }
+  return keys;
+}
+
+const TEST_SHORT: Record<string, string> = { elbo: 'ELBO', complexity: 'S', knn: 'KNN', mahalanobis: 'Mahalanobis', confidence: 'confidence', energy: 'energy' };
+
+/** "Out-of-distribution (KNN)": the verdict with the tests that fired. */
+export function verdictWithTests(verdictText: string, row: Pick<ReportRow, 'verdict' | 'firedBy'>): string {
+  if (row.verdict !== 'out-of-distribution' || !row.firedBy?.length) return verdictText;
+  return `${verdictText} (${row.firedBy.map((t) => TEST_SHORT[t] ?? t).join(', ')})`;
 }

@@ -21,10 +21,18 @@ export interface ReportRow {
   entropy: number | null;
   energy: number | null;
   elbo: number | null;
+  /** KNN distance and complexity-corrected S, for pairs with those tests (older reports: absent). */
+  knn?: number | null;
+  complexity?: number | null;
   pValue: number | null;
   verdict: Verdict;
+  /** The tests that fired (engine test names: elbo, complexity, knn, mahalanobis, confidence, energy). */
+  firedBy?: string[];
   error: string | null;
 }
+
+/** The per-image scores the report can draw as a barcode, a histogram and a column. */
+export type ScoreKey = 'msp' | 'elbo' | 'knn' | 'complexity' | 'energy';
 
 export interface DetectorMetricsView {
   id: string;
@@ -54,6 +62,8 @@ export interface ReportPairInfo {
   rule: string;
   calibrated: boolean;
   labels: string[];
+  /** Each test's share of α under the pair's rule (older reports: absent). */
+  shares?: Record<string, number>;
 }
 
 export interface ReportData {
@@ -74,7 +84,7 @@ export interface ReportData {
   comparison: Comparison | null;
 }
 
-export type SortColumn = 'rel' | 'set' | 'label' | 'msp' | 'elbo' | 'pValue' | 'verdict';
+export type SortColumn = 'rel' | 'set' | 'label' | ScoreKey | 'pValue' | 'verdict';
 
 export interface SortState {
   column: SortColumn;

@@ -106,9 +106,11 @@ export class InspectPanel implements vscode.Disposable {
     };
   }
 
-  private static title(paths: string[], pinned: boolean): string {
+  /** "OOD: digit.png — mnist": the pair's name once it is known (panels of two pairs must not look alike). */
+  private static title(paths: string[], pinned: boolean, pairName?: string): string {
     const what = paths.length === 1 ? basename(paths[0]) : `${paths.length} images`;
-    return pinned ? `OOD (pinned): ${what}` : `OOD: ${what}`;
+    const pair = pairName ? ` — ${pairName}` : '';
+    return pinned ? `OOD (pinned): ${what}${pair}` : `OOD: ${what}${pair}`;
   }
 
   private static rowsFor(paths: string[]): InspectRow[] {
@@ -150,7 +152,7 @@ export class InspectPanel implements vscode.Disposable {
     // Bumping every run id makes answers still on their way for the old images land nowhere.
     for (const [path, id] of this.runIds) this.runIds.set(path, id + 1);
     this.rows = InspectPanel.rowsFor(paths);
-    this.panel.title = InspectPanel.title(paths, this.pinned);
+    this.panel.title = InspectPanel.title(paths, this.pinned, this.pair?.name);
     this.post({ type: 'state', state: this.state() });
     for (const path of paths) this.watch(path);
     this.services.log.info(`inspect: the preview panel now shows ${paths.length === 1 ? paths[0] : `${paths.length} images`}`);
@@ -166,7 +168,7 @@ export class InspectPanel implements vscode.Disposable {
       if (previous && previous !== this && !previous.disposed) previous.setPinned(true);
       InspectPanel.preview = this;
     }
-    this.panel.title = InspectPanel.title(this.rows.map((r) => r.path), pinned);
+    this.panel.title = InspectPanel.title(this.rows.map((r) => r.path), pinned, this.pair?.name);
     this.post({ type: 'pinned', pinned });
   }
 
@@ -212,6 +214,7 @@ export class InspectPanel implements vscode.Disposable {
       this.pair = result;
       this.pairError = null;
     }
+    this.panel.title = InspectPanel.title(this.rows.map((r) => r.path), this.pinned, this.pair?.name);
     this.post({ type: 'pair', pair: this.pair, pairError: this.pairError, restricted: !this.services.isTrusted() });
   }
 

@@ -52,8 +52,11 @@ export function buildReportData(stored: StoredReport): ReportData {
       entropy: r.entropy,
       energy: r.energy,
       elbo: r.elbo,
+      knn: r.knnDistance ?? null,
+      complexity: r.complexityScore,
       pValue: r.pValue,
       verdict: r.verdict,
+      firedBy: r.firedBy,
       error: r.error,
     };
   });
@@ -67,11 +70,11 @@ export function buildReportData(stored: StoredReport): ReportData {
   const name = stored.folder.split(/[\\/]/).filter(Boolean).pop() ?? stored.folder;
   return {
     id: stored.id,
-    title: `OOD report: ${name}`,
+    title: `OOD report: ${name} — pair ${stored.pair.name}`,
     createdAt: stored.createdAt,
     folder: stored.folder,
     referenceFolder: stored.referenceFolder,
-    pair: { name: p.name, backend: p.backend, provider: p.provider, alpha: p.alpha, rule: p.rule, calibrated: p.calibrated, labels: p.labels },
+    pair: { name: p.name, backend: p.backend, provider: p.provider, alpha: p.alpha, rule: p.rule, calibrated: p.calibrated, labels: p.labels, ...(p.shares ? { shares: { ...p.shares } as Record<string, number> } : {}) },
     total: stored.total,
     done: stored.results.length,
     cancelled: stored.cancelled,

@@ -87,7 +87,8 @@ export class ReportPanel {
 
   private static title(report: StoredReport): string {
     const name = report.folder.split(/[\\/]/).filter(Boolean).pop() ?? report.folder;
-    return `OOD: ${name}`;
+    // Two reports of one folder under different pairs must not look alike.
+    return `OOD: ${name} — ${report.pair.name}`;
   }
 
   private static options(services: Services, report: StoredReport): vscode.WebviewPanelOptions & vscode.WebviewOptions {

@@ -11,7 +11,7 @@ import { resolveIn } from '../inference/manifest';
 import { previewInput, sampleImageSizes } from '../inference/fitPreview';
 import { inspectModel } from '../inference/modelInspection';
 import type { CalibrationHistogram, EngineConfig, EnginePairInfo, FitRequest, InspectResult, PreviewResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
-import type { FitReport } from '../shared/fitReport';
+import { blindConfidenceWarning, firingThreshold, type FitReport } from '../shared/fitReport';
 import { readManifest, runFitJob } from './fitJob';
 
 type Post = (message: WorkerResponse) => void;
@@ -226,9 +226,18 @@ export class EngineServer {
     const files = [pair.manifestPath, m.classifier.path, m.vae?.path, m.vae?.encoder?.path, m.vae?.decoder?.path, m.calibration]
       .filter((p): p is string => !!p)
       .map((p, i) => (i === 0 ? p : resolveIn(pair, p)));
+    const info = engine.info;
+    const scores = pair.calibration?.scores;
+    const shares = info.shares ?? {};
+    // The confidence test fires below the MSP at its share of α: near 1/K (two classes) it can hardly fire.
+    const confidenceShare = shares.confidence ?? 0;
+    const blind = scores?.msp.length ? blindConfidenceWarning(firingThreshold([...scores.msp].sort((a, b) => a - b), confidenceShare * info.alpha, 'low'), confidenceShare, info.labels.length) : null;
     return {
-      ...engine.info,
-      calibrationElbo: pair.calibration ? calibrationHistogram(pair.calibration.scores.elbo) : null,
+      ...info,
+      calibrationElbo: scores ? calibrationHistogram(scores.elbo) : null,
+      calibrationKnn: scores?.knn?.length ? calibrationHistogram(scores.knn) : null,
+      hasVae: !!m.vae,
+      warnings: blind ? [blind] : [],
       files: [...new Set(files)],
       description: m.description ?? null,
     };

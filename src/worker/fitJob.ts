@@ -58,6 +58,7 @@ export function fitReportOf(result: FitResult, rule: VerdictRule = 'pair'): FitR
     seconds: result.seconds,
     classifierOnly: !result.manifest.vae,
     histograms,
+    classes: result.manifest.classifier.labels?.length,
   };
 }
 

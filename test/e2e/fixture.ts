@@ -3,6 +3,7 @@
  * test images as PNGs, a corrupt PNG, CSV and JSONL manifests naming them, an invalid pair manifest and a
  * valid workspace copy of the built-in pair (for Restricted Mode).
  */
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, labelsOf, writeIdxPngs } from '../helpers';
@@ -42,6 +43,12 @@ export interface Fixture {
   linkedFolder: { name: string; image: string; link: string };
   /** Create Pair: a classifier at the workspace root (a copy of the built-in one) and a folder of in-distribution digits. */
   createPair: { model: string; data: string; images: number; pairName: string };
+  /**
+   * Issue 25: a non-square classifier as a newcomer brings one — a text-line orientation model, ONNX input
+   * [?, 3, ?, ?] trained on 192×48 (width × height) RGB lines scaled (x/255 − 0.5)/0.5, softmax over "0°" and
+   * "180°" — with `lines/` (enough to calibrate) and `lines-few/` (too few: the fit is refused).
+   */
+  textLine: { model: string; data: string; few: string; images: number; pairName: string; labels: string[] };
 }
 
 function lineOf(text: string, needle: string, file: string): ManifestTarget {
@@ -116,8 +123,14 @@ export async function writeFixture(root: string): Promise<Fixture> {
   const createPairImages = 1000; // enough that the calibration part (~45%) lets a test fire at α = 0.01
   await writeIdxPngs(MNIST_TEST_IMAGES, Array.from({ length: createPairImages }, (_, i) => 1000 + i), join(root, 'digits'), 'digit');
 
+  // Issue 25: the text-line classifier and its lines, made with PyTorch (Debian's python3-torch).
+  const textLineImages = 500; // calibration ≈ 225 images: KNN and confidence (α/2 each) can fire at α = 0.01
+  const made = spawnSync('/usr/bin/python3', [join(__dirname, 'textLineModel.py'), root, String(textLineImages), '30'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`fixture: textLineModel.py failed (exit ${made.status ?? made.signal}): ${made.stderr.slice(-2000)}`);
+
   return {
     root,
+    textLine: { model: 'text-lines.onnx', data: join(root, 'lines'), few: join(root, 'lines-few'), images: textLineImages, pairName: 'text-lines', labels: ['0°', '180°'] },
     hostile: {
       scored: lineOf(hostile, m(1), 'hostile.csv'),
       multiLine: { ...lineOf(hostile, '"images/a`b.png`', 'hostile.csv'), column: 4 },

@@ -6,7 +6,7 @@
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip, type Plugin } from 'chart.js';
-import { cannotFireWarning, falseAlarmSentence, type FitReport, type FitResultToHost, type FitResultViewState, type HostToFitResult, percent, type ScoreHistogram } from '../../shared/fitReport';
+import { blindConfidenceWarning, cannotFireWarning, sharesSentence, falseAlarmSentence, type FitReport, type FitResultToHost, type FitResultViewState, type HostToFitResult, percent, type ScoreHistogram } from '../../shared/fitReport';
 import { cssVar, el } from './dom';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip, Legend);
@@ -22,6 +22,12 @@ function fmt(x: number): string {
   const a = Math.abs(x);
   if (a !== 0 && (a < 0.001 || a >= 1e5)) return x.toExponential(2);
   return a >= 100 ? x.toFixed(0) : a >= 1 ? x.toFixed(2) : x.toFixed(3);
+}
+
+/** The manifest as "pairs/text-lines/ood-pair.json": the pair folder's parent and below, never a machine's full path. */
+function shortPath(r: FitReport): string {
+  const parts = r.manifestPath.split(/[/\\]/);
+  return parts.slice(-3).join('/');
 }
 
 function button(text: string, message: FitResultToHost, secondary = true): HTMLElement {
@@ -65,7 +71,7 @@ function histogramCard(h: ScoreHistogram, alpha: number): HTMLElement {
   const rule =
     h.share <= 0
       ? `${side} is out-of-distribution; this score is not part of the pair's verdict rule.`
-      : `${side} is out-of-distribution. This test has ${fmt(h.share)} of α (it fires at p < ${fmt(h.share * alpha)}): ${
+      : `${side} is out-of-distribution; it fires at p < ${fmt(h.share * alpha)}: ${
           h.threshold === null ? 'the calibration part is too small for it ever to fire' : `images ${h.oodWhen === 'low' ? 'below' : 'above'} ${fmt(h.threshold)} are flagged (dashed line)`
         }.`;
   card.append(el('p', 'muted', rule));
@@ -124,7 +130,7 @@ function render(s: FitResultViewState): void {
 
   app.append(el('h1', undefined, `Pair ${r.name}`));
   const meta = el('p', 'meta');
-  meta.append(el('span', s.selected ? 'selected' : 'not-selected', s.selected ? 'Selected as the active pair' : 'Written, but not loaded (see the OOD Lens log)'), document.createTextNode(` · ${r.manifestPath}`));
+  meta.append(el('span', s.selected ? 'selected' : 'not-selected', s.selected ? 'Selected as the active pair' : 'Written, but not loaded (see the OOD Lens log)'), document.createTextNode(` · ${shortPath(r)}`));
   app.append(meta);
 
   const figure = el('section', 'figure');
@@ -134,10 +140,20 @@ function render(s: FitResultViewState): void {
   figure.append(fa);
   const expected = el('p', 'muted', `Conformal calibration keeps false alarms at about α or below (${percent(r.alpha)}) on images like the calibration part; the check part was never used for calibration.`);
   figure.append(expected);
+  const shares = el('p', 'shares', sharesSentence(r.histograms, r.alpha));
+  shares.id = 'shares';
+  figure.append(shares);
   const cannotFire = cannotFireWarning(r);
   if (cannotFire) {
     const b = el('p', 'banner', cannotFire);
     b.id = 'cannot-fire';
+    figure.append(b);
+  }
+  const msp = r.histograms.find((h) => h.score === 'msp');
+  const blind = msp ? blindConfidenceWarning(msp.threshold, msp.share, r.classes) : null;
+  if (blind) {
+    const b = el('p', 'banner', blind);
+    b.id = 'blind-test';
     figure.append(b);
   }
   if (r.falseAlarmRate > 2 * r.alpha + 0.01) {
@@ -148,7 +164,7 @@ function render(s: FitResultViewState): void {
     acc.id = 'accuracy';
     figure.append(acc);
   }
-  figure.append(el('p', 'muted', `Split (seeded, recorded in split.json): ${nf.format(r.parts.fit)} fit · ${nf.format(r.parts.calibration)} calibration · ${nf.format(r.parts.check)} held-out check. ${r.classifierOnly ? 'Classifier-only pair: the confidence test has all of α.' : 'Classifier + VAE pair.'} Took ${r.seconds.toFixed(1)} s.`));
+  figure.append(el('p', 'muted', `Split (seeded, recorded in split.json): ${nf.format(r.parts.fit)} fit · ${nf.format(r.parts.calibration)} calibration · ${nf.format(r.parts.check)} held-out check. ${r.classifierOnly ? 'Classifier-only pair (no VAE).' : 'Classifier + VAE pair.'} Took ${r.seconds.toFixed(1)} s.`));
   if (r.failed) figure.append(el('p', 'banner', `${nf.format(r.failed)} image(s) could not be scored and were left out, e.g. ${r.failures.slice(0, 3).map((f) => `${f.path}: ${f.error}`).join('; ')}`));
   app.append(figure);
 

@@ -117,7 +117,17 @@ function softmaxChart(canvas: HTMLCanvasElement, labels: string[], probabilities
 }
 
 /** Where the image's ELBO falls: a vertical marker with its value, clamped to the plot when far outside. */
-function markerPlugin(elbo: number, colour: string, font: string): Plugin<'bar'> {
+/** What a calibration chart shows: the ELBO (nats, low is suspicious) or the KNN distance (high is suspicious). */
+interface ChartScore {
+  name: string;
+  axis: string;
+  format: (x: number) => string;
+}
+const ELBO_SCORE: ChartScore = { name: 'ELBO', axis: 'ELBO (nats) — higher is more typical', format: formatNats };
+const KNN_SCORE: ChartScore = { name: 'KNN distance', axis: 'KNN distance in feature space — lower is more typical', format: (x) => (Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(3)) };
+
+function markerPlugin(elbo: number, colour: string, font: string, score: ChartScore = ELBO_SCORE): Plugin<'bar'> {
+  const formatNats = score.format;
   return {
     id: 'elboMarker',
     afterDatasetsDraw(chart) {
@@ -152,8 +162,9 @@ function markerPlugin(elbo: number, colour: string, font: string): Plugin<'bar'>
   };
 }
 
-function elboChart(canvas: HTMLCanvasElement, hist: CalibrationHistogram, elbo: number | null, tone: 'ok' | 'warn' | 'info' | 'error'): Chart {
+function elboChart(canvas: HTMLCanvasElement, hist: CalibrationHistogram, elbo: number | null, tone: 'ok' | 'warn' | 'info' | 'error', score: ChartScore = ELBO_SCORE): Chart {
   const c = themeColours();
+  const formatNats = score.format;
   const centres = hist.counts.map((_, i) => hist.min + (i + 0.5) * hist.binWidth);
   const span = hist.max - hist.min;
   let min = hist.min - 0.02 * span;
@@ -185,9 +196,9 @@ function elboChart(canvas: HTMLCanvasElement, hist: CalibrationHistogram, elbo: 
           type: 'linear',
           min,
           max,
-          title: { display: true, text: 'ELBO (nats) — higher is more typical', color: c.muted },
+          title: { display: true, text: score.axis, color: c.muted },
           // Round labels; the axis ends (min/max) would otherwise show every decimal.
-          ticks: { color: c.muted, callback: (value) => formatNats(Math.round(Number(value))).replace(/\.0$/, '') },
+          ticks: { color: c.muted, callback: (value) => (score === ELBO_SCORE ? formatNats(Math.round(Number(value))).replace(/\.0$/, '') : formatNats(Number(value))) },
           grid: { color: c.grid },
         },
         y: { title: { display: true, text: 'calibration images', color: c.muted }, ticks: { color: c.muted, precision: 0 }, grid: { color: c.grid } },
@@ -198,14 +209,14 @@ function elboChart(canvas: HTMLCanvasElement, hist: CalibrationHistogram, elbo: 
             title: (items) => {
               const i = items[0]?.dataIndex ?? 0;
               const lo = hist.min + i * hist.binWidth;
-              return `ELBO ${formatNats(lo)} … ${formatNats(lo + hist.binWidth)}`;
+              return `${score.name} ${formatNats(lo)} … ${formatNats(lo + hist.binWidth)}`;
             },
             label: (ctx) => `${(ctx.raw as { y: number }).y} calibration images`,
           },
         },
       },
     },
-    plugins: elbo !== null ? [markerPlugin(elbo, markerColour, c.font)] : [],
+    plugins: elbo !== null ? [markerPlugin(elbo, markerColour, c.font, score)] : [],
   };
   return new Chart(canvas, config);
 }
@@ -329,20 +340,25 @@ function renderRow(row: InspectRow): HTMLElement {
   if (r.verdict === 'error') return section;
 
   const { width, height } = pair?.input ?? { width: 0, height: 0 };
-  const size = width ? ` (${width}×${height})` : '';
   // A VAE of its own size reconstructs at that size.
   const vaeSize = pair?.vaeInput ? ` (${pair.vaeInput.width}×${pair.vaeInput.height})` : '';
   const images = el('div', 'images');
   const original = row.originalSrc ?? pngSrc(r.modelInputPng);
+  // A classifier-only pair has no reconstruction, error heatmap or ELBO: none of their frames is drawn.
+  const withVae = pair?.hasVae !== false;
   images.append(
     figure('original', row.originalSrc ? 'Original' : 'Original (model input shown: format or size not displayable here)', original, `${row.name} as stored`, !row.originalSrc),
-    figure('model-input', `Model input${size}`, pngSrc(r.modelInputPng), 'the image as the model sees it', true),
-    figure('reconstruction', `VAE reconstruction${vaeSize}`, pngSrc(r.reconstructionPng), 'the VAE reconstruction', true),
-    figure('heatmap', '|input − reconstruction|', pngSrc(r.errorHeatmapPng), 'per-pixel reconstruction error heatmap', true),
+    figure('model-input', `Model input${width ? ` (${width}×${height}, width × height)` : ''}`, pngSrc(r.modelInputPng), 'the image as the model sees it', true),
   );
-  const legend = el('div', 'heat-legend');
-  legend.append(el('span', undefined, '0'), el('span', 'heat-gradient'), el('span', undefined, '255'));
-  images.querySelector('.heatmap')?.append(legend);
+  if (withVae) {
+    images.append(
+      figure('reconstruction', `VAE reconstruction${vaeSize}`, pngSrc(r.reconstructionPng), 'the VAE reconstruction', true),
+      figure('heatmap', '|input − reconstruction|', pngSrc(r.errorHeatmapPng), 'per-pixel reconstruction error heatmap', true),
+    );
+    const legend = el('div', 'heat-legend');
+    legend.append(el('span', undefined, '0'), el('span', 'heat-gradient'), el('span', undefined, '255'));
+    images.querySelector('.heatmap')?.append(legend);
+  }
   section.append(images);
 
   const panels = el('div', 'panels');
@@ -367,19 +383,29 @@ function renderRow(row: InspectRow): HTMLElement {
   }
   if (r.entropy !== null && r.energy !== null) classifier.append(el('p', 'muted', `Entropy ${r.entropy.toFixed(3)} nats · energy ${r.energy.toFixed(2)}`));
 
-  const vae = el('div', 'panel vae');
-  vae.append(el('h3', undefined, 'VAE likelihood'));
-  vae.append(el('p', 'elbo', elboBreakdown(r)));
-  const histBox = el('div', 'chart-box elbo-histogram');
-  const hist = pair?.calibrationElbo ?? null;
+  // The second panel shows the pair's own distance test: the VAE's ELBO, or (no VAE) the KNN distance.
+  const vae = el('div', withVae ? 'panel vae' : 'panel knn');
+  const histBox = el('div', `chart-box ${withVae ? 'elbo-histogram' : 'knn-histogram'}`);
+  const knnHist = pair?.calibrationKnn ?? null;
+  const hist = withVae ? pair?.calibrationElbo ?? null : knnHist;
+  const chartValue = withVae ? r.elbo : r.knnDistance ?? null;
+  if (withVae) {
+    vae.append(el('h3', undefined, 'VAE likelihood'));
+    vae.append(el('p', 'elbo', elboBreakdown(r)));
+  } else {
+    vae.append(el('h3', undefined, knnHist ? 'Feature distance (KNN test)' : 'Tests'));
+    if (knnHist) vae.append(el('p', 'knn', `KNN distance ${r.knnDistance === null || r.knnDistance === undefined ? 'not available' : KNN_SCORE.format(r.knnDistance)}: how far the classifier's features for this image are from the nearest training image's`));
+  }
   if (hist) {
     const canvas = el('canvas');
     canvas.setAttribute('role', 'img');
-    canvas.setAttribute('aria-label', `Histogram of ${hist.count} calibration ELBOs with this image's ELBO marked`);
+    canvas.setAttribute('aria-label', `Histogram of ${hist.count} calibration ${withVae ? 'ELBOs' : 'KNN distances'} with this image's marked`);
     histBox.append(canvas);
     vae.append(histBox);
-    vae.append(el('p', 'muted calibration-range', `Held-out training images: median ELBO ${formatNats(hist.p50)}, 1st–99th percentile ${formatNats(hist.p01)} … ${formatNats(hist.p99)}`));
+    const f = withVae ? formatNats : KNN_SCORE.format;
+    vae.append(el('p', 'muted calibration-range', `Held-out training images: median ${withVae ? 'ELBO' : 'KNN distance'} ${f(hist.p50)}, 1st–99th percentile ${f(hist.p01)} … ${f(hist.p99)}`));
   }
+  for (const w of pair?.warnings ?? []) vae.append(el('p', 'pair-warning', `⚠ ${w}`));
   vae.append(el('p', 'p-value', pValueText(r)));
   if (v.tests.length) {
     const list = el('ul', 'tests');
@@ -400,7 +426,7 @@ function renderRow(row: InspectRow): HTMLElement {
     const made: Chart[] = [];
     if (r.probabilities) made.push(softmaxChart(softmaxCanvas, labels, r.probabilities, r.prediction));
     const canvas = histBox.querySelector('canvas');
-    if (hist && canvas) made.push(elboChart(canvas, hist, r.elbo, v.tone));
+    if (hist && canvas) made.push(elboChart(canvas, hist, chartValue, v.tone, withVae ? ELBO_SCORE : KNN_SCORE));
     charts.set(row.path, made);
   });
   return section;

@@ -16,8 +16,8 @@ import {
   BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController, LineElement, PointElement, ScatterController, Tooltip,
 } from 'chart.js';
 import { formatMsp, formatNats, formatP } from '../../shared/format';
-import { barcodeOrder, filterRows, formatDuration, formatNumber, histogram, robustRange, sortRows, thumbnailUrl, verdictCounts, visibleWindow, type BarcodeLine } from '../../shared/reportModel';
-import type { FilterState, HostToReport, ReportData, ReportRow, ReportToHost, ReportViewState, SortColumn, SortState, Verdict } from '../../shared/reportProtocol';
+import { barcodeOrder, filterRows, reportScoreKeys, SCORE_VIEWS, verdictWithTests, formatDuration, formatNumber, histogram, robustRange, sortRows, thumbnailUrl, verdictCounts, visibleWindow, type BarcodeLine } from '../../shared/reportModel';
+import type { FilterState, HostToReport, ReportData, ReportRow, ReportToHost, ReportViewState, ScoreKey, SortColumn, SortState, Verdict } from '../../shared/reportProtocol';
 import { VERDICTS } from '../../shared/reportProtocol';
 import { cssVar, el } from './dom';
 
@@ -285,24 +285,26 @@ function renderPlots(): HTMLElement {
   const legend = el('div', 'legend');
   legend.id = 'legend';
   section.append(legend);
-  for (const key of ['msp', 'elbo'] as const) {
+  for (const key of scoreKeys()) {
     const box = el('div', 'barcode');
-    const label = el('div', 'barcode-label', key === 'msp' ? 'Sorted by MSP (max softmax probability) — lowest left; full-height lines: out-of-distribution (by verdict) or the scored folder (by folder)' : 'Sorted by ELBO — least likely under the VAE left; full-height lines: out-of-distribution (by verdict) or the scored folder (by folder)');
+    box.dataset.score = key;
+    const label = el('div', 'barcode-label', SCORE_VIEWS[key].barcode);
     const canvas = el('canvas');
     canvas.id = `barcode-${key}`;
     canvas.setAttribute('role', 'img');
-    canvas.setAttribute('aria-label', `Barcode of every image sorted by ${key.toUpperCase()}, coloured by verdict; click a line to find the image in the table`);
+    canvas.setAttribute('aria-label', `Barcode of every image sorted by ${SCORE_VIEWS[key].column}, coloured by verdict; click a line to find the image in the table`);
     canvas.tabIndex = 0;
     box.append(label, canvas);
     section.append(box);
   }
   const hist = el('div', 'histograms');
-  for (const key of ['msp', 'elbo'] as const) {
+  for (const key of scoreKeys()) {
     const box = el('div', 'chart hist');
+    box.dataset.score = key;
     const canvas = el('canvas');
     canvas.id = `hist-${key}`;
     canvas.setAttribute('role', 'img');
-    canvas.setAttribute('aria-label', `Histogram of ${key.toUpperCase()}`);
+    canvas.setAttribute('aria-label', `Histogram of ${SCORE_VIEWS[key].column}`);
     box.append(canvas);
     hist.append(box);
   }
@@ -312,6 +314,11 @@ function renderPlots(): HTMLElement {
     drawHistograms();
   });
   return section;
+}
+
+/** The scores this report draws: the MSP, and each test of the pair that can decide a verdict (reportScoreKeys). */
+function scoreKeys(): ScoreKey[] {
+  return reportScoreKeys(state!.data);
 }
 
 function groupOf(r: ReportRow): string {
@@ -332,13 +339,13 @@ function drawLegend(): void {
   }
 }
 
-const barcodeLines: Record<'msp' | 'elbo', BarcodeLine[]> = { msp: [], elbo: [] };
+const barcodeLines: Partial<Record<ScoreKey, BarcodeLine[]>> = {};
 
 function drawBarcodes(): void {
   drawLegend();
   const s = state!;
   const colors = palette() as unknown as Record<string, string>;
-  for (const key of ['msp', 'elbo'] as const) {
+  for (const key of scoreKeys()) {
     const canvas = document.getElementById(`barcode-${key}`) as HTMLCanvasElement | null;
     if (!canvas) continue;
     const lines = (barcodeLines[key] = barcodeOrder(s.data.rows, key));
@@ -371,8 +378,8 @@ function drawBarcodes(): void {
   }
 }
 
-function barcodeHit(key: 'msp' | 'elbo', canvas: HTMLCanvasElement, clientX: number): BarcodeLine | undefined {
-  const lines = barcodeLines[key];
+function barcodeHit(key: ScoreKey, canvas: HTMLCanvasElement, clientX: number): BarcodeLine | undefined {
+  const lines = barcodeLines[key] ?? [];
   if (!lines.length) return undefined;
   const rect = canvas.getBoundingClientRect();
   const i = Math.min(lines.length - 1, Math.max(0, Math.floor(((clientX - rect.left) / rect.width) * lines.length)));
@@ -386,15 +393,17 @@ function drawHistograms(): void {
     c.destroy();
     charts.splice(charts.indexOf(c), 1);
   }
-  for (const key of ['msp', 'elbo'] as const) {
+  for (const key of scoreKeys()) {
     const canvas = document.getElementById(`hist-${key}`) as HTMLCanvasElement | null;
     if (!canvas) continue;
+    const view = SCORE_VIEWS[key];
     const bins = key === 'msp' ? 20 : 40;
-    const range = key === 'msp' ? ([0, 1] as [number, number]) : robustRange(s.data.rows.map((r) => r.elbo));
+    // Long tails are folded into the first bin (ELBO: a few images far below the rest).
+    const range = key === 'msp' ? ([0, 1] as [number, number]) : key === 'elbo' ? robustRange(s.data.rows.map((r) => r.elbo)) : undefined;
     const h = histogram(s.data.rows, key, bins, groupOf, range, true);
     const clipped = key === 'elbo' && range ? s.data.rows.filter((r) => r.elbo !== null && r.elbo < range[0]).length : 0;
     const groups = s.colorBy === 'set' ? ['target', 'reference'] : VERDICTS.filter((v) => h.counts[v]);
-    const labels = h.edges.slice(0, -1).map((e, i) => formatNumber((e + h.edges[i + 1]) / 2, key === 'msp' ? 3 : 1));
+    const labels = h.edges.slice(0, -1).map((e, i) => formatNumber((e + h.edges[i + 1]) / 2, view.digits));
     charts.push(
       new Chart(canvas, {
         type: 'bar',
@@ -413,7 +422,7 @@ function drawHistograms(): void {
           animation: false,
           maintainAspectRatio: false,
           scales: {
-            x: { stacked: true, title: { display: true, text: key === 'msp' ? 'MSP' : `ELBO (nats)${clipped ? ` — the ${clipped.toLocaleString('en-US')} lowest in the first bin` : ''}`, color: colors.foreground }, ticks: { color: colors.foreground, maxRotation: 0, autoSkip: true }, grid: { display: false } },
+            x: { stacked: true, title: { display: true, text: `${view.axis}${clipped ? ` — the ${clipped.toLocaleString('en-US')} lowest in the first bin` : ''}`, color: colors.foreground }, ticks: { color: colors.foreground, maxRotation: 0, autoSkip: true }, grid: { display: false } },
             y: { stacked: true, title: { display: true, text: 'images', color: colors.foreground }, ticks: { color: colors.foreground, precision: 0 }, grid: { color: colors.grid } },
           },
           plugins: {
@@ -422,8 +431,8 @@ function drawHistograms(): void {
               callbacks: {
                 title: (items) => {
                   const i = items[0]?.dataIndex ?? 0;
-                  if (i === 0 && clipped) return `${key.toUpperCase()} ≤ ${formatNumber(h.edges[1], 3)}`;
-                  return `${key.toUpperCase()} ${formatNumber(h.edges[i], 3)} – ${formatNumber(h.edges[i + 1], 3)}`;
+                  if (i === 0 && clipped) return `${view.column} ≤ ${formatNumber(h.edges[1], 3)}`;
+                  return `${view.column} ${formatNumber(h.edges[i], 3)} – ${formatNumber(h.edges[i + 1], 3)}`;
                 },
               },
             },
@@ -452,8 +461,7 @@ function columns(): Column[] {
   if (state!.data.referenceFolder) cols.push({ id: 'set', title: 'Folder', cls: 'c-set', sortable: true });
   cols.push(
     { id: 'label', title: 'Predicted', cls: 'c-label', sortable: true },
-    { id: 'msp', title: 'MSP', cls: 'c-num', sortable: true },
-    { id: 'elbo', title: 'ELBO', cls: 'c-num', sortable: true },
+    ...scoreKeys().map((key): Column => ({ id: key, title: SCORE_VIEWS[key].column, cls: 'c-num', sortable: true })),
     { id: 'pValue', title: 'p-value', cls: 'c-num c-p', sortable: true },
     { id: 'verdict', title: 'Verdict', cls: 'c-verdict', sortable: true },
   );
@@ -659,11 +667,16 @@ function renderRows(): void {
         case 'elbo':
           cell.textContent = formatNats(r.elbo);
           break;
+        case 'knn':
+        case 'complexity':
+        case 'energy':
+          cell.textContent = formatNumber(r[c.id] ?? null, SCORE_VIEWS[c.id].digits);
+          break;
         case 'pValue':
           cell.textContent = formatP(r.pValue);
           break;
         case 'verdict':
-          cell.textContent = r.verdict === 'error' ? `Error: ${r.error ?? ''}` : VERDICT_TEXT[r.verdict];
+          cell.textContent = r.verdict === 'error' ? `Error: ${r.error ?? ''}` : verdictWithTests(VERDICT_TEXT[r.verdict], r);
           break;
       }
     });
@@ -738,13 +751,13 @@ function onTableKey(e: KeyboardEvent): void {
 // Wiring
 
 function wireBarcodes(): void {
-  for (const key of ['msp', 'elbo'] as const) {
+  for (const key of scoreKeys()) {
     const canvas = document.getElementById(`barcode-${key}`) as HTMLCanvasElement | null;
     if (!canvas) continue;
     canvas.addEventListener('mousemove', (e) => {
       const hit = barcodeHit(key, canvas, e.clientX);
       const row = hit && state!.data.rows[hit.id];
-      canvas.title = row ? `${row.rel}\n${key.toUpperCase()} ${formatNumber(hit.value, key === 'msp' ? 4 : 1)} · ${VERDICT_TEXT[row.verdict]}` : '';
+      canvas.title = row ? `${row.rel}\n${SCORE_VIEWS[key].column} ${formatNumber(hit.value, SCORE_VIEWS[key].digits + 1)} · ${verdictWithTests(VERDICT_TEXT[row.verdict], row)}` : '';
     });
     canvas.addEventListener('click', (e) => {
       const hit = barcodeHit(key, canvas, e.clientX);
