@@ -41,6 +41,7 @@ import {
   presetScaling,
   resolvePairFolder,
   type ScalingPresetId,
+  scalingWords,
   scalingPresets,
   type VaeChoice,
 } from './createPairOptions';
@@ -441,15 +442,6 @@ async function askOpenDimensions(facts: ModelFacts, sample: DataSample, memory: 
     }
   }
   return given;
-}
-
-/** "(x/255 − 0.5)/0.5": the scaling in the words model cards use. */
-function scalingWords(s: CreatePairAnswers['scaling']): string {
-  const [lo, hi] = s.range ?? [0, 1];
-  const base = lo === 0 && hi === 1 ? 'x/255' : lo === 0 && hi === 255 ? 'x' : lo === -1 && hi === 1 ? '(x/255 − 0.5)/0.5' : `x/255 × ${hi - lo} + ${lo}`;
-  const list = (xs: number[]) => (xs.every((v) => v === xs[0]) ? String(xs[0]) : `(${xs.join(', ')})`);
-  if (!s.mean && !s.std) return base;
-  return `(${base}${s.mean ? ` − ${list(s.mean)}` : ''})${s.std ? `/${list(s.std)}` : ''}`;
 }
 
 /** The preview panel, reused while the user changes answers; closed when the flow goes on to fit (or ends). */

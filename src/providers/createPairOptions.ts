@@ -108,6 +108,15 @@ export function parseScaling(text: string, channels: 1 | 3): Parsed<Scaling> {
 
 const list = (xs: number[]) => (xs.length === 1 ? String(xs[0]) : `(${xs.join(', ')})`);
 
+/** "(x/255 − 0.5)/0.5", "x/255", "(x/255 − (0.485, 0.456, 0.406))/(0.229, 0.224, 0.225)": a scaling in the words model cards use. */
+export function scalingWords(s: Scaling): string {
+  const [lo, hi] = s.range ?? [0, 1];
+  const base = lo === 0 && hi === 1 ? 'x/255' : lo === 0 && hi === 255 ? 'x' : lo === -1 && hi === 1 ? '(x/255 − 0.5)/0.5' : `x/255 × ${+(hi - lo).toFixed(6)} ${lo < 0 ? '−' : '+'} ${Math.abs(lo)}`;
+  const one = (xs: number[]) => (xs.every((v) => v === xs[0]) ? String(xs[0]) : `(${xs.join(', ')})`);
+  if (!s.mean && !s.std) return base;
+  return `(${base}${s.mean ? ` − ${one(s.mean)}` : ''})${s.std ? `/${one(s.std)}` : ''}`;
+}
+
 /** "pixels 0..255 → [0, 1], then (x − 0.1307) / 0.3081" */
 export function describeScaling(s: Scaling): string {
   const range = s.range ?? [0, 1];

@@ -15,6 +15,7 @@ import { showPairError } from '../services/docs';
 import type { EngineHost } from './engineHost';
 import { appendPlain } from './hoverMarkdown';
 import { missingPairFiles, PairFileError, readPairManifestText } from './pairManifestFile';
+import { pairFactsLine } from './pairFacts';
 import { insideWorkspace, pairSettingValue } from './pairPath';
 import type { Services } from '../services/services';
 
@@ -32,11 +33,15 @@ interface PairChoice extends vscode.QuickPickItem {
   browse?: boolean;
 }
 
-/** The name and description a manifest declares (bounded, asynchronous read; `roots` for workspace pairs). */
+/**
+ * The name a manifest declares and the facts that tell it from other pairs (model, input size, scaling, tests,
+ * held-out false alarms, date) as the row's detail (bounded, asynchronous read; `roots` for workspace pairs).
+ */
 async function readName(manifest: string, roots?: readonly string[]): Promise<{ name: string; description?: string }> {
   try {
     const m = JSON.parse(await readPairManifestText(manifest, { roots })) as { name?: unknown; description?: unknown };
-    return { name: typeof m.name === 'string' ? m.name : dirname(manifest), description: typeof m.description === 'string' ? m.description : undefined };
+    const modified = await stat(manifest).then((st) => st.mtime, () => undefined);
+    return { name: typeof m.name === 'string' ? m.name : dirname(manifest), description: pairFactsLine(m, modified) };
   } catch (err) {
     return { name: `${dirname(manifest)} (unreadable manifest)`, description: err instanceof PairFileError ? err.problem : `not valid JSON (${(err as Error).message})` };
   }
@@ -56,6 +61,17 @@ export async function builtInPairs(extensionPath: string): Promise<string[]> {
   }
 }
 
+/**
+ * The configured pair's name before it is loaded (nothing is read: the folder name, which Create Pair and
+ * `ood-lens fit` give the pair too; "mnist" for the built-in default).
+ */
+export function configuredPairName(setting: string | undefined): string {
+  if (!setting) return 'mnist';
+  const parts = setting.split(/[\\/]/).filter(Boolean);
+  if (parts[parts.length - 1]?.toLowerCase().endsWith('.json')) parts.pop();
+  return parts[parts.length - 1] ?? setting;
+}
+
 export class PairStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('oodLens.pair', vscode.StatusBarAlignment.Right, 100);
   private readonly subscription: vscode.Disposable;
@@ -73,12 +89,14 @@ export class PairStatusBar implements vscode.Disposable {
     const restricted = this.host.restricted;
     this.item.backgroundColor = undefined;
     if (idle) {
-      this.item.text = '$(beaker) OOD Lens';
-      this.item.tooltip = 'OOD Lens: the pair loads when you open an image or a dataset manifest. Click to choose a pair.';
+      const name = configuredPairName(this.host.config.pair);
+      this.item.text = `$(beaker) ${name}`;
+      this.item.tooltip = `OOD Lens: pair ${name}; it loads when you open an image or a dataset manifest. Click to choose another pair.`;
+      this.item.accessibilityInformation = { label: `OOD Lens pair ${name}, not loaded yet. Click to choose another pair.` };
       return;
     }
     if (loading) {
-      this.item.text = '$(loading~spin) OOD Lens';
+      this.item.text = `$(loading~spin) ${configuredPairName(this.host.config.pair)}`;
       this.item.tooltip = 'OOD Lens: loading the pair…';
       return;
     }
@@ -191,7 +209,7 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
   const builtInNames = await Promise.all(builtIns.map((m) => readName(m)));
   for (const [i, manifest] of builtIns.entries()) {
     const { name, description } = builtInNames[i];
-    items.push({ label: `$(package) ${name}`, description: `built-in${manifest === active ? ' · active' : ''}`, detail: description, manifest, builtIn: true });
+    items.push({ label: `${manifest === active ? '$(pass-filled)' : '$(package)'} ${name}`, description: `built-in${manifest === active ? ' · active' : ''}`, detail: description, manifest, builtIn: true });
   }
   const found = await vscode.workspace.findFiles('**/ood-pair.json', '**/node_modules/**', 50);
   const workspacePairs = found.map((u) => u.fsPath).filter((f) => !builtIns.includes(f)).sort();
@@ -202,7 +220,7 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
     for (const [i, manifest] of workspacePairs.entries()) {
       const { name, description } = names[i];
       items.push({
-        label: `$(folder) ${name}`,
+        label: `${manifest === active ? '$(pass-filled)' : '$(folder)'} ${name}`,
         description: `${vscode.workspace.asRelativePath(manifest)}${manifest === active ? ' · active' : ''}${trusted ? '' : ' · needs a trusted workspace'}`,
         detail: description,
         manifest,
@@ -210,12 +228,24 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
     }
   }
   items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Browse…', description: 'a pair folder or an ood-pair.json file', browse: true });
-  const picked = await vscode.window.showQuickPick(items, {
-    title: 'OOD Lens: Select Pair',
-    placeHolder: active ? `Active: ${host.state.info?.name} (${vscode.workspace.asRelativePath(active)})` : 'Choose the classifier + VAE pair',
-    matchOnDescription: true,
-    matchOnDetail: true,
+  // The active pair is the highlighted row (not the first, built-in one).
+  const qp = vscode.window.createQuickPick<PairChoice>();
+  qp.title = 'OOD Lens: Select Pair';
+  qp.placeholder = active ? `Active: ${host.state.info?.name} (${vscode.workspace.asRelativePath(active)})` : 'Choose the classifier + VAE pair';
+  qp.matchOnDescription = true;
+  qp.matchOnDetail = true;
+  qp.items = items;
+  const activeItem = items.find((i) => i.manifest !== undefined && i.manifest === active);
+  if (activeItem) qp.activeItems = [activeItem];
+  const picked = await new Promise<PairChoice | undefined>((resolvePick) => {
+    qp.onDidAccept(() => {
+      resolvePick(qp.selectedItems[0] ?? qp.activeItems[0]);
+      qp.hide();
+    });
+    qp.onDidHide(() => resolvePick(undefined));
+    qp.show();
   });
+  qp.dispose();
   if (!picked) return;
   let manifest = picked.manifest;
   if (picked.browse) {
