@@ -262,22 +262,25 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
   try {
     await wb.explorerContext(cp.model, 'Create OOD pair from this model');
 
-    // 1. What was read from the model (in the engine worker).
+    // 2. The images first (their size is checked against the model's), then what was read from the model.
+    await pickRow(ctx, 'A folder of images', 90_000);
+    await answerOpenDialog(ctx, cp.data, 'Use Images', 'folder of in-distribution images');
     const continueRow = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
     await continueRow.waitFor({ timeout: 90_000 });
     const facts = (await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
     ctx.note(`model facts: ${facts.join(' | ')}`);
-    for (const want of ['input "image" [?, 1, 32, 32]', 'output "logits" [?, 10]', 'image 32×32 grey, NCHW', '10 classes from "logits"']) {
-      assert(facts.some((f) => f.includes(want)), `the first step does not show ${want}: ${JSON.stringify(facts)}`);
+    for (const want of ['input "image" [?, 1, 32, 32]', 'output "logits" [?, 10]', 'image 32×32 grey, NCHW', '10 classes from "logits"', 'your images: 28×28']) {
+      assert(facts.some((f) => f.includes(want)), `the facts step does not show ${want}: ${JSON.stringify(facts)}`);
     }
     await ctx.shot('facts');
     await continueRow.click();
 
-    // 2–6. Scaling, class names, data, VAE, folder.
-    await pickRow(ctx, 'pixel / 255');
+    // 3–7. Scaling, class names, the preview, VAE, folder, and whether to use it.
+    await pickRow(ctx, 'x/255 — PyTorch');
     await pickRow(ctx, 'Class indices 0…9');
-    await pickRow(ctx, 'A folder of images');
-    await answerOpenDialog(ctx, cp.data, 'Use Images', 'folder of in-distribution images');
+    const preview = await wb.webviewWith('#model-input', 60_000);
+    ctx.note(`preview: ${(await preview.evaluate(() => (document.getElementById('prediction') as HTMLElement).innerText)).trim()}`);
+    await pickRow(ctx, 'Looks right: continue');
     await pickRow(ctx, 'No VAE');
     const folderInput = wb.page.locator('.quick-input-widget input.input');
     await until('the pair-folder step', async () => (await wb.page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')).includes('where to write the pair') && (await folderInput.inputValue()) !== '', 20_000);
@@ -285,6 +288,7 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
     assert(suggested === `pairs/${cp.pairName}`, `suggested pair folder "${suggested}", expected pairs/${cp.pairName}`);
     await ctx.shot('folder');
     await wb.page.keyboard.press('Enter');
+    await pickRow(ctx, 'Use it in this workspace');
 
     // The result panel: held-out false alarms and a drawn histogram.
     const frame = await wb.webviewWith('#false-alarms', 240_000);
@@ -334,6 +338,250 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
 
     // An image now scores under the new pair (classifier-only: no reconstruction, so read the verdict only).
     await wb.closeEverything();
+  } finally {
+    writeWorkspaceSettings(fx.root, {});
+    await sleep(2000);
+  }
+}
+
+/** The quick input as the user sees it: title, typed value, validation message, focused row. */
+async function quickInputState(ctx: Ctx): Promise<{ title: string; value: string; message: string; focused: string }> {
+  const q = ctx.wb.page.locator('.quick-input-widget');
+  const text = (sel: string) => q.locator(sel).first().innerText().catch(() => '');
+  return {
+    title: await text('.quick-input-title'),
+    value: await q.locator('input.input').inputValue().catch(() => ''),
+    message: (await text('.quick-input-message')).replace(/\s+/g, ' ').trim(),
+    focused: (await text('.quick-input-list .monaco-list-row.focused')).replace(/\s+/g, ' ').trim(),
+  };
+}
+
+/** Waits for an input step whose title contains `title` and returns its state once `ready` accepts it. */
+async function inputStep(ctx: Ctx, title: string, ready: (s: Awaited<ReturnType<typeof quickInputState>>) => boolean = () => true, timeout = 60_000) {
+  return until(`the step "${title}"`, async () => {
+    const s = await quickInputState(ctx);
+    return s.title.includes(title) && ready(s) && s;
+  }, timeout);
+}
+
+/** Types into the open input box and waits until its validation message satisfies `ready`. */
+async function typeInto(ctx: Ctx, text: string, what: string, ready: (message: string) => boolean): Promise<string> {
+  await ctx.wb.page.locator('.quick-input-widget input.input').fill(text);
+  return until(what, async () => {
+    const { message } = await quickInputState(ctx);
+    return ready(message) && (message || ' ');
+  }, 15_000);
+}
+
+/** A button of the modal dialog that is open now. */
+async function dialogButton(ctx: Ctx, label: string): Promise<string> {
+  const box = ctx.wb.page.locator('.monaco-dialog-box').first();
+  await box.waitFor({ timeout: 20_000 });
+  const text = (await box.innerText()).replace(/\s+/g, ' ');
+  await box.locator('.monaco-button', { hasText: label }).first().click();
+  return text;
+}
+
+/**
+ * Issue 25: Create Pair with a non-square classifier (text lines, [?, 3, ?, ?], 192×48) as a newcomer meets it.
+ * First try: on too few images — the size is asked as width × height and defaults to the images', a height ×
+ * width answer is questioned, a mean of the wrong length is refused at its prompt, the preview shows one line as
+ * the model sees it; the fit is refused and leaves nothing. Try Again keeps every answer; the pair is made.
+ * Then the classifier-only pair's Inspect panel and folder report (no VAE elements, the KNN test), and Select
+ * Pair… with each pair's facts and the active one highlighted.
+ */
+async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
+  const { wb, fx } = ctx;
+  const tl = fx.textLine;
+  const pairFolder = join(fx.root, 'pairs', tl.pairName);
+  const shoot = (name: string) => wb.page.screenshot({ path: join(RESULTS, `e2e-shot-i25-${name}.png`) });
+  try {
+    // ---- First try, on lines-few/ (30 lines: too few to calibrate) ----
+    await wb.explorerContext(tl.model, 'Create OOD pair from this model');
+    await pickRow(ctx, 'A folder of images', 90_000);
+    await answerOpenDialog(ctx, tl.few, 'Use Images', 'folder of in-distribution images');
+    const size = await inputStep(ctx, 'width × height', (s) => s.value !== '', 90_000);
+    const prompt = (await wb.page.locator('.quick-input-widget .quick-input-message').first().innerText().catch(() => '')).replace(/\s+/g, ' ');
+    ctx.note(`size step: "${size.title}", value ${size.value}; ${prompt.slice(0, 220)}`);
+    assert(size.value === '192x48', `the size defaults to ${size.value}, expected the images' 192x48 (width × height)`);
+    assert(/\[\?, 3, \?, \?\]/.test(prompt) && /width free, height free/.test(prompt) && /192×48/.test(prompt), `the size prompt does not name the model's dims and the images' size: ${prompt}`);
+    await shoot('size-default');
+    // A README's "48×192" (height × width) typed as width × height: questioned as it is typed…
+    const conflict = await typeInto(ctx, '48x192', 'the size to be questioned', (m) => /squashed/.test(m));
+    ctx.note(`48x192: ${conflict}`);
+    assert(/Did you mean 192×48/.test(conflict), `the contradicting size is not questioned with the fix: ${conflict}`);
+    await shoot('size-questioned');
+    // …and once more when accepted: the dialog offers the swapped size.
+    await wb.page.keyboard.press('Enter');
+    ctx.note(`dialog: ${(await dialogButton(ctx, 'Use 192×48')).slice(0, 200)}`);
+    const continueRow = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
+    await continueRow.waitFor({ timeout: 90_000 });
+    const facts = (await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+    ctx.note(`facts: ${facts.join(' | ')}`);
+    assert(facts.some((f) => f.includes('image 192×48 RGB, NCHW')), `the model was not read at 192×48: ${JSON.stringify(facts)}`);
+    await continueRow.click();
+    // Custom scaling: a mean of two values for an RGB model is refused at its prompt.
+    await pickRow(ctx, 'Custom…');
+    await inputStep(ctx, 'custom input scaling');
+    const badMean = await typeInto(ctx, 'range=0,1 mean=0.5,0.5 std=0.5', 'the bad mean to be refused', (m) => /mean:/.test(m));
+    ctx.note(`mean=0.5,0.5: ${badMean}`);
+    assert(/3 channels/.test(badMean) && /one value for all three, or three/.test(badMean), `the bad mean's message: ${badMean}`);
+    await shoot('bad-mean');
+    await wb.page.keyboard.press('Enter');
+    await sleep(800);
+    assert((await quickInputState(ctx)).title.includes('custom input scaling'), 'Enter on a refused mean went on to the next step');
+    await typeInto(ctx, 'range=0,1 mean=0.5 std=0.5', 'the mean to be accepted', (m) => !/mean:|std:|range:/.test(m));
+    await wb.page.keyboard.press('Enter');
+    await pickRow(ctx, 'Type the class names');
+    await inputStep(ctx, 'class names');
+    await wb.page.locator('.quick-input-widget input.input').fill(tl.labels.join(', '));
+    await wb.page.keyboard.press('Enter');
+    // The preview: one line as the model sees it, before anything is written.
+    const preview = await wb.webviewWith('#model-input', 90_000);
+    const shown = await until('the preview picture', async () => {
+      const v = await preview.evaluate(() => {
+        const img = document.getElementById('model-input') as HTMLImageElement;
+        return { w: img.naturalWidth, h: img.naturalHeight, facts: (document.getElementById('input-facts') as HTMLElement).innerText, prediction: (document.getElementById('prediction') as HTMLElement).innerText, warning: document.getElementById('size-warning')?.innerText ?? '' };
+      });
+      return v.w > 0 && v;
+    }, 20_000);
+    ctx.note(`preview: ${shown.w}×${shown.h}; ${shown.facts}; ${shown.prediction}`);
+    assert(shown.w === 192 && shown.h === 48, `the preview shows a ${shown.w}×${shown.h} input, expected 192×48`);
+    assert(/\(x\/255 − 0\.5\)\/0\.5/.test(shown.facts) && /Predicted (0°|180°) \(/.test(shown.prediction) && !shown.warning, `the preview: ${JSON.stringify(shown)}`);
+    await shoot('preview');
+    await pickRow(ctx, 'Looks right: continue');
+    await pickRow(ctx, 'No VAE');
+    await inputStep(ctx, 'where to write the pair', (s) => s.value !== '');
+    assert((await quickInputState(ctx)).value === `pairs/${tl.pairName}`, 'unexpected pair folder');
+    await wb.page.keyboard.press('Enter');
+    await pickRow(ctx, 'Use it in this workspace');
+    const failure = await wb.waitNotification('the fit to be refused', (t) => /the pair was not created/.test(t), 120_000);
+    ctx.note(`first try: ${failure.replace(/\s+/g, ' ').slice(0, 200)}`);
+    assert(!existsSync(pairFolder), `the failed fit left ${pairFolder} behind`);
+    assert(!existsSync(join(fx.root, '.vscode', 'settings.json')) || !readFileSync(join(fx.root, '.vscode', 'settings.json'), 'utf8').includes('oodLens.pair'), 'the failed fit wrote oodLens.pair');
+
+    // ---- Try Again: every answer is remembered ----
+    await wb.page.locator('.notification-list-item .monaco-button', { hasText: 'Try Again' }).first().click();
+    await pickRow(ctx, 'A folder of images', 90_000);
+    await answerOpenDialog(ctx, tl.data, 'Use Images', 'folder of in-distribution images');
+    const again = await inputStep(ctx, 'width × height', (s) => s.value !== '', 90_000);
+    assert(again.value === '192x48', `Try Again: the size is ${again.value}, expected the answer 192x48`);
+    await wb.page.keyboard.press('Enter');
+    await continueRow.waitFor({ timeout: 90_000 });
+    await continueRow.click();
+    const scaling = await inputStep(ctx, 'input scaling', (s) => s.focused !== '');
+    ctx.note(`Try Again: scaling step highlights "${scaling.focused}"`);
+    assert(/Custom/.test(scaling.focused), `Try Again: the scaling step highlights "${scaling.focused}", expected the answer Custom…`);
+    await shoot('retry-scaling');
+    await wb.page.keyboard.press('Enter');
+    const custom = await inputStep(ctx, 'custom input scaling', (s) => s.value !== '');
+    assert(custom.value === 'range=0,1 mean=0.5 std=0.5', `Try Again: the custom scaling is "${custom.value}"`);
+    await wb.page.keyboard.press('Enter');
+    await inputStep(ctx, 'class names', (s) => /Type the class names/.test(s.focused));
+    await wb.page.keyboard.press('Enter');
+    const names = await inputStep(ctx, 'class names', (s) => s.value !== '');
+    assert(names.value === tl.labels.join(', '), `Try Again: the class names are "${names.value}"`);
+    await wb.page.keyboard.press('Enter');
+    await wb.webviewWith('#model-input', 90_000);
+    await pickRow(ctx, 'Looks right: continue');
+    await inputStep(ctx, 'density model', (s) => /No VAE/.test(s.focused));
+    await wb.page.keyboard.press('Enter');
+    await inputStep(ctx, 'where to write the pair', (s) => s.value !== '');
+    await wb.page.keyboard.press('Enter');
+    await inputStep(ctx, 'after fitting', (s) => /Use it/.test(s.focused));
+    await wb.page.keyboard.press('Enter');
+
+    // The result panel: shares said once, the confidence test flagged as nearly blind on two classes.
+    const frame = await wb.webviewWith('#false-alarms', 300_000);
+    const result = await until('the result histograms', async () => {
+      const v = await frame.evaluate(() => ({
+        shares: document.getElementById('shares')?.innerText ?? '',
+        blind: document.getElementById('blind-test')?.innerText ?? '',
+        histograms: Array.from(document.querySelectorAll('section.histogram')).map((h) => (h as HTMLElement).dataset.score),
+        meta: (document.querySelector('.meta') as HTMLElement | null)?.innerText ?? '',
+      }));
+      return v.histograms.length > 0 && v;
+    }, 30_000);
+    ctx.note(`result: ${result.shares} | ${result.blind.slice(0, 120)} | histograms ${result.histograms.join(', ')} | ${result.meta}`);
+    assert(/KNN distance 0\.5/.test(result.shares) && /confidence 0\.5/.test(result.shares), `shares: ${result.shares}`);
+    assert(/can hardly fire/.test(result.blind), `no warning that the confidence test can hardly fire: ${result.blind}`);
+    assert(!result.histograms.includes('elbo') && result.histograms.includes('knn'), `histograms: ${result.histograms}`);
+    assert(!result.meta.includes(fx.root), `the result panel shows a machine path: ${result.meta}`);
+    await shoot('fit-result');
+    const settings = JSON.parse(readFileSync(join(fx.root, '.vscode', 'settings.json'), 'utf8')) as Record<string, unknown>;
+    assert(settings['oodLens.pair'] === `pairs/${tl.pairName}`, `oodLens.pair is ${JSON.stringify(settings['oodLens.pair'])}`);
+    await until('the status bar to show the new pair', async () => (await wb.page.locator('.statusbar-item[id="ood-lens.ood-lens.oodLens.pair"]').innerText()).includes(tl.pairName), 60_000);
+    await wb.closeEverything();
+
+    // ---- The classifier-only pair's Inspect panel: no VAE elements; the KNN test ----
+    const line = 'line-0000.png';
+    await wb.explorerRow('lines').click();
+    await sleep(800);
+    await wb.explorerContext(line, 'Check out-of-distribution');
+    const inspect = await wb.webviewWith(`section.row.status-done[data-path$="/${line}"]`, 120_000);
+    const panel = await until('the KNN chart', async () => {
+      const v = await inspect.evaluate((sel) => {
+        const row = document.querySelector(sel) as HTMLElement;
+        const canvas = row.querySelector('.knn-histogram canvas') as HTMLCanvasElement | null;
+        let ink = 0;
+        if (canvas && canvas.width) {
+          const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+          for (let i = 3; i < d.length; i += 4) if (d[i]) ink++;
+        }
+        return {
+          figures: Array.from(row.querySelectorAll('figure')).map((f) => f.className),
+          elbo: !!row.querySelector('.elbo, .elbo-histogram, .heat-legend'),
+          knn: (row.querySelector('.knn') as HTMLElement | null)?.innerText ?? '',
+          tests: (row.querySelector('.tests') as HTMLElement | null)?.innerText ?? '',
+          warning: (row.querySelector('.pair-warning') as HTMLElement | null)?.innerText ?? '',
+          verdict: (row.querySelector('p.verdict') as HTMLElement).innerText,
+          ink,
+        };
+      }, `section.row[data-path$="/${line}"]`);
+      return v.ink > 100 && v;
+    }, 30_000);
+    ctx.note(`inspect: figures ${panel.figures.join(', ')}; ${panel.knn.slice(0, 80)}; ${panel.verdict.slice(0, 120)}; tests ${panel.tests.replace(/\s+/g, ' ').slice(0, 200)}`);
+    assert(!panel.figures.some((f) => /reconstruction|heatmap/.test(f)) && !panel.elbo, `VAE elements in a classifier-only pair's panel: ${JSON.stringify(panel)}`);
+    assert(/KNN distance \d/.test(panel.knn) && /KNN/.test(panel.tests) && /can hardly fire/.test(panel.warning), `the KNN test is not shown: ${JSON.stringify(panel)}`);
+    const tabs = await wb.page.locator('.tabs-container .tab').evaluateAll((t) => t.map((x) => x.getAttribute('aria-label') ?? ''));
+    assert(tabs.some((t) => t.includes(`${line} — ${tl.pairName}`)), `the panel title does not carry the pair: ${JSON.stringify(tabs)}`);
+    await shoot('inspect-classifier-only');
+    await wb.closeEverything();
+
+    // ---- Its folder report: KNN barcode, histogram and column; nothing of the ELBO ----
+    await wb.explorerContext('lines-few', 'Score folder for out-of-distribution');
+    await pickRow(ctx, 'No reference', 20_000);
+    const report = await wb.webviewWith('#vbody .vrow', 180_000);
+    const rv = await until('the report', async () => {
+      const v = await report.evaluate(() => ({
+        title: (document.querySelector('h1') as HTMLElement).innerText,
+        barcodes: Array.from(document.querySelectorAll('.barcode')).map((b) => (b as HTMLElement).dataset.score),
+        histograms: Array.from(document.querySelectorAll('.chart.hist')).map((b) => (b as HTMLElement).dataset.score),
+        header: Array.from(document.querySelectorAll('[role="columnheader"], .vhead > *, thead th')).map((h) => (h as HTMLElement).innerText.trim()).filter(Boolean),
+        rows: document.querySelectorAll('#vbody .vrow').length,
+      }));
+      return v.rows >= 20 && v;
+    }, 60_000);
+    ctx.note(`report: ${rv.title}; barcodes ${rv.barcodes.join(', ')}; histograms ${rv.histograms.join(', ')}; columns ${rv.header.join(' | ')}`);
+    assert(rv.barcodes.includes('knn') && !rv.barcodes.includes('elbo') && rv.histograms.includes('knn') && !rv.histograms.includes('elbo'), `report plots: ${JSON.stringify(rv)}`);
+    assert(rv.header.some((h) => /KNN/.test(h)) && !rv.header.some((h) => /ELBO/.test(h)), `report columns: ${rv.header.join(' | ')}`);
+    assert(rv.title.includes(tl.pairName), `the report title does not name the pair: ${rv.title}`);
+    await wb.page.locator('.part.editor').screenshot({ path: join(RESULTS, 'e2e-shot-i25-report-classifier-only.png') });
+    await wb.closeEverything();
+
+    // ---- Select Pair…: each pair's facts, the active one highlighted ----
+    await wb.command('OOD Lens: Select Pair');
+    const pick = await until('the pair list', async () => {
+      const rows = (await wb.page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+      const focused = (await wb.page.locator('.quick-input-list .monaco-list-row.focused').first().innerText().catch(() => '')).replace(/\s+/g, ' ');
+      return rows.some((r) => r.includes(tl.pairName)) && focused !== '' ? { rows, focused } : undefined;
+    }, 30_000);
+    ctx.note(`select pair: focused "${pick.focused}"; rows ${pick.rows.join(' | ').slice(0, 600)}`);
+    const row = pick.rows.find((r) => r.includes(tl.pairName))!;
+    for (const want of ['text-lines.onnx', '192×48 RGB', '(x/255 − 0.5)/0.5', 'tests KNN 0.5, confidence 0.5', 'held-out false alarms', String(new Date().getUTCFullYear())]) assert(row.includes(want), `the ${tl.pairName} row lacks "${want}": ${row}`);
+    assert(pick.focused.includes(tl.pairName) && pick.focused.includes('active'), `the highlighted row is not the active pair: ${pick.focused}`);
+    await shoot('select-pair');
+    await wb.page.keyboard.press('Escape');
   } finally {
     writeWorkspaceSettings(fx.root, {});
     await sleep(2000);
@@ -838,6 +1086,11 @@ const flows: Flow[] = [
     name: 'create-pair',
     session: 'trusted',
     run: createPairFlow,
+  },
+  {
+    name: 'create-pair-nonsquare',
+    session: 'trusted',
+    run: createPairNonSquareFlow,
   },
   {
     name: 'restricted-mode',
