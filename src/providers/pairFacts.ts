@@ -32,3 +32,14 @@ export function pairFactsLine(manifest: unknown, fallbackDate?: Date): string {
   if (date) parts.push(date.toISOString().slice(0, 10));
   return parts.join(' · ');
 }
+
+/**
+ * The configured pair's name before it is loaded (nothing is read: the folder name, which Create Pair and
+ * `ood-lens fit` give the pair too; "mnist" for the built-in default).
+ */
+export function configuredPairName(setting: string | undefined): string {
+  if (!setting) return 'mnist';
+  const parts = setting.split(/[\\/]/).filter(Boolean);
+  if (parts[parts.length - 1]?.toLowerCase().endsWith('.json')) parts.pop();
+  return parts[parts.length - 1] ?? setting;
+}

@@ -15,7 +15,7 @@ import { showPairError } from '../services/docs';
 import type { EngineHost } from './engineHost';
 import { appendPlain } from './hoverMarkdown';
 import { missingPairFiles, PairFileError, readPairManifestText } from './pairManifestFile';
-import { pairFactsLine } from './pairFacts';
+import { configuredPairName, pairFactsLine } from './pairFacts';
 import { insideWorkspace, pairSettingValue } from './pairPath';
 import type { Services } from '../services/services';
 
@@ -59,17 +59,6 @@ export async function builtInPairs(extensionPath: string): Promise<string[]> {
   } catch {
     return [];
   }
-}
-
-/**
- * The configured pair's name before it is loaded (nothing is read: the folder name, which Create Pair and
- * `ood-lens fit` give the pair too; "mnist" for the built-in default).
- */
-export function configuredPairName(setting: string | undefined): string {
-  if (!setting) return 'mnist';
-  const parts = setting.split(/[\\/]/).filter(Boolean);
-  if (parts[parts.length - 1]?.toLowerCase().endsWith('.json')) parts.pop();
-  return parts[parts.length - 1] ?? setting;
 }
 
 export class PairStatusBar implements vscode.Disposable {

@@ -2,8 +2,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { ModelFacts } from '../../src/inference/modelInspection';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   buildFitRequest,
+  declaredSize,
+  defaultSize,
+  describeDeclared,
+  describeImageSizes,
+  firstMissingFolder,
+  scalingWords,
+  sizeConflict,
   defaultPairFolder,
   describeScaling,
   isModelFile,
@@ -52,7 +62,9 @@ describe('input scaling', () => {
     assert.deepEqual(parseScaling('range=0,1 mean=0.1307 std=0.3081', 1), { ok: true, value: { range: [0, 1], mean: [0.1307], std: [0.3081] } });
     assert.deepEqual(parseScaling('std=0.5;mean=0.5', 1), { ok: true, value: { range: [0, 1], mean: [0.5], std: [0.5] } });
     assert.deepEqual(parseScaling('range=0,255', 3), { ok: true, value: { range: [0, 255] } });
-    assert.deepEqual(parseScaling('mean=0.5,0.4,0.3 std=0.2', 3), { ok: true, value: { range: [0, 1], mean: [0.5, 0.4, 0.3], std: [0.2] } });
+    // One value stands for all three channels: the manifest gets one per channel (issue 25: fit refused one).
+    assert.deepEqual(parseScaling('mean=0.5,0.4,0.3 std=0.2', 3), { ok: true, value: { range: [0, 1], mean: [0.5, 0.4, 0.3], std: [0.2, 0.2, 0.2] } });
+    assert.deepEqual(parseScaling('range=0,1 mean=0.5 std=0.5', 3), { ok: true, value: { range: [0, 1], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } });
     assert.deepEqual(parseScaling('RANGE: -1, 1  mean = 0.5', 1), { ok: true, value: { range: [-1, 1], mean: [0.5] } });
   });
 
@@ -68,7 +80,11 @@ describe('input scaling', () => {
     assert.match(error('std=0'), /^std: every value must be above 0/);
     assert.match(error('std=-1,2,3', 3), /^std: every value must be above 0/);
     assert.match(error('mean=0.5,0.5,0.5'), /^mean: the model takes grey images \(1 channel\): give one value/);
-    assert.match(error('mean=0.5,0.5', 3), /^mean: 2 value\(s\) given; give 1 or 3/);
+    assert.match(error('mean=0.5,0.5', 3), /^mean: the model takes RGB images \(3 channels\): give one value for all three, or three values \(R, G, B\)/);
+    assert.match(error('std=0.5,0.5', 3), /^std: the model takes RGB images/);
+    // Statistics of 0..255 pixels with the range left at [0, 1]: refused with both fixes.
+    assert.match(error('mean=127.5 std=127.5', 3), /^mean: 127\.5 lies outside the range \[0, 1\].*range=0,255.*mean=0\.5/);
+    assert.equal(parseScaling('range=0,255 mean=127.5 std=127.5', 3).ok, true);
     assert.match(error('mean=0,5'), /grey images/);
     assert.match(error('mean=abc'), /^mean: "abc" is not a list of numbers/);
     assert.match(error('mean=0.5 mean=0.4'), /^mean is given twice/);
@@ -121,7 +137,7 @@ describe('image size', () => {
   test('WIDTHxHEIGHT, with x, X or ×; sides 1–8192', () => {
     assert.deepEqual(parseSize('224x224'), { ok: true, value: { width: 224, height: 224 } });
     assert.deepEqual(parseSize(' 64 × 32 '), { ok: true, value: { width: 64, height: 32 } });
-    assert.deepEqual(parseSize('224'), { ok: false, error: 'type the size as WIDTHxHEIGHT, e.g. 224x224' });
+    assert.deepEqual(parseSize('224'), { ok: false, error: 'type the size as WIDTH×HEIGHT (width first), e.g. 224x224 or 192x48' });
     assert.deepEqual(parseSize('0x10'), { ok: false, error: '0×10: each side must be 1 to 8192 pixels' });
     assert.equal(parseSize('10000x10').ok, false);
   });
@@ -190,5 +206,67 @@ describe('the fit request', () => {
     assert.deepEqual(likelihoodSpec('gaussian', '0.1'), { ok: true, value: { type: 'gaussian', sigma: 0.1 } });
     assert.deepEqual(likelihoodSpec('bernoulli'), { ok: true, value: { type: 'bernoulli' } });
     for (const bad of ['', '0', '-1', '2', 'abc', undefined]) assert.equal(likelihoodSpec('gaussian', bad).ok, false, `σ = ${bad}`);
+  });
+});
+
+describe('issue 25: the size as width × height, from the images', () => {
+  // The text-line model of the issue: [?, 3, ?, ?], trained on 192×48 lines; a README says "48×192" (H × W).
+  const lines = { sampled: 24, sizes: [{ width: 192, height: 48, count: 24 }] };
+
+  test('the declared dimensions are read per layout and named in the prompt', () => {
+    assert.deepEqual(declaredSize([null, 3, null, null], 'NCHW'), { width: null, height: null });
+    assert.deepEqual(declaredSize([null, 3, 48, null], 'NCHW'), { width: null, height: 48 });
+    assert.deepEqual(declaredSize([null, 48, null, 3], 'NHWC'), { width: null, height: 48 });
+    assert.equal(describeDeclared({ width: null, height: 48 }), 'width free, height 48');
+  });
+
+  test("the default is the images' size, or their aspect where the model fixes one side", () => {
+    assert.deepEqual(defaultSize(lines, { width: null, height: null }), { width: 192, height: 48 });
+    assert.deepEqual(defaultSize(lines, { width: null, height: 32 }), { width: 128, height: 32 });
+    assert.deepEqual(defaultSize(lines, { width: 96, height: null }), { width: 96, height: 24 });
+    assert.deepEqual(defaultSize({ sampled: 0, sizes: [] }, { width: null, height: null }), null);
+    assert.equal(describeImageSizes(lines), '192×48 (all 24 sampled)');
+    assert.equal(describeImageSizes({ sampled: 10, sizes: [{ width: 28, height: 28, count: 8 }, { width: 32, height: 32, count: 2 }] }), '28×28 (8 of 10 sampled), 32×32 (2)');
+  });
+
+  test('a side the model fixes must be given as declared', () => {
+    assert.deepEqual(parseSize('192x48', { width: null, height: 48 }), { ok: true, value: { width: 192, height: 48 } });
+    const r = parseSize('48x192', { width: null, height: 48 });
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? '' : r.error, /^height 192: the model declares height 48 \(width free, height 48\); the size is width × height/);
+  });
+
+  test('a size whose aspect contradicts the images is questioned, with the swapped size when that fits', () => {
+    assert.equal(sizeConflict({ width: 192, height: 48 }, lines), null);
+    assert.equal(sizeConflict({ width: 160, height: 48 }, lines), null, 'within a quarter of the aspect: not questioned');
+    assert.match(sizeConflict({ width: 48, height: 192 }, lines)!, /^48×192 is tall, but your images are 192×48 \(wide\): each would be squashed\. Did you mean 192×48\? The size is width × height/);
+    assert.match(sizeConflict({ width: 224, height: 224 }, lines)!, /224×224 is square.*use the size the model was trained on/);
+    assert.equal(sizeConflict({ width: 48, height: 192 }, { sampled: 0, sizes: [] }), null, 'no image read: nothing to compare');
+  });
+});
+
+describe('issue 25: scaling in model-card words, remembered answers, leftovers', () => {
+  test('presets and custom scalings are said as model cards say them', () => {
+    assert.equal(scalingWords({ range: [0, 1] }), 'x/255');
+    assert.equal(scalingWords({ range: [0, 255] }), 'x');
+    assert.equal(scalingWords({ range: [-1, 1] }), '(x/255 − 0.5)/0.5');
+    assert.equal(scalingWords({ range: [0, 1], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }), '(x/255 − 0.5)/0.5');
+    assert.equal(scalingWords({ range: [0, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }), '(x/255 − (0.485, 0.456, 0.406))/(0.229, 0.224, 0.225)');
+    const presets = scalingPresets(3);
+    assert.match(presets.find((p) => p.id === 'symmetric')!.description, /\(x\/255 − 0\.5\)\/0\.5/);
+    assert.match(presets.find((p) => p.id === 'unit')!.description, /^x\/255/);
+    assert.match(presets.find((p) => p.id === 'imagenet')!.description, /\(x\/255 − mean\)\/std, mean \(0\.485/);
+  });
+
+  test('firstMissingFolder: the topmost folder a mkdir -p would create', () => {
+    const root = mkdtempSync(join(tmpdir(), 'ood-i25-'));
+    try {
+      assert.equal(firstMissingFolder(root, existsSync), undefined);
+      assert.equal(firstMissingFolder(join(root, 'pairs', 'text-lines'), existsSync), join(root, 'pairs'));
+      mkdirSync(join(root, 'pairs'));
+      assert.equal(firstMissingFolder(join(root, 'pairs', 'text-lines'), existsSync), join(root, 'pairs', 'text-lines'));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
