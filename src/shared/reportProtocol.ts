@@ -72,6 +72,9 @@ export interface ReportData {
   createdAt: string;
   folder: string;
   referenceFolder: string | null;
+  /** The folders as shown (relative to the workspace where inside it); the full paths when absent. */
+  folderLabel?: string;
+  referenceLabel?: string | null;
   pair: ReportPairInfo;
   /** Images found (both folders) and images scored before the run ended. */
   total: number;

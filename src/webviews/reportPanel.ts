@@ -123,7 +123,8 @@ export class ReportPanel {
           const w = this.panel.webview;
           this.post({
             type: 'load',
-            data: buildReportData(this.report),
+            // Folders as the workspace names them: a report (or its screenshot) shows no machine's full path.
+            data: { ...buildReportData(this.report), folderLabel: vscode.workspace.asRelativePath(this.report.folder, false), referenceLabel: this.report.referenceFolder ? vscode.workspace.asRelativePath(this.report.referenceFolder, false) : null },
             thumbBase: {
               target: w.asWebviewUri(vscode.Uri.file(this.report.folder)).toString(),
               reference: this.report.referenceFolder ? w.asWebviewUri(vscode.Uri.file(this.report.referenceFolder)).toString() : null,

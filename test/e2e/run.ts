@@ -351,7 +351,8 @@ async function quickInputState(ctx: Ctx): Promise<{ title: string; value: string
   return {
     title: await text('.quick-input-title'),
     value: await q.locator('input.input').inputValue().catch(() => ''),
-    message: (await text('.quick-input-message')).replace(/\s+/g, ' ').trim(),
+    // The prompt or the validation message (shown under the input box, or in place of the prompt).
+    message: [await ctx.wb.page.locator('.monaco-inputbox-message:visible').first().innerText({ timeout: 500 }).catch(() => ''), await text('.quick-input-message')].join(' ').replace(/\s+/g, ' ').trim(),
     focused: (await text('.quick-input-list .monaco-list-row.focused')).replace(/\s+/g, ' ').trim(),
   };
 }
@@ -430,7 +431,7 @@ async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
     await wb.page.keyboard.press('Enter');
     await sleep(800);
     assert((await quickInputState(ctx)).title.includes('custom input scaling'), 'Enter on a refused mean went on to the next step');
-    await typeInto(ctx, 'range=0,1 mean=0.5 std=0.5', 'the mean to be accepted', (m) => !/mean:|std:|range:/.test(m));
+    await typeInto(ctx, 'range=0,1 mean=0.5 std=0.5', 'the mean to be accepted', (m) => !/lies outside|give one value for all three|not a list of numbers|must be above 0/.test(m));
     await wb.page.keyboard.press('Enter');
     await pickRow(ctx, 'Type the class names');
     await inputStep(ctx, 'class names');

@@ -150,7 +150,7 @@ function renderAll(): void {
   header.append(el('h1', undefined, d.title));
   const meta = el('p', 'meta');
   const images = d.referenceFolder ? `${d.rows.filter((r) => r.set === 'target').length.toLocaleString('en-US')} images + ${d.rows.filter((r) => r.set === 'reference').length.toLocaleString('en-US')} reference` : `${d.rows.length.toLocaleString('en-US')} images`;
-  meta.textContent = `${d.folder}${d.referenceFolder ? `  ·  reference: ${d.referenceFolder}` : ''}  ·  ${images}  ·  pair ${d.pair.name} (${d.pair.backend}, ${d.pair.provider})  ·  α = ${d.pair.alpha}, rule ${d.pair.rule}  ·  ${formatDuration(d.seconds)}${d.cached ? `  ·  ${d.cached.toLocaleString('en-US')} from cache` : ''}`;
+  meta.textContent = `${d.folderLabel ?? d.folder}${d.referenceFolder ? `  ·  reference: ${d.referenceLabel ?? d.referenceFolder}` : ''}  ·  ${images}  ·  pair ${d.pair.name} (${d.pair.backend}, ${d.pair.provider})  ·  α = ${d.pair.alpha}, rule ${d.pair.rule}  ·  ${formatDuration(d.seconds)}${d.cached ? `  ·  ${d.cached.toLocaleString('en-US')} from cache` : ''}`;
   header.append(meta);
   if (d.cancelled) header.append(el('p', 'banner warning', `Cancelled after ${d.done.toLocaleString('en-US')} of ${d.total.toLocaleString('en-US')} images: the report shows the images scored before the cancel.`));
   if (!d.pair.calibrated) header.append(el('p', 'banner warning', 'The pair is not calibrated: there are no p-values or verdicts (run `ood-lens calibrate`).'));
