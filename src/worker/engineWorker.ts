@@ -7,9 +7,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine } from '../inference/engine';
-import { resolveIn } from '../inference/manifest';
-import { previewInput, sampleImageSizes } from '../inference/fitPreview';
-import { inspectModel } from '../inference/modelInspection';
+import { resolveIn } from '../inference/pair/manifest';
+import { inspectModel } from '../inference/fit/modelInspection';
+import { previewInput, sampleImageSizes } from '../inference/fit/preview';
 import type { CalibrationHistogram, EngineConfig, EnginePairInfo, FitRequest, InspectResult, PreviewResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
 import { blindConfidenceWarning, firingThreshold, type FitReport } from '../shared/fitReport';
 import { readManifest, runFitJob } from './fitJob';

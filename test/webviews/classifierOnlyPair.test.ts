@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type ImageResult, OodEngine, type ScoreInput } from '../../src/inference/engine';
-import { idxImages, readIdxFile } from '../../src/inference/idx';
+import { idxImages, readIdxFile } from '../../src/inference/io/idx';
 import { blindConfidenceWarning, firingThreshold, sharesSentence } from '../../src/shared/fitReport';
 import { reportScoreKeys, verdictWithTests } from '../../src/shared/reportModel';
 import { buildPreviewHtml, previewScale } from '../../src/webviews/previewHtml';
