@@ -4,7 +4,7 @@
  * when the pair changes. The webview keeps its view with setState (retainContextWhenHidden is off), and the
  * WebviewPanelSerializer rebuilds the panel after a reload from the image paths it saved.
  */
-import { basename, dirname, extname } from 'node:path';
+import { basename, dirname, extname, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import type { Services } from '../services/services';
@@ -113,12 +113,19 @@ export class InspectPanel implements vscode.Disposable {
     return pinned ? `OOD (pinned): ${what}${pair}` : `OOD: ${what}${pair}`;
   }
 
-  private static rowsFor(paths: string[]): InspectRow[] {
+  /** Where a path is shown: relative to the workspace, or to the extension for its own samples (no machine's full path). */
+  private static displayPath(path: string, extensionPath: string): string {
+    const ext = extensionPath.endsWith(sep) ? extensionPath : `${extensionPath}${sep}`;
+    if (path.startsWith(ext)) return `OOD Lens: ${path.slice(ext.length).split(sep).join('/')}`;
+    return vscode.workspace.asRelativePath(vscode.Uri.file(path), (vscode.workspace.workspaceFolders?.length ?? 0) > 1);
+  }
+
+  private static rowsFor(paths: string[], extensionPath: string): InspectRow[] {
     // Rows start as "scoring": the panel says so at once, also while the pair is still loading.
     return paths.map((path) => ({
       path,
       name: basename(path),
-      displayPath: vscode.workspace.asRelativePath(vscode.Uri.file(path), (vscode.workspace.workspaceFolders?.length ?? 0) > 1),
+      displayPath: InspectPanel.displayPath(path, extensionPath),
       originalSrc: null,
       status: 'scoring',
     }));
@@ -128,7 +135,7 @@ export class InspectPanel implements vscode.Disposable {
     InspectPanel.open.add(this);
     this.pinned = pinned;
     if (!pinned) InspectPanel.preview = this;
-    this.rows = InspectPanel.rowsFor(paths);
+    this.rows = InspectPanel.rowsFor(paths, this.services.context.extensionUri.fsPath);
     panel.webview.html = this.html();
     this.pageSetAt = performance.now();
     this.disposables.push(
@@ -151,7 +158,7 @@ export class InspectPanel implements vscode.Disposable {
     this.timers.clear();
     // Bumping every run id makes answers still on their way for the old images land nowhere.
     for (const [path, id] of this.runIds) this.runIds.set(path, id + 1);
-    this.rows = InspectPanel.rowsFor(paths);
+    this.rows = InspectPanel.rowsFor(paths, this.services.context.extensionUri.fsPath);
     this.panel.title = InspectPanel.title(paths, this.pinned, this.pair?.name);
     this.post({ type: 'state', state: this.state() });
     for (const path of paths) this.watch(path);
