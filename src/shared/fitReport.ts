@@ -105,16 +105,18 @@ export function cannotFireWarning(r: Pick<FitReport, 'histograms' | 'alpha' | 'p
 }
 
 /**
- * A confidence test that can hardly fire on this model: the top-class probability (MSP) is never below 1/K
- * with K classes, and the test fires only below its threshold; when that threshold lies within a tenth of the
- * way from 1/K to 1, almost no image reaches it (two classes: MSP ≥ 0.5, fires below ≈ 0.504). Says so, with
- * the share of α it holds; null when the test can fire in earnest (or the pair has none).
+ * A confidence test that can hardly fire on this model: the top-class probability (MSP) is never below 1/K with
+ * K classes, and the test fires only below its threshold; when that threshold lies in the lowest fifth of the
+ * range [1/K, 1] the MSP can take, only images the classifier finds a near coin-flip between classes reach it
+ * (two classes: MSP ≥ 0.5, the issue's pair fired below ≈ 0.504). Says so, with the share of α it holds; null
+ * when the test can fire in earnest (or the pair has none).
  */
 export function blindConfidenceWarning(mspThreshold: number | null, share: number, classes: number | undefined): string | null {
   if (!classes || classes < 2 || share <= 0 || mspThreshold === null) return null;
   const floor = 1 / classes;
-  if (mspThreshold > floor + 0.1 * (1 - floor)) return null;
-  return `The confidence test can hardly fire on this model: with ${classes} classes the top-class probability is never below ${+floor.toFixed(3)}, and the test fires only below ${mspThreshold.toFixed(3)}. Its share of α (${+share.toFixed(3)}) is nearly spent for nothing: the other tests decide the verdicts.`;
+  const position = (mspThreshold - floor) / (1 - floor);
+  if (position > 0.2) return null;
+  return `The confidence test can hardly fire on this model: with ${classes} classes the top-class probability is never below ${+floor.toFixed(3)}, and the test fires only below ${mspThreshold.toFixed(3)} (the lowest ${Math.max(1, Math.round(100 * position))}% of the range it can take). Its share of α (${+share.toFixed(3)}) is nearly spent for nothing: the other tests decide the verdicts.`;
 }
 
 /** The α shares of the tests that decide a verdict, said once: "KNN distance 0.5 · confidence 0.5 of α = 0.01". */

@@ -72,8 +72,11 @@ describe('issue 25: α shares and a test that cannot fire', () => {
     const t = firingThreshold(msp, 0.5 * 0.01, 'low');
     assert.ok(t !== null && t < 0.55, `threshold ${t}`);
     assert.match(blindConfidenceWarning(t, 0.5, 2)!, /^The confidence test can hardly fire on this model: with 2 classes the top-class probability is never below 0\.5, and the test fires only below 0\.5\d\d/);
-    assert.equal(blindConfidenceWarning(t, 0.5, 10), null, 'ten classes: 0.55 is far above the 0.1 floor');
-    assert.equal(blindConfidenceWarning(0.9, 0.5, 2), null);
+    assert.match(blindConfidenceWarning(t, 0.5, 2)!, /\(the lowest 1% of the range it can take\)/);
+    // The text-line pair of the e2e fixture: its lowest calibration MSP is 0.552 (10% of [0.5, 1]): flagged.
+    assert.match(blindConfidenceWarning(0.552, 0.5, 2)!, /fires only below 0\.552 \(the lowest 10% of the range/);
+    assert.equal(blindConfidenceWarning(t, 0.5, 10), null, 'ten classes: 0.55 is half way from the 0.1 floor');
+    assert.equal(blindConfidenceWarning(0.65, 0.5, 2), null, 'two classes, fires below 0.65 (30% of the range): it can fire');
     assert.equal(blindConfidenceWarning(t, 0, 2), null, 'a test without a share is not part of the verdict');
   });
 });
