@@ -347,10 +347,11 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
 /** The quick input as the user sees it: title, typed value, validation message, focused row. */
 async function quickInputState(ctx: Ctx): Promise<{ title: string; value: string; message: string; focused: string }> {
   const q = ctx.wb.page.locator('.quick-input-widget');
-  const text = (sel: string) => q.locator(sel).first().innerText().catch(() => '');
+  // Elements a step does not have (the list of an input box) answer '' at once instead of waiting.
+  const text = (sel: string) => q.locator(sel).first().innerText({ timeout: 300 }).catch(() => '');
   return {
     title: await text('.quick-input-title'),
-    value: await q.locator('input.input').inputValue().catch(() => ''),
+    value: await q.locator('input.input').inputValue({ timeout: 300 }).catch(() => ''),
     // The prompt or the validation message (shown under the input box, or in place of the prompt).
     message: [await ctx.wb.page.locator('.monaco-inputbox-message:visible').first().innerText({ timeout: 500 }).catch(() => ''), await text('.quick-input-message')].join(' ').replace(/\s+/g, ' ').trim(),
     focused: (await text('.quick-input-list .monaco-list-row.focused')).replace(/\s+/g, ' ').trim(),
@@ -458,6 +459,7 @@ async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
     await pickRow(ctx, 'Use it in this workspace');
     const failure = await wb.waitNotification('the fit to be refused', (t) => /the pair was not created/.test(t), 120_000);
     ctx.note(`first try: ${failure.replace(/\s+/g, ' ').slice(0, 200)}`);
+    await shoot('fit-refused');
     assert(!existsSync(pairFolder), `the failed fit left ${pairFolder} behind`);
     assert(!existsSync(join(fx.root, '.vscode', 'settings.json')) || !readFileSync(join(fx.root, '.vscode', 'settings.json'), 'utf8').includes('oodLens.pair'), 'the failed fit wrote oodLens.pair');
 
