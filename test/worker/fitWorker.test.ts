@@ -64,6 +64,21 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     assert.equal(facts.imageError, null);
   });
 
+  test('issue 25: sampleData reads the sizes of a sample of a manifest\'s images; preview runs one through the classifier as fit will feed it', async () => {
+    const sample = await client.sampleData([manifestCsv]);
+    assert.equal(sample.total, 500);
+    assert.deepEqual(sample.sizes, [{ width: 28, height: 28, count: sample.sampled }]);
+    assert.ok(sample.sampled >= 20 && sample.first === digits[0], JSON.stringify(sample));
+    const labels = labelsOf(MNIST_TEST_LABELS);
+    const preview = await client.preview({ classifier, image: sample.first!, scaling: { range: [0, 1] }, output: 'logits', outputKind: 'logits' });
+    assert.equal(preview.label, String(labels[0]));
+    assert.deepEqual([preview.width, preview.height, preview.channels, preview.source], [32, 32, 1, { width: 28, height: 28 }]);
+    // The picture crosses as a PNG of the model's input size.
+    const png = Buffer.from(preview.modelInputPng, 'base64');
+    assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [32, 32]);
+  });
+
   test('inspectModel on a VAE: the image is read, the class output is refused with the outputs named', async () => {
     const facts = await client.inspectModel(join(MNIST_PAIR, 'vae.onnx'));
     assert.ok(facts.image);
