@@ -322,7 +322,9 @@ async function askFolder(modelPath: string, memory: AnswerMemory): Promise<{ out
   const holdsPair = (f: string) => existsSync(join(f, 'ood-pair.json'));
   const suggested = defaultPairFolder(modelPath, workspace, holdsPair);
   const last = memory.get().out;
-  const shown = last && !holdsPair(resolvePairFolder(last, workspace).ok ? (resolvePairFolder(last, workspace) as { value: string }).value : last) ? last : workspace && suggested.startsWith(`${workspace}/`) ? suggested.slice(workspace.length + 1) : suggested;
+  // The last answer (a retry), unless a pair was made there since; else the suggestion.
+  const lastFolder = last ? resolvePairFolder(last, workspace) : undefined;
+  const shown = last && lastFolder?.ok && !holdsPair(lastFolder.value) ? last : workspace && suggested.startsWith(`${workspace}/`) ? suggested.slice(workspace.length + 1) : suggested;
   const text = await ask({
     title: step(7, 'where to write the pair'),
     prompt: `The pair folder (${workspace ? 'relative to the workspace, or absolute' : 'an absolute path'}): the models are copied there with ood-pair.json, calibration.json and split.json`,
