@@ -517,9 +517,8 @@ async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
     await wb.closeEverything();
 
     // ---- The classifier-only pair's Inspect panel: no VAE elements; the KNN test ----
-    const line = 'line-0000.png';
-    await wb.explorerRow('lines').click();
-    await sleep(800);
+    // A FashionMNIST ankle boot is nothing like a text line: the KNN test flags it, and the sentence says so.
+    const line = fx.fashion.name;
     await wb.explorerContext(line, 'Check out-of-distribution');
     const inspect = await wb.webviewWith(`section.row.status-done[data-path$="/${line}"]`, 120_000);
     const panel = await until('the KNN chart', async () => {
@@ -546,6 +545,7 @@ async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
     ctx.note(`inspect: figures ${panel.figures.join(', ')}; ${panel.knn.slice(0, 80)}; ${panel.verdict.slice(0, 120)}; tests ${panel.tests.replace(/\s+/g, ' ').slice(0, 200)}`);
     assert(!panel.figures.some((f) => /reconstruction|heatmap/.test(f)) && !panel.elbo, `VAE elements in a classifier-only pair's panel: ${JSON.stringify(panel)}`);
     assert(/KNN distance \d/.test(panel.knn) && /KNN/.test(panel.tests) && /can hardly fire/.test(panel.warning), `the KNN test is not shown: ${JSON.stringify(panel)}`);
+    assert(/^The classifier's features for it are farther from the training images' than for .* \(KNN test p = /.test(panel.verdict), `the verdict sentence does not name the KNN test: ${panel.verdict}`);
     const tabs = await wb.page.locator('.tabs-container .tab').evaluateAll((t) => t.map((x) => x.getAttribute('aria-label') ?? ''));
     assert(tabs.some((t) => t.includes(`${line} — ${tl.pairName}`)), `the panel title does not carry the pair: ${JSON.stringify(tabs)}`);
     await shoot('inspect-classifier-only');
@@ -794,6 +794,9 @@ const flows: Flow[] = [
       const title = page.locator('.quick-input-widget .quick-input-title');
       await until('Create Pair to ask for the classifier', async () => (await title.innerText().catch(() => '')).includes('choose the classifier') || undefined, 30_000);
       await answerOpenDialog(ctx, join(fx.root, fx.createPair.model), 'Use Classifier', 'choose the classifier');
+      // The images come before what the model declares (their size is checked against it).
+      await pickRow(ctx, 'A folder of images', 90_000);
+      await answerOpenDialog(ctx, fx.createPair.data, 'Use Images', 'folder of in-distribution images');
       const continueRow = page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
       await continueRow.waitFor({ timeout: 90_000 });
       const facts = (await page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
