@@ -219,9 +219,13 @@ async function answerOpenDialog(ctx: Ctx, path: string, openLabel: string, dialo
   const { page } = ctx.wb;
   const input = page.locator('.quick-input-widget input.input');
   await input.waitFor({ state: 'visible', timeout: 20_000 });
-  await sleep(300);
-  await input.fill(path);
-  await sleep(700);
+  // The dialog fills its input with its start folder as it opens: type the path until it stays.
+  for (let i = 0; i < 5; i++) {
+    await sleep(300);
+    await input.fill(path);
+    await sleep(700);
+    if ((await input.inputValue().catch(() => '')).replace(/\/$/, '') === path.replace(/\/$/, '')) break;
+  }
   await page.keyboard.press('Enter');
   // Enter on a folder's path may only open that folder in the dialog: then accept with the dialog's OK button.
   for (let i = 0; i < 3; i++) {
