@@ -521,7 +521,7 @@ async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
     await wb.closeEverything();
 
     // ---- The classifier-only pair's Inspect panel: no VAE elements; the KNN test ----
-    // A FashionMNIST ankle boot is nothing like a text line: the KNN test flags it, and the sentence says so.
+    // A FashionMNIST ankle boot under the text-line pair (a weak pair: its verdict is not asserted, its layout is).
     const line = fx.fashion.name;
     await wb.explorerContext(line, 'Check out-of-distribution');
     const inspect = await wb.webviewWith(`section.row.status-done[data-path$="/${line}"]`, 120_000);
@@ -549,7 +549,7 @@ async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
     ctx.note(`inspect: figures ${panel.figures.join(', ')}; ${panel.knn.slice(0, 80)}; ${panel.verdict.slice(0, 120)}; tests ${panel.tests.replace(/\s+/g, ' ').slice(0, 200)}`);
     assert(!panel.figures.some((f) => /reconstruction|heatmap/.test(f)) && !panel.elbo, `VAE elements in a classifier-only pair's panel: ${JSON.stringify(panel)}`);
     assert(/KNN distance \d/.test(panel.knn) && /KNN/.test(panel.tests) && /can hardly fire/.test(panel.warning), `the KNN test is not shown: ${JSON.stringify(panel)}`);
-    assert(/^The classifier's features for it are farther from the training images' than for .* \(KNN test p = /.test(panel.verdict), `the verdict sentence does not name the KNN test: ${panel.verdict}`);
+
     const tabs = await wb.page.locator('.tabs-container .tab').evaluateAll((t) => t.map((x) => x.getAttribute('aria-label') ?? ''));
     assert(tabs.some((t) => t.includes(`${line} — ${tl.pairName}`)), `the panel title does not carry the pair: ${JSON.stringify(tabs)}`);
     await shoot('inspect-classifier-only');
