@@ -524,6 +524,7 @@ function renderTableSection(): HTMLElement {
   table.setAttribute('aria-label', 'Scored images');
   const head = el('div', 'vrow vhead');
   head.setAttribute('role', 'row');
+  head.style.gridTemplateColumns = gridColumns();
   for (const c of columns()) {
     const cell = el('div', `vcell ${c.cls}`);
     cell.setAttribute('role', 'columnheader');
@@ -593,9 +594,16 @@ function refreshView(resetScroll: boolean): void {
 
 const pool: HTMLElement[] = [];
 
+/** The table's column widths: one score column per test the pair has (set through the CSSOM: the CSP allows no inline styles). */
+function gridColumns(): string {
+  const width: Record<string, string> = { thumb: '52px', rel: 'minmax(200px, 1fr)', set: '90px', label: '90px', pValue: '90px', verdict: '210px' };
+  return columns().map((c) => width[c.id] ?? (c.id === 'msp' ? '80px' : '90px')).join(' ');
+}
+
 function rowElement(): HTMLElement {
   const row = el('div', 'vrow');
   row.setAttribute('role', 'row');
+  row.style.gridTemplateColumns = gridColumns();
   for (const c of columns()) {
     const cell = el('div', `vcell ${c.cls}`);
     cell.setAttribute('role', 'gridcell');
