@@ -12,13 +12,16 @@ type Json = Record<string, unknown>;
 const obj = (x: unknown): Json => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Json) : {});
 const nums = (x: unknown): number[] | undefined => (Array.isArray(x) && x.every((v) => typeof v === 'number') ? (x as number[]) : undefined);
 
-/** One line of facts: "text-lines.onnx · 192×48 RGB · (x/255 − 0.5)/0.5 · tests KNN 0.5, confidence 0.5 · held-out false alarms 1.8% at α = 0.01 · 2026-12-06". */
+/** One line of facts: "classifier.onnx (2 classes: 0°, 180°) · 192×48 RGB · (x/255 − 0.5)/0.5 · tests KNN 0.5, confidence 0.5 · held-out false alarms 1.8% at α = 0.01 · 2026-12-06". */
 export function pairFactsLine(manifest: unknown, fallbackDate?: Date): string {
   const m = obj(manifest);
   const input = obj(m.input);
   const classifier = obj(m.classifier);
   const parts: string[] = [];
-  if (typeof classifier.path === 'string') parts.push(basename(classifier.path));
+  // The model: its file in the pair and what it scores (fit copies any model in as classifier.onnx / .json).
+  const labels = Array.isArray(classifier.labels) ? classifier.labels.filter((l): l is string => typeof l === 'string') : [];
+  const scores = labels.length ? ` (${labels.length} classes${labels.length <= 4 ? `: ${labels.join(', ')}` : ''})` : '';
+  if (typeof classifier.path === 'string') parts.push(`${basename(classifier.path)}${scores}`);
   if (typeof input.width === 'number' && typeof input.height === 'number') parts.push(`${input.width}×${input.height} ${input.channels === 3 ? 'RGB' : 'grey'}`);
   const range = nums(classifier.range) ?? nums(input.range);
   parts.push(scalingWords({ range: range?.length === 2 ? (range as [number, number]) : undefined, mean: nums(classifier.mean) ?? nums(input.mean), std: nums(classifier.std) ?? nums(input.std) }));
