@@ -59,7 +59,8 @@ export class OodEngine {
     this.batchSize = Math.max(1, options.batchSize ?? 64);
     const maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
     const maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
-    const useComplexity = options.complexity ?? true;
+    // L(x) is only used for S(x) = −ELBO − L(x): without a VAE it is not computed (a PNG encode per image).
+    const useComplexity = (options.complexity ?? true) && pair.inputs.vae !== undefined;
     this.compressor = pairCompressor(pair.manifest);
     this.pipeline = options.pipeline;
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
