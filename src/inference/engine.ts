@@ -125,7 +125,8 @@ export class OodEngine {
     let detectors: OodDetector[];
     try {
       const compressor = pairCompressor(pair.manifest);
-      if (options.complexity ?? true) await loadCompressor(compressor);
+      const hasVae = pair.inputs.vae !== undefined;
+      if ((options.complexity ?? true) && hasVae) await loadCompressor(compressor);
       loadTimings.compressor = took();
       checkCalibrationMatches(pair, compressor);
       // A calibration the caller passed in (calibrate's placeholder, eval's split) is the caller's business.
