@@ -97,7 +97,7 @@ async function knnCost(): Promise<void> {
   const engine = await OodEngine.create({ provider: 'cpu', preprocessWorkers: 0, complexity: false, pipeline: 'overlapped' });
   try {
     const knn = engine.detectors.find((d) => d.test === 'knn') as KnnDetector | undefined;
-    if (!knn?.bank) {
+    if (!knn?.stored) {
       rows.push(['KNN search', 'the built-in pair has no KNN detector']);
       return;
     }
@@ -112,7 +112,7 @@ async function knnCost(): Promise<void> {
     const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
     chunks.reduce((off, c) => (all.set(c, off), off + c.length), 0);
     const n = all.length / dims;
-    const stored = knn.bank.length / dims;
+    const stored = knn.stored;
     for (const batch of [64, 256]) {
       const passes: number[] = [];
       for (let pass = 0; pass < 5; pass++) {

@@ -97,10 +97,20 @@ export class KnnDetector implements OodDetector {
     this.name = `KNN distance (k = ${k})`;
   }
 
+  /**
+   * A detector over a stored bank. The search session holds its own copy of the bank, so this one is not kept
+   * (`bank` stays undefined; `stored` counts it): with a copy in each scoring shard it was ~10 MB an engine.
+   */
   static async fromBank(bank: Float32Array, dims: number, k: number, pair: Pick<LoadedPair, 'loadOptions' | 'manifestPath'>): Promise<KnnDetector> {
     const d = new KnnDetector(k, pair);
     await d.use(bank, dims);
+    d.bank = undefined;
     return d;
+  }
+
+  /** Features in the searched bank. */
+  get stored(): number {
+    return this.index?.count ?? 0;
   }
 
   async fit(data: FeatureFitData): Promise<void> {
@@ -182,6 +192,7 @@ export async function pairDetectors(pair: LoadedPair, options: { complexity: boo
   if (fit?.bank) {
     const k = m.detectors?.find((d) => d.test === 'knn')?.k ?? 1;
     list.push(await KnnDetector.fromBank(fit.bank, fit.dims, k, pair));
+    fit.bank = undefined; // the search session has it now
   }
   if (fit?.mahalanobis) list.push(new MahalanobisDetector(pair, fit.mahalanobis));
   return list;
