@@ -149,6 +149,40 @@ describe('result files from elsewhere (issue 22, audit items 3-5, 8-10)', { skip
     assert.equal(n, 20_000);
   });
 
+  test('--resume after a file is added and another changed: both scored, fresh unique seqs, merge accepts the file', async () => {
+    const folder = join(dir, 'resume-imgs');
+    cpSync(join(dir, 'imgs'), folder, { recursive: true });
+    const out = join(dir, 'resume.jsonl');
+    assert.equal(cli(['score', folder, '--format', 'jsonl', '--out', out]).code, 0);
+    const first = records(out);
+    assert.ok(first.every((r) => typeof r.inputSize === 'number' && typeof r.inputMtimeMs === 'number'), 'each line records size and mtime');
+    // Added between two files in name order (it takes the position of d-00001 in a fresh run), and d-00003
+    // replaced by another digit's image, and d-00004 touched (same bytes, new mtime).
+    await writeIdxPngs(MNIST_TEST_IMAGES, [7], folder, 'd-00000b');
+    copyFileSync(join(dir, 'imgs', 'd-00001.png'), join(folder, 'd-00003.png'));
+    utimesSync(join(folder, 'd-00004.png'), new Date(), new Date(Date.now() + 5000));
+    const r = cli(['score', folder, '--format', 'jsonl', '--out', out, '--resume']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /resuming .*resume\.jsonl: 4 results kept, 2 of files changed or gone removed \(a changed file is scored again\)/);
+    assert.match(r.stderr, /7 images · /);
+    const after = records(out);
+    const seqs = after.map((x) => x.seq as number);
+    assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'seqs unique and in order');
+    assert.deepEqual(after.map((x) => x.key).sort(), ['d-00000.png', 'd-00000b-00007.png', 'd-00001.png', 'd-00002.png', 'd-00003.png', 'd-00004.png', 'd-00005.png']);
+    const byKey = (rs: Record<string, unknown>[], k: string) => rs.find((x) => x.key === k)!;
+    // The changed file's verdict is of its new content (the image of d-00001), not the old one.
+    assert.equal(byKey(after, 'd-00003.png').label, byKey(first, 'd-00001.png').label);
+    assert.notEqual(byKey(first, 'd-00003.png').label, byKey(first, 'd-00001.png').label);
+    assert.ok((byKey(after, 'd-00000b-00007.png').seq as number) > 5, 'the added file gets a fresh seq');
+    const m = cli(['merge', out, '--format', 'jsonl']);
+    assert.equal(m.code, 0, m.stderr);
+    assert.equal(m.stdout.trim().split('\n').length, 8);
+    // Nothing changed since: everything kept, nothing scored again.
+    const again = cli(['score', folder, '--format', 'jsonl', '--out', out, '--resume']);
+    assert.match(again.stderr, /7 results kept\n/);
+    assert.deepEqual(records(out), after);
+  });
+
   test('Open Results in Restricted Mode: an image folder reached through a symbolic link out of the workspace is not opened', async () => {
     const ws = join(dir, 'ws');
     mkdirSync(ws, { recursive: true });
@@ -164,4 +198,3 @@ describe('result files from elsewhere (issue 22, audit items 3-5, 8-10)', { skip
   });
 });
 
-void [spawn, existsSync, utimesSync, records];
