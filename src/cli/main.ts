@@ -8,6 +8,7 @@ import { OodEngine } from '../inference/engine';
 import { terminalText } from '../inference/safeText';
 import { ManifestError } from '../inference/manifest';
 import { OutputError } from '../inference/output';
+import { OutputLockError } from '../inference/outputLock';
 import { ResultsFileError } from '../inference/resultsFile';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
@@ -104,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
-    if (err instanceof ScoreUsageError || err instanceof OutputError || err instanceof ResultsFileError) {
+    if (err instanceof ScoreUsageError || err instanceof OutputError || err instanceof ResultsFileError || err instanceof OutputLockError) {
       process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
       return 1;
     }

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
 import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, ResultsFileError, splitLine } from '../inference/resultsFile';
+import { lockOutput } from '../inference/outputLock';
 import { terminalText } from '../inference/safeText';
 import { inputIdentity, ScoreUsageError } from './score';
 
@@ -47,6 +48,16 @@ export async function runMerge(argv: string[]): Promise<number> {
     if (missing.length) process.stderr.write(`ood-lens: note: shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} missing: their inputs are not in the merged results\n`);
   }
 
+  const unlock = out ? lockOutput(out, 'ood-lens merge') : () => {};
+  try {
+    return await mergeInto(files, headers, format, out);
+  } finally {
+    unlock();
+  }
+}
+
+async function mergeInto(files: string[], headers: ResultsHeader[], format: OutputFormat, out: string | undefined): Promise<number> {
+  const first = headers[0];
   const header: ResultsHeader = { ...first, shard: null, createdAt: new Date().toISOString() };
   const writer = new ResultWriter(format, first.pair, out, { header, manifestColumns: first.manifest, relativeTo: first.inputs.length === 1 ? first.inputs[0] : undefined });
   const counter = new SummaryCounter();

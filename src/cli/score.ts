@@ -11,6 +11,7 @@ import { countSubfolders, expandInputs } from '../inference/files';
 import { terminalText } from '../inference/safeText';
 import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, ResultWriter, SummaryCounter } from '../inference/output';
 import { headerMismatch, HEADER_MARK, type InputOrigin, pairFingerprints, readResultLines, RESULTS_FORMAT_VERSION, type ResultsHeader } from '../inference/resultsFile';
+import { lockOutput } from '../inference/outputLock';
 import { inShard, parseShard, type Shard } from '../inference/shard';
 
 export class ScoreUsageError extends Error {}
@@ -244,6 +245,17 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
     manifest: !!options.manifest,
     createdAt: new Date().toISOString(),
   };
+  // One writer per output file: a second process would lose results (interleaved or renamed over).
+  const unlock = options.out ? lockOutput(options.out, 'ood-lens score') : () => {};
+  try {
+    return await scoreLocked(engine, options, header, counter, started);
+  } finally {
+    unlock();
+  }
+}
+
+async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: ResultsHeader, counter: SummaryCounter, started: number): Promise<number> {
+  const info = engine.info;
   const resumed: ResumeState = options.resume && options.out ? await resumeState(options.out, header, counter) : { done: new Set<string>(), append: false, kept: 0, dropped: false, stale: 0, unchecked: 0, nextSeq: 0 };
   if (options.resume && resumed.append) {
     const stale = resumed.stale ? `, ${resumed.stale} of files changed or gone removed (a changed file is scored again)` : '';

@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { InputOrigin, ResultsHeader } from './resultsFile';
 import type { TestName } from './calibration';
+import { pidAlive } from './outputLock';
 import { csvCell, terminalText } from './safeText';
 import type { ImageResult, PairInfo } from './engineTypes';
 import { formatMsp, formatP } from '../shared/format';
@@ -124,15 +125,6 @@ const openTempFiles = new Set<string>();
 export function removeTempFiles(): void {
   for (const p of openTempFiles) rmSync(p, { force: true });
   openTempFiles.clear();
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

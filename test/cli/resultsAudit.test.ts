@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { MAX_RESULT_LINE_BYTES, readResultLines } from '../../src/inference/resultsFile';
@@ -181,6 +182,41 @@ describe('result files from elsewhere (issue 22, audit items 3-5, 8-10)', { skip
     const again = cli(['score', folder, '--format', 'jsonl', '--out', out, '--resume']);
     assert.match(again.stderr, /7 results kept\n/);
     assert.deepEqual(records(out), after);
+  });
+
+  test('two processes writing one --out: the second fails naming the file and the holder; the first keeps every result', async () => {
+    const out = join(dir, 'locked.jsonl');
+    const first = spawn(process.execPath, [...CLI_ARGS, 'score', MNIST_TEST_IMAGES, '--format', 'jsonl', '--out', out], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    let firstErr = '';
+    first.stderr.on('data', (d) => (firstErr += d));
+    const firstDone = new Promise<number | null>((res) => first.on('close', res));
+    for (let t = 0; !existsSync(`${out}.lock`) && t < 600; t++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(existsSync(`${out}.lock`), 'the first process holds a lock');
+    for (const format of ['jsonl', 'csv']) {
+      const second = cli(['score', join(dir, 'imgs'), '--format', format, '--out', out]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, new RegExp(`locked\\.jsonl is being written by another ood-lens process \\(PID ${first.pid}, since [^)]+\\); wait for it to finish or write to another file \\(if no ood-lens is running, remove .*locked\\.jsonl\\.lock\\)`));
+    }
+    const m = cli(['merge', base, '--out', out]);
+    assert.equal(m.code, 1);
+    assert.match(m.stderr, /is being written by another ood-lens process/);
+    assert.equal(await firstDone, 0, firstErr);
+    assert.equal(lines(out).length, 10_001, 'all 10,000 results and the header');
+    assert.ok(!existsSync(`${out}.lock`), 'the lock is released');
+  });
+
+  test('a lock left by a process that no longer runs (kill -9) is taken over', () => {
+    const out = join(dir, 'stale.jsonl');
+    writeFileSync(`${out}.lock`, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+    const r = cli(['score', join(dir, 'imgs'), '--format', 'jsonl', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(lines(out).length, 7);
+    assert.ok(!existsSync(`${out}.lock`));
+    // Another machine's lock (a shared file system) cannot be checked: it is respected.
+    writeFileSync(`${out}.lock`, JSON.stringify({ pid: 4242, host: 'node-17', since: '2026-01-01T00:00:00.000Z' }));
+    const other = cli(['score', join(dir, 'imgs'), '--format', 'jsonl', '--out', out]);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /by another ood-lens process \(PID 4242 on node-17, since 2026-01-01T00:00:00\.000Z\)/);
   });
 
   test('Open Results in Restricted Mode: an image folder reached through a symbolic link out of the workspace is not opened', async () => {
