@@ -12,7 +12,7 @@ import { type Calibration, type CalibrationScores, decideTests, writeFileAtomic 
 import { OodEngine, type ImageResult, type ScoreInput } from './engine';
 import { expandInputs } from './files';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
-import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, oversizeInput, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
 import { resultOodScore } from './oodDetectors';
 import type { AlphaShares, TestName } from './rules';
 import { rejectionCheck } from './calibrationCheck';
@@ -182,6 +182,8 @@ export function readImageInput(runner: ModelRunner, role: string, hints: { layou
   const width = w ?? hints.size?.width;
   const height = h ?? hints.size?.height;
   if (!width || !height) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)} leaves its size free; pass --size WIDTHxHEIGHT`);
+  const tooLarge = oversizeInput(width, height);
+  if (tooLarge) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)}: ${tooLarge}${w && h ? '' : ' (--size)'}`);
   return { name: t.name, layout, width, height, channels: c as 1 | 3, staticBatch: b ?? undefined, shape };
 }
 
