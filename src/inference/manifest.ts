@@ -6,9 +6,9 @@ import type { Compressor } from './complexity';
 import Ajv, { type ErrorObject } from 'ajv';
 import pairSchemaJson from '../../schemas/ood-pair.schema.json';
 import { existsSync, statSync } from 'node:fs';
-import { confinedPath, LIMITS, readBoundedTextSync, stripBom } from './boundedRead';
+import { confinedPath, LIMITS, linkedOutside, readBoundedTextSync, stripBom } from './boundedRead';
 import { jsonSyntaxProblem } from './jsonText';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { TestName } from './rules';
 
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
@@ -381,7 +381,9 @@ export function loadPairManifest(location: string, options: LoadManifestOptions 
     if (p === undefined) return;
     const full = confinedPath(dir, p);
     if (full === null) {
-      missing.push(`${field}: "${p}" points outside the pair folder; give a path relative to the folder holding ood-pair.json, inside it`);
+      const link = !p.includes('\0') ? linkedOutside(dir, resolve(dir, p)) : null;
+      const how = link && !isAbsolute(p) && !relative(dir, resolve(dir, p)).startsWith('..') ? ` (a symbolic link in it leads to ${link})` : '';
+      missing.push(`${field}: "${p}" points outside the pair folder${how}; give a path relative to the folder holding ood-pair.json, inside it`);
       return;
     }
     if (existsSync(full)) return;

@@ -3,7 +3,7 @@
  * tensor) beside `features-knn.f16` (the fit images' L2-normalised features, float16) and
  * `features-mahalanobis.f32` (class means and whitening matrix, float32). Written atomically.
  */
-import { BoundedReadError, LIMITS, readBoundedSync, readBoundedTextSync } from '../boundedRead';
+import { BoundedReadError, LIMITS, linkedOutside, readBoundedSync, readBoundedTextSync } from '../boundedRead';
 import { jsonSyntaxProblem } from '../jsonText';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../calibration';
@@ -35,6 +35,14 @@ export interface FeatureFit {
   mahalanobisLabels?: 'given' | 'predicted';
 }
 
+/** A data file named in features.json: beside it, and not a symbolic link leading out of its folder. */
+function dataFile(dir: string, name: string): string {
+  const path = join(dir, basename(name));
+  const outside = linkedOutside(dir, path);
+  if (outside) throw new Error(`${path}: a symbolic link to ${outside}, outside the pair folder; the fitted features' data files must be inside it`);
+  return path;
+}
+
 export function readFeatureFit(path: string): FeatureFit {
   let file: FeatureFitFile;
   let text = '';
@@ -52,13 +60,13 @@ export function readFeatureFit(path: string): FeatureFit {
   const dir = dirname(path);
   const fit: FeatureFit = { tensor: file.tensor, dims: file.dims, count: file.count, source: file.source };
   if (file.knn) {
-    const bytesPath = join(dir, basename(file.knn.file));
+    const bytesPath = dataFile(dir, file.knn.file);
     fit.bank = fromFloat16Bytes(readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' }), file.knn.count * file.dims, bytesPath);
     const problem = bankProblem(fit.bank, file.dims);
     if (problem) throw new Error(`${bytesPath}: the KNN detector's feature bank ${problem}; fit the detectors again (ood-lens fit … or Create Pair)`);
   }
   if (file.mahalanobis) {
-    const bytesPath = join(dir, basename(file.mahalanobis.file));
+    const bytesPath = dataFile(dir, file.mahalanobis.file);
     const { classes } = file.mahalanobis;
     const buf = readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' });
     const expected = (classes * file.dims + file.dims * file.dims) * 4;
