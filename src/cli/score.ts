@@ -32,7 +32,7 @@ export function inputIdentity(o: Pick<InputOrigin, 'arg' | 'key'> & { row?: numb
  * What identifies an input's file now (an IDX entry: its archive's): size and modification time, or nulls
  * when it cannot be read. Taken before the file is read, so a file changed meanwhile is scored again on --resume.
  */
-export function fileIdentity(path: string): { inputSize: number | null; inputMtimeMs: number | null } {
+export function fileIdentity(path: string | Buffer): { inputSize: number | null; inputMtimeMs: number | null } {
   try {
     const st = statSync(path);
     return { inputSize: st.size, inputMtimeMs: st.mtimeMs };
@@ -82,8 +82,11 @@ async function* planInputs(positionals: string[], manifest: string | undefined, 
     if (identify && !input.error) {
       // An IDX entry (`archive#i`, its pixels already read) is identified by its archive, stat'ed once.
       const file = input.source ? input.path.slice(0, input.path.lastIndexOf('#')) : input.path;
-      if (archive?.path !== file) archive = { path: file, identity: fileIdentity(file) };
-      Object.assign(origin, archive.identity);
+      if (input.fsPath) Object.assign(origin, fileIdentity(Buffer.from(input.fsPath))); // a name that is not UTF-8: by its bytes
+      else {
+        if (archive?.path !== file) archive = { path: file, identity: fileIdentity(file) };
+        Object.assign(origin, archive.identity);
+      }
     }
     yield { input, origin };
   }

@@ -9,10 +9,31 @@
  *  - gzip is inflated with a cap on the output (`maxOutputLength`), so a bomb stops at the cap.
  * Messages name the file and the problem, never the file's content.
  */
+import { isUtf8 } from 'node:buffer';
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync, realpathSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep, win32 } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+
+/** A file name's bytes as text, each byte that is not valid UTF-8 shown as \xNN (so the name stays distinct). */
+export function showFileName(name: Buffer): string {
+  if (isUtf8(name)) return name.toString('utf8');
+  let out = '';
+  let i = 0;
+  while (i < name.length) {
+    const b = name[i];
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    const seq = len ? name.subarray(i, i + len) : null;
+    if (seq && seq.length === len && isUtf8(seq)) {
+      out += seq.toString('utf8');
+      i += len;
+    } else {
+      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      i++;
+    }
+  }
+  return out;
+}
 
 /** Limits for the files a pair is made of (generous for real models; they stop /dev/zero-style reads). */
 export const LIMITS = {
@@ -92,9 +113,16 @@ function wrap(path: string, err: unknown): BoundedReadError {
   return new BoundedReadError(path, problem, reason);
 }
 
+/** A path given as text, or as the bytes of a name that is not valid UTF-8 (shown with \xNN for those bytes). */
+function fsPath(given: string | Uint8Array): { path: string | Buffer; shown: string } {
+  if (typeof given === 'string') return { path: given, shown: given };
+  const bytes = Buffer.from(given.buffer, given.byteOffset, given.byteLength);
+  return { path: bytes, shown: showFileName(bytes) };
+}
+
 /** Reads a regular file of at most `maxBytes` (synchronously: for worker threads and load-time reads). */
-export function readBoundedSync(path: string | Buffer, options: BoundedReadOptions): Buffer {
-  const shown = path.toString();
+export function readBoundedSync(given: string | Uint8Array, options: BoundedReadOptions): Buffer {
+  const { path, shown } = fsPath(given);
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -139,15 +167,16 @@ export function checkFileSync(path: string, options: BoundedReadOptions): number
 }
 
 /** The same read, asynchronously (the extension host's and the CLI's main thread). */
-export async function readBounded(path: string, options: BoundedReadOptions): Promise<Buffer> {
+export async function readBounded(given: string | Uint8Array, options: BoundedReadOptions): Promise<Buffer> {
+  const { path, shown } = fsPath(given);
   let handle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw wrap(path, err);
+    throw wrap(shown, err);
   }
   try {
-    const size = checkStats(path, await handle.stat(), options);
+    const size = checkStats(shown, await handle.stat(), options);
     const bytes = Buffer.allocUnsafe(size);
     let filled = 0;
     while (filled < size) {
@@ -157,7 +186,7 @@ export async function readBounded(path: string, options: BoundedReadOptions): Pr
     }
     return filled === size ? bytes : bytes.subarray(0, filled);
   } catch (err) {
-    throw wrap(path, err);
+    throw wrap(shown, err);
   } finally {
     await handle.close();
   }
