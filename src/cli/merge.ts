@@ -6,10 +6,10 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
-import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, ResultsFileError, splitLine } from '../inference/resultsFile';
-import { lockOutput } from '../inference/outputLock';
-import { terminalText } from '../inference/safeText';
+import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, ResultWriter, SummaryCounter } from '../inference/datasets/output';
+import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, ResultsFileError, splitLine } from '../inference/datasets/resultsFile';
+import { lockOutput } from '../inference/io/outputLock';
+import { terminalText } from '../inference/io/safeText';
 import { inputIdentity, ScoreUsageError } from './score';
 
 export async function runMerge(argv: string[]): Promise<number> {

@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
-import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, splitLine } from '../inference/resultsFile';
+import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, splitLine } from '../inference/datasets/resultsFile';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { commonFolder } from '../inference/datasetManifest';
+import { commonFolder } from '../inference/datasets/datasetManifest';
 
 export const OUTSIDE_WORKSPACE_REASON = 'outside the workspace folders: not read in Restricted Mode';
 

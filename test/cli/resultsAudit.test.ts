@@ -10,7 +10,7 @@ import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSy
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { MAX_RESULT_LINE_BYTES, readResultLines } from '../../src/inference/resultsFile';
+import { MAX_RESULT_LINE_BYTES, readResultLines } from '../../src/inference/datasets/resultsFile';
 import { reportImageFolder } from '../../src/providers/workspaceGuard';
 import { MNIST_TEST_IMAGES, pairReady, REPO, tempDir, writeIdxPngs } from '../helpers';
 
