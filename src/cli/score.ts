@@ -156,6 +156,8 @@ interface ResumeState {
   dropped: boolean;
   /** Results removed because their input's file changed or went away (changed ones are scored again). */
   stale: number;
+  /** Lines removed as a second result for an input or out of input order. */
+  repeated: number;
   /** Results written without size and mtime (an older ood-lens): kept unchecked. */
   unchecked: number;
   /** The next seq to write: above every seq in the file, so that seqs stay unique and in order. */
@@ -169,7 +171,7 @@ interface ResumeState {
  */
 async function resumeState(out: string, header: ResultsHeader, counter: SummaryCounter): Promise<ResumeState> {
   const done = new Set<string>();
-  const empty = { done, append: false, kept: 0, dropped: false, stale: 0, unchecked: 0, nextSeq: 0 };
+  const empty = { done, append: false, kept: 0, dropped: false, stale: 0, repeated: 0, unchecked: 0, nextSeq: 0 };
   if (!existsSync(out) || statSync(out).size === 0) return empty;
   let fileHeader: ResultsHeader | undefined;
   let tornAt = -1;
@@ -177,6 +179,7 @@ async function resumeState(out: string, header: ResultsHeader, counter: SummaryC
   let kept = 0;
   let unchecked = 0;
   let maxSeq = -1;
+  let repeated = 0;
   const staleLines = new Set<number>();
   const verdicts: string[] = [];
   const onHeader = (h: ResultsHeader) => {
@@ -188,9 +191,15 @@ async function resumeState(out: string, header: ResultsHeader, counter: SummaryC
   };
   const lines = readResultLines(out, { onHeader, onTorn: (offset) => (tornAt = offset), onEnd: (bytes) => (completeBytes = bytes) });
   for await (const { line, record } of lines) {
-    maxSeq = Math.max(maxSeq, record.seq);
     const id = inputIdentity(record as InputOrigin & { row?: number });
-    if (done.has(id)) continue;
+    // A second line for an input, or one out of input order (an edited or concatenated file): removed, so
+    // that the file stays one run in order (what merge accepts).
+    if (done.has(id) || record.seq <= maxSeq) {
+      staleLines.add(line);
+      repeated++;
+      continue;
+    }
+    maxSeq = record.seq;
     if (record.inputSize === undefined) unchecked++;
     else {
       const now = fileIdentity(identityPath(record));
@@ -208,7 +217,7 @@ async function resumeState(out: string, header: ResultsHeader, counter: SummaryC
   // A torn last line (the run was killed while writing it): cut it off; its input is scored again.
   else if (tornAt >= 0) truncateSync(out, completeBytes);
   for (const v of verdicts) counter.addVerdict(v);
-  return { done, append: true, kept, dropped: tornAt >= 0, stale: staleLines.size, unchecked, nextSeq: maxSeq + 1 };
+  return { done, append: true, kept, dropped: tornAt >= 0, stale: staleLines.size - repeated, repeated, unchecked, nextSeq: maxSeq + 1 };
 }
 
 /** Rewrites a result file without the given lines (and without a torn last line): a temp file renamed over it. */
@@ -259,11 +268,12 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
 
 async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: ResultsHeader, counter: SummaryCounter, started: number): Promise<number> {
   const info = engine.info;
-  const resumed: ResumeState = options.resume && options.out ? await resumeState(options.out, header, counter) : { done: new Set<string>(), append: false, kept: 0, dropped: false, stale: 0, unchecked: 0, nextSeq: 0 };
+  const resumed: ResumeState = options.resume && options.out ? await resumeState(options.out, header, counter) : { done: new Set<string>(), append: false, kept: 0, dropped: false, stale: 0, repeated: 0, unchecked: 0, nextSeq: 0 };
   if (options.resume && resumed.append) {
     const stale = resumed.stale ? `, ${resumed.stale} of files changed or gone removed (a changed file is scored again)` : '';
+    const repeated = resumed.repeated ? `, ${resumed.repeated} repeated or out of input order removed` : '';
     const unchecked = resumed.unchecked ? `, ${resumed.unchecked} without size and mtime (an older ood-lens wrote them) kept unchecked` : '';
-    process.stderr.write(`resuming ${options.out}: ${resumed.kept} results kept${stale}${unchecked}${resumed.dropped ? ', a torn last line dropped' : ''}\n`);
+    process.stderr.write(`resuming ${options.out}: ${resumed.kept} results kept${stale}${repeated}${unchecked}${resumed.dropped ? ', a torn last line dropped' : ''}\n`);
   }
   const base = options.manifest ? dirname(options.manifest) : options.positionals.length === 1 ? resolve(options.positionals[0]) : process.cwd();
   const writer = new ResultWriter(options.format, info, options.out, { relativeTo: base, header, append: resumed.append, manifestColumns: !!options.manifest });
