@@ -112,7 +112,11 @@ export interface PairInfo {
 }
 
 /** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */
-export type ScoreInput = { path: string; source?: ImageSource; error?: string };
+/**
+ * `fsPath`: the file's name as bytes, for a name that is not valid UTF-8 (it is read by these bytes; `path`
+ * then shows it with each invalid byte as \xNN).
+ */
+export type ScoreInput = { path: string; fsPath?: Uint8Array; source?: ImageSource; error?: string };
 
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 

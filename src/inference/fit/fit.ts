@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomicFile';
 import { OodEngine, type ImageResult, type ScoreInput } from '../engine';
 import { expandInputs } from '../io/files';
 import { idxImages, looksLikeIdx, readIdxFile } from '../io/idx';
-import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from '../pair/manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, oversizeInput, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from '../pair/manifest';
 import { resultOodScore } from '../detectors/oodDetectors';
 import type { AlphaShares, TestName } from '../../shared/rules';
 import { rejectionCheck } from '../pair/calibrationCheck';
@@ -183,6 +183,8 @@ export function readImageInput(runner: ModelRunner, role: string, hints: { layou
   const width = w ?? hints.size?.width;
   const height = h ?? hints.size?.height;
   if (!width || !height) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)} leaves its size free; pass --size WIDTHxHEIGHT`);
+  const tooLarge = oversizeInput(width, height);
+  if (tooLarge) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)}: ${tooLarge}${w && h ? '' : ' (--size)'}`);
   return { name: t.name, layout, width, height, channels: c as 1 | 3, staticBatch: b ?? undefined, shape };
 }
 

@@ -202,7 +202,7 @@ function readError(err: unknown): ImageDecodeError {
 }
 
 /** Reads an image file (regular files only, size checked first) with the same checks and messages as readCheckedSync. */
-export async function readChecked(path: string, maxFileBytes: number): Promise<Uint8Array> {
+export async function readChecked(path: string | Uint8Array, maxFileBytes: number): Promise<Uint8Array> {
   try {
     const bytes = await readBounded(path, { maxBytes: maxFileBytes });
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -215,7 +215,7 @@ export async function readChecked(path: string, maxFileBytes: number): Promise<U
  * The same read, synchronously, for worker threads that exist to do this work: one open, fstat and read
  * instead of the promise API's round trips through libuv's thread pool (12 µs against 50 µs per small file).
  */
-export function readCheckedSync(path: string, maxFileBytes: number): Uint8Array {
+export function readCheckedSync(path: string | Uint8Array, maxFileBytes: number): Uint8Array {
   try {
     const bytes = readBoundedSync(path, { maxBytes: maxFileBytes });
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -6,9 +6,9 @@ import type { Compressor } from '../detectors/complexity';
 import Ajv, { type ErrorObject } from 'ajv';
 import pairSchemaJson from '../../../schemas/ood-pair.schema.json';
 import { existsSync, statSync } from 'node:fs';
-import { confinedPath, LIMITS, readBoundedTextSync, stripBom } from '../io/boundedRead';
+import { confinedPath, LIMITS, linkedOutside, readBoundedTextSync, stripBom } from '../io/boundedRead';
 import { jsonSyntaxProblem } from '../io/jsonText';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { TestName } from '../../shared/rules';
 
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
@@ -194,6 +194,19 @@ export function pairCompressor(manifest: PairManifest): Compressor {
  */
 export const pairManifestSchema = pairSchemaJson as Record<string, unknown>;
 
+/** The largest width and height of a model's input: the schema's cap on stated sizes, applied to declared ones too. */
+export const MAX_INPUT_SIDE: number = Math.min(pairSchemaJson.definitions.width.maximum, pairSchemaJson.definitions.height.maximum);
+
+/**
+ * Why an input size a model declares (or a manifest or option states) is refused, or null: past
+ * MAX_INPUT_SIDE one probe tensor alone would take gigabytes (40000×40000 floats are 6.4 GB) and scoring
+ * would hang or crash. Checked before any tensor is made.
+ */
+export function oversizeInput(width: number, height: number): string | null {
+  if (width <= MAX_INPUT_SIDE && height <= MAX_INPUT_SIDE) return null;
+  return `${width}×${height} is larger than the ${MAX_INPUT_SIDE}×${MAX_INPUT_SIDE} OOD Lens feeds a model (one image alone would be ${((width * height * 4) / 1e9).toPrecision(2)} GB of floats per channel); export the model with the input size it was trained on, at most ${MAX_INPUT_SIDE}×${MAX_INPUT_SIDE}`;
+}
+
 export class ManifestError extends Error {
   constructor(readonly manifestPath: string, readonly problems: string[]) {
     super(`${manifestPath}: invalid pair manifest:\n  - ${problems.join('\n  - ')}`);
@@ -368,7 +381,9 @@ export function loadPairManifest(location: string, options: LoadManifestOptions 
     if (p === undefined) return;
     const full = confinedPath(dir, p);
     if (full === null) {
-      missing.push(`${field}: "${p}" points outside the pair folder; give a path relative to the folder holding ood-pair.json, inside it`);
+      const link = !p.includes('\0') ? linkedOutside(dir, resolve(dir, p)) : null;
+      const how = link && !isAbsolute(p) && !relative(dir, resolve(dir, p)).startsWith('..') ? ` (a symbolic link in it leads to ${link})` : '';
+      missing.push(`${field}: "${p}" points outside the pair folder${how}; give a path relative to the folder holding ood-pair.json, inside it`);
       return;
     }
     if (existsSync(full)) return;

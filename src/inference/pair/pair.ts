@@ -8,7 +8,7 @@ import { BoundedReadError, LIMITS, readBoundedSync } from '../io/boundedRead';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
-import { type ImageGeometry, type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair, type SharedInputSpec } from './manifest';
+import { type ImageGeometry, type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, oversizeInput, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair, type SharedInputSpec } from './manifest';
 import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from '../backends/types';
 import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from '../backends/staticBatch';
 import { type ModelImage, toTensorData } from '../image/preprocess';
@@ -273,6 +273,8 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
     const free = [width === null && 'width', height === null && 'height', channels === null && 'channels'].filter(Boolean).join(', ');
     fail(`${model}.${width === null ? 'width' : height === null ? 'height' : 'channels'}`, `${declared}, which leaves its ${free} free; give ${model}.width, ${model}.height and ${model}.channels (or input.*): the size it was trained on`);
   }
+  const tooLarge = oversizeInput(width!, height!);
+  if (tooLarge) fail(`${model}.width/${model}.height`, `${declared}: ${tooLarge}`);
   const padding = own.padding ?? shared.padding ?? 0;
   if (padding && 2 * padding >= Math.min(width!, height!)) fail(own.padding !== undefined ? `${model}.padding` : 'input.padding', `${padding} on each side leaves no room for the image in the ${model}'s ${width}×${height}; set ${model}.padding`);
   for (const key of ['mean', 'std'] as const) {
