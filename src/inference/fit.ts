@@ -24,6 +24,8 @@ import { withAnyBatch } from './backends/staticBatch';
 import { tfjsLayerNames } from './backends/tfjs';
 import { mulberry32 } from './random';
 import { untilAborted } from './abortable';
+import { checkClassifierFeed, CHECK_IMAGES, expand, type FeedCheckEvidence } from './fit/feedCheck';
+import { outFolderProblem, removeStaleStaging, STAGING_PREFIX } from './fit/outFolder';
 
 const CANCELLED = 'fit was cancelled; nothing was written';
 
@@ -88,8 +90,13 @@ export interface FitOptions {
   alpha?: number;
   provider?: ExecutionProviderSetting;
   batchSize?: number;
-  /** Replace a pair already in `out`. */
+  /** Replace a pair that `ood-lens fit` wrote in `out` (files it did not write are never touched). */
   force?: boolean;
+  /**
+   * Write the pair even though the feeding check refused it (`--force "reason"`): the reason and the check's
+   * findings are stored in the pair, and `info`, `score` and the Inspect panel warn about it.
+   */
+  forceReason?: string;
   signal?: AbortSignal;
   /** What fit read and decided, one line each, as it goes. */
   onDecision?: (line: string) => void;
@@ -99,7 +106,7 @@ export interface FitOptions {
 }
 
 export interface FitProgress {
-  phase: 'reading models' | 'listing images' | 'fitting detectors' | 'scoring' | 'writing';
+  phase: 'reading models' | 'listing images' | 'checking the classifier' | 'fitting detectors' | 'scoring' | 'writing';
   done: number;
   total: number;
 }
@@ -117,6 +124,8 @@ export interface FitResult {
   heldOutFalseAlarmRate: number;
   /** Classifier accuracy on the check part, when the data has labels (IDX labels beside the images, manifest labels). */
   heldOutAccuracy: number | null;
+  /** The feeding check run before anything was written (also in the manifest as `fit.check`). */
+  feedCheck: FeedCheckEvidence;
   /** Check images flagged out-of-distribution at alpha. */
   checkOod: number;
   /** Each detector's scores on the calibration and check parts (for histograms), with its direction. */
@@ -376,6 +385,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   };
   const alpha = options.alpha ?? 0.01;
   const out = resolve(options.out);
+  // What fit may touch in `out` is settled before anything is read: only files it wrote itself (below, with the models' names).
   if (existsSync(join(out, 'ood-pair.json')) && !options.force) throw new FitError(`${out} already holds a pair (ood-pair.json); choose another --out folder or pass --force to replace it`);
   if ((options.encoder === undefined) !== (options.decoder === undefined)) throw new FitError(`a split VAE needs both --encoder and --decoder (got only ${options.encoder ? '--encoder' : '--decoder'})`);
   if (options.vae && options.encoder) throw new FitError('give either --vae (one model) or --encoder and --decoder, not both');
@@ -397,11 +407,27 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const manifest: PairManifest = { $schema: 'https://ood-lens.dev/schemas/ood-pair.schema.json', name: options.name ?? basename(out), input: { width: 0, height: 0, channels: 1, layout: 'NCHW' }, classifier: { path: '', format: classifierFormat, outputKind: 'logits', labels: [] } };
   delete manifest.$schema; // VS Code finds the schema by file name (contributes.jsonValidation)
   let featureTrouble: string | null = 'not read';
+  /** What the feeding check needs to know about the classifier (filled in as the model is read). */
+  const classifierFeed = { inputName: '', outputName: '', outputKind: 'logits' as 'logits' | 'probabilities', classes: 0, layouts: [] as Layout[], otherOutputs: [] as { name: string; perImage: number }[] };
   let plannedDetectors: DetectorSpec[] = [];
   const sources: { role: string; path: string; format: ModelFormat; name: string }[] = [{ role: 'classifier', path: options.classifier, format: classifierFormat, name: 'classifier' }];
   try {
     const classifier = await open(options.classifier, classifierFormat);
     const input = readImageInput(classifier, 'classifier', { layout: options.layout, size: options.size });
+    // `--mean 0.5` on an RGB model means 0.5 for every channel.
+    scaling.mean = expand(scaling.mean, input.channels);
+    scaling.std = expand(scaling.std, input.channels);
+    // The other layout is tried by the feeding check when the shape allows it with the same image.
+    const sameImage = (l: Layout) => {
+      try {
+        const f = readImageInput(classifier, 'classifier', { layout: l, size: options.size });
+        return f.width === input.width && f.height === input.height && f.channels === input.channels;
+      } catch {
+        return false;
+      }
+    };
+    classifierFeed.layouts = [input.layout, ...(['NCHW', 'NHWC'] as Layout[]).filter((l) => l !== input.layout && sameImage(l))];
+    classifierFeed.inputName = input.name;
     // The shared input is the classifier's; a VAE of another size or channel count gets its own (below).
     const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
     manifest.input = { ...classifierInput };
@@ -424,6 +450,10 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     const labels = options.labels ?? Array.from({ length: classes }, (_, i) => String(i));
     if (labels.length !== classes) throw new FitError(`--labels: ${labels.length} labels given but "${outputName}" gives ${classes} values per image; give ${classes} labels, in output order`);
     const outputKind = options.outputKind ?? (rows.looksLikeProbabilities ? 'probabilities' : 'logits');
+    classifierFeed.outputName = outputName;
+    classifierFeed.outputKind = outputKind;
+    classifierFeed.classes = classes;
+    classifierFeed.otherOutputs = outputs.filter((t) => t.name !== outputName && classOut[t.name]).map((t) => ({ name: t.name, perImage: perImage(classOut[t.name], probe.length) }));
     decide_(`classifier output "${outputName}": ${classes} classes (labels ${labels.length > 12 ? `${labels.slice(0, 10).join(', ')}, …` : labels.join(', ')}${options.labels ? '' : ', the class indices'}), ${outputKind}${options.outputKind ? '' : rows.looksLikeProbabilities ? ' (every row in [0, 1] and summing to 1 on probe images)' : ' (not probabilities on probe images: softmax is applied)'}`);
     decide_(`classifier input scaling: pixels 0..255 → [${scaling.range.join(', ')}]${scaling.mean ? `, then (x − ${fmtList(scaling.mean)})` : ''}${scaling.std ? ` / ${fmtList(scaling.std)}` : ''}`);
     manifest.classifier = { path: '', format: classifierFormat, input: input.name, output: outputName, layout: input.layout, range: scaling.range, ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}), outputKind, labels };
@@ -491,6 +521,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         };
         decide_(`VAE: encoder ${encoder.source} takes "${ein.name}" ${fmt(ein.shape)} ${ein.layout} → mu "${roles.mu}", logvar "${roles.logvar}" (${latent}-d); decoder ${decoder.source} "${decoder.inputs[0].name}" → reconstruction "${recon}" (${kind})`);
       }
+      vaeScaling.mean = expand(vaeScaling.mean, vaeInput.channels);
+      vaeScaling.std = expand(vaeScaling.std, vaeInput.channels);
       Object.assign(vae, { range: vaeScaling.range, ...(vaeScaling.mean ? { mean: vaeScaling.mean } : {}), ...(vaeScaling.std ? { std: vaeScaling.std } : {}) });
       vae.layout = vaeLayout;
       manifest.vae = vae;
@@ -509,6 +541,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   }
   checkAbort();
   progress('reading models', 1, 1);
+  const planned = [...sources.map((s) => (s.format === 'onnx' ? `${s.name}.onnx` : s.name)), 'ood-pair.json', 'calibration.json', 'split.json'];
+  const outProblem = outFolderProblem(out, planned, !!options.force);
+  if (outProblem) throw new FitError(outProblem);
 
   // 2. The data and its split.
   progress('listing images', 0, 0);
@@ -537,9 +572,63 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   });
   decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ' (KNN/Mahalanobis learn from the fit part; they are calibrated on other images, since a fit image is its own nearest neighbour)'}`);
 
-  // 3. Staging: models and a draft manifest in a folder inside `out`, moved into place only at the end.
+  // 3. Is the classifier fed right? Checked on the user's own images before anything is written.
+  const classLabels = manifest.classifier.labels;
+  const labelIndex = new Map(classLabels.map((l, i) => [l, i]));
+  const classOf = (label: string | null) => (label === null ? undefined : labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < classLabels.length ? Number(label) : undefined));
+  const unmatched = new Map<string, number>();
+  for (const item of items) if (item.label !== null && classOf(item.label) === undefined) unmatched.set(item.label, (unmatched.get(item.label) ?? 0) + 1);
+  if (unmatched.size) {
+    const shown = [...unmatched].slice(0, 6).map(([l, n]) => `"${l}" (${n} image${n === 1 ? '' : 's'})`).join(', ');
+    throw new FitError(
+      `--labels: the data's labels ${shown}${unmatched.size > 6 ? ` and ${unmatched.size - 6} more` : ''} match no class of the classifier, whose output "${classifierFeed.outputName}" gives ${classLabels.length} classes (${classLabels.length > 12 ? `${classLabels.slice(0, 10).join(', ')}, …` : classLabels.join(', ')}). ` +
+        `Give --labels with the class names in output order as the data writes them (numbers are class indices), fix the data's labels, or name the output that gives one score per class with --output. Nothing was written`,
+    );
+  }
+  const classesFound = new Set(items.flatMap((i) => (i.label === null ? [] : [classOf(i.label)!])));
+  const checkOrder = [2, 1, 0].flatMap((part) => [...order].filter((i) => partOf[i] === part));
+  const labelledFirst = classesFound.size ? checkOrder.filter((i) => items[i].label !== null) : checkOrder;
+  progress('checking the classifier', 0, 1);
+  const checkRunner = await untilAborted(loadModel(resolve(options.classifier), classifierFormat, loadOptions), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
+  let feedCheck: FeedCheckEvidence;
+  try {
+    feedCheck = await checkClassifierFeed({
+      runner: withAnyBatch(checkRunner),
+      ...classifierFeed,
+      spec: { ...manifest.input, width: manifest.input.width!, height: manifest.input.height!, channels: manifest.input.channels!, layout: manifest.classifier.layout ?? manifest.input.layout },
+      given: { range: scaling.range, mean: scaling.mean, std: scaling.std, layout: manifest.classifier.layout ?? manifest.input.layout },
+      images: labelledFirst.slice(0, CHECK_IMAGES).map((i) => ({ input: items[i].input, classIndex: classOf(items[i].label) ?? null })),
+      distinctLabels: classesFound.size ? classesFound.size : null,
+      batchSize: options.batchSize,
+      signal: options.signal,
+    });
+  } finally {
+    await checkRunner.dispose();
+  }
+  checkAbort();
+  progress('checking the classifier', 1, 1);
+  const pct = (x: number | null) => (x === null ? '—' : `${(100 * x).toFixed(1)}%`);
+  decide_(
+    `feeding check on ${feedCheck.images} images${feedCheck.labelled ? ` (${feedCheck.labelled} labelled; accuracy floor ${pct(feedCheck.floor)})` : ' (no labels: checked for a degenerate output)'}: ` +
+      feedCheck.trials.map((t, i) => `${t.flags}${i === 0 ? ' (as given)' : ''} ${t.accuracy !== null ? pct(t.accuracy) : `top class ${pct(t.topClassShare)}, confidence ${pct(t.meanConfidence)}`}`).join('; ') +
+      `; batch probe: ${feedCheck.batchProbe.images} images alone vs in one batch, largest difference ${feedCheck.batchProbe.maxDifference.toExponential(1)} of the output scale`,
+  );
+  if (classesFound.size && classesFound.size !== feedCheck.classes && !feedCheck.problems.length) decide_(`the data's labels name ${classesFound.size} of the classifier's ${feedCheck.classes} classes`);
+  if (feedCheck.problems.length) {
+    if (!options.forceReason) {
+      throw new FitError(
+        `the classifier does not look fed right; nothing was written:\n  - ${feedCheck.problems.join('\n  - ')}\n` +
+          'Fix the flags above, or pass --force "why" to write the pair anyway (the reason and these findings are stored in the pair, and info, score and the Inspect panel warn about it)',
+      );
+    }
+    feedCheck.forced = options.forceReason;
+    decide_(`written anyway (--force "${options.forceReason}") over: ${feedCheck.problems.join(' | ')}`);
+  }
+
+  // 4. Staging: models and a draft manifest in a folder inside `out`, moved into place only at the end.
   mkdirSync(out, { recursive: true });
-  const staging = join(out, `.ood-lens-fit-${process.pid}-${Date.now()}`);
+  for (const name of removeStaleStaging(out)) decide_(`removed ${name}, the staging folder of a fit that did not finish`);
+  const staging = join(out, `${STAGING_PREFIX}${process.pid}-${Date.now()}`);
   mkdirSync(staging);
   let engine: OodEngine | undefined;
   try {
@@ -558,8 +647,6 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     if (withFeatures) {
       // The feature detectors learn from the fit part (labels, when every fit image has one, for Mahalanobis).
       const fitIdx = items.map((_, i) => i).filter((i) => partOf[i] === 0);
-      const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
-      const classOf = (label: string | null) => (label === null ? undefined : labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined));
       const fitLabels = fitIdx.map((i) => classOf(items[i].label));
       const fitter = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, features: true, complexity: false }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
       let fitted;
@@ -587,7 +674,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     }
     engine = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
 
-    // 4. Score the calibration and check parts (and the fit part, for detectors that learn).
+    // 5. Score the calibration and check parts (and the fit part, for detectors that learn).
     const wanted = items.map((_, i) => i).filter((i) => partOf[i] !== 0);
     const results: (ImageResult | undefined)[] = new Array(items.length);
     let done = 0;
@@ -617,14 +704,13 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     }
     decide_(`scored ${done} images in ${scoringSeconds.toFixed(1)} s (${Math.round(done / Math.max(scoringSeconds, 1e-3))} images/s)${failures.length ? `; ${failures.length} could not be scored (first: ${failures[0].path}: ${failures[0].error})` : ''}`);
 
-    // 5. Calibrate, then measure false alarms on the check part (never used for calibration).
+    // 6. Calibrate, then measure false alarms on the check part (never used for calibration).
     const calibration = calibrationOf(calibrationIdx.map((i) => results[i]!), engine, `${options.data.map((d) => basename(d)).join(', ')}: calibration part of fit's split (seed ${seed})`);
     const sorted: Calibration = { ...calibration, scores: Object.fromEntries(Object.entries(calibration.scores).map(([k, v]) => [k, v ? [...v].sort((a: number, b: number) => a - b) : v])) as unknown as CalibrationScores };
     const shares = pairShares(manifest);
     let alarms = 0;
     let correct = 0;
     let labelled = 0;
-    const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
     for (const i of checkIdx) {
       const r = results[i]!;
       const oodScores: Partial<Record<TestName, number | null>> = {};
@@ -632,7 +718,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       if (decideTests(sorted, oodScores, alpha, 'pair', shares).verdict === 'out-of-distribution') alarms++;
       const label = items[i].label;
       if (label !== null) {
-        const k = labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined);
+        const k = classOf(label);
         if (k !== undefined) {
           labelled++;
           if (r.prediction === k) correct++;
@@ -654,7 +740,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       decide_(`classifier accuracy on the held-out check part: ${(100 * heldOutAccuracy).toFixed(2)}% of ${labelled} labelled images${heldOutAccuracy < 0.5 ? ' — far below what a working classifier gets: check the input scaling (--range, --mean, --std) and the labels' : ''}`);
     }
 
-    // 6. Write the pair: models, calibration, split, manifest (each atomically), then remove the staging folder.
+    // 7. Write the pair: models, calibration, split, manifest (each atomically), then remove the staging folder.
     progress('writing', 0, 1);
     const dataBase = options.data.length === 1 && existsSync(options.data[0]) && statSync(options.data[0]).isDirectory() ? resolve(options.data[0]) : undefined;
     const split = {
@@ -688,6 +774,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       splitFile: 'split.json',
       alpha,
       heldOutFalseAlarmRate,
+      heldOutAccuracy,
+      check: feedCheck,
+      files: [...new Set([...sources.map((s) => (s.role === 'classifier' ? manifest.classifier.path : s.role === 'vae' ? manifest.vae!.path! : s.role === 'encoder' ? manifest.vae!.encoder!.path : manifest.vae!.decoder!.path).split('/')[0]), ...(manifest.features?.fit ? readdirSync(out).filter((n) => n.startsWith('features')) : []), 'calibration.json', 'split.json', 'ood-pair.json'])],
       createdAt: new Date().toISOString(),
     };
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
@@ -704,6 +793,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       alpha,
       heldOutFalseAlarmRate,
       heldOutAccuracy,
+      feedCheck,
       checkOod: alarms,
       heldOutScores,
       seconds: (performance.now() - started) / 1000,

@@ -137,8 +137,48 @@ export interface FitRecord {
   splitFile?: string;
   alpha?: number;
   heldOutFalseAlarmRate?: number;
+  /** Classifier accuracy on the held-out check part (null: the data has no labels). */
+  heldOutAccuracy?: number | null;
+  /** The feeding check fit ran before writing (fit/feedCheck.ts). */
+  check?: FitCheckRecord;
+  /** The top-level names in the pair folder that fit wrote (the only ones a later `fit --force` replaces). */
+  files?: string[];
   createdAt?: string;
 }
+
+/** What fit's feeding check found (fit/feedCheck.ts); stored as `fit.check`. */
+/** One feeding the fit check tried on the check images. */
+export interface FitCheckTrial {
+  /** The flags that give this feeding, e.g. `--range -1,1` or `--range 0,1 --mean 0.1307 --std 0.3081`. */
+  flags: string;
+  /** Top-1 accuracy on the labelled check images (null without labels). */
+  accuracy: number | null;
+  /** Share of the check images given the most frequent class. */
+  topClassShare: number;
+  /** Mean of the largest class probability. */
+  meanConfidence: number;
+}
+
+export interface FitCheckRecord {
+  /** Check images the classifier was run on (those that could be decoded). */
+  images: number;
+  /** Of them, with a label that names a class. */
+  labelled: number;
+  classes: number;
+  /** Accuracy of the feeding the pair uses (null without labels). */
+  accuracy: number | null;
+  /** The accuracy below which fit refuses: twice chance (less for two or three classes). */
+  floor: number;
+  /** The feeding the pair uses first, then the alternatives. */
+  trials: FitCheckTrial[];
+  /** Each of a few images alone against inside one batch: the largest output difference, relative to the output's scale. */
+  batchProbe: { images: number; maxDifference: number; independent: boolean };
+  /** Why fit refused (or, with --force, would have): empty when the check passed. */
+  problems: string[];
+  /** The reason given with --force, when the pair was written over these problems. */
+  forced?: string;
+}
+
 
 /** The tensor scaling a model actually gets: its own fields, else the shared input's, else the defaults. */
 export interface ResolvedScaling {
