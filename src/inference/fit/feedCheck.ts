@@ -253,7 +253,7 @@ async function probeBatchIndependence(input: FeedCheckInput, images: ModelImage[
     const alone = (await input.runner.run({ [input.inputName]: tensorOf([images[i]], input.spec, input.given) }, [input.outputName]))[input.outputName].data;
     for (let k = 0; k < per; k++) diff = Math.max(diff, Math.abs(alone[k] - together[i * per + k]));
   }
-  const maxDifference = diff / scale;
+  const maxDifference = Number.isFinite(diff / scale) ? diff / scale : 0;
   // Float differences between batch sizes (other kernels) stay around 1e-6 of the scale.
   return { images: images.length, maxDifference, independent: !(maxDifference > 1e-3) };
 }
