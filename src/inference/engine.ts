@@ -12,7 +12,7 @@ import { calibratedCount, type VerdictRule } from './calibration';
 import { checkCalibrationCanReject, countsOf } from './calibrationCheck';
 import { type Compressor, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor, pairShares, resolveIn } from './manifest';
+import { pairCompressor, pairShares, pairTrustWarning, resolveIn } from './manifest';
 import { type OodDetector, pairDetectors } from './oodDetectors';
 import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
@@ -165,6 +165,7 @@ export class OodEngine {
       alpha: this.alpha,
       rule: this.rule,
       shares: ruleShares(this.rule, pairShares(m)),
+      ...(m.fit?.check ? { fitCheck: { accuracy: m.fit.check.accuracy, floor: m.fit.check.floor, forced: m.fit.check.forced ?? null, warning: pairTrustWarning(m) } } : {}),
     };
   }
 

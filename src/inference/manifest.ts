@@ -180,6 +180,21 @@ export interface FitCheckRecord {
 }
 
 
+/**
+ * Why a pair that fit wrote should not be trusted as it is, or null: written with `--force` over the feeding
+ * check's findings, or a classifier that read fit's check images below the accuracy floor. Shown by `info`,
+ * `score` (stderr) and the Inspect panel's header.
+ */
+export function pairTrustWarning(manifest: Pick<PairManifest, 'fit'>): string | null {
+  const check = manifest.fit?.check;
+  if (!check) return null;
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const accuracy = check.accuracy !== null ? `; its classifier read ${pct(check.accuracy)} of fit's ${check.labelled} labelled check images` : '';
+  if (check.forced !== undefined) return `this pair was written with --force ("${check.forced}") over fit's feeding check: ${check.problems.join(' | ') || 'no problem recorded'}${accuracy}. Its verdicts may rest on a misfed classifier`;
+  if (check.accuracy !== null && check.accuracy < check.floor) return `this pair's classifier read only ${pct(check.accuracy)} of fit's labelled check images (floor ${pct(check.floor)}); its verdicts may rest on a misfed classifier`;
+  return null;
+}
+
 /** The tensor scaling a model actually gets: its own fields, else the shared input's, else the defaults. */
 export interface ResolvedScaling {
   layout: Layout;

@@ -75,7 +75,7 @@ describe('fitPair', () => {
       }),
       (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
     );
-    assert.deepEqual(phases, ['reading models', 'listing images', 'fitting detectors']);
+    assert.deepEqual(phases, ['reading models', 'listing images', 'checking the classifier', 'fitting detectors']);
     assert.deepEqual(readdirSync(out), []);
   });
 

@@ -8,6 +8,11 @@ import { join } from 'node:path';
 /** Staging folders inside `--out`: `.ood-lens-fit-<pid>-<time>`; never a pair (pairPicker skips them). */
 export const STAGING_PREFIX = '.ood-lens-fit-';
 
+/** True for a path inside a fit's staging folder (a draft, never a pair to offer). */
+export function isStagingPath(path: string): boolean {
+  return path.split(/[\\/]/).some((segment) => segment.startsWith(STAGING_PREFIX));
+}
+
 /** Files fit writes besides the models; `features*` are the fitted feature detectors' files. */
 export const FIT_FILES = ['ood-pair.json', 'calibration.json', 'split.json'];
 const isFeatureFile = (name: string) => name.startsWith('features');
