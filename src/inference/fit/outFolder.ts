@@ -55,7 +55,7 @@ export function outFolderProblem(out: string, planned: string[], force: boolean)
     for (const name of readdirSync(out)) if (pair.features?.fit && isFeatureFile(name)) owned.add(name);
   }
   const present = readdirSync(out);
-  const clashes = present.filter((name) => !owned.has(name) && (planned.includes(name) || FIT_FILES.includes(name) || isFeatureFile(name)));
+  const clashes = present.sort().filter((name) => !owned.has(name) && (planned.includes(name) || FIT_FILES.includes(name) || isFeatureFile(name)));
   if (!clashes.length) return null;
   return `--out ${out}: fit would replace ${clashes.map((n) => `"${n}"`).join(', ')}, which fit did not write; nothing was touched. Choose another --out folder (or move those files away)`;
 }
