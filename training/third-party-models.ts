@@ -13,6 +13,7 @@
  *    its outputs are named `decoder, encoder, encoder`.
  *  - `signed`: HuggingFace style, `pixel_values` in [−1, 1] → `logits` and a 64-value `embedding`.
  *  - `batchDependent`: BatchNorm left in training mode (features centred on the batch's own mean).
+ *  - `flatUint8`: flat [N, 784] uint8 bytes plus a `temperature` input.
  *  - `cifar`: a CIFAR-style classifier on 32×32 RGB, NHWC, ImageNet mean/std (`pixel_values` → `logits`), to be
  *    paired with the ONNX-zoo VAE on 28×28 grey: two models of different size, channels, layout and scaling.
  *
@@ -253,6 +254,32 @@ function signedClassifier(path: string): void {
   save(m, path);
 }
 
+/**
+ * What users refused to bring before issue 22, in one model: `pixels` [N, 784] of type uint8 (a flat vector of
+ * the raw bytes, as scikit-learn-style exports take) and a second input `temperature` [1] that divides the
+ * logits → `scores` [N, 10]. Fed right (`--layout flat --size 28x28 --const temperature=1`) it reads digits as
+ * well as the built-in classifier.
+ */
+function flatUint8Classifier(path: string): void {
+  const m = loadOnnx('classifier.onnx');
+  const UINT8 = onnx.TensorProto.DataType.UINT8;
+  prepend(
+    m,
+    { name: 'pixels', type: { tensorType: { elemType: UINT8, shape: { dim: [{ dimParam: 'N' }, { dimValue: 784 }] } } } },
+    [
+      node('Cast', ['pixels'], ['tp_float'], [{ name: 'to', i: FLOAT, type: onnx.AttributeProto.AttributeType.INT }]),
+      node('Div', ['tp_float', 'tp_255'], ['tp_unit_flat']),
+      node('Reshape', ['tp_unit_flat', 'tp_image_shape'], ['tp_unit']),
+      padNode('tp_unit', 'tp_image'),
+    ],
+    [floatTensor('tp_255', [], [255]), int64Tensor('tp_image_shape', [-1, 1, 28, 28]), PAD_28_TO_32],
+    'tp_image',
+  );
+  append(m, 'logits', 'tp_logits', [node('Div', ['tp_logits', 'temperature'], ['scores'])], [], valueInfo('scores', ['N', 10]));
+  m.graph!.input!.push(valueInfo('temperature', [1]));
+  save(m, path);
+}
+
 /** The built-in classifier's penultimate features (the input of fc2, 128 values). */
 const PENULTIMATE = '/Relu_2_output_0';
 
@@ -406,10 +433,12 @@ export async function makeThirdPartyModels(out: string) {
     cifar: { classifier: join(out, 'cifar', 'classifier-32x32-rgb.onnx') },
     signed: { classifier: join(out, 'signed', 'classifier-signed.onnx') },
     batchDependent: { classifier: join(out, 'batch-dependent', 'classifier-train-mode-bn.onnx') },
+    flatUint8: { classifier: join(out, 'flat-uint8', 'mlp-uint8-temperature.onnx') },
   };
-  for (const d of ['zoo', 'torchvision', 'cifar', 'signed', 'batch-dependent']) mkdirSync(join(out, d), { recursive: true });
+  for (const d of ['zoo', 'torchvision', 'cifar', 'signed', 'batch-dependent', 'flat-uint8']) mkdirSync(join(out, d), { recursive: true });
   cifarClassifier(paths.cifar.classifier);
   signedClassifier(paths.signed.classifier);
+  flatUint8Classifier(paths.flatUint8.classifier);
   await trainModeBatchNormClassifier(paths.batchDependent.classifier);
   zooClassifier(paths.zoo.classifier);
   zooVae(paths.zoo.vae);

@@ -192,7 +192,16 @@ export async function runFit(argv: string[]): Promise<number> {
   const vaeOutputs = values['vae-outputs']?.split(',').map((s) => s.trim());
   if (vaeOutputs && (vaeOutputs.length !== 3 || vaeOutputs.some((s) => !s))) throw new UsageError('--vae-outputs needs three names: RECONSTRUCTION,MU,LOGVAR');
   if (values['output-kind'] && !['logits', 'probabilities'].includes(values['output-kind'])) throw new UsageError(`--output-kind must be logits or probabilities (got "${values['output-kind']}")`);
-  if (values.layout && !['NCHW', 'NHWC'].includes(values.layout)) throw new UsageError(`--layout must be NCHW or NHWC (got "${values.layout}")`);
+  if (values.layout && !['NCHW', 'NHWC', 'flat'].includes(values.layout)) throw new UsageError(`--layout must be NCHW, NHWC or flat (got "${values.layout}")`);
+  if (values.layout === 'flat' && !values.size) throw new UsageError('--layout flat needs --size WIDTHxHEIGHT: the image size the model was trained on (e.g. --size 28x28 for 784 values)');
+  const constants: Record<string, number> = {};
+  for (const raw of values.const ?? []) {
+    const m = /^([^=]+)=(.+)$/.exec(raw);
+    const value = m ? Number(m[2].trim()) : NaN;
+    if (!m || !Number.isFinite(value)) throw new UsageError(`--const needs NAME=NUMBER, e.g. --const temperature=1 (got "${raw}")`);
+    if (m[1].trim() in constants) throw new UsageError(`--const: "${m[1].trim()}" is given twice`);
+    constants[m[1].trim()] = value;
+  }
   const size = values.size?.match(/^(\d+)x(\d+)$/i);
   if (values.size && !size) throw new UsageError(`--size must be WIDTHxHEIGHT, e.g. 28x28 (got "${values.size}")`);
   const integer = (flag: string, raw: string | undefined, min: number) => {
@@ -226,6 +235,7 @@ export async function runFit(argv: string[]): Promise<number> {
     featuresLayer: values.features,
     layout: values.layout as Layout | undefined,
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : undefined,
+    constants: Object.keys(constants).length ? constants : undefined,
     seed: integer('--seed', values.seed, 0),
     limit: integer('--limit', values.limit, 1),
     alpha,

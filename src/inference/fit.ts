@@ -78,8 +78,10 @@ export interface FitOptions {
    * last Gemm/MatMul, found in the graph). Without features, no KNN/Mahalanobis detectors are fitted.
    */
   featuresLayer?: string;
-  /** Models that leave them free: the layout and the size of the input. */
+  /** Models that leave them free: the layout and the size of the input (`flat`: [N, H·W·C] vectors, size needed). */
   layout?: Layout;
+  /** The classifier's inputs besides the image, fed this number on every run (`--const NAME=VALUE`). */
+  constants?: Record<string, number>;
   size?: { width: number; height: number };
   /** Seed of the shuffle that splits the data (default 0). */
   seed?: number;
@@ -167,16 +169,30 @@ interface ImageInputFacts {
   channels: 1 | 3;
   staticBatch?: number;
   shape: (number | null)[];
+  /** The input's element type: float32, or uint8 (fed the 8-bit pixels). */
+  dtype: string;
 }
 
 const fmt = (s: (number | null)[] | null) => (s ? `[${s.map((d) => d ?? '?').join(', ')}]` : '[unknown]');
 
 /** Reads the image input of a model: name, layout, size, channels, static batch. Refuses what it cannot tell. */
 export function readImageInput(runner: ModelRunner, role: string, hints: { layout?: Layout; size?: { width: number; height: number } } = {}): ImageInputFacts {
-  if (runner.inputs.length !== 1) throw new FitError(`${runner.source}: the ${role} has ${runner.inputs.length} inputs (${runner.inputs.map((t) => `"${t.name}" ${fmt(t.shape)}`).join(', ')}); OOD Lens feeds one image tensor`);
+  if (runner.inputs.length !== 1) {
+    const others = runner.inputs.slice(1).map((t) => `--const ${t.name}=VALUE`).join(' ');
+    throw new FitError(`${runner.source}: the ${role} has ${runner.inputs.length} inputs (${runner.inputs.map((t) => `"${t.name}" ${fmt(t.shape)}${t.dtype && t.dtype !== 'float32' ? ` ${t.dtype}` : ''}`).join(', ')}); OOD Lens feeds one image tensor: fix the others to a constant with --const NAME=VALUE (e.g. ${others || `--const ${runner.inputs[0]?.name}=VALUE`})`);
+  }
   const t = runner.inputs[0];
   const shape = t.shape;
-  if (!shape || shape.length !== 4) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" is ${fmt(shape)}; OOD Lens feeds 4-d image tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that takes flat vectors so that it takes an image`);
+  const dtype = t.dtype && t.dtype !== 'float' ? t.dtype : 'float32';
+  if (hints.layout === 'flat' || (shape && shape.length === 2)) {
+    if (!shape || shape.length !== 2) throw new FitError(`--layout flat: the ${role}'s input "${t.name}" is ${fmt(shape)}, not a flat vector per image ([batch, values]); pass --layout NCHW or --layout NHWC, or leave --layout out`);
+    if (hints.layout !== 'flat' || !hints.size) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)} takes flat vectors; pass --layout flat --size WIDTHxHEIGHT (the image size it was trained on, e.g. --size 28x28 for 784 values)`);
+    const { width, height } = hints.size;
+    const channels = shape[1] === null ? 1 : shape[1] / (width * height);
+    if (channels !== 1 && channels !== 3) throw new FitError(`--size ${width}x${height}: the ${role}'s input "${t.name}" ${fmt(shape)} has ${shape[1]} values per image, which is not ${width}×${height} grey (${width * height}) or RGB (${3 * width * height})`);
+    return { name: t.name, layout: 'flat', width, height, channels, staticBatch: shape[0] ?? undefined, shape, dtype };
+  }
+  if (!shape || shape.length !== 4) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" is ${fmt(shape)}; OOD Lens feeds 4-d image tensors ([batch, channels, height, width] or [batch, height, width, channels]) or flat vectors ([batch, values], --layout flat --size WxH)`);
   const [b, d1, d2, d3] = shape;
   const isC = (d: number | null) => d === 1 || d === 3;
   let layout: Layout | undefined = hints.layout;
@@ -191,7 +207,7 @@ export function readImageInput(runner: ModelRunner, role: string, hints: { layou
   const width = w ?? hints.size?.width;
   const height = h ?? hints.size?.height;
   if (!width || !height) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)} leaves its size free; pass --size WIDTHxHEIGHT`);
-  return { name: t.name, layout, width, height, channels: c as 1 | 3, staticBatch: b ?? undefined, shape };
+  return { name: t.name, layout, width, height, channels: c as 1 | 3, staticBatch: b ?? undefined, shape, dtype };
 }
 
 const perImage = (t: FloatTensor, n: number) => t.data.length / n;
@@ -397,10 +413,14 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const loadOptions = { provider: options.provider ?? 'auto', threads: 1 } as const;
   const classifierFormat = modelFormatOf(options.classifier);
   const opened: ModelRunner[] = [];
-  const open = async (path: string, format: ModelFormat) => {
+  const constants = options.constants && Object.keys(options.constants).length ? options.constants : undefined;
+  const open = async (path: string, format: ModelFormat, withConstants = false) => {
     checkAbort();
     // A cancel while a model loads answers at once; the model, once loaded, is released.
-    const r = await untilAborted(loadModel(resolve(path), format, loadOptions), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
+    const loading = loadModel(resolve(path), format, withConstants ? { ...loadOptions, constants } : loadOptions).catch((err: Error) => {
+      throw withConstants && constants ? new FitError(`--const: ${err.message}`) : err;
+    });
+    const r = await untilAborted(loading, options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
     opened.push(r);
     return r;
   };
@@ -408,15 +428,29 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   delete manifest.$schema; // VS Code finds the schema by file name (contributes.jsonValidation)
   let featureTrouble: string | null = 'not read';
   /** What the feeding check needs to know about the classifier (filled in as the model is read). */
-  const classifierFeed = { inputName: '', outputName: '', outputKind: 'logits' as 'logits' | 'probabilities', classes: 0, layouts: [] as Layout[], otherOutputs: [] as { name: string; perImage: number }[] };
+  const classifierFeed = { inputName: '', outputName: '', outputKind: 'logits' as 'logits' | 'probabilities', classes: 0, layouts: [] as Layout[], otherOutputs: [] as { name: string; perImage: number }[], fixedFeed: false };
   let plannedDetectors: DetectorSpec[] = [];
   const sources: { role: string; path: string; format: ModelFormat; name: string }[] = [{ role: 'classifier', path: options.classifier, format: classifierFormat, name: 'classifier' }];
   try {
-    const classifier = await open(options.classifier, classifierFormat);
+    const classifier = await open(options.classifier, classifierFormat, true);
     const input = readImageInput(classifier, 'classifier', { layout: options.layout, size: options.size });
+    if (constants) decide_(`classifier inputs fixed to a constant: ${Object.entries(constants).map(([k, v]) => `"${k}" = ${v}`).join(', ')}`);
+    if (input.dtype === 'uint8') {
+      // Fed the 8-bit pixels themselves: nothing else can be fed to it without rounding it into nonsense.
+      const given = options.scaling ?? {};
+      if ((given.range && (given.range[0] !== 0 || given.range[1] !== 255)) || given.mean || given.std) {
+        throw new FitError(`${given.range && (given.range[0] !== 0 || given.range[1] !== 255) ? '--range' : given.mean ? '--mean' : '--std'}: the classifier's input "${input.name}" is uint8 and takes the 8-bit pixels 0..255 as they are; leave out --range, --mean and --std`);
+      }
+      scaling.range = [0, 255];
+      classifierFeed.fixedFeed = true;
+      decide_(`classifier input "${input.name}" is uint8: fed the 8-bit pixels 0..255`);
+    } else if (!/^float(32)?$/.test(input.dtype)) {
+      throw new FitError(`${classifier.source}: the classifier's input "${input.name}" is ${input.dtype}; OOD Lens feeds float32 images, or the 8-bit pixels to a uint8 input`);
+    }
     // `--mean 0.5` on an RGB model means 0.5 for every channel.
     scaling.mean = expand(scaling.mean, input.channels);
     scaling.std = expand(scaling.std, input.channels);
+    perChannel(scaling, input.channels, '', 'classifier');
     // The other layout is tried by the feeding check when the shape allows it with the same image.
     const sameImage = (l: Layout) => {
       try {
@@ -426,7 +460,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         return false;
       }
     };
-    classifierFeed.layouts = [input.layout, ...(['NCHW', 'NHWC'] as Layout[]).filter((l) => l !== input.layout && sameImage(l))];
+    classifierFeed.layouts = input.layout === 'flat' ? ['flat'] : [input.layout, ...(['NCHW', 'NHWC'] as Layout[]).filter((l) => l !== input.layout && sameImage(l))];
     classifierFeed.inputName = input.name;
     // The shared input is the classifier's; a VAE of another size or channel count gets its own (below).
     const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
@@ -456,7 +490,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     classifierFeed.otherOutputs = outputs.filter((t) => t.name !== outputName && classOut[t.name]).map((t) => ({ name: t.name, perImage: perImage(classOut[t.name], probe.length) }));
     decide_(`classifier output "${outputName}": ${classes} classes (labels ${labels.length > 12 ? `${labels.slice(0, 10).join(', ')}, …` : labels.join(', ')}${options.labels ? '' : ', the class indices'}), ${outputKind}${options.outputKind ? '' : rows.looksLikeProbabilities ? ' (every row in [0, 1] and summing to 1 on probe images)' : ' (not probabilities on probe images: softmax is applied)'}`);
     decide_(`classifier input scaling: pixels 0..255 → [${scaling.range.join(', ')}]${scaling.mean ? `, then (x − ${fmtList(scaling.mean)})` : ''}${scaling.std ? ` / ${fmtList(scaling.std)}` : ''}`);
-    manifest.classifier = { path: '', format: classifierFormat, input: input.name, output: outputName, layout: input.layout, range: scaling.range, ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}), outputKind, labels };
+    manifest.classifier = { path: '', format: classifierFormat, input: input.name, output: outputName, layout: input.layout, range: scaling.range, ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}), outputKind, labels, ...(constants ? { constants } : {}) };
 
     // The VAE: output roles from shapes and names, reconstruction kind from a probe run.
     if (options.vae || options.encoder) {
@@ -523,6 +557,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       }
       vaeScaling.mean = expand(vaeScaling.mean, vaeInput.channels);
       vaeScaling.std = expand(vaeScaling.std, vaeInput.channels);
+      perChannel(vaeScaling, vaeInput.channels, 'vae-', 'VAE');
       Object.assign(vae, { range: vaeScaling.range, ...(vaeScaling.mean ? { mean: vaeScaling.mean } : {}), ...(vaeScaling.std ? { std: vaeScaling.std } : {}) });
       vae.layout = vaeLayout;
       manifest.vae = vae;
@@ -589,7 +624,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const checkOrder = [2, 1, 0].flatMap((part) => [...order].filter((i) => partOf[i] === part));
   const labelledFirst = classesFound.size ? checkOrder.filter((i) => items[i].label !== null) : checkOrder;
   progress('checking the classifier', 0, 1);
-  const checkRunner = await untilAborted(loadModel(resolve(options.classifier), classifierFormat, loadOptions), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
+  const checkRunner = await untilAborted(loadModel(resolve(options.classifier), classifierFormat, { ...loadOptions, constants }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
   let feedCheck: FeedCheckEvidence;
   try {
     feedCheck = await checkClassifierFeed({
@@ -798,10 +833,41 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       heldOutScores,
       seconds: (performance.now() - started) / 1000,
     };
+  } catch (err) {
+    // The draft pair is fit's own business: its problems are said in the user's terms (flags, the --out folder).
+    if (err instanceof Error && !(err instanceof FitError)) throw new FitError(inFitTerms(err.message, staging, out));
+    throw err;
   } finally {
     await engine?.dispose();
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/** The manifest fields fit writes from its flags. */
+const FIELD_FLAGS: [RegExp, string][] = [
+  [/\bclassifier\.range\b/g, '--range'],
+  [/\bclassifier\.mean\b/g, '--mean'],
+  [/\bclassifier\.std\b/g, '--std'],
+  [/\bclassifier\.layout\b/g, '--layout'],
+  [/\bclassifier\.labels\b/g, '--labels'],
+  [/\bclassifier\.output\b/g, '--output'],
+  [/\bclassifier\.outputKind\b/g, '--output-kind'],
+  [/\bclassifier\.constants\b/g, '--const'],
+  [/\bvae\.range\b/g, '--vae-range'],
+  [/\bvae\.mean\b/g, '--vae-mean'],
+  [/\bvae\.std\b/g, '--vae-std'],
+  [/\bvae\.outputs\b/g, '--vae-outputs'],
+  [/\bvae\.likelihood\.sigma\b/g, '--sigma'],
+  [/\bvae\.likelihood\b/g, '--likelihood'],
+  [/\b(input|classifier)\.(width|height)(\/(input|classifier)\.(width|height))?\b/g, '--size'],
+  [/\bfeatures\.layer\b/g, '--features'],
+];
+
+/** A message about the draft pair in fit's terms: the --out folder for the staging folder, flags for manifest fields. */
+export function inFitTerms(message: string, staging: string, out: string): string {
+  let text = message.split(staging).join(out);
+  for (const [field, flag] of FIELD_FLAGS) text = text.replace(field, flag);
+  return text;
 }
 
 /**
@@ -829,6 +895,14 @@ export function tooFewForAlpha(images: number, parts: { fit: number; calibration
     `so no test (shares of α: ${sharesText}) could ever flag an image — the largest share needs at least ${check.minimum} calibration images. ` +
     `Give at least ${needed} in-distribution images (a few thousand are better)${alphaWouldDo < 1 ? `, or a larger α (--alpha ${alphaWouldDo} or more; more false alarms)` : ''}. Nothing was scored or written.`
   );
+}
+
+/** --mean / --std: one value, or one per channel of the model. */
+function perChannel(s: Scaling, channels: number, prefix: string, role: string): void {
+  for (const key of ['mean', 'std'] as const) {
+    const values = s[key];
+    if (values && values.length !== channels) throw new FitError(`--${prefix}${key}: ${values.length} values given but the ${role} takes ${channels === 1 ? '1 channel (grey)' : `${channels} channels (RGB)`}; give one value${channels > 1 ? `, or ${channels}` : ''}`);
+  }
 }
 
 function describeImage(s: Pick<InputSpec, 'width' | 'height' | 'channels'>): string {

@@ -12,7 +12,8 @@ import { dirname, join, resolve } from 'node:path';
 import type { TestName } from './rules';
 
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
-export type Layout = 'NCHW' | 'NHWC';
+/** `flat`: [batch, channels·height·width], the NCHW image flattened (a model that takes vectors). */
+export type Layout = 'NCHW' | 'NHWC' | 'flat';
 export type ResizeFit = 'fill' | 'contain' | 'cover';
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
 
@@ -73,6 +74,8 @@ export interface ClassifierSpec extends TensorScaling, ImageGeometry {
   output?: string;
   outputKind: 'logits' | 'probabilities';
   labels: string[];
+  /** Inputs besides the image, fed this number on every run (fit's `--const NAME=VALUE`). */
+  constants?: Record<string, number>;
 }
 
 export interface LikelihoodSpec {

@@ -11,7 +11,8 @@ import { type Calibration, readCalibration } from './calibration';
 import { type ImageGeometry, type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair, type SharedInputSpec } from './manifest';
 import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './backends/types';
 import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from './backends/staticBatch';
-import { type ModelImage, toTensorData } from './preprocess';
+import { withConstants } from './backends/constantInputs';
+import { type ModelImage, tensorDims, toTensorData } from './preprocess';
 import { type FeatureFit, readFeatureFit } from './features/featureFit';
 
 /** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
@@ -21,12 +22,20 @@ export function builtInPairDir(name = 'mnist'): string {
 }
 
 export async function loadModel(path: string, format: ModelFormat, options: LoadOptions, bytes?: Uint8Array): Promise<ModelRunner> {
+  let runner: ModelRunner;
   if (format === 'onnx') {
     const { loadOnnx } = await import('./backends/onnx');
-    return loadOnnx(path, options, bytes);
+    runner = await loadOnnx(path, options, bytes);
+  } else {
+    const { loadTfjs } = await import('./backends/tfjs');
+    runner = await loadTfjs(path, format, options);
   }
-  const { loadTfjs } = await import('./backends/tfjs');
-  return loadTfjs(path, format, options);
+  try {
+    return withConstants(runner, options.constants);
+  } catch (err) {
+    await runner.dispose();
+    throw err;
+  }
 }
 
 /** A pair that does not fit its model files: `field` is the manifest field to change, the message says how. */
@@ -119,8 +128,8 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
   };
   const opened: ModelRunner[] = [];
   const staticBatch: LoadedPair['staticBatch'] = {};
-  const open = async (p: string, format: ModelFormat, key: keyof LoadedPair['staticBatch']) => {
-    const raw = await loadModel(resolveIn(resolved, p), format, options);
+  const open = async (p: string, format: ModelFormat, key: keyof LoadedPair['staticBatch'], constants?: Record<string, number>) => {
+    const raw = await loadModel(resolveIn(resolved, p), format, { ...options, constants });
     opened.push(raw);
     staticBatch[key] = declaredStaticBatch(raw);
     return withAnyBatch(raw);
@@ -151,13 +160,13 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
     let classifier: ModelRunner;
     let featureName: string | undefined;
     if (wantFeatures) {
-      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, options);
+      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, { ...options, constants: m.classifier.constants });
       opened.push(loaded.runner);
       staticBatch.classifier = declaredStaticBatch(loaded.runner);
       classifier = withAnyBatch(loaded.runner);
       featureName = loaded.features;
     } else {
-      classifier = await open(m.classifier.path, m.classifier.format, 'classifier');
+      classifier = await open(m.classifier.path, m.classifier.format, 'classifier', m.classifier.constants);
     }
     const labels = m.classifier.labels.length;
     const names: LoadedPair['names'] = {
@@ -229,7 +238,15 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
   const declaredInputs = runner instanceof StaticBatchRunner ? runner.declaredInputs : runner.inputs;
   const shape = declaredInputs.find((t) => t.name === name)?.shape ?? null;
   const declared = `${runner.source} declares input "${name}" as ${shape ? fmtShape(shape) : '(no shape)'}`;
-  if (shape && shape.length !== 4) fail(`${role}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that flattens its input (e.g. [batch, 784]) so that it takes an image`);
+  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
+  const dtype = declaredInputs.find((t) => t.name === name)?.dtype;
+  // A uint8 input is fed the 8-bit pixels themselves: any other scaling would be rounded into nonsense.
+  if (dtype === 'uint8' && (scaling.range[0] !== 0 || scaling.range[1] !== 255 || scaling.mean || scaling.std)) {
+    fail(`${model}.range`, `${declared} of type uint8: it takes the 8-bit pixels, so its range must be [0, 255] with no mean or std; set ${model}.range to [0, 255] and remove ${model}.mean / ${model}.std`);
+  }
+  if (layout === 'flat') return flatModelInput(shared, own, shape, declared, scaling, model, fail);
+  if (shape && shape.length === 2) fail(layoutField, `${declared}, a flat vector per image; set ${layoutField} to "flat" and give ${model}.width, ${model}.height and ${model}.channels (or input.*): the image size it was trained on`);
+  if (shape && shape.length !== 4) fail(`${role}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]) or flat vectors ([batch, channels·height·width], layout "flat")`);
   const asLayout = (l: Layout) => (!shape ? { ch: null, h: null, w: null } : l === 'NCHW' ? { ch: shape[1], h: shape[2], w: shape[3] } : { ch: shape[3], h: shape[1], w: shape[2] });
   // What the manifest states for this model, and in which field.
   const stated = {
@@ -244,7 +261,6 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
     return ok(d.ch, stated.channels) && ok(d.h, stated.height) && ok(d.w, stated.width) && (d.ch === null || d.ch === 1 || d.ch === 3);
   };
   const other: Layout = layout === 'NCHW' ? 'NHWC' : 'NCHW';
-  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
   if (shape && !fits(layout) && fits(other)) fail(layoutField, `${declared}, which is ${other}, but the manifest feeds it ${layout}; set ${layoutField} to "${other}"`);
   const d = asLayout(layout);
   if (d.ch !== null && d.ch !== 1 && d.ch !== 3) fail(layoutField, `${declared}: ${d.ch} channels in ${layout}; OOD Lens feeds 1 (grey) or 3 (RGB) channels — check ${layoutField}`);
@@ -282,6 +298,29 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
   return { ...decoding, ...scaling, width: width!, height: height!, channels: channels as 1 | 3, padding };
 }
 
+/**
+ * A model that takes flat vectors ([batch, channels·height·width], layout "flat"): the image size cannot be read
+ * from the shape, so width and height must be stated; channels are stated or follow from the vector length.
+ */
+function flatModelInput(shared: SharedInputSpec, own: ImageGeometry, shape: (number | null)[] | null, declared: string, scaling: ResolvedScaling, model: 'classifier' | 'vae', fail: (field: string, problem: string) => never): InputSpec {
+  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
+  if (shape && shape.length !== 2) fail(layoutField, `${declared}, not a flat vector per image ([batch, values]); set ${layoutField} to "NCHW" or "NHWC"`);
+  const width = own.width ?? shared.width;
+  const height = own.height ?? shared.height;
+  if (width === undefined || height === undefined) fail(`${model}.width`, `${declared} as flat vectors (layout "flat"): give ${model}.width and ${model}.height (or input.*), the image size it was trained on`);
+  const length = shape?.[1] ?? null;
+  const channels = own.channels ?? shared.channels ?? (length !== null ? length / (width! * height!) : undefined);
+  if (channels !== 1 && channels !== 3) fail(`${model}.channels`, `${declared}: ${length ?? '?'} values per image are not ${width}×${height} grey (${width! * height!}) or RGB (${3 * width! * height!}); check ${model}.width / ${model}.height`);
+  if (length !== null && length !== width! * height! * channels!) fail(`${model}.width`, `${declared}: ${length} values per image, but ${width}×${height}×${channels} is ${width! * height! * channels!}; give the size it was trained on`);
+  const padding = own.padding ?? shared.padding ?? 0;
+  for (const key of ['mean', 'std'] as const) {
+    const values = scaling[key];
+    if (values && values.length !== channels) fail(`${model}.${key}`, `has ${values.length} value(s) but the ${model} takes ${channels} channel(s) (${declared}); give one value per channel`);
+  }
+  const { width: _w, height: _h, channels: _c, padding: _p, ...decoding } = shared;
+  return { ...decoding, ...scaling, width: width!, height: height!, channels: channels as 1 | 3, padding };
+}
+
 /** Two fixed images (mid grey, and a seeded noise pattern) at the pair's input size. */
 export function probeImages(spec: InputSpec): ModelImage[] {
   const size = spec.width * spec.height * spec.channels;
@@ -298,7 +337,7 @@ export function probeTensor(images: ModelImage[], spec: InputSpec, scaling: Reso
   const size = width * height * channels;
   const data = new Float32Array(images.length * size);
   images.forEach((img, i) => toTensorData(img, { ...spec, ...scaling }, scaling.layout, data, i * size));
-  return { data, dims: scaling.layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels] };
+  return { data, dims: tensorDims(scaling.layout, images.length, channels, height, width) };
 }
 
 /** Per-row facts about a classifier output, used to tell logits from probabilities. */

@@ -10,7 +10,7 @@
  */
 import type { FloatTensor, ModelRunner } from '../backends/types';
 import type { FitCheckRecord, FitCheckTrial, InputSpec, Layout } from '../manifest';
-import { type ModelImage, readChecked, toModelImage, toTensorData } from '../preprocess';
+import { type ModelImage, readChecked, tensorDims, toModelImage, toTensorData } from '../preprocess';
 import { argmax, softmax } from '../scores';
 import type { ScoreInput } from '../engineTypes';
 
@@ -100,6 +100,8 @@ export interface FeedCheckInput {
   images: { input: ScoreInput; classIndex: number | null }[];
   /** Other outputs of the model with their values per image, to name one when the class count disagrees. */
   otherOutputs: { name: string; perImage: number }[];
+  /** The feeding cannot vary (a uint8 input takes the 8-bit pixels): no alternatives are tried. */
+  fixedFeed?: boolean;
   /** Distinct labels in the whole data (null without labels). */
   distinctLabels: number | null;
   batchSize?: number;
@@ -124,7 +126,7 @@ function tensorOf(images: ModelImage[], spec: InputSpec, s: FeedSetting): FloatT
   const data = new Float32Array(images.length * size);
   const scaled = { ...spec, range: s.range, mean: expand(s.mean, spec.channels), std: expand(s.std, spec.channels) };
   images.forEach((img, i) => toTensorData(img, scaled, s.layout, data, i * size));
-  return { data, dims: s.layout === 'NCHW' ? [images.length, spec.channels, spec.height, spec.width] : [images.length, spec.height, spec.width, spec.channels] };
+  return { data, dims: tensorDims(s.layout, images.length, spec.channels, spec.height, spec.width) };
 }
 
 /** One value for every channel (the CLI's `--mean 0.5` on an RGB model). */
@@ -182,7 +184,7 @@ export async function checkClassifierFeed(input: FeedCheckInput): Promise<FeedCh
   const givenFlags = feedFlags(input.given, withLayout);
   const floor = accuracyFloor(input.classes);
   const trials: FeedTrial[] = [trial(input, await outputs(input, images, input.given), labels, givenFlags)];
-  for (const alt of feedAlternatives(input.given, input.spec.channels, input.layouts)) {
+  for (const alt of input.fixedFeed ? [] : feedAlternatives(input.given, input.spec.channels, input.layouts)) {
     trials.push(trial(input, await outputs(input, images, alt), labels, feedFlags(alt, withLayout)));
   }
   const given = trials[0];
