@@ -159,7 +159,7 @@ describe('fit refuses a misfed classifier, naming the fix', () => {
   test('without labels, a degenerate output (one class for most images) is refused with the likely fix', async () => {
     const dir = join(work, 'pngs');
     mkdirSync(dir);
-    const { idxImages, readIdxFile } = await import('../../src/inference/idx');
+    const { idxImages, readIdxFile } = await import('../../src/inference/io/idx');
     const idx = idxImages(readIdxFile(data), data);
     const sharp = (await import('sharp')).default;
     for (let i = 0; i < 200; i++) await sharp(Buffer.from(idx.image(i)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(join(dir, `${String(i).padStart(3, '0')}.png`));

@@ -9,9 +9,9 @@
  * stored in the pair (`fit.check`) so that `info`, `score` and the Inspect panel can warn later.
  */
 import type { FloatTensor, ModelRunner } from '../backends/types';
-import type { FitCheckRecord, FitCheckTrial, InputSpec, Layout } from '../manifest';
-import { type ModelImage, readChecked, tensorDims, toModelImage, toTensorData } from '../preprocess';
-import { argmax, softmax } from '../scores';
+import type { FitCheckRecord, FitCheckTrial, InputSpec, Layout } from '../pair/manifest';
+import { type ModelImage, readChecked, tensorDims, toModelImage, toTensorData } from '../image/preprocess';
+import { argmax, softmax } from '../detectors/scores';
 import type { ScoreInput } from '../engineTypes';
 
 /** How the 8-bit pixels become the tensor: the fields of `--range`, `--mean`, `--std`, `--layout`. */

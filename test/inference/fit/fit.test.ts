@@ -1,0 +1,155 @@
+/** The fit engine (src/inference/fit.ts) as the VS Code Create Pair flow calls it: progress, cancel, the split. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { defaultDetectors, FitError, type FitProgress, fitPair, seededPermutation, splitSizes, tooFewForAlpha } from '../../../src/inference/fit/fit';
+import { tooSmallProblem } from '../../../src/inference/pair/calibrationCheck';
+import { tempDir } from '../../helpers';
+import { isStagingPath, removeStaleStaging, STAGING_PREFIX } from '../../../src/inference/fit/outFolder';
+import { thirdPartyModels, writeMnistIdx } from '../../thirdParty';
+
+test('the split: seeded, a permutation, check part 10% up to 2,000, fit part only when a detector learns', () => {
+  const p = seededPermutation(1000, 7);
+  assert.equal(new Set(p).size, 1000);
+  assert.deepEqual(seededPermutation(1000, 7), p);
+  assert.notDeepEqual(seededPermutation(1000, 8), p);
+  assert.deepEqual(splitSizes(1000, { needsFitPart: false }), { fit: 0, calibration: 900, check: 100 });
+  assert.deepEqual(splitSizes(60000, { needsFitPart: false }), { fit: 0, calibration: 58000, check: 2000 });
+  assert.deepEqual(splitSizes(1000, { needsFitPart: true }), { fit: 450, calibration: 450, check: 100 });
+});
+
+test('too few images: refused exactly where the load-time calibration check would refuse the pair, naming what would do', () => {
+  for (const options of [{ vae: true, features: true, logits: true }, { vae: false, features: true, logits: true }, { vae: false, features: false, logits: false }]) {
+    const detectors = defaultDetectors(options);
+    const shares = Object.fromEntries(detectors.map((d) => [d.test, d.share]));
+    for (const alpha of [0.01, 0.05]) {
+      const split = { needsFitPart: options.features };
+      let refusedUpTo = 0;
+      for (let n = 5; n <= 1500; n++) {
+        const parts = splitSizes(n, split);
+        const problem = tooFewForAlpha(n, parts, detectors, alpha, split);
+        // The pair fit would write with this calibration part: calibrationCheck's verdict must agree.
+        const atLoad = tooSmallProblem(Object.fromEntries(detectors.map((d) => [d.test, parts.calibration])), 'pair', alpha, shares);
+        assert.equal(problem === null, atLoad === null, `n = ${n}, α = ${alpha}, ${JSON.stringify(options)}`);
+        if (problem) {
+          refusedUpTo = n;
+          const needed = Number(/Give at least (\d+) in-distribution images/.exec(problem)![1]);
+          // The number it names is the first that fits, and the α it names would do with this data.
+          assert.equal(tooFewForAlpha(needed, splitSizes(needed, split), detectors, alpha, split), null, problem);
+          assert.ok(tooFewForAlpha(needed - 1, splitSizes(needed - 1, split), detectors, alpha, split) !== null, problem);
+          const larger = /--alpha ([\d.]+) or more/.exec(problem);
+          if (larger) assert.equal(tooFewForAlpha(n, parts, detectors, Number(larger[1]), split), null, problem);
+        }
+      }
+      assert.ok(refusedUpTo > 0, `nothing refused at α = ${alpha}`);
+    }
+  }
+  // The figures of the Create Pair test (400 images, classifier-only with features): 180 calibration images, 200 needed.
+  const detectors = defaultDetectors({ vae: false, features: true, logits: true });
+  assert.match(tooFewForAlpha(400, splitSizes(400, { needsFitPart: true }), detectors, 0.01, { needsFitPart: true })!, /calibration 180, check 40.*at least 200 calibration images\. Give at least 443 in-distribution images.*--alpha 0\.0111 or more/);
+});
+
+describe('fitPair', () => {
+  let models: Awaited<ReturnType<typeof thirdPartyModels>>;
+  let data: string;
+  before(async () => {
+    models = await thirdPartyModels();
+    data = writeMnistIdx(tempDir('fit-data-'), 'd', 0, 800).images;
+  });
+
+  test('reports progress by phase, and a cancel leaves nothing behind', async () => {
+    const out = tempDir('fit-cancel-');
+    const controller = new AbortController();
+    const phases: FitProgress['phase'][] = [];
+    await assert.rejects(
+      fitPair({
+        classifier: models.zoo.classifier,
+        data: [data],
+        out,
+        scaling: { range: [0, 255] },
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (phases.at(-1) !== p.phase) phases.push(p.phase);
+          if (p.phase === 'fitting detectors') controller.abort();
+        },
+      }),
+      (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
+    );
+    assert.deepEqual(phases, ['reading models', 'listing images', 'checking the classifier', 'fitting detectors']);
+    assert.deepEqual(readdirSync(out), []);
+  });
+
+  test('returns what it decided, the held-out figures and the scores for histograms', async () => {
+    const out = tempDir('fit-ok-');
+    const lines: string[] = [];
+    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, onDecision: (l) => lines.push(l) });
+    assert.deepEqual(result.parts, { fit: 0, calibration: 720, check: 80 });
+    assert.equal(result.manifest.classifier.outputKind, 'probabilities');
+    assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
+    assert.equal(result.heldOutFalseAlarmRate, result.checkOod / 80);
+    // A TF.js classifier without --features: MSP alone (a softmax output has no energy).
+    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 720, 80]]);
+    assert.deepEqual(result.manifest.detectors, [{ test: 'confidence', share: 1 }]);
+    assert.deepEqual(lines, result.decisions);
+    assert.ok(existsSync(join(out, 'classifier', 'model.json')) && existsSync(join(out, 'classifier', 'weights.bin')));
+    assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);
+  });
+});
+
+describe('the --out folder: fit touches only files it wrote (issue 22, audit items 1 and 11)', () => {
+  let models: Awaited<ReturnType<typeof thirdPartyModels>>;
+  let data: string;
+  before(async () => {
+    models = await thirdPartyModels();
+    data = writeMnistIdx(tempDir('fit-out-data-'), 'd', 0, 500).images;
+  });
+
+  test("a folder without a pair: the user's classifier/ and calibration.json are refused by name and left as they were", async () => {
+    const out = tempDir('fit-foreign-');
+    mkdirSync(join(out, 'classifier'));
+    writeFileSync(join(out, 'classifier', 'notes.txt'), 'mine');
+    writeFileSync(join(out, 'calibration.json'), '{"mine": true}');
+    for (const force of [false, true]) {
+      await assert.rejects(
+        fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force, forceReason: force ? 'even so' : undefined }),
+        (err: Error) => err instanceof FitError && /--out .*: fit would replace "calibration\.json", "classifier", which fit did not write; nothing was touched/.test(err.message),
+      );
+    }
+    assert.equal(readFileSync(join(out, 'classifier', 'notes.txt'), 'utf8'), 'mine');
+    assert.equal(readFileSync(join(out, 'calibration.json'), 'utf8'), '{"mine": true}');
+    assert.deepEqual(readdirSync(out).sort(), ['calibration.json', 'classifier']);
+  });
+
+  test('--force replaces a pair fit wrote (its files recorded), but not one written by hand', async () => {
+    const out = tempDir('fit-again-');
+    const first = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out });
+    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'ood-pair.json', 'split.json']);
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out }), /already holds a pair \(ood-pair\.json\); choose another --out folder or pass --force/);
+    const second = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force: true, seed: 3 });
+    assert.equal(second.manifest.fit!.seed, 3);
+    const manual = tempDir('fit-manual-');
+    writeFileSync(join(manual, 'ood-pair.json'), JSON.stringify({ name: 'by hand', input: {}, classifier: { path: 'c.onnx', format: 'onnx', outputKind: 'logits', labels: ['a', 'b'] } }));
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out: manual, force: true }), /its ood-pair\.json was not written by ood-lens fit, and --force replaces only pairs fit wrote/);
+  });
+
+  test("a killed fit's staging folder is removed on the next run and is never a pair to offer", async () => {
+    const out = tempDir('fit-stale-');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // a process that has ended
+    const stale = join(out, `${STAGING_PREFIX}${dead}-1`);
+    mkdirSync(stale);
+    writeFileSync(join(stale, 'ood-pair.json'), '{}');
+    assert.equal(isStagingPath(join(stale, 'ood-pair.json')), true);
+    assert.equal(isStagingPath(join(out, 'ood-pair.json')), false);
+    const lines: string[] = [];
+    await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, onDecision: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => l.includes(`removed ${STAGING_PREFIX}${dead}-1, the staging folder of a fit that did not finish`)), lines.join('\n'));
+    assert.equal(existsSync(stale), false);
+    // A running fit's staging folder (this process) is left alone.
+    const live = join(out, `${STAGING_PREFIX}${process.pid}-1`);
+    mkdirSync(live);
+    assert.deepEqual(removeStaleStaging(out), []);
+    assert.equal(existsSync(live), true);
+  });
+});
