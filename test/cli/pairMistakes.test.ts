@@ -203,3 +203,51 @@ describe('fit refuses a misfed classifier, naming the fix', () => {
     assert.match(r.stdout, /Examples:\n  ood-lens fit --classifier/);
   });
 });
+
+/** Issue 22: what fit used to refuse (flat vectors, uint8 bytes, a second input) is fed through adapters. */
+describe('fit adapters: --layout flat, uint8 inputs, --const', () => {
+  let models: Awaited<ReturnType<typeof thirdPartyModels>>;
+  let data: string;
+  let later: { images: string; labels: Uint8Array };
+  let work: string;
+  before(async () => {
+    models = await thirdPartyModels();
+    work = tempDir('adapters-');
+    data = writeMnistIdx(join(work, 'data'), 'fit', 0, 600).images;
+    later = writeMnistIdx(join(work, 'data'), 'later', 9000, 200);
+  });
+
+  test('a flat [N, 784] uint8 model with a temperature input: each missing flag is named, then fit and score work', () => {
+    const model = models.flatUint8.classifier;
+    const out = join(work, 'mlp');
+    const noConst = cli('fit', '--classifier', model, '--data', data, '--out', out);
+    assert.equal(noConst.code, 1);
+    assert.match(noConst.stderr, /the classifier has 2 inputs \("pixels" \[\?, 784\] uint8, "temperature" \[1\]\); .*--const temperature=VALUE/);
+    const noFlat = cli('fit', '--classifier', model, '--const', 'temperature=1', '--data', data, '--out', out);
+    assert.equal(noFlat.code, 1);
+    assert.match(noFlat.stderr, /takes flat vectors; pass --layout flat --size WIDTHxHEIGHT/);
+    const scaled = cli('fit', '--classifier', model, '--const', 'temperature=1', '--layout', 'flat', '--size', '28x28', '--range', '-1,1', '--data', data, '--out', out);
+    assert.equal(scaled.code, 1);
+    assert.match(scaled.stderr, /--range: the classifier's input "pixels" is uint8 and takes the 8-bit pixels 0\.\.255 as they are/);
+    const r = cli('fit', '--classifier', model, '--const', 'temperature=1', '--layout', 'flat', '--size', '28x28', '--data', data, '--out', out, '--alpha', '0.05');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /classifier input "pixels" is uint8: fed the 8-bit pixels 0\.\.255/);
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.deepEqual([manifest.classifier.layout, manifest.classifier.range, manifest.classifier.constants], ['flat', [0, 255], { temperature: 1 }]);
+    const score = cli('score', later.images, '--pair', out, '--format', 'json');
+    assert.equal(score.code, 0, score.stderr);
+    const results = JSON.parse(score.stdout).results as { prediction: number }[];
+    const accuracy = results.filter((x, i) => x.prediction === later.labels[i]).length / results.length;
+    assert.ok(accuracy > 0.97, String(accuracy));
+  });
+
+  test('flags, not manifest fields: --mean with three values on a grey model, a --const the model lacks', () => {
+    const grey = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--mean', '0.5,0.5,0.5', '--data', data, '--out', join(work, 'x'));
+    assert.equal(grey.code, 1);
+    assert.match(grey.stderr, /--mean: 3 values given but the classifier takes 1 channel \(grey\); give one value/);
+    const wrongConst = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--const', 'tau=2', '--data', data, '--out', join(work, 'y'));
+    assert.equal(wrongConst.code, 1);
+    assert.match(wrongConst.stderr, /--const: .*has no input named "tau" to fix to a constant \(inputs: "Input3"\)/);
+    assert.doesNotMatch(grey.stderr + wrongConst.stderr, /classifier\.(mean|constants)|\.ood-lens-fit-/);
+  });
+});

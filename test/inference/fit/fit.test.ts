@@ -153,3 +153,12 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
     assert.equal(existsSync(live), true);
   });
 });
+
+test("fit's errors about its draft pair name the flag and the --out folder, not the manifest field or the staging folder", async () => {
+  const { inFitTerms } = await import('../../../src/inference/fit/fit');
+  const staging = '/data/pair/.ood-lens-fit-123-4';
+  assert.equal(
+    inFitTerms(`${staging}/ood-pair.json: classifier.mean has 3 value(s); set input.width/input.height to 28, vae.range too`, staging, '/data/pair'),
+    '/data/pair/ood-pair.json: --mean has 3 value(s); set --size to 28, --vae-range too',
+  );
+});
