@@ -675,6 +675,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       else if (s.role === 'encoder') manifest.vae!.encoder!.path = rel;
       else manifest.vae!.decoder!.path = rel;
     }
+    // A pair forced over the check is loaded as such from the start (the load-time batch probe defers to it).
+    if (feedCheck.forced !== undefined) manifest.fit = { data: options.data.join(', '), images: items.length, seed, parts, check: feedCheck };
     // The draft goes through the same validation as any manifest (schema + field relations).
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
     writeFileAtomic(join(staging, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');

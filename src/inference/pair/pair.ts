@@ -389,6 +389,22 @@ async function probePair(pair: LoadedPair, fail: (field: string, problem: string
   if (!Number.isInteger(rows.perRow) || rows.perRow < 2) fail('classifier.output', `"${pair.names.classifierOutput}" gives ${out.data.length} values for ${n} images; it needs one score per class per image`);
   if (rows.perRow !== c.labels.length) fail('classifier.labels', `lists ${c.labels.length} labels but "${pair.names.classifierOutput}" of ${pair.classifier.source} gives ${rows.perRow} values per image; list ${rows.perRow} labels, in output order`);
   if (!rows.finite) fail('classifier', `${pair.classifier.source} gives non-finite outputs on a probe image; the model or its input scaling (classifier.range/mean/std) is broken`);
+  // A classifier whose answer for an image depends on the rest of its batch (BatchNorm or Dropout left in
+  // training mode) would give one image two verdicts: each probe image alone must give what it gave in the pair.
+  // A pair written with `fit --force` over fit's own batch probe is loaded as forced (info, score and the panel warn).
+  const forcedOverBatch = m.fit?.check?.forced !== undefined && m.fit.check.batchProbe.independent === false;
+  for (let i = 0; i < (forcedOverBatch ? 0 : n); i++) {
+    const alone = (await run(pair.classifier, 'classifier', { [pair.names.classifierInput]: probeTensor([images[i]], pair.inputs.classifier, pair.scaling.classifier) }, [pair.names.classifierOutput]))[pair.names.classifierOutput].data;
+    let scale = 1e-6;
+    let diff = 0;
+    for (let k = 0; k < rows.perRow; k++) {
+      scale = Math.max(scale, Math.abs(out.data[i * rows.perRow + k]));
+      diff = Math.max(diff, Math.abs(alone[k] - out.data[i * rows.perRow + k]));
+    }
+    if (diff / scale > 1e-3) {
+      fail('classifier', `${pair.classifier.source} answers a probe image differently alone than inside a batch of ${n} (outputs differ by up to ${(100 * diff / scale).toFixed(1)}% of their scale): its output depends on the other images in the batch, so one image could get two verdicts. A BatchNorm or Dropout layer left in training mode is the usual cause: export the model in inference mode (PyTorch: model.eval() before torch.onnx.export)`);
+    }
+  }
   if (c.outputKind === 'probabilities' && !rows.looksLikeProbabilities) {
     fail('classifier.outputKind', `is "probabilities" but "${pair.names.classifierOutput}" does not hold probabilities (on probe images its values run from ${round(rows.min)} to ${round(rows.max)} and rows sum to ${rows.sums.map(round).join(', ')}); set "logits"`);
   }

@@ -93,6 +93,14 @@ describe('the pair is checked when it loads, with the field and the fix', () => 
     assert.match(noConstant.message, /has no input named "tau" to fix to a constant/);
   });
 
+  test('a classifier whose output depends on its batch (BatchNorm in training mode) is refused at load, naming the cause', async () => {
+    const manifest = { name: 'bn', input: { width: 28, height: 28, channels: 1, layout: 'NCHW' }, classifier: { path: 'classifier-train-mode-bn.onnx', format: 'onnx', outputKind: 'logits', labels: LABELS } };
+    const err = await loadError(pairDir(manifest, [m.batchDependent.classifier]));
+    assert.ok(err instanceof PairCheckError);
+    assert.equal(err.field, 'classifier');
+    assert.match(err.message, /answers a probe image differently alone than inside a batch of 2 .*BatchNorm or Dropout layer left in training mode/);
+  });
+
   test('outputKind "probabilities" on a logits model', async () => {
     const err = await loadError(pairDir(zooManifest((x) => (x.classifier.outputKind = 'probabilities')), [m.zoo.classifier, m.zoo.vae]));
     assert.ok(err instanceof PairCheckError);
