@@ -274,6 +274,7 @@ async function askFolder(modelPath: string): Promise<{ out: string; force: boole
 const PHASE_TEXT: Record<string, string> = {
   'reading models': 'reading the models…',
   'listing images': 'finding the images…',
+  'checking the classifier': 'checking that the classifier is fed right (the usual scalings, one image alone vs in a batch)…',
   'fitting detectors': 'fitting the feature detectors (KNN, Mahalanobis)…',
   writing: 'writing the pair…',
 };
