@@ -33,7 +33,7 @@ Usage:
   ood-lens info [--pair DIR]
 
 Options of score, calibrate, eval and info:
-  --batch-size N   images per model run (default 64). Models with a fixed batch size need no flag: OOD Lens
+  --batch-size N   images per model run (default: by input size, 64 for small images, 16 for 224×224 RGB). Models with a fixed batch size need no flag: OOD Lens
                    runs them in chunks of their own size.
   --threads N      onnxruntime threads per model (default: the engine's choice).
 

@@ -13,6 +13,7 @@ export interface EngineOptions {
   provider?: ExecutionProviderSetting;
   alpha?: number;
   rule?: VerdictRule;
+  /** Images a model run; unset or 0: chosen by the models' input size (engine.ts `defaultBatchSize`). */
   batchSize?: number;
   /** onnxruntime intra-op threads per model (0 = runtime default). */
   threads?: number;

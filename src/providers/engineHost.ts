@@ -237,13 +237,13 @@ export class EngineHost implements EngineService {
     const provider = c.get<string>('executionProvider', 'auto');
     const rule = c.get<string>('verdictRule', 'pair');
     const alpha = c.get<number>('alpha', 0.01);
-    const batchSize = Math.round(c.get<number>('batchSize', 64));
+    const batchSize = Math.round(c.get<number>('batchSize', 0));
     const config: EngineConfig = {
       pair: this.pairFromSettings(c, notify),
       provider: provider === 'cpu' || provider === 'cuda' ? provider : 'auto',
       alpha: Number.isFinite(alpha) && alpha > 0 && alpha < 1 ? alpha : 0.01,
       rule: (VERDICT_RULES as string[]).includes(rule) ? (rule as VerdictRule) : 'pair',
-      batchSize: Number.isFinite(batchSize) ? Math.min(4096, Math.max(1, batchSize)) : 64,
+      batchSize: Number.isFinite(batchSize) ? Math.min(4096, Math.max(0, batchSize)) : 0, // 0: by the models' input size
     };
     if (config.pair === undefined) delete config.pair;
     return config;
