@@ -74,7 +74,7 @@ The split and the run:
   --limit N            use only the first N images.
   --alpha A            false-alarm level the held-out check measures (default 0.01).
   --provider P         auto, cpu or cuda (default auto).
-  --batch-size N       images per model run (default 64).
+  --batch-size N       images per model run (default: by input size, 64 for small images, 16 for 224×224 RGB).
   --force ["REASON"]   replace a pair that fit wrote in --out; with a reason, also write the pair when the
                        feeding check refuses it. The reason is stored in the pair, and info, score and the
                        Inspect panel warn about it. e.g. --force "labels are coarse super-classes"
