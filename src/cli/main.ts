@@ -61,7 +61,9 @@ async function runInfo(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: COMMON_OPTIONS });
   if (values.help) return usage(0);
   const engine = await OodEngine.create(engineOptions(values));
-  process.stdout.write(JSON.stringify(engine.info, null, 2) + '\n');
+  const info = engine.info;
+  process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+  if (info.fitCheck?.warning) process.stderr.write(`ood-lens: warning: ${terminalText(info.fitCheck.warning, true)}\n`);
   await engine.dispose();
   return 0;
 }

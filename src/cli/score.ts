@@ -242,6 +242,8 @@ async function rewriteWithout(path: string, skip: Set<number>): Promise<void> {
 
 export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Promise<number> {
   const info = engine.info;
+  // A pair written over fit's feeding check (or reading its check images badly): said before any verdict.
+  if (info.fitCheck?.warning) process.stderr.write(`ood-lens: warning: ${terminalText(info.fitCheck.warning, true)}\n`);
   const started = Date.now();
   const counter = new SummaryCounter();
   const fingerprints = pairFingerprints(info.manifestPath);

@@ -12,7 +12,7 @@ import { calibratedCount, type VerdictRule } from './pair/calibration';
 import { checkCalibrationCanReject, countsOf } from './pair/calibrationCheck';
 import { type Compressor, loadCompressor } from './detectors/complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor, pairShares, resolveIn } from './pair/manifest';
+import { pairCompressor, pairShares, pairTrustWarning, resolveIn } from './pair/manifest';
 import { type OodDetector, pairDetectors } from './detectors/oodDetectors';
 import { ruleShares } from '../shared/rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair/pair';
@@ -181,6 +181,7 @@ export class OodEngine {
       alpha: this.alpha,
       rule: this.rule,
       shares: ruleShares(this.rule, pairShares(m)),
+      ...(m.fit?.check ? { fitCheck: { accuracy: m.fit.check.accuracy, floor: m.fit.check.floor, forced: m.fit.check.forced ?? null, warning: pairTrustWarning(m) } } : {}),
     };
   }
 

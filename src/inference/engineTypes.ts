@@ -109,6 +109,11 @@ export interface PairInfo {
   rule: VerdictRule;
   /** Each test's share of α under the rule (the pair's detector list for `pair`). */
   shares?: AlphaShares;
+  /**
+   * What fit's feeding check found when it wrote this pair (absent for pairs made by hand): the classifier's
+   * accuracy on fit's check images, the `--force` reason, and a warning when the pair should not be trusted.
+   */
+  fitCheck?: { accuracy: number | null; floor: number; forced: string | null; warning: string | null };
 }
 
 /** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */

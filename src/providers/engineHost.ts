@@ -15,6 +15,7 @@ import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
 import { showPairError } from '../services/docs';
 import type { EngineService, ScoreProgress } from '../services/engineService';
+import type { Layout } from '../inference/pair/manifest';
 import { PairSettingError, resolvePairSetting } from './pairPath';
 import { VERDICT_RULES, type VerdictRule } from '../shared/rules';
 
@@ -118,7 +119,7 @@ export class EngineHost implements EngineService {
     return run;
   }
 
-  inspectModel(path: string, options: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {}): Promise<ModelFacts> {
+  inspectModel(path: string, options: { layout?: Layout; size?: { width: number; height: number }; constants?: Record<string, number> } = {}): Promise<ModelFacts> {
     return this.client.inspectModel(path, { ...options, provider: 'cpu' });
   }
 

@@ -4,7 +4,7 @@
  */
 import { BoundedReadError, readBounded, readBoundedSync } from '../io/boundedRead';
 import sharp, { type ResizeOptions, type Sharp } from 'sharp';
-import type { InputSpec } from '../pair/manifest';
+import type { InputSpec, Layout } from '../pair/manifest';
 import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
@@ -163,7 +163,7 @@ export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
  * The float tensor data for one image in the model's layout (without the batch dimension):
  * value = ((pixel/255) * (hi - lo) + lo - mean[c]) / std[c].
  */
-export function toTensorData(image: ModelImage, spec: InputSpec, layout: 'NCHW' | 'NHWC', out?: Float32Array, offset = 0): Float32Array {
+export function toTensorData(image: ModelImage, spec: InputSpec, layout: Layout, out?: Float32Array, offset = 0): Float32Array {
   const { width, height, channels, pixels } = image;
   const size = width * height * channels;
   const target = out ?? new Float32Array(size);
@@ -175,7 +175,8 @@ export function toTensorData(image: ModelImage, spec: InputSpec, layout: 'NCHW' 
     const std = spec.std?.[c] ?? 1;
     const a = (hi - lo) / 255 / std;
     const b = (lo - (spec.mean?.[c] ?? 0)) / std;
-    if (layout === 'NCHW') {
+    // `flat` is the NCHW image flattened: the same order.
+    if (layout !== 'NHWC') {
       const base = offset + c * plane;
       for (let p = 0, q = c; p < plane; p++, q += channels) target[base + p] = pixels[q] * a + b;
     } else {
@@ -183,6 +184,11 @@ export function toTensorData(image: ModelImage, spec: InputSpec, layout: 'NCHW' 
     }
   }
   return target;
+}
+
+/** A batch's tensor dimensions in a layout (`flat`: the NCHW image as one vector per image). */
+export function tensorDims(layout: Layout, n: number, channels: number, height: number, width: number): number[] {
+  return layout === 'NCHW' ? [n, channels, height, width] : layout === 'NHWC' ? [n, height, width, channels] : [n, channels * height * width];
 }
 
 /** Pixels in [0, 1], channel-planar (C×H×W): the target of the VAE's likelihood. */
