@@ -9,7 +9,8 @@
 import { existsSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
-import type { VaeSpec } from '../inference/pair/manifest';
+import type { Layout, VaeSpec } from '../inference/pair/manifest';
+import type { Scaling } from '../inference/fit/fit';
 import type { ModelFacts } from '../inference/fit/modelInspection';
 import type { FitReport } from '../shared/fitReport';
 import { falseAlarmSentence } from '../shared/fitReport';
@@ -351,6 +352,7 @@ async function askFolder(modelPath: string, memory: AnswerMemory): Promise<{ out
 const PHASE_TEXT: Record<string, string> = {
   'reading models': 'reading the models…',
   'listing images': 'finding the images…',
+  'checking the classifier': 'checking that the classifier is fed right (the usual scalings, one image alone vs in a batch)…',
   'fitting detectors': 'fitting the feature detectors (KNN, Mahalanobis)…',
   writing: 'writing the pair…',
 };
@@ -392,7 +394,7 @@ async function runFit(services: Services, answers: CreatePairAnswers): Promise<F
   });
 }
 
-type Dimensions = { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } };
+type Dimensions = { layout?: Layout; size?: { width: number; height: number } };
 
 /**
  * Where the model file leaves the layout or the size open, asks for them (then the model is read again). The
@@ -404,7 +406,10 @@ async function askOpenDimensions(facts: ModelFacts, sample: DataSample, memory: 
   const shape = input?.shape?.map((d) => d ?? '?').join(', ');
   const last = memory.get();
   const given: Dimensions = {};
-  if (facts.imageNeeds.includes('layout') && only !== 'size') {
+  if (facts.imageNeeds.includes('layout') && input?.shape?.length === 2) {
+    // Flat vectors: fed the image flattened (layout "flat"); only the size it was made from is asked.
+    given.layout = 'flat';
+  } else if (facts.imageNeeds.includes('layout') && only !== 'size') {
     given.layout = await choose<'NCHW' | 'NHWC'>(step(2, 'input layout'), `The input "${input?.name}" [${shape}] does not say where its channels are`, [
       { label: 'NCHW', description: 'channels first — PyTorch, most ONNX exports', value: 'NCHW' },
       { label: 'NHWC', description: 'channels last — TensorFlow / Keras', value: 'NHWC' },
@@ -493,15 +498,36 @@ function removeLeftovers(top: string | undefined, out: string, log: vscode.LogOu
   }
 }
 
+/** The numbers a model's inputs besides the image are fed on every run (fit's --const NAME=VALUE). */
+async function askConstants(facts: ModelFacts): Promise<Record<string, number>> {
+  const constants: Record<string, number> = {};
+  for (const t of facts.extraInputs ?? []) {
+    const text = await ask({
+      title: step(1, `input "${t.name}"`),
+      prompt: `${basename(facts.path)} has an input "${t.name}" [${t.shape?.map((d) => d ?? '?').join(', ') ?? ''}] ${t.dtype} besides the image: the number to feed it on every run`,
+      placeHolder: '1',
+      validateInput: (v) => (v.trim() && Number.isFinite(Number(v.trim())) ? null : 'a number, e.g. 1'),
+    });
+    constants[t.name] = Number(text.trim());
+  }
+  return constants;
+}
+
 export async function createPairFlow(services: Services, host: EngineHost, uri?: vscode.Uri, onClassifier?: (path: string) => void): Promise<void> {
   if (!services.isTrusted()) return showTrustNeeded('Creating a pair from your own model');
   const classifier = await classifierPath(uri);
   onClassifier?.(classifier);
   const memory = new AnswerMemory(services.context.workspaceState, classifier);
   const modelName = basename(classifier);
+  let constants: Record<string, number> | undefined;
   const read = (options?: Dimensions) =>
-    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${modelName}…` }, () => services.engine.inspectModel(classifier, options));
+    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${modelName}…` }, () => services.engine.inspectModel(classifier, { ...options, constants }));
   let facts = await read();
+  if (!facts.image && facts.extraInputs?.length) {
+    // Inputs besides the image (a temperature): each fixed to a number, then the model is read again.
+    constants = await askConstants(facts);
+    facts = await read();
+  }
   // The images first: their size is the default where the model leaves it open, and is checked against a fixed one.
   const data = await askData(memory);
   const sample = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'OOD Lens: reading a sample of the images…' }, () => services.engine.sampleData([data]));
@@ -522,24 +548,37 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
     facts = withClassOutput(facts, name);
   }
   await showFacts(facts, services, sample);
-  let scaling = await askScaling(facts.image!.channels, modelName, memory);
+  // A uint8 input takes the 8-bit pixels as they are: there is no scaling to choose.
+  const uint8 = facts.image!.dtype === 'uint8';
+  let scaling: Scaling = uint8 ? { range: [0, 255] } : await askScaling(facts.image!.channels, modelName, memory);
   services.log.info(`Create Pair: classifier input scaling ${describeScaling(scaling)}`);
   const labels = await askLabels(facts.classOutput!.classes, memory);
 
   // The preview: one image as the model will see it, before anything is fitted or written.
   const preview = new PreviewPanel(services);
   try {
-    for (;;) {
-      const shown = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: running ${modelName} on ${basename(sample.first)}…` }, () =>
-        services.engine.preview({ classifier, image: sample.first!, scaling, ...dimensions, output: facts.classOutput!.name, outputKind: facts.classOutput!.kind, labels }),
-      );
+    // A model fed more than the image (constants) or a flat vector is not previewed: fit's own checks still run.
+    const previewable = !constants && dimensions.layout !== 'flat';
+    if (!previewable) services.log.info('Create Pair: no preview for a model with inputs besides the image or a flat input');
+    for (; previewable; ) {
+      let shown: PreviewResult;
+      try {
+        shown = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: running ${modelName} on ${basename(sample.first)}…` }, () =>
+          services.engine.preview({ classifier, image: sample.first!, scaling, ...dimensions, output: facts.classOutput!.name, outputKind: facts.classOutput!.kind, labels }),
+        );
+      } catch (err) {
+        // The preview is a look before fitting, not a gate: fit reads and checks the model again.
+        services.log.warn(`Create Pair: the preview of ${sample.first} could not be made: ${(err as Error).message}`);
+        void vscode.window.showWarningMessage(`OOD Lens: the preview could not be made (${oneLineOf((err as Error).message)}); the fit checks the model itself.`);
+        break;
+      }
       const sizeWarning = shown.source ? sizeConflict({ width: shown.width, height: shown.height }, { sampled: 1, sizes: [{ ...shown.source, count: 1 }] }) : null;
       preview.show(shown, { modelName, scaling, sizeWarning, labels });
       services.log.info(`Create Pair: preview of ${sample.first}: model input ${shown.width}×${shown.height}, values ${shown.tensorRange.join('..')}, predicted ${shown.label} (${(100 * shown.msp).toFixed(1)}%)`);
       const next = await choose<'fit' | 'size' | 'scaling'>(step(5, 'preview'), `${basename(sample.first)} as ${modelName} sees it: predicted ${shown.label} (${(100 * shown.msp).toFixed(1)}%). Does the picture look right?`, [
         { label: '$(arrow-right) Looks right: continue', description: 'choose the VAE and the pair folder next', value: 'fit' },
         ...(sizeOpen ? [{ label: '$(screen-full) Change the size…', description: `now ${shown.width}×${shown.height} (width × height)`, value: 'size' as const }] : []),
-        { label: '$(symbol-numeric) Change the scaling…', description: `now ${scalingWords(scaling)}`, value: 'scaling' },
+        ...(uint8 ? [] : [{ label: '$(symbol-numeric) Change the scaling…', description: `now ${scalingWords(scaling)}`, value: 'scaling' as const }]),
       ]);
       if (next === 'fit') break;
       if (next === 'size') {
@@ -555,7 +594,7 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
   const { vae, likelihood } = await askVae(memory);
   const { out, force } = await askFolder(classifier, memory);
   const use = await askUse(basename(out), memory);
-  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions };
+  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions, ...(constants ? { constants } : {}) };
   // What fit makes (the folder and any missing parents) is removed again if it fails: nothing is left behind.
   const made = firstMissingFolder(out, existsSync);
   let report: FitReport | undefined;

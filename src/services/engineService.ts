@@ -4,6 +4,7 @@
  */
 import type * as vscode from 'vscode';
 import type { DataSample, EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, PreviewRequest, PreviewResult, ScoreManySummary } from '../shared/engineProtocol';
+import type { Layout } from '../inference/pair/manifest';
 
 export interface ScoreProgress {
   done: number;
@@ -29,7 +30,7 @@ export interface EngineService extends vscode.Disposable {
    */
   pairIdentity(): Promise<string>;
   /** What a classifier file declares (read in the worker). */
-  inspectModel(path: string, options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }): Promise<ModelFacts>;
+  inspectModel(path: string, options?: { layout?: Layout; size?: { width: number; height: number }; constants?: Record<string, number> }): Promise<ModelFacts>;
   /** The sizes of a sample of Create Pair's data (read in the worker). */
   sampleData(data: string[]): Promise<DataSample>;
   /** One image as the classifier will see it with Create Pair's answers, and its prediction. */
