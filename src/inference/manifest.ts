@@ -107,6 +107,27 @@ export interface VaeSpec extends TensorScaling, ImageGeometry {
   /** Posterior samples for the sampled ELBO and the importance-weighted bound (needs encoder+decoder). */
   samples?: number;
   seed?: number;
+  /** Written by `ood-lens fit` when it trained this VAE (fit/vaeTraining.ts). */
+  training?: VaeTrainingRecord;
+}
+
+export interface VaeTrainingRecord {
+  /** The TensorFlow.js runtime that trained it. */
+  engine: string;
+  architecture: string;
+  seed: number;
+  epochs: number;
+  plannedEpochs?: number;
+  stoppedBy?: string;
+  trainImages: number;
+  heldOutImages: number;
+  /** Mean negative ELBO per training image (nats), per epoch. */
+  lossCurve: number[];
+  /** Mean ELBO (nats) of the held-out fit images at z = μ. */
+  heldOutElbo: number;
+  heldOutBitsPerDim?: number;
+  seconds: number;
+  imagesPerSecond: number;
 }
 
 export interface PairManifest {
