@@ -6,12 +6,13 @@ import { FitError, type FitOptions, fitPair, type ManifestReader, type Scaling }
 import type { Layout } from '../inference/manifest';
 import { UsageError } from './options';
 
-export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model>]
+export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model> | --no-vae]
                --data <folder | idx | manifest> --out <dir>
                [--range LO,HI] [--mean M[,M,M]] [--std S[,S,S]] [--labels a,b,…]
                [--vae-range LO,HI] [--vae-mean M[,M,M]] [--vae-std S[,S,S]]
                [--likelihood bernoulli|continuous-bernoulli|gaussian|discretized-logistic] [--sigma S]
                [--vae-outputs RECON,MU,LOGVAR] [--output NAME] [--output-kind logits|probabilities]
+               [--vae-epochs N] [--vae-time-limit SECONDS]
                [--features LAYER] [--layout NCHW|NHWC] [--size WxH] [--name NAME] [--seed N] [--limit N] [--alpha A] [--force]`;
 
 function numbers(flag: string, raw: string | undefined, count?: number[]): number[] | undefined {
@@ -46,6 +47,9 @@ export async function runFit(argv: string[]): Promise<number> {
     options: {
       classifier: { type: 'string' },
       vae: { type: 'string' },
+      'no-vae': { type: 'boolean' },
+      'vae-epochs': { type: 'string' },
+      'vae-time-limit': { type: 'string' },
       encoder: { type: 'string' },
       decoder: { type: 'string' },
       data: { type: 'string', multiple: true },
@@ -106,11 +110,17 @@ export async function runFit(argv: string[]): Promise<number> {
   const labels = values.labels?.split(',').map((s) => s.trim());
   if (labels && (labels.length < 2 || labels.some((l) => !l))) throw new UsageError('--labels needs at least two non-empty class names separated by commas');
 
+  if (values['no-vae'] && (values.vae || values.encoder || values.decoder)) throw new UsageError('--no-vae: give either --no-vae (a classifier-only pair) or a VAE (--vae, --encoder/--decoder), not both');
+  const vaeTimeLimit = values['vae-time-limit'] === undefined ? undefined : Number(values['vae-time-limit']);
+  if (vaeTimeLimit !== undefined && !(vaeTimeLimit > 0)) throw new UsageError(`--vae-time-limit must be a number of seconds above 0 (got "${values['vae-time-limit']}")`);
   const options: FitOptions = {
     classifier: values.classifier,
     vae: values.vae,
     encoder: values.encoder,
     decoder: values.decoder,
+    trainVae: !values['no-vae'],
+    vaeEpochs: integer('--vae-epochs', values['vae-epochs'], 1),
+    vaeTimeLimit,
     data: values.data,
     out: values.out,
     scaling: scalingFrom('', values),
@@ -146,6 +156,15 @@ export async function runFit(argv: string[]): Promise<number> {
       onProgress: (p) => {
         // Counted phases (fitting, scoring) at most once a second and at their end; the others once each.
         const now = Date.now();
+        if (p.phase === 'training VAE' && p.vae) {
+          if (now - lastProgress > 2000 || p.done === p.total) {
+            lastProgress = now;
+            const left = p.vae.secondsLeft;
+            process.stderr.write(`fit: training VAE: epoch ${p.vae.epoch} of ${p.vae.epochs}, loss ${p.vae.loss.toFixed(2)} nats, ${Math.round((100 * p.done) / p.total)}%, about ${left < 90 ? `${Math.round(left)} s` : `${Math.round(left / 60)} min`} left\n`);
+          }
+          lastPhase = p.phase;
+          return;
+        }
         const counted = p.phase === 'scoring' || p.phase === 'fitting detectors';
         if (counted ? p.total > 0 && (now - lastProgress > 1000 || p.done === p.total) : p.phase !== lastPhase) {
           lastProgress = now;

@@ -24,6 +24,8 @@ import { withAnyBatch } from './backends/staticBatch';
 import { tfjsLayerNames } from './backends/tfjs';
 import { mulberry32 } from './random';
 import { untilAborted } from './abortable';
+import { readChecked, toModelImage, toUnitPlanar } from './preprocess';
+import { defaultVaeEpochs, nominalImagesPerSecond, trainVae, VaeTrainingCancelled, vaeImageSize, vaeOnnxModels, VAE_MAX_SIDE } from './fit/vaeTraining';
 
 const CANCELLED = 'fit was cancelled; nothing was written';
 
@@ -48,6 +50,15 @@ export interface FitOptions {
   /** Split VAE: encoder (image → mu, logvar) and decoder (z → reconstruction). */
   encoder?: string;
   decoder?: string;
+  /**
+   * Without a VAE of the user's, fit trains one on the fit part (default true; `--no-vae`: false, a
+   * classifier-only pair). See fit/vaeTraining.ts.
+   */
+  trainVae?: boolean;
+  /** Epochs of the trained VAE (default: from the data size, about 5 minutes at the WebAssembly backend's speed). */
+  vaeEpochs?: number;
+  /** Stop training the VAE after the epoch that passes this many seconds (then the VAE depends on the machine's speed). */
+  vaeTimeLimit?: number;
   /** In-distribution images: folders, IDX files or dataset manifests (.csv, .tsv, .jsonl, .txt). */
   data: string[];
   /**
@@ -99,9 +110,11 @@ export interface FitOptions {
 }
 
 export interface FitProgress {
-  phase: 'reading models' | 'listing images' | 'fitting detectors' | 'scoring' | 'writing';
+  phase: 'reading models' | 'listing images' | 'training VAE' | 'fitting detectors' | 'scoring' | 'writing';
   done: number;
   total: number;
+  /** training VAE: the epoch, the mean loss (negative ELBO, nats per image) so far in it, and the time left. */
+  vae?: { epoch: number; epochs: number; loss: number; secondsLeft: number };
 }
 
 export interface FitResult {
@@ -398,6 +411,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   delete manifest.$schema; // VS Code finds the schema by file name (contributes.jsonValidation)
   let featureTrouble: string | null = 'not read';
   let plannedDetectors: DetectorSpec[] = [];
+  /** The VAE fit trains (the user gave none): its image, set once the classifier is read. */
+  let vaeToTrain: InputSpec | undefined;
   const sources: { role: string; path: string; format: ModelFormat; name: string }[] = [{ role: 'classifier', path: options.classifier, format: classifierFormat, name: 'classifier' }];
   try {
     const classifier = await open(options.classifier, classifierFormat);
@@ -495,12 +510,16 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       vae.layout = vaeLayout;
       manifest.vae = vae;
       decide_(`VAE input scaling: pixels 0..255 → [${vaeScaling.range.join(', ')}]${vaeScaling.mean ? `, then (x − ${fmtList(vaeScaling.mean)})` : ''}${vaeScaling.std ? ` / ${fmtList(vaeScaling.std)}` : ''}; ${likelihood.type} likelihood${likelihood.type === 'gaussian' ? ` (σ = ${likelihood.sigma})` : ''} on pixels in [0, 1]`);
+    } else if (options.trainVae !== false) {
+      const size = vaeImageSize(input.width, input.height);
+      vaeToTrain = { width: size.width, height: size.height, channels: input.channels, layout: 'NCHW', range: [0, 1] };
+      decide_(`VAE: none given, so fit trains one on the fit part (--no-vae: a classifier-only pair): an MLP on ${describeImage(vaeToTrain)} images (the classifier's ${input.width}×${input.height} ${size.width === input.width && size.height === input.height ? 'as it is' : `scaled to at most ${VAE_MAX_SIDE} px on the long side`}), Bernoulli likelihood on pixels in [0, 1]`);
     } else {
-      decide_('no VAE: a classifier-only pair');
+      decide_('no VAE: a classifier-only pair (--no-vae)');
     }
     featureTrouble = featuresProblem(resolve(options.classifier), classifierFormat, options.featuresLayer);
     if (featureTrouble === null && options.featuresLayer) manifest.features = { layer: options.featuresLayer };
-    plannedDetectors = defaultDetectors({ vae: !!manifest.vae, features: featureTrouble === null, logits: manifest.classifier.outputKind === 'logits' });
+    plannedDetectors = defaultDetectors({ vae: !!manifest.vae || !!vaeToTrain, features: featureTrouble === null, logits: manifest.classifier.outputKind === 'logits' });
     // The feature tests enter the manifest with their fit (a knn detector without features.fit is invalid).
     if (featureTrouble !== null) manifest.detectors = plannedDetectors;
     decide_(`detectors (share of α): ${plannedDetectors.map((d) => `${d.test} ${d.share}`).join(', ')}${featureTrouble === null ? ` — KNN and Mahalanobis on the classifier's features (${options.featuresLayer ? `layer "${options.featuresLayer}"` : 'the input of its last Gemm/MatMul'})` : ` — no feature detectors: ${featureTrouble}`}`);
@@ -519,29 +538,32 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   // IDX images carry their size in the header: resized to each model's input like any image, never read as
   // if they were the model's size. Said when they differ, so that a surprise (a 64×64 set for a 28×28 model) shows.
   const nativeSizes = new Set(items.flatMap((i) => (i.input.source && 'width' in i.input.source ? [`${i.input.source.width}×${i.input.source.height}`] : [])));
-  const geometries: { width?: number; height?: number }[] = manifest.vae ? [manifest.input, manifest.vae] : [manifest.input];
+  const geometries: { width?: number; height?: number }[] = manifest.vae ? [manifest.input, manifest.vae] : vaeToTrain ? [manifest.input, vaeToTrain] : [manifest.input];
   const modelSizes = [...new Set(geometries.map((x) => `${x.width ?? manifest.input.width}×${x.height ?? manifest.input.height}`))];
   const odd = [...nativeSizes].filter((sz) => !modelSizes.includes(sz) || modelSizes.length > 1);
   if (odd.length) decide_(`data: IDX images of ${[...nativeSizes].join(', ')} grey; each is resized to each model's input (${modelSizes.join(' and ')}) as any image file would be`);
   const withFeatures = featureTrouble === null;
-  const parts = splitSizes(items.length, { needsFitPart: withFeatures, checkShare: options.checkShare });
+  const needsFitPart = withFeatures || !!vaeToTrain;
+  const parts = splitSizes(items.length, { needsFitPart, checkShare: options.checkShare });
   if (parts.calibration < 20) throw new FitError(`--data: ${items.length} images found; calibration needs at least 20 held-out images after the check part (a few thousand are better)`);
   // Before any scoring: a calibration part too small for any test to fire at α would be written, then refused
   // at load (calibrationCheck.ts, the same rule) — every image would be "in-distribution".
-  const tooFew = tooFewForAlpha(items.length, parts, plannedDetectors, alpha, { needsFitPart: withFeatures, checkShare: options.checkShare });
+  const tooFew = tooFewForAlpha(items.length, parts, plannedDetectors, alpha, { needsFitPart, checkShare: options.checkShare });
   if (tooFew) throw new FitError(tooFew);
   const order = seededPermutation(items.length, seed);
   const partOf = new Uint8Array(items.length); // 0 fit, 1 calibration, 2 check
   order.forEach((itemIndex, rank) => {
     partOf[itemIndex] = rank < parts.fit ? 0 : rank < parts.fit + parts.calibration ? 1 : 2;
   });
-  decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ' (KNN/Mahalanobis learn from the fit part; they are calibrated on other images, since a fit image is its own nearest neighbour)'}`);
+  decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ` (${[vaeToTrain ? 'the VAE is trained' : '', withFeatures ? 'KNN/Mahalanobis are fitted' : ''].filter(Boolean).join(' and ')} on the fit part and calibrated on other images${withFeatures ? ', since a fit image is its own nearest neighbour' : ''})`}`);
 
   // 3. Staging: models and a draft manifest in a folder inside `out`, moved into place only at the end.
   mkdirSync(out, { recursive: true });
   const staging = join(out, `.ood-lens-fit-${process.pid}-${Date.now()}`);
   mkdirSync(staging);
   let engine: OodEngine | undefined;
+  /** Files fit made in the staging folder (the trained VAE), moved into `out` with the rest. */
+  const generated: string[] = [];
   try {
     for (const s of sources) {
       const rel = copyModel(s.path, s.format, staging, s.name);
@@ -553,8 +575,73 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     // The draft goes through the same validation as any manifest (schema + field relations).
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
     writeFileAtomic(join(staging, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');
-    const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: manifest.vae ? [0] : [], msp: [0] } };
+    const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: manifest.vae || vaeToTrain ? [0] : [], msp: [0] } };
     const engineOptions = { provider: options.provider, batchSize: options.batchSize, calibration: placeholder, alpha, onNotice: options.onNotice };
+    if (vaeToTrain) {
+      const spec: InputSpec = { ...manifest.input, ...vaeToTrain };
+      const fitIdx = items.map((_, i) => i).filter((i) => partOf[i] === 0);
+      const pixels = spec.width * spec.height * spec.channels;
+      const data = new Float32Array(fitIdx.length * pixels);
+      let count = 0;
+      const unreadable: string[] = [];
+      for (const i of fitIdx) {
+        checkAbort();
+        const input = items[i].input;
+        try {
+          const source = input.source ?? (await readChecked(input.path, 256 * 1024 * 1024));
+          toUnitPlanar(await toModelImage(source, spec), data, count * pixels);
+          count++;
+        } catch (err) {
+          unreadable.push(`${input.path}: ${(err as Error).message}`);
+        }
+      }
+      const trainImages = count - Math.max(1, Math.round(count * 0.1));
+      const epochs = options.vaeEpochs ?? defaultVaeEpochs(trainImages, pixels);
+      const estimate = (epochs * trainImages) / nominalImagesPerSecond(pixels);
+      decide_(`training the VAE on ${count} fit-part images (${trainImages} to train, the rest to measure its held-out ELBO), ${epochs} epochs${options.vaeEpochs ? ' (--vae-epochs)' : ' (from the data size)'}: about ${formatDuration(estimate)} at ${Math.round(nominalImagesPerSecond(pixels))} images/s${unreadable.length ? `; ${unreadable.length} images could not be read (first: ${unreadable[0]})` : ''}`);
+      progress('training VAE', 0, epochs * trainImages);
+      let trained;
+      try {
+        trained = await trainVae({
+          data: data.subarray(0, count * pixels),
+          count,
+          pixels,
+          seed,
+          epochs,
+          timeLimitSeconds: options.vaeTimeLimit,
+          provider: options.provider,
+          signal: options.signal,
+          onProgress: (p) => options.onProgress?.({ phase: 'training VAE', done: p.images, total: p.totalImages, vae: { epoch: p.epoch, epochs: p.epochs, loss: p.loss, secondsLeft: p.secondsLeft } }),
+        });
+      } catch (err) {
+        if (err instanceof VaeTrainingCancelled) throw new FitError(CANCELLED);
+        throw new FitError(`training the VAE failed: ${(err as Error).message}`);
+      }
+      const graphs = vaeOnnxModels(trained.weights, spec);
+      writeFileAtomic(join(staging, 'vae.onnx'), graphs.vae);
+      writeFileAtomic(join(staging, 'vae-encoder.onnx'), graphs.encoder);
+      writeFileAtomic(join(staging, 'vae-decoder.onnx'), graphs.decoder);
+      generated.push('vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx');
+      const sameImage = spec.width === manifest.input.width && spec.height === manifest.input.height && spec.channels === manifest.input.channels;
+      manifest.vae = {
+        path: 'vae.onnx',
+        format: 'onnx',
+        input: 'image',
+        outputs: { reconstruction: 'reconstruction_logits', mu: 'mu', logvar: 'logvar' },
+        reconstructionKind: 'logits',
+        likelihood: { type: 'bernoulli' },
+        layout: 'NCHW',
+        range: [0, 1],
+        ...(sameImage ? {} : { width: spec.width, height: spec.height, channels: spec.channels }),
+        encoder: { path: 'vae-encoder.onnx', format: 'onnx', input: 'image', outputs: { mu: 'mu', logvar: 'logvar' } },
+        decoder: { path: 'vae-decoder.onnx', format: 'onnx', input: 'z', output: 'reconstruction_logits' },
+        training: trained.record,
+      };
+      parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
+      writeFileAtomic(join(staging, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');
+      const r = trained.record;
+      decide_(`trained the VAE: ${r.epochs} epochs in ${formatDuration(r.seconds)} (${r.imagesPerSecond} images/s, ${r.engine}); loss ${r.lossCurve[0]} → ${r.lossCurve.at(-1)} nats; held-out ELBO ${r.heldOutElbo} nats (${r.heldOutBitsPerDim} bits/dim)${r.stoppedBy ? `; stopped by the ${r.stoppedBy} (planned ${r.plannedEpochs} epochs)` : ''} → vae.onnx, vae-encoder.onnx, vae-decoder.onnx`);
+    }
     if (withFeatures) {
       // The feature detectors learn from the fit part (labels, when every fit image has one, for Mahalanobis).
       const fitIdx = items.map((_, i) => i).filter((i) => partOf[i] === 0);
@@ -674,6 +761,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       rmSync(join(out, top), { recursive: true, force: true });
       renameSync(join(staging, top), join(out, top));
     }
+    for (const f of generated) renameSync(join(staging, f), join(out, f));
     if (manifest.features?.fit) {
       for (const f of readdirSync(staging).filter((n) => n.startsWith('features'))) renameSync(join(staging, f), join(out, f));
     }
@@ -743,6 +831,10 @@ export function tooFewForAlpha(images: number, parts: { fit: number; calibration
 
 function describeImage(s: Pick<InputSpec, 'width' | 'height' | 'channels'>): string {
   return `${s.width}×${s.height} ${s.channels === 1 ? 'grey' : 'RGB'}`;
+}
+
+function formatDuration(seconds: number): string {
+  return seconds < 90 ? `${Math.round(seconds)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
 function fmtList(xs: number[]): string {
