@@ -108,6 +108,8 @@ export interface PairInfo {
   rule: VerdictRule;
   /** Each test's share of α under the rule (the pair's detector list for `pair`). */
   shares?: AlphaShares;
+  /** One line on the VAE `fit` trained for this pair (epochs, time, held-out ELBO), when it did. */
+  vaeTraining?: string;
 }
 
 /** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */

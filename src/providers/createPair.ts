@@ -33,6 +33,7 @@ import {
   type ScalingPresetId,
   scalingPresets,
   type VaeChoice,
+  vaeTrainingEstimate,
 } from './createPairOptions';
 import type { EngineHost } from './engineHost';
 import { activatePair, showTrustNeeded } from './pairPicker';
@@ -209,13 +210,14 @@ async function askData(): Promise<string> {
   return pickFile(step(4, 'dataset manifest or IDX file'), 'Use Images', { 'Dataset manifests and IDX': ['csv', 'tsv', 'jsonl', 'ndjson', 'txt', 'gz', 'idx3-ubyte'], 'All files': ['*'] });
 }
 
-async function askVae(): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelihood'] }> {
-  const kind = await choose<VaeChoice['kind']>(step(5, 'density model (optional)'), 'A VAE adds likelihood tests (ELBO, complexity-corrected S) to the classifier-confidence test', [
-    { label: '$(circle-slash) No VAE', description: 'a classifier-only pair: the confidence test with all of α', value: 'none' },
+async function askVae(facts: ModelFacts): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelihood'] }> {
+  const kind = await choose<VaeChoice['kind']>(step(5, 'density model'), 'A VAE adds likelihood tests (ELBO, complexity-corrected S) and a reconstruction to the classifier\'s own tests', [
+    { label: '$(sparkle) Train a VAE on my images', description: vaeTrainingEstimate(facts), value: 'train' },
+    { label: '$(circle-slash) No VAE', description: 'a classifier-only pair: its confidence and feature tests', value: 'none' },
     { label: '$(file) A VAE model…', description: 'one file: image → reconstruction, mu, logvar', value: 'single' },
     { label: '$(files) An encoder and a decoder…', description: 'two files: image → mu, logvar; z → reconstruction', value: 'split' },
   ]);
-  if (kind === 'none') return { vae: { kind } };
+  if (kind === 'none' || kind === 'train') return { vae: { kind } };
   const vae: VaeChoice =
     kind === 'single'
       ? { kind, path: await pickFile(step(5, 'the VAE model'), 'Use VAE', MODEL_FILTERS) }
@@ -274,6 +276,7 @@ const PHASE_TEXT: Record<string, string> = {
   'reading models': 'reading the models…',
   'listing images': 'finding the images…',
   'fitting detectors': 'fitting the feature detectors (KNN, Mahalanobis)…',
+  'training VAE': 'reading the images to train the VAE on…',
   writing: 'writing the pair…',
 };
 
@@ -296,6 +299,11 @@ async function runFit(services: Services, answers: CreatePairAnswers): Promise<F
             meter.update(done);
             const pct = (100 * done) / total;
             progress.report({ message: `scoring ${progressMessage(done, total, 0, meter)}`, increment: Math.max(0, pct - lastPct) });
+            lastPct = pct;
+          } else if (event.progress.phase === 'training VAE' && event.progress.vae && event.progress.total > 0) {
+            const { epoch, epochs, loss, secondsLeft } = event.progress.vae;
+            const pct = (100 * event.progress.done) / event.progress.total;
+            progress.report({ message: `training the VAE: epoch ${epoch} of ${epochs}, loss ${loss.toFixed(1)}, about ${secondsLeft < 90 ? `${Math.round(secondsLeft)} s` : `${Math.round(secondsLeft / 60)} min`} left`, increment: Math.max(0, pct - lastPct) });
             lastPct = pct;
           } else if (event.progress.phase === 'fitting detectors' && event.progress.total > 0) {
             progress.report({ message: `fitting the feature detectors… ${event.progress.done.toLocaleString('en-US')} of ${event.progress.total.toLocaleString('en-US')} images` });
@@ -366,7 +374,7 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
   services.log.info(`Create Pair: classifier input scaling ${describeScaling(scaling)}`);
   const labels = await askLabels(facts.classOutput!.classes);
   const data = await askData();
-  const { vae, likelihood } = await askVae();
+  const { vae, likelihood } = await askVae(facts);
   const { out, force } = await askFolder(classifier);
   const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions };
   const report = await runFit(services, answers);

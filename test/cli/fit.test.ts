@@ -137,9 +137,9 @@ describe('bring your own model: fit → score', () => {
   test('TF.js classifier with --features LAYER: KNN and Mahalanobis fitted on that layer, scored at its own accuracy', async () => {
     const out = join(work, 'tfjs-features');
     const classifier = models.tfjsSequential.classifier;
-    const r = cli('fit', '--classifier', classifier, '--features', 'fc1', '--data', fitData, '--out', out);
+    const r = cli('fit', '--classifier', classifier, '--features', 'fc1', '--no-vae', '--data', fitData, '--out', out);
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /no VAE: a classifier-only pair/);
+    assert.match(r.stdout, /no VAE: a classifier-only pair \(--no-vae\)/);
     assert.match(r.stdout, /detectors \(share of α\): confidence 0\.5, knn 0\.5, mahalanobis 0 — KNN and Mahalanobis on the classifier's features \(layer "fc1"\)/);
     assert.match(r.stdout, /fitted KNN and Mahalanobis on 450 images \(128 features from "fc1"; Mahalanobis class means from the data's labels\)/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
@@ -210,9 +210,9 @@ describe('bring your own model: fit → score', () => {
 
   test('a classifier-only pair (no VAE) calibrates the confidence test and scores', async () => {
     const out = join(work, 'classifier-only');
-    const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--data', fitData, '--out', out, '--labels', 'zero,one,two,three,four,five,six,seven,eight,nine');
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--no-vae', '--data', fitData, '--out', out, '--labels', 'zero,one,two,three,four,five,six,seven,eight,nine');
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /no VAE: a classifier-only pair/);
+    assert.match(r.stdout, /no VAE: a classifier-only pair \(--no-vae\)/);
     assert.match(r.stdout, /detectors \(share of α\): confidence 0\.25, energy 0\.25, knn 0\.5, mahalanobis 0/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     assert.equal(manifest.vae, undefined);
@@ -223,7 +223,7 @@ describe('bring your own model: fit → score', () => {
   });
 
   test('a raw 0–255 model fitted without --range: accuracy on held-out labels says the scaling is wrong', () => {
-    const r = cli('fit', '--classifier', models.zoo.classifier, '--data', fitData, '--out', join(work, 'wrong-range'));
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--no-vae', '--data', fitData, '--out', join(work, 'wrong-range'));
     assert.match(r.stdout, /pixels 0\.\.255 → \[0, 1\]/);
     assert.match(r.stdout, /accuracy on the held-out check part: \d+\.\d+% .* far below what a working classifier gets: check the input scaling \(--range, --mean, --std\)/);
   });

@@ -67,6 +67,7 @@ describe('fitPair', () => {
         data: [data],
         out,
         scaling: { range: [0, 255] },
+        trainVae: false,
         signal: controller.signal,
         onProgress: (p) => {
           if (phases.at(-1) !== p.phase) phases.push(p.phase);
@@ -82,7 +83,7 @@ describe('fitPair', () => {
   test('returns what it decided, the held-out figures and the scores for histograms', async () => {
     const out = tempDir('fit-ok-');
     const lines: string[] = [];
-    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, onDecision: (l) => lines.push(l) });
+    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, trainVae: false, onDecision: (l) => lines.push(l) });
     assert.deepEqual(result.parts, { fit: 0, calibration: 720, check: 80 });
     assert.equal(result.manifest.classifier.outputKind, 'probabilities');
     assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
@@ -93,5 +94,67 @@ describe('fitPair', () => {
     assert.deepEqual(lines, result.decisions);
     assert.ok(existsSync(join(out, 'classifier', 'model.json')) && existsSync(join(out, 'classifier', 'weights.bin')));
     assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);
+  });
+
+  test('without a VAE of the user\'s: trains one on the fit part only, writes it as ONNX, scores ELBO and S(x) with it', async () => {
+    const out = tempDir('fit-vae-');
+    const vaeProgress: NonNullable<FitProgress['vae']>[] = [];
+    const result = await fitPair({
+      classifier: models.zoo.classifier,
+      data: [data],
+      out,
+      scaling: { range: [0, 255] },
+      vaeEpochs: 3,
+      seed: 4,
+      onProgress: (p) => {
+        if (p.phase === 'training VAE' && p.vae) vaeProgress.push(p.vae);
+      },
+    });
+    assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
+    const training = result.manifest.vae!.training!;
+    // The fit part and nothing else: 90% to train, 10% for the held-out ELBO.
+    assert.deepEqual([training.trainImages, training.heldOutImages, training.epochs, training.seed], [324, 36, 3, 4]);
+    assert.equal(training.lossCurve.length, 3);
+    assert.ok(training.heldOutElbo < 0 && training.heldOutElbo > -250, String(training.heldOutElbo));
+    assert.deepEqual(vaeProgress.at(-1), { ...vaeProgress.at(-1)!, epoch: 3, epochs: 3 });
+    assert.ok(vaeProgress.every((p) => p.secondsLeft >= 0 && Number.isFinite(p.loss)));
+    assert.deepEqual([result.manifest.vae!.path, result.manifest.vae!.encoder!.path, result.manifest.vae!.decoder!.path], ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']);
+    for (const f of ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']) assert.ok(existsSync(join(out, f)), f);
+    assert.deepEqual(result.manifest.vae!.likelihood, { type: 'bernoulli' });
+    // The classifier is 28×28 grey: the VAE takes the same image, so it has no size of its own.
+    assert.equal(result.manifest.vae!.width, undefined);
+    assert.ok(result.decisions.some((d) => /^trained the VAE: 3 epochs in .* held-out ELBO -\d+\.\d+ nats/.test(d)), result.decisions.join('\n'));
+    const elbo = result.heldOutScores.find((s) => s.detector === 'elbo')!;
+    const complexity = result.heldOutScores.find((s) => s.detector === 'complexity')!;
+    assert.equal(elbo.calibration.length, 360);
+    assert.ok(elbo.check.every(Number.isFinite) && complexity.check.every(Number.isFinite));
+    assert.ok(result.heldOutFalseAlarmRate <= 0.05, String(result.heldOutFalseAlarmRate));
+    // The PairInfo line for info and the panels.
+    const { OodEngine } = await import('../../src/inference/engine');
+    const engine = await OodEngine.create({ pair: out });
+    try {
+      assert.match(engine.info.vaeTraining!, /^VAE trained by fit on 324 images: 3 epochs in \d+ s \(\d+ images\/s\), loss [\d.]+ → [\d.]+ nats; held-out ELBO -[\d.]+ nats/);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('a cancel while the VAE trains leaves nothing behind', async () => {
+    const out = tempDir('fit-vae-cancel-');
+    const controller = new AbortController();
+    await assert.rejects(
+      fitPair({
+        classifier: models.zoo.classifier,
+        data: [data],
+        out,
+        scaling: { range: [0, 255] },
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'training VAE' && p.done > 0) controller.abort();
+        },
+      }),
+      (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
+    );
+    assert.deepEqual(readdirSync(out), []);
   });
 });

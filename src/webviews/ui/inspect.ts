@@ -344,6 +344,7 @@ function renderRow(row: InspectRow): HTMLElement {
   legend.append(el('span', undefined, '0'), el('span', 'heat-gradient'), el('span', undefined, '255'));
   images.querySelector('.heatmap')?.append(legend);
   section.append(images);
+  if (pair?.vaeTraining) section.append(el('p', 'vae-training', pair.vaeTraining));
 
   const panels = el('div', 'panels');
   const classifier = el('div', 'panel classifier');
