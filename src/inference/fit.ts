@@ -12,7 +12,7 @@ import { type Calibration, type CalibrationScores, decideTests, writeFileAtomic 
 import { OodEngine, type ImageResult, type ScoreInput } from './engine';
 import { expandInputs } from './files';
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
-import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from './manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type TestChoiceRecord, type VaeSpec, parsePairManifest } from './manifest';
 import { resultOodScore } from './oodDetectors';
 import type { AlphaShares, TestName } from './rules';
 import { rejectionCheck } from './calibrationCheck';
@@ -25,9 +25,12 @@ import { tfjsLayerNames } from './backends/tfjs';
 import { mulberry32 } from './random';
 import { untilAborted } from './abortable';
 import { readChecked, toModelImage, toUnitPlanar } from './preprocess';
+import { chooseTests, makeProbes, PROBE_KINDS, type ProbeKind, type ProbeSource, testChoiceLines } from './fit/testChoice';
 import { defaultVaeEpochs, nominalImagesPerSecond, trainVae, VaeTrainingCancelled, vaeImageSize, vaeOnnxModels, VAE_MAX_SIDE } from './fit/vaeTraining';
 
 const CANCELLED = 'fit was cancelled; nothing was written';
+/** Synthetic probes of each kind made to choose the tests (fit/testChoice.ts). */
+const PROBES_PER_KIND = 100;
 
 export class FitError extends Error {
   constructor(message: string) {
@@ -59,6 +62,11 @@ export interface FitOptions {
   vaeEpochs?: number;
   /** Stop training the VAE after the epoch that passes this many seconds (then the VAE depends on the machine's speed). */
   vaeTimeLimit?: number;
+  /**
+   * Choose the tests and their shares of α on synthetic probes made from the fit images (default true;
+   * fit/testChoice.ts). False: the planned shares (defaultDetectors).
+   */
+  chooseTests?: boolean;
   /** In-distribution images: folders, IDX files or dataset manifests (.csv, .tsv, .jsonl, .txt). */
   data: string[];
   /**
@@ -110,7 +118,7 @@ export interface FitOptions {
 }
 
 export interface FitProgress {
-  phase: 'reading models' | 'listing images' | 'training VAE' | 'fitting detectors' | 'scoring' | 'writing';
+  phase: 'reading models' | 'listing images' | 'training VAE' | 'fitting detectors' | 'scoring' | 'choosing tests' | 'writing';
   done: number;
   total: number;
   /** training VAE: the epoch, the mean loss (negative ELBO, nats per image) so far in it, and the time left. */
@@ -562,6 +570,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const staging = join(out, `.ood-lens-fit-${process.pid}-${Date.now()}`);
   mkdirSync(staging);
   let engine: OodEngine | undefined;
+  let testChoice: TestChoiceRecord | undefined;
   /** Files fit made in the staging folder (the trained VAE), moved into `out` with the rest. */
   const generated: string[] = [];
   try {
@@ -707,6 +716,63 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     // 5. Calibrate, then measure false alarms on the check part (never used for calibration).
     const calibration = calibrationOf(calibrationIdx.map((i) => results[i]!), engine, `${options.data.map((d) => basename(d)).join(', ')}: calibration part of fit's split (seed ${seed})`);
     const sorted: Calibration = { ...calibration, scores: Object.fromEntries(Object.entries(calibration.scores).map(([k, v]) => [k, v ? [...v].sort((a: number, b: number) => a - b) : v])) as unknown as CalibrationScores };
+    // 5a. The tests the verdict leans on, from in-distribution data only: synthetic probes made from fit images.
+    if (options.chooseTests !== false && manifest.detectors?.length) {
+      const calibrationResults = calibrationIdx.map((i) => results[i]!);
+      const sourceIdx = (parts.fit ? items.map((_, i) => i).filter((i) => partOf[i] === 0) : calibrationIdx).slice(0, PROBES_PER_KIND);
+      const classifierImage: InputSpec = { ...(manifest.input as InputSpec) };
+      const sources: ProbeSource[] = [];
+      for (const i of sourceIdx) {
+        const input = items[i].input;
+        try {
+          sources.push(await toModelImage(input.source ?? (await readChecked(input.path, 256 * 1024 * 1024)), classifierImage));
+        } catch {
+          // An unreadable image makes no probe; the others do.
+        }
+      }
+      checkAbort();
+      if (sources.length) {
+        const perKind = Math.min(PROBES_PER_KIND, Math.max(20, sources.length));
+        const probes = makeProbes(sources, perKind, seed);
+        const probeResults: ImageResult[] = new Array(probes.length);
+        progress('choosing tests', 0, probes.length);
+        await engine.scoreAll(
+          probes.map((p, k) => ({ path: `probe:${p.kind}#${k}`, source: p.image })),
+          (r, k) => {
+            probeResults[k] = r;
+          },
+          { signal: options.signal },
+        );
+        checkAbort();
+        progress('choosing tests', probes.length, probes.length);
+        const inScores: Partial<Record<TestName, number[]>> = {};
+        const probeScores: Partial<Record<TestName, Partial<Record<ProbeKind, number[]>>>> = {};
+        for (const d of engine.detectors) {
+          inScores[d.test] = calibrationResults.map((r) => resultOodScore(d.test, r)).filter((v): v is number => v !== null);
+          const byKind: Partial<Record<ProbeKind, number[]>> = {};
+          probes.forEach((p, k) => {
+            const r = probeResults[k];
+            const v = r && r.verdict !== 'error' ? resultOodScore(d.test, r) : null;
+            if (v !== null) (byKind[p.kind] ??= []).push(v);
+          });
+          probeScores[d.test] = byKind;
+        }
+        const planned = pairShares(manifest) ?? {};
+        let choice = chooseTests(inScores, probeScores, planned, perKind);
+        const chosen = Object.fromEntries(choice.tests.map((t) => [t.test, t.share])) as AlphaShares;
+        // The chosen shares must still let a test fire with this calibration part (the rule the pair is loaded with).
+        const fires = rejectionCheck(Object.fromEntries(choice.tests.map((t) => [t.test, calibrationIdx.length])), 'pair', alpha, chosen);
+        if (!fires.canReject) choice = { ...choice, fallback: `with ${calibrationIdx.length} calibration images the chosen shares could not flag any image at α = ${alpha}; the planned shares stand`, tests: choice.tests.map((t) => ({ ...t, share: planned[t.test] ?? 0 })) };
+        const finalShares = Object.fromEntries(choice.tests.map((t) => [t.test, t.share]));
+        manifest.detectors = manifest.detectors.map((d) => ({ ...d, share: finalShares[d.test] ?? d.share }));
+        // A test the engine scores and calibrates but the plan left out (energy beside a VAE) joins with its share.
+        for (const t of choice.tests) if (t.share > 0 && !manifest.detectors.some((d) => d.test === t.test)) manifest.detectors.push({ test: t.test, share: t.share });
+        testChoice = choice;
+        decide_(`tests chosen on ${probes.length} synthetic probes made from ${sourceIdx === calibrationIdx ? 'calibration' : 'fit'}-part images (${PROBE_KINDS.join(', ')}), against the calibration images — never an OOD set:`);
+        for (const line of testChoiceLines(choice)) decide_(`  ${line}`);
+        if (choice.fallback) decide_(`  ${choice.fallback}`);
+      }
+    }
     const shares = pairShares(manifest);
     let alarms = 0;
     let correct = 0;
@@ -777,6 +843,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       alpha,
       heldOutFalseAlarmRate,
       createdAt: new Date().toISOString(),
+      ...(testChoice ? { testChoice } : {}),
     };
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
     writeFileAtomic(join(out, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');

@@ -159,6 +159,27 @@ export interface FitRecord {
   alpha?: number;
   heldOutFalseAlarmRate?: number;
   createdAt?: string;
+  /** How fit chose the tests and their shares of α (fit/testChoice.ts). */
+  testChoice?: TestChoiceRecord;
+}
+
+export interface TestChoiceRecord {
+  method: string;
+  probesPerKind: number;
+  /** Set when no test passed and the planned shares were kept. */
+  fallback?: string;
+  tests: {
+    test: TestName;
+    /** AUROC of the test's score: calibration images against all probes. */
+    auroc: number;
+    aurocByProbe: Record<string, number>;
+    /** Share of the probes caught at 1% false alarms, mean over the kinds of probe. */
+    caughtAt1Percent: number;
+    used: boolean;
+    share: number;
+    /** Why it is not used. */
+    reason?: string;
+  }[];
 }
 
 /** The tensor scaling a model actually gets: its own fields, else the shared input's, else the defaults. */
