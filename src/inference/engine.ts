@@ -12,7 +12,8 @@ import { calibratedCount, type VerdictRule } from './calibration';
 import { checkCalibrationCanReject, countsOf } from './calibrationCheck';
 import { type Compressor, loadCompressor } from './complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
-import { pairCompressor, pairShares, resolveIn, type VaeTrainingRecord } from './manifest';
+import { testChoiceLines, vaeTrainingLine } from './pair/fitRecords';
+import { pairCompressor, pairShares, resolveIn } from './manifest';
 import { type OodDetector, pairDetectors } from './oodDetectors';
 import { ruleShares } from './rules';
 import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
@@ -166,6 +167,7 @@ export class OodEngine {
       rule: this.rule,
       shares: ruleShares(this.rule, pairShares(m)),
       ...(m.vae?.training ? { vaeTraining: vaeTrainingLine(m.vae.training) } : {}),
+      ...(m.fit?.testChoice ? { testChoice: testChoiceLines(m.fit.testChoice), notUsed: Object.fromEntries(m.fit.testChoice.tests.filter((t) => t.reason).map((t) => [t.test, t.reason!])) } : {}),
     };
   }
 
@@ -256,10 +258,4 @@ export class OodEngine {
   startScoringShards(): Promise<boolean> {
     return this.scheduler.startScoringShards();
   }
-}
-
-/** The trained VAE's record in one line, for `info` and the panels. */
-export function vaeTrainingLine(r: VaeTrainingRecord): string {
-  const time = r.seconds < 90 ? `${Math.round(r.seconds)} s` : `${Math.floor(r.seconds / 60)} min ${Math.round(r.seconds % 60)} s`;
-  return `VAE trained by fit on ${r.trainImages.toLocaleString('en-US')} images: ${r.epochs} epochs in ${time} (${r.imagesPerSecond} images/s), loss ${r.lossCurve[0]} → ${r.lossCurve.at(-1)} nats; held-out ELBO ${r.heldOutElbo} nats${r.heldOutBitsPerDim !== undefined ? ` (${r.heldOutBitsPerDim} bits/dim)` : ''}${r.stoppedBy ? `; stopped by the ${r.stoppedBy}` : ''}`;
 }

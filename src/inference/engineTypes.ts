@@ -110,6 +110,10 @@ export interface PairInfo {
   shares?: AlphaShares;
   /** One line on the VAE `fit` trained for this pair (epochs, time, held-out ELBO), when it did. */
   vaeTraining?: string;
+  /** How `fit` chose the tests on synthetic probes, one line per test (why a test is not used), when it did. */
+  testChoice?: string[];
+  /** Tests `fit` chose not to use, with the reason. */
+  notUsed?: Partial<Record<TestName, string>>;
 }
 
 /** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */

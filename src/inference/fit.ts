@@ -21,7 +21,7 @@ import { exposePenultimate } from './features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from './pair';
 import type { ExecutionProviderSetting, FloatTensor, ModelRunner, TensorInfo } from './backends/types';
 import { withAnyBatch } from './backends/staticBatch';
-import { tfjsLayerNames } from './backends/tfjs';
+import { tfjsLastDenseInput, tfjsLayerNames } from './backends/tfjs';
 import { mulberry32 } from './random';
 import { untilAborted } from './abortable';
 import { readChecked, toModelImage, toUnitPlanar } from './preprocess';
@@ -265,7 +265,7 @@ export function defaultDetectors(options: { vae: boolean; features: boolean; log
 /** Why the classifier's features cannot be read (no KNN/Mahalanobis), or null when they can. */
 function featuresProblem(path: string, format: ModelFormat, layer: string | undefined): string | null {
   if (format !== 'onnx') {
-    if (!layer) return 'a TensorFlow.js classifier needs --features LAYER (the layer whose output is the penultimate features)';
+    if (!layer) return format === 'tfjs-layers' ? 'the TensorFlow.js classifier has no Dense layer whose input could serve as features; name the layer whose output is the penultimate features with --features LAYER' : 'a TensorFlow.js graph model needs --features LAYER (the layer whose output is the penultimate features)';
     // A layer the user named that is not there is a mistake to fix, not a pair without feature detectors.
     const layers = format === 'tfjs-layers' ? tfjsLayerNames(path) : [];
     if (!layers.includes(layer)) throw new FitError(`--features: ${path} has no layer named "${layer}"; ${layers.length ? `its layers: ${layers.join(', ')}` : 'only TensorFlow.js layers models have named layers'}`);
@@ -525,12 +525,14 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     } else {
       decide_('no VAE: a classifier-only pair (--no-vae)');
     }
-    featureTrouble = featuresProblem(resolve(options.classifier), classifierFormat, options.featuresLayer);
-    if (featureTrouble === null && options.featuresLayer) manifest.features = { layer: options.featuresLayer };
+    // A TF.js layers model without --features: the input of its last Dense layer, as ONNX models use the input of their last Gemm.
+    const featuresLayer = options.featuresLayer ?? (classifierFormat === 'tfjs-layers' ? tfjsLastDenseInput(resolve(options.classifier)) ?? undefined : undefined);
+    featureTrouble = featuresProblem(resolve(options.classifier), classifierFormat, featuresLayer);
+    if (featureTrouble === null && featuresLayer) manifest.features = { layer: featuresLayer };
     plannedDetectors = defaultDetectors({ vae: !!manifest.vae || !!vaeToTrain, features: featureTrouble === null, logits: manifest.classifier.outputKind === 'logits' });
     // The feature tests enter the manifest with their fit (a knn detector without features.fit is invalid).
     if (featureTrouble !== null) manifest.detectors = plannedDetectors;
-    decide_(`detectors (share of α): ${plannedDetectors.map((d) => `${d.test} ${d.share}`).join(', ')}${featureTrouble === null ? ` — KNN and Mahalanobis on the classifier's features (${options.featuresLayer ? `layer "${options.featuresLayer}"` : 'the input of its last Gemm/MatMul'})` : ` — no feature detectors: ${featureTrouble}`}`);
+    decide_(`detectors (share of α): ${plannedDetectors.map((d) => `${d.test} ${d.share}`).join(', ')}${featureTrouble === null ? ` — KNN and Mahalanobis on the classifier's features (${options.featuresLayer ? `layer "${options.featuresLayer}"` : featuresLayer ? `layer "${featuresLayer}", the input of its last Dense layer` : 'the input of its last Gemm/MatMul'})` : ` — no feature detectors: ${featureTrouble}`}`);
   } finally {
     await Promise.allSettled(opened.map((r) => r.dispose()));
   }

@@ -133,6 +133,11 @@ function pairTooltip(info: EnginePairInfo, restricted: boolean): vscode.Markdown
     appendPlain(md, info.vaeTraining);
     md.appendMarkdown('\n');
   }
+  for (const [test, why] of Object.entries(info.notUsed ?? {})) {
+    md.appendMarkdown(`- Test not used: ${test} — `);
+    appendPlain(md, why);
+    md.appendMarkdown('\n');
+  }
   md.appendMarkdown(`- α = ${info.alpha} · rule: `);
   appendPlain(md, String(info.rule));
   md.appendMarkdown('\n\n');

@@ -84,13 +84,22 @@ describe('fitPair', () => {
     const out = tempDir('fit-ok-');
     const lines: string[] = [];
     const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, trainVae: false, onDecision: (l) => lines.push(l) });
-    assert.deepEqual(result.parts, { fit: 0, calibration: 720, check: 80 });
+    assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
     assert.equal(result.manifest.classifier.outputKind, 'probabilities');
     assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
     assert.equal(result.heldOutFalseAlarmRate, result.checkOod / 80);
-    // A TF.js classifier without --features: MSP alone (a softmax output has no energy).
-    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 720, 80]]);
-    assert.deepEqual(result.manifest.detectors, [{ test: 'confidence', share: 1 }]);
+    // A TF.js classifier without --features: its features are the input of its last Dense layer ("logits" reads
+    // "fc1"), as an ONNX model's are the input of its last Gemm. MSP beside them (a softmax output has no energy).
+    assert.deepEqual(result.manifest.features, { layer: 'fc1', fit: 'features.json' });
+    assert.ok(lines.some((l) => /KNN and Mahalanobis on the classifier's features \(layer "fc1", the input of its last Dense layer\)/.test(l)), lines.join('\n'));
+    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 360, 80], ['knn', 'high-is-ood', 360, 80], ['mahalanobis', 'high-is-ood', 360, 80]]);
+    // The shares fit chose on its synthetic probes, recorded with the reasons; the used ones share all of α.
+    const choice = result.manifest.fit!.testChoice!;
+    assert.deepEqual(choice.tests.map((t) => t.test), ['confidence', 'knn', 'mahalanobis']);
+    assert.deepEqual(result.manifest.detectors!.map((d) => [d.test, d.share]), choice.tests.map((t) => [t.test, t.share]));
+    const used = choice.tests.filter((t) => t.used);
+    assert.ok(used.length >= 1 && Math.abs(used.reduce((a, t) => a + t.share, 0) - 1) < 0.01, JSON.stringify(choice.tests));
+    for (const t of choice.tests) assert.equal(t.used, t.auroc >= 0.6, JSON.stringify(t));
     assert.deepEqual(lines, result.decisions);
     assert.ok(existsSync(join(out, 'classifier', 'model.json')) && existsSync(join(out, 'classifier', 'weights.bin')));
     assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);

@@ -164,7 +164,4 @@ function describeMethod(perKind: number): string {
   return `${perKind} synthetic probes of each kind (${PROBE_KINDS.join(', ')}) made from fit-part images, against the calibration images; a test with AUROC below ${BLIND_BELOW} is not used, the others share α by the probes they catch at ${100 * SHARE_FPR}% false alarms (mean over kinds)`;
 }
 
-/** One line per test for `fit`'s output, `info` and `eval`. */
-export function testChoiceLines(choice: TestChoiceRecord): string[] {
-  return choice.tests.map((t) => `${t.test}: ${t.used ? `share ${t.share}` : 'not used'} — probe AUROC ${t.auroc.toFixed(3)}, catches ${(100 * t.caughtAt1Percent).toFixed(0)}% of probes at 1% false alarms${t.reason ? `; ${t.reason}` : ''}`);
-}
+export { testChoiceLines } from '../pair/fitRecords';
