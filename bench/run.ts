@@ -15,11 +15,11 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { OodEngine } from '../src/inference/engine';
-import { expandInputs, walkImages } from '../src/inference/files';
-import { idxImages, readIdxFile } from '../src/inference/idx';
-import type { KnnDetector } from '../src/inference/oodDetectors';
-import { builtInPairDir } from '../src/inference/pair';
-import { toModelImage } from '../src/inference/preprocess';
+import { expandInputs, walkImages } from '../src/inference/io/files';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
+import type { KnnDetector } from '../src/inference/detectors/oodDetectors';
+import { builtInPairDir } from '../src/inference/pair/pair';
+import { toModelImage } from '../src/inference/image/preprocess';
 import { FIXTURES, MNIST_TEST_IMAGES, REPO } from '../test/helpers';
 
 const quick = process.argv.includes('--quick');
@@ -179,7 +179,7 @@ async function main() {
   const listMs = ((performance.now() - t) * count) / listed;
   const files: string[] = [];
   for await (const f of walkImages(MNIST_DIR, false)) if (files.length < count) files.push(f.path); // the folder may hold more (an earlier full run)
-  const { ResultWriter, SummaryCounter } = await import('../src/inference/output');
+  const { ResultWriter, SummaryCounter } = await import('../src/inference/datasets/output');
   /** The first `count` inputs of the folder, listed as the CLI lists them (the folder may hold more, from an earlier full run). */
   async function* folderInputs() {
     let n = 0;

@@ -11,11 +11,11 @@ import { parseArgs } from 'node:util';
 import { basename } from 'node:path';
 import { slice } from '../src/cli/collect';
 import { OodEngine } from '../src/inference/engine';
-import { expandInputs } from '../src/inference/files';
-import { fitFeatureDetectors, saveFeatureFit } from '../src/inference/features/fitFeatures';
-import { readIdxFile } from '../src/inference/idx';
-import { type DetectorSpec, resolveManifestPath } from '../src/inference/manifest';
-import { TEST_NAMES, type TestName } from '../src/inference/rules';
+import { expandInputs } from '../src/inference/io/files';
+import { fitFeatureDetectors, saveFeatureFit } from '../src/inference/fit/fitFeatures';
+import { readIdxFile } from '../src/inference/io/idx';
+import { type DetectorSpec, resolveManifestPath } from '../src/inference/pair/manifest';
+import { TEST_NAMES, type TestName } from '../src/shared/rules';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

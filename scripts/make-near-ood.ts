@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
-import { mulberry32 } from '../src/inference/random';
+import { mulberry32 } from '../src/inference/detectors/random';
 
 const LETTERS = 'ACDEFHJKLMNPRTUVWXYacdefhkmnprtuvwxy'.split('');
 const SYMBOLS = ['+', '×', '#', '@', '&', '%', '?', '!', '$', '€', '£', '¥', 'Ω', 'Σ', 'π', 'λ', 'Φ', 'Ψ', 'Ж', 'Я', 'Д', 'Л', 'Ш', 'ß', '¶', '§', '∞', '♥', '♣', '♠', '★', '☺', '✓', '→', '↑', '↔', '*'];

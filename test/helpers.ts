@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { idxImages, readIdxFile } from '../src/inference/idx';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
 
 export const REPO = join(__dirname, '..');
 export const MNIST_PAIR = process.env.OOD_LENS_TEST_PAIR_DIR ?? join(REPO, 'models', 'mnist');

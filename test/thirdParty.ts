@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeThirdPartyModels } from '../training/third-party-models';
-import { idxImages, readIdxFile } from '../src/inference/idx';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
 import { MNIST_TEST_IMAGES, MNIST_TEST_LABELS, REPO, tempDir } from './helpers';
 
 let models: ReturnType<typeof makeThirdPartyModels> | undefined;

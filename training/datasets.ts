@@ -1,7 +1,7 @@
 /** Where the training and evaluation data live, and the input spec the default pairs use. */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { InputSpec } from '../src/inference/manifest';
+import type { InputSpec } from '../src/inference/pair/manifest';
 
 export const MNIST_LIKE_INPUT: InputSpec = {
   width: 32,

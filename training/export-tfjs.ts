@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type * as TfTypes from '@tensorflow/tfjs';
-import { idxImages, readIdxFile } from '../src/inference/idx';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
 import { loadOnnx } from '../src/inference/backends/onnx';
 import { loadTfjs, tfjsRuntime } from '../src/inference/backends/tfjs';
 import type { FloatTensor } from '../src/inference/backends/types';

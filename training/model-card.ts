@@ -4,8 +4,8 @@
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { COMPRESSORS } from '../src/inference/complexity';
-import { pairCompressor } from '../src/inference/manifest';
+import { COMPRESSORS } from '../src/inference/detectors/complexity';
+import { pairCompressor } from '../src/inference/pair/manifest';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: model-card.ts <pair dir>');

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { idxImages, readIdxFile } from '../src/inference/idx';
-import { toModelImage } from '../src/inference/preprocess';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
+import { toModelImage } from '../src/inference/image/preprocess';
 import { DATASETS, MNIST_LIKE_INPUT } from './datasets';
 
 async function resizeAll(imagesPath: string, limit: number): Promise<Buffer> {

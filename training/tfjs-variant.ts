@@ -14,12 +14,12 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeFileAtomic } from '../src/inference/calibration';
+import { writeFileAtomic } from '../src/inference/io/atomicFile';
 import { OodEngine } from '../src/inference/engine';
 import type { ScoreInput } from '../src/inference/engineTypes';
 import type { FeatureFitFile } from '../src/inference/features/featureFit';
-import { idxImages, readIdxFile } from '../src/inference/idx';
-import type { PairManifest } from '../src/inference/manifest';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
+import type { PairManifest } from '../src/inference/pair/manifest';
 
 /** The TF.js classifier's layer whose output is the penultimate features (export-tfjs.ts names it). */
 const FEATURE_LAYER = 'fc1';

@@ -21,10 +21,10 @@ import { join, resolve } from 'node:path';
 import { onnx } from 'onnx-proto';
 import type * as TfTypes from '@tensorflow/tfjs';
 import { withAnyBatch } from '../src/inference/backends/staticBatch';
-import { idxImages, readIdxFile } from '../src/inference/idx';
-import type { ModelFormat } from '../src/inference/manifest';
-import { loadModel } from '../src/inference/pair';
-import { argmax } from '../src/inference/scores';
+import { idxImages, readIdxFile } from '../src/inference/io/idx';
+import type { ModelFormat } from '../src/inference/pair/manifest';
+import { loadModel } from '../src/inference/pair/pair';
+import { argmax } from '../src/inference/detectors/scores';
 
 const MNIST = join(__dirname, '..', 'models', 'mnist');
 export type ThirdPartyKind = 'zoo' | 'torchvision' | 'tfjs-sequential' | 'tfjs-submodels' | 'cifar';

@@ -2,13 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Calibration, writeCalibration, writeFileAtomic } from '../inference/calibration';
+import { type Calibration, writeCalibration } from '../inference/pair/calibration';
+import { writeFileAtomic } from '../inference/io/atomicFile';
 import { OodEngine } from '../inference/engine';
-import { pairShares, resolveIn, resolveManifestPath } from '../inference/manifest';
-import { resultOodScore } from '../inference/oodDetectors';
-import { builtInPairDir } from '../inference/pair';
-import { countsOf, tooSmallProblem } from '../inference/calibrationCheck';
-import { confinedPath } from '../inference/boundedRead';
+import { pairShares, resolveIn, resolveManifestPath } from '../inference/pair/manifest';
+import { resultOodScore } from '../inference/detectors/oodDetectors';
+import { builtInPairDir } from '../inference/pair/pair';
+import { countsOf, tooSmallProblem } from '../inference/pair/calibrationCheck';
+import { confinedPath } from '../inference/io/boundedRead';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 

@@ -1,6 +1,6 @@
 /** Scores a whole set into memory (for calibration and evaluation; sets of tens of thousands at most). */
 import type { ImageResult, OodEngine, ScoreInput } from '../inference/engine';
-import { expandInputs } from '../inference/files';
+import { expandInputs } from '../inference/io/files';
 
 export async function* slice<T>(items: AsyncIterable<T>, offset = 0, limit = Infinity): AsyncGenerator<T> {
   let i = 0;

@@ -1,12 +1,12 @@
 /** `ood-lens eval`: how well each score separates an in-distribution set from an out-of-distribution one. */
 import { parseArgs } from 'node:util';
 import { basename } from 'node:path';
-import { compareSets, type Detector } from '../inference/detectors';
+import { compareSets, type Detector } from '../inference/detectors/resultScores';
 import { OodEngine, type ImageResult } from '../inference/engine';
-import { readIdxFile } from '../inference/idx';
-import { labelsFileBeside } from '../inference/idxLabels';
-import { type DetectionMetrics, detectionMetrics } from '../inference/metrics';
-import { ruleShares, TEST_LABELS, TEST_NAMES, type TestName } from '../inference/rules';
+import { readIdxFile } from '../inference/io/idx';
+import { labelsFileBeside } from '../inference/io/idxLabels';
+import { type DetectionMetrics, detectionMetrics } from '../inference/detectors/metrics';
+import { ruleShares, TEST_LABELS, TEST_NAMES, type TestName } from '../shared/rules';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
 

@@ -2,8 +2,8 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { FitError, type FitOptions, fitPair, type ManifestReader, type Scaling } from '../inference/fit';
-import type { Layout } from '../inference/manifest';
+import { FitError, type FitOptions, fitPair, type ManifestReader, type Scaling } from '../inference/fit/fit';
+import type { Layout } from '../inference/pair/manifest';
 import { UsageError } from './options';
 
 export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model> | --no-vae]

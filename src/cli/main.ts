@@ -5,10 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import { OodEngine } from '../inference/engine';
-import { terminalText } from '../inference/safeText';
-import { ManifestError } from '../inference/manifest';
-import { OutputError } from '../inference/output';
-import { ResultsFileError } from '../inference/resultsFile';
+import { terminalText } from '../inference/io/safeText';
+import { ManifestError } from '../inference/pair/manifest';
+import { OutputError } from '../inference/datasets/output';
+import { ResultsFileError } from '../inference/datasets/resultsFile';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
 import { runMerge } from './merge';

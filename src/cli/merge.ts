@@ -6,8 +6,8 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, ResultWriter, SummaryCounter } from '../inference/output';
-import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, ResultsFileError, splitLine } from '../inference/resultsFile';
+import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, ResultWriter, SummaryCounter } from '../inference/datasets/output';
+import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, ResultsFileError, splitLine } from '../inference/datasets/resultsFile';
 import { inputIdentity, ScoreUsageError } from './score';
 
 export async function runMerge(argv: string[]): Promise<number> {

@@ -4,7 +4,7 @@
  */
 import type { ExecutionProviderSetting } from '../inference/backends/types';
 import type { EngineOptions } from '../inference/engineTypes';
-import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
+import { VERDICT_RULES, type VerdictRule } from '../shared/rules';
 
 /** A mistake in the command line: printed with the usage text, exit status 1. */
 export class UsageError extends Error {}

@@ -6,16 +6,16 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compareSets, DETECTORS, detectorScores } from '../inference/detectors';
+import { compareSets, DETECTORS, detectorScores } from '../inference/detectors/resultScores';
 import { type ImageResult, OodEngine } from '../inference/engine';
-import { readIdxFile } from '../inference/idx';
-import { rocCurve } from '../inference/metrics';
-import { builtInPairDir } from '../inference/pair';
-import { loadPairManifest, pairCompressor } from '../inference/manifest';
+import { readIdxFile } from '../inference/io/idx';
+import { rocCurve } from '../inference/detectors/metrics';
+import { builtInPairDir } from '../inference/pair/pair';
+import { loadPairManifest, pairCompressor } from '../inference/pair/manifest';
 import { barcodeSpec, histogramSpec, imagePanelsSpec, renderPng, rocSpec } from '../report/figures';
 import { FASHION_MNIST_LIKE_STEPS, fashionMnistLike, MNIST_LIKE_STEPS, mnistLike } from '../report/mnistLike';
-import { writeFileAtomic } from '../inference/calibration';
-import { COMPRESSORS } from '../inference/complexity';
+import { writeFileAtomic } from '../inference/io/atomicFile';
+import { COMPRESSORS } from '../inference/detectors/complexity';
 import { collect } from './collect';
 import { printNotice, UsageError } from './options';
 

@@ -5,13 +5,13 @@
 import { existsSync, statSync, truncateSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileChunks, formatForDocument, isLabelDisagreement, readManifest } from '../inference/datasetManifest';
+import { fileChunks, formatForDocument, isLabelDisagreement, readManifest } from '../inference/datasets/datasetManifest';
 import type { ImageResult, OodEngine, ScoreInput } from '../inference/engine';
-import { countSubfolders, expandInputs } from '../inference/files';
-import { terminalText } from '../inference/safeText';
-import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, ResultWriter, SummaryCounter } from '../inference/output';
-import { headerMismatch, HEADER_MARK, type InputOrigin, pairFingerprints, readResultLines, RESULTS_FORMAT_VERSION, type ResultsHeader } from '../inference/resultsFile';
-import { inShard, parseShard, type Shard } from '../inference/shard';
+import { countSubfolders, expandInputs } from '../inference/io/files';
+import { terminalText } from '../inference/io/safeText';
+import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, ResultWriter, SummaryCounter } from '../inference/datasets/output';
+import { headerMismatch, HEADER_MARK, type InputOrigin, pairFingerprints, readResultLines, RESULTS_FORMAT_VERSION, type ResultsHeader } from '../inference/datasets/resultsFile';
+import { inShard, parseShard, type Shard } from '../inference/datasets/shard';
 
 export class ScoreUsageError extends Error {}
 

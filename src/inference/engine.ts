@@ -6,19 +6,19 @@
  */
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { BatchScheduler } from './batchScheduler';
-import { BatchScorer, checkCalibrationMatches } from './batchScoring';
-import { calibratedCount, type VerdictRule } from './calibration';
-import { checkCalibrationCanReject, countsOf } from './calibrationCheck';
-import { type Compressor, loadCompressor } from './complexity';
+import { BatchScheduler } from './pipeline/batchScheduler';
+import { BatchScorer, checkCalibrationMatches } from './pipeline/batchScoring';
+import { calibratedCount, type VerdictRule } from './pair/calibration';
+import { checkCalibrationCanReject, countsOf } from './pair/calibrationCheck';
+import { type Compressor, loadCompressor } from './detectors/complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
 import { testChoiceLines, vaeTrainingLine } from './pair/fitRecords';
-import { pairCompressor, pairShares, resolveIn } from './manifest';
-import { type OodDetector, pairDetectors } from './oodDetectors';
-import { ruleShares } from './rules';
-import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair';
-import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './preprocess';
-import { pairImageSpecs } from './fastpath';
+import { pairCompressor, pairShares, resolveIn } from './pair/manifest';
+import { type OodDetector, pairDetectors } from './detectors/oodDetectors';
+import { ruleShares } from '../shared/rules';
+import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair/pair';
+import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './image/preprocess';
+import { pairImageSpecs } from './image/fastpath';
 
 export interface FeatureBatch {
   /** count × dims features of the inputs that could be read, in input order. */

@@ -3,9 +3,9 @@
  * own, so that the worker protocol, the CLI and the webviews can use them without importing the engine.
  */
 import type { ExecutionProviderSetting } from './backends/types';
-import type { Calibration, PValues, TestName, Verdict, VerdictRule } from './calibration';
-import type { AlphaShares } from './rules';
-import type { ImageSource, ModelImage } from './preprocess';
+import type { Calibration, PValues, TestName, Verdict, VerdictRule } from './pair/calibration';
+import type { AlphaShares } from '../shared/rules';
+import type { ImageSource, ModelImage } from './image/preprocess';
 
 export interface EngineOptions {
   /** Pair folder or manifest; default: the built-in MNIST pair. */

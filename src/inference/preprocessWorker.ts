@@ -7,12 +7,12 @@
  *    own copy of the pair with one onnxruntime thread and scores whole batches, start to finish.
  */
 import { parentPort } from 'node:worker_threads';
-import { complexityBits, loadCompressor } from './complexity';
+import { complexityBits, loadCompressor } from './detectors/complexity';
 import type { OodEngine } from './engine';
 import type { ScoreInput, StageTimings } from './engineTypes';
-import { preparePairBatch } from './fastpath';
-import { ImageDecodeError, readCheckedSync } from './preprocess';
-import type { PreparedMessage, PreprocessRequest, PreprocessResponse, ShardRequest, ShardResponse } from './workerProtocol';
+import { preparePairBatch } from './image/fastpath';
+import { ImageDecodeError, readCheckedSync } from './image/preprocess';
+import type { PreparedMessage, PreprocessRequest, PreprocessResponse, ShardRequest, ShardResponse } from './pipeline/workerProtocol';
 
 async function prepare(req: PreprocessRequest): Promise<{ response: PreprocessResponse; transfer: ArrayBuffer[] }> {
   // Synchronous reads: this thread has nothing else to do meanwhile, and they cost a quarter of async ones.

@@ -9,8 +9,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
-import type { VaeSpec } from '../inference/manifest';
-import type { ModelFacts } from '../inference/modelInspection';
+import type { VaeSpec } from '../inference/pair/manifest';
+import type { ModelFacts } from '../inference/fit/modelInspection';
 import type { FitReport } from '../shared/fitReport';
 import { falseAlarmSentence } from '../shared/fitReport';
 import { FitResultPanel } from '../webviews/fitResultPanel';

@@ -5,9 +5,9 @@
  * validation message). Unit-tested in test/providers/createPairOptions.test.ts.
  */
 import { basename, dirname, extname, join } from 'node:path';
-import type { Scaling } from '../inference/fit';
-import type { VaeSpec } from '../inference/manifest';
-import type { ModelFacts, TensorFacts } from '../inference/modelInspection';
+import type { Scaling } from '../inference/fit/fit';
+import type { VaeSpec } from '../inference/pair/manifest';
+import type { ModelFacts, TensorFacts } from '../inference/fit/modelInspection';
 import type { FitRequest } from '../shared/engineProtocol';
 import { estimatedVaeSeconds, vaeImageSize } from '../inference/fit/vaeBudget';
 

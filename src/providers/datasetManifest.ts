@@ -1,2 +1,2 @@
 /** The dataset-manifest reader lives in the engine (src/inference/datasetManifest.ts), shared with the CLI. */
-export * from '../inference/datasetManifest';
+export * from '../inference/datasets/datasetManifest';

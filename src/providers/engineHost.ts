@@ -16,7 +16,7 @@ import { EngineClient, type LogLevel } from '../worker/engineClient';
 import { showPairError } from '../services/docs';
 import type { EngineService, ScoreProgress } from '../services/engineService';
 import { PairSettingError, resolvePairSetting } from './pairPath';
-import { VERDICT_RULES, type VerdictRule } from '../inference/rules';
+import { VERDICT_RULES, type VerdictRule } from '../shared/rules';
 
 const ENGINE_SETTINGS = ['pair', 'alpha', 'verdictRule', 'executionProvider', 'batchSize'];
 

@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { errorResult, type ImageResult } from '../inference/engineTypes';
-import { walkImages } from '../inference/files';
+import { walkImages } from '../inference/io/files';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';

@@ -20,7 +20,7 @@ import {
   checkReadable, commonFolder, formatForDocument, formatSummary, isLabelDisagreement, type ManifestRow, type ManifestSummary, type Readability, type RowState, summarize,
 } from './datasetManifest';
 import { appendPlain, commandLink, HOVER_COMMANDS, type MarkdownSink, thumbnailMarkdown, visibleText } from './hoverMarkdown';
-import type { EditorManifest as ParsedManifest } from '../inference/manifestRows';
+import type { EditorManifest as ParsedManifest } from '../inference/datasets/manifestRows';
 import { ManifestParser } from './manifestParser';
 import { progressMessage, RateMeter } from './progressText';
 import { scoreStore, type ScoreStore } from './scoreStore';

@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { ManifestFormat } from '../inference/datasetManifest';
-import { CompactRows, type CompactRowsPayload, type EditorManifest } from '../inference/manifestRows';
+import type { ManifestFormat } from '../inference/datasets/datasetManifest';
+import { CompactRows, type CompactRowsPayload, type EditorManifest } from '../inference/datasets/manifestRows';
 import type { ManifestWorkerRequest } from '../worker/manifestWorker';
 
 type Answer =

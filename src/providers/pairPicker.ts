@@ -243,7 +243,7 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
       // A workspace pair must stay inside the workspace (links included); one the user browsed to may be anywhere.
       const text = await readPairManifestText(manifest, { roots: picked.browse ? undefined : roots() });
       // Loaded here, not at activation: the manifest module compiles its JSON Schema (ajv) when it loads.
-      const { parsePairManifest } = await import('../inference/manifest');
+      const { parsePairManifest } = await import('../inference/pair/manifest');
       const missing = await missingPairFiles(dirname(manifest), parsePairManifest(text, manifest));
       if (missing.length) throw new Error(`${manifest}:\n${missing.join('\n')}`);
     } catch (err) {

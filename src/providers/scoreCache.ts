@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeFileAtomicAsync } from '../inference/atomicFile';
+import { writeFileAtomicAsync } from '../inference/io/atomicFile';
 import type { ImageResult } from '../inference/engine';
 
 export { writeFileAtomicAsync };

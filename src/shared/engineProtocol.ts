@@ -3,9 +3,9 @@
  * src/providers/engineHost.ts (client) and src/worker/engineWorker.ts (server). No `vscode` import here.
  */
 import type { ImageResult, PairInfo } from '../inference/engine';
-import type { FitOptions, FitProgress } from '../inference/fit';
-import type { InspectModelOptions, ModelFacts } from '../inference/modelInspection';
-import type { VerdictRule } from '../inference/rules';
+import type { FitOptions, FitProgress } from '../inference/fit/fit';
+import type { InspectModelOptions, ModelFacts } from '../inference/fit/modelInspection';
+import type { VerdictRule } from './rules';
 import type { FitReport } from './fitReport';
 
 export interface EngineConfig {

@@ -7,7 +7,7 @@
  * test p-value over its share of α), so that the image is out-of-distribution exactly when it is below α.
  * Per-test p-values are always shown with their test's name (`testPLabel`).
  */
-import type { TestName } from '../inference/rules';
+import type { TestName } from './rules';
 
 /**
  * A p-value with two significant digits: "0.41", "0.034", "0.002", "0.00044"; below 0.0001 in scientific

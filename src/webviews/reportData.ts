@@ -5,10 +5,10 @@
  */
 import { relative, sep } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { csvCell } from '../inference/safeText';
-import { compareSets } from '../inference/detectors';
+import { csvCell } from '../inference/io/safeText';
+import { compareSets } from '../inference/detectors/resultScores';
 import type { ImageResult, PairInfo } from '../inference/engine';
-import { jsonRecord, RESULT_COLUMNS, resultRecord } from '../inference/output';
+import { jsonRecord, RESULT_COLUMNS, resultRecord } from '../inference/datasets/output';
 import type { Comparison, ReportData, ReportRow, RowSet } from '../shared/reportProtocol';
 
 /** What a scan produced; kept in workspace storage so that the report survives a reload. */

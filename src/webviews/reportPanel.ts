@@ -9,7 +9,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { Services } from '../services/services';
-import { writeFileAtomicAsync } from '../inference/atomicFile';
+import { writeFileAtomicAsync } from '../inference/io/atomicFile';
 import { type HostToReport, isReportToHost, type ReportViewState } from '../shared/reportProtocol';
 import { buildReportData, exportCsv, exportJson, type StoredReport } from './reportData';
 import { buildReportHtml, makeReportNonce } from './reportHtml';

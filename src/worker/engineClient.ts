@@ -4,7 +4,7 @@
  * for VS Code; the worker tests drive it directly against the real worker.
  */
 import type { Worker } from 'node:worker_threads';
-import type { InspectModelOptions } from '../inference/modelInspection';
+import type { InspectModelOptions } from '../inference/fit/modelInspection';
 import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
 
 export type LogLevel = 'trace' | 'info' | 'warn' | 'error';

@@ -7,8 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine } from '../inference/engine';
-import { resolveIn } from '../inference/manifest';
-import { inspectModel } from '../inference/modelInspection';
+import { resolveIn } from '../inference/pair/manifest';
+import { inspectModel } from '../inference/fit/modelInspection';
 import type { CalibrationHistogram, EngineConfig, EnginePairInfo, FitRequest, InspectResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
 import type { FitReport } from '../shared/fitReport';
 import { runFitJob } from './fitJob';

@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { calibrationValues, decideTests, readCalibration } from '../inference/calibration';
-import { FitError, type FitResult, fitPair, type ManifestReader } from '../inference/fit';
+import { calibrationValues, decideTests, readCalibration } from '../inference/pair/calibration';
+import { FitError, type FitResult, fitPair, type ManifestReader } from '../inference/fit/fit';
 import { parseManifest } from '../providers/datasetManifest';
-import { type AlphaShares, TEST_NAMES, type VerdictRule } from '../inference/rules';
+import { type AlphaShares, TEST_NAMES, type VerdictRule } from '../shared/rules';
 import type { FitEvent, FitRequest } from '../shared/engineProtocol';
 import { type FitReport, type ScoreHistogram, scoreHistogram, testOfScore } from '../shared/fitReport';
 

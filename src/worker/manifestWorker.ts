@@ -5,8 +5,8 @@
  * time per id; `cancel` stops a parse between chunks.
  */
 import { parentPort } from 'node:worker_threads';
-import { fileChunks, type ManifestFormat, readManifest, textChunks } from '../inference/datasetManifest';
-import { CompactRowsBuilder } from '../inference/manifestRows';
+import { fileChunks, type ManifestFormat, readManifest, textChunks } from '../inference/datasets/datasetManifest';
+import { CompactRowsBuilder } from '../inference/datasets/manifestRows';
 
 export type ManifestWorkerRequest =
   | { type: 'parse'; id: number; format: ManifestFormat; baseDir: string; roots: string[]; restricted: boolean; text?: string; path?: string }

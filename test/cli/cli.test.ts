@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { RESULT_COLUMNS } from '../../src/inference/output';
+import { RESULT_COLUMNS } from '../../src/inference/datasets/output';
 import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, REPO, tempDir, writeIdxPngs } from '../helpers';
 
 function cli(...args: string[]) {

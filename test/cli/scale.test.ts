@@ -8,9 +8,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { rmSync, chmodSync, closeSync, copyFileSync, openSync, readSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { expandInputs } from '../../src/inference/files';
-import { ResultWriter } from '../../src/inference/output';
-import { parseShard, shardOfKey } from '../../src/inference/shard';
+import { expandInputs } from '../../src/inference/io/files';
+import { ResultWriter } from '../../src/inference/datasets/output';
+import { parseShard, shardOfKey } from '../../src/inference/datasets/shard';
 import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, REPO, tempDir, writeIdxPngs } from '../helpers';
 
 const CLI_ARGS = ['--import', 'tsx', join(REPO, 'src', 'cli', 'main.ts')];

@@ -14,10 +14,10 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine, type ScoreInput } from '../../src/inference/engine';
 import { errorResult } from '../../src/inference/engineTypes';
-import { expandInputs } from '../../src/inference/files';
+import { expandInputs } from '../../src/inference/io/files';
 import { parseManifest } from '../../src/providers/datasetManifest';
 import { FIXTURES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir, writeIdxPngs } from '../helpers';
-import { mulberry32 } from '../../src/inference/random';
+import { mulberry32 } from '../../src/inference/detectors/random';
 
 const SEED = Number(process.env.OOD_LENS_FUZZ_SEED ?? 15);
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compareSets } from '../../src/inference/detectors';
+import { compareSets } from '../../src/inference/detectors/resultScores';
 import { type ImageResult, OodEngine, type ScoreInput } from '../../src/inference/engine';
-import { idxImages, readIdxFile } from '../../src/inference/idx';
+import { idxImages, readIdxFile } from '../../src/inference/io/idx';
 import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady } from '../helpers';
 
 const N = 500;

@@ -3,7 +3,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { OodEngine } from '../../src/inference/engine';
-import { expandInputs } from '../../src/inference/files';
+import { expandInputs } from '../../src/inference/io/files';
 import { ModelError } from '../../src/inference/backends/types';
 import { FASHION_TEST_IMAGES, FIXTURES, labelsOf, MNIST_PAIR, MNIST_TEST_IMAGES, MNIST_TEST_LABELS, pairReady, tempDir, writeIdxPngs } from '../helpers';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type ImageResult, OodEngine, type ScoreInput } from '../../src/inference/engine';
-import { idxImages, readIdxFile } from '../../src/inference/idx';
+import { idxImages, readIdxFile } from '../../src/inference/io/idx';
 import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady } from '../helpers';
 
 const inputs: ScoreInput[] = [];

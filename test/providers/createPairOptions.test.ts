@@ -1,7 +1,7 @@
 /** The Create Pair flow's answers (no vscode): scaling presets and parser, class names, folders, model facts, the fit request. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { ModelFacts } from '../../src/inference/modelInspection';
+import type { ModelFacts } from '../../src/inference/fit/modelInspection';
 import {
   buildFitRequest,
   vaeTrainingEstimate,

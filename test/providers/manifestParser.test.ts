@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { parseManifest, rowAtLine } from '../../src/inference/datasetManifest';
+import { parseManifest, rowAtLine } from '../../src/inference/datasets/datasetManifest';
 import { ManifestParser } from '../../src/providers/manifestParser';
 import { tempDir } from '../helpers';
 

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parsePairManifest } from '../../src/inference/manifest';
+import { parsePairManifest } from '../../src/inference/pair/manifest';
 import { MAX_PAIR_MANIFEST_BYTES, missingPairFiles, PairFileError, readPairManifestText } from '../../src/providers/pairManifestFile';
 import { MNIST_PAIR } from '../helpers';
 

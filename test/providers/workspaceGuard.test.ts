@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { walkImages } from '../../src/inference/files';
+import { walkImages } from '../../src/inference/io/files';
 import { OUTSIDE_WORKSPACE_REASON, outsideWorkspace } from '../../src/providers/workspaceGuard';
 
 let dir: string;

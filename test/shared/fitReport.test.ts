@@ -1,7 +1,7 @@
 /** The Create Pair result panel's model: firing thresholds that agree with decide(), histograms, messages. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Calibration, decide } from '../../src/inference/calibration';
+import { type Calibration, decide } from '../../src/inference/pair/calibration';
 import { calibrationNeeded, cannotFireWarning, falseAlarmSentence, firingThreshold, isFitReport, isFitResultToHost, percent, scoreHistogram } from '../../src/shared/fitReport';
 
 function seeded(n: number, seed = 7): number[] {

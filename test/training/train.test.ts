@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OodEngine } from '../../src/inference/engine';
-import { idxImages, readIdxFile } from '../../src/inference/idx';
+import { idxImages, readIdxFile } from '../../src/inference/io/idx';
 import { MNIST_TEST_IMAGES, REPO, tempDir } from '../helpers';
 
 const PYTHON = '/usr/bin/python3';

@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { build } from 'esbuild';
 import sharp from 'sharp';
-import { idxImages, readIdxFile } from '../../src/inference/idx';
+import { idxImages, readIdxFile } from '../../src/inference/io/idx';
 import { formatP } from '../../src/shared/format';
 import type { EnginePairInfo } from '../../src/shared/engineProtocol';
 import type { InspectRow, InspectViewState } from '../../src/shared/inspectProtocol';

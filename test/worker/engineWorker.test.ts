@@ -14,7 +14,7 @@ import { join, relative, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
-import { idxImages, readIdxFile } from '../../src/inference/idx';
+import { idxImages, readIdxFile } from '../../src/inference/io/idx';
 import type { EngineConfig, EnginePairInfo, ImageResult } from '../../src/shared/engineProtocol';
 import { EngineClient, EngineCrashedError } from '../../src/worker/engineClient';
 import { pairSkipReason } from './pairAvailable';

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { loadPairManifest, ManifestError } from '../../src/inference/manifest';
+import { loadPairManifest, ManifestError } from '../../src/inference/pair/manifest';
 
 export function pairSkipReason(pairDir: string, repoRoot: string): string | undefined {
   const shown = relative(repoRoot, pairDir) || pairDir;

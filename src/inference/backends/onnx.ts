@@ -1,7 +1,7 @@
 /** onnxruntime-node backend: CUDA when asked for (or available under `auto`), CPU otherwise. */
 import { isMainThread } from 'node:worker_threads';
 import type * as OrtTypes from 'onnxruntime-node';
-import { BoundedReadError, checkFileSync, LIMITS } from '../boundedRead';
+import { BoundedReadError, checkFileSync, LIMITS } from '../io/boundedRead';
 import { checkFeed, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
 
 type Ort = typeof OrtTypes;

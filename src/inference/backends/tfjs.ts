@@ -8,8 +8,8 @@
  * weights path is checked to stay inside the model's folder.
  */
 import { existsSync, statSync } from 'node:fs';
-import { type BoundedReadError, LIMITS, ReadBudget, readBoundedTextSync } from '../boundedRead';
-import { jsonSyntaxProblem } from '../jsonText';
+import { type BoundedReadError, LIMITS, ReadBudget, readBoundedTextSync } from '../io/boundedRead';
+import { jsonSyntaxProblem } from '../io/jsonText';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type * as TfTypes from '@tensorflow/tfjs';
 import { checkFeed, type ExecutionProviderSetting, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';

@@ -3,10 +3,10 @@
  * tensor) beside `features-knn.f16` (the fit images' L2-normalised features, float16) and
  * `features-mahalanobis.f32` (class means and whitening matrix, float32). Written atomically.
  */
-import { BoundedReadError, LIMITS, readBoundedSync, readBoundedTextSync } from '../boundedRead';
-import { jsonSyntaxProblem } from '../jsonText';
+import { BoundedReadError, LIMITS, readBoundedSync, readBoundedTextSync } from '../io/boundedRead';
+import { jsonSyntaxProblem } from '../io/jsonText';
 import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic } from '../calibration';
+import { writeFileAtomic } from '../io/atomicFile';
 import { fromFloat16Bytes, toFloat16Bytes } from './float16';
 import type { MahalanobisModel } from './mahalanobis';
 

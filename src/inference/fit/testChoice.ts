@@ -7,11 +7,11 @@
  * false-alarm rate, averaged over the kinds of probe (so a test that alone catches one kind keeps a share).
  * No evaluation OOD set is ever used. Pure functions; fit.ts runs the engine.
  */
-import type { RawImage } from '../preprocess';
-import { auroc } from '../metrics';
-import { mulberry32 } from '../random';
-import type { TestName } from '../rules';
-import type { TestChoiceRecord } from '../manifest';
+import type { RawImage } from '../image/preprocess';
+import { auroc } from '../detectors/metrics';
+import { mulberry32 } from '../detectors/random';
+import type { TestName } from '../../shared/rules';
+import type { TestChoiceRecord } from '../pair/manifest';
 
 export const PROBE_KINDS = ['noise', 'blank', 'shuffled patches', 'flipped', 'zoomed in', 'zoomed out', 'inverted'] as const;
 export type ProbeKind = (typeof PROBE_KINDS)[number];

@@ -16,8 +16,8 @@ import { onnx } from 'onnx-proto';
 import type * as TfTypes from '@tensorflow/tfjs';
 import { tfjsRuntime } from '../backends/tfjs';
 import type { ExecutionProviderSetting } from '../backends/types';
-import type { VaeTrainingRecord } from '../manifest';
-import { mulberry32 } from '../random';
+import type { VaeTrainingRecord } from '../pair/manifest';
+import { mulberry32 } from '../detectors/random';
 import { defaultVaeEpochs } from './vaeBudget';
 
 export { defaultVaeEpochs, nominalImagesPerSecond, VAE_MAX_SIDE, vaeImageSize } from './vaeBudget';

@@ -1,5 +1,5 @@
 /** What `fit` recorded in a pair (the VAE it trained, the tests it chose), in lines for `info`, `eval` and the panels. */
-import type { TestChoiceRecord, VaeTrainingRecord } from '../manifest';
+import type { TestChoiceRecord, VaeTrainingRecord } from './manifest';
 
 /** The trained VAE's record in one line, for `info` and the panels. */
 export function vaeTrainingLine(r: VaeTrainingRecord): string {

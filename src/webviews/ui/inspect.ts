@@ -10,9 +10,9 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-ring/index.js';
 import type { CalibrationHistogram, InspectResult } from '../../shared/engineProtocol';
 import type { HostToInspect, InspectPersistedState, InspectRow, InspectToHost, InspectViewState } from '../../shared/inspectProtocol';
-import { ruleShares, TEST_LABELS, TEST_NAMES } from '../../inference/rules';
+import { ruleShares, TEST_LABELS, TEST_NAMES } from '../../shared/rules';
 import { formatMsp, formatNats, headlineP, testPLabel } from '../../shared/format';
-import { elboBreakdown, predictionText, verdictText } from '../verdictText';
+import { elboBreakdown, predictionText, verdictText } from './verdictText';
 import { cssVar, el } from './dom';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chooseTests, makeProbe, makeProbes, PROBE_KINDS, type ProbeKind, testChoiceLines } from '../../../src/inference/fit/testChoice';
-import { mulberry32 } from '../../../src/inference/random';
+import { mulberry32 } from '../../../src/inference/detectors/random';
 
 /** A 8×8 grey image: a bright vertical bar at x = 1 on black. */
 function bar() {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { idxImages, readIdxFile } from '../../../src/inference/idx';
-import { loadModel } from '../../../src/inference/pair';
+import { idxImages, readIdxFile } from '../../../src/inference/io/idx';
+import { loadModel } from '../../../src/inference/pair/pair';
 import { defaultVaeEpochs, trainVae, VaeTrainingCancelled, vaeForwardTfjs, vaeImageSize, vaeOnnxModels } from '../../../src/inference/fit/vaeTraining';
 import { MNIST_TEST_IMAGES, tempDir } from '../../helpers';
 

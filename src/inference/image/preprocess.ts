@@ -1,0 +1,221 @@
+/**
+ * Image → model input. sharp (libvips) decodes, flattens alpha, converts to grey/RGB and resizes;
+ * the manifest's invert / range / mean-std are applied here in JS on the 8-bit result.
+ */
+import { BoundedReadError, readBounded, readBoundedSync } from '../io/boundedRead';
+import sharp, { type ResizeOptions, type Sharp } from 'sharp';
+import type { InputSpec } from '../pair/manifest';
+import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
+
+/** Images with more decoded pixels than this are refused (decompression bombs). */
+export const DEFAULT_MAX_INPUT_PIXELS = 64 * 1024 * 1024;
+
+/** An 8-bit image exactly as the model will see it: `width`×`height`×`channels`, interleaved (HWC). */
+export interface ModelImage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  /** Pixel values 0..255 after resize and inversion. */
+  pixels: Uint8Array;
+  /** L(x) in bits, when a preprocessing worker already computed it. */
+  complexityBits?: number;
+  /**
+   * The VAE's own image (its size and channels), when they differ from the classifier's: this image is then
+   * the classifier's. Both come from one decode of the file (fastpath.ts `preparePairBatch`).
+   */
+  forVae?: ModelImage;
+}
+
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+  data: Uint8Array;
+}
+
+export type ImageSource = Buffer | Uint8Array | RawImage;
+
+export class ImageDecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+export function isRawImage(source: ImageSource): source is RawImage {
+  return (source as RawImage).data !== undefined && (source as RawImage).width !== undefined;
+}
+
+/** The size the image is resized to: the model input less `padding` on each side. */
+export function innerSize(spec: InputSpec): { width: number; height: number; padding: number } {
+  const padding = spec.padding ?? 0;
+  return { width: spec.width - 2 * padding, height: spec.height - 2 * padding, padding };
+}
+
+/** Options that sharp receives; shared with the fast paths so they all produce the same pixels. */
+export function resizeOptions(spec: InputSpec): ResizeOptions {
+  const inner = innerSize(spec);
+  return {
+    width: inner.width,
+    height: inner.height,
+    fit: spec.resize ?? 'fill',
+    kernel: spec.resizeKernel ?? 'lanczos3',
+    background: spec.background ?? '#ffffff',
+  };
+}
+
+/** Decode + convert + resize one image with sharp. Throws ImageDecodeError with a readable reason. */
+export async function toModelImage(source: ImageSource, spec: InputSpec, maxInputPixels = DEFAULT_MAX_INPUT_PIXELS): Promise<ModelImage> {
+  const background = spec.background ?? '#ffffff';
+  let pipeline: Sharp;
+  try {
+    // SVG renders in one native call nothing can interrupt: it runs in a child process under the time limit.
+    if (!isRawImage(source) && looksLikeSvg(source)) source = await rasterizeSvg(source, maxInputPixels);
+    if (isRawImage(source)) {
+      pipeline = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels });
+    } else {
+      if (source.length === 0) throw new ImageDecodeError('the file is empty');
+      pipeline = sharp(source, { limitInputPixels: maxInputPixels, failOn: 'error', animated: false, sequentialRead: true });
+    }
+    // Raster decoding and resizing under the same per-image limit (libvips checks it as it works).
+    pipeline = pipeline.timeout({ seconds: Math.max(1, Math.ceil(imageTimeLimitMs() / 1000)) });
+    pipeline = pipeline.rotate().flatten({ background });
+    pipeline = spec.channels === 1 ? pipeline.toColourspace('b-w') : pipeline.toColourspace('srgb');
+    pipeline = pipeline.resize(resizeOptions(spec));
+    const padding = spec.padding ?? 0;
+    if (padding) pipeline = pipeline.extend({ top: padding, bottom: padding, left: padding, right: padding, background });
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== spec.channels || info.width !== spec.width || info.height !== spec.height) {
+      throw new ImageDecodeError(`unexpected decoded shape ${info.width}×${info.height}×${info.channels}`);
+    }
+    const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (spec.invert) for (let i = 0; i < pixels.length; i++) pixels[i] = 255 - pixels[i];
+    return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
+    if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
+    throw new ImageDecodeError(describeSharpError(err, isRawImage(source) ? undefined : source));
+  }
+}
+
+/**
+ * Decodes an encoded image once into 8-bit pixels, auto-oriented and flattened onto `background`, in grey or
+ * sRGB: the source each model's image is then resized from (a pair whose models take different sizes).
+ * Same limits and messages as `toModelImage`.
+ */
+export async function decodeToRaw(bytes: Uint8Array, options: { rgb: boolean; background: string; maxInputPixels: number }): Promise<RawImage> {
+  try {
+    if (looksLikeSvg(bytes)) return await rasterizeSvg(bytes, options.maxInputPixels);
+    if (bytes.length === 0) throw new ImageDecodeError('the file is empty');
+    const pipeline = sharp(bytes, { limitInputPixels: options.maxInputPixels, failOn: 'error', animated: false, sequentialRead: true })
+      .timeout({ seconds: Math.max(1, Math.ceil(imageTimeLimitMs() / 1000)) })
+      .rotate()
+      .flatten({ background: options.background })
+      .toColourspace(options.rgb ? 'srgb' : 'b-w');
+    const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels as RawImage['channels'], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
+    if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
+    throw new ImageDecodeError(describeSharpError(err, bytes));
+  }
+}
+
+/** The prefix libvips' loader for these bytes puts on its messages (by magic number). */
+function loaderPrefix(bytes: Uint8Array): RegExp | null {
+  const b = (i: number) => bytes[i] ?? -1;
+  if (b(0) === 0x89 && b(1) === 0x50 && b(2) === 0x4e && b(3) === 0x47) return /png/i;
+  if (b(0) === 0xff && b(1) === 0xd8) return /jpe?g/i;
+  if (b(0) === 0x47 && b(1) === 0x49 && b(2) === 0x46) return /gif/i;
+  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46) return /webp/i;
+  if ((b(0) === 0x49 && b(1) === 0x49) || (b(0) === 0x4d && b(1) === 0x4d)) return /tiff/i;
+  return null;
+}
+
+/**
+ * libvips keeps one error buffer for the whole process: images decoded at the same time (a batch, or
+ * another thread's) append to it, so one image's message can carry another's lines, and a message differed
+ * between the in-process and the sharded pipelines. Only the first line from this image's own loader is
+ * kept (or the first line).
+ */
+function ownLines(message: string, bytes: Uint8Array | undefined): string {
+  const prefix = /^Input buffer has corrupt header: /.exec(message)?.[0] ?? '';
+  const lines = [...new Set(message.slice(prefix.length).split('\n').map((l) => l.trim().replace(/[:\s]+$/, '')).filter(Boolean))];
+  const loader = bytes ? loaderPrefix(bytes) : null;
+  const own = loader ? lines.filter((l) => loader.test(l.split(':')[0])) : [];
+  return `${prefix}${own[0] ?? lines[0] ?? ''}`;
+}
+
+/** sharp's messages come from libvips and are cryptic; name the usual causes in plain words. */
+export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
+  // libvips messages often end in a dangling ':' or newline.
+  const message = ownLines((err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, ''), bytes);
+  if (/^timeout/i.test(message)) return `decoding took longer than the per-image time limit (${Math.max(1, Math.ceil(imageTimeLimitMs() / 1000))} s) and was stopped`;
+  if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
+  if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
+  if (/premature end|truncated|unexpected end|not enough data|Read error|corrupt header/i.test(message)) return `image data is truncated or corrupt: ${message}`;
+  // libpng refusing the pixel data (a bad row filter) can reach sharp as a bare "Unknown error" (seen in the CLI).
+  if (/^unknown error$/i.test(message)) return `image data is corrupt (the decoder said: ${message})`;
+  return `could not decode image: ${message}`;
+}
+
+/**
+ * The float tensor data for one image in the model's layout (without the batch dimension):
+ * value = ((pixel/255) * (hi - lo) + lo - mean[c]) / std[c].
+ */
+export function toTensorData(image: ModelImage, spec: InputSpec, layout: 'NCHW' | 'NHWC', out?: Float32Array, offset = 0): Float32Array {
+  const { width, height, channels, pixels } = image;
+  const size = width * height * channels;
+  const target = out ?? new Float32Array(size);
+  const [lo, hi] = spec.range ?? [0, 1];
+  const scale = (hi - lo) / 255;
+  const plane = width * height;
+  for (let c = 0; c < channels; c++) {
+    const mean = spec.mean?.[c] ?? 0;
+    const std = spec.std?.[c] ?? 1;
+    for (let p = 0; p < plane; p++) {
+      const v = (pixels[p * channels + c] * scale + lo - mean) / std;
+      target[offset + (layout === 'NCHW' ? c * plane + p : p * channels + c)] = v;
+    }
+  }
+  return target;
+}
+
+/** Pixels in [0, 1], channel-planar (C×H×W): the target of the VAE's likelihood. */
+export function toUnitPlanar(image: ModelImage, out?: Float32Array, offset = 0): Float32Array {
+  const { width, height, channels, pixels } = image;
+  const plane = width * height;
+  const target = out ?? new Float32Array(plane * channels);
+  for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) target[offset + c * plane + p] = pixels[p * channels + c] / 255;
+  return target;
+}
+
+/** One wording for every way an image file cannot be read, on every pipeline (in-process, workers, shards). */
+function readError(err: unknown): ImageDecodeError {
+  if (err instanceof ImageDecodeError) return err;
+  if (err instanceof BoundedReadError) return new ImageDecodeError(err.problem === 'folder' ? 'is a folder, not an image' : err.reason);
+  return new ImageDecodeError(`cannot read: ${(err as Error).message}`);
+}
+
+/** Reads an image file (regular files only, size checked first) with the same checks and messages as readCheckedSync. */
+export async function readChecked(path: string, maxFileBytes: number): Promise<Uint8Array> {
+  try {
+    const bytes = await readBounded(path, { maxBytes: maxFileBytes });
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch (err) {
+    throw readError(err);
+  }
+}
+
+/**
+ * The same read, synchronously, for worker threads that exist to do this work: one open, fstat and read
+ * instead of the promise API's round trips through libuv's thread pool (12 µs against 50 µs per small file).
+ */
+export function readCheckedSync(path: string, maxFileBytes: number): Uint8Array {
+  try {
+    const bytes = readBoundedSync(path, { maxBytes: maxFileBytes });
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  } catch (err) {
+    throw readError(err);
+  }
+}

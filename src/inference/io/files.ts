@@ -1,0 +1,155 @@
+/** Finding the images to score: files, folders (optionally recursive) and IDX archives, streamed in order. */
+import { isUtf8 } from 'node:buffer';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { describeFsError } from './boundedRead';
+import { idxImages, looksLikeIdx, readIdxFile } from './idx';
+import type { ScoreInput } from '../engineTypes';
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.bmp', '.tif', '.tiff', '.avif', '.heic', '.heif', '.jp2', '.svg'];
+
+export function isImagePath(path: string): boolean {
+  return IMAGE_EXTENSIONS.includes(extname(path).toLowerCase());
+}
+
+export interface ListOptions {
+  recursive?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * A listed image file, or a problem in place of what could not be listed (a folder that cannot be read, a
+ * name that cannot be used): the problem becomes that path's error record, so nothing is dropped silently.
+ */
+export interface ListedFile {
+  path: string;
+  /** Why this path cannot be scored (set for listing problems only). */
+  error?: string;
+}
+
+/** A file name's bytes as text, each byte that is not valid UTF-8 shown as \xNN (so the name stays distinct). */
+export function showFileName(name: Buffer): string {
+  if (isUtf8(name)) return name.toString('utf8');
+  let out = '';
+  let i = 0;
+  while (i < name.length) {
+    const b = name[i];
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    const seq = len ? name.subarray(i, i + len) : null;
+    if (seq && seq.length === len && isUtf8(seq)) {
+      out += seq.toString('utf8');
+      i += len;
+    } else {
+      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      i++;
+    }
+  }
+  return out;
+}
+
+const NOT_UTF8 = 'the file name is not valid UTF-8, so it cannot be opened by name here (invalid bytes shown as \\xNN); rename the file';
+
+const NOT_UTF8_ARGUMENT = 'the name as given holds bytes that are not valid UTF-8 (shown as \uFFFD), which cannot be passed on by name; score its folder instead, or rename it';
+
+function listingProblem(dir: string, err: unknown): ListedFile {
+  return { path: dir, error: `cannot list this folder: ${describeFsError(err).reason}; its images were not scored` };
+}
+
+/**
+ * Image files under a folder, sorted by name at each level, streamed: a level's listing is read at once (it
+ * has to be sorted anyway; one readdir for the level costs ~1 µs per entry, where iterating opendir's entries
+ * one by one cost ~5), and subfolders are listed only when reached. A folder that cannot be listed (no
+ * permission, a path longer than the system allows) is yielded as a problem and the walk goes on.
+ */
+export async function* walkImages(dir: string, recursive: boolean, signal?: AbortSignal): AsyncGenerator<ListedFile> {
+  let listing;
+  try {
+    // Names as bytes: a name that is not valid UTF-8 would otherwise be mangled into one that does not exist.
+    listing = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
+  } catch (err) {
+    yield listingProblem(dir, err);
+    return;
+  }
+  const entries: { name: string; isDir: boolean; badName: boolean }[] = [];
+  for (const entry of listing) {
+    const raw = entry.name as unknown as Buffer;
+    if (raw[0] === 0x2e) continue; // hidden
+    const badName = !isUtf8(raw);
+    const name = badName ? showFileName(raw) : raw.toString('utf8');
+    if (entry.isDirectory()) entries.push({ name, isDir: true, badName });
+    else if ((entry.isFile() || entry.isSymbolicLink()) && isImagePath(name)) entries.push({ name, isDir: false, badName });
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    if (signal?.aborted) return;
+    const full = join(dir, e.name);
+    if (e.isDir) {
+      if (!recursive) continue;
+      if (e.badName) yield { path: full, error: `cannot list this folder: ${NOT_UTF8.replace('file name', 'folder name').replace('the file', 'the folder')}; its images were not scored` };
+      else yield* walkImages(full, true, signal);
+    } else yield e.badName ? { path: full, error: NOT_UTF8 } : { path: full };
+  }
+}
+
+/** Subfolders directly in `dir` (for the hint when a folder without --recursive held no images). */
+export async function countSubfolders(dir: string): Promise<number> {
+  try {
+    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The message without the "path: " its thrower put first (the error record carries the path). */
+function withoutPath(message: string, path: string): string {
+  return message.startsWith(`${path}: `) ? message.slice(path.length + 2) : message;
+}
+
+/**
+ * A score input with where it came from: `arg` is the index of the command-line argument, `key` the input's
+ * path relative to that argument ('/'-separated; a file argument's own name; `name#i` for an IDX entry). The
+ * key names the input the same way on every machine: `--shard` hashes it, `--resume` and `merge` match on it.
+ */
+export type ListedInput = ScoreInput & { arg: number; key: string };
+
+function keyOf(root: string, path: string): string {
+  const rel = relative(root, path);
+  if (!rel) return basename(root);
+  return sep === '/' ? rel : rel.split(sep).join('/');
+}
+
+/**
+ * Every argument becomes score inputs: a folder → its images; an IDX file → one raw image per entry
+ * (path `file#index`); any other path → itself (so a missing or broken file becomes an error record). What
+ * cannot be listed or parsed becomes an input carrying its error, reported as that path's error record.
+ */
+export async function* expandInputs(args: string[], options: ListOptions = {}): AsyncGenerator<ListedInput> {
+  for (let arg = 0; arg < args.length; arg++) {
+    const path = resolve(args[arg]);
+    const name = basename(path);
+    let isDir = false;
+    try {
+      isDir = (await stat(path)).isDirectory();
+    } catch {
+      // An argument with bytes that are not UTF-8 reached us already replaced by U+FFFD: say so.
+      yield args[arg].includes('\uFFFD') ? { path, arg, key: name, error: `file not found: ${NOT_UTF8_ARGUMENT}` } : { path, arg, key: name };
+      continue;
+    }
+    if (isDir) {
+      for await (const file of walkImages(path, options.recursive ?? false, options.signal)) yield { ...file, arg, key: keyOf(path, file.path) };
+    } else if (looksLikeIdx(path)) {
+      let images;
+      try {
+        images = idxImages(readIdxFile(path), path);
+      } catch (err) {
+        // Named as an IDX problem: decoding the archive as an image would only say "not an image".
+        yield { path, error: withoutPath((err as Error).message, path), arg, key: name };
+        continue;
+      }
+      for (let i = 0; i < images.count; i++) {
+        if (options.signal?.aborted) return;
+        yield { path: `${path}#${i}`, arg, key: `${name}#${i}`, source: { width: images.width, height: images.height, channels: 1, data: images.image(i) } };
+      }
+    } else yield { path, arg, key: name };
+  }
+}

@@ -1,0 +1,401 @@
+/**
+ * A loaded pair: manifest, runtimes for its models, and its calibration. Loading checks the whole pair
+ * against what the model files declare, and runs each model once on probe images, before any image is
+ * scored: shapes, label count, logits vs probabilities, output names. Every failure names the manifest
+ * field and the fix (PairCheckError).
+ */
+import { BoundedReadError, LIMITS, readBoundedSync } from '../io/boundedRead';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Calibration, readCalibration } from './calibration';
+import { type ImageGeometry, type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair, type SharedInputSpec } from './manifest';
+import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from '../backends/types';
+import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from '../backends/staticBatch';
+import { type ModelImage, toTensorData } from '../image/preprocess';
+import { type FeatureFit, readFeatureFit } from '../features/featureFit';
+
+/** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
+export function builtInPairDir(name = 'mnist'): string {
+  // dist/<bundle>.js → ../models; src/inference/pair/pair.ts → ../../../models
+  const candidates = [join(__dirname, '..', 'models', name), join(__dirname, '..', '..', '..', 'models', name)];
+  return candidates.find((c) => existsSync(join(c, 'ood-pair.json'))) ?? candidates[0];
+}
+
+export async function loadModel(path: string, format: ModelFormat, options: LoadOptions, bytes?: Uint8Array): Promise<ModelRunner> {
+  if (format === 'onnx') {
+    const { loadOnnx } = await import('../backends/onnx');
+    return loadOnnx(path, options, bytes);
+  }
+  const { loadTfjs } = await import('../backends/tfjs');
+  return loadTfjs(path, format, options);
+}
+
+/** A pair that does not fit its model files: `field` is the manifest field to change, the message says how. */
+export class PairCheckError extends Error {
+  constructor(readonly manifestPath: string, readonly field: string, readonly problem: string) {
+    super(`${manifestPath}: ${field}: ${problem}`);
+    this.name = 'PairCheckError';
+  }
+}
+
+export interface LoadedPair extends ResolvedPair {
+  classifier: ModelRunner;
+  /** Single-file VAE (image → reconstruction, mu, logvar), when the manifest has vae.path. */
+  vae?: ModelRunner;
+  encoder?: ModelRunner;
+  decoder?: ModelRunner;
+  calibration?: Calibration;
+  classifierLayout: Layout;
+  vaeLayout: Layout;
+  /** How each model's tensor is made from the 8-bit image (own fields, else the shared input's). */
+  scaling: { classifier: ResolvedScaling; vae: ResolvedScaling };
+  /**
+   * Each model's input, resolved: size, channels and padding (own fields, else the shared input's, else what
+   * the model file declares), the shared decoding options, and its scaling. `vae` is absent without a VAE.
+   */
+  inputs: { classifier: InputSpec; vae?: InputSpec };
+  /** Fixed batch sizes the model files declare (their runners split any batch into these). */
+  staticBatch: { classifier?: number; vae?: number; encoder?: number; decoder?: number };
+  /** Tensor names after defaults are filled in from the models. */
+  names: {
+    classifierInput: string;
+    classifierOutput: string;
+    vaeInput?: string;
+    encoderInput?: string;
+    decoderInput?: string;
+    /** The classifier output holding the penultimate features (when the pair uses or fits them). */
+    features?: string;
+  };
+  /** The fitted feature detectors (manifest `features.fit`). */
+  featureFit?: FeatureFit;
+  /** How the models were loaded (the KNN search loads its own onnxruntime session the same way). */
+  loadOptions: LoadOptions;
+}
+
+export interface PairLoadExtras {
+  /** Expose the classifier's features even when the manifest does not ask for them (to fit detectors). */
+  features?: boolean;
+}
+
+/**
+ * Loads the classifier with its penultimate features among its outputs: the named output, or (ONNX, no name)
+ * the input of its last Gemm/MatMul, exposed by editing the graph in memory.
+ */
+async function loadClassifierWithFeatures(path: string, m: PairManifest, options: LoadOptions): Promise<{ runner: ModelRunner; features: string }> {
+  const named = m.features?.output ?? m.features?.layer;
+  if (named || m.classifier.format !== 'onnx') {
+    if (!named) throw new ModelError(path, 'the feature detectors need the classifier\'s features: name the layer that produces them (features.layer) for a TensorFlow.js model');
+    const layer = m.classifier.format === 'tfjs-layers' && m.features?.layer;
+    const runner = await loadModel(path, m.classifier.format, layer ? { ...options, outputLayers: [layer] } : options);
+    if (!runner.outputs.some((o) => o.name === named)) {
+      await runner.dispose();
+      throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.${m.features?.output ? 'output' : 'layer'} in the pair manifest`);
+    }
+    return { runner, features: named };
+  }
+  const { exposePenultimate } = await import('../features/onnxGraph');
+  let bytes: Buffer;
+  try {
+    bytes = readBoundedSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
+  } catch (err) {
+    throw new ModelError(path, err instanceof BoundedReadError ? err.reason : (err as Error).message);
+  }
+  const exposed = exposePenultimate(bytes, path);
+  return { runner: await loadModel(path, 'onnx', options, exposed.bytes), features: exposed.name };
+}
+
+const list = (infos: TensorInfo[]) => infos.map((t) => `"${t.name}"${t.shape ? ` ${fmtShape(t.shape)}` : ''}`).join(', ');
+export const fmtShape = (s: (number | null)[]) => `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]`;
+
+export interface LoadPairOptions extends LoadOptions {
+  /** `calibrate` and `fit` create the calibration file the manifest names. */
+  calibrationMayBeMissing?: boolean;
+}
+
+export async function loadPair(location: string, options: LoadPairOptions, calibrationOverride?: Calibration, extras: PairLoadExtras = {}): Promise<LoadedPair> {
+  const resolved = loadPairManifest(location, { calibrationMayBeMissing: options.calibrationMayBeMissing || calibrationOverride !== undefined });
+  const m: PairManifest = resolved.manifest;
+  const fail = (field: string, problem: string): never => {
+    throw new PairCheckError(resolved.manifestPath, field, problem);
+  };
+  const opened: ModelRunner[] = [];
+  const staticBatch: LoadedPair['staticBatch'] = {};
+  const open = async (p: string, format: ModelFormat, key: keyof LoadedPair['staticBatch']) => {
+    const raw = await loadModel(resolveIn(resolved, p), format, options);
+    opened.push(raw);
+    staticBatch[key] = declaredStaticBatch(raw);
+    return withAnyBatch(raw);
+  };
+  /** The one tensor of `kind` the field names, or the only one; several and none named is refused. */
+  const pick = (runner: ModelRunner, kind: 'inputs' | 'outputs', field: string, given: string | undefined, prefer?: (t: TensorInfo) => boolean, skip?: string): string => {
+    // `skip`: an output the pair exposes itself (the classifier's features), never a candidate by default.
+    const infos = runner[kind].filter((t) => given !== undefined || t.name !== skip);
+    const what = kind === 'inputs' ? 'input' : 'output';
+    const duplicates = infos.map((t) => t.name).filter((n, i, all) => all.indexOf(n) !== i);
+    if (given) {
+      if (duplicates.includes(given)) fail(field, `"${given}" names ${infos.filter((t) => t.name === given).length} ${what}s of ${runner.source}; it is ambiguous (${what}s: ${list(infos)})`);
+      if (!infos.some((t) => t.name === given)) fail(field, `${runner.source} has no ${what} named "${given}"; it has ${list(infos) || 'none'}`);
+      return given;
+    }
+    if (infos.length === 0) fail(field, `${runner.source} declares no ${what}s`);
+    if (infos.length === 1) return infos[0].name;
+    const preferred = prefer ? infos.filter(prefer) : [];
+    if (preferred.length === 1) return preferred[0].name;
+    return fail(field, `${runner.source} has ${infos.length} ${what}s (${list(infos)}); name the one to use in ${field}`);
+  };
+  const requireOutputs = (runner: ModelRunner, fields: Record<string, string | undefined>) => {
+    for (const [field, name] of Object.entries(fields)) if (name !== undefined) pick(runner, 'outputs', field, name);
+  };
+  try {
+    const scaling = { classifier: modelScaling(m.input, m.classifier), vae: modelScaling(m.input, m.vae) };
+    const wantFeatures = extras.features || !!m.features;
+    let classifier: ModelRunner;
+    let featureName: string | undefined;
+    if (wantFeatures) {
+      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, options);
+      opened.push(loaded.runner);
+      staticBatch.classifier = declaredStaticBatch(loaded.runner);
+      classifier = withAnyBatch(loaded.runner);
+      featureName = loaded.features;
+    } else {
+      classifier = await open(m.classifier.path, m.classifier.format, 'classifier');
+    }
+    const labels = m.classifier.labels.length;
+    const names: LoadedPair['names'] = {
+      classifierInput: pick(classifier, 'inputs', 'classifier.input', m.classifier.input),
+      // Among several outputs, the one shaped [batch, labels] is unambiguous (an exposed feature output never counts).
+      classifierOutput: pick(classifier, 'outputs', 'classifier.output', m.classifier.output, (t) => !!t.shape && t.shape.length === 2 && t.shape[1] === labels, featureName),
+      features: featureName,
+    };
+    const classifierInput = resolveModelInput(m.input, m.classifier, classifier, names.classifierInput, scaling.classifier, 'classifier', 'classifier', fail);
+    const pair: LoadedPair = {
+      ...resolved,
+      classifier,
+      classifierLayout: scaling.classifier.layout,
+      vaeLayout: scaling.vae.layout,
+      scaling,
+      inputs: { classifier: classifierInput },
+      staticBatch,
+      names,
+      loadOptions: options,
+    };
+    if (m.features?.fit) {
+      const fitPath = resolveIn(resolved, m.features.fit);
+      pair.featureFit = readFeatureFit(fitPath);
+      if (featureName && pair.featureFit.tensor !== featureName) {
+        throw new ModelError(fitPath, `was fitted on the classifier tensor "${pair.featureFit.tensor}", but the features now come from "${featureName}"; fit the detectors again`);
+      }
+    }
+    const v = m.vae;
+    if (v?.path && v.format && v.outputs) {
+      pair.vae = await open(v.path, v.format, 'vae');
+      names.vaeInput = pick(pair.vae, 'inputs', 'vae.input', v.input);
+      requireOutputs(pair.vae, { 'vae.outputs.reconstruction': v.outputs.reconstruction, 'vae.outputs.mu': v.outputs.mu, 'vae.outputs.logvar': v.outputs.logvar, 'vae.outputs.logScale': v.outputs.logScale });
+      pair.inputs.vae = resolveModelInput(m.input, v, pair.vae, names.vaeInput, scaling.vae, 'vae', 'vae', fail);
+    }
+    if (v?.encoder && v.decoder) {
+      pair.encoder = await open(v.encoder.path, v.encoder.format, 'encoder');
+      pair.decoder = await open(v.decoder.path, v.decoder.format, 'decoder');
+      names.encoderInput = pick(pair.encoder, 'inputs', 'vae.encoder.input', v.encoder.input);
+      names.decoderInput = pick(pair.decoder, 'inputs', 'vae.decoder.input', v.decoder.input);
+      requireOutputs(pair.encoder, { 'vae.encoder.outputs.mu': v.encoder.outputs.mu, 'vae.encoder.outputs.logvar': v.encoder.outputs.logvar });
+      requireOutputs(pair.decoder, { 'vae.decoder.output': v.decoder.output, 'vae.decoder.logScaleOutput': v.decoder.logScaleOutput });
+      const encoderInput = resolveModelInput(m.input, v, pair.encoder, names.encoderInput, scaling.vae, 'vae', 'vae.encoder', fail);
+      const single = pair.inputs.vae;
+      if (single && (single.width !== encoderInput.width || single.height !== encoderInput.height || single.channels !== encoderInput.channels)) {
+        fail('vae.encoder', `${pair.encoder.source} takes ${describeSize(encoderInput)} images but the single-file VAE ${pair.vae!.source} takes ${describeSize(single)}; both must be the same VAE`);
+      }
+      pair.inputs.vae = encoderInput;
+    }
+    await probePair(pair, fail);
+    if (calibrationOverride) pair.calibration = calibrationOverride;
+    else if (m.calibration && existsSync(resolveIn(resolved, m.calibration))) pair.calibration = readCalibration(resolveIn(resolved, m.calibration));
+    return pair;
+  } catch (err) {
+    await Promise.allSettled(opened.map((r) => r.dispose()));
+    throw err;
+  }
+}
+
+export const describeSize = (s: Pick<InputSpec, 'width' | 'height' | 'channels'>) => `${s.width}×${s.height}×${s.channels}`;
+
+/**
+ * One model's input, resolved from the manifest and the model file: each of size and channels is the model's
+ * own field (`classifier.width`), else the shared `input.width`, else what the model declares; a stated value
+ * that contradicts the declared shape is refused naming the field and the fix, as is a layout that does not
+ * fit it. Padding and mean/std are then checked against the resolved size and channels.
+ */
+function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: ModelRunner, name: string, scaling: ResolvedScaling, model: 'classifier' | 'vae', role: string, fail: (field: string, problem: string) => never): InputSpec {
+  const layout = scaling.layout;
+  const declaredInputs = runner instanceof StaticBatchRunner ? runner.declaredInputs : runner.inputs;
+  const shape = declaredInputs.find((t) => t.name === name)?.shape ?? null;
+  const declared = `${runner.source} declares input "${name}" as ${shape ? fmtShape(shape) : '(no shape)'}`;
+  if (shape && shape.length !== 4) fail(`${role}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that flattens its input (e.g. [batch, 784]) so that it takes an image`);
+  const asLayout = (l: Layout) => (!shape ? { ch: null, h: null, w: null } : l === 'NCHW' ? { ch: shape[1], h: shape[2], w: shape[3] } : { ch: shape[3], h: shape[1], w: shape[2] });
+  // What the manifest states for this model, and in which field.
+  const stated = {
+    width: own.width ?? shared.width,
+    height: own.height ?? shared.height,
+    channels: own.channels ?? shared.channels,
+  };
+  const fieldOf = (key: 'width' | 'height' | 'channels') => (own[key] !== undefined ? `${model}.${key}` : `input.${key}`);
+  const fits = (l: Layout) => {
+    const d = asLayout(l);
+    const ok = (got: number | null, want: number | undefined) => got === null || want === undefined || got === want;
+    return ok(d.ch, stated.channels) && ok(d.h, stated.height) && ok(d.w, stated.width) && (d.ch === null || d.ch === 1 || d.ch === 3);
+  };
+  const other: Layout = layout === 'NCHW' ? 'NHWC' : 'NCHW';
+  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
+  if (shape && !fits(layout) && fits(other)) fail(layoutField, `${declared}, which is ${other}, but the manifest feeds it ${layout}; set ${layoutField} to "${other}"`);
+  const d = asLayout(layout);
+  if (d.ch !== null && d.ch !== 1 && d.ch !== 3) fail(layoutField, `${declared}: ${d.ch} channels in ${layout}; OOD Lens feeds 1 (grey) or 3 (RGB) channels — check ${layoutField}`);
+  if (d.ch !== null && stated.channels !== undefined && d.ch !== stated.channels) {
+    const f = fieldOf('channels');
+    const fix = f === 'input.channels' ? `set input.channels to ${d.ch}${model === 'vae' ? `, or vae.channels to ${d.ch} to give the VAE its own` : ''}` : `set ${f} to ${d.ch}, or remove it (it is read from the model)`;
+    fail(f, `${declared} (${d.ch} channel${d.ch === 1 ? '' : 's'} in ${layout}) but ${f} is ${stated.channels}; ${fix}`);
+  }
+  const wrongW = d.w !== null && stated.width !== undefined && d.w !== stated.width;
+  const wrongH = d.h !== null && stated.height !== undefined && d.h !== stated.height;
+  if (wrongW || wrongH) {
+    const sizeOwn = own.width !== undefined || own.height !== undefined;
+    const f = sizeOwn ? `${model}.width/${model}.height` : 'input.width/input.height';
+    const target = `${d.w ?? stated.width}`;
+    const targetH = `${d.h ?? stated.height}`;
+    const fix = sizeOwn
+      ? `set ${model}.width to ${target} and ${model}.height to ${targetH}, or remove them (the size is read from the model)`
+      : `set input.width to ${target} and input.height to ${targetH}${model === 'vae' ? `, or vae.width/vae.height to give the VAE its own size` : ''}`;
+    fail(f, `${declared} (${d.w ?? '?'}×${d.h ?? '?'} in ${layout}) but the manifest's ${sizeOwn ? model : 'input'} is ${stated.width ?? '?'}×${stated.height ?? '?'}; ${fix}`);
+  }
+  const width = stated.width ?? d.w;
+  const height = stated.height ?? d.h;
+  const channels = stated.channels ?? d.ch;
+  if (width === null || height === null || channels === null) {
+    const free = [width === null && 'width', height === null && 'height', channels === null && 'channels'].filter(Boolean).join(', ');
+    fail(`${model}.${width === null ? 'width' : height === null ? 'height' : 'channels'}`, `${declared}, which leaves its ${free} free; give ${model}.width, ${model}.height and ${model}.channels (or input.*): the size it was trained on`);
+  }
+  const padding = own.padding ?? shared.padding ?? 0;
+  if (padding && 2 * padding >= Math.min(width!, height!)) fail(own.padding !== undefined ? `${model}.padding` : 'input.padding', `${padding} on each side leaves no room for the image in the ${model}'s ${width}×${height}; set ${model}.padding`);
+  for (const key of ['mean', 'std'] as const) {
+    const values = scaling[key];
+    if (values && values.length !== channels) fail(`${model}.${key}`, `has ${values.length} value(s) but the ${model} takes ${channels} channel(s) (${declared}); give one value per channel`);
+  }
+  const { width: _w, height: _h, channels: _c, padding: _p, ...decoding } = shared;
+  return { ...decoding, ...scaling, width: width!, height: height!, channels: channels as 1 | 3, padding };
+}
+
+/** Two fixed images (mid grey, and a seeded noise pattern) at the pair's input size. */
+export function probeImages(spec: InputSpec): ModelImage[] {
+  const size = spec.width * spec.height * spec.channels;
+  let seed = 12345;
+  const noise = Uint8Array.from({ length: size }, () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed >>> 24;
+  });
+  return [new Uint8Array(size).fill(128), noise].map((pixels) => ({ width: spec.width, height: spec.height, channels: spec.channels, pixels }));
+}
+
+export function probeTensor(images: ModelImage[], spec: InputSpec, scaling: ResolvedScaling): FloatTensor {
+  const { width, height, channels } = spec;
+  const size = width * height * channels;
+  const data = new Float32Array(images.length * size);
+  images.forEach((img, i) => toTensorData(img, { ...spec, ...scaling }, scaling.layout, data, i * size));
+  return { data, dims: scaling.layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels] };
+}
+
+/** Per-row facts about a classifier output, used to tell logits from probabilities. */
+export function describeRows(out: FloatTensor, rows: number): { perRow: number; min: number; max: number; sums: number[]; looksLikeProbabilities: boolean; finite: boolean } {
+  const perRow = out.data.length / rows;
+  let min = Infinity;
+  let max = -Infinity;
+  let finite = true;
+  const sums: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let k = 0; k < perRow; k++) {
+      const v = out.data[r * perRow + k];
+      if (!Number.isFinite(v)) finite = false;
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+      sum += v;
+    }
+    sums.push(sum);
+  }
+  const looksLikeProbabilities = finite && min >= -1e-5 && max <= 1 + 1e-5 && sums.every((s) => Math.abs(s - 1) < 1e-3);
+  return { perRow, min, max, sums, looksLikeProbabilities, finite };
+}
+
+const round = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3));
+
+/**
+ * Runs every model of the pair once on the probe images: what only running shows (output sizes, label
+ * count, logits vs probabilities, reconstruction size, latent sizes) is checked here, not per image.
+ */
+async function probePair(pair: LoadedPair, fail: (field: string, problem: string) => never): Promise<void> {
+  const m = pair.manifest;
+  const images = probeImages(pair.inputs.classifier);
+  const n = images.length;
+  const run = async (runner: ModelRunner, field: string, feeds: Record<string, FloatTensor>, outputs: string[]) => {
+    try {
+      return await runner.run(feeds, outputs);
+    } catch (err) {
+      const message = err instanceof ModelError ? err.message : `${runner.source}: ${(err as Error).message}`;
+      const model = field === 'classifier' ? 'classifier' : 'vae';
+      const spec = model === 'classifier' ? pair.inputs.classifier : pair.inputs.vae!;
+      return fail(field, `the model failed on a probe image of ${describeSize(spec)} (${message}); check ${model}.width, ${model}.height, ${model}.channels (or input.*) and ${model}.layout`);
+    }
+  };
+  const c = m.classifier;
+  const out = (await run(pair.classifier, 'classifier', { [pair.names.classifierInput]: probeTensor(images, pair.inputs.classifier, pair.scaling.classifier) }, [pair.names.classifierOutput]))[pair.names.classifierOutput];
+  const rows = describeRows(out, n);
+  if (!Number.isInteger(rows.perRow) || rows.perRow < 2) fail('classifier.output', `"${pair.names.classifierOutput}" gives ${out.data.length} values for ${n} images; it needs one score per class per image`);
+  if (rows.perRow !== c.labels.length) fail('classifier.labels', `lists ${c.labels.length} labels but "${pair.names.classifierOutput}" of ${pair.classifier.source} gives ${rows.perRow} values per image; list ${rows.perRow} labels, in output order`);
+  if (!rows.finite) fail('classifier', `${pair.classifier.source} gives non-finite outputs on a probe image; the model or its input scaling (classifier.range/mean/std) is broken`);
+  if (c.outputKind === 'probabilities' && !rows.looksLikeProbabilities) {
+    fail('classifier.outputKind', `is "probabilities" but "${pair.names.classifierOutput}" does not hold probabilities (on probe images its values run from ${round(rows.min)} to ${round(rows.max)} and rows sum to ${rows.sums.map(round).join(', ')}); set "logits"`);
+  }
+  if (c.outputKind === 'logits' && rows.looksLikeProbabilities) {
+    fail('classifier.outputKind', `is "logits" but "${pair.names.classifierOutput}" already holds probabilities (on probe images every row is in [0, 1] and sums to 1); set "probabilities"`);
+  }
+  const v = m.vae;
+  if (!v) return;
+  // The VAE's probe images at its own size and channels.
+  const vaeInput = pair.inputs.vae!;
+  const feed = probeTensor(probeImages(vaeInput), vaeInput, pair.scaling.vae);
+  const pixels = feed.data.length / n;
+  const perImage = (t: FloatTensor) => t.data.length / n;
+  let latent: number | undefined;
+  if (pair.vae && v.outputs) {
+    const names = v.outputs;
+    const o = await run(pair.vae, 'vae', { [pair.names.vaeInput!]: feed }, [names.reconstruction, names.mu, names.logvar, ...(names.logScale ? [names.logScale] : [])]);
+    if (perImage(o[names.reconstruction]) !== pixels) fail('vae.outputs.reconstruction', `"${names.reconstruction}" of ${pair.vae.source} gives ${perImage(o[names.reconstruction])} values per image but the input has ${pixels}; name the reconstruction output`);
+    if (names.logScale && perImage(o[names.logScale]) !== pixels) fail('vae.outputs.logScale', `"${names.logScale}" gives ${perImage(o[names.logScale])} values per image but the input has ${pixels}`);
+    if (perImage(o[names.mu]) !== perImage(o[names.logvar])) fail('vae.outputs', `"${names.mu}" (mu) gives ${perImage(o[names.mu])} values per image and "${names.logvar}" (logvar) ${perImage(o[names.logvar])}; they must be the posterior mean and log-variance of the same latent`);
+    latent = perImage(o[names.mu]);
+    checkReconstructionKind(o[names.reconstruction], 'vae.reconstructionKind', v.reconstructionKind, fail);
+  }
+  if (pair.encoder && pair.decoder && v.encoder && v.decoder) {
+    const e = await run(pair.encoder, 'vae.encoder', { [pair.names.encoderInput!]: feed }, [v.encoder.outputs.mu, v.encoder.outputs.logvar]);
+    const mu = e[v.encoder.outputs.mu];
+    if (perImage(mu) !== perImage(e[v.encoder.outputs.logvar])) fail('vae.encoder.outputs', `"${v.encoder.outputs.mu}" (mu) gives ${perImage(mu)} values per image and "${v.encoder.outputs.logvar}" (logvar) ${perImage(e[v.encoder.outputs.logvar])}; they must be the posterior mean and log-variance of the same latent`);
+    if (latent !== undefined && latent !== perImage(mu)) fail('vae.encoder', `the encoder's latent has ${perImage(mu)} values but the single-file VAE's has ${latent}; both must be the same VAE`);
+    const d = await run(pair.decoder, 'vae.decoder', { [pair.names.decoderInput!]: { data: mu.data, dims: [n, perImage(mu)] } }, [v.decoder.output, ...(v.decoder.logScaleOutput ? [v.decoder.logScaleOutput] : [])]);
+    if (perImage(d[v.decoder.output]) !== pixels) fail('vae.decoder.output', `"${v.decoder.output}" of ${pair.decoder.source} gives ${perImage(d[v.decoder.output])} values per image but the input has ${pixels}`);
+    if (v.decoder.logScaleOutput && perImage(d[v.decoder.logScaleOutput]) !== pixels) fail('vae.decoder.logScaleOutput', `"${v.decoder.logScaleOutput}" gives ${perImage(d[v.decoder.logScaleOutput])} values per image but the input has ${pixels}`);
+    checkReconstructionKind(d[v.decoder.output], 'vae.reconstructionKind', v.reconstructionKind, fail);
+  }
+}
+
+function checkReconstructionKind(recon: FloatTensor, field: string, kind: 'logits' | 'probabilities' | 'mean', fail: (field: string, problem: string) => never): void {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const x of recon.data) {
+    if (!Number.isFinite(x)) fail(field.replace('reconstructionKind', 'outputs'), 'the reconstruction has non-finite values on a probe image; the model or its input scaling (vae.range/mean/std) is broken');
+    min = Math.min(min, x);
+    max = Math.max(max, x);
+  }
+  if (kind === 'probabilities' && (min < -1e-5 || max > 1 + 1e-5)) fail(field, `is "probabilities" but the reconstruction runs from ${round(min)} to ${round(max)} on probe images; set "logits" (or "mean" for a gaussian decoder)`);
+}
+
+export async function disposePair(pair: LoadedPair): Promise<void> {
+  await Promise.allSettled([pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r): r is ModelRunner => !!r).map((r) => r.dispose()));
+}

@@ -1,0 +1,42 @@
+/**
+ * The messages between the engine's thread and its worker threads (preprocessing pool and scoring shards):
+ * plain, structured-cloneable data, in a module of its own so that neither side imports the other.
+ */
+import type { Compressor } from '../detectors/complexity';
+import type { EngineOptions, ImageResult, StageTimings } from '../engineTypes';
+import type { PairImageSpecs } from '../image/fastpath';
+import type { RawImage } from '../image/preprocess';
+
+/** `error`: an input that could not be listed or parsed; it becomes that path's error record. */
+export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array } | { path: string; error: string };
+
+export interface PreprocessRequest {
+  kind: 'prepare';
+  id: number;
+  items: WorkItem[];
+  /** The classifier's image, and the VAE's own when it differs (decoded once, resized for each). */
+  specs: PairImageSpecs;
+  maxInputPixels: number;
+  maxFileBytes: number;
+  /** The compressor for L(x), or false to skip it. */
+  complexity: Compressor | false;
+}
+
+/** `vaePixels`: the VAE's own image, when the pair's VAE takes another size or channel count. */
+export type PreparedMessage = { pixels: Uint8Array; vaePixels?: Uint8Array; complexityBits?: number } | { error: string };
+
+export interface PreprocessResponse {
+  id: number;
+  results: PreparedMessage[];
+}
+
+/** What a shard's engine is created with: the pair and the scoring settings, all structured-cloneable. */
+export type ShardEngineOptions = Pick<EngineOptions, 'pair' | 'alpha' | 'rule' | 'batchSize' | 'maxInputPixels' | 'maxFileBytes' | 'complexity' | 'calibration' | 'features'>;
+
+export type ShardRequest =
+  | { kind: 'open'; id: number; options: ShardEngineOptions }
+  | { kind: 'score'; id: number; items: WorkItem[]; withDetails: boolean }
+  /** Finish the batches in hand, release the models, and end this thread. */
+  | { kind: 'close'; id: number };
+
+export type ShardResponse = { id: number; error: string } | { id: number; opened: true } | { id: number; results: ImageResult[]; timings: StageTimings };

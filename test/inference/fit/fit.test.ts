@@ -1,0 +1,169 @@
+/** The fit engine (src/inference/fit.ts) as the VS Code Create Pair flow calls it: progress, cancel, the split. */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import { defaultDetectors, FitError, type FitProgress, fitPair, seededPermutation, splitSizes, tooFewForAlpha } from '../../../src/inference/fit/fit';
+import { tooSmallProblem } from '../../../src/inference/pair/calibrationCheck';
+import { tempDir } from '../../helpers';
+import { thirdPartyModels, writeMnistIdx } from '../../thirdParty';
+
+test('the split: seeded, a permutation, check part 10% up to 2,000, fit part only when a detector learns', () => {
+  const p = seededPermutation(1000, 7);
+  assert.equal(new Set(p).size, 1000);
+  assert.deepEqual(seededPermutation(1000, 7), p);
+  assert.notDeepEqual(seededPermutation(1000, 8), p);
+  assert.deepEqual(splitSizes(1000, { needsFitPart: false }), { fit: 0, calibration: 900, check: 100 });
+  assert.deepEqual(splitSizes(60000, { needsFitPart: false }), { fit: 0, calibration: 58000, check: 2000 });
+  assert.deepEqual(splitSizes(1000, { needsFitPart: true }), { fit: 450, calibration: 450, check: 100 });
+});
+
+test('too few images: refused exactly where the load-time calibration check would refuse the pair, naming what would do', () => {
+  for (const options of [{ vae: true, features: true, logits: true }, { vae: false, features: true, logits: true }, { vae: false, features: false, logits: false }]) {
+    const detectors = defaultDetectors(options);
+    const shares = Object.fromEntries(detectors.map((d) => [d.test, d.share]));
+    for (const alpha of [0.01, 0.05]) {
+      const split = { needsFitPart: options.features };
+      let refusedUpTo = 0;
+      for (let n = 5; n <= 1500; n++) {
+        const parts = splitSizes(n, split);
+        const problem = tooFewForAlpha(n, parts, detectors, alpha, split);
+        // The pair fit would write with this calibration part: calibrationCheck's verdict must agree.
+        const atLoad = tooSmallProblem(Object.fromEntries(detectors.map((d) => [d.test, parts.calibration])), 'pair', alpha, shares);
+        assert.equal(problem === null, atLoad === null, `n = ${n}, α = ${alpha}, ${JSON.stringify(options)}`);
+        if (problem) {
+          refusedUpTo = n;
+          const needed = Number(/Give at least (\d+) in-distribution images/.exec(problem)![1]);
+          // The number it names is the first that fits, and the α it names would do with this data.
+          assert.equal(tooFewForAlpha(needed, splitSizes(needed, split), detectors, alpha, split), null, problem);
+          assert.ok(tooFewForAlpha(needed - 1, splitSizes(needed - 1, split), detectors, alpha, split) !== null, problem);
+          const larger = /--alpha ([\d.]+) or more/.exec(problem);
+          if (larger) assert.equal(tooFewForAlpha(n, parts, detectors, Number(larger[1]), split), null, problem);
+        }
+      }
+      assert.ok(refusedUpTo > 0, `nothing refused at α = ${alpha}`);
+    }
+  }
+  // The figures of the Create Pair test (400 images, classifier-only with features): 180 calibration images, 200 needed.
+  const detectors = defaultDetectors({ vae: false, features: true, logits: true });
+  assert.match(tooFewForAlpha(400, splitSizes(400, { needsFitPart: true }), detectors, 0.01, { needsFitPart: true })!, /calibration 180, check 40.*at least 200 calibration images\. Give at least 443 in-distribution images.*--alpha 0\.0111 or more/);
+});
+
+describe('fitPair', () => {
+  let models: Awaited<ReturnType<typeof thirdPartyModels>>;
+  let data: string;
+  before(async () => {
+    models = await thirdPartyModels();
+    data = writeMnistIdx(tempDir('fit-data-'), 'd', 0, 800).images;
+  });
+
+  test('reports progress by phase, and a cancel leaves nothing behind', async () => {
+    const out = tempDir('fit-cancel-');
+    const controller = new AbortController();
+    const phases: FitProgress['phase'][] = [];
+    await assert.rejects(
+      fitPair({
+        classifier: models.zoo.classifier,
+        data: [data],
+        out,
+        scaling: { range: [0, 255] },
+        trainVae: false,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (phases.at(-1) !== p.phase) phases.push(p.phase);
+          if (p.phase === 'fitting detectors') controller.abort();
+        },
+      }),
+      (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
+    );
+    assert.deepEqual(phases, ['reading models', 'listing images', 'fitting detectors']);
+    assert.deepEqual(readdirSync(out), []);
+  });
+
+  test('returns what it decided, the held-out figures and the scores for histograms', async () => {
+    const out = tempDir('fit-ok-');
+    const lines: string[] = [];
+    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, trainVae: false, onDecision: (l) => lines.push(l) });
+    assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
+    assert.equal(result.manifest.classifier.outputKind, 'probabilities');
+    assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
+    assert.equal(result.heldOutFalseAlarmRate, result.checkOod / 80);
+    // A TF.js classifier without --features: its features are the input of its last Dense layer ("logits" reads
+    // "fc1"), as an ONNX model's are the input of its last Gemm. MSP beside them (a softmax output has no energy).
+    assert.deepEqual(result.manifest.features, { layer: 'fc1', fit: 'features.json' });
+    assert.ok(lines.some((l) => /KNN and Mahalanobis on the classifier's features \(layer "fc1", the input of its last Dense layer\)/.test(l)), lines.join('\n'));
+    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 360, 80], ['knn', 'high-is-ood', 360, 80], ['mahalanobis', 'high-is-ood', 360, 80]]);
+    // The shares fit chose on its synthetic probes, recorded with the reasons; the used ones share all of α.
+    const choice = result.manifest.fit!.testChoice!;
+    assert.deepEqual(choice.tests.map((t) => t.test), ['confidence', 'knn', 'mahalanobis']);
+    assert.deepEqual(result.manifest.detectors!.map((d) => [d.test, d.share]), choice.tests.map((t) => [t.test, t.share]));
+    const used = choice.tests.filter((t) => t.used);
+    assert.ok(used.length >= 1 && Math.abs(used.reduce((a, t) => a + t.share, 0) - 1) < 0.01, JSON.stringify(choice.tests));
+    for (const t of choice.tests) assert.equal(t.used, t.auroc >= 0.6, JSON.stringify(t));
+    assert.deepEqual(lines, result.decisions);
+    assert.ok(existsSync(join(out, 'classifier', 'model.json')) && existsSync(join(out, 'classifier', 'weights.bin')));
+    assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);
+  });
+
+  test('without a VAE of the user\'s: trains one on the fit part only, writes it as ONNX, scores ELBO and S(x) with it', async () => {
+    const out = tempDir('fit-vae-');
+    const vaeProgress: NonNullable<FitProgress['vae']>[] = [];
+    const result = await fitPair({
+      classifier: models.zoo.classifier,
+      data: [data],
+      out,
+      scaling: { range: [0, 255] },
+      vaeEpochs: 3,
+      seed: 4,
+      onProgress: (p) => {
+        if (p.phase === 'training VAE' && p.vae) vaeProgress.push(p.vae);
+      },
+    });
+    assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
+    const training = result.manifest.vae!.training!;
+    // The fit part and nothing else: 90% to train, 10% for the held-out ELBO.
+    assert.deepEqual([training.trainImages, training.heldOutImages, training.epochs, training.seed], [324, 36, 3, 4]);
+    assert.equal(training.lossCurve.length, 3);
+    assert.ok(training.heldOutElbo < 0 && training.heldOutElbo > -250, String(training.heldOutElbo));
+    assert.deepEqual(vaeProgress.at(-1), { ...vaeProgress.at(-1)!, epoch: 3, epochs: 3 });
+    assert.ok(vaeProgress.every((p) => p.secondsLeft >= 0 && Number.isFinite(p.loss)));
+    assert.deepEqual([result.manifest.vae!.path, result.manifest.vae!.encoder!.path, result.manifest.vae!.decoder!.path], ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']);
+    for (const f of ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']) assert.ok(existsSync(join(out, f)), f);
+    assert.deepEqual(result.manifest.vae!.likelihood, { type: 'bernoulli' });
+    // The classifier is 28×28 grey: the VAE takes the same image, so it has no size of its own.
+    assert.equal(result.manifest.vae!.width, undefined);
+    assert.ok(result.decisions.some((d) => /^trained the VAE: 3 epochs in .* held-out ELBO -\d+\.\d+ nats/.test(d)), result.decisions.join('\n'));
+    const elbo = result.heldOutScores.find((s) => s.detector === 'elbo')!;
+    const complexity = result.heldOutScores.find((s) => s.detector === 'complexity')!;
+    assert.equal(elbo.calibration.length, 360);
+    assert.ok(elbo.check.every(Number.isFinite) && complexity.check.every(Number.isFinite));
+    assert.ok(result.heldOutFalseAlarmRate <= 0.05, String(result.heldOutFalseAlarmRate));
+    // The PairInfo line for info and the panels.
+    const { OodEngine } = await import('../../../src/inference/engine');
+    const engine = await OodEngine.create({ pair: out });
+    try {
+      assert.match(engine.info.vaeTraining!, /^VAE trained by fit on 324 images: 3 epochs in \d+ s \(\d+ images\/s\), loss [\d.]+ → [\d.]+ nats; held-out ELBO -[\d.]+ nats/);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('a cancel while the VAE trains leaves nothing behind', async () => {
+    const out = tempDir('fit-vae-cancel-');
+    const controller = new AbortController();
+    await assert.rejects(
+      fitPair({
+        classifier: models.zoo.classifier,
+        data: [data],
+        out,
+        scaling: { range: [0, 255] },
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'training VAE' && p.done > 0) controller.abort();
+        },
+      }),
+      (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
+    );
+    assert.deepEqual(readdirSync(out), []);
+  });
+});

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import sharp from 'sharp';
+import { type ImageResult, OodEngine, type ScoreInput } from '../../../src/inference/engine';
+import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir, writeIdxPngs } from '../../helpers';
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, () => {
+  let inputs: ScoreInput[];
+  let reference: ImageResult[];
+  before(async () => {
+    const dir = tempDir();
+    const digits = await writeIdxPngs(MNIST_TEST_IMAGES, range(0, 120), join(dir, 'digits'), 'mnist');
+    const clothes = await writeIdxPngs(FASHION_TEST_IMAGES, range(0, 120), join(dir, 'clothes'), 'fashion');
+    const empty = join(dir, 'empty.png');
+    writeFileSync(empty, '');
+    const truncated = join(dir, 'truncated.png');
+    writeFileSync(truncated, readFileSync(digits[0]).subarray(0, 60));
+    const raw = await sharp(readFileSync(clothes[5])).raw().toBuffer({ resolveWithObject: true });
+    // Digits and clothes interleaved, bad files and in-memory images scattered through the batches.
+    inputs = digits.flatMap((d, i) => [{ path: d }, { path: clothes[i] }]);
+    inputs.splice(7, 0, { path: empty });
+    inputs.splice(70, 0, { path: join(dir, 'missing.png') });
+    inputs.splice(130, 0, { path: truncated });
+    inputs.splice(200, 0, { path: 'in-memory.png', source: readFileSync(digits[9]) });
+    inputs.splice(230, 0, { path: 'raw-pixels', source: { width: raw.info.width, height: raw.info.height, channels: 1, data: new Uint8Array(raw.data) } });
+    // The reference: everything in this thread, one batch at a time.
+    const inProcess = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'overlapped', preprocessWorkers: 0, batchSize: 32 });
+    reference = [];
+    await inProcess.scoreAll(inputs, (r) => void reference.push(r));
+    await inProcess.dispose();
+  });
+
+  const sharded = () => OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32 });
+
+  function assertSameResults(got: ImageResult[], want: ImageResult[]) {
+    assert.equal(got.length, want.length);
+    got.forEach((r, i) => {
+      const w = want[i];
+      assert.equal(r.path, w.path, `result ${i} out of order`);
+      assert.equal(r.verdict, w.verdict, `${r.path}: verdict`);
+      assert.equal(r.error, w.error, `${r.path}: error`);
+      if (w.error) return;
+      assert.equal(r.prediction, w.prediction, `${r.path}: prediction`);
+      // One intra-op thread against several: the same arithmetic up to float rounding.
+      assert.ok(Math.abs(r.elbo! - w.elbo!) < 1e-3 * Math.max(1, Math.abs(w.elbo!)), `${r.path}: elbo ${r.elbo} vs ${w.elbo}`);
+      assert.ok(Math.abs(r.msp! - w.msp!) < 1e-5, `${r.path}: msp`);
+      assert.equal(r.complexityBits, w.complexityBits, `${r.path}: L(x)`);
+    });
+  }
+
+  test('gives the in-process results, in input order, with bad files as error records in place', async () => {
+    const engine = await sharded();
+    try {
+      assert.equal(await engine.startScoringShards(), true);
+      const got: ImageResult[] = [];
+      const indices: number[] = [];
+      await engine.scoreAll(inputs, (r, i) => {
+        got.push(r);
+        indices.push(i);
+      });
+      assert.equal(engine.shardFailure, null);
+      assert.equal(engine.activeShards, 2);
+      assert.deepEqual(indices, range(0, inputs.length));
+      assertSameResults(got, reference);
+      assert.equal(got.filter((r) => r.verdict === 'error').length, 3);
+      assert.match(got[7].error!, /empty/);
+      // Sanity on the real data: digits in, clothes out (most of them).
+      const digitsIn = got.filter((r) => r.path.includes('mnist-') && r.verdict === 'in-distribution').length;
+      const clothesOut = got.filter((r) => r.path.includes('fashion-') && r.verdict === 'out-of-distribution').length;
+      assert.ok(digitsIn >= 110 && clothesOut >= 110, `digits in ${digitsIn}/120, clothes out ${clothesOut}/120`);
+      // The stage timings come back from the shards.
+      assert.ok(engine.timings.vae > 0 && engine.timings.classifier > 0);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('an input of more than 16 batches starts the shards itself and is scored on them; then every input is', async () => {
+    const engine = await sharded();
+    try {
+      const got: ImageResult[] = [];
+      const many = Array.from({ length: 3 }, () => inputs).flat(); // 735 images: 23 batches of 32
+      await engine.scoreAll(many, (r) => void got.push(r));
+      assertSameResults(got, Array.from({ length: 3 }, () => reference).flat());
+      assert.deepEqual(engine.batchCounts, { shards: 23, here: 0 });
+      assert.equal(engine.activeShards, 2);
+      // A small input now goes to the running shards too.
+      await engine.scoreAll(inputs.slice(0, 40), () => {});
+      assert.deepEqual(engine.batchCounts, { shards: 25, here: 0 });
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('a batch a shard fails is redone in-process (the user is told once), and a dead shard leaves the rest working', async () => {
+    const notices: string[] = [];
+    const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32, onNotice: (m) => notices.push(m) });
+    try {
+      assert.equal(await engine.startScoringShards(), true);
+      assert.equal(engine.activeShards, 2);
+      type Internals = { scheduler: { shards: { shards: { worker: { terminate(): Promise<number> } }[]; score: (...args: unknown[]) => Promise<unknown> } } };
+      const shards = (engine as unknown as Internals).scheduler.shards;
+      // A shard that answers a batch with an error (or dies with it in hand): the batch is scored here.
+      const score = shards.score.bind(shards);
+      let calls = 0;
+      shards.score = (...args: unknown[]) => (++calls === 3 || calls === 5 ? Promise.reject(new Error('shard crashed')) : score(...args));
+      const got: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void got.push(r));
+      assert.ok(calls > 5);
+      assertSameResults(got, reference);
+      assert.deepEqual(notices, ["a scoring shard failed a batch (shard crashed); it was scored on the caller's thread instead"]);
+      // A shard that died (ended while idle: a thread stopped inside onnxruntime would take the process with it).
+      shards.score = score;
+      await shards.shards[0].worker.terminate();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(engine.activeShards, 1);
+      const again: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void again.push(r));
+      assertSameResults(again, reference);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('shards that cannot start: scoring carries on in-process with the same results, and the user is told why', async () => {
+    const { ScoringShards } = await import('../../../src/inference/pipeline/scoringShards');
+    const start = ScoringShards.start;
+    ScoringShards.start = () => Promise.reject(new Error('no worker threads here'));
+    const notices: string[] = [];
+    const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32, onNotice: (m) => notices.push(m) });
+    try {
+      assert.equal(await engine.startScoringShards(), false);
+      const got: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void got.push(r));
+      assertSameResults(got, reference);
+      assert.equal(engine.activeShards, 0);
+      assert.equal(engine.shardFailure, 'no worker threads here');
+      assert.deepEqual(notices, ['the scoring shards could not start (no worker threads here); scoring on one thread instead, which is slower']);
+    } finally {
+      ScoringShards.start = start;
+      await engine.dispose();
+    }
+  });
+
+  test('a cancel stops it early with an in-order prefix, and a small input never starts the shards', async () => {
+    const engine = await sharded();
+    try {
+      await engine.scoreAll(inputs.slice(0, 128), () => {});
+      assert.equal(engine.activeShards, 0, 'an input of 16 batches or fewer is scored in-process, without starting the shards');
+      assert.deepEqual(engine.batchCounts, { shards: 0, here: 0 }, 'the in-process path of small inputs is the pipelined one');
+      await engine.startScoringShards();
+      const controller = new AbortController();
+      const got: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => {
+        got.push(r);
+        if (got.length === 33) controller.abort();
+      }, { signal: controller.signal });
+      assert.ok(got.length >= 33 && got.length < inputs.length, `${got.length} results after the cancel`);
+      assertSameResults(got, reference.slice(0, got.length));
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
