@@ -123,7 +123,8 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stdout, /takes "pad_input" \[\?, 28, 28, 1\]/);
     assert.match(r.stdout, /output "probabilities": 10 classes .*probabilities \(every row in \[0, 1\] and summing to 1/);
     assert.match(r.stdout, /reconstruction "decoder" \(logits\), mu "encoder\/mu", logvar "encoder\/logvar"/);
-    assert.match(r.stdout, /no feature detectors: a TensorFlow\.js classifier needs --features LAYER/);
+    // No --features: the input of the last Dense layer ("logits" reads "fc1"), as ONNX models use their last Gemm's.
+    assert.match(r.stdout, /KNN and Mahalanobis on the classifier's features \(layer "fc1", the input of its last Dense layer\)/);
     const reference = await accuracyFedByHand(models.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
     const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
     assert.equal(scored.accuracy, reference);
