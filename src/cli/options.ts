@@ -44,3 +44,22 @@ export function engineOptions(values: Record<string, unknown>): EngineOptions {
     onNotice: printNotice,
   };
 }
+
+/**
+ * Command lines as people type them: `--range -1,1` and `--mean -0.5` (node's parseArgs refuses a value that
+ * starts with a dash as "ambiguous") become `--range=-1,1`; only for options that take a value, only for a
+ * value that is a number or a list of numbers.
+ */
+export function joinNegativeValues(argv: string[], valued: Iterable<string>): string[] {
+  const names = new Set(valued);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i];
+    const next = argv[i + 1];
+    if (token.startsWith('--') && !token.includes('=') && names.has(token.slice(2)) && next !== undefined && /^-(\d|\.\d)[\d.,eE+-]*$/.test(next)) {
+      out.push(`${token}=${next}`);
+      i++;
+    } else out.push(token);
+  }
+  return out;
+}

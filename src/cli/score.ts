@@ -2,7 +2,7 @@
  * `ood-lens score`: folders, files, IDX archives or a dataset manifest → results in a format, optionally one
  * shard of the inputs (`--shard K/N`), optionally continuing a killed run (`--resume`, jsonl).
  */
-import { existsSync, statSync, truncateSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileChunks, formatForDocument, isLabelDisagreement, readManifest } from '../inference/datasets/datasetManifest';
@@ -11,6 +11,7 @@ import { countSubfolders, expandInputs } from '../inference/io/files';
 import { terminalText } from '../inference/io/safeText';
 import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, ResultWriter, SummaryCounter } from '../inference/datasets/output';
 import { headerMismatch, HEADER_MARK, type InputOrigin, pairFingerprints, readResultLines, RESULTS_FORMAT_VERSION, type ResultsHeader } from '../inference/datasets/resultsFile';
+import { lockOutput } from '../inference/io/outputLock';
 import { inShard, parseShard, type Shard } from '../inference/datasets/shard';
 
 export class ScoreUsageError extends Error {}
@@ -27,6 +28,26 @@ export function inputIdentity(o: Pick<InputOrigin, 'arg' | 'key'> & { row?: numb
   return `${o.arg}\u0000${o.row ?? ''}\u0000${o.key}`;
 }
 
+/**
+ * What identifies an input's file now (an IDX entry: its archive's): size and modification time, or nulls
+ * when it cannot be read. Taken before the file is read, so a file changed meanwhile is scored again on --resume.
+ */
+export function fileIdentity(path: string | Buffer): { inputSize: number | null; inputMtimeMs: number | null } {
+  try {
+    const st = statSync(path);
+    return { inputSize: st.size, inputMtimeMs: st.mtimeMs };
+  } catch {
+    return { inputSize: null, inputMtimeMs: null };
+  }
+}
+
+/** The file a result line's input came from: its path, or an IDX entry's archive (`archive#i`). */
+function identityPath(record: { path: string; key: string }): string {
+  const entry = /#\d+$/.exec(record.key);
+  if (entry && record.path.endsWith(entry[0]) && !existsSync(record.path)) return record.path.slice(0, -entry[0].length);
+  return record.path;
+}
+
 function problemResult(path: string, message: string): ImageResult {
   return {
     path, prediction: null, label: null, msp: null, entropy: null, energy: null, elbo: null, reconstructionLogLik: null, kl: null, elboBitsPerDim: null,
@@ -35,7 +56,7 @@ function problemResult(path: string, message: string): ImageResult {
 }
 
 /** Every input of the run, in order, each with its position in the whole (unsharded) sequence. */
-async function* planInputs(positionals: string[], manifest: string | undefined, recursive: boolean, signal: AbortSignal): AsyncGenerator<PlannedInput> {
+async function* planInputs(positionals: string[], manifest: string | undefined, recursive: boolean, signal: AbortSignal, identify: boolean): AsyncGenerator<PlannedInput> {
   let seq = 0;
   if (manifest) {
     const format = formatForDocument('', manifest);
@@ -46,7 +67,7 @@ async function* planInputs(positionals: string[], manifest: string | undefined, 
         const key = row.rawPath ?? `line ${row.line + 1}`;
         const origin = { seq: seq++, arg: 0, key, row: row.index, givenLabel: row.label } as InputOrigin & { row: number };
         if (row.problem || !row.path) yield { input: { path: row.path ?? `${manifest}:${row.line + 1}` }, origin, problem: `${manifest}, line ${row.line + 1}: ${row.problem ?? 'no image path'}` };
-        else yield { input: { path: row.path }, origin };
+        else yield { input: { path: row.path }, origin: identify ? { ...origin, ...fileIdentity(row.path) } : origin };
       }
     }
     if (!reader.info.isManifest) {
@@ -54,9 +75,20 @@ async function* planInputs(positionals: string[], manifest: string | undefined, 
     }
     return;
   }
+  let archive: { path: string; identity: ReturnType<typeof fileIdentity> } | undefined;
   for await (const listed of expandInputs(positionals, { recursive, signal })) {
     const { arg, key, ...input } = listed;
-    yield { input, origin: { seq: seq++, arg, key } };
+    const origin: InputOrigin = { seq: seq++, arg, key };
+    if (identify && !input.error) {
+      // An IDX entry (`archive#i`, its pixels already read) is identified by its archive, stat'ed once.
+      const file = input.source ? input.path.slice(0, input.path.lastIndexOf('#')) : input.path;
+      if (input.fsPath) Object.assign(origin, fileIdentity(Buffer.from(input.fsPath))); // a name that is not UTF-8: by its bytes
+      else {
+        if (archive?.path !== file) archive = { path: file, identity: fileIdentity(file) };
+        Object.assign(origin, archive.identity);
+      }
+    }
+    yield { input, origin };
   }
 }
 
@@ -116,40 +148,102 @@ export function parseScoreArgs(argv: string[], commonOptions: Record<string, { t
   return { values, options };
 }
 
-/** What the jsonl file already holds (--resume): the inputs done, their verdicts counted, a torn line dropped. */
-async function resumeState(out: string, header: ResultsHeader, counter: SummaryCounter): Promise<{ done: Set<string>; append: boolean; kept: number; dropped: boolean }> {
+interface ResumeState {
+  /** Inputs whose results are kept (their file unchanged). */
+  done: Set<string>;
+  append: boolean;
+  kept: number;
+  dropped: boolean;
+  /** Results removed because their input's file changed or went away (changed ones are scored again). */
+  stale: number;
+  /** Lines removed as a second result for an input or out of input order. */
+  repeated: number;
+  /** Results written without size and mtime (an older ood-lens): kept unchecked. */
+  unchecked: number;
+  /** The next seq to write: above every seq in the file, so that seqs stay unique and in order. */
+  nextSeq: number;
+}
+
+/**
+ * What the jsonl file already holds (--resume): the inputs done, their verdicts counted, a torn line dropped.
+ * A result whose input's size or mtime differ from what its line recorded is removed from the file (rewritten
+ * atomically), so that its input is scored again and no input has two results.
+ */
+async function resumeState(out: string, header: ResultsHeader, counter: SummaryCounter): Promise<ResumeState> {
   const done = new Set<string>();
-  if (!existsSync(out) || statSync(out).size === 0) return { done, append: false, kept: 0, dropped: false };
+  const empty = { done, append: false, kept: 0, dropped: false, stale: 0, repeated: 0, unchecked: 0, nextSeq: 0 };
+  if (!existsSync(out) || statSync(out).size === 0) return empty;
   let fileHeader: ResultsHeader | undefined;
   let tornAt = -1;
   let completeBytes = 0;
   let kept = 0;
-  const lines = readResultLines(out, {
-    onHeader: (h) => {
-      fileHeader = h;
-      const why = headerMismatch(h, header);
-      if (why) throw new ScoreUsageError(`--resume: ${out} was scored with ${why}; resume with the same pair, α and rule, or write to another file`);
-      if (h.shard !== header.shard) throw new ScoreUsageError(`--resume: ${out} holds shard ${h.shard ?? 'none (all inputs)'}, not ${header.shard ?? 'all inputs'}`);
-      if (JSON.stringify(h.inputs) !== JSON.stringify(header.inputs)) throw new ScoreUsageError(`--resume: ${out} was scored from other inputs (${h.inputs.join(' ')})`);
-    },
-    onTorn: (offset) => (tornAt = offset),
-    onEnd: (bytes) => (completeBytes = bytes),
-  });
-  for await (const { record } of lines) {
+  let unchecked = 0;
+  let maxSeq = -1;
+  let repeated = 0;
+  const staleLines = new Set<number>();
+  const verdicts: string[] = [];
+  const onHeader = (h: ResultsHeader) => {
+    fileHeader = h;
+    const why = headerMismatch(h, header);
+    if (why) throw new ScoreUsageError(`--resume: ${out} was scored with ${why}; resume with the same pair, α and rule, or write to another file`);
+    if (h.shard !== header.shard) throw new ScoreUsageError(`--resume: ${out} holds shard ${h.shard ?? 'none (all inputs)'}, not ${header.shard ?? 'all inputs'}`);
+    if (JSON.stringify(h.inputs) !== JSON.stringify(header.inputs)) throw new ScoreUsageError(`--resume: ${out} was scored from other inputs (${h.inputs.join(' ')})`);
+  };
+  const lines = readResultLines(out, { onHeader, onTorn: (offset) => (tornAt = offset), onEnd: (bytes) => (completeBytes = bytes) });
+  for await (const { line, record } of lines) {
     const id = inputIdentity(record as InputOrigin & { row?: number });
-    if (done.has(id)) continue;
+    // A second line for an input, or one out of input order (an edited or concatenated file): removed, so
+    // that the file stays one run in order (what merge accepts).
+    if (done.has(id) || record.seq <= maxSeq) {
+      staleLines.add(line);
+      repeated++;
+      continue;
+    }
+    maxSeq = record.seq;
+    if (record.inputSize === undefined) unchecked++;
+    else {
+      const now = fileIdentity(identityPath(record));
+      if (now.inputSize !== record.inputSize || now.inputMtimeMs !== record.inputMtimeMs) {
+        staleLines.add(line);
+        continue;
+      }
+    }
     done.add(id);
-    counter.addVerdict(record.verdict);
+    verdicts.push(record.verdict);
     kept++;
   }
-  if (!fileHeader) return { done, append: false, kept: 0, dropped: tornAt >= 0 };
+  if (!fileHeader) return { ...empty, dropped: tornAt >= 0 };
+  if (staleLines.size) await rewriteWithout(out, staleLines);
   // A torn last line (the run was killed while writing it): cut it off; its input is scored again.
-  if (tornAt >= 0) truncateSync(out, completeBytes);
-  return { done, append: true, kept, dropped: tornAt >= 0 };
+  else if (tornAt >= 0) truncateSync(out, completeBytes);
+  for (const v of verdicts) counter.addVerdict(v);
+  return { done, append: true, kept, dropped: tornAt >= 0, stale: staleLines.size - repeated, repeated, unchecked, nextSeq: maxSeq + 1 };
+}
+
+/** Rewrites a result file without the given lines (and without a torn last line): a temp file renamed over it. */
+async function rewriteWithout(path: string, skip: Set<number>): Promise<void> {
+  const tmp = `${path}.${process.pid}.resume.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    const write = (text: string) => {
+      const buf = Buffer.from(text + '\n', 'utf8');
+      for (let at = 0; at < buf.length; ) at += writeSync(fd, buf, at, buf.length - at);
+    };
+    for await (const { line, record } of readResultLines(path, { onHeader: (h) => write(JSON.stringify(h)) })) if (!skip.has(line)) write(JSON.stringify(record));
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Promise<number> {
   const info = engine.info;
+  // A pair written over fit's feeding check (or reading its check images badly): said before any verdict.
+  if (info.fitCheck?.warning) process.stderr.write(`ood-lens: warning: ${terminalText(info.fitCheck.warning, true)}\n`);
   const started = Date.now();
   const counter = new SummaryCounter();
   const fingerprints = pairFingerprints(info.manifestPath);
@@ -165,8 +259,24 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
     manifest: !!options.manifest,
     createdAt: new Date().toISOString(),
   };
-  const resumed = options.resume && options.out ? await resumeState(options.out, header, counter) : { done: new Set<string>(), append: false, kept: 0, dropped: false };
-  if (options.resume && resumed.append) process.stderr.write(`resuming ${options.out}: ${resumed.kept} results kept${resumed.dropped ? ', a torn last line dropped' : ''}\n`);
+  // One writer per output file: a second process would lose results (interleaved or renamed over).
+  const unlock = options.out ? lockOutput(options.out, 'ood-lens score') : () => {};
+  try {
+    return await scoreLocked(engine, options, header, counter, started);
+  } finally {
+    unlock();
+  }
+}
+
+async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: ResultsHeader, counter: SummaryCounter, started: number): Promise<number> {
+  const info = engine.info;
+  const resumed: ResumeState = options.resume && options.out ? await resumeState(options.out, header, counter) : { done: new Set<string>(), append: false, kept: 0, dropped: false, stale: 0, repeated: 0, unchecked: 0, nextSeq: 0 };
+  if (options.resume && resumed.append) {
+    const stale = resumed.stale ? `, ${resumed.stale} of files changed or gone removed (a changed file is scored again)` : '';
+    const repeated = resumed.repeated ? `, ${resumed.repeated} repeated or out of input order removed` : '';
+    const unchecked = resumed.unchecked ? `, ${resumed.unchecked} without size and mtime (an older ood-lens wrote them) kept unchecked` : '';
+    process.stderr.write(`resuming ${options.out}: ${resumed.kept} results kept${stale}${repeated}${unchecked}${resumed.dropped ? ', a torn last line dropped' : ''}\n`);
+  }
   const base = options.manifest ? dirname(options.manifest) : options.positionals.length === 1 ? resolve(options.positionals[0]) : process.cwd();
   const writer = new ResultWriter(options.format, info, options.out, { relativeTo: base, header, append: resumed.append, manifestColumns: !!options.manifest });
 
@@ -197,11 +307,18 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
     if ('givenLabel' in origin) origin.possibleLabelError = isLabelDisagreement(origin.givenLabel ?? null, r, info.labels);
     writer.add(r, origin);
   };
+  // Resumed: each new result's seq is above every seq before it in the file (its place in the input sequence
+  // when that is free, as in an uninterrupted run; the next free one for a file added or changed since).
+  let nextSeq = resumed.append ? resumed.nextSeq : 0;
   const planned = async function* (): AsyncGenerator<PlannedInput> {
     try {
-      for await (const p of planInputs(options.positionals, options.manifest, options.recursive, controller.signal)) {
+      for await (const p of planInputs(options.positionals, options.manifest, options.recursive, controller.signal, options.format === 'jsonl')) {
         if (!inShard(p.origin.key, options.shard)) continue;
         if (resumed.done.size && resumed.done.has(inputIdentity(p.origin as InputOrigin & { row?: number }))) continue;
+        if (resumed.append) {
+          p.origin.seq = Math.max(p.origin.seq, nextSeq);
+          nextSeq = p.origin.seq + 1;
+        }
         yield p;
       }
     } catch (err) {

@@ -13,6 +13,7 @@ export interface EngineOptions {
   provider?: ExecutionProviderSetting;
   alpha?: number;
   rule?: VerdictRule;
+  /** Images a model run; unset or 0: chosen by the models' input size (engine.ts `defaultBatchSize`). */
   batchSize?: number;
   /** onnxruntime intra-op threads per model (0 = runtime default). */
   threads?: number;
@@ -114,10 +115,19 @@ export interface PairInfo {
   testChoice?: string[];
   /** Tests `fit` chose not to use, with the reason. */
   notUsed?: Partial<Record<TestName, string>>;
+  /**
+   * What fit's feeding check found when it wrote this pair (absent for pairs made by hand): the classifier's
+   * accuracy on fit's check images, the `--force` reason, and a warning when the pair should not be trusted.
+   */
+  fitCheck?: { accuracy: number | null; floor: number; forced: string | null; warning: string | null };
 }
 
 /** `error`: the input could not even be listed or parsed (a folder that cannot be read, an IDX archive that is truncated); it becomes that path's error record. */
-export type ScoreInput = { path: string; source?: ImageSource; error?: string };
+/**
+ * `fsPath`: the file's name as bytes, for a name that is not valid UTF-8 (it is read by these bytes; `path`
+ * then shows it with each invalid byte as \xNN).
+ */
+export type ScoreInput = { path: string; fsPath?: Uint8Array; source?: ImageSource; error?: string };
 
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 

@@ -21,7 +21,7 @@ async function prepare(req: PreprocessRequest): Promise<{ response: PreprocessRe
     if ('raw' in item) return item.raw;
     if ('bytes' in item) return item.bytes;
     try {
-      return readCheckedSync(item.path, req.maxFileBytes);
+      return readCheckedSync('fsPath' in item && item.fsPath ? item.fsPath : item.path, req.maxFileBytes);
     } catch (err) {
       return err as Error;
     }
@@ -59,7 +59,7 @@ async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<Sha
   if (!shardEngine) throw new Error('this shard has no pair loaded');
   const engine = await shardEngine;
   const before = { ...engine.timings };
-  const inputs: ScoreInput[] = req.items.map((item) => ('error' in item ? { path: item.path, error: item.error } : 'raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path }));
+  const inputs: ScoreInput[] = req.items.map((item) => ('error' in item ? { path: item.path, error: item.error } : 'raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path, fsPath: item.fsPath }));
   const results = await engine.scoreBatchInThisThread(inputs, req.withDetails);
   const timings = Object.fromEntries(Object.entries(engine.timings).map(([k, v]) => [k, v - before[k as keyof StageTimings]])) as unknown as StageTimings;
   return { id: req.id, results, timings };

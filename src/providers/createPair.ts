@@ -9,7 +9,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
-import type { VaeSpec } from '../inference/pair/manifest';
+import type { Layout, VaeSpec } from '../inference/pair/manifest';
+import type { Scaling } from '../inference/fit/fit';
 import type { ModelFacts } from '../inference/fit/modelInspection';
 import type { FitReport } from '../shared/fitReport';
 import { falseAlarmSentence } from '../shared/fitReport';
@@ -275,6 +276,7 @@ async function askFolder(modelPath: string): Promise<{ out: string; force: boole
 const PHASE_TEXT: Record<string, string> = {
   'reading models': 'reading the models…',
   'listing images': 'finding the images…',
+  'checking the classifier': 'checking that the classifier is fed right (the usual scalings, one image alone vs in a batch)…',
   'fitting detectors': 'fitting the feature detectors (KNN, Mahalanobis)…',
   'training VAE': 'reading the images to train the VAE on…',
   writing: 'writing the pair…',
@@ -323,10 +325,13 @@ async function runFit(services: Services, answers: CreatePairAnswers): Promise<F
 }
 
 /** Where the model file leaves the layout or the size open, asks for them (then the model is read again). */
-async function askOpenDimensions(facts: ModelFacts): Promise<{ layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }> {
+async function askOpenDimensions(facts: ModelFacts): Promise<{ layout?: Layout; size?: { width: number; height: number } }> {
   const shape = facts.inputs[0]?.shape?.map((d) => d ?? '?').join(', ');
-  const given: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {};
-  if (facts.imageNeeds.includes('layout')) {
+  const given: { layout?: Layout; size?: { width: number; height: number } } = {};
+  if (facts.imageNeeds.includes('layout') && facts.inputs[0]?.shape?.length === 2) {
+    // Flat vectors: fed the image flattened (layout "flat"); only the size it was made from is asked.
+    given.layout = 'flat';
+  } else if (facts.imageNeeds.includes('layout')) {
     given.layout = await choose<'NCHW' | 'NHWC'>(step(1, 'input layout'), `The input "${facts.inputs[0]?.name}" [${shape}] does not say where its channels are`, [
       { label: 'NCHW', description: 'channels first — PyTorch, most ONNX exports', value: 'NCHW' },
       { label: 'NHWC', description: 'channels last — TensorFlow / Keras', value: 'NHWC' },
@@ -349,13 +354,34 @@ async function askOpenDimensions(facts: ModelFacts): Promise<{ layout?: 'NCHW' |
   return given;
 }
 
+/** The numbers a model's inputs besides the image are fed on every run (fit's --const NAME=VALUE). */
+async function askConstants(facts: ModelFacts): Promise<Record<string, number>> {
+  const constants: Record<string, number> = {};
+  for (const t of facts.extraInputs ?? []) {
+    const text = await ask({
+      title: step(1, `input "${t.name}"`),
+      prompt: `${basename(facts.path)} has an input "${t.name}" [${t.shape?.map((d) => d ?? '?').join(', ') ?? ''}] ${t.dtype} besides the image: the number to feed it on every run`,
+      placeHolder: '1',
+      validateInput: (v) => (v.trim() && Number.isFinite(Number(v.trim())) ? null : 'a number, e.g. 1'),
+    });
+    constants[t.name] = Number(text.trim());
+  }
+  return constants;
+}
+
 export async function createPairFlow(services: Services, host: EngineHost, uri?: vscode.Uri): Promise<void> {
   if (!services.isTrusted()) return showTrustNeeded('Creating a pair from your own model');
   const classifier = await classifierPath(uri);
-  const read = (options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }) =>
-    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${basename(classifier)}…` }, () => services.engine.inspectModel(classifier, options));
+  let constants: Record<string, number> | undefined;
+  const read = (options?: { layout?: Layout; size?: { width: number; height: number } }) =>
+    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: reading ${basename(classifier)}…` }, () => services.engine.inspectModel(classifier, { ...options, constants }));
   let facts = await read();
-  let dimensions: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {};
+  if (!facts.image && facts.extraInputs?.length) {
+    // Inputs besides the image (a temperature): each fixed to a number, then the model is read again.
+    constants = await askConstants(facts);
+    facts = await read();
+  }
+  let dimensions: { layout?: Layout; size?: { width: number; height: number } } = {};
   if (!facts.image && facts.imageNeeds.length) {
     dimensions = await askOpenDimensions(facts);
     facts = await read(dimensions);
@@ -370,13 +396,14 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
   }
   await showFacts(facts, services);
   const modelName = basename(classifier);
-  const scaling = await askScaling(facts.image!.channels, modelName);
+  // A uint8 input takes the 8-bit pixels as they are: there is no scaling to choose.
+  const scaling: Scaling = facts.image!.dtype === 'uint8' ? { range: [0, 255] } : await askScaling(facts.image!.channels, modelName);
   services.log.info(`Create Pair: classifier input scaling ${describeScaling(scaling)}`);
   const labels = await askLabels(facts.classOutput!.classes);
   const data = await askData();
   const { vae, likelihood } = await askVae(facts);
   const { out, force } = await askFolder(classifier);
-  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions };
+  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions, ...(constants ? { constants } : {}) };
   const report = await runFit(services, answers);
   if (!report) return;
   services.log.info(`Create Pair: wrote ${report.manifestPath} in ${report.seconds.toFixed(1)} s; ${falseAlarmSentence(report)}`);

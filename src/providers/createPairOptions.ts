@@ -6,7 +6,7 @@
  */
 import { basename, dirname, extname, join } from 'node:path';
 import type { Scaling } from '../inference/fit/fit';
-import type { VaeSpec } from '../inference/pair/manifest';
+import type { Layout, VaeSpec } from '../inference/pair/manifest';
 import type { ModelFacts, TensorFacts } from '../inference/fit/modelInspection';
 import type { FitRequest } from '../shared/engineProtocol';
 import { estimatedVaeSeconds, vaeImageSize } from '../inference/fit/vaeBudget';
@@ -208,8 +208,10 @@ export interface CreatePairAnswers {
   likelihood?: VaeSpec['likelihood'];
   out: string;
   /** What the user gave where the model file leaves the layout or the size open. */
-  layout?: 'NCHW' | 'NHWC';
+  layout?: Layout;
   size?: { width: number; height: number };
+  /** Inputs besides the image fixed to a number (fit's --const). */
+  constants?: Record<string, number>;
   /** Replace a pair already in `out` (the user confirmed). */
   force?: boolean;
   provider?: FitRequest['provider'];
@@ -236,6 +238,7 @@ export function buildFitRequest(a: CreatePairAnswers): FitRequest {
     ...(a.labels ? { labels: a.labels } : {}),
     ...(a.layout ? { layout: a.layout } : {}),
     ...(a.size ? { size: a.size } : {}),
+    ...(a.constants ? { constants: a.constants } : {}),
     ...(a.force ? { force: true } : {}),
     ...(a.provider ? { provider: a.provider } : {}),
     ...(a.batchSize ? { batchSize: a.batchSize } : {}),

@@ -15,6 +15,7 @@ import { oneLine } from '../shared/inspectProtocol';
 import { EngineClient, type LogLevel } from '../worker/engineClient';
 import { showPairError } from '../services/docs';
 import type { EngineService, ScoreProgress } from '../services/engineService';
+import type { Layout } from '../inference/pair/manifest';
 import { PairSettingError, resolvePairSetting } from './pairPath';
 import { VERDICT_RULES, type VerdictRule } from '../shared/rules';
 
@@ -118,7 +119,7 @@ export class EngineHost implements EngineService {
     return run;
   }
 
-  inspectModel(path: string, options: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } } = {}): Promise<ModelFacts> {
+  inspectModel(path: string, options: { layout?: Layout; size?: { width: number; height: number }; constants?: Record<string, number> } = {}): Promise<ModelFacts> {
     return this.client.inspectModel(path, { ...options, provider: 'cpu' });
   }
 
@@ -236,13 +237,13 @@ export class EngineHost implements EngineService {
     const provider = c.get<string>('executionProvider', 'auto');
     const rule = c.get<string>('verdictRule', 'pair');
     const alpha = c.get<number>('alpha', 0.01);
-    const batchSize = Math.round(c.get<number>('batchSize', 64));
+    const batchSize = Math.round(c.get<number>('batchSize', 0));
     const config: EngineConfig = {
       pair: this.pairFromSettings(c, notify),
       provider: provider === 'cpu' || provider === 'cuda' ? provider : 'auto',
       alpha: Number.isFinite(alpha) && alpha > 0 && alpha < 1 ? alpha : 0.01,
       rule: (VERDICT_RULES as string[]).includes(rule) ? (rule as VerdictRule) : 'pair',
-      batchSize: Number.isFinite(batchSize) ? Math.min(4096, Math.max(1, batchSize)) : 64,
+      batchSize: Number.isFinite(batchSize) ? Math.min(4096, Math.max(0, batchSize)) : 0, // 0: by the models' input size
     };
     if (config.pair === undefined) delete config.pair;
     return config;

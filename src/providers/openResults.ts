@@ -5,16 +5,14 @@
  * calibration refused with their name). Files are read streamed, off the critical path of the host: a 1 MB
  * chunk at a time.
  */
-import { existsSync } from 'node:fs';
-import { dirname, sep } from 'node:path';
 import * as vscode from 'vscode';
 import type { ImageResult } from '../inference/engine';
-import { commonFolder, isInsideRoots } from '../inference/datasets/datasetManifest';
 import { headerMismatch, mergedRecords, readResultsHeader, type ResultsHeader, splitLine } from '../inference/datasets/resultsFile';
 import type { RowSet } from '../shared/reportProtocol';
 import type { StoredReport } from '../webviews/reportData';
 import { newReportId, ReportPanel } from '../webviews/reportPanel';
 import type { Services } from '../services/services';
+import { reportImageFolder } from './workspaceGuard';
 
 /** The report panel keeps every row in memory (host and webview): past this many, the rest is left out, and said. */
 export const MAX_REPORT_ROWS = 200_000;
@@ -57,8 +55,9 @@ async function openResults(services: Services, given?: vscode.Uri[]): Promise<vo
     let duplicates = 0;
     let total = 0;
     let last = Date.now();
-    for await (const { record } of mergedRecords(files)) {
-      if (token.isCancellationRequested) return { results, duplicates, total, cancelled: true };
+    const torn: string[] = [];
+    for await (const { record } of mergedRecords(files, (f, line) => torn.push(`${f}, line ${line}`))) {
+      if (token.isCancellationRequested) return { results, duplicates, total, torn, cancelled: true };
       const { result, origin } = splitLine(record);
       const id = `${origin.arg}\u0000${origin.row ?? ''}\u0000${origin.key}`;
       if (seen.has(id)) {
@@ -73,10 +72,10 @@ async function openResults(services: Services, given?: vscode.Uri[]): Promise<vo
         progress.report({ message: `${total.toLocaleString('en-US')} results` });
       }
     }
-    return { results, duplicates, total, cancelled: false };
+    return { results, duplicates, total, torn, cancelled: false };
   });
   if (read.cancelled && !read.results.length) return;
-  const folder = reportFolder(services, read.results.map((r) => r.path), files[0]);
+  const folder = await reportFolder(services, read.results.map((r) => r.path), files[0]);
   const report: StoredReport = {
     version: 1,
     id: newReportId(),
@@ -95,22 +94,13 @@ async function openResults(services: Services, given?: vscode.Uri[]): Promise<vo
   await ReportPanel.show(services, report);
   const notes: string[] = [];
   if (read.total > read.results.length) notes.push(`showing the first ${read.results.length.toLocaleString('en-US')} of ${read.total.toLocaleString('en-US')} results (the report view holds at most ${MAX_REPORT_ROWS.toLocaleString('en-US')}; \`ood-lens merge … --format csv\` has them all)`);
+  if (read.torn.length) notes.push(`${read.torn.join('; ')}: incomplete last line (a run killed while writing it), left out; \`ood-lens score … --resume\` scores its input again`);
   if (read.duplicates) notes.push(`${read.duplicates.toLocaleString('en-US')} inputs appeared more than once (the first result is shown)`);
   if (notes.length) void vscode.window.showWarningMessage(`OOD Lens: ${name}: ${notes.join('; ')}.`);
 }
 
-/**
- * The folder the report's thumbnails load from (the webview may read under it): the deepest folder holding
- * the images, when it exists here and is not the file system's root; in Restricted Mode only inside the
- * workspace. Otherwise the results file's folder (results from another machine show without thumbnails).
- */
-function reportFolder(services: Services, paths: string[], resultsFile: string): string {
-  const fallback = dirname(resultsFile);
-  const common = commonFolder(paths.slice(0, 10_000));
-  if (!common || common.split(sep).filter(Boolean).length < 2 || !existsSync(common)) return fallback;
-  if (!services.isTrusted()) {
-    const roots = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
-    if (!isInsideRoots(common, roots)) return fallback;
-  }
-  return common;
+/** The folder the report's thumbnails load from (see reportImageFolder), with this window's trust and folders. */
+function reportFolder(services: Services, paths: string[], resultsFile: string): Promise<string> {
+  const roots = services.isTrusted() ? null : (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
+  return reportImageFolder(paths, resultsFile, roots);
 }

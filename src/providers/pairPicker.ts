@@ -17,6 +17,7 @@ import { appendPlain } from './hoverMarkdown';
 import { missingPairFiles, PairFileError, readPairManifestText } from './pairManifestFile';
 import { insideWorkspace, pairSettingValue } from './pairPath';
 import type { Services } from '../services/services';
+import { isStagingPath, STAGING_PREFIX } from '../inference/fit/outFolder';
 
 /** "cpu" → "CPU", "cuda + cpu" → "CUDA + CPU". */
 export function providerLabel(provider: string): string {
@@ -203,8 +204,9 @@ export async function selectPair(services: Services, host: EngineHost): Promise<
     const { name, description } = builtInNames[i];
     items.push({ label: `$(package) ${name}`, description: `built-in${manifest === active ? ' · active' : ''}`, detail: description, manifest, builtIn: true });
   }
-  const found = await vscode.workspace.findFiles('**/ood-pair.json', '**/node_modules/**', 50);
-  const workspacePairs = found.map((u) => u.fsPath).filter((f) => !builtIns.includes(f)).sort();
+  // A fit that was killed leaves its staging folder (with a draft manifest) behind: never a pair.
+  const found = await vscode.workspace.findFiles('**/ood-pair.json', `{**/node_modules/**,**/${STAGING_PREFIX}*/**}`, 50);
+  const workspacePairs = found.map((u) => u.fsPath).filter((f) => !builtIns.includes(f) && !isStagingPath(f)).sort();
   if (workspacePairs.length) {
     items.push({ label: 'Workspace', kind: vscode.QuickPickItemKind.Separator });
     // Restricted Mode: workspace files are not read; the folder stands for the pair's name.

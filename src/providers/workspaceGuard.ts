@@ -3,8 +3,10 @@
  * both as written and after following symbolic links (its real path inside a folder's real path). Used by
  * folder scoring, the Inspect commands and the pair picker. No `vscode` import.
  */
+import { existsSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { commonFolder } from '../inference/datasets/datasetManifest';
 
 export const OUTSIDE_WORKSPACE_REASON = 'outside the workspace folders: not read in Restricted Mode';
 
@@ -36,4 +38,19 @@ export async function outsideWorkspace(path: string, roots: readonly string[]): 
   const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => resolve(r))));
   if (!insideRoots(real, realRoots)) return `links to ${real}, ${OUTSIDE_WORKSPACE_REASON}`;
   return null;
+}
+
+/**
+ * The folder a report of result lines ("Open Results…") loads its thumbnails from (the webview may read
+ * under it): the deepest folder holding the images, when it exists here and is not the file system's root;
+ * in Restricted Mode (`roots` = the workspace folders; null when trusted) only when it lies inside the
+ * workspace both as written and by its real path. Otherwise the results file's folder (results from another
+ * machine show without thumbnails).
+ */
+export async function reportImageFolder(paths: string[], resultsFile: string, roots: readonly string[] | null): Promise<string> {
+  const fallback = dirname(resultsFile);
+  const common = commonFolder(paths.slice(0, 10_000));
+  if (!common || common.split(sep).filter(Boolean).length < 2 || !existsSync(common)) return fallback;
+  if (roots && (await outsideWorkspace(common, roots))) return fallback;
+  return common;
 }

@@ -4,6 +4,7 @@
  */
 import type * as vscode from 'vscode';
 import type { EngineConfig, EnginePairInfo, FitEvent, FitReport, FitRequest, ImageResult, InspectResult, ModelFacts, ScoreManySummary } from '../shared/engineProtocol';
+import type { Layout } from '../inference/pair/manifest';
 
 export interface ScoreProgress {
   done: number;
@@ -29,7 +30,7 @@ export interface EngineService extends vscode.Disposable {
    */
   pairIdentity(): Promise<string>;
   /** What a classifier file declares (read in the worker). */
-  inspectModel(path: string, options?: { layout?: 'NCHW' | 'NHWC'; size?: { width: number; height: number } }): Promise<ModelFacts>;
+  inspectModel(path: string, options?: { layout?: Layout; size?: { width: number; height: number }; constants?: Record<string, number> }): Promise<ModelFacts>;
   /** Creates a pair in the worker (fitPair); cancelling rejects with "cancelled; nothing was written". */
   fit(request: FitRequest, onEvent: (event: FitEvent) => void, token?: vscode.CancellationToken): Promise<FitReport>;
 }

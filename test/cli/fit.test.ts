@@ -223,10 +223,13 @@ describe('bring your own model: fit → score', () => {
     assert.ok(doc.results.every((x: { verdict: string }) => x.verdict === 'in-distribution' || x.verdict === 'out-of-distribution'));
   });
 
-  test('a raw 0–255 model fitted without --range: accuracy on held-out labels says the scaling is wrong', () => {
-    const r = cli('fit', '--classifier', models.zoo.classifier, '--no-vae', '--data', fitData, '--out', join(work, 'wrong-range'));
+  test('a raw 0–255 model fitted without --range is refused before anything is written, naming --range 0,255', () => {
+    const out = join(work, 'wrong-range');
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--data', fitData, '--out', out);
+    assert.equal(r.code, 1, r.stdout);
     assert.match(r.stdout, /pixels 0\.\.255 → \[0, 1\]/);
-    assert.match(r.stdout, /accuracy on the held-out check part: \d+\.\d+% .* far below what a working classifier gets: check the input scaling \(--range, --mean, --std\)/);
+    assert.match(r.stderr, /far better fed another way: --range 0,255 gives 9\d\.\d% against \d+\.\d% with --range 0,1 .*Pass --range 0,255/);
+    assert.equal(existsSync(out), false);
   });
 
   test('no VAE given: fit trains one on the fit part (the default), info shows its record, scores carry ELBO and a reconstruction', async () => {

@@ -1,13 +1,15 @@
 /**
  * Issue 15's bounded fuzz test: seeded random truncations, bit flips and junk over PNG, JPEG, IDX, ONNX,
- * ood-pair.json, calibration and dataset-manifest files, mixed with good files. Checks: every good file is
+ * ood-pair.json, calibration and dataset-manifest files, mixed with good files. Issue 22 adds result files
+ * (`merge`, `--resume`: every mutation is refused naming the file and line, or gives a valid result set) and
+ * more pair files (fitted features, their data files, symbolic links out of the pair folder). Checks: every good file is
  * scored, every bad file is an error record (or, for pair files, a refused pair naming the file), nothing
  * crashes or hangs (the test's timeout), and memory stays bounded. Only mutations that are sure to break a
  * file are used where a format tolerates others (a flipped bit in JPEG pixel data still decodes).
  * OOD_LENS_FUZZ_SEED picks another seed; a failure prints the seed.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +20,9 @@ import { expandInputs } from '../../src/inference/io/files';
 import { parseManifest } from '../../src/providers/datasetManifest';
 import { FIXTURES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir, writeIdxPngs } from '../helpers';
 import { mulberry32 } from '../../src/inference/detectors/random';
+import { ResultsFileError, resultLineProblem } from '../../src/inference/datasets/resultsFile';
+import { runMerge } from '../../src/cli/merge';
+import { runScoreWith, ScoreUsageError } from '../../src/cli/score';
 
 const SEED = Number(process.env.OOD_LENS_FUZZ_SEED ?? 15);
 
@@ -172,6 +177,158 @@ describe(`bounded fuzz of hostile files (seed ${SEED})`, { skip: pairReady() ? f
       cpSync(MNIST_PAIR, pair, { recursive: true });
       const target = join(pair, v.file);
       writeFileSync(target, v.bytes(readFileSync(target)));
+      let engine: OodEngine | undefined;
+      try {
+        engine = await OodEngine.create({ pair, provider: 'cpu', preprocessWorkers: 0 });
+      } catch (err) {
+        const message = (err as Error).message;
+        assert.ok(message.includes(v.file), fail(`${v.name}: the error does not name ${v.file}: ${message}`));
+        continue;
+      } finally {
+        await engine?.dispose();
+        rmSync(join(pair, '..'), { recursive: true, force: true });
+      }
+      assert.fail(fail(`${v.name}: the damaged pair loaded`));
+    }
+  });
+
+  /** Seeded mutations of a JSONL result file: torn, flipped, junk lines, fields set to hostile values, long lines. */
+  function mutateResults(text: string, k: number): { name: string; bytes: Buffer } {
+    const lines = text.split('\n').filter(Boolean);
+    const pickLine = () => int(1, lines.length);
+    const hostile = [null, 5, -1, 'x', '\u001b]0;pwned\u0007', ['knn', 'rm'], { a: 1 }, 1e309, 'out-of-distribution', [], true];
+    const fields = ['verdict', 'pValue', 'firedBy', 'seq', 'arg', 'key', 'path', 'label', 'msp', 'pValues', 'prediction', 'inputSize', 'elbo', 'row', 'givenLabel'];
+    switch (k % 7) {
+      case 0: {
+        const b = Buffer.from(text);
+        const cut = int(1, b.length - 1);
+        return { name: `truncated at ${cut}`, bytes: b.subarray(0, cut) };
+      }
+      case 1: {
+        const b = Buffer.from(text);
+        return { name: 'bits flipped', bytes: flipBits(b, 0, b.length, int(1, 6)) };
+      }
+      case 2: {
+        const at = pickLine();
+        lines.splice(at, 0, junk(int(1, 300)).toString('latin1').replace(/\n/g, ' '));
+        return { name: `junk line at ${at + 1}`, bytes: Buffer.from(lines.join('\n') + '\n') };
+      }
+      case 3: {
+        const at = pickLine();
+        const r = JSON.parse(lines[at]);
+        const field = fields[int(0, fields.length)];
+        const value = hostile[int(0, hostile.length)];
+        r[field] = value;
+        lines[at] = JSON.stringify(r);
+        return { name: `line ${at + 1}: ${field} = ${JSON.stringify(value)}`, bytes: Buffer.from(lines.join('\n') + '\n') };
+      }
+      case 4: {
+        const at = pickLine();
+        lines.splice(at, 0, lines[at]);
+        return { name: `line ${at + 1} twice`, bytes: Buffer.from(lines.join('\n') + '\n') };
+      }
+      case 5: {
+        const h = JSON.parse(lines[0]);
+        const field = ['pair', 'inputs', 'shard', 'manifest', 'pairFingerprint'][int(0, 5)];
+        h[field] = hostile[int(0, hostile.length)];
+        lines[0] = JSON.stringify(h);
+        return { name: `header ${field} changed`, bytes: Buffer.from(lines.join('\n') + '\n') };
+      }
+      default:
+        return { name: 'a 6 MB line without a newline', bytes: Buffer.concat([Buffer.from(text), Buffer.alloc(6 * 1024 * 1024, 0x7b)]) };
+    }
+  }
+
+  /** A refusal of a damaged result file: one of the CLI's own errors, naming the file. */
+  function expectResultsError(err: unknown, file: string, what: string): void {
+    assert.ok(err instanceof ResultsFileError || err instanceof ScoreUsageError, fail(`${what}: ${(err as Error).stack}`));
+    assert.ok((err as Error).message.includes(file), fail(`${what}: the message does not name ${file}: ${(err as Error).message}`));
+  }
+
+  test('result files: merge and --resume refuse every damaged file naming it, or give a valid, complete result set', { timeout: 300_000 }, async () => {
+    const folder = join(dir, 'src');
+    const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', preprocessWorkers: 0 });
+    const work = join(dir, 'results');
+    mkdirSync(work, { recursive: true });
+    const base = join(work, 'base.jsonl');
+    const options = { positionals: [folder], recursive: false, format: 'jsonl' as const, resume: false, failOnOod: false };
+    const stderr = process.stderr.write.bind(process.stderr);
+    process.stderr.write = (() => true) as typeof process.stderr.write; // the runs' notes
+    try {
+      assert.equal(await runScoreWith(engine, { ...options, out: base }), 0);
+      const text = readFileSync(base, 'utf8');
+      const keys = text.split('\n').filter(Boolean).slice(1).map((l) => JSON.parse(l).key as string);
+      for (let k = 0; k < 28; k++) {
+        const { name, bytes } = mutateResults(text, k);
+        const file = join(work, `m${k}.jsonl`);
+        writeFileSync(file, bytes);
+        // merge, as csv and as a table: refused naming the file, or every line valid and nothing raw printed.
+        for (const format of ['csv', 'table']) {
+          const out = join(work, `m${k}.${format}`);
+          try {
+            await runMerge([file, '--format', format, '--out', out]);
+            const printed = readFileSync(out, 'utf8');
+            assert.ok(!/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(printed), fail(`merge ${name}: a control character in the ${format} output`));
+          } catch (err) {
+            expectResultsError(err, file, `merge ${name}`);
+          }
+        }
+        // --resume: refused naming the file, or the file ends as one complete run (each input once, seqs unique and in order).
+        try {
+          await runScoreWith(engine, { ...options, out: file, resume: true });
+          const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(1).map((l) => JSON.parse(l));
+          lines.forEach((r) => assert.equal(resultLineProblem(r), null, fail(`resume ${name}: an invalid line was kept`)));
+          // Each input of the run exactly once (a line whose key or arg was changed names no input of the run: it stays).
+          const ids = lines.map((r) => `${r.arg}/${r.key}`);
+          assert.equal(new Set(ids).size, ids.length, fail(`resume ${name}: an input twice`));
+          for (const key of keys) assert.equal(ids.filter((id) => id === `0/${key}`).length, 1, fail(`resume ${name}: ${key} not exactly once`));
+          const seqs = lines.map((r) => r.seq);
+          assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), fail(`resume ${name}: seqs out of order`));
+          assert.equal(new Set(seqs).size, seqs.length, fail(`resume ${name}: a seq twice`));
+        } catch (err) {
+          if (err instanceof assert.AssertionError) throw err;
+          expectResultsError(err, file, `resume ${name}`);
+        }
+        assert.ok(!existsSync(`${file}.lock`), fail(`${name}: a lock was left behind`));
+      }
+    } finally {
+      process.stderr.write = stderr;
+      await engine.dispose();
+    }
+  });
+
+  test('fitted features and symbolic links: a damaged pair is refused with the file named', { timeout: 120_000 }, async () => {
+    const variants: { name: string; file: string; damage: (pair: string) => void }[] = [];
+    const rewrite = (f: string, change: (b: Buffer) => Buffer) => (pair: string) => writeFileSync(join(pair, f), change(readFileSync(join(pair, f))));
+    for (let k = 0; k < 2; k++) {
+      variants.push({ name: `features.json truncated (${k})`, file: 'features.json', damage: rewrite('features.json', (b) => b.subarray(0, int(1, b.length - 2))) });
+      variants.push({ name: `features.json junk (${k})`, file: 'features.json', damage: rewrite('features.json', () => junk(int(1, 512))) });
+      variants.push({ name: `features-knn.f16 truncated (${k})`, file: 'features-knn.f16', damage: rewrite('features-knn.f16', (b) => b.subarray(0, int(1, b.length - 1) & ~1)) });
+      variants.push({
+        name: `features-knn.f16 with a NaN (${k})`,
+        file: 'features-knn.f16',
+        damage: rewrite('features-knn.f16', (b) => {
+          const out = Buffer.from(b);
+          out.writeUInt16LE(0x7e00, 2 * int(0, out.length >> 1));
+          return out;
+        }),
+      });
+      variants.push({ name: `features-knn.f16 all zeros (${k})`, file: 'features-knn.f16', damage: rewrite('features-knn.f16', (b) => Buffer.alloc(b.length)) });
+      variants.push({ name: `features-mahalanobis.f32 truncated (${k})`, file: 'features-mahalanobis.f32', damage: rewrite('features-mahalanobis.f32', (b) => b.subarray(0, int(1, b.length - 1))) });
+      const linked = ['classifier.onnx', 'vae.onnx', 'calibration.json', 'features-knn.f16', 'features.json'][int(0, 5)];
+      variants.push({
+        name: `${linked} a symbolic link out of the pair folder (${k})`,
+        file: linked,
+        damage: (pair) => {
+          renameSync(join(pair, linked), join(pair, '..', `moved-${linked}`));
+          symlinkSync(join(pair, '..', `moved-${linked}`), join(pair, linked));
+        },
+      });
+    }
+    for (const v of variants) {
+      const pair = join(tempDir('ood-lens-fuzz-pair-'), 'pair');
+      cpSync(MNIST_PAIR, pair, { recursive: true });
+      v.damage(pair);
       let engine: OodEngine | undefined;
       try {
         engine = await OodEngine.create({ pair, provider: 'cpu', preprocessWorkers: 0 });

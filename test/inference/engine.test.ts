@@ -166,3 +166,13 @@ test('a calibration made another way (other compressor, other ELBO estimate) is 
   const engine = await OodEngine.create({ pair: dir, provider: 'cpu' });
   await engine.dispose();
 });
+
+test('the batch size left to the engine keeps a batch under 2.5M input values: 64 for MNIST-sized inputs, 16 for 224×224 RGB', async () => {
+  const { defaultBatchSize } = await import('../../src/inference/engine');
+  const size = (width: number, height: number, channels: number) => ({ width, height, channels });
+  assert.equal(defaultBatchSize({ classifier: size(28, 28, 1) }), 64);
+  assert.equal(defaultBatchSize({ classifier: size(32, 32, 3), vae: size(28, 28, 1) }), 64);
+  assert.equal(defaultBatchSize({ classifier: size(224, 224, 3) }), 16); // 2.5M / 150,528 = 16.6
+  assert.equal(defaultBatchSize({ classifier: size(192, 48, 3), vae: size(64, 16, 3) }), 64);
+  assert.equal(defaultBatchSize({ classifier: size(4096, 4096, 3) }), 1);
+});

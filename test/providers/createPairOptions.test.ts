@@ -181,6 +181,8 @@ describe('the fit request', () => {
   });
 
   test('a single VAE with its likelihood; a split VAE; labels and replace', () => {
+    // Issue 22: inputs besides the image, fixed to a number, reach fit as --const would.
+    assert.deepEqual(buildFitRequest({ ...base, vae: { kind: 'none' }, constants: { temperature: 1 }, layout: 'flat', size: { width: 28, height: 28 } }).constants, { temperature: 1 });
     const single = buildFitRequest({ ...base, vae: { kind: 'single', path: '/ws/vae.onnx' }, likelihood: { type: 'bernoulli' }, labels: ['a', 'b'], force: true });
     assert.equal(single.vae, '/ws/vae.onnx');
     assert.deepEqual(single.likelihood, { type: 'bernoulli' });

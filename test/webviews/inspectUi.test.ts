@@ -213,6 +213,17 @@ describe('inspect panel UI in Chromium', { skip: SKIP }, () => {
     assert.equal(await page.$eval('.row:first-child .verdict-headline', (e: Element) => e.textContent), 'In-distribution');
   });
 
+  test("the header warns about a pair written over fit's feeding check (issue 22), and says nothing for one that passed", async () => {
+    assert.equal(await page.$$eval('#pair-bar .pair-warning', (e: Element[]) => e.length), 0);
+    const warning = 'this pair was written with --force ("testing") over fit\'s feeding check: Pass --range -1,1';
+    const forced = { ...info, fitCheck: { accuracy: 0.22, floor: 0.2, forced: 'testing', warning } };
+    await page.evaluate((pair: typeof forced) => window.postMessage({ type: 'pair', pair, pairError: null, restricted: false }, '*'), forced);
+    await page.waitForSelector('#pair-bar .pair-warning');
+    assert.equal(await page.$eval('#pair-bar .pair-warning', (e: Element) => e.textContent), `⚠ ${warning}`);
+    await page.evaluate((pair: typeof info) => window.postMessage({ type: 'pair', pair, pairError: null, restricted: false }, '*'), info);
+    await page.waitForFunction(() => !document.querySelector('#pair-bar .pair-warning'));
+  });
+
   test('no CSP violation and no script error', async () => {
     const violations = await page.evaluate(() => (window as unknown as { __violations: string[] }).__violations);
     assert.deepEqual(violations, []);

@@ -59,7 +59,7 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     assert.equal(facts.format, 'onnx');
     assert.deepEqual(facts.inputs.map((t) => [t.name, t.shape]), [['image', [null, 1, 32, 32]]]);
     assert.deepEqual(facts.outputs.map((t) => [t.name, t.shape]), [['logits', [null, 10]]]);
-    assert.deepEqual(facts.image, { name: 'image', width: 32, height: 32, channels: 1, layout: 'NCHW', staticBatch: null });
+    assert.deepEqual(facts.image, { name: 'image', width: 32, height: 32, channels: 1, layout: 'NCHW', staticBatch: null, dtype: 'float32' });
     assert.deepEqual(facts.classOutput, { name: 'logits', classes: 10, kind: 'logits' });
     assert.equal(facts.imageError, null);
   });

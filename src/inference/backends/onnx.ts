@@ -27,6 +27,28 @@ function toInfo(meta: readonly OrtTypes.InferenceSession.ValueMetadata[]): Tenso
   });
 }
 
+/**
+ * The float feed as the input's own element type: a uint8 image input gets the pixel values (the pair feeds it
+ * range [0, 255]), rounded and clamped; integer and boolean constants their value.
+ */
+function typedTensor(Tensor: Ort['Tensor'], dtype: string, t: FloatTensor): OrtTypes.Tensor {
+  const round = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, Math.round(v)));
+  switch (dtype) {
+    case 'uint8':
+      return new Tensor('uint8', Uint8Array.from(t.data, (v) => round(v, 0, 255)), t.dims);
+    case 'int8':
+      return new Tensor('int8', Int8Array.from(t.data, (v) => round(v, -128, 127)), t.dims);
+    case 'int32':
+      return new Tensor('int32', Int32Array.from(t.data, (v) => round(v, -(2 ** 31), 2 ** 31 - 1)), t.dims);
+    case 'int64':
+      return new Tensor('int64', BigInt64Array.from(t.data, (v) => BigInt(Math.round(v))), t.dims);
+    case 'bool':
+      return new Tensor('bool', Uint8Array.from(t.data, (v) => (v ? 1 : 0)), t.dims);
+    default:
+      return new Tensor('float32', t.data, t.dims);
+  }
+}
+
 class OnnxRunner implements ModelRunner {
   readonly backend = 'onnxruntime-node';
   readonly inputs: TensorInfo[];
@@ -41,7 +63,7 @@ class OnnxRunner implements ModelRunner {
     const ortFeeds: Record<string, OrtTypes.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
       checkFeed(this, name, t);
-      ortFeeds[name] = new Tensor('float32', t.data, t.dims);
+      ortFeeds[name] = typedTensor(Tensor, this.inputs.find((i) => i.name === name)?.dtype ?? 'float32', t);
     }
     for (const name of outputNames ?? []) {
       if (!this.outputs.some((o) => o.name === name)) {

@@ -8,7 +8,7 @@
  * weights path is checked to stay inside the model's folder.
  */
 import { existsSync, statSync } from 'node:fs';
-import { type BoundedReadError, LIMITS, ReadBudget, readBoundedTextSync } from '../io/boundedRead';
+import { type BoundedReadError, LIMITS, linkedOutside, ReadBudget, readBoundedTextSync } from '../io/boundedRead';
 import { jsonSyntaxProblem } from '../io/jsonText';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type * as TfTypes from '@tensorflow/tfjs';
@@ -161,9 +161,13 @@ function weightFilePath(modelFile: string, dir: string, path: unknown): string {
       throw new ModelError(modelFile, `weights path "${path}" points outside the model folder; TensorFlow.js weight files must sit beside model.json`);
     }
   }
-  // Lexical check only: symlinked weight files (DVC, git-annex) inside the folder stay usable.
+  // And by real path: a symbolic link beside model.json must not read a file elsewhere (links into the
+  // repository's git-annex or DVC object store, which keep large files that way, are followed).
   const literal = resolve(dir, path);
-  return existsSync(literal) ? literal : resolve(dir, decoded);
+  const file = existsSync(literal) ? literal : resolve(dir, decoded);
+  const outside = linkedOutside(dir, file);
+  if (outside) throw new ModelError(modelFile, `weights path "${path}" is a symbolic link to ${outside}, outside the model folder; TensorFlow.js weight files must sit beside model.json`);
+  return file;
 }
 
 function entryBytes(entry: WeightsManifestEntry): number | undefined {

@@ -34,7 +34,15 @@ export interface LoadOptions {
   spinning?: boolean;
   /** TensorFlow.js layers models: inner layers whose outputs become extra model outputs, named after the layer. */
   outputLayers?: string[];
+  /** Inputs besides the image fed the same number on every run (`classifier.constants`, fit's `--const`). */
+  constants?: Record<string, number>;
 }
+
+/**
+ * Input element types OOD Lens can feed: float32, and (ONNX) integer inputs converted from the float feed, so
+ * that a `uint8` image input gets the 8-bit pixels and an integer constant its value.
+ */
+export const FEEDABLE_DTYPES = /^(float(32)?|uint8|int8|int32|int64|bool)$/;
 
 export class ModelError extends Error {
   constructor(readonly modelPath: string, message: string) {
@@ -52,8 +60,8 @@ export function checkFeed(runner: Pick<ModelRunner, 'source' | 'inputs'>, name: 
   if (!info) {
     throw new ModelError(runner.source, `has no input named "${name}" (inputs: ${runner.inputs.map((i) => i.name).join(', ') || 'none'})`);
   }
-  if (info.dtype && !/float(32)?$/.test(info.dtype)) {
-    throw new ModelError(runner.source, `input "${name}" is ${info.dtype}; OOD Lens feeds float32 images`);
+  if (info.dtype && !FEEDABLE_DTYPES.test(info.dtype)) {
+    throw new ModelError(runner.source, `input "${name}" is ${info.dtype}; OOD Lens feeds float32 images (uint8 images get the 8-bit pixels)`);
   }
   if (info.shape) {
     const want = info.shape;

@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import type { InputOrigin, ResultsHeader } from './resultsFile';
 import type { TestName } from '../pair/calibration';
+import { pidAlive } from '../io/outputLock';
 import { csvCell, terminalText } from '../io/safeText';
 import type { ImageResult, PairInfo } from '../engineTypes';
 import { formatMsp, formatP } from '../../shared/format';
@@ -124,15 +125,6 @@ const openTempFiles = new Set<string>();
 export function removeTempFiles(): void {
   for (const p of openTempFiles) rmSync(p, { force: true });
   openTempFiles.clear();
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -262,7 +254,7 @@ export class ResultWriter {
     } else if (this.format === 'csv') {
       this.write(stringify([this.columns()]));
     } else {
-      this.write(`pair: ${terminalText(this.info.name)} (${this.info.backend}, ${this.info.provider}) · α = ${this.info.alpha} · rule: ${this.info.rule}${this.info.calibrated ? '' : ' · UNCALIBRATED'}\n`);
+      this.write(`pair: ${terminalText(this.info.name)} (${terminalText(this.info.backend)}, ${terminalText(this.info.provider)}) · α = ${this.info.alpha} · rule: ${terminalText(this.info.rule)}${this.info.calibrated ? '' : ' · UNCALIBRATED'}\n`);
       this.write(`${'verdict'.padEnd(20)} ${'label'.padEnd(12)} ${'msp'.padStart(7)} ${'elbo'.padStart(10)} ${'p-value'.padStart(9)} ${'p(elbo)'.padStart(9)} ${'p(S)'.padStart(9)} ${'p(conf)'.padStart(9)}${this.knnColumn ? ` ${'p(knn)'.padStart(9)}` : ''}  path\n`);
     }
   }
@@ -305,7 +297,7 @@ export class ResultWriter {
       const p = (v: number | null, test: TestName) => `${v === null ? '-' : formatP(v)}${r.firedBy.includes(test) ? '*' : ' '}`.padStart(9);
       const note = manifest?.possibleLabelError ? `  (possible label error: labelled ${terminalText(manifest.givenLabel ?? '')})` : '';
       if (r.verdict === 'error') this.write(`${'ERROR'.padEnd(20)} ${''.padEnd(12)} ${''.padStart(7)} ${''.padStart(10)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)} ${''.padStart(9)}${this.knnColumn ? ` ${''.padStart(9)}` : ''}  ${path}: ${terminalText(r.error ?? '')}\n`);
-      else this.write(`${r.verdict.padEnd(20)} ${terminalText(r.label ?? '-').slice(0, 12).padEnd(12)} ${formatMsp(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${(r.pValue === null ? '-' : formatP(r.pValue)).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}${this.knnColumn ? ` ${p(r.pValues.knn ?? null, 'knn')}` : ''}  ${path}${note}\n`);
+      else this.write(`${terminalText(r.verdict).padEnd(20)} ${terminalText(r.label ?? '-').slice(0, 12).padEnd(12)} ${formatMsp(r.msp).padStart(7)} ${fmt(r.elbo, 1).padStart(10)} ${(r.pValue === null ? '-' : formatP(r.pValue)).padStart(9)} ${p(r.pValues.elbo, 'elbo')} ${p(r.pValues.complexity, 'complexity')} ${p(r.pValues.confidence, 'confidence')}${this.knnColumn ? ` ${p(r.pValues.knn ?? null, 'knn')}` : ''}  ${path}${note}\n`);
       if (this.fd === null && process.stdout.isTTY) this.flush();
     }
     this.first = false;

@@ -9,7 +9,7 @@
  */
 import { calibrationValues, type CalibrationScores } from '../pair/calibration';
 import { KnnIndex, l2NormaliseRows } from '../features/knnIndex';
-import { fitMahalanobis, type MahalanobisModel, mahalanobisScores } from '../features/mahalanobis';
+import { fitMahalanobis, MahalanobisIndex, type MahalanobisModel } from '../features/mahalanobis';
 import type { LoadedPair } from '../pair/pair';
 import type { ImageResult } from '../engineTypes';
 import type { TestName } from '../../shared/rules';
@@ -97,10 +97,20 @@ export class KnnDetector implements OodDetector {
     this.name = `KNN distance (k = ${k})`;
   }
 
+  /**
+   * A detector over a stored bank. The search session holds its own copy of the bank, so this one is not kept
+   * (`bank` stays undefined; `stored` counts it): with a copy in each scoring shard it was ~10 MB an engine.
+   */
   static async fromBank(bank: Float32Array, dims: number, k: number, pair: Pick<LoadedPair, 'loadOptions' | 'manifestPath'>): Promise<KnnDetector> {
     const d = new KnnDetector(k, pair);
     await d.use(bank, dims);
+    d.bank = undefined;
     return d;
+  }
+
+  /** Features in the searched bank. */
+  get stored(): number {
+    return this.index?.count ?? 0;
   }
 
   async fit(data: FeatureFitData): Promise<void> {
@@ -134,22 +144,35 @@ export class KnnDetector implements OodDetector {
 export class MahalanobisDetector implements OodDetector {
   readonly test = 'mahalanobis' as const;
   readonly name = 'Mahalanobis distance (class means, shared covariance)';
-  constructor(public model?: MahalanobisModel) {}
+  private index?: Promise<MahalanobisIndex>;
+  constructor(
+    private readonly pair: Pick<LoadedPair, 'loadOptions' | 'manifestPath'>,
+    public model?: MahalanobisModel,
+  ) {}
 
   async fit(data: FeatureFitData): Promise<void> {
+    await this.dispose();
     this.model = fitMahalanobis(data.features, data.classes, data.dims, data.classCount);
   }
 
   async score(batch: ModelBatch): Promise<Float64Array> {
-    if (!this.model) throw new Error('the Mahalanobis detector is not fitted');
-    return mahalanobisScores(this.model, needFeatures(batch, this.model.dims, 'Mahalanobis'));
+    const model = this.model;
+    if (!model) throw new Error('the Mahalanobis detector is not fitted');
+    const features = needFeatures(batch, model.dims, 'Mahalanobis');
+    // The whitening session is made on first use: fit only fits, and a pair's engine scores with it.
+    this.index ??= MahalanobisIndex.create(model, this.pair.loadOptions, this.pair.manifestPath);
+    return (await this.index).scores(features);
   }
 
   calibrate(scores: number[]) {
     return calibrationValues('mahalanobis', scores);
   }
 
-  async dispose(): Promise<void> {}
+  async dispose(): Promise<void> {
+    const index = this.index;
+    this.index = undefined;
+    await (await index?.catch(() => undefined))?.dispose();
+  }
 }
 
 /**
@@ -169,8 +192,9 @@ export async function pairDetectors(pair: LoadedPair, options: { complexity: boo
   if (fit?.bank) {
     const k = m.detectors?.find((d) => d.test === 'knn')?.k ?? 1;
     list.push(await KnnDetector.fromBank(fit.bank, fit.dims, k, pair));
+    fit.bank = undefined; // the search session has it now
   }
-  if (fit?.mahalanobis) list.push(new MahalanobisDetector(fit.mahalanobis));
+  if (fit?.mahalanobis) list.push(new MahalanobisDetector(pair, fit.mahalanobis));
   return list;
 }
 

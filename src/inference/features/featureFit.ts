@@ -3,7 +3,7 @@
  * tensor) beside `features-knn.f16` (the fit images' L2-normalised features, float16) and
  * `features-mahalanobis.f32` (class means and whitening matrix, float32). Written atomically.
  */
-import { BoundedReadError, LIMITS, readBoundedSync, readBoundedTextSync } from '../io/boundedRead';
+import { BoundedReadError, LIMITS, linkedOutside, readBoundedSync, readBoundedTextSync } from '../io/boundedRead';
 import { jsonSyntaxProblem } from '../io/jsonText';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomicFile';
@@ -35,6 +35,14 @@ export interface FeatureFit {
   mahalanobisLabels?: 'given' | 'predicted';
 }
 
+/** A data file named in features.json: beside it, and not a symbolic link leading out of its folder. */
+function dataFile(dir: string, name: string): string {
+  const path = join(dir, basename(name));
+  const outside = linkedOutside(dir, path);
+  if (outside) throw new Error(`${path}: a symbolic link to ${outside}, outside the pair folder; the fitted features' data files must be inside it`);
+  return path;
+}
+
 export function readFeatureFit(path: string): FeatureFit {
   let file: FeatureFitFile;
   let text = '';
@@ -52,20 +60,57 @@ export function readFeatureFit(path: string): FeatureFit {
   const dir = dirname(path);
   const fit: FeatureFit = { tensor: file.tensor, dims: file.dims, count: file.count, source: file.source };
   if (file.knn) {
-    const bytesPath = join(dir, basename(file.knn.file));
+    const bytesPath = dataFile(dir, file.knn.file);
     fit.bank = fromFloat16Bytes(readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' }), file.knn.count * file.dims, bytesPath);
+    const problem = bankProblem(fit.bank, file.dims);
+    if (problem) throw new Error(`${bytesPath}: the KNN detector's feature bank ${problem}; fit the detectors again (ood-lens fit … or Create Pair)`);
   }
   if (file.mahalanobis) {
-    const bytesPath = join(dir, basename(file.mahalanobis.file));
+    const bytesPath = dataFile(dir, file.mahalanobis.file);
     const { classes } = file.mahalanobis;
     const buf = readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' });
     const expected = (classes * file.dims + file.dims * file.dims) * 4;
     if (buf.byteLength !== expected) throw new Error(`${bytesPath}: holds ${buf.byteLength} bytes, expected ${expected}; fit the detectors again`);
     const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    const bad = all.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new Error(`${bytesPath}: the Mahalanobis detector's data holds a value that is not a finite number (${all[bad]} at index ${bad}); fit the detectors again (ood-lens fit … or Create Pair)`);
+    if (all.subarray(classes * file.dims).every((v) => v === 0)) throw new Error(`${bytesPath}: the Mahalanobis detector's whitening matrix is all zeros (every distance would be 0); fit the detectors again (ood-lens fit … or Create Pair)`);
     fit.mahalanobis = { dims: file.dims, classes, whitenedMeans: all.slice(0, classes * file.dims), whitening: all.slice(classes * file.dims) };
     fit.mahalanobisLabels = file.mahalanobis.labels;
   }
   return fit;
+}
+
+/**
+ * What makes a KNN feature bank unusable, or null: its rows are the fit images' L2-normalised features, so
+ * every value is finite and every row has length 1 (0 for an image whose features were all zero); most rows
+ * must be non-zero and they must not all point one way (every image would then be as far from the bank as
+ * the next: the test flags everything or nothing). A NaN would make every distance NaN and the test drop
+ * out without a word.
+ */
+export function bankProblem(bank: Float32Array, dims: number): string | null {
+  const count = bank.length / dims;
+  if (!count) return 'is empty';
+  const mean = new Float64Array(dims);
+  let zeroRows = 0;
+  for (let row = 0; row < count; row++) {
+    let sum = 0;
+    for (let j = row * dims; j < (row + 1) * dims; j++) {
+      const v = bank[j];
+      if (!Number.isFinite(v)) return `holds a value that is not a finite number (${v}, row ${row + 1} of ${count})`;
+      sum += v * v;
+    }
+    const norm = Math.sqrt(sum);
+    if (norm < 1e-6) zeroRows++;
+    else if (Math.abs(norm - 1) > 0.01) return `has a row of length ${norm.toPrecision(3)} (row ${row + 1} of ${count}); its rows are L2-normalised features, of length 1`;
+    else for (let j = 0; j < dims; j++) mean[j] += bank[row * dims + j];
+  }
+  if (zeroRows > count / 2) return `is degenerate: ${zeroRows} of its ${count} rows are all zeros`;
+  let meanLength2 = 0;
+  for (let j = 0; j < dims; j++) meanLength2 += (mean[j] / (count - zeroRows)) ** 2;
+  // For unit rows, 1 − |mean|² is the mean squared distance to their mean / 2: 0 when every row is the same.
+  if (1 - meanLength2 < 1e-4) return `is degenerate: its ${count - zeroRows} rows are (nearly) all the same vector, so it cannot tell images apart`;
+  return null;
 }
 
 /** Writes `<dir>/<name>.json` and its data files; returns the JSON file's path. */

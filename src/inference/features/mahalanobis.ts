@@ -4,9 +4,12 @@
  * shared by all classes, fitted to penultimate features; the score is the smallest squared Mahalanobis
  * distance to a class mean. Higher = more out-of-distribution. (Without the paper's input perturbation
  * and layer ensemble: the score of the last features alone.)
- * Stored whitened: W = L⁻¹ with Σ = LLᵀ, so d²(f, μ_c) = ‖Wf − Wμ_c‖²; one D×D product per image.
+ * Stored whitened: W = L⁻¹ with Σ = LLᵀ, so d²(f, μ_c) = ‖Wf − Wμ_c‖²; one D×D product per image, which
+ * `MahalanobisIndex` runs in onnxruntime for a whole batch.
  */
 import { CholeskyDecomposition, inverse, Matrix } from 'ml-matrix';
+import type { LoadOptions, ModelRunner } from '../backends/types';
+import { whiteningModel } from './onnxGraph';
 
 export interface MahalanobisModel {
   dims: number;
@@ -69,25 +72,18 @@ export function fitMahalanobis(features: Float32Array, labels: ArrayLike<number>
   return { dims, classes, whitenedMeans, whitening };
 }
 
-/** min over classes of the squared Mahalanobis distance, for each row of `features`. */
-export function mahalanobisScores(model: MahalanobisModel, features: Float32Array): Float64Array {
-  const { dims, classes, whitening, whitenedMeans } = model;
-  const n = features.length / dims;
+/** min over classes of ‖z − Wμ_c‖² for each whitened row z of `whitened` (rows × dims). */
+function nearestClassDistances(model: MahalanobisModel, whitened: Float32Array | Float64Array): Float64Array {
+  const { dims, classes, whitenedMeans } = model;
+  const n = whitened.length / dims;
   const out = new Float64Array(n);
-  const z = new Float64Array(dims);
   for (let i = 0; i < n; i++) {
     const off = i * dims;
-    for (let a = 0; a < dims; a++) {
-      let acc = 0;
-      const row = a * dims;
-      for (let b = 0; b <= a; b++) acc += whitening[row + b] * features[off + b];
-      z[a] = acc;
-    }
     let best = Infinity;
     for (let c = 0; c < classes; c++) {
       let d = 0;
       for (let a = 0; a < dims; a++) {
-        const diff = z[a] - whitenedMeans[c * dims + a];
+        const diff = whitened[off + a] - whitenedMeans[c * dims + a];
         d += diff * diff;
       }
       if (d < best) best = d;
@@ -95,4 +91,41 @@ export function mahalanobisScores(model: MahalanobisModel, features: Float32Arra
     out[i] = best;
   }
   return out;
+}
+
+/** min over classes of the squared Mahalanobis distance, for each row of `features` (in JS: the reference). */
+export function mahalanobisScores(model: MahalanobisModel, features: Float32Array): Float64Array {
+  const { dims, whitening } = model;
+  const n = features.length / dims;
+  const z = new Float64Array(n * dims);
+  for (let i = 0; i < n; i++) {
+    const off = i * dims;
+    for (let a = 0; a < dims; a++) {
+      let acc = 0;
+      const row = a * dims;
+      for (let b = 0; b <= a; b++) acc += whitening[row + b] * features[off + b];
+      z[off + a] = acc;
+    }
+  }
+  return nearestClassDistances(model, z);
+}
+
+/** The same scores with the whitening of a whole batch in one onnxruntime Gemm (the engine's path). */
+export class MahalanobisIndex {
+  private constructor(private readonly runner: ModelRunner, readonly model: MahalanobisModel) {}
+
+  static async create(model: MahalanobisModel, options: LoadOptions, source: string): Promise<MahalanobisIndex> {
+    const { loadOnnx } = await import('../backends/onnx');
+    return new MahalanobisIndex(await loadOnnx(`${source} (Mahalanobis whitening)`, options, whiteningModel(model.whitening, model.dims)), model);
+  }
+
+  async scores(features: Float32Array): Promise<Float64Array> {
+    const n = features.length / this.model.dims;
+    const out = await this.runner.run({ features: { data: features, dims: [n, this.model.dims] } }, ['whitened']);
+    return nearestClassDistances(this.model, out.whitened.data);
+  }
+
+  dispose(): Promise<void> {
+    return this.runner.dispose();
+  }
 }

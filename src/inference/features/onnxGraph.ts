@@ -80,3 +80,22 @@ export function knnSearchModel(bank: Float32Array, dims: number, count: number, 
   const model = onnx.ModelProto.create({ irVersion: 7, opsetImport: [{ domain: '', version: 13 }], producerName: 'ood-lens', graph });
   return onnx.ModelProto.encode(model).finish();
 }
+
+/**
+ * The Mahalanobis detector's whitening z = W f for a batch of feature rows as one Gemm (transB: W is stored
+ * row-major, dims × dims): the D² multiply-adds per image that dominate its cost run in onnxruntime's BLAS.
+ */
+export function whiteningModel(whitening: Float32Array, dims: number): Uint8Array {
+  const T = onnx.TensorProto;
+  const w = T.create({ name: 'whitening', dims: [dims, dims], dataType: T.DataType.FLOAT, rawData: new Uint8Array(whitening.buffer, whitening.byteOffset, whitening.byteLength) });
+  const rows = (name: string) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: T.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: dims }] } } } });
+  const graph = onnx.GraphProto.create({
+    name: 'mahalanobis-whitening',
+    initializer: [w],
+    input: [rows('features')],
+    output: [rows('whitened')],
+    node: [onnx.NodeProto.create({ opType: 'Gemm', input: ['features', 'whitening'], output: ['whitened'], attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] })],
+  });
+  const model = onnx.ModelProto.create({ irVersion: 7, opsetImport: [{ domain: '', version: 13 }], producerName: 'ood-lens', graph });
+  return onnx.ModelProto.encode(model).finish();
+}

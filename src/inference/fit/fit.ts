@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomicFile';
 import { OodEngine, type ImageResult, type ScoreInput } from '../engine';
 import { expandInputs } from '../io/files';
 import { idxImages, looksLikeIdx, readIdxFile } from '../io/idx';
-import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, type PairManifest, pairShares, type TestChoiceRecord, type VaeSpec, parsePairManifest } from '../pair/manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, oversizeInput, type PairManifest, pairShares, type TestChoiceRecord, type VaeSpec, parsePairManifest } from '../pair/manifest';
 import { resultOodScore } from '../detectors/oodDetectors';
 import type { AlphaShares, TestName } from '../../shared/rules';
 import { rejectionCheck } from '../pair/calibrationCheck';
@@ -28,6 +28,8 @@ import { untilAborted } from './abortable';
 import { readChecked, toModelImage, toUnitPlanar } from '../image/preprocess';
 import { chooseTests, makeProbes, PROBE_KINDS, type ProbeKind, type ProbeSource, testChoiceLines } from './testChoice';
 import { defaultVaeEpochs, nominalImagesPerSecond, trainVae, VaeTrainingCancelled, vaeImageSize, vaeOnnxModels, VAE_MAX_SIDE } from './vaeTraining';
+import { checkClassifierFeed, CHECK_IMAGES, expand, type FeedCheckEvidence } from './feedCheck';
+import { outFolderProblem, removeStaleStaging, STAGING_PREFIX } from './outFolder';
 
 const CANCELLED = 'fit was cancelled; nothing was written';
 /** Synthetic probes of each kind made to choose the tests (fit/testChoice.ts). */
@@ -96,8 +98,10 @@ export interface FitOptions {
    * last Gemm/MatMul, found in the graph). Without features, no KNN/Mahalanobis detectors are fitted.
    */
   featuresLayer?: string;
-  /** Models that leave them free: the layout and the size of the input. */
+  /** Models that leave them free: the layout and the size of the input (`flat`: [N, H·W·C] vectors, size needed). */
   layout?: Layout;
+  /** The classifier's inputs besides the image, fed this number on every run (`--const NAME=VALUE`). */
+  constants?: Record<string, number>;
   size?: { width: number; height: number };
   /** Seed of the shuffle that splits the data (default 0). */
   seed?: number;
@@ -108,8 +112,13 @@ export interface FitOptions {
   alpha?: number;
   provider?: ExecutionProviderSetting;
   batchSize?: number;
-  /** Replace a pair already in `out`. */
+  /** Replace a pair that `ood-lens fit` wrote in `out` (files it did not write are never touched). */
   force?: boolean;
+  /**
+   * Write the pair even though the feeding check refused it (`--force "reason"`): the reason and the check's
+   * findings are stored in the pair, and `info`, `score` and the Inspect panel warn about it.
+   */
+  forceReason?: string;
   signal?: AbortSignal;
   /** What fit read and decided, one line each, as it goes. */
   onDecision?: (line: string) => void;
@@ -119,7 +128,7 @@ export interface FitOptions {
 }
 
 export interface FitProgress {
-  phase: 'reading models' | 'listing images' | 'training VAE' | 'fitting detectors' | 'scoring' | 'choosing tests' | 'writing';
+  phase: 'reading models' | 'listing images' | 'checking the classifier' | 'training VAE' | 'fitting detectors' | 'scoring' | 'choosing tests' | 'writing';
   done: number;
   total: number;
   /** training VAE: the epoch, the mean loss (negative ELBO, nats per image) so far in it, and the time left. */
@@ -139,6 +148,8 @@ export interface FitResult {
   heldOutFalseAlarmRate: number;
   /** Classifier accuracy on the check part, when the data has labels (IDX labels beside the images, manifest labels). */
   heldOutAccuracy: number | null;
+  /** The feeding check run before anything was written (also in the manifest as `fit.check`). */
+  feedCheck: FeedCheckEvidence;
   /** Check images flagged out-of-distribution at alpha. */
   checkOod: number;
   /** Each detector's scores on the calibration and check parts (for histograms), with its direction. */
@@ -180,16 +191,30 @@ interface ImageInputFacts {
   channels: 1 | 3;
   staticBatch?: number;
   shape: (number | null)[];
+  /** The input's element type: float32, or uint8 (fed the 8-bit pixels). */
+  dtype: string;
 }
 
 const fmt = (s: (number | null)[] | null) => (s ? `[${s.map((d) => d ?? '?').join(', ')}]` : '[unknown]');
 
 /** Reads the image input of a model: name, layout, size, channels, static batch. Refuses what it cannot tell. */
 export function readImageInput(runner: ModelRunner, role: string, hints: { layout?: Layout; size?: { width: number; height: number } } = {}): ImageInputFacts {
-  if (runner.inputs.length !== 1) throw new FitError(`${runner.source}: the ${role} has ${runner.inputs.length} inputs (${runner.inputs.map((t) => `"${t.name}" ${fmt(t.shape)}`).join(', ')}); OOD Lens feeds one image tensor`);
+  if (runner.inputs.length !== 1) {
+    const others = runner.inputs.slice(1).map((t) => `--const ${t.name}=VALUE`).join(' ');
+    throw new FitError(`${runner.source}: the ${role} has ${runner.inputs.length} inputs (${runner.inputs.map((t) => `"${t.name}" ${fmt(t.shape)}${t.dtype && t.dtype !== 'float32' ? ` ${t.dtype}` : ''}`).join(', ')}); OOD Lens feeds one image tensor: fix the others to a constant with --const NAME=VALUE (e.g. ${others || `--const ${runner.inputs[0]?.name}=VALUE`})`);
+  }
   const t = runner.inputs[0];
   const shape = t.shape;
-  if (!shape || shape.length !== 4) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" is ${fmt(shape)}; OOD Lens feeds 4-d image tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that takes flat vectors so that it takes an image`);
+  const dtype = t.dtype && t.dtype !== 'float' ? t.dtype : 'float32';
+  if (hints.layout === 'flat' || (shape && shape.length === 2)) {
+    if (!shape || shape.length !== 2) throw new FitError(`--layout flat: the ${role}'s input "${t.name}" is ${fmt(shape)}, not a flat vector per image ([batch, values]); pass --layout NCHW or --layout NHWC, or leave --layout out`);
+    if (hints.layout !== 'flat' || !hints.size) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)} takes flat vectors; pass --layout flat --size WIDTHxHEIGHT (the image size it was trained on, e.g. --size 28x28 for 784 values)`);
+    const { width, height } = hints.size;
+    const channels = shape[1] === null ? 1 : shape[1] / (width * height);
+    if (channels !== 1 && channels !== 3) throw new FitError(`--size ${width}x${height}: the ${role}'s input "${t.name}" ${fmt(shape)} has ${shape[1]} values per image, which is not ${width}×${height} grey (${width * height}) or RGB (${3 * width * height})`);
+    return { name: t.name, layout: 'flat', width, height, channels, staticBatch: shape[0] ?? undefined, shape, dtype };
+  }
+  if (!shape || shape.length !== 4) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" is ${fmt(shape)}; OOD Lens feeds 4-d image tensors ([batch, channels, height, width] or [batch, height, width, channels]) or flat vectors ([batch, values], --layout flat --size WxH)`);
   const [b, d1, d2, d3] = shape;
   const isC = (d: number | null) => d === 1 || d === 3;
   let layout: Layout | undefined = hints.layout;
@@ -204,7 +229,9 @@ export function readImageInput(runner: ModelRunner, role: string, hints: { layou
   const width = w ?? hints.size?.width;
   const height = h ?? hints.size?.height;
   if (!width || !height) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)} leaves its size free; pass --size WIDTHxHEIGHT`);
-  return { name: t.name, layout, width, height, channels: c as 1 | 3, staticBatch: b ?? undefined, shape };
+  const tooLarge = oversizeInput(width, height);
+  if (tooLarge) throw new FitError(`${runner.source}: the ${role}'s input "${t.name}" ${fmt(shape)}: ${tooLarge}${w && h ? '' : ' (--size)'}`);
+  return { name: t.name, layout, width, height, channels: c as 1 | 3, staticBatch: b ?? undefined, shape, dtype };
 }
 
 const perImage = (t: FloatTensor, n: number) => t.data.length / n;
@@ -398,6 +425,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   };
   const alpha = options.alpha ?? 0.01;
   const out = resolve(options.out);
+  // What fit may touch in `out` is settled before anything is read: only files it wrote itself (below, with the models' names).
   if (existsSync(join(out, 'ood-pair.json')) && !options.force) throw new FitError(`${out} already holds a pair (ood-pair.json); choose another --out folder or pass --force to replace it`);
   if ((options.encoder === undefined) !== (options.decoder === undefined)) throw new FitError(`a split VAE needs both --encoder and --decoder (got only ${options.encoder ? '--encoder' : '--decoder'})`);
   if (options.vae && options.encoder) throw new FitError('give either --vae (one model) or --encoder and --decoder, not both');
@@ -409,23 +437,57 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const loadOptions = { provider: options.provider ?? 'auto', threads: 1 } as const;
   const classifierFormat = modelFormatOf(options.classifier);
   const opened: ModelRunner[] = [];
-  const open = async (path: string, format: ModelFormat) => {
+  const constants = options.constants && Object.keys(options.constants).length ? options.constants : undefined;
+  const open = async (path: string, format: ModelFormat, withConstants = false) => {
     checkAbort();
     // A cancel while a model loads answers at once; the model, once loaded, is released.
-    const r = await untilAborted(loadModel(resolve(path), format, loadOptions), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
+    const loading = loadModel(resolve(path), format, withConstants ? { ...loadOptions, constants } : loadOptions).catch((err: Error) => {
+      throw withConstants && constants ? new FitError(`--const: ${err.message}`) : err;
+    });
+    const r = await untilAborted(loading, options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
     opened.push(r);
     return r;
   };
   const manifest: PairManifest = { $schema: 'https://ood-lens.dev/schemas/ood-pair.schema.json', name: options.name ?? basename(out), input: { width: 0, height: 0, channels: 1, layout: 'NCHW' }, classifier: { path: '', format: classifierFormat, outputKind: 'logits', labels: [] } };
   delete manifest.$schema; // VS Code finds the schema by file name (contributes.jsonValidation)
   let featureTrouble: string | null = 'not read';
+  /** What the feeding check needs to know about the classifier (filled in as the model is read). */
+  const classifierFeed = { inputName: '', outputName: '', outputKind: 'logits' as 'logits' | 'probabilities', classes: 0, layouts: [] as Layout[], otherOutputs: [] as { name: string; perImage: number }[], fixedFeed: false };
   let plannedDetectors: DetectorSpec[] = [];
   /** The VAE fit trains (the user gave none): its image, set once the classifier is read. */
   let vaeToTrain: InputSpec | undefined;
   const sources: { role: string; path: string; format: ModelFormat; name: string }[] = [{ role: 'classifier', path: options.classifier, format: classifierFormat, name: 'classifier' }];
   try {
-    const classifier = await open(options.classifier, classifierFormat);
+    const classifier = await open(options.classifier, classifierFormat, true);
     const input = readImageInput(classifier, 'classifier', { layout: options.layout, size: options.size });
+    if (constants) decide_(`classifier inputs fixed to a constant: ${Object.entries(constants).map(([k, v]) => `"${k}" = ${v}`).join(', ')}`);
+    if (input.dtype === 'uint8') {
+      // Fed the 8-bit pixels themselves: nothing else can be fed to it without rounding it into nonsense.
+      const given = options.scaling ?? {};
+      if ((given.range && (given.range[0] !== 0 || given.range[1] !== 255)) || given.mean || given.std) {
+        throw new FitError(`${given.range && (given.range[0] !== 0 || given.range[1] !== 255) ? '--range' : given.mean ? '--mean' : '--std'}: the classifier's input "${input.name}" is uint8 and takes the 8-bit pixels 0..255 as they are; leave out --range, --mean and --std`);
+      }
+      scaling.range = [0, 255];
+      classifierFeed.fixedFeed = true;
+      decide_(`classifier input "${input.name}" is uint8: fed the 8-bit pixels 0..255`);
+    } else if (!/^float(32)?$/.test(input.dtype)) {
+      throw new FitError(`${classifier.source}: the classifier's input "${input.name}" is ${input.dtype}; OOD Lens feeds float32 images, or the 8-bit pixels to a uint8 input`);
+    }
+    // `--mean 0.5` on an RGB model means 0.5 for every channel.
+    scaling.mean = expand(scaling.mean, input.channels);
+    scaling.std = expand(scaling.std, input.channels);
+    perChannel(scaling, input.channels, '', 'classifier');
+    // The other layout is tried by the feeding check when the shape allows it with the same image.
+    const sameImage = (l: Layout) => {
+      try {
+        const f = readImageInput(classifier, 'classifier', { layout: l, size: options.size });
+        return f.width === input.width && f.height === input.height && f.channels === input.channels;
+      } catch {
+        return false;
+      }
+    };
+    classifierFeed.layouts = input.layout === 'flat' ? ['flat'] : [input.layout, ...(['NCHW', 'NHWC'] as Layout[]).filter((l) => l !== input.layout && sameImage(l))];
+    classifierFeed.inputName = input.name;
     // The shared input is the classifier's; a VAE of another size or channel count gets its own (below).
     const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
     manifest.input = { ...classifierInput };
@@ -448,9 +510,13 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     const labels = options.labels ?? Array.from({ length: classes }, (_, i) => String(i));
     if (labels.length !== classes) throw new FitError(`--labels: ${labels.length} labels given but "${outputName}" gives ${classes} values per image; give ${classes} labels, in output order`);
     const outputKind = options.outputKind ?? (rows.looksLikeProbabilities ? 'probabilities' : 'logits');
+    classifierFeed.outputName = outputName;
+    classifierFeed.outputKind = outputKind;
+    classifierFeed.classes = classes;
+    classifierFeed.otherOutputs = outputs.filter((t) => t.name !== outputName && classOut[t.name]).map((t) => ({ name: t.name, perImage: perImage(classOut[t.name], probe.length) }));
     decide_(`classifier output "${outputName}": ${classes} classes (labels ${labels.length > 12 ? `${labels.slice(0, 10).join(', ')}, …` : labels.join(', ')}${options.labels ? '' : ', the class indices'}), ${outputKind}${options.outputKind ? '' : rows.looksLikeProbabilities ? ' (every row in [0, 1] and summing to 1 on probe images)' : ' (not probabilities on probe images: softmax is applied)'}`);
     decide_(`classifier input scaling: pixels 0..255 → [${scaling.range.join(', ')}]${scaling.mean ? `, then (x − ${fmtList(scaling.mean)})` : ''}${scaling.std ? ` / ${fmtList(scaling.std)}` : ''}`);
-    manifest.classifier = { path: '', format: classifierFormat, input: input.name, output: outputName, layout: input.layout, range: scaling.range, ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}), outputKind, labels };
+    manifest.classifier = { path: '', format: classifierFormat, input: input.name, output: outputName, layout: input.layout, range: scaling.range, ...(scaling.mean ? { mean: scaling.mean } : {}), ...(scaling.std ? { std: scaling.std } : {}), outputKind, labels, ...(constants ? { constants } : {}) };
 
     // The VAE: output roles from shapes and names, reconstruction kind from a probe run.
     if (options.vae || options.encoder) {
@@ -515,6 +581,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         };
         decide_(`VAE: encoder ${encoder.source} takes "${ein.name}" ${fmt(ein.shape)} ${ein.layout} → mu "${roles.mu}", logvar "${roles.logvar}" (${latent}-d); decoder ${decoder.source} "${decoder.inputs[0].name}" → reconstruction "${recon}" (${kind})`);
       }
+      vaeScaling.mean = expand(vaeScaling.mean, vaeInput.channels);
+      vaeScaling.std = expand(vaeScaling.std, vaeInput.channels);
+      perChannel(vaeScaling, vaeInput.channels, 'vae-', 'VAE');
       Object.assign(vae, { range: vaeScaling.range, ...(vaeScaling.mean ? { mean: vaeScaling.mean } : {}), ...(vaeScaling.std ? { std: vaeScaling.std } : {}) });
       vae.layout = vaeLayout;
       manifest.vae = vae;
@@ -539,6 +608,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   }
   checkAbort();
   progress('reading models', 1, 1);
+  const planned = [...sources.map((s) => (s.format === 'onnx' ? `${s.name}.onnx` : s.name)), ...(vaeToTrain ? ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx'] : []), 'ood-pair.json', 'calibration.json', 'split.json'];
+  const outProblem = outFolderProblem(out, planned, !!options.force);
+  if (outProblem) throw new FitError(outProblem);
 
   // 2. The data and its split.
   progress('listing images', 0, 0);
@@ -568,9 +640,63 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   });
   decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ` (${[vaeToTrain ? 'the VAE is trained' : '', withFeatures ? 'KNN/Mahalanobis are fitted' : ''].filter(Boolean).join(' and ')} on the fit part and calibrated on other images${withFeatures ? ', since a fit image is its own nearest neighbour' : ''})`}`);
 
-  // 3. Staging: models and a draft manifest in a folder inside `out`, moved into place only at the end.
+  // 3. Is the classifier fed right? Checked on the user's own images before anything is written.
+  const classLabels = manifest.classifier.labels;
+  const labelIndex = new Map(classLabels.map((l, i) => [l, i]));
+  const classOf = (label: string | null) => (label === null ? undefined : labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < classLabels.length ? Number(label) : undefined));
+  const unmatched = new Map<string, number>();
+  for (const item of items) if (item.label !== null && classOf(item.label) === undefined) unmatched.set(item.label, (unmatched.get(item.label) ?? 0) + 1);
+  if (unmatched.size) {
+    const shown = [...unmatched].slice(0, 6).map(([l, n]) => `"${l}" (${n} image${n === 1 ? '' : 's'})`).join(', ');
+    throw new FitError(
+      `--labels: the data's labels ${shown}${unmatched.size > 6 ? ` and ${unmatched.size - 6} more` : ''} match no class of the classifier, whose output "${classifierFeed.outputName}" gives ${classLabels.length} classes (${classLabels.length > 12 ? `${classLabels.slice(0, 10).join(', ')}, …` : classLabels.join(', ')}). ` +
+        `Give --labels with the class names in output order as the data writes them (numbers are class indices), fix the data's labels, or name the output that gives one score per class with --output. Nothing was written`,
+    );
+  }
+  const classesFound = new Set(items.flatMap((i) => (i.label === null ? [] : [classOf(i.label)!])));
+  const checkOrder = [2, 1, 0].flatMap((part) => [...order].filter((i) => partOf[i] === part));
+  const labelledFirst = classesFound.size ? checkOrder.filter((i) => items[i].label !== null) : checkOrder;
+  progress('checking the classifier', 0, 1);
+  const checkRunner = await untilAborted(loadModel(resolve(options.classifier), classifierFormat, { ...loadOptions, constants }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
+  let feedCheck: FeedCheckEvidence;
+  try {
+    feedCheck = await checkClassifierFeed({
+      runner: withAnyBatch(checkRunner),
+      ...classifierFeed,
+      spec: { ...manifest.input, width: manifest.input.width!, height: manifest.input.height!, channels: manifest.input.channels!, layout: manifest.classifier.layout ?? manifest.input.layout },
+      given: { range: scaling.range, mean: scaling.mean, std: scaling.std, layout: manifest.classifier.layout ?? manifest.input.layout },
+      images: labelledFirst.slice(0, CHECK_IMAGES).map((i) => ({ input: items[i].input, classIndex: classOf(items[i].label) ?? null })),
+      distinctLabels: classesFound.size ? classesFound.size : null,
+      batchSize: options.batchSize,
+      signal: options.signal,
+    });
+  } finally {
+    await checkRunner.dispose();
+  }
+  checkAbort();
+  progress('checking the classifier', 1, 1);
+  const pct = (x: number | null) => (x === null ? '—' : `${(100 * x).toFixed(1)}%`);
+  decide_(
+    `feeding check on ${feedCheck.images} images${feedCheck.labelled ? ` (${feedCheck.labelled} labelled; accuracy floor ${pct(feedCheck.floor)})` : ' (no labels: checked for a degenerate output)'}: ` +
+      feedCheck.trials.map((t, i) => `${t.flags}${i === 0 ? ' (as given)' : ''} ${t.accuracy !== null ? pct(t.accuracy) : `top class ${pct(t.topClassShare)}, confidence ${pct(t.meanConfidence)}`}`).join('; ') +
+      `; batch probe: ${feedCheck.batchProbe.images} images alone vs in one batch, largest difference ${feedCheck.batchProbe.maxDifference.toExponential(1)} of the output scale`,
+  );
+  if (classesFound.size && classesFound.size !== feedCheck.classes && !feedCheck.problems.length) decide_(`the data's labels name ${classesFound.size} of the classifier's ${feedCheck.classes} classes`);
+  if (feedCheck.problems.length) {
+    if (!options.forceReason) {
+      throw new FitError(
+        `the classifier does not look fed right; nothing was written:\n  - ${feedCheck.problems.join('\n  - ')}\n` +
+          'Fix the flags above, or pass --force "why" to write the pair anyway (the reason and these findings are stored in the pair, and info, score and the Inspect panel warn about it)',
+      );
+    }
+    feedCheck.forced = options.forceReason;
+    decide_(`written anyway (--force "${options.forceReason}") over: ${feedCheck.problems.join(' | ')}`);
+  }
+
+  // 4. Staging: models and a draft manifest in a folder inside `out`, moved into place only at the end.
   mkdirSync(out, { recursive: true });
-  const staging = join(out, `.ood-lens-fit-${process.pid}-${Date.now()}`);
+  for (const name of removeStaleStaging(out)) decide_(`removed ${name}, the staging folder of a fit that did not finish`);
+  const staging = join(out, `${STAGING_PREFIX}${process.pid}-${Date.now()}`);
   mkdirSync(staging);
   let engine: OodEngine | undefined;
   let testChoice: TestChoiceRecord | undefined;
@@ -584,6 +710,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       else if (s.role === 'encoder') manifest.vae!.encoder!.path = rel;
       else manifest.vae!.decoder!.path = rel;
     }
+    // A pair forced over the check is loaded as such from the start (the load-time batch probe defers to it).
+    if (feedCheck.forced !== undefined) manifest.fit = { data: options.data.join(', '), images: items.length, seed, parts, check: feedCheck };
     // The draft goes through the same validation as any manifest (schema + field relations).
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
     writeFileAtomic(join(staging, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');
@@ -657,8 +785,6 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     if (withFeatures) {
       // The feature detectors learn from the fit part (labels, when every fit image has one, for Mahalanobis).
       const fitIdx = items.map((_, i) => i).filter((i) => partOf[i] === 0);
-      const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
-      const classOf = (label: string | null) => (label === null ? undefined : labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined));
       const fitLabels = fitIdx.map((i) => classOf(items[i].label));
       const fitter = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, features: true, complexity: false }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
       let fitted;
@@ -686,7 +812,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     }
     engine = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
 
-    // 4. Score the calibration and check parts (and the fit part, for detectors that learn).
+    // 5. Score the calibration and check parts (and the fit part, for detectors that learn).
     const wanted = items.map((_, i) => i).filter((i) => partOf[i] !== 0);
     const results: (ImageResult | undefined)[] = new Array(items.length);
     let done = 0;
@@ -716,7 +842,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     }
     decide_(`scored ${done} images in ${scoringSeconds.toFixed(1)} s (${Math.round(done / Math.max(scoringSeconds, 1e-3))} images/s)${failures.length ? `; ${failures.length} could not be scored (first: ${failures[0].path}: ${failures[0].error})` : ''}`);
 
-    // 5. Calibrate, then measure false alarms on the check part (never used for calibration).
+    // 6. Calibrate, then measure false alarms on the check part (never used for calibration).
     const calibration = calibrationOf(calibrationIdx.map((i) => results[i]!), engine, `${options.data.map((d) => basename(d)).join(', ')}: calibration part of fit's split (seed ${seed})`);
     const sorted: Calibration = { ...calibration, scores: Object.fromEntries(Object.entries(calibration.scores).map(([k, v]) => [k, v ? [...v].sort((a: number, b: number) => a - b) : v])) as unknown as CalibrationScores };
     // 5a. The tests the verdict leans on, from in-distribution data only: synthetic probes made from fit images.
@@ -780,7 +906,6 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     let alarms = 0;
     let correct = 0;
     let labelled = 0;
-    const labelIndex = new Map(manifest.classifier.labels.map((l, i) => [l, i]));
     for (const i of checkIdx) {
       const r = results[i]!;
       const oodScores: Partial<Record<TestName, number | null>> = {};
@@ -788,7 +913,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       if (decideTests(sorted, oodScores, alpha, 'pair', shares).verdict === 'out-of-distribution') alarms++;
       const label = items[i].label;
       if (label !== null) {
-        const k = labelIndex.get(label) ?? (/^\d+$/.test(label) && Number(label) < manifest.classifier.labels.length ? Number(label) : undefined);
+        const k = classOf(label);
         if (k !== undefined) {
           labelled++;
           if (r.prediction === k) correct++;
@@ -810,7 +935,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       decide_(`classifier accuracy on the held-out check part: ${(100 * heldOutAccuracy).toFixed(2)}% of ${labelled} labelled images${heldOutAccuracy < 0.5 ? ' — far below what a working classifier gets: check the input scaling (--range, --mean, --std) and the labels' : ''}`);
     }
 
-    // 6. Write the pair: models, calibration, split, manifest (each atomically), then remove the staging folder.
+    // 7. Write the pair: models, calibration, split, manifest (each atomically), then remove the staging folder.
     progress('writing', 0, 1);
     const dataBase = options.data.length === 1 && existsSync(options.data[0]) && statSync(options.data[0]).isDirectory() ? resolve(options.data[0]) : undefined;
     const split = {
@@ -845,6 +970,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       splitFile: 'split.json',
       alpha,
       heldOutFalseAlarmRate,
+      heldOutAccuracy,
+      check: feedCheck,
+      files: [...new Set([...sources.map((s) => (s.role === 'classifier' ? manifest.classifier.path : s.role === 'vae' ? manifest.vae!.path! : s.role === 'encoder' ? manifest.vae!.encoder!.path : manifest.vae!.decoder!.path).split('/')[0]), ...(manifest.features?.fit ? readdirSync(out).filter((n) => n.startsWith('features')) : []), ...generated, 'calibration.json', 'split.json', 'ood-pair.json'])],
       createdAt: new Date().toISOString(),
       ...(testChoice ? { testChoice } : {}),
     };
@@ -862,14 +990,46 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       alpha,
       heldOutFalseAlarmRate,
       heldOutAccuracy,
+      feedCheck,
       checkOod: alarms,
       heldOutScores,
       seconds: (performance.now() - started) / 1000,
     };
+  } catch (err) {
+    // The draft pair is fit's own business: its problems are said in the user's terms (flags, the --out folder).
+    if (err instanceof Error && !(err instanceof FitError)) throw new FitError(inFitTerms(err.message, staging, out));
+    throw err;
   } finally {
     await engine?.dispose();
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/** The manifest fields fit writes from its flags. */
+const FIELD_FLAGS: [RegExp, string][] = [
+  [/\bclassifier\.range\b/g, '--range'],
+  [/\bclassifier\.mean\b/g, '--mean'],
+  [/\bclassifier\.std\b/g, '--std'],
+  [/\bclassifier\.layout\b/g, '--layout'],
+  [/\bclassifier\.labels\b/g, '--labels'],
+  [/\bclassifier\.output\b/g, '--output'],
+  [/\bclassifier\.outputKind\b/g, '--output-kind'],
+  [/\bclassifier\.constants\b/g, '--const'],
+  [/\bvae\.range\b/g, '--vae-range'],
+  [/\bvae\.mean\b/g, '--vae-mean'],
+  [/\bvae\.std\b/g, '--vae-std'],
+  [/\bvae\.outputs\b/g, '--vae-outputs'],
+  [/\bvae\.likelihood\.sigma\b/g, '--sigma'],
+  [/\bvae\.likelihood\b/g, '--likelihood'],
+  [/\b(input|classifier)\.(width|height)(\/(input|classifier)\.(width|height))?\b/g, '--size'],
+  [/\bfeatures\.layer\b/g, '--features'],
+];
+
+/** A message about the draft pair in fit's terms: the --out folder for the staging folder, flags for manifest fields. */
+export function inFitTerms(message: string, staging: string, out: string): string {
+  let text = message.split(staging).join(out);
+  for (const [field, flag] of FIELD_FLAGS) text = text.replace(field, flag);
+  return text;
 }
 
 /**
@@ -897,6 +1057,14 @@ export function tooFewForAlpha(images: number, parts: { fit: number; calibration
     `so no test (shares of α: ${sharesText}) could ever flag an image — the largest share needs at least ${check.minimum} calibration images. ` +
     `Give at least ${needed} in-distribution images (a few thousand are better)${alphaWouldDo < 1 ? `, or a larger α (--alpha ${alphaWouldDo} or more; more false alarms)` : ''}. Nothing was scored or written.`
   );
+}
+
+/** --mean / --std: one value, or one per channel of the model. */
+function perChannel(s: Scaling, channels: number, prefix: string, role: string): void {
+  for (const key of ['mean', 'std'] as const) {
+    const values = s[key];
+    if (values && values.length !== channels) throw new FitError(`--${prefix}${key}: ${values.length} values given but the ${role} takes ${channels === 1 ? '1 channel (grey)' : `${channels} channels (RGB)`}; give one value${channels > 1 ? `, or ${channels}` : ''}`);
+  }
 }
 
 function describeImage(s: Pick<InputSpec, 'width' | 'height' | 'channels'>): string {

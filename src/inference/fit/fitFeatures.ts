@@ -84,7 +84,7 @@ export async function fitFeatureDetectors(engine: OodEngine, inputs: Iterable<Sc
     await knn.dispose();
   }
   if (which.includes('mahalanobis')) {
-    const mahalanobis = new MahalanobisDetector();
+    const mahalanobis = new MahalanobisDetector(engine.pair);
     await mahalanobis.fit(data);
     fit.mahalanobis = mahalanobis.model;
     fit.mahalanobisLabels = options.labels ? 'given' : 'predicted';

@@ -28,6 +28,8 @@ export interface ImageInputFacts {
   layout: Layout;
   /** The fixed batch size the model declares, when it has one (it still runs any batch, in chunks). */
   staticBatch: number | null;
+  /** float32, or uint8 (fed the 8-bit pixels: no scaling to choose). */
+  dtype?: string;
 }
 
 export interface ClassOutputFacts {
@@ -52,6 +54,11 @@ export interface ModelFacts {
    * 1 or 3 on both sides, or on neither) and/or the size (free height/width). Empty when nothing helps.
    */
   imageNeeds: ('layout' | 'size')[];
+  /**
+   * Inputs besides the image that the model needs fed (a `temperature`): the user fixes each to a number
+   * (`classifier.constants`, fit's `--const`). Empty when the model has one input or they are all given.
+   */
+  extraInputs?: TensorFacts[];
   /** The class-score output, or why it could not be told (several outputs, none per-class, …). */
   classOutput: ClassOutputFacts | null;
   classOutputError: string | null;
@@ -64,11 +71,15 @@ export interface InspectModelOptions {
   layout?: Layout;
   size?: { width: number; height: number };
   provider?: ExecutionProviderSetting;
+  /** Inputs besides the image fixed to a number (fit's `--const`). */
+  constants?: Record<string, number>;
 }
 
 /** Which of layout and size the user could give so that a one-input 4-d image model can be read. */
 export function openDimensions(runner: Pick<ModelRunner, 'inputs'>, given: InspectModelOptions = {}): ('layout' | 'size')[] {
   const shape = runner.inputs.length === 1 ? runner.inputs[0].shape : null;
+  // Flat vectors ([batch, values]): layout "flat", and the image size they were made from.
+  if (shape && shape.length === 2) return [...(given.layout === 'flat' ? [] : ['layout' as const]), ...(given.size ? [] : ['size' as const])];
   if (!shape || shape.length !== 4) return [];
   const isC = (d: number | null) => d === 1 || d === 3;
   const needs: ('layout' | 'size')[] = [];
@@ -99,7 +110,7 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
   } catch (err) {
     throw err instanceof FitError ? new Error(err.message) : err;
   }
-  const runner: ModelRunner = await loadModel(abs, format, { provider: options.provider ?? 'cpu', threads: 1 });
+  const runner: ModelRunner = await loadModel(abs, format, { provider: options.provider ?? 'cpu', threads: 1, constants: options.constants });
   try {
     const facts: ModelFacts = {
       path: abs,
@@ -113,7 +124,14 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
       classOutput: null,
       classOutputError: null,
       classCandidates: [],
+      extraInputs: [],
     };
+    if (runner.inputs.length > 1) {
+      // The image is the input with the most values per image; the others are fixed to numbers by the user.
+      const size = (t: (typeof runner.inputs)[number]) => (t.shape ?? []).slice(1).reduce<number>((a, d) => a * (d ?? 28), 1);
+      const image = [...runner.inputs].sort((a, b) => size(b) - size(a))[0];
+      facts.extraInputs = runner.inputs.filter((t) => t !== image).map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype }));
+    }
     let input;
     try {
       input = readImageInput(runner, 'classifier', { layout: options.layout, size: options.size });
@@ -122,12 +140,12 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
       facts.imageNeeds = openDimensions(runner, options);
       return facts;
     }
-    facts.image = { name: input.name, width: input.width, height: input.height, channels: input.channels, layout: input.layout, staticBatch: input.staticBatch ?? null };
+    facts.image = { name: input.name, width: input.width, height: input.height, channels: input.channels, layout: input.layout, staticBatch: input.staticBatch ?? null, dtype: input.dtype };
     // One run on two probe images tells the values per image of every output (the class count).
     const spec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
     const probe = probeImages(spec);
     try {
-      const out = await withAnyBatch(runner).run({ [input.name]: probeTensor(probe, spec, { layout: input.layout, range: [0, 1] }) });
+      const out = await withAnyBatch(runner).run({ [input.name]: probeTensor(probe, spec, { layout: input.layout, range: input.dtype === 'uint8' ? [0, 255] : [0, 1] }) });
       const perClass = runner.outputs.filter((t) => out[t.name] && out[t.name].data.length / probe.length >= 2);
       facts.classCandidates = perClass.map((t) => {
         const rows = describeRows(out[t.name], probe.length);

@@ -9,10 +9,31 @@
  *  - gzip is inflated with a cap on the output (`maxOutputLength`), so a bomb stops at the cap.
  * Messages name the file and the problem, never the file's content.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, realpathSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep, win32 } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep, win32 } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+
+/** A file name's bytes as text, each byte that is not valid UTF-8 shown as \xNN (so the name stays distinct). */
+export function showFileName(name: Buffer): string {
+  if (isUtf8(name)) return name.toString('utf8');
+  let out = '';
+  let i = 0;
+  while (i < name.length) {
+    const b = name[i];
+    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    const seq = len ? name.subarray(i, i + len) : null;
+    if (seq && seq.length === len && isUtf8(seq)) {
+      out += seq.toString('utf8');
+      i += len;
+    } else {
+      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      i++;
+    }
+  }
+  return out;
+}
 
 /** Limits for the files a pair is made of (generous for real models; they stop /dev/zero-style reads). */
 export const LIMITS = {
@@ -92,9 +113,16 @@ function wrap(path: string, err: unknown): BoundedReadError {
   return new BoundedReadError(path, problem, reason);
 }
 
+/** A path given as text, or as the bytes of a name that is not valid UTF-8 (shown with \xNN for those bytes). */
+function fsPath(given: string | Uint8Array): { path: string | Buffer; shown: string } {
+  if (typeof given === 'string') return { path: given, shown: given };
+  const bytes = Buffer.from(given.buffer, given.byteOffset, given.byteLength);
+  return { path: bytes, shown: showFileName(bytes) };
+}
+
 /** Reads a regular file of at most `maxBytes` (synchronously: for worker threads and load-time reads). */
-export function readBoundedSync(path: string | Buffer, options: BoundedReadOptions): Buffer {
-  const shown = path.toString();
+export function readBoundedSync(given: string | Uint8Array, options: BoundedReadOptions): Buffer {
+  const { path, shown } = fsPath(given);
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -139,15 +167,16 @@ export function checkFileSync(path: string, options: BoundedReadOptions): number
 }
 
 /** The same read, asynchronously (the extension host's and the CLI's main thread). */
-export async function readBounded(path: string, options: BoundedReadOptions): Promise<Buffer> {
+export async function readBounded(given: string | Uint8Array, options: BoundedReadOptions): Promise<Buffer> {
+  const { path, shown } = fsPath(given);
   let handle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw wrap(path, err);
+    throw wrap(shown, err);
   }
   try {
-    const size = checkStats(path, await handle.stat(), options);
+    const size = checkStats(shown, await handle.stat(), options);
     const bytes = Buffer.allocUnsafe(size);
     let filled = 0;
     while (filled < size) {
@@ -157,7 +186,7 @@ export async function readBounded(path: string, options: BoundedReadOptions): Pr
     }
     return filled === size ? bytes : bytes.subarray(0, filled);
   } catch (err) {
-    throw wrap(path, err);
+    throw wrap(shown, err);
   } finally {
     await handle.close();
   }
@@ -221,15 +250,62 @@ export class ReadBudget {
   }
 }
 
+/** Whether `child` is `root` or lies under it (both absolute). */
+function isWithin(child: string, root: string): boolean {
+  const rel = relative(root, child);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+/** The real path of `path`, or of its nearest existing ancestor with the rest appended (a file yet to be written). */
+function realPathOrNearest(path: string): string {
+  let head = path;
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...tail);
+    } catch (err) {
+      const parent = dirname(head);
+      if (parent === head || !['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return path;
+      tail.unshift(basename(head));
+      head = parent;
+    }
+  }
+}
+
+/**
+ * Where a pair's symbolic links may lead besides the pair folder: the object stores of git-annex
+ * (`.git/annex/objects`) and DVC (`.dvc/cache`) of the repository holding the pair, which keep large model
+ * files as links into them.
+ */
+function objectStores(realDir: string): string[] {
+  for (let d = realDir; ; d = dirname(d)) {
+    if (existsSync(join(d, '.git')) || existsSync(join(d, '.dvc'))) return [join(d, '.git', 'annex', 'objects'), join(d, '.dvc', 'cache')];
+    if (dirname(d) === d) return [];
+  }
+}
+
+/**
+ * The real path `target` leads to when that lies outside the real path of the pair folder `dir` (and outside
+ * its repository's git-annex and DVC object stores), else null: a symbolic link inside the folder must not
+ * read a file outside it, as a `..` path may not.
+ */
+export function linkedOutside(dir: string, target: string): string | null {
+  const real = realPathOrNearest(target);
+  const realDir = realPathOrNearest(dir);
+  if (isWithin(real, realDir)) return null;
+  return objectStores(realDir).some((store) => isWithin(real, store)) ? null : real;
+}
+
 /**
  * A path from a pair file (`ood-pair.json`'s model and calibration paths), resolved inside the pair's
- * folder; null when it is absolute, a URL, or climbs out of the folder with `..` (a pair from a cloned
- * repository must not make OOD Lens read /etc/shadow or ~/.ssh and report on it).
+ * folder; null when it is absolute, a URL, climbs out of the folder with `..`, or leads out of it through a
+ * symbolic link (a pair from a cloned repository must not make OOD Lens read /etc/shadow or ~/.ssh and
+ * report on it). Links into the repository's git-annex or DVC object store are followed.
  */
 export function confinedPath(dir: string, p: string): string | null {
   if (p.includes('\0') || /^[a-z][a-z0-9+.-]+:/i.test(p) || isAbsolute(p) || win32.isAbsolute(p)) return null;
   const target = resolve(dir, p);
   const rel = relative(dir, target);
   if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return null;
-  return target;
+  return linkedOutside(dir, target) === null ? target : null;
 }

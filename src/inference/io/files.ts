@@ -2,7 +2,9 @@
 import { isUtf8 } from 'node:buffer';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
-import { describeFsError } from './boundedRead';
+import { describeFsError, showFileName } from './boundedRead';
+
+export { showFileName };
 import { idxImages, looksLikeIdx, readIdxFile } from './idx';
 import type { ScoreInput } from '../engineTypes';
 
@@ -25,29 +27,9 @@ export interface ListedFile {
   path: string;
   /** Why this path cannot be scored (set for listing problems only). */
   error?: string;
+  /** The path as bytes, when a name in it is not valid UTF-8 (`path` shows those bytes as \xNN). */
+  fsPath?: Buffer;
 }
-
-/** A file name's bytes as text, each byte that is not valid UTF-8 shown as \xNN (so the name stays distinct). */
-export function showFileName(name: Buffer): string {
-  if (isUtf8(name)) return name.toString('utf8');
-  let out = '';
-  let i = 0;
-  while (i < name.length) {
-    const b = name[i];
-    const len = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
-    const seq = len ? name.subarray(i, i + len) : null;
-    if (seq && seq.length === len && isUtf8(seq)) {
-      out += seq.toString('utf8');
-      i += len;
-    } else {
-      out += `\\x${b.toString(16).padStart(2, '0')}`;
-      i++;
-    }
-  }
-  return out;
-}
-
-const NOT_UTF8 = 'the file name is not valid UTF-8, so it cannot be opened by name here (invalid bytes shown as \\xNN); rename the file';
 
 const NOT_UTF8_ARGUMENT = 'the name as given holds bytes that are not valid UTF-8 (shown as \uFFFD), which cannot be passed on by name; score its folder instead, or rename it';
 
@@ -59,35 +41,36 @@ function listingProblem(dir: string, err: unknown): ListedFile {
  * Image files under a folder, sorted by name at each level, streamed: a level's listing is read at once (it
  * has to be sorted anyway; one readdir for the level costs ~1 µs per entry, where iterating opendir's entries
  * one by one cost ~5), and subfolders are listed only when reached. A folder that cannot be listed (no
- * permission, a path longer than the system allows) is yielded as a problem and the walk goes on.
+ * permission, a path longer than the system allows) is yielded as a problem and the walk goes on. A name
+ * that is not valid UTF-8 is listed with its bytes (`fsPath`, read by them) and shown with \xNN.
  */
-export async function* walkImages(dir: string, recursive: boolean, signal?: AbortSignal): AsyncGenerator<ListedFile> {
+export async function* walkImages(dir: string, recursive: boolean, signal?: AbortSignal, dirBytes?: Buffer): AsyncGenerator<ListedFile> {
   let listing;
   try {
     // Names as bytes: a name that is not valid UTF-8 would otherwise be mangled into one that does not exist.
-    listing = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
+    listing = await readdir(dirBytes ?? dir, { withFileTypes: true, encoding: 'buffer' });
   } catch (err) {
     yield listingProblem(dir, err);
     return;
   }
-  const entries: { name: string; isDir: boolean; badName: boolean }[] = [];
+  const entries: { name: string; raw: Buffer; isDir: boolean; badName: boolean }[] = [];
   for (const entry of listing) {
     const raw = entry.name as unknown as Buffer;
     if (raw[0] === 0x2e) continue; // hidden
     const badName = !isUtf8(raw);
     const name = badName ? showFileName(raw) : raw.toString('utf8');
-    if (entry.isDirectory()) entries.push({ name, isDir: true, badName });
-    else if ((entry.isFile() || entry.isSymbolicLink()) && isImagePath(name)) entries.push({ name, isDir: false, badName });
+    if (entry.isDirectory()) entries.push({ name, raw, isDir: true, badName });
+    else if ((entry.isFile() || entry.isSymbolicLink()) && isImagePath(name)) entries.push({ name, raw, isDir: false, badName });
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     if (signal?.aborted) return;
     const full = join(dir, e.name);
+    // Under a folder whose name is not UTF-8, or itself so named: the real path as bytes.
+    const bytes = dirBytes || e.badName ? Buffer.concat([dirBytes ?? Buffer.from(dir), Buffer.from(sep), e.raw]) : undefined;
     if (e.isDir) {
-      if (!recursive) continue;
-      if (e.badName) yield { path: full, error: `cannot list this folder: ${NOT_UTF8.replace('file name', 'folder name').replace('the file', 'the folder')}; its images were not scored` };
-      else yield* walkImages(full, true, signal);
-    } else yield e.badName ? { path: full, error: NOT_UTF8 } : { path: full };
+      if (recursive) yield* walkImages(full, true, signal, bytes);
+    } else yield bytes ? { path: full, fsPath: bytes } : { path: full };
   }
 }
 

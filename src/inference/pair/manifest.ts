@@ -6,13 +6,14 @@ import type { Compressor } from '../detectors/complexity';
 import Ajv, { type ErrorObject } from 'ajv';
 import pairSchemaJson from '../../../schemas/ood-pair.schema.json';
 import { existsSync, statSync } from 'node:fs';
-import { confinedPath, LIMITS, readBoundedTextSync, stripBom } from '../io/boundedRead';
+import { confinedPath, LIMITS, linkedOutside, readBoundedTextSync, stripBom } from '../io/boundedRead';
 import { jsonSyntaxProblem } from '../io/jsonText';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { TestName } from '../../shared/rules';
 
 export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
-export type Layout = 'NCHW' | 'NHWC';
+/** `flat`: [batch, channels·height·width], the NCHW image flattened (a model that takes vectors). */
+export type Layout = 'NCHW' | 'NHWC' | 'flat';
 export type ResizeFit = 'fill' | 'contain' | 'cover';
 export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
 
@@ -73,6 +74,8 @@ export interface ClassifierSpec extends TensorScaling, ImageGeometry {
   output?: string;
   outputKind: 'logits' | 'probabilities';
   labels: string[];
+  /** Inputs besides the image, fed this number on every run (fit's `--const NAME=VALUE`). */
+  constants?: Record<string, number>;
 }
 
 export interface LikelihoodSpec {
@@ -158,6 +161,12 @@ export interface FitRecord {
   splitFile?: string;
   alpha?: number;
   heldOutFalseAlarmRate?: number;
+  /** Classifier accuracy on the held-out check part (null: the data has no labels). */
+  heldOutAccuracy?: number | null;
+  /** The feeding check fit ran before writing (fit/feedCheck.ts). */
+  check?: FitCheckRecord;
+  /** The top-level names in the pair folder that fit wrote (the only ones a later `fit --force` replaces). */
+  files?: string[];
   createdAt?: string;
   /** How fit chose the tests and their shares of α (fit/testChoice.ts). */
   testChoice?: TestChoiceRecord;
@@ -180,6 +189,55 @@ export interface TestChoiceRecord {
     /** Why it is not used. */
     reason?: string;
   }[];
+}
+
+/** What fit's feeding check found (fit/feedCheck.ts); stored as `fit.check`. */
+/** One feeding the fit check tried on the check images. */
+export interface FitCheckTrial {
+  /** The flags that give this feeding, e.g. `--range -1,1` or `--range 0,1 --mean 0.1307 --std 0.3081`. */
+  flags: string;
+  /** Top-1 accuracy on the labelled check images (null without labels). */
+  accuracy: number | null;
+  /** Share of the check images given the most frequent class. */
+  topClassShare: number;
+  /** Mean of the largest class probability. */
+  meanConfidence: number;
+}
+
+export interface FitCheckRecord {
+  /** Check images the classifier was run on (those that could be decoded). */
+  images: number;
+  /** Of them, with a label that names a class. */
+  labelled: number;
+  classes: number;
+  /** Accuracy of the feeding the pair uses (null without labels). */
+  accuracy: number | null;
+  /** The accuracy below which fit refuses: twice chance (less for two or three classes). */
+  floor: number;
+  /** The feeding the pair uses first, then the alternatives. */
+  trials: FitCheckTrial[];
+  /** Each of a few images alone against inside one batch: the largest output difference, relative to the output's scale. */
+  batchProbe: { images: number; maxDifference: number; independent: boolean };
+  /** Why fit refused (or, with --force, would have): empty when the check passed. */
+  problems: string[];
+  /** The reason given with --force, when the pair was written over these problems. */
+  forced?: string;
+}
+
+
+/**
+ * Why a pair that fit wrote should not be trusted as it is, or null: written with `--force` over the feeding
+ * check's findings, or a classifier that read fit's check images below the accuracy floor. Shown by `info`,
+ * `score` (stderr) and the Inspect panel's header.
+ */
+export function pairTrustWarning(manifest: Pick<PairManifest, 'fit'>): string | null {
+  const check = manifest.fit?.check;
+  if (!check) return null;
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const accuracy = check.accuracy !== null ? `; its classifier read ${pct(check.accuracy)} of fit's ${check.labelled} labelled check images` : '';
+  if (check.forced !== undefined) return `this pair was written with --force ("${check.forced}") over fit's feeding check: ${check.problems.join(' | ') || 'no problem recorded'}${accuracy}. Its verdicts may rest on a misfed classifier`;
+  if (check.accuracy !== null && check.accuracy < check.floor) return `this pair's classifier read only ${pct(check.accuracy)} of fit's labelled check images (floor ${pct(check.floor)}); its verdicts may rest on a misfed classifier`;
+  return null;
 }
 
 /** The tensor scaling a model actually gets: its own fields, else the shared input's, else the defaults. */
@@ -235,6 +293,19 @@ export function pairCompressor(manifest: PairManifest): Compressor {
  * VS Code validates and completes ood-pair.json files with the same file (package.json jsonValidation).
  */
 export const pairManifestSchema = pairSchemaJson as Record<string, unknown>;
+
+/** The largest width and height of a model's input: the schema's cap on stated sizes, applied to declared ones too. */
+export const MAX_INPUT_SIDE: number = Math.min(pairSchemaJson.definitions.width.maximum, pairSchemaJson.definitions.height.maximum);
+
+/**
+ * Why an input size a model declares (or a manifest or option states) is refused, or null: past
+ * MAX_INPUT_SIDE one probe tensor alone would take gigabytes (40000×40000 floats are 6.4 GB) and scoring
+ * would hang or crash. Checked before any tensor is made.
+ */
+export function oversizeInput(width: number, height: number): string | null {
+  if (width <= MAX_INPUT_SIDE && height <= MAX_INPUT_SIDE) return null;
+  return `${width}×${height} is larger than the ${MAX_INPUT_SIDE}×${MAX_INPUT_SIDE} OOD Lens feeds a model (one image alone would be ${((width * height * 4) / 1e9).toPrecision(2)} GB of floats per channel); export the model with the input size it was trained on, at most ${MAX_INPUT_SIDE}×${MAX_INPUT_SIDE}`;
+}
 
 export class ManifestError extends Error {
   constructor(readonly manifestPath: string, readonly problems: string[]) {
@@ -410,7 +481,9 @@ export function loadPairManifest(location: string, options: LoadManifestOptions 
     if (p === undefined) return;
     const full = confinedPath(dir, p);
     if (full === null) {
-      missing.push(`${field}: "${p}" points outside the pair folder; give a path relative to the folder holding ood-pair.json, inside it`);
+      const link = !p.includes('\0') ? linkedOutside(dir, resolve(dir, p)) : null;
+      const how = link && !isAbsolute(p) && !relative(dir, resolve(dir, p)).startsWith('..') ? ` (a symbolic link in it leads to ${link})` : '';
+      missing.push(`${field}: "${p}" points outside the pair folder${how}; give a path relative to the folder holding ood-pair.json, inside it`);
       return;
     }
     if (existsSync(full)) return;

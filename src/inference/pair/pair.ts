@@ -8,10 +8,11 @@ import { BoundedReadError, LIMITS, readBoundedSync } from '../io/boundedRead';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Calibration, readCalibration } from './calibration';
-import { type ImageGeometry, type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair, type SharedInputSpec } from './manifest';
+import { type ImageGeometry, type InputSpec, type Layout, loadPairManifest, type ModelFormat, modelScaling, oversizeInput, type PairManifest, type ResolvedScaling, resolveIn, type ResolvedPair, type SharedInputSpec } from './manifest';
 import { type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from '../backends/types';
 import { declaredStaticBatch, StaticBatchRunner, withAnyBatch } from '../backends/staticBatch';
-import { type ModelImage, toTensorData } from '../image/preprocess';
+import { withConstants } from '../backends/constantInputs';
+import { type ModelImage, tensorDims, toTensorData } from '../image/preprocess';
 import { type FeatureFit, readFeatureFit } from '../features/featureFit';
 
 /** The default MNIST pair shipped in models/mnist (found relative to the bundle or the sources). */
@@ -22,12 +23,20 @@ export function builtInPairDir(name = 'mnist'): string {
 }
 
 export async function loadModel(path: string, format: ModelFormat, options: LoadOptions, bytes?: Uint8Array): Promise<ModelRunner> {
+  let runner: ModelRunner;
   if (format === 'onnx') {
     const { loadOnnx } = await import('../backends/onnx');
-    return loadOnnx(path, options, bytes);
+    runner = await loadOnnx(path, options, bytes);
+  } else {
+    const { loadTfjs } = await import('../backends/tfjs');
+    runner = await loadTfjs(path, format, options);
   }
-  const { loadTfjs } = await import('../backends/tfjs');
-  return loadTfjs(path, format, options);
+  try {
+    return withConstants(runner, options.constants);
+  } catch (err) {
+    await runner.dispose();
+    throw err;
+  }
 }
 
 /** A pair that does not fit its model files: `field` is the manifest field to change, the message says how. */
@@ -120,8 +129,8 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
   };
   const opened: ModelRunner[] = [];
   const staticBatch: LoadedPair['staticBatch'] = {};
-  const open = async (p: string, format: ModelFormat, key: keyof LoadedPair['staticBatch']) => {
-    const raw = await loadModel(resolveIn(resolved, p), format, options);
+  const open = async (p: string, format: ModelFormat, key: keyof LoadedPair['staticBatch'], constants?: Record<string, number>) => {
+    const raw = await loadModel(resolveIn(resolved, p), format, { ...options, constants });
     opened.push(raw);
     staticBatch[key] = declaredStaticBatch(raw);
     return withAnyBatch(raw);
@@ -152,13 +161,13 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
     let classifier: ModelRunner;
     let featureName: string | undefined;
     if (wantFeatures) {
-      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, options);
+      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, { ...options, constants: m.classifier.constants });
       opened.push(loaded.runner);
       staticBatch.classifier = declaredStaticBatch(loaded.runner);
       classifier = withAnyBatch(loaded.runner);
       featureName = loaded.features;
     } else {
-      classifier = await open(m.classifier.path, m.classifier.format, 'classifier');
+      classifier = await open(m.classifier.path, m.classifier.format, 'classifier', m.classifier.constants);
     }
     const labels = m.classifier.labels.length;
     const names: LoadedPair['names'] = {
@@ -230,7 +239,15 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
   const declaredInputs = runner instanceof StaticBatchRunner ? runner.declaredInputs : runner.inputs;
   const shape = declaredInputs.find((t) => t.name === name)?.shape ?? null;
   const declared = `${runner.source} declares input "${name}" as ${shape ? fmtShape(shape) : '(no shape)'}`;
-  if (shape && shape.length !== 4) fail(`${role}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]). Wrap a model that flattens its input (e.g. [batch, 784]) so that it takes an image`);
+  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
+  const dtype = declaredInputs.find((t) => t.name === name)?.dtype;
+  // A uint8 input is fed the 8-bit pixels themselves: any other scaling would be rounded into nonsense.
+  if (dtype === 'uint8' && (scaling.range[0] !== 0 || scaling.range[1] !== 255 || scaling.mean || scaling.std)) {
+    fail(`${model}.range`, `${declared} of type uint8: it takes the 8-bit pixels, so its range must be [0, 255] with no mean or std; set ${model}.range to [0, 255] and remove ${model}.mean / ${model}.std`);
+  }
+  if (layout === 'flat') return flatModelInput(shared, own, shape, declared, scaling, model, fail);
+  if (shape && shape.length === 2) fail(layoutField, `${declared}, a flat vector per image; set ${layoutField} to "flat" and give ${model}.width, ${model}.height and ${model}.channels (or input.*): the image size it was trained on`);
+  if (shape && shape.length !== 4) fail(`${role}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]) or flat vectors ([batch, channels·height·width], layout "flat")`);
   const asLayout = (l: Layout) => (!shape ? { ch: null, h: null, w: null } : l === 'NCHW' ? { ch: shape[1], h: shape[2], w: shape[3] } : { ch: shape[3], h: shape[1], w: shape[2] });
   // What the manifest states for this model, and in which field.
   const stated = {
@@ -245,7 +262,6 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
     return ok(d.ch, stated.channels) && ok(d.h, stated.height) && ok(d.w, stated.width) && (d.ch === null || d.ch === 1 || d.ch === 3);
   };
   const other: Layout = layout === 'NCHW' ? 'NHWC' : 'NCHW';
-  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
   if (shape && !fits(layout) && fits(other)) fail(layoutField, `${declared}, which is ${other}, but the manifest feeds it ${layout}; set ${layoutField} to "${other}"`);
   const d = asLayout(layout);
   if (d.ch !== null && d.ch !== 1 && d.ch !== 3) fail(layoutField, `${declared}: ${d.ch} channels in ${layout}; OOD Lens feeds 1 (grey) or 3 (RGB) channels — check ${layoutField}`);
@@ -273,8 +289,33 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
     const free = [width === null && 'width', height === null && 'height', channels === null && 'channels'].filter(Boolean).join(', ');
     fail(`${model}.${width === null ? 'width' : height === null ? 'height' : 'channels'}`, `${declared}, which leaves its ${free} free; give ${model}.width, ${model}.height and ${model}.channels (or input.*): the size it was trained on`);
   }
+  const tooLarge = oversizeInput(width!, height!);
+  if (tooLarge) fail(`${model}.width/${model}.height`, `${declared}: ${tooLarge}`);
   const padding = own.padding ?? shared.padding ?? 0;
   if (padding && 2 * padding >= Math.min(width!, height!)) fail(own.padding !== undefined ? `${model}.padding` : 'input.padding', `${padding} on each side leaves no room for the image in the ${model}'s ${width}×${height}; set ${model}.padding`);
+  for (const key of ['mean', 'std'] as const) {
+    const values = scaling[key];
+    if (values && values.length !== channels) fail(`${model}.${key}`, `has ${values.length} value(s) but the ${model} takes ${channels} channel(s) (${declared}); give one value per channel`);
+  }
+  const { width: _w, height: _h, channels: _c, padding: _p, ...decoding } = shared;
+  return { ...decoding, ...scaling, width: width!, height: height!, channels: channels as 1 | 3, padding };
+}
+
+/**
+ * A model that takes flat vectors ([batch, channels·height·width], layout "flat"): the image size cannot be read
+ * from the shape, so width and height must be stated; channels are stated or follow from the vector length.
+ */
+function flatModelInput(shared: SharedInputSpec, own: ImageGeometry, shape: (number | null)[] | null, declared: string, scaling: ResolvedScaling, model: 'classifier' | 'vae', fail: (field: string, problem: string) => never): InputSpec {
+  const layoutField = model === 'classifier' ? 'classifier.layout' : 'vae.layout';
+  if (shape && shape.length !== 2) fail(layoutField, `${declared}, not a flat vector per image ([batch, values]); set ${layoutField} to "NCHW" or "NHWC"`);
+  const width = own.width ?? shared.width;
+  const height = own.height ?? shared.height;
+  if (width === undefined || height === undefined) fail(`${model}.width`, `${declared} as flat vectors (layout "flat"): give ${model}.width and ${model}.height (or input.*), the image size it was trained on`);
+  const length = shape?.[1] ?? null;
+  const channels = own.channels ?? shared.channels ?? (length !== null ? length / (width! * height!) : undefined);
+  if (channels !== 1 && channels !== 3) fail(`${model}.channels`, `${declared}: ${length ?? '?'} values per image are not ${width}×${height} grey (${width! * height!}) or RGB (${3 * width! * height!}); check ${model}.width / ${model}.height`);
+  if (length !== null && length !== width! * height! * channels!) fail(`${model}.width`, `${declared}: ${length} values per image, but ${width}×${height}×${channels} is ${width! * height! * channels!}; give the size it was trained on`);
+  const padding = own.padding ?? shared.padding ?? 0;
   for (const key of ['mean', 'std'] as const) {
     const values = scaling[key];
     if (values && values.length !== channels) fail(`${model}.${key}`, `has ${values.length} value(s) but the ${model} takes ${channels} channel(s) (${declared}); give one value per channel`);
@@ -299,7 +340,7 @@ export function probeTensor(images: ModelImage[], spec: InputSpec, scaling: Reso
   const size = width * height * channels;
   const data = new Float32Array(images.length * size);
   images.forEach((img, i) => toTensorData(img, { ...spec, ...scaling }, scaling.layout, data, i * size));
-  return { data, dims: scaling.layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels] };
+  return { data, dims: tensorDims(scaling.layout, images.length, channels, height, width) };
 }
 
 /** Per-row facts about a classifier output, used to tell logits from probabilities. */
@@ -350,6 +391,22 @@ async function probePair(pair: LoadedPair, fail: (field: string, problem: string
   if (!Number.isInteger(rows.perRow) || rows.perRow < 2) fail('classifier.output', `"${pair.names.classifierOutput}" gives ${out.data.length} values for ${n} images; it needs one score per class per image`);
   if (rows.perRow !== c.labels.length) fail('classifier.labels', `lists ${c.labels.length} labels but "${pair.names.classifierOutput}" of ${pair.classifier.source} gives ${rows.perRow} values per image; list ${rows.perRow} labels, in output order`);
   if (!rows.finite) fail('classifier', `${pair.classifier.source} gives non-finite outputs on a probe image; the model or its input scaling (classifier.range/mean/std) is broken`);
+  // A classifier whose answer for an image depends on the rest of its batch (BatchNorm or Dropout left in
+  // training mode) would give one image two verdicts: each probe image alone must give what it gave in the pair.
+  // A pair written with `fit --force` over fit's own batch probe is loaded as forced (info, score and the panel warn).
+  const forcedOverBatch = m.fit?.check?.forced !== undefined && m.fit.check.batchProbe.independent === false;
+  for (let i = 0; i < (forcedOverBatch ? 0 : n); i++) {
+    const alone = (await run(pair.classifier, 'classifier', { [pair.names.classifierInput]: probeTensor([images[i]], pair.inputs.classifier, pair.scaling.classifier) }, [pair.names.classifierOutput]))[pair.names.classifierOutput].data;
+    let scale = 1e-6;
+    let diff = 0;
+    for (let k = 0; k < rows.perRow; k++) {
+      scale = Math.max(scale, Math.abs(out.data[i * rows.perRow + k]));
+      diff = Math.max(diff, Math.abs(alone[k] - out.data[i * rows.perRow + k]));
+    }
+    if (diff / scale > 1e-3) {
+      fail('classifier', `${pair.classifier.source} answers a probe image differently alone than inside a batch of ${n} (outputs differ by up to ${(100 * diff / scale).toFixed(1)}% of their scale): its output depends on the other images in the batch, so one image could get two verdicts. A BatchNorm or Dropout layer left in training mode is the usual cause: export the model in inference mode (PyTorch: model.eval() before torch.onnx.export)`);
+    }
+  }
   if (c.outputKind === 'probabilities' && !rows.looksLikeProbabilities) {
     fail('classifier.outputKind', `is "probabilities" but "${pair.names.classifierOutput}" does not hold probabilities (on probe images its values run from ${round(rows.min)} to ${round(rows.max)} and rows sum to ${rows.sums.map(round).join(', ')}); set "logits"`);
   }

@@ -25,7 +25,7 @@ const SHARD_MIN_BATCHES = 16;
 /** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
 function workItem(input: ScoreInput): WorkItem {
   if (input.error !== undefined) return { path: input.path, error: input.error };
-  if (!input.source) return { path: input.path };
+  if (!input.source) return input.fsPath ? { path: input.path, fsPath: input.fsPath } : { path: input.path };
   if (!isRawImage(input.source)) return { path: input.path, bytes: new Uint8Array(input.source) };
   // A view into a larger buffer (one image of an IDX file) would be posted with the whole buffer — the
   // entire IDX file copied to the worker once per batch, once per image at --batch-size 1 (measured 35×
@@ -108,7 +108,7 @@ export class BatchScheduler {
   async readSource(input: ScoreInput): Promise<Uint8Array | RawImage> {
     if (input.error !== undefined) throw new ImageDecodeError(input.error);
     if (input.source) return inMemory(input.source);
-    return readChecked(input.path, this.maxFileBytes);
+    return readChecked(input.fsPath ?? input.path, this.maxFileBytes);
   }
 
   /**
@@ -121,7 +121,7 @@ export class BatchScheduler {
       if (input.error !== undefined) return new ImageDecodeError(input.error);
       if (input.source) return inMemory(input.source);
       try {
-        return readCheckedSync(input.path, this.maxFileBytes);
+        return readCheckedSync(input.fsPath ?? input.path, this.maxFileBytes);
       } catch (err) {
         return err as Error;
       }

@@ -9,7 +9,7 @@ import type { FloatTensor } from '../backends/types';
 import { errorResult, type ImageResult, type StageTimings } from '../engineTypes';
 import { type InputSpec, isUnitScaling } from '../pair/manifest';
 import type { LoadedPair } from '../pair/pair';
-import { type ModelImage, toTensorData } from '../image/preprocess';
+import { type ModelImage, tensorDims, toTensorData } from '../image/preprocess';
 import type { ModelBatch, OodDetector } from '../detectors/oodDetectors';
 import * as S from '../detectors/scores';
 import type { AlphaShares, TestName, VerdictRule } from '../../shared/rules';
@@ -139,7 +139,7 @@ export class BatchScorer {
       }
       toTensorData(img, tensorSpec, layout, data, i * size);
     });
-    const dims = layout === 'NCHW' ? [images.length, channels, height, width] : [images.length, height, width, channels];
+    const dims = tensorDims(layout, images.length, channels, height, width);
     return { data, dims };
   }
 
@@ -339,7 +339,7 @@ export class BatchScorer {
     const pixels = new Uint8Array(plane * channels);
     for (let c = 0; c < channels; c++) {
       for (let q = 0; q < plane; q++) {
-        const src = offset + (this.pair.vaeLayout === 'NCHW' ? c * plane + q : q * channels + c);
+        const src = offset + (this.pair.vaeLayout === 'NHWC' ? q * channels + c : c * plane + q);
         const mean = kind === 'logits' ? S.sigmoid(out[src]) : out[src];
         pixels[q * channels + c] = Math.round(255 * Math.min(1, Math.max(0, mean)));
       }

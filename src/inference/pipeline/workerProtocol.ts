@@ -8,7 +8,7 @@ import type { PairImageSpecs } from '../image/fastpath';
 import type { RawImage } from '../image/preprocess';
 
 /** `error`: an input that could not be listed or parsed; it becomes that path's error record. */
-export type WorkItem = { path: string } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array } | { path: string; error: string };
+export type WorkItem = { path: string; fsPath?: Uint8Array } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array } | { path: string; error: string };
 
 export interface PreprocessRequest {
   kind: 'prepare';

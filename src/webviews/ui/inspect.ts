@@ -231,6 +231,8 @@ function renderPairBar(): void {
       p.calibrated ? `calibrated on ${p.calibrationCount.toLocaleString('en-US')} images` : 'not calibrated',
     ];
     text.append(el('span', 'pair-facts', ` · ${facts.join(' · ')}`));
+    // fit's feeding check: a pair written with --force, or whose classifier read its check images badly.
+    if (p.fitCheck?.warning) text.append(el('div', 'pair-warning', `⚠ ${p.fitCheck.warning}`));
     text.title = p.manifestPath;
   } else {
     text.append(el('span', undefined, 'Loading the pair…'));

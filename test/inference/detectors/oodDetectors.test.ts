@@ -10,7 +10,7 @@ import { Float16Array } from '@petamoriken/float16';
 import { fromFloat16Bytes, toFloat16Bytes } from '../../../src/inference/features/float16';
 import { fitFeatureDetectors, saveFeatureFit } from '../../../src/inference/fit/fitFeatures';
 import { KnnIndex, l2NormaliseRows, unitDistance } from '../../../src/inference/features/knnIndex';
-import { fitMahalanobis, mahalanobisScores } from '../../../src/inference/features/mahalanobis';
+import { fitMahalanobis, MahalanobisIndex, mahalanobisScores } from '../../../src/inference/features/mahalanobis';
 import { exposePenultimate } from '../../../src/inference/features/onnxGraph';
 import { idxImages, readIdxFile } from '../../../src/inference/io/idx';
 import { parsePairManifest } from '../../../src/inference/pair/manifest';
@@ -79,6 +79,26 @@ test('Mahalanobis scores equal min_c (f − μ_c)ᵀ Σ⁻¹ (f − μ_c) with t
       }),
     );
     assert.ok(Math.abs(got[q] - want) / want < 1e-3, `query ${q}: ${got[q]} vs ${want}`);
+  }
+});
+
+test('the Mahalanobis whitening in onnxruntime (one Gemm a batch) gives the JS reference scores', async () => {
+  const rand = rng(7);
+  const dims = 64;
+  const classes = 10;
+  const n = 2000;
+  const labels = Int32Array.from({ length: n }, (_, i) => i % classes);
+  const features = Float32Array.from({ length: n * dims }, (_, idx) => rand() + labels[Math.floor(idx / dims)] * ((idx % dims) % 7 === 0 ? 0.5 : 0));
+  const model = fitMahalanobis(features, labels, dims, classes);
+  const queries = Float32Array.from({ length: 300 * dims }, () => rand() * 2);
+  const index = await MahalanobisIndex.create(model, { provider: 'cpu' }, 'test');
+  try {
+    const got = await index.scores(queries);
+    const want = mahalanobisScores(model, queries);
+    assert.equal(got.length, 300);
+    want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-4 * w, `query ${i}: ${got[i]} vs ${w}`));
+  } finally {
+    await index.dispose();
   }
 });
 

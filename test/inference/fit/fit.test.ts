@@ -1,11 +1,13 @@
 /** The fit engine (src/inference/fit.ts) as the VS Code Create Pair flow calls it: progress, cancel, the split. */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { defaultDetectors, FitError, type FitProgress, fitPair, seededPermutation, splitSizes, tooFewForAlpha } from '../../../src/inference/fit/fit';
 import { tooSmallProblem } from '../../../src/inference/pair/calibrationCheck';
 import { tempDir } from '../../helpers';
+import { isStagingPath, removeStaleStaging, STAGING_PREFIX } from '../../../src/inference/fit/outFolder';
 import { thirdPartyModels, writeMnistIdx } from '../../thirdParty';
 
 test('the split: seeded, a permutation, check part 10% up to 2,000, fit part only when a detector learns', () => {
@@ -76,7 +78,7 @@ describe('fitPair', () => {
       }),
       (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
     );
-    assert.deepEqual(phases, ['reading models', 'listing images', 'fitting detectors']);
+    assert.deepEqual(phases, ['reading models', 'listing images', 'checking the classifier', 'fitting detectors']);
     assert.deepEqual(readdirSync(out), []);
   });
 
@@ -166,4 +168,69 @@ describe('fitPair', () => {
     );
     assert.deepEqual(readdirSync(out), []);
   });
+});
+
+describe('the --out folder: fit touches only files it wrote (issue 22, audit items 1 and 11)', () => {
+  let models: Awaited<ReturnType<typeof thirdPartyModels>>;
+  let data: string;
+  before(async () => {
+    models = await thirdPartyModels();
+    data = writeMnistIdx(tempDir('fit-out-data-'), 'd', 0, 500).images;
+  });
+
+  test("a folder without a pair: the user's classifier/ and calibration.json are refused by name and left as they were", async () => {
+    const out = tempDir('fit-foreign-');
+    mkdirSync(join(out, 'classifier'));
+    writeFileSync(join(out, 'classifier', 'notes.txt'), 'mine');
+    writeFileSync(join(out, 'calibration.json'), '{"mine": true}');
+    for (const force of [false, true]) {
+      await assert.rejects(
+        fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force, forceReason: force ? 'even so' : undefined }),
+        (err: Error) => err instanceof FitError && /--out .*: fit would replace "calibration\.json", "classifier", which fit did not write; nothing was touched/.test(err.message),
+      );
+    }
+    assert.equal(readFileSync(join(out, 'classifier', 'notes.txt'), 'utf8'), 'mine');
+    assert.equal(readFileSync(join(out, 'calibration.json'), 'utf8'), '{"mine": true}');
+    assert.deepEqual(readdirSync(out).sort(), ['calibration.json', 'classifier']);
+  });
+
+  test('--force replaces a pair fit wrote (its files recorded), but not one written by hand', async () => {
+    const out = tempDir('fit-again-');
+    const first = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out });
+    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'ood-pair.json', 'split.json']);
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out }), /already holds a pair \(ood-pair\.json\); choose another --out folder or pass --force/);
+    const second = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force: true, seed: 3 });
+    assert.equal(second.manifest.fit!.seed, 3);
+    const manual = tempDir('fit-manual-');
+    writeFileSync(join(manual, 'ood-pair.json'), JSON.stringify({ name: 'by hand', input: {}, classifier: { path: 'c.onnx', format: 'onnx', outputKind: 'logits', labels: ['a', 'b'] } }));
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out: manual, force: true }), /its ood-pair\.json was not written by ood-lens fit, and --force replaces only pairs fit wrote/);
+  });
+
+  test("a killed fit's staging folder is removed on the next run and is never a pair to offer", async () => {
+    const out = tempDir('fit-stale-');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // a process that has ended
+    const stale = join(out, `${STAGING_PREFIX}${dead}-1`);
+    mkdirSync(stale);
+    writeFileSync(join(stale, 'ood-pair.json'), '{}');
+    assert.equal(isStagingPath(join(stale, 'ood-pair.json')), true);
+    assert.equal(isStagingPath(join(out, 'ood-pair.json')), false);
+    const lines: string[] = [];
+    await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, onDecision: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => l.includes(`removed ${STAGING_PREFIX}${dead}-1, the staging folder of a fit that did not finish`)), lines.join('\n'));
+    assert.equal(existsSync(stale), false);
+    // A running fit's staging folder (this process) is left alone.
+    const live = join(out, `${STAGING_PREFIX}${process.pid}-1`);
+    mkdirSync(live);
+    assert.deepEqual(removeStaleStaging(out), []);
+    assert.equal(existsSync(live), true);
+  });
+});
+
+test("fit's errors about its draft pair name the flag and the --out folder, not the manifest field or the staging folder", async () => {
+  const { inFitTerms } = await import('../../../src/inference/fit/fit');
+  const staging = '/data/pair/.ood-lens-fit-123-4';
+  assert.equal(
+    inFitTerms(`${staging}/ood-pair.json: classifier.mean has 3 value(s); set input.width/input.height to 28, vae.range too`, staging, '/data/pair'),
+    '/data/pair/ood-pair.json: --mean has 3 value(s); set --size to 28, --vae-range too',
+  );
 });

@@ -18,8 +18,24 @@ test('layout and size: asked only where the file leaves them open', () => {
   // Given answers close them.
   assert.deepEqual(openDimensions(model([null, null, null, null]), { layout: 'NCHW', size: { width: 64, height: 64 } }), []);
   assert.deepEqual(openDimensions(model([null, null, null, null]), { layout: 'NHWC' }), ['size']);
-  // Nothing the user can give makes a flat vector or a two-input model an image classifier.
-  assert.deepEqual(openDimensions(model([null, 784])), []);
+  // A flat vector (issue 22): layout "flat" and the image size it was made from; given, nothing is open.
+  assert.deepEqual(openDimensions(model([null, 784])), ['layout', 'size']);
+  assert.deepEqual(openDimensions(model([null, 784]), { layout: 'flat', size: { width: 28, height: 28 } }), []);
+  // A two-input model: its other inputs are fixed to numbers first (extraInputs), not by layout or size.
   assert.deepEqual(openDimensions(model([null, 1, 28, 28], 2)), []);
   assert.deepEqual(openDimensions(model(null)), []);
+});
+
+test('Create Pair reads a flat uint8 model with a temperature input: the extra input is named, then the image is read', async () => {
+  const { inspectModel } = await import('../../../src/inference/fit/modelInspection');
+  const { thirdPartyModels } = await import('../../thirdParty');
+  const path = (await thirdPartyModels()).flatUint8.classifier;
+  const first = await inspectModel(path);
+  assert.equal(first.image, null);
+  assert.deepEqual(first.extraInputs?.map((t) => t.name), ['temperature']);
+  const open = await inspectModel(path, { constants: { temperature: 1 } });
+  assert.deepEqual(open.imageNeeds, ['layout', 'size']);
+  const read = await inspectModel(path, { constants: { temperature: 1 }, layout: 'flat', size: { width: 28, height: 28 } });
+  assert.deepEqual(read.image, { name: 'pixels', width: 28, height: 28, channels: 1, layout: 'flat', staticBatch: null, dtype: 'uint8' });
+  assert.equal(read.classOutput?.classes, 10);
 });

@@ -68,6 +68,39 @@ describe('the pair is checked when it loads, with the field and the fix', () => 
     }
   });
 
+  test('issue 22 adapters in a manifest: flat layout, uint8 input, constants; a uint8 input scaled otherwise is refused by field', async () => {
+    const flat = (edit: (x: any) => void = () => {}) => {
+      const x = { name: 'mlp', input: { width: 28, height: 28, channels: 1, layout: 'flat' }, classifier: { path: 'mlp-uint8-temperature.onnx', format: 'onnx', range: [0, 255], outputKind: 'logits', labels: LABELS, constants: { temperature: 1 } } };
+      edit(x);
+      return x;
+    };
+    const pair = await loadPair(pairDir(flat(), [m.flatUint8.classifier]), { provider: 'cpu' });
+    try {
+      assert.equal(pair.names.classifierInput, 'pixels');
+      assert.deepEqual(pair.classifier.inputs.map((t) => t.name), ['pixels']);
+    } finally {
+      await disposePair(pair);
+    }
+    const scaled = await loadError(pairDir(flat((x) => (x.classifier.range = [0, 1])), [m.flatUint8.classifier]));
+    assert.ok(scaled instanceof PairCheckError);
+    assert.equal(scaled.field, 'classifier.range');
+    assert.match(scaled.message, /of type uint8: it takes the 8-bit pixels, so its range must be \[0, 255\]/);
+    const noFlat = await loadError(pairDir(flat((x) => (x.input.layout = 'NCHW')), [m.flatUint8.classifier]));
+    assert.ok(noFlat instanceof PairCheckError);
+    assert.equal(noFlat.field, 'classifier.layout');
+    assert.match(noFlat.message, /a flat vector per image; set classifier\.layout to "flat"/);
+    const noConstant = await loadError(pairDir(flat((x) => (x.classifier.constants = { tau: 1 })), [m.flatUint8.classifier]));
+    assert.match(noConstant.message, /has no input named "tau" to fix to a constant/);
+  });
+
+  test('a classifier whose output depends on its batch (BatchNorm in training mode) is refused at load, naming the cause', async () => {
+    const manifest = { name: 'bn', input: { width: 28, height: 28, channels: 1, layout: 'NCHW' }, classifier: { path: 'classifier-train-mode-bn.onnx', format: 'onnx', outputKind: 'logits', labels: LABELS } };
+    const err = await loadError(pairDir(manifest, [m.batchDependent.classifier]));
+    assert.ok(err instanceof PairCheckError);
+    assert.equal(err.field, 'classifier');
+    assert.match(err.message, /answers a probe image differently alone than inside a batch of 2 .*BatchNorm or Dropout layer left in training mode/);
+  });
+
   test('outputKind "probabilities" on a logits model', async () => {
     const err = await loadError(pairDir(zooManifest((x) => (x.classifier.outputKind = 'probabilities')), [m.zoo.classifier, m.zoo.vae]));
     assert.ok(err instanceof PairCheckError);
