@@ -85,7 +85,7 @@ describe('fitPair', () => {
   test('returns what it decided, the held-out figures and the scores for histograms', async () => {
     const out = tempDir('fit-ok-');
     const lines: string[] = [];
-    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, trainVae: false, onDecision: (l) => lines.push(l) });
+    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, onDecision: (l) => lines.push(l) });
     assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
     assert.equal(result.manifest.classifier.outputKind, 'probabilities');
     assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
@@ -131,6 +131,8 @@ describe('fitPair', () => {
     assert.ok(vaeProgress.every((p) => p.secondsLeft >= 0 && Number.isFinite(p.loss)));
     assert.deepEqual([result.manifest.vae!.path, result.manifest.vae!.encoder!.path, result.manifest.vae!.decoder!.path], ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']);
     for (const f of ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']) assert.ok(existsSync(join(out, f)), f);
+    // fit owns them: a later --force replaces them.
+    for (const f of ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']) assert.ok(result.manifest.fit!.files!.includes(f), f);
     assert.deepEqual(result.manifest.vae!.likelihood, { type: 'bernoulli' });
     // The classifier is 28×28 grey: the VAE takes the same image, so it has no size of its own.
     assert.equal(result.manifest.vae!.width, undefined);
@@ -185,7 +187,7 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
     writeFileSync(join(out, 'calibration.json'), '{"mine": true}');
     for (const force of [false, true]) {
       await assert.rejects(
-        fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force, forceReason: force ? 'even so' : undefined }),
+        fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, force, forceReason: force ? 'even so' : undefined }),
         (err: Error) => err instanceof FitError && /--out .*: fit would replace "calibration\.json", "classifier", which fit did not write; nothing was touched/.test(err.message),
       );
     }
@@ -196,14 +198,14 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
 
   test('--force replaces a pair fit wrote (its files recorded), but not one written by hand', async () => {
     const out = tempDir('fit-again-');
-    const first = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out });
-    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'ood-pair.json', 'split.json']);
-    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out }), /already holds a pair \(ood-pair\.json\); choose another --out folder or pass --force/);
-    const second = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force: true, seed: 3 });
+    const first = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out });
+    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'features-knn.f16', 'features-mahalanobis.f32', 'features.json', 'ood-pair.json', 'split.json']);
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out }), /already holds a pair \(ood-pair\.json\); choose another --out folder or pass --force/);
+    const second = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, force: true, seed: 3 });
     assert.equal(second.manifest.fit!.seed, 3);
     const manual = tempDir('fit-manual-');
     writeFileSync(join(manual, 'ood-pair.json'), JSON.stringify({ name: 'by hand', input: {}, classifier: { path: 'c.onnx', format: 'onnx', outputKind: 'logits', labels: ['a', 'b'] } }));
-    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out: manual, force: true }), /its ood-pair\.json was not written by ood-lens fit, and --force replaces only pairs fit wrote/);
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out: manual, force: true }), /its ood-pair\.json was not written by ood-lens fit, and --force replaces only pairs fit wrote/);
   });
 
   test("a killed fit's staging folder is removed on the next run and is never a pair to offer", async () => {
@@ -215,7 +217,7 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
     assert.equal(isStagingPath(join(stale, 'ood-pair.json')), true);
     assert.equal(isStagingPath(join(out, 'ood-pair.json')), false);
     const lines: string[] = [];
-    await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, onDecision: (l) => lines.push(l) });
+    await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, onDecision: (l) => lines.push(l) });
     assert.ok(lines.some((l) => l.includes(`removed ${STAGING_PREFIX}${dead}-1, the staging folder of a fit that did not finish`)), lines.join('\n'));
     assert.equal(existsSync(stale), false);
     // A running fit's staging folder (this process) is left alone.
