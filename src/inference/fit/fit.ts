@@ -890,8 +890,11 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         let choice = chooseTests(inScores, probeScores, planned, perKind);
         const chosen = Object.fromEntries(choice.tests.map((t) => [t.test, t.share])) as AlphaShares;
         // The chosen shares must still let a test fire with this calibration part (the rule the pair is loaded with).
-        const fires = rejectionCheck(Object.fromEntries(choice.tests.map((t) => [t.test, calibrationIdx.length])), 'pair', alpha, chosen);
-        if (!fires.canReject) choice = { ...choice, fallback: `with ${calibrationIdx.length} calibration images the chosen shares could not flag any image at α = ${alpha}; the planned shares stand`, tests: choice.tests.map((t) => ({ ...t, share: planned[t.test] ?? 0 })) };
+        // Checked at the default α (0.01) too, where `score` and the extension use the pair unless told otherwise.
+        const checkAlpha = Math.min(alpha, 0.01);
+        const counts = Object.fromEntries(choice.tests.map((t) => [t.test, calibrationIdx.length]));
+        const fires = rejectionCheck(counts, 'pair', checkAlpha, chosen);
+        if (!fires.canReject && rejectionCheck(counts, 'pair', checkAlpha, planned).canReject) choice = { ...choice, fallback: `with ${calibrationIdx.length} calibration images the chosen shares could not flag any image at α = ${checkAlpha} (they need ${fires.minimum}); the planned shares stand`, tests: choice.tests.map((t) => ({ ...t, share: planned[t.test] ?? 0 })) };
         const finalShares = Object.fromEntries(choice.tests.map((t) => [t.test, t.share]));
         manifest.detectors = manifest.detectors.map((d) => ({ ...d, share: finalShares[d.test] ?? d.share }));
         // A test the engine scores and calibrates but the plan left out (energy beside a VAE) joins with its share.
