@@ -145,7 +145,7 @@ async function byomCost(): Promise<void> {
     log(`  ${r.name}: fit ${r.fitSeconds.toFixed(1)} s`);
     rows.push([
       `bring your own model: ${r.name} — \`fit\` on ${r.fitImages.toLocaleString('en-US')} images, then score ${score.toLocaleString('en-US')} others`,
-      `fit ${r.fitSeconds.toFixed(1)} s (${(r.fitImages / r.fitSeconds).toFixed(0)} images/s), score ${r.scoreImagesPerSecond.toFixed(0)} images/s; accuracy ${pct(r.accuracy)} (fed by hand ${pct(r.referenceAccuracy)}); held-out false alarms ${pct(r.heldOutFalseAlarmRate)} (${r.checkOod} of ${r.checkCount}); ${pct(r.laterOodRate)} of the later digits flagged`,
+      `fit ${r.fitSeconds.toFixed(1)} s (${(r.fitImages / r.fitSeconds).toFixed(0)} images/s), score ${r.scoreImagesPerSecond.toFixed(0)} images/s; accuracy ${pct(r.accuracy)} (fed by hand ${pct(r.referenceAccuracy)}); held-out false alarms ${pct(r.heldOutFalseAlarmRate)} (${r.checkOod} of ${r.checkCount}); ${pct(r.laterOodRate)} of the later digits flagged${r.vaeTraining ? `; VAE training ${r.vaeTraining.imagesPerSecond} images/s (${r.vaeTraining.epochs} epochs in ${r.vaeTraining.seconds} s, ${r.vaeTraining.engine})` : ''}`,
     ]);
   });
 }

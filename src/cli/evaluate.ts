@@ -23,7 +23,7 @@ export interface EvalReport {
    * Each calibrated test on its own: its share of α under the rule (0 = reported, no vote), the fraction of
    * each set its p-value puts below α by itself, and the AUROC of its p-value.
    */
-  tests: { test: TestName; name: string; share: number; falseAlarmRate: number; detectionRate: number; aurocPValue: number }[];
+  tests: { test: TestName; name: string; share: number; falseAlarmRate: number; detectionRate: number; aurocPValue: number; notUsedBecause?: string }[];
   /** Classifier accuracy on the in-distribution set, when its labels sit beside it (IDX); null otherwise. */
   accuracy: { correct: number; labelled: number; labels: string[] } | null;
 }
@@ -65,7 +65,8 @@ function testRows(engine: OodEngine, inResults: ImageResult[], oodResults: Image
     const pOod = okOod.map((r) => r.pValues[test]).filter((p): p is number => typeof p === 'number');
     if (!pIn.length || !pOod.length) return [];
     const below = (ps: number[]) => ps.filter((p) => p < engine.alpha).length / ps.length;
-    return [{ test, name: TEST_LABELS[test].name, share: shares[test] ?? 0, falseAlarmRate: below(pIn), detectionRate: below(pOod), aurocPValue: detectionMetrics(pIn.map((p) => -p), pOod.map((p) => -p)).auroc }];
+    const why = engine.info.notUsed?.[test];
+    return [{ test, name: TEST_LABELS[test].name, share: shares[test] ?? 0, falseAlarmRate: below(pIn), detectionRate: below(pOod), aurocPValue: detectionMetrics(pIn.map((p) => -p), pOod.map((p) => -p)).auroc, ...(why ? { notUsedBecause: why } : {}) }];
   });
 }
 
@@ -101,6 +102,8 @@ export function formatEvalTable(report: EvalReport): string {
           '|---|---|---|---|---|',
           ...report.tests.map((t) => `| ${t.name} | ${t.share} | ${t.aurocPValue.toFixed(4)} | ${(100 * t.falseAlarmRate).toFixed(2)}% | ${(100 * t.detectionRate).toFixed(2)}% |`),
           '',
+          ...report.tests.filter((t) => t.notUsedBecause).map((t) => `${t.name}: not used by this pair's verdict (fit's choice, from in-distribution data only): ${t.notUsedBecause}`),
+          ...(report.tests.some((t) => t.notUsedBecause) ? [''] : []),
         ]
       : []),
     `verdict (rule ${report.rule}, α = ${report.alpha}): false alarms on the in-distribution set ${(100 * report.falseAlarmRate).toFixed(2)}% · OOD detected ${(100 * report.detectionRate).toFixed(2)}%`,

@@ -6,12 +6,13 @@ import { FitError, type FitOptions, fitPair, type ManifestReader, type Scaling }
 import type { Layout } from '../inference/pair/manifest';
 import { joinNegativeValues, UsageError } from './options';
 
-export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model>]
+export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model> | --no-vae]
                --data <folder | idx | manifest> --out <dir>
                [--range LO,HI] [--mean M[,M,M]] [--std S[,S,S]] [--labels a,b,…]
                [--vae-range LO,HI] [--vae-mean M[,M,M]] [--vae-std S[,S,S]]
                [--likelihood bernoulli|continuous-bernoulli|gaussian|discretized-logistic] [--sigma S]
                [--vae-outputs RECON,MU,LOGVAR] [--output NAME] [--output-kind logits|probabilities]
+               [--vae-epochs N] [--vae-time-limit SECONDS]
                [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--const NAME=VALUE]… [--name NAME]
                [--seed N] [--limit N] [--alpha A] [--provider auto|cpu|cuda] [--batch-size N] [--force ["REASON"]]`;
 
@@ -60,7 +61,10 @@ The classifier's output:
   --features LAYER     TensorFlow.js classifiers: the layer whose output is the penultimate features (KNN and
                        Mahalanobis detectors). ONNX: found in the graph. e.g. --features dense_1
 
-The VAE:
+The VAE (without --vae or --encoder/--decoder, fit trains one on the fit part of the data):
+  --no-vae             no VAE: a classifier-only pair.
+  --vae-epochs N       epochs of the VAE fit trains (default: from the data size, about 5 minutes on 2 cores).
+  --vae-time-limit S   stop training after the epoch that passes S seconds (the VAE then depends on the machine).
   --vae-range LO,HI --vae-mean M[,M,M] --vae-std S[,S,S]
                        its input scaling, as for the classifier (default 0,1).
   --likelihood T       bernoulli (default), continuous-bernoulli, gaussian (needs --sigma) or discretized-logistic.
@@ -114,6 +118,9 @@ export const datasetManifestReader: ManifestReader = async (path, format, signal
 const FIT_OPTIONS = {
   classifier: { type: 'string' },
   vae: { type: 'string' },
+  'no-vae': { type: 'boolean' },
+  'vae-epochs': { type: 'string' },
+  'vae-time-limit': { type: 'string' },
   encoder: { type: 'string' },
   decoder: { type: 'string' },
   data: { type: 'string', multiple: true },
@@ -217,11 +224,17 @@ export async function runFit(argv: string[]): Promise<number> {
   const labels = values.labels?.split(',').map((s) => s.trim());
   if (labels && (labels.length < 2 || labels.some((l) => !l))) throw new UsageError('--labels needs at least two non-empty class names separated by commas');
 
+  if (values['no-vae'] && (values.vae || values.encoder || values.decoder)) throw new UsageError('--no-vae: give either --no-vae (a classifier-only pair) or a VAE (--vae, --encoder/--decoder), not both');
+  const vaeTimeLimit = values['vae-time-limit'] === undefined ? undefined : Number(values['vae-time-limit']);
+  if (vaeTimeLimit !== undefined && !(vaeTimeLimit > 0)) throw new UsageError(`--vae-time-limit must be a number of seconds above 0 (got "${values['vae-time-limit']}")`);
   const options: FitOptions = {
     classifier: values.classifier,
     vae: values.vae,
     encoder: values.encoder,
     decoder: values.decoder,
+    trainVae: !values['no-vae'],
+    vaeEpochs: integer('--vae-epochs', values['vae-epochs'], 1),
+    vaeTimeLimit,
     data: values.data,
     out: values.out,
     scaling: scalingFrom('', values),
@@ -259,6 +272,15 @@ export async function runFit(argv: string[]): Promise<number> {
       onProgress: (p) => {
         // Counted phases (fitting, scoring) at most once a second and at their end; the others once each.
         const now = Date.now();
+        if (p.phase === 'training VAE' && p.vae) {
+          if (now - lastProgress > 2000 || p.done === p.total) {
+            lastProgress = now;
+            const left = p.vae.secondsLeft;
+            process.stderr.write(`fit: training VAE: epoch ${p.vae.epoch} of ${p.vae.epochs}, loss ${p.vae.loss.toFixed(2)} nats, ${Math.round((100 * p.done) / p.total)}%, about ${left < 90 ? `${Math.round(left)} s` : `${Math.round(left / 60)} min`} left\n`);
+          }
+          lastPhase = p.phase;
+          return;
+        }
         const counted = p.phase === 'scoring' || p.phase === 'fitting detectors';
         if (counted ? p.total > 0 && (now - lastProgress > 1000 || p.done === p.total) : p.phase !== lastPhase) {
           lastProgress = now;

@@ -28,7 +28,7 @@ Usage:
   ood-lens merge <results.jsonl>... [--format table|json|csv|jsonl] [--out FILE] [--same-inputs]
   ood-lens calibrate <folder|idx file> [--pair DIR] [--limit N] [--offset N] [--out FILE]
   ood-lens eval --in <folder|idx> --ood <folder|idx> [--pair DIR] [--limit N] [--format table|json]
-  ood-lens fit --classifier <model> [--vae <model> | --encoder <m> --decoder <m>] --data <folder|idx|manifest>
+  ood-lens fit --classifier <model> [--vae <model> | --encoder <m> --decoder <m> | --no-vae] --data <folder|idx|manifest>
                --out <dir> [--range LO,HI] [--mean M[,M,M]] [--std S[,S,S]] [--labels a,b,…]   (ood-lens fit --help)
   ood-lens reproduce [--out DIR]
   ood-lens info [--pair DIR]

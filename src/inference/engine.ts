@@ -12,6 +12,7 @@ import { calibratedCount, type VerdictRule } from './pair/calibration';
 import { checkCalibrationCanReject, countsOf } from './pair/calibrationCheck';
 import { type Compressor, loadCompressor } from './detectors/complexity';
 import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
+import { testChoiceLines, vaeTrainingLine } from './pair/fitRecords';
 import { pairCompressor, pairShares, pairTrustWarning, resolveIn } from './pair/manifest';
 import { type OodDetector, pairDetectors } from './detectors/oodDetectors';
 import { ruleShares } from '../shared/rules';
@@ -181,6 +182,8 @@ export class OodEngine {
       alpha: this.alpha,
       rule: this.rule,
       shares: ruleShares(this.rule, pairShares(m)),
+      ...(m.vae?.training ? { vaeTraining: vaeTrainingLine(m.vae.training) } : {}),
+      ...(m.fit?.testChoice ? { testChoice: testChoiceLines(m.fit.testChoice), notUsed: Object.fromEntries(m.fit.testChoice.tests.filter((t) => t.reason).map((t) => [t.test, t.reason!])) } : {}),
       ...(m.fit?.check ? { fitCheck: { accuracy: m.fit.check.accuracy, floor: m.fit.check.floor, forced: m.fit.check.forced ?? null, warning: pairTrustWarning(m) } } : {}),
     };
   }

@@ -109,6 +109,12 @@ export interface PairInfo {
   rule: VerdictRule;
   /** Each test's share of α under the rule (the pair's detector list for `pair`). */
   shares?: AlphaShares;
+  /** One line on the VAE `fit` trained for this pair (epochs, time, held-out ELBO), when it did. */
+  vaeTraining?: string;
+  /** How `fit` chose the tests on synthetic probes, one line per test (why a test is not used), when it did. */
+  testChoice?: string[];
+  /** Tests `fit` chose not to use, with the reason. */
+  notUsed?: Partial<Record<TestName, string>>;
   /**
    * What fit's feeding check found when it wrote this pair (absent for pairs made by hand): the classifier's
    * accuracy on fit's check images, the `--force` reason, and a warning when the pair should not be trusted.

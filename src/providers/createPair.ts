@@ -45,6 +45,7 @@ import {
   scalingWords,
   scalingPresets,
   type VaeChoice,
+  vaeTrainingEstimate,
 } from './createPairOptions';
 import type { EngineHost } from './engineHost';
 import { activatePair, showTrustNeeded } from './pairPicker';
@@ -283,14 +284,15 @@ async function askData(memory: AnswerMemory): Promise<string> {
   return data;
 }
 
-async function askVae(memory: AnswerMemory): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelihood'] }> {
-  const kind = await choose<VaeChoice['kind']>(step(6, 'density model (optional)'), "A VAE adds likelihood tests (is the image likely under the training data?) to the tests on the classifier's own features and confidence", [
+async function askVae(facts: ModelFacts, memory: AnswerMemory): Promise<{ vae: VaeChoice; likelihood?: VaeSpec['likelihood'] }> {
+  const kind = await choose<VaeChoice['kind']>(step(6, 'density model'), "A VAE adds likelihood tests (is the image likely under the training data? ELBO, complexity-corrected S) and a reconstruction to the tests on the classifier's own features and confidence", [
+    { label: '$(sparkle) Train a VAE on my images', description: vaeTrainingEstimate(facts), value: 'train' },
     { label: '$(circle-slash) No VAE', description: "a classifier-only pair: judged by how far the classifier's features are from the training images' (KNN) and by its confidence", value: 'none' },
     { label: '$(file) A VAE model…', description: 'one file: image → reconstruction, mu, logvar', value: 'single' },
     { label: '$(files) An encoder and a decoder…', description: 'two files: image → mu, logvar; z → reconstruction', value: 'split' },
   ], memory.get().vae);
   await memory.set({ vae: kind });
-  if (kind === 'none') return { vae: { kind } };
+  if (kind === 'none' || kind === 'train') return { vae: { kind } };
   const vae: VaeChoice =
     kind === 'single'
       ? { kind, path: await pickFile(step(6, 'the VAE model'), 'Use VAE', MODEL_FILTERS) }
@@ -354,6 +356,7 @@ const PHASE_TEXT: Record<string, string> = {
   'listing images': 'finding the images…',
   'checking the classifier': 'checking that the classifier is fed right (the usual scalings, one image alone vs in a batch)…',
   'fitting detectors': 'fitting the feature detectors (KNN, Mahalanobis)…',
+  'training VAE': 'reading the images to train the VAE on…',
   writing: 'writing the pair…',
 };
 
@@ -376,6 +379,11 @@ async function runFit(services: Services, answers: CreatePairAnswers): Promise<F
             meter.update(done);
             const pct = (100 * done) / total;
             progress.report({ message: `scoring ${progressMessage(done, total, 0, meter)}`, increment: Math.max(0, pct - lastPct) });
+            lastPct = pct;
+          } else if (event.progress.phase === 'training VAE' && event.progress.vae && event.progress.total > 0) {
+            const { epoch, epochs, loss, secondsLeft } = event.progress.vae;
+            const pct = (100 * event.progress.done) / event.progress.total;
+            progress.report({ message: `training the VAE: epoch ${epoch} of ${epochs}, loss ${loss.toFixed(1)}, about ${secondsLeft < 90 ? `${Math.round(secondsLeft)} s` : `${Math.round(secondsLeft / 60)} min`} left`, increment: Math.max(0, pct - lastPct) });
             lastPct = pct;
           } else if (event.progress.phase === 'fitting detectors' && event.progress.total > 0) {
             progress.report({ message: `fitting the feature detectors… ${event.progress.done.toLocaleString('en-US')} of ${event.progress.total.toLocaleString('en-US')} images` });
@@ -591,7 +599,7 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
     preview.dispose();
   }
 
-  const { vae, likelihood } = await askVae(memory);
+  const { vae, likelihood } = await askVae(facts, memory);
   const { out, force } = await askFolder(classifier, memory);
   const use = await askUse(basename(out), memory);
   const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions, ...(constants ? { constants } : {}) };

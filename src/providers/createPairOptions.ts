@@ -9,6 +9,7 @@ import type { Scaling } from '../inference/fit/fit';
 import type { Layout, VaeSpec } from '../inference/pair/manifest';
 import type { ModelFacts, TensorFacts } from '../inference/fit/modelInspection';
 import type { FitRequest } from '../shared/engineProtocol';
+import { estimatedVaeSeconds, vaeImageSize } from '../inference/fit/vaeBudget';
 
 export type ScalingPresetId = 'unit' | 'raw' | 'symmetric' | 'imagenet' | 'custom';
 
@@ -283,7 +284,7 @@ export function sizeConflict(size: { width: number; height: number }, images: Im
   return `${size.width}×${size.height} is ${aspectWords(size.width, size.height)}, but your images are ${top.width}×${top.height} (${aspectWords(top.width, top.height)}): each would be squashed. ${fix}`;
 }
 
-export type VaeChoice = { kind: 'none' } | { kind: 'single'; path: string } | { kind: 'split'; encoder: string; decoder: string };
+export type VaeChoice = { kind: 'none' } | { kind: 'train' } | { kind: 'single'; path: string } | { kind: 'split'; encoder: string; decoder: string };
 
 export interface CreatePairAnswers {
   classifier: string;
@@ -330,12 +331,14 @@ export function buildFitRequest(a: CreatePairAnswers): FitRequest {
     ...(a.provider ? { provider: a.provider } : {}),
     ...(a.batchSize ? { batchSize: a.batchSize } : {}),
   };
+  // No VAE of the user's: fit trains one unless they chose none.
+  if (a.vae.kind === 'none') request.trainVae = false;
   if (a.vae.kind === 'single') request.vae = a.vae.path;
   if (a.vae.kind === 'split') {
     request.encoder = a.vae.encoder;
     request.decoder = a.vae.decoder;
   }
-  if (a.vae.kind !== 'none' && a.likelihood) request.likelihood = a.likelihood;
+  if ((a.vae.kind === 'single' || a.vae.kind === 'split') && a.likelihood) request.likelihood = a.likelihood;
   return request;
 }
 
@@ -369,4 +372,13 @@ export function firstMissingFolder(folder: string, exists: (path: string) => boo
     if (dirname(f) === f) break;
   }
   return missing;
+}
+
+/** The "Train a VAE" choice's description: the VAE's image and the time it takes on this kind of machine. */
+export function vaeTrainingEstimate(facts: Pick<ModelFacts, 'image'>): string {
+  if (!facts.image) return 'an MLP VAE trained by fit on the fit part of your images';
+  const { width, height, channels } = facts.image;
+  const size = vaeImageSize(width, height);
+  const minutes = (n: number) => Math.max(1, Math.round(estimatedVaeSeconds(n, width, height, channels) / 60));
+  return `an MLP VAE on ${size.width}×${size.height} ${channels === 1 ? 'grey' : 'RGB'} images, trained by fit: about ${minutes(2000)} min for 2,000 images, ${minutes(20000)} min for 20,000 (2 CPU cores)`;
 }

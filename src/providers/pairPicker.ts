@@ -136,6 +136,16 @@ function pairTooltip(info: EnginePairInfo, restricted: boolean): vscode.Markdown
     }
     md.appendMarkdown('\n');
   } else md.appendMarkdown('- Not calibrated: no p-values or verdicts (run `ood-lens calibrate`)\n');
+  if (info.vaeTraining) {
+    md.appendMarkdown('- ');
+    appendPlain(md, info.vaeTraining);
+    md.appendMarkdown('\n');
+  }
+  for (const [test, why] of Object.entries(info.notUsed ?? {})) {
+    md.appendMarkdown(`- Test not used: ${test} — `);
+    appendPlain(md, why);
+    md.appendMarkdown('\n');
+  }
   md.appendMarkdown(`- α = ${info.alpha} · rule: `);
   appendPlain(md, String(info.rule));
   md.appendMarkdown('\n\n');

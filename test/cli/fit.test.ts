@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { loadModel } from '../../src/inference/pair/pair';
 import { idxImages, readIdxFile } from '../../src/inference/io/idx';
-import { tempDir } from '../helpers';
+import { FASHION_TEST_IMAGES, tempDir } from '../helpers';
 import { cli, thirdPartyModels, writeMnistIdx } from '../thirdParty';
 import sharp from 'sharp';
 import { accuracyFedByHand, IMAGENET_MEAN, IMAGENET_STD, topOneAccuracy } from '../../training/third-party-models';
@@ -123,7 +123,8 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stdout, /takes "pad_input" \[\?, 28, 28, 1\]/);
     assert.match(r.stdout, /output "probabilities": 10 classes .*probabilities \(every row in \[0, 1\] and summing to 1/);
     assert.match(r.stdout, /reconstruction "decoder" \(logits\), mu "encoder\/mu", logvar "encoder\/logvar"/);
-    assert.match(r.stdout, /no feature detectors: a TensorFlow\.js classifier needs --features LAYER/);
+    // No --features: the input of the last Dense layer ("logits" reads "fc1"), as ONNX models use their last Gemm's.
+    assert.match(r.stdout, /KNN and Mahalanobis on the classifier's features \(layer "fc1", the input of its last Dense layer\)/);
     const reference = await accuracyFedByHand(models.tfjsSequential.classifier, 'tfjs-layers', 'NHWC', (v) => v / 255, scoreData.images, scoreData.labels);
     const scored = scoreWithCli(out, scoreData.images, scoreData.labels);
     assert.equal(scored.accuracy, reference);
@@ -137,9 +138,9 @@ describe('bring your own model: fit → score', () => {
   test('TF.js classifier with --features LAYER: KNN and Mahalanobis fitted on that layer, scored at its own accuracy', async () => {
     const out = join(work, 'tfjs-features');
     const classifier = models.tfjsSequential.classifier;
-    const r = cli('fit', '--classifier', classifier, '--features', 'fc1', '--data', fitData, '--out', out);
+    const r = cli('fit', '--classifier', classifier, '--features', 'fc1', '--no-vae', '--data', fitData, '--out', out);
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /no VAE: a classifier-only pair/);
+    assert.match(r.stdout, /no VAE: a classifier-only pair \(--no-vae\)/);
     assert.match(r.stdout, /detectors \(share of α\): confidence 0\.5, knn 0\.5, mahalanobis 0 — KNN and Mahalanobis on the classifier's features \(layer "fc1"\)/);
     assert.match(r.stdout, /fitted KNN and Mahalanobis on 450 images \(128 features from "fc1"; Mahalanobis class means from the data's labels\)/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
@@ -210,9 +211,9 @@ describe('bring your own model: fit → score', () => {
 
   test('a classifier-only pair (no VAE) calibrates the confidence test and scores', async () => {
     const out = join(work, 'classifier-only');
-    const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--data', fitData, '--out', out, '--labels', 'zero,one,two,three,four,five,six,seven,eight,nine');
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--no-vae', '--data', fitData, '--out', out, '--labels', 'zero,one,two,three,four,five,six,seven,eight,nine');
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /no VAE: a classifier-only pair/);
+    assert.match(r.stdout, /no VAE: a classifier-only pair \(--no-vae\)/);
     assert.match(r.stdout, /detectors \(share of α\): confidence 0\.25, energy 0\.25, knn 0\.5, mahalanobis 0/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     assert.equal(manifest.vae, undefined);
@@ -230,4 +231,28 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stderr, /far better fed another way: --range 0,255 gives 9\d\.\d% against \d+\.\d% with --range 0,1 .*Pass --range 0,255/);
     assert.equal(existsSync(out), false);
   });
+
+  test('no VAE given: fit trains one on the fit part (the default), info shows its record, scores carry ELBO and a reconstruction', async () => {
+    const out = join(work, 'trained-vae');
+    const r = cli('fit', '--classifier', models.zoo.classifier, '--range', '0,255', '--vae-epochs', '2', '--seed', '3', '--data', fitData, '--out', out);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /VAE: none given, so fit trains one on the fit part \(--no-vae: a classifier-only pair\): an MLP on 28×28 grey images/);
+    assert.match(r.stdout, /training the VAE on 450 fit-part images \(405 to train, the rest to measure its held-out ELBO\), 2 epochs \(--vae-epochs\)/);
+    assert.match(r.stdout, /tests chosen on 700 synthetic probes made from fit-part images .* never an OOD set:\n {2}elbo: (share [\d.]+|not used) — probe AUROC/);
+    // Progress on stderr: epoch, loss and the time left.
+    assert.match(r.stderr, /fit: training VAE: epoch 2 of 2, loss [\d.]+ nats, 100%, about 0 s left/);
+    const info = JSON.parse(cli('info', '--pair', out).stdout);
+    assert.match(info.vaeTraining, /^VAE trained by fit on 405 images: 2 epochs in \d+ s/);
+    assert.ok(info.testChoice.length >= 5 && info.testChoice.every((l: string) => /^\w+: (share [\d.]+|not used) — probe AUROC/.test(l)), JSON.stringify(info.testChoice));
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.deepEqual([manifest.vae.path, manifest.vae.likelihood, manifest.vae.training.seed], ['vae.onnx', { type: 'bernoulli' }, 3]);
+    const doc = JSON.parse(cli('score', scoreData.images, '--pair', out, '--format', 'json').stdout);
+    assert.ok(doc.results.every((x: { elbo: number | null; complexityScore: number | null }) => Number.isFinite(x.elbo) && Number.isFinite(x.complexityScore)));
+    assert.ok(doc.results.filter((x: { verdict: string }) => x.verdict === 'out-of-distribution').length <= 0.05 * SCORE_IMAGES);
+    // eval names every test fit did not use, with fit's reason.
+    const evaluated = cli('eval', '--pair', out, '--in', scoreData.images, '--ood', FASHION_TEST_IMAGES, '--limit', '200');
+    assert.equal(evaluated.code, 0, evaluated.stderr);
+    for (const [test, why] of Object.entries(info.notUsed ?? {})) assert.ok(evaluated.stdout.includes(`not used by this pair's verdict (fit's choice, from in-distribution data only): ${why}`), `${test}: ${evaluated.stdout}`);
+  });
 });
+

@@ -229,7 +229,8 @@ describe('fit adapters: --layout flat, uint8 inputs, --const', () => {
     const scaled = cli('fit', '--classifier', model, '--const', 'temperature=1', '--layout', 'flat', '--size', '28x28', '--range', '-1,1', '--data', data, '--out', out);
     assert.equal(scaled.code, 1);
     assert.match(scaled.stderr, /--range: the classifier's input "pixels" is uint8 and takes the 8-bit pixels 0\.\.255 as they are/);
-    const r = cli('fit', '--classifier', model, '--const', 'temperature=1', '--layout', 'flat', '--size', '28x28', '--data', data, '--out', out, '--alpha', '0.05');
+    // --no-vae keeps this adapter test quick (no VAE training).
+    const r = cli('fit', '--classifier', model, '--const', 'temperature=1', '--layout', 'flat', '--size', '28x28', '--no-vae', '--data', data, '--out', out, '--alpha', '0.05');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /classifier input "pixels" is uint8: fed the 8-bit pixels 0\.\.255/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));

@@ -14,6 +14,7 @@ import {
   firstMissingFolder,
   scalingWords,
   sizeConflict,
+  vaeTrainingEstimate,
   defaultPairFolder,
   describeScaling,
   isModelFile,
@@ -176,7 +177,7 @@ describe('what was read from the model', () => {
 describe('the fit request', () => {
   const base = { classifier: '/ws/m.onnx', facts: facts(), scaling: { range: [0, 255] as [number, number] }, data: '/ws/digits', out: '/ws/pairs/m' };
 
-  test('classifier-only: names the class output, the pair after its folder', () => {
+  test('classifier-only: names the class output, the pair after its folder, and tells fit not to train a VAE', () => {
     assert.deepEqual(buildFitRequest({ ...base, vae: { kind: 'none' } }), {
       classifier: '/ws/m.onnx',
       data: ['/ws/digits'],
@@ -184,7 +185,15 @@ describe('the fit request', () => {
       name: 'm',
       scaling: { range: [0, 255] },
       classifierOutput: 'Plus214_Output_0',
+      trainVae: false,
     });
+  });
+
+  test('a VAE trained by fit: no VAE files, no likelihood, fit\'s default (train); the choice says its size and time', () => {
+    const request = buildFitRequest({ ...base, vae: { kind: 'train' }, likelihood: { type: 'gaussian', sigma: 0.1 } });
+    assert.deepEqual([request.vae, request.encoder, request.trainVae, request.likelihood], [undefined, undefined, undefined, undefined]);
+    assert.match(vaeTrainingEstimate({ image: { width: 28, height: 28, channels: 1 } as never }), /^an MLP VAE on 28×28 grey images, trained by fit: about 2 min for 2,000 images, 5 min for 20,000/);
+    assert.match(vaeTrainingEstimate({ image: { width: 192, height: 48, channels: 3 } as never }), /on 64×16 RGB images/);
   });
 
   test('a single VAE with its likelihood; a split VAE; labels and replace', () => {

@@ -101,7 +101,7 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
   test('fit: a classifier-only pair from a labelled manifest, with progress, decisions and the panel report', async () => {
     const out = join(dir, 'pairs', 'mine');
     const events: FitEvent[] = [];
-    const report = await client.fit({ classifier, data: [manifestCsv], out, name: 'mine', scaling: { range: [0, 1] }, provider: 'cpu' }, (e) => events.push(e));
+    const report = await client.fit({ classifier, data: [manifestCsv], out, name: 'mine', scaling: { range: [0, 1] }, provider: 'cpu', trainVae: false }, (e) => events.push(e));
     // What was written is a pair that loads.
     assert.equal(report.manifestPath, join(out, 'ood-pair.json'));
     const m = loadPairManifest(report.manifestPath).manifest;
@@ -150,7 +150,7 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
   test('fit refuses data too small for any test to fire at α, before any scoring, as a FitError naming what would do', async () => {
     const out = join(dir, 'pairs', 'too-small');
     const events: FitEvent[] = [];
-    await assert.rejects(client.fit({ classifier, data: [smallCsv], out, scaling: { range: [0, 1] }, provider: 'cpu' }, (e) => events.push(e)), (err: Error) => {
+    await assert.rejects(client.fit({ classifier, data: [smallCsv], out, scaling: { range: [0, 1] }, provider: 'cpu', trainVae: false }, (e) => events.push(e)), (err: Error) => {
       // The worker's FitError keeps its name across the thread: Create Pair shows it as the user's problem, not a crash.
       assert.equal(err.name, 'FitError');
       assert.match(err.message, /400 images are too few for this pair at α = 0\.01: the split gives fit 180, calibration 180, check 40/);
@@ -167,7 +167,7 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
   test('fit cancelled while it runs: rejects, writes no pair, and the worker keeps answering', async () => {
     const out = join(dir, 'pairs', 'cancelled');
     const controller = new AbortController();
-    const run = client.fit({ classifier, data: [join(dir, 'digits')], out, scaling: { range: [0, 1] }, provider: 'cpu' }, (e) => {
+    const run = client.fit({ classifier, data: [join(dir, 'digits')], out, scaling: { range: [0, 1] }, provider: 'cpu', trainVae: false }, (e) => {
       // Cancel at the first sign of work: on an idle machine the small set is scored before a later abort arrives.
       if (e.type === 'progress') controller.abort();
     }, controller.signal);
@@ -188,7 +188,7 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     });
     const cold = new EngineClient({ spawn: () => starting as unknown as Worker, log: () => undefined, shutdownTimeoutMs: 10 });
     const controller = new AbortController();
-    const run = cold.fit({ classifier, data: [manifestCsv], out: join(dir, 'pairs', 'never'), provider: 'cpu' }, () => undefined, controller.signal);
+    const run = cold.fit({ classifier, data: [manifestCsv], out: join(dir, 'pairs', 'never'), provider: 'cpu', trainVae: false }, () => undefined, controller.signal);
     controller.abort();
     await assert.rejects(run, (err: Error) => err.name === 'FitError' && err.message === FIT_CANCELLED_BEFORE_START);
     const fit = posted.find((m) => m.kind === 'fit')!;
@@ -202,7 +202,7 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     const out = join(dir, 'pairs', 'cancelled-cold');
     const controller = new AbortController();
     const events: FitEvent[] = [];
-    const run = cold.fit({ classifier, data: [manifestCsv], out, provider: 'cpu' }, (e) => events.push(e), controller.signal);
+    const run = cold.fit({ classifier, data: [manifestCsv], out, provider: 'cpu', trainVae: false }, (e) => events.push(e), controller.signal);
     controller.abort();
     await assert.rejects(run, /cancelled before it started; nothing was written/);
     // The worker got the cancel right behind the fit and ended it as cancelled (its late answer is logged), wrote
@@ -221,6 +221,6 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     const out = join(dir, 'pairs', 'existing');
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'ood-pair.json'), readFileSync(join(MNIST_PAIR, 'ood-pair.json')));
-    await assert.rejects(client.fit({ classifier, data: [manifestCsv], out, provider: 'cpu' }, () => undefined), /already holds a pair/);
+    await assert.rejects(client.fit({ classifier, data: [manifestCsv], out, provider: 'cpu', trainVae: false }, () => undefined), /already holds a pair/);
   });
 });

@@ -281,6 +281,35 @@ export function tfjsLayerNames(path: string): string[] {
   return layers.map((l) => l?.name ?? l?.config?.name).filter((n): n is string => typeof n === 'string');
 }
 
+/**
+ * The layer whose output the model's last Dense layer reads — the penultimate features, as the input of an ONNX
+ * model's last Gemm is — read from model.json without loading the model; null when it has no Dense layer or
+ * the Dense layer reads the model input itself. Sequential: the layer before it; functional: its inbound layer.
+ */
+export function tfjsLastDenseInput(path: string): string | null {
+  const file = modelJsonPath(path);
+  const topology = readModelJson(file, 'tfjs-layers').modelTopology as { model_config?: unknown } & Record<string, unknown>;
+  type LayerJson = { class_name?: string; name?: string; config?: { name?: string }; inbound_nodes?: unknown[] };
+  const model = (topology.model_config ?? topology) as { class_name?: string; config?: { layers?: LayerJson[] } | LayerJson[] };
+  const layers = Array.isArray(model.config) ? model.config : model.config?.layers ?? [];
+  const nameOf = (l: LayerJson | undefined) => l?.name ?? l?.config?.name;
+  const last = layers.map((l, i) => [l, i] as const).filter(([l]) => l?.class_name === 'Dense').at(-1);
+  if (!last) return null;
+  const [dense, index] = last;
+  const inbound = dense.inbound_nodes;
+  if (Array.isArray(inbound) && inbound.length) {
+    // Keras 2 / TF.js: [[["layer", nodeIndex, tensorIndex, {}]]]; Keras 3: [{"args": [{"config": {"keras_history": ["layer", 0, 0]}}]}].
+    const first = inbound[0] as unknown;
+    const k2 = Array.isArray(first) && Array.isArray(first[0]) ? (first[0] as unknown[])[0] : undefined;
+    const k3 = (first as { args?: { config?: { keras_history?: unknown[] } }[] })?.args?.[0]?.config?.keras_history?.[0];
+    const from = typeof k2 === 'string' ? k2 : typeof k3 === 'string' ? k3 : null;
+    const source = layers.find((l) => nameOf(l) === from);
+    return from && source?.class_name !== 'InputLayer' ? from : null;
+  }
+  const before = layers[index - 1];
+  return before && before.class_name !== 'InputLayer' ? nameOf(before) ?? null : null;
+}
+
 const NO_INPUT_SHAPE = 'declares no input shape (a Sequential model whose first layer has no batch_input_shape); save it with an input shape: tf.keras.Input(shape=…) as its first layer, or inputShape on the first layer in TensorFlow.js';
 
 /** A Sequential topology that says nowhere what its input is (tfjs would fail with a bare "must get an inputShape"). */

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomicFile';
 import { OodEngine, type ImageResult, type ScoreInput } from '../engine';
 import { expandInputs } from '../io/files';
 import { idxImages, looksLikeIdx, readIdxFile } from '../io/idx';
-import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, oversizeInput, type PairManifest, pairShares, type VaeSpec, parsePairManifest } from '../pair/manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, oversizeInput, type PairManifest, pairShares, type TestChoiceRecord, type VaeSpec, parsePairManifest } from '../pair/manifest';
 import { resultOodScore } from '../detectors/oodDetectors';
 import type { AlphaShares, TestName } from '../../shared/rules';
 import { rejectionCheck } from '../pair/calibrationCheck';
@@ -22,13 +22,18 @@ import { exposePenultimate } from '../features/onnxGraph';
 import { describeRows, loadModel, probeImages, probeTensor } from '../pair/pair';
 import type { ExecutionProviderSetting, FloatTensor, ModelRunner, TensorInfo } from '../backends/types';
 import { withAnyBatch } from '../backends/staticBatch';
-import { tfjsLayerNames } from '../backends/tfjs';
+import { tfjsLastDenseInput, tfjsLayerNames } from '../backends/tfjs';
 import { mulberry32 } from '../detectors/random';
 import { untilAborted } from './abortable';
+import { readChecked, toModelImage, toUnitPlanar } from '../image/preprocess';
+import { chooseTests, makeProbes, PROBE_KINDS, type ProbeKind, type ProbeSource, testChoiceLines } from './testChoice';
+import { defaultVaeEpochs, nominalImagesPerSecond, trainVae, VaeTrainingCancelled, vaeImageSize, vaeOnnxModels, VAE_MAX_SIDE } from './vaeTraining';
 import { checkClassifierFeed, CHECK_IMAGES, expand, type FeedCheckEvidence } from './feedCheck';
 import { outFolderProblem, removeStaleStaging, STAGING_PREFIX } from './outFolder';
 
 const CANCELLED = 'fit was cancelled; nothing was written';
+/** Synthetic probes of each kind made to choose the tests (fit/testChoice.ts). */
+const PROBES_PER_KIND = 100;
 
 export class FitError extends Error {
   constructor(message: string) {
@@ -51,6 +56,20 @@ export interface FitOptions {
   /** Split VAE: encoder (image → mu, logvar) and decoder (z → reconstruction). */
   encoder?: string;
   decoder?: string;
+  /**
+   * Without a VAE of the user's, fit trains one on the fit part (default true; `--no-vae`: false, a
+   * classifier-only pair). See fit/vaeTraining.ts.
+   */
+  trainVae?: boolean;
+  /** Epochs of the trained VAE (default: from the data size, about 5 minutes at the WebAssembly backend's speed). */
+  vaeEpochs?: number;
+  /** Stop training the VAE after the epoch that passes this many seconds (then the VAE depends on the machine's speed). */
+  vaeTimeLimit?: number;
+  /**
+   * Choose the tests and their shares of α on synthetic probes made from the fit images (default true;
+   * fit/testChoice.ts). False: the planned shares (defaultDetectors).
+   */
+  chooseTests?: boolean;
   /** In-distribution images: folders, IDX files or dataset manifests (.csv, .tsv, .jsonl, .txt). */
   data: string[];
   /**
@@ -109,9 +128,11 @@ export interface FitOptions {
 }
 
 export interface FitProgress {
-  phase: 'reading models' | 'listing images' | 'checking the classifier' | 'fitting detectors' | 'scoring' | 'writing';
+  phase: 'reading models' | 'listing images' | 'checking the classifier' | 'training VAE' | 'fitting detectors' | 'scoring' | 'choosing tests' | 'writing';
   done: number;
   total: number;
+  /** training VAE: the epoch, the mean loss (negative ELBO, nats per image) so far in it, and the time left. */
+  vae?: { epoch: number; epochs: number; loss: number; secondsLeft: number };
 }
 
 export interface FitResult {
@@ -272,7 +293,7 @@ export function defaultDetectors(options: { vae: boolean; features: boolean; log
 /** Why the classifier's features cannot be read (no KNN/Mahalanobis), or null when they can. */
 function featuresProblem(path: string, format: ModelFormat, layer: string | undefined): string | null {
   if (format !== 'onnx') {
-    if (!layer) return 'a TensorFlow.js classifier needs --features LAYER (the layer whose output is the penultimate features)';
+    if (!layer) return format === 'tfjs-layers' ? 'the TensorFlow.js classifier has no Dense layer whose input could serve as features; name the layer whose output is the penultimate features with --features LAYER' : 'a TensorFlow.js graph model needs --features LAYER (the layer whose output is the penultimate features)';
     // A layer the user named that is not there is a mistake to fix, not a pair without feature detectors.
     const layers = format === 'tfjs-layers' ? tfjsLayerNames(path) : [];
     if (!layers.includes(layer)) throw new FitError(`--features: ${path} has no layer named "${layer}"; ${layers.length ? `its layers: ${layers.join(', ')}` : 'only TensorFlow.js layers models have named layers'}`);
@@ -433,6 +454,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   /** What the feeding check needs to know about the classifier (filled in as the model is read). */
   const classifierFeed = { inputName: '', outputName: '', outputKind: 'logits' as 'logits' | 'probabilities', classes: 0, layouts: [] as Layout[], otherOutputs: [] as { name: string; perImage: number }[], fixedFeed: false };
   let plannedDetectors: DetectorSpec[] = [];
+  /** The VAE fit trains (the user gave none): its image, set once the classifier is read. */
+  let vaeToTrain: InputSpec | undefined;
   const sources: { role: string; path: string; format: ModelFormat; name: string }[] = [{ role: 'classifier', path: options.classifier, format: classifierFormat, name: 'classifier' }];
   try {
     const classifier = await open(options.classifier, classifierFormat, true);
@@ -565,21 +588,27 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       vae.layout = vaeLayout;
       manifest.vae = vae;
       decide_(`VAE input scaling: pixels 0..255 → [${vaeScaling.range.join(', ')}]${vaeScaling.mean ? `, then (x − ${fmtList(vaeScaling.mean)})` : ''}${vaeScaling.std ? ` / ${fmtList(vaeScaling.std)}` : ''}; ${likelihood.type} likelihood${likelihood.type === 'gaussian' ? ` (σ = ${likelihood.sigma})` : ''} on pixels in [0, 1]`);
+    } else if (options.trainVae !== false) {
+      const size = vaeImageSize(input.width, input.height);
+      vaeToTrain = { width: size.width, height: size.height, channels: input.channels, layout: 'NCHW', range: [0, 1] };
+      decide_(`VAE: none given, so fit trains one on the fit part (--no-vae: a classifier-only pair): an MLP on ${describeImage(vaeToTrain)} images (the classifier's ${input.width}×${input.height} ${size.width === input.width && size.height === input.height ? 'as it is' : `scaled to at most ${VAE_MAX_SIDE} px on the long side`}), Bernoulli likelihood on pixels in [0, 1]`);
     } else {
-      decide_('no VAE: a classifier-only pair');
+      decide_('no VAE: a classifier-only pair (--no-vae)');
     }
-    featureTrouble = featuresProblem(resolve(options.classifier), classifierFormat, options.featuresLayer);
-    if (featureTrouble === null && options.featuresLayer) manifest.features = { layer: options.featuresLayer };
-    plannedDetectors = defaultDetectors({ vae: !!manifest.vae, features: featureTrouble === null, logits: manifest.classifier.outputKind === 'logits' });
+    // A TF.js layers model without --features: the input of its last Dense layer, as ONNX models use the input of their last Gemm.
+    const featuresLayer = options.featuresLayer ?? (classifierFormat === 'tfjs-layers' ? tfjsLastDenseInput(resolve(options.classifier)) ?? undefined : undefined);
+    featureTrouble = featuresProblem(resolve(options.classifier), classifierFormat, featuresLayer);
+    if (featureTrouble === null && featuresLayer) manifest.features = { layer: featuresLayer };
+    plannedDetectors = defaultDetectors({ vae: !!manifest.vae || !!vaeToTrain, features: featureTrouble === null, logits: manifest.classifier.outputKind === 'logits' });
     // The feature tests enter the manifest with their fit (a knn detector without features.fit is invalid).
     if (featureTrouble !== null) manifest.detectors = plannedDetectors;
-    decide_(`detectors (share of α): ${plannedDetectors.map((d) => `${d.test} ${d.share}`).join(', ')}${featureTrouble === null ? ` — KNN and Mahalanobis on the classifier's features (${options.featuresLayer ? `layer "${options.featuresLayer}"` : 'the input of its last Gemm/MatMul'})` : ` — no feature detectors: ${featureTrouble}`}`);
+    decide_(`detectors (share of α): ${plannedDetectors.map((d) => `${d.test} ${d.share}`).join(', ')}${featureTrouble === null ? ` — KNN and Mahalanobis on the classifier's features (${options.featuresLayer ? `layer "${options.featuresLayer}"` : featuresLayer ? `layer "${featuresLayer}", the input of its last Dense layer` : 'the input of its last Gemm/MatMul'})` : ` — no feature detectors: ${featureTrouble}`}`);
   } finally {
     await Promise.allSettled(opened.map((r) => r.dispose()));
   }
   checkAbort();
   progress('reading models', 1, 1);
-  const planned = [...sources.map((s) => (s.format === 'onnx' ? `${s.name}.onnx` : s.name)), 'ood-pair.json', 'calibration.json', 'split.json'];
+  const planned = [...sources.map((s) => (s.format === 'onnx' ? `${s.name}.onnx` : s.name)), ...(vaeToTrain ? ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx'] : []), 'ood-pair.json', 'calibration.json', 'split.json'];
   const outProblem = outFolderProblem(out, planned, !!options.force);
   if (outProblem) throw new FitError(outProblem);
 
@@ -592,23 +621,24 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   // IDX images carry their size in the header: resized to each model's input like any image, never read as
   // if they were the model's size. Said when they differ, so that a surprise (a 64×64 set for a 28×28 model) shows.
   const nativeSizes = new Set(items.flatMap((i) => (i.input.source && 'width' in i.input.source ? [`${i.input.source.width}×${i.input.source.height}`] : [])));
-  const geometries: { width?: number; height?: number }[] = manifest.vae ? [manifest.input, manifest.vae] : [manifest.input];
+  const geometries: { width?: number; height?: number }[] = manifest.vae ? [manifest.input, manifest.vae] : vaeToTrain ? [manifest.input, vaeToTrain] : [manifest.input];
   const modelSizes = [...new Set(geometries.map((x) => `${x.width ?? manifest.input.width}×${x.height ?? manifest.input.height}`))];
   const odd = [...nativeSizes].filter((sz) => !modelSizes.includes(sz) || modelSizes.length > 1);
   if (odd.length) decide_(`data: IDX images of ${[...nativeSizes].join(', ')} grey; each is resized to each model's input (${modelSizes.join(' and ')}) as any image file would be`);
   const withFeatures = featureTrouble === null;
-  const parts = splitSizes(items.length, { needsFitPart: withFeatures, checkShare: options.checkShare });
+  const needsFitPart = withFeatures || !!vaeToTrain;
+  const parts = splitSizes(items.length, { needsFitPart, checkShare: options.checkShare });
   if (parts.calibration < 20) throw new FitError(`--data: ${items.length} images found; calibration needs at least 20 held-out images after the check part (a few thousand are better)`);
   // Before any scoring: a calibration part too small for any test to fire at α would be written, then refused
   // at load (calibrationCheck.ts, the same rule) — every image would be "in-distribution".
-  const tooFew = tooFewForAlpha(items.length, parts, plannedDetectors, alpha, { needsFitPart: withFeatures, checkShare: options.checkShare });
+  const tooFew = tooFewForAlpha(items.length, parts, plannedDetectors, alpha, { needsFitPart, checkShare: options.checkShare });
   if (tooFew) throw new FitError(tooFew);
   const order = seededPermutation(items.length, seed);
   const partOf = new Uint8Array(items.length); // 0 fit, 1 calibration, 2 check
   order.forEach((itemIndex, rank) => {
     partOf[itemIndex] = rank < parts.fit ? 0 : rank < parts.fit + parts.calibration ? 1 : 2;
   });
-  decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ' (KNN/Mahalanobis learn from the fit part; they are calibrated on other images, since a fit image is its own nearest neighbour)'}`);
+  decide_(`data: ${items.length} images from ${options.data.join(', ')}; seeded shuffle (seed ${seed}) → fit ${parts.fit}, calibration ${parts.calibration}, held-out check ${parts.check}${parts.fit === 0 ? ' (no detector of this pair learns from data, so no fit part)' : ` (${[vaeToTrain ? 'the VAE is trained' : '', withFeatures ? 'KNN/Mahalanobis are fitted' : ''].filter(Boolean).join(' and ')} on the fit part and calibrated on other images${withFeatures ? ', since a fit image is its own nearest neighbour' : ''})`}`);
 
   // 3. Is the classifier fed right? Checked on the user's own images before anything is written.
   const classLabels = manifest.classifier.labels;
@@ -669,6 +699,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const staging = join(out, `${STAGING_PREFIX}${process.pid}-${Date.now()}`);
   mkdirSync(staging);
   let engine: OodEngine | undefined;
+  let testChoice: TestChoiceRecord | undefined;
+  /** Files fit made in the staging folder (the trained VAE), moved into `out` with the rest. */
+  const generated: string[] = [];
   try {
     for (const s of sources) {
       const rel = copyModel(s.path, s.format, staging, s.name);
@@ -682,8 +715,73 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     // The draft goes through the same validation as any manifest (schema + field relations).
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
     writeFileAtomic(join(staging, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');
-    const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: manifest.vae ? [0] : [], msp: [0] } };
+    const placeholder: Calibration = { version: 1, pair: '', source: '', count: 1, createdAt: '', scores: { elbo: manifest.vae || vaeToTrain ? [0] : [], msp: [0] } };
     const engineOptions = { provider: options.provider, batchSize: options.batchSize, calibration: placeholder, alpha, onNotice: options.onNotice };
+    if (vaeToTrain) {
+      const spec: InputSpec = { ...manifest.input, ...vaeToTrain };
+      const fitIdx = items.map((_, i) => i).filter((i) => partOf[i] === 0);
+      const pixels = spec.width * spec.height * spec.channels;
+      const data = new Float32Array(fitIdx.length * pixels);
+      let count = 0;
+      const unreadable: string[] = [];
+      for (const i of fitIdx) {
+        checkAbort();
+        const input = items[i].input;
+        try {
+          const source = input.source ?? (await readChecked(input.path, 256 * 1024 * 1024));
+          toUnitPlanar(await toModelImage(source, spec), data, count * pixels);
+          count++;
+        } catch (err) {
+          unreadable.push(`${input.path}: ${(err as Error).message}`);
+        }
+      }
+      const trainImages = count - Math.max(1, Math.round(count * 0.1));
+      const epochs = options.vaeEpochs ?? defaultVaeEpochs(trainImages, pixels);
+      const estimate = (epochs * trainImages) / nominalImagesPerSecond(pixels);
+      decide_(`training the VAE on ${count} fit-part images (${trainImages} to train, the rest to measure its held-out ELBO), ${epochs} epochs${options.vaeEpochs ? ' (--vae-epochs)' : ' (from the data size)'}: about ${formatDuration(estimate)} at ${Math.round(nominalImagesPerSecond(pixels))} images/s${unreadable.length ? `; ${unreadable.length} images could not be read (first: ${unreadable[0]})` : ''}`);
+      progress('training VAE', 0, epochs * trainImages);
+      let trained;
+      try {
+        trained = await trainVae({
+          data: data.subarray(0, count * pixels),
+          count,
+          pixels,
+          seed,
+          epochs,
+          timeLimitSeconds: options.vaeTimeLimit,
+          provider: options.provider,
+          signal: options.signal,
+          onProgress: (p) => options.onProgress?.({ phase: 'training VAE', done: p.images, total: p.totalImages, vae: { epoch: p.epoch, epochs: p.epochs, loss: p.loss, secondsLeft: p.secondsLeft } }),
+        });
+      } catch (err) {
+        if (err instanceof VaeTrainingCancelled) throw new FitError(CANCELLED);
+        throw new FitError(`training the VAE failed: ${(err as Error).message}`);
+      }
+      const graphs = vaeOnnxModels(trained.weights, spec);
+      writeFileAtomic(join(staging, 'vae.onnx'), graphs.vae);
+      writeFileAtomic(join(staging, 'vae-encoder.onnx'), graphs.encoder);
+      writeFileAtomic(join(staging, 'vae-decoder.onnx'), graphs.decoder);
+      generated.push('vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx');
+      const sameImage = spec.width === manifest.input.width && spec.height === manifest.input.height && spec.channels === manifest.input.channels;
+      manifest.vae = {
+        path: 'vae.onnx',
+        format: 'onnx',
+        input: 'image',
+        outputs: { reconstruction: 'reconstruction_logits', mu: 'mu', logvar: 'logvar' },
+        reconstructionKind: 'logits',
+        likelihood: { type: 'bernoulli' },
+        layout: 'NCHW',
+        range: [0, 1],
+        ...(sameImage ? {} : { width: spec.width, height: spec.height, channels: spec.channels }),
+        encoder: { path: 'vae-encoder.onnx', format: 'onnx', input: 'image', outputs: { mu: 'mu', logvar: 'logvar' } },
+        decoder: { path: 'vae-decoder.onnx', format: 'onnx', input: 'z', output: 'reconstruction_logits' },
+        training: trained.record,
+      };
+      parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
+      writeFileAtomic(join(staging, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');
+      const r = trained.record;
+      decide_(`trained the VAE: ${r.epochs} epochs in ${formatDuration(r.seconds)} (${r.imagesPerSecond} images/s, ${r.engine}); loss ${r.lossCurve[0]} → ${r.lossCurve.at(-1)} nats; held-out ELBO ${r.heldOutElbo} nats (${r.heldOutBitsPerDim} bits/dim)${r.stoppedBy ? `; stopped by the ${r.stoppedBy} (planned ${r.plannedEpochs} epochs)` : ''} → vae.onnx, vae-encoder.onnx, vae-decoder.onnx`);
+    }
     if (withFeatures) {
       // The feature detectors learn from the fit part (labels, when every fit image has one, for Mahalanobis).
       const fitIdx = items.map((_, i) => i).filter((i) => partOf[i] === 0);
@@ -747,6 +845,66 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     // 6. Calibrate, then measure false alarms on the check part (never used for calibration).
     const calibration = calibrationOf(calibrationIdx.map((i) => results[i]!), engine, `${options.data.map((d) => basename(d)).join(', ')}: calibration part of fit's split (seed ${seed})`);
     const sorted: Calibration = { ...calibration, scores: Object.fromEntries(Object.entries(calibration.scores).map(([k, v]) => [k, v ? [...v].sort((a: number, b: number) => a - b) : v])) as unknown as CalibrationScores };
+    // 5a. The tests the verdict leans on, from in-distribution data only: synthetic probes made from fit images.
+    if (options.chooseTests !== false && manifest.detectors?.length) {
+      const calibrationResults = calibrationIdx.map((i) => results[i]!);
+      const sourceIdx = (parts.fit ? items.map((_, i) => i).filter((i) => partOf[i] === 0) : calibrationIdx).slice(0, PROBES_PER_KIND);
+      const classifierImage: InputSpec = { ...(manifest.input as InputSpec) };
+      const sources: ProbeSource[] = [];
+      for (const i of sourceIdx) {
+        const input = items[i].input;
+        try {
+          sources.push(await toModelImage(input.source ?? (await readChecked(input.path, 256 * 1024 * 1024)), classifierImage));
+        } catch {
+          // An unreadable image makes no probe; the others do.
+        }
+      }
+      checkAbort();
+      if (sources.length) {
+        const perKind = Math.min(PROBES_PER_KIND, Math.max(20, sources.length));
+        const probes = makeProbes(sources, perKind, seed);
+        const probeResults: ImageResult[] = new Array(probes.length);
+        progress('choosing tests', 0, probes.length);
+        await engine.scoreAll(
+          probes.map((p, k) => ({ path: `probe:${p.kind}#${k}`, source: p.image })),
+          (r, k) => {
+            probeResults[k] = r;
+          },
+          { signal: options.signal },
+        );
+        checkAbort();
+        progress('choosing tests', probes.length, probes.length);
+        const inScores: Partial<Record<TestName, number[]>> = {};
+        const probeScores: Partial<Record<TestName, Partial<Record<ProbeKind, number[]>>>> = {};
+        for (const d of engine.detectors) {
+          inScores[d.test] = calibrationResults.map((r) => resultOodScore(d.test, r)).filter((v): v is number => v !== null);
+          const byKind: Partial<Record<ProbeKind, number[]>> = {};
+          probes.forEach((p, k) => {
+            const r = probeResults[k];
+            const v = r && r.verdict !== 'error' ? resultOodScore(d.test, r) : null;
+            if (v !== null) (byKind[p.kind] ??= []).push(v);
+          });
+          probeScores[d.test] = byKind;
+        }
+        const planned = pairShares(manifest) ?? {};
+        let choice = chooseTests(inScores, probeScores, planned, perKind);
+        const chosen = Object.fromEntries(choice.tests.map((t) => [t.test, t.share])) as AlphaShares;
+        // The chosen shares must still let a test fire with this calibration part (the rule the pair is loaded with).
+        // Checked at the default α (0.01) too, where `score` and the extension use the pair unless told otherwise.
+        const checkAlpha = Math.min(alpha, 0.01);
+        const counts = Object.fromEntries(choice.tests.map((t) => [t.test, calibrationIdx.length]));
+        const fires = rejectionCheck(counts, 'pair', checkAlpha, chosen);
+        if (!fires.canReject && rejectionCheck(counts, 'pair', checkAlpha, planned).canReject) choice = { ...choice, fallback: `with ${calibrationIdx.length} calibration images the chosen shares could not flag any image at α = ${checkAlpha} (they need ${fires.minimum}); the planned shares stand`, tests: choice.tests.map((t) => ({ ...t, share: planned[t.test] ?? 0 })) };
+        const finalShares = Object.fromEntries(choice.tests.map((t) => [t.test, t.share]));
+        manifest.detectors = manifest.detectors.map((d) => ({ ...d, share: finalShares[d.test] ?? d.share }));
+        // A test the engine scores and calibrates but the plan left out (energy beside a VAE) joins with its share.
+        for (const t of choice.tests) if (t.share > 0 && !manifest.detectors.some((d) => d.test === t.test)) manifest.detectors.push({ test: t.test, share: t.share });
+        testChoice = choice;
+        decide_(`tests chosen on ${probes.length} synthetic probes made from ${sourceIdx === calibrationIdx ? 'calibration' : 'fit'}-part images (${PROBE_KINDS.join(', ')}), against the calibration images — never an OOD set:`);
+        for (const line of testChoiceLines(choice)) decide_(`  ${line}`);
+        if (choice.fallback) decide_(`  ${choice.fallback}`);
+      }
+    }
     const shares = pairShares(manifest);
     let alarms = 0;
     let correct = 0;
@@ -800,6 +958,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       rmSync(join(out, top), { recursive: true, force: true });
       renameSync(join(staging, top), join(out, top));
     }
+    for (const f of generated) renameSync(join(staging, f), join(out, f));
     if (manifest.features?.fit) {
       for (const f of readdirSync(staging).filter((n) => n.startsWith('features'))) renameSync(join(staging, f), join(out, f));
     }
@@ -816,8 +975,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       heldOutFalseAlarmRate,
       heldOutAccuracy,
       check: feedCheck,
-      files: [...new Set([...sources.map((s) => (s.role === 'classifier' ? manifest.classifier.path : s.role === 'vae' ? manifest.vae!.path! : s.role === 'encoder' ? manifest.vae!.encoder!.path : manifest.vae!.decoder!.path).split('/')[0]), ...(manifest.features?.fit ? readdirSync(out).filter((n) => n.startsWith('features')) : []), 'calibration.json', 'split.json', 'ood-pair.json'])],
+      files: [...new Set([...sources.map((s) => (s.role === 'classifier' ? manifest.classifier.path : s.role === 'vae' ? manifest.vae!.path! : s.role === 'encoder' ? manifest.vae!.encoder!.path : manifest.vae!.decoder!.path).split('/')[0]), ...(manifest.features?.fit ? readdirSync(out).filter((n) => n.startsWith('features')) : []), ...generated, 'calibration.json', 'split.json', 'ood-pair.json'])],
       createdAt: new Date().toISOString(),
+      ...(testChoice ? { testChoice } : {}),
     };
     parsePairManifest(JSON.stringify(manifest), join(out, 'ood-pair.json'));
     writeFileAtomic(join(out, 'ood-pair.json'), JSON.stringify(manifest, null, 2) + '\n');
@@ -912,6 +1072,10 @@ function perChannel(s: Scaling, channels: number, prefix: string, role: string):
 
 function describeImage(s: Pick<InputSpec, 'width' | 'height' | 'channels'>): string {
   return `${s.width}×${s.height} ${s.channels === 1 ? 'grey' : 'RGB'}`;
+}
+
+function formatDuration(seconds: number): string {
+  return seconds < 90 ? `${Math.round(seconds)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
 function fmtList(xs: number[]): string {

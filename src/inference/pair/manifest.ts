@@ -110,6 +110,27 @@ export interface VaeSpec extends TensorScaling, ImageGeometry {
   /** Posterior samples for the sampled ELBO and the importance-weighted bound (needs encoder+decoder). */
   samples?: number;
   seed?: number;
+  /** Written by `ood-lens fit` when it trained this VAE (fit/vaeTraining.ts). */
+  training?: VaeTrainingRecord;
+}
+
+export interface VaeTrainingRecord {
+  /** The TensorFlow.js runtime that trained it. */
+  engine: string;
+  architecture: string;
+  seed: number;
+  epochs: number;
+  plannedEpochs?: number;
+  stoppedBy?: string;
+  trainImages: number;
+  heldOutImages: number;
+  /** Mean negative ELBO per training image (nats), per epoch. */
+  lossCurve: number[];
+  /** Mean ELBO (nats) of the held-out fit images at z = μ. */
+  heldOutElbo: number;
+  heldOutBitsPerDim?: number;
+  seconds: number;
+  imagesPerSecond: number;
 }
 
 export interface PairManifest {
@@ -147,6 +168,27 @@ export interface FitRecord {
   /** The top-level names in the pair folder that fit wrote (the only ones a later `fit --force` replaces). */
   files?: string[];
   createdAt?: string;
+  /** How fit chose the tests and their shares of α (fit/testChoice.ts). */
+  testChoice?: TestChoiceRecord;
+}
+
+export interface TestChoiceRecord {
+  method: string;
+  probesPerKind: number;
+  /** Set when no test passed and the planned shares were kept. */
+  fallback?: string;
+  tests: {
+    test: TestName;
+    /** AUROC of the test's score: calibration images against all probes. */
+    auroc: number;
+    aurocByProbe: Record<string, number>;
+    /** Share of the probes caught at 1% false alarms, mean over the kinds of probe. */
+    caughtAt1Percent: number;
+    used: boolean;
+    share: number;
+    /** Why it is not used. */
+    reason?: string;
+  }[];
 }
 
 /** What fit's feeding check found (fit/feedCheck.ts); stored as `fit.check`. */

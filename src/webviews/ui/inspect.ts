@@ -362,6 +362,7 @@ function renderRow(row: InspectRow): HTMLElement {
     images.querySelector('.heatmap')?.append(legend);
   }
   section.append(images);
+  if (pair?.vaeTraining) section.append(el('p', 'vae-training', pair.vaeTraining));
 
   const panels = el('div', 'panels');
   const classifier = el('div', 'panel classifier');

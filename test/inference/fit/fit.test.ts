@@ -69,6 +69,7 @@ describe('fitPair', () => {
         data: [data],
         out,
         scaling: { range: [0, 255] },
+        trainVae: false,
         signal: controller.signal,
         onProgress: (p) => {
           if (phases.at(-1) !== p.phase) phases.push(p.phase);
@@ -84,17 +85,90 @@ describe('fitPair', () => {
   test('returns what it decided, the held-out figures and the scores for histograms', async () => {
     const out = tempDir('fit-ok-');
     const lines: string[] = [];
-    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, onDecision: (l) => lines.push(l) });
-    assert.deepEqual(result.parts, { fit: 0, calibration: 720, check: 80 });
+    const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, onDecision: (l) => lines.push(l) });
+    assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
     assert.equal(result.manifest.classifier.outputKind, 'probabilities');
     assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
     assert.equal(result.heldOutFalseAlarmRate, result.checkOod / 80);
-    // A TF.js classifier without --features: MSP alone (a softmax output has no energy).
-    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 720, 80]]);
-    assert.deepEqual(result.manifest.detectors, [{ test: 'confidence', share: 1 }]);
+    // A TF.js classifier without --features: its features are the input of its last Dense layer ("logits" reads
+    // "fc1"), as an ONNX model's are the input of its last Gemm. MSP beside them (a softmax output has no energy).
+    assert.deepEqual(result.manifest.features, { layer: 'fc1', fit: 'features.json' });
+    assert.ok(lines.some((l) => /KNN and Mahalanobis on the classifier's features \(layer "fc1", the input of its last Dense layer\)/.test(l)), lines.join('\n'));
+    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 360, 80], ['knn', 'high-is-ood', 360, 80], ['mahalanobis', 'high-is-ood', 360, 80]]);
+    // The shares fit chose on its synthetic probes, recorded with the reasons; the used ones share all of α.
+    const choice = result.manifest.fit!.testChoice!;
+    assert.deepEqual(choice.tests.map((t) => t.test), ['confidence', 'knn', 'mahalanobis']);
+    assert.deepEqual(result.manifest.detectors!.map((d) => [d.test, d.share]), choice.tests.map((t) => [t.test, t.share]));
+    const used = choice.tests.filter((t) => t.used);
+    assert.ok(used.length >= 1 && Math.abs(used.reduce((a, t) => a + t.share, 0) - 1) < 0.01, JSON.stringify(choice.tests));
+    for (const t of choice.tests) assert.equal(t.used, t.auroc >= 0.6, JSON.stringify(t));
     assert.deepEqual(lines, result.decisions);
     assert.ok(existsSync(join(out, 'classifier', 'model.json')) && existsSync(join(out, 'classifier', 'weights.bin')));
     assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);
+  });
+
+  test('without a VAE of the user\'s: trains one on the fit part only, writes it as ONNX, scores ELBO and S(x) with it', async () => {
+    const out = tempDir('fit-vae-');
+    const vaeProgress: NonNullable<FitProgress['vae']>[] = [];
+    const result = await fitPair({
+      classifier: models.zoo.classifier,
+      data: [data],
+      out,
+      scaling: { range: [0, 255] },
+      vaeEpochs: 3,
+      seed: 4,
+      onProgress: (p) => {
+        if (p.phase === 'training VAE' && p.vae) vaeProgress.push(p.vae);
+      },
+    });
+    assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
+    const training = result.manifest.vae!.training!;
+    // The fit part and nothing else: 90% to train, 10% for the held-out ELBO.
+    assert.deepEqual([training.trainImages, training.heldOutImages, training.epochs, training.seed], [324, 36, 3, 4]);
+    assert.equal(training.lossCurve.length, 3);
+    assert.ok(training.heldOutElbo < 0 && training.heldOutElbo > -250, String(training.heldOutElbo));
+    assert.deepEqual(vaeProgress.at(-1), { ...vaeProgress.at(-1)!, epoch: 3, epochs: 3 });
+    assert.ok(vaeProgress.every((p) => p.secondsLeft >= 0 && Number.isFinite(p.loss)));
+    assert.deepEqual([result.manifest.vae!.path, result.manifest.vae!.encoder!.path, result.manifest.vae!.decoder!.path], ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']);
+    for (const f of ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']) assert.ok(existsSync(join(out, f)), f);
+    // fit owns them: a later --force replaces them.
+    for (const f of ['vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx']) assert.ok(result.manifest.fit!.files!.includes(f), f);
+    assert.deepEqual(result.manifest.vae!.likelihood, { type: 'bernoulli' });
+    // The classifier is 28×28 grey: the VAE takes the same image, so it has no size of its own.
+    assert.equal(result.manifest.vae!.width, undefined);
+    assert.ok(result.decisions.some((d) => /^trained the VAE: 3 epochs in .* held-out ELBO -\d+\.\d+ nats/.test(d)), result.decisions.join('\n'));
+    const elbo = result.heldOutScores.find((s) => s.detector === 'elbo')!;
+    const complexity = result.heldOutScores.find((s) => s.detector === 'complexity')!;
+    assert.equal(elbo.calibration.length, 360);
+    assert.ok(elbo.check.every(Number.isFinite) && complexity.check.every(Number.isFinite));
+    assert.ok(result.heldOutFalseAlarmRate <= 0.05, String(result.heldOutFalseAlarmRate));
+    // The PairInfo line for info and the panels.
+    const { OodEngine } = await import('../../../src/inference/engine');
+    const engine = await OodEngine.create({ pair: out });
+    try {
+      assert.match(engine.info.vaeTraining!, /^VAE trained by fit on 324 images: 3 epochs in \d+ s \(\d+ images\/s\), loss [\d.]+ → [\d.]+ nats; held-out ELBO -[\d.]+ nats/);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('a cancel while the VAE trains leaves nothing behind', async () => {
+    const out = tempDir('fit-vae-cancel-');
+    const controller = new AbortController();
+    await assert.rejects(
+      fitPair({
+        classifier: models.zoo.classifier,
+        data: [data],
+        out,
+        scaling: { range: [0, 255] },
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'training VAE' && p.done > 0) controller.abort();
+        },
+      }),
+      (err: Error) => err instanceof FitError && /fit was cancelled; nothing was written/.test(err.message),
+    );
+    assert.deepEqual(readdirSync(out), []);
   });
 });
 
@@ -113,7 +187,7 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
     writeFileSync(join(out, 'calibration.json'), '{"mine": true}');
     for (const force of [false, true]) {
       await assert.rejects(
-        fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force, forceReason: force ? 'even so' : undefined }),
+        fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, force, forceReason: force ? 'even so' : undefined }),
         (err: Error) => err instanceof FitError && /--out .*: fit would replace "calibration\.json", "classifier", which fit did not write; nothing was touched/.test(err.message),
       );
     }
@@ -124,14 +198,14 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
 
   test('--force replaces a pair fit wrote (its files recorded), but not one written by hand', async () => {
     const out = tempDir('fit-again-');
-    const first = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out });
-    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'ood-pair.json', 'split.json']);
-    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out }), /already holds a pair \(ood-pair\.json\); choose another --out folder or pass --force/);
-    const second = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, force: true, seed: 3 });
+    const first = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out });
+    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'features-knn.f16', 'features-mahalanobis.f32', 'features.json', 'ood-pair.json', 'split.json']);
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out }), /already holds a pair \(ood-pair\.json\); choose another --out folder or pass --force/);
+    const second = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, force: true, seed: 3 });
     assert.equal(second.manifest.fit!.seed, 3);
     const manual = tempDir('fit-manual-');
     writeFileSync(join(manual, 'ood-pair.json'), JSON.stringify({ name: 'by hand', input: {}, classifier: { path: 'c.onnx', format: 'onnx', outputKind: 'logits', labels: ['a', 'b'] } }));
-    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out: manual, force: true }), /its ood-pair\.json was not written by ood-lens fit, and --force replaces only pairs fit wrote/);
+    await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out: manual, force: true }), /its ood-pair\.json was not written by ood-lens fit, and --force replaces only pairs fit wrote/);
   });
 
   test("a killed fit's staging folder is removed on the next run and is never a pair to offer", async () => {
@@ -143,7 +217,7 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
     assert.equal(isStagingPath(join(stale, 'ood-pair.json')), true);
     assert.equal(isStagingPath(join(out, 'ood-pair.json')), false);
     const lines: string[] = [];
-    await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], out, onDecision: (l) => lines.push(l) });
+    await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, onDecision: (l) => lines.push(l) });
     assert.ok(lines.some((l) => l.includes(`removed ${STAGING_PREFIX}${dead}-1, the staging folder of a fit that did not finish`)), lines.join('\n'));
     assert.equal(existsSync(stale), false);
     // A running fit's staging folder (this process) is left alone.
