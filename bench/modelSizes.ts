@@ -76,7 +76,7 @@ async function mobilenetPair(): Promise<string> {
   }
   const fitData = await photoCrops(join(CACHE, 'fit-crops'), 1500, 64, 64, 'png', 100_000);
   log('fitting the 224×224 pair (classifier only, with its feature detectors)…');
-  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'ood-lens.js'), 'fit', '--classifier', model, '--data', fitData, '--out', pair, '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225', '--name', 'mobilenet-v3-small-224', '--force=random weights: a speed benchmark, not a classifier'], { cwd: REPO, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'ood-lens.js'), 'fit', '--classifier', model, '--data', fitData, '--out', pair, '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225', '--name', 'mobilenet-v3-small-224', '--no-vae', '--force=random weights: a speed benchmark, not a classifier'], { cwd: REPO, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ood-lens fit of the 224×224 pair failed: ${r.stderr.slice(-800)}`);
   return pair;
 }
