@@ -111,8 +111,13 @@ export function cannotFireWarning(r: Pick<FitReport, 'histograms' | 'alpha' | 'p
  * (two classes: MSP ≥ 0.5, the issue's pair fired below ≈ 0.504). Says so, with the share of α it holds; null
  * when the test can fire in earnest (or the pair has none).
  */
-export function blindConfidenceWarning(mspThreshold: number | null, share: number, classes: number | undefined): string | null {
-  if (!classes || classes < 2 || share <= 0 || mspThreshold === null) return null;
+export function blindConfidenceWarning(mspThreshold: number | null, share: number, classes: number | undefined, calibration?: { count: number; alpha: number }): string | null {
+  if (!classes || classes < 2 || share <= 0) return null;
+  // A share too small for the calibration to ever give a p-value below it: the test never fires at all.
+  if (mspThreshold === null) {
+    if (!calibration) return null;
+    return `The confidence test cannot fire on this pair: its share of α (${+share.toFixed(3)}) needs at least ${calibrationNeeded(share, calibration.alpha).toLocaleString('en-US')} calibration images and the pair has ${calibration.count.toLocaleString('en-US')}. The other tests decide the verdicts.`;
+  }
   const floor = 1 / classes;
   const position = (mspThreshold - floor) / (1 - floor);
   if (position > 0.2) return null;

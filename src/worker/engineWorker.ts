@@ -231,7 +231,7 @@ export class EngineServer {
     const shares = info.shares ?? {};
     // The confidence test fires below the MSP at its share of α: near 1/K (two classes) it can hardly fire.
     const confidenceShare = shares.confidence ?? 0;
-    const blind = scores?.msp.length ? blindConfidenceWarning(firingThreshold([...scores.msp].sort((a, b) => a - b), confidenceShare * info.alpha, 'low'), confidenceShare, info.labels.length) : null;
+    const blind = scores?.msp.length ? blindConfidenceWarning(firingThreshold([...scores.msp].sort((a, b) => a - b), confidenceShare * info.alpha, 'low'), confidenceShare, info.labels.length, { count: scores.msp.length, alpha: info.alpha }) : null;
     return {
       ...info,
       calibrationElbo: scores ? calibrationHistogram(scores.elbo) : null,

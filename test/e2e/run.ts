@@ -510,8 +510,9 @@ async function createPairNonSquareFlow(ctx: Ctx): Promise<void> {
       return v.histograms.length > 0 && v;
     }, 30_000);
     ctx.note(`result: ${result.shares} | ${result.blind.slice(0, 120)} | histograms ${result.histograms.join(', ')} | ${result.meta}`);
-    assert(/KNN distance 0\.5/.test(result.shares) && /confidence 0\.5/.test(result.shares), `shares: ${result.shares}`);
-    assert(/can hardly fire/.test(result.blind), `no warning that the confidence test can hardly fire: ${result.blind}`);
+    // fit chooses the shares on synthetic probes (issue 21): each test that decides is named once with its share.
+    assert(/KNN distance 0\.\d+/.test(result.shares) && /confidence 0\.\d+/.test(result.shares), `shares: ${result.shares}`);
+    assert(/can hardly fire|cannot fire/.test(result.blind), `no warning that the confidence test can hardly fire: ${result.blind}`);
     assert(!result.histograms.includes('elbo') && result.histograms.includes('knn'), `histograms: ${result.histograms}`);
     assert(!result.meta.includes(fx.root), `the result panel shows a machine path: ${result.meta}`);
     await shoot('fit-result');

@@ -78,6 +78,9 @@ describe('issue 25: α shares and a test that cannot fire', () => {
     assert.equal(blindConfidenceWarning(t, 0.5, 10), null, 'ten classes: 0.55 is half way from the 0.1 floor');
     assert.equal(blindConfidenceWarning(0.65, 0.5, 2), null, 'two classes, fires below 0.65 (30% of the range): it can fire');
     assert.equal(blindConfidenceWarning(t, 0, 2), null, 'a test without a share is not part of the verdict');
+    // A share too small for the calibration (fit's probe-chosen shares can give one): the test never fires at all.
+    assert.match(blindConfidenceWarning(null, 0.06, 2, { count: 225, alpha: 0.01 })!, /^The confidence test cannot fire on this pair: its share of α \(0\.06\) needs at least 1,666 calibration images and the pair has 225\./);
+    assert.equal(blindConfidenceWarning(null, 0.06, 2), null, 'without the calibration size nothing is said');
   });
 });
 

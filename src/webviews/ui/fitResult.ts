@@ -150,7 +150,7 @@ function render(s: FitResultViewState): void {
     figure.append(b);
   }
   const msp = r.histograms.find((h) => h.score === 'msp');
-  const blind = msp ? blindConfidenceWarning(msp.threshold, msp.share, r.classes) : null;
+  const blind = msp ? blindConfidenceWarning(msp.threshold, msp.share, r.classes, { count: r.parts.calibration, alpha: r.alpha }) : null;
   if (blind) {
     const b = el('p', 'banner', blind);
     b.id = 'blind-test';
