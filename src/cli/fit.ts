@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FitError, type FitOptions, fitPair, type ManifestReader, type Scaling } from '../inference/fit/fit';
-import type { Layout } from '../inference/pair/manifest';
+import { type Layout, RESIZE_KERNELS, type ResizeKernel } from '../inference/pair/manifest';
 import { joinNegativeValues, UsageError } from './options';
 
 export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> [--vae <model> | --encoder <model> --decoder <model> | --no-vae]
@@ -13,7 +13,7 @@ export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> 
                [--likelihood bernoulli|continuous-bernoulli|gaussian|discretized-logistic] [--sigma S]
                [--vae-outputs RECON,MU,LOGVAR] [--output NAME] [--output-kind logits|probabilities]
                [--vae-epochs N] [--vae-time-limit SECONDS]
-               [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--const NAME=VALUE]… [--name NAME]
+               [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--resize-kernel K] [--const NAME=VALUE]… [--name NAME]
                [--seed N] [--limit N] [--alpha A] [--provider auto|cpu|cuda] [--batch-size N] [--force ["REASON"]]`;
 
 /** \`ood-lens fit --help\`: every option, what it does, and an example. */
@@ -49,6 +49,9 @@ How images become the classifier's input (pixels 0..255 → range, then (x − m
   --layout L           NCHW, NHWC or flat (the model takes [N, H·W·C] vectors; give --size). Read from the model
                        when its shape tells. e.g. --layout NHWC   --layout flat --size 28x28
   --size WxH           input size when the model leaves it free (or for --layout flat). e.g. --size 224x224
+  --resize-kernel K    how images are resized to the model's size: linear (default: bilinear, as torchvision's
+                       Resize and PIL), nearest, cubic, mitchell, lanczos2 or lanczos3. Use the one the model
+                       was trained with. Recorded in the pair. e.g. --resize-kernel lanczos3
   --const NAME=VALUE   feeds an extra model input the same number every time (repeatable).
                          e.g. --const temperature=1
   A uint8 input is fed the 8-bit pixels themselves (no --range, --mean or --std).
@@ -140,6 +143,7 @@ const FIT_OPTIONS = {
   features: { type: 'string' },
   layout: { type: 'string' },
   size: { type: 'string' },
+  'resize-kernel': { type: 'string' },
   const: { type: 'string', multiple: true },
   name: { type: 'string' },
   seed: { type: 'string' },
@@ -209,6 +213,8 @@ export async function runFit(argv: string[]): Promise<number> {
     if (m[1].trim() in constants) throw new UsageError(`--const: "${m[1].trim()}" is given twice`);
     constants[m[1].trim()] = value;
   }
+  const resizeKernel = values['resize-kernel'];
+  if (resizeKernel !== undefined && !(RESIZE_KERNELS as readonly string[]).includes(resizeKernel)) throw new UsageError(`--resize-kernel must be one of ${RESIZE_KERNELS.join(', ')} (got "${resizeKernel}")`);
   const size = values.size?.match(/^(\d+)x(\d+)$/i);
   if (values.size && !size) throw new UsageError(`--size must be WIDTHxHEIGHT, e.g. 28x28 (got "${values.size}")`);
   const integer = (flag: string, raw: string | undefined, min: number) => {
@@ -248,6 +254,7 @@ export async function runFit(argv: string[]): Promise<number> {
     featuresLayer: values.features,
     layout: values.layout as Layout | undefined,
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : undefined,
+    resizeKernel: resizeKernel as ResizeKernel | undefined,
     constants: Object.keys(constants).length ? constants : undefined,
     seed: integer('--seed', values.seed, 0),
     limit: integer('--limit', values.limit, 1),

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomicFile';
 import { OodEngine, type ImageResult, type ScoreInput } from '../engine';
 import { expandInputs } from '../io/files';
 import { idxImages, looksLikeIdx, readIdxFile } from '../io/idx';
-import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, oversizeInput, type PairManifest, pairShares, type TestChoiceRecord, type VaeSpec, parsePairManifest } from '../pair/manifest';
+import { type DetectorSpec, type InputSpec, type Layout, type ModelFormat, oversizeInput, type PairManifest, pairShares, type ResizeKernel, type TestChoiceRecord, type VaeSpec, parsePairManifest } from '../pair/manifest';
 import { resultOodScore } from '../detectors/oodDetectors';
 import type { AlphaShares, TestName } from '../../shared/rules';
 import { rejectionCheck } from '../pair/calibrationCheck';
@@ -47,6 +47,9 @@ export interface Scaling {
   mean?: number[];
   std?: number[];
 }
+
+/** The resize kernel of a new fit: bilinear, as torchvision's Resize (pairs without one in the manifest keep lanczos3). */
+export const DEFAULT_FIT_RESIZE_KERNEL: ResizeKernel = 'linear';
 
 export interface FitOptions {
   /** Classifier model: an .onnx file, a TF.js model.json or its folder. */
@@ -103,6 +106,12 @@ export interface FitOptions {
   /** The classifier's inputs besides the image, fed this number on every run (`--const NAME=VALUE`). */
   constants?: Record<string, number>;
   size?: { width: number; height: number };
+  /**
+   * The kernel images are resized to the classifier's size with (default `linear`: bilinear, what torchvision's
+   * Resize and PIL use, so a model trained with them sees the images it was trained on; also far cheaper than
+   * lanczos3 when upscaling to 224×224). Recorded in the manifest: the pair's calibration was made with it.
+   */
+  resizeKernel?: ResizeKernel;
   /** Seed of the shuffle that splits the data (default 0). */
   seed?: number;
   /** Use at most this many images (the first in listing order). */
@@ -489,9 +498,13 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     classifierFeed.layouts = input.layout === 'flat' ? ['flat'] : [input.layout, ...(['NCHW', 'NHWC'] as Layout[]).filter((l) => l !== input.layout && sameImage(l))];
     classifierFeed.inputName = input.name;
     // The shared input is the classifier's; a VAE of another size or channel count gets its own (below).
-    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout };
+    // The resize kernel is written out even at its default: a manifest without one means lanczos3 (pairs made
+    // before fit chose bilinear), and the calibration below is made with the kernel recorded here.
+    const resizeKernel = options.resizeKernel ?? DEFAULT_FIT_RESIZE_KERNEL;
+    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout, resizeKernel };
     manifest.input = { ...classifierInput };
     decide_(`classifier: ${classifier.source} (${classifierFormat}) takes "${input.name}" ${fmt(input.shape)}: ${input.width}×${input.height}, ${input.channels === 1 ? 'grey' : 'RGB'}, ${input.layout}${input.staticBatch ? `, static batch ${input.staticBatch} (run in chunks of ${input.staticBatch})` : ', any batch'}`);
+    decide_(`images are resized to ${input.width}×${input.height} with the ${resizeKernel} kernel${options.resizeKernel ? '' : ` (the default, bilinear as torchvision's Resize; --resize-kernel picks another)`}`);
     const probe = probeImages(classifierInput);
     const classifierScaling = { layout: input.layout, ...scaling };
     const classOut = await withAnyBatch(classifier).run({ [input.name]: probeTensor(probe, classifierInput, classifierScaling) });

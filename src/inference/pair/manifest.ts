@@ -15,7 +15,8 @@ export type ModelFormat = 'onnx' | 'tfjs-layers' | 'tfjs-graph';
 /** `flat`: [batch, channels·height·width], the NCHW image flattened (a model that takes vectors). */
 export type Layout = 'NCHW' | 'NHWC' | 'flat';
 export type ResizeFit = 'fill' | 'contain' | 'cover';
-export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+export const RESIZE_KERNELS = ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'] as const;
+export type ResizeKernel = (typeof RESIZE_KERNELS)[number];
 
 /**
  * How an image becomes one model's input, resolved (pair.ts `modelInputs`): that model's size, channels and
