@@ -20,15 +20,15 @@ const SCORE_IMAGES = 400;
 
 /**
  * Accuracy of the CIFAR-style classifier fed correctly, by hand: each 28×28 digit resized to 32×32 RGB by sharp
- * on its own (lanczos3, sharp's default), normalised with ImageNet's mean/std, NHWC.
+ * on its own with the given kernel (fit's default: bilinear), normalised with ImageNet's mean/std, NHWC.
  */
-async function cifarAccuracyFedCorrectly(path: string, images: string, labels: Uint8Array): Promise<number> {
+async function cifarAccuracyFedCorrectly(path: string, images: string, labels: Uint8Array, kernel: 'linear' | 'lanczos3' = 'linear'): Promise<number> {
   const runner = await loadModel(path, 'onnx', { provider: 'cpu' });
   try {
     const idx = idxImages(readIdxFile(images), images);
     const data = new Float32Array(idx.count * 32 * 32 * 3);
     for (let i = 0; i < idx.count; i++) {
-      const px = await sharp(Buffer.from(idx.image(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').resize({ width: 32, height: 32, fit: 'fill' }).raw().toBuffer();
+      const px = await sharp(Buffer.from(idx.image(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').resize({ width: 32, height: 32, fit: 'fill', kernel }).raw().toBuffer();
       for (let q = 0; q < 32 * 32; q++) for (let c = 0; c < 3; c++) data[i * 3072 + q * 3 + c] = (px[q * 3 + c] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
     }
     const out = (await runner.run({ pixel_values: { data, dims: [idx.count, 32, 32, 3] } })).logits.data;
@@ -188,7 +188,9 @@ describe('bring your own model: fit → score', () => {
     // The data's own size (IDX 28×28) differs from the classifier's: said, and resized like any image.
     assert.match(r.stdout, /data: IDX images of 28×28 grey; each is resized to each model's input \(32×32 and 28×28\)/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
-    assert.deepEqual(manifest.input, { width: 32, height: 32, channels: 3, layout: 'NHWC' });
+    // The resize kernel is recorded even at fit's default (a manifest without one means lanczos3).
+    assert.deepEqual(manifest.input, { width: 32, height: 32, channels: 3, layout: 'NHWC', resizeKernel: 'linear' });
+    assert.match(r.stdout, /images are resized to 32×32 with the linear kernel \(the default, bilinear as torchvision's Resize; --resize-kernel picks another\)/);
     assert.deepEqual([manifest.classifier.mean, manifest.classifier.std], [IMAGENET_MEAN, IMAGENET_STD]);
     assert.deepEqual([manifest.vae.width, manifest.vae.height, manifest.vae.channels, manifest.vae.layout, manifest.vae.mean], [28, 28, 1, 'NCHW', undefined]);
     const reference = await cifarAccuracyFedCorrectly(models.cifar.classifier, scoreData.images, scoreData.labels);
@@ -201,6 +203,10 @@ describe('bring your own model: fit → score', () => {
     for (let i = 0; i < 20; i++) assert.ok(Math.abs(scored.results[i].elbo! - zoo.results[i].elbo!) < 1e-3, `image ${i}: ELBO ${scored.results[i].elbo} vs ${zoo.results[i].elbo}`);
 
     // A manifest value that contradicts the model file is refused when the pair loads, with the field and the fix.
+    const badKernel = cli('fit', '--classifier', models.cifar.classifier, '--resize-kernel', 'bilinear', '--data', fitData, '--out', join(work, 'cifar-bad-kernel'));
+    assert.equal(badKernel.code, 2, badKernel.stderr);
+    assert.match(badKernel.stderr, /--resize-kernel must be one of nearest, linear, cubic, mitchell, lanczos2, lanczos3 \(got "bilinear"\)/);
+
     const wrong = join(work, 'cifar-wrong');
     cpSync(out, wrong, { recursive: true });
     writeFileSync(join(wrong, 'ood-pair.json'), JSON.stringify({ ...manifest, vae: { ...manifest.vae, width: 32, height: 32 } }));

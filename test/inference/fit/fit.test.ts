@@ -88,6 +88,7 @@ describe('fitPair', () => {
     const result = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, onDecision: (l) => lines.push(l) });
     assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
     assert.equal(result.manifest.classifier.outputKind, 'probabilities');
+    assert.equal(result.manifest.input.resizeKernel, 'linear'); // fit's default, recorded
     assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
     assert.equal(result.heldOutFalseAlarmRate, result.checkOod / 80);
     // A TF.js classifier without --features: its features are the input of its last Dense layer ("logits" reads
