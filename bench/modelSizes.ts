@@ -67,7 +67,12 @@ async function photoCrops(dir: string, count: number, width: number, height: num
 /** The 224×224 classifier-only pair: exported once (needs Debian's python3-torchvision), fitted once with `ood-lens fit`. */
 async function mobilenetPair(): Promise<string> {
   const pair = join(CACHE, 'mobilenet-pair');
-  if (existsSync(join(pair, 'ood-pair.json'))) return pair;
+  if (existsSync(join(pair, 'ood-pair.json'))) {
+    // A pair fitted before fit recorded its resize kernel resizes with lanczos3; new fits use bilinear (torchvision's).
+    if (JSON.parse(readFileSync(join(pair, 'ood-pair.json'), 'utf8')).input?.resizeKernel) return pair;
+    log('the cached 224×224 pair was fitted before fit recorded its resize kernel (lanczos3): fitting it again');
+    rmSync(pair, { recursive: true, force: true });
+  }
   const model = join(CACHE, 'mobilenet-v3-small.onnx');
   if (!existsSync(model)) {
     mkdirSync(CACHE, { recursive: true });
