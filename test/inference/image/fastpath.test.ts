@@ -38,6 +38,22 @@ test('fast path equals the per-image sharp pipeline bit for bit on 600 real MNIS
   }
 });
 
+test('photo crops upsized to 224×224 RGB (the atlas) equal the per-image sharp pipeline bit for bit, every kernel', async () => {
+  const photo = await sharp(join(FIXTURES, 'cat.png')).flatten({ background: '#ffffff' }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const crops = await Promise.all(
+    Array.from({ length: 12 }, async (_, i) => {
+      const left = (i * 37) % (photo.info.width - 64), top = (i * 23) % (photo.info.height - 64);
+      return new Uint8Array(await sharp(photo.data, { raw: photo.info }).extract({ left, top, width: 64, height: 64 }).png().toBuffer());
+    }),
+  );
+  for (const kernel of ['linear', 'lanczos3', 'nearest', 'cubic'] as const) {
+    const spec: InputSpec = { width: 224, height: 224, channels: 3, layout: 'NCHW', resizeKernel: kernel };
+    const fast = await prepareBatch(crops, spec, DEFAULT_MAX_INPUT_PIXELS);
+    const slow = await Promise.all(crops.map((b) => toModelImage(b, spec)));
+    assertSame(fast, slow, `64×64 → 224×224 ${kernel}`);
+  }
+});
+
 test('small PNGs (grey, grey+alpha, RGB, RGBA) decode in-process to the same pixels sharp gives', async () => {
   const dir = tempDir();
   const pngs = (await writeIdxPngs(MNIST_TEST_IMAGES, [0, 1, 2, 3, 4, 5, 6, 7], dir, 'm')).map((p) => new Uint8Array(readFileSync(p)));
