@@ -147,6 +147,11 @@ export function convActivationOutputs(model: onnx.IModelProto): string[] {
   return out;
 }
 
+/** The layers fit exposes: the last MAX_EXPOSED_LAYERS conv-block activations of the model (none when it has none). */
+export function lastConvActivations(bytes: Uint8Array): string[] {
+  return convActivationOutputs(onnx.ModelProto.decode(bytes)).slice(-MAX_EXPOSED_LAYERS);
+}
+
 export interface ExposedLayers {
   bytes: Uint8Array;
   /** Per exposed layer: the activation tensor read and the model output now holding its 2×2-pooled values. */

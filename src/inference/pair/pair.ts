@@ -108,7 +108,7 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
     }
     return { runner, features: named };
   }
-  const { exposePenultimate, exposeLayerPools, convActivationOutputs, MAX_EXPOSED_LAYERS } = await import('../features/onnxGraph');
+  const { exposePenultimate, exposeLayerPools, lastConvActivations } = await import('../features/onnxGraph');
   let bytes: Uint8Array;
   try {
     bytes = readBoundedSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
@@ -120,8 +120,7 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
   else ({ bytes, name: features } = exposePenultimate(bytes, path));
   let exposedLayers: { tensor: string; output: string }[] | undefined;
   if (layers) {
-    const { onnx } = await import('onnx-proto');
-    const tensors = layers === 'choose' ? convActivationOutputs(onnx.ModelProto.decode(bytes)).slice(-MAX_EXPOSED_LAYERS) : layers;
+    const tensors = layers === 'choose' ? lastConvActivations(bytes) : layers;
     if (tensors.length) ({ bytes, layers: exposedLayers } = exposeLayerPools(bytes, path, tensors));
   }
   const runner = await loadModel(path, 'onnx', options, bytes);
