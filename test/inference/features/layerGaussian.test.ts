@@ -96,7 +96,7 @@ describe('the earlier-layer test, fitted by fit on a third-party ONNX CNN', () =
     const models = await thirdPartyModels();
     const data = writeMnistIdx(tempDir('layers-data-'), 'd', 0, 1200).images;
     out = join(tempDir('layers-pair-'), 'pair');
-    await fitPair({ classifier: models.torchvision.classifier, data: [data], mean: [0.1307], std: [0.3081], trainVae: false, out });
+    await fitPair({ classifier: models.torchvision.classifier, data: [data], scaling: { mean: [0.1307], std: [0.3081] }, trainVae: false, out });
   });
 
   test('fit writes one Gaussian per conv block into features.json and features-layers.f32, and lists the test', () => {
