@@ -12,6 +12,10 @@ import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { convActivationOutputs, exposeLayerPools } from '../../../src/inference/features/onnxGraph';
 import { readFeatureFit } from '../../../src/inference/features/featureFit';
+import { fitLayerGaussian } from '../../../src/inference/features/layerGaussian';
+import { mahalanobisScores } from '../../../src/inference/features/mahalanobis';
+import { loadTfjs } from '../../../src/inference/backends/tfjs';
+import type { FloatTensor } from '../../../src/inference/backends/types';
 import { OodEngine } from '../../../src/inference/engine';
 import { fitPair } from '../../../src/inference/fit/fit';
 import { auroc } from '../../../src/inference/detectors/metrics';
@@ -135,6 +139,129 @@ describe('the earlier-layer test, fitted by fit on a third-party ONNX CNN', () =
     writeFileSync(join(broken, 'features-layers.f32'), new Uint8Array(12));
     await assert.rejects(OodEngine.create({ pair: broken, provider: 'cpu' }), /features-layers\.f32: holds 12 bytes, expected \d+; fit the detectors again/);
   });
+});
+
+describe('a TF.js layers model exposes its conv blocks pooled to 2×2 on the backend', () => {
+  let path: string;
+  before(async () => {
+    path = (await thirdPartyModels()).tfjsSequential.classifier;
+  });
+
+  test('the two Conv2D layers with a ReLU are chosen, not the dense head', async () => {
+    const runner = await loadTfjs(path, 'tfjs-layers', { provider: 'cpu', layerPools: { last: 4 } });
+    try {
+      assert.deepEqual(runner.layerPools, [
+        { tensor: 'conv1', output: 'ood_lens_pool/conv1' },
+        { tensor: 'conv2', output: 'ood_lens_pool/conv2' },
+      ]);
+      assert.deepEqual(runner.outputs.slice(1).map((o) => [o.name, o.shape]), [['ood_lens_pool/conv1', [null, 4 * 32]], ['ood_lens_pool/conv2', [null, 4 * 64]]]);
+    } finally {
+      await runner.dispose();
+    }
+  });
+
+  test('the pooled outputs are the quadrant means of the layers\' activations, [batch, 4·C], for batch sizes 1 and 3', async () => {
+    const layers = ['conv1', 'conv2'];
+    const pooled = await loadTfjs(path, 'tfjs-layers', { provider: 'cpu', layerPools: layers });
+    // The raw activations (NHWC) from the same model, to pool by hand.
+    const raw = await loadTfjs(path, 'tfjs-layers', { provider: 'cpu', outputLayers: layers });
+    const images = idxImages(readIdxFile(MNIST_TEST_IMAGES), MNIST_TEST_IMAGES);
+    try {
+      for (const batch of [1, 3]) {
+        const input = new Float32Array(batch * 784);
+        for (let b = 0; b < batch; b++) input.set(Array.from(images.image(100 + b), (v) => v / 255), b * 784);
+        const feed = { [pooled.inputs[0].name]: { data: input, dims: [batch, 28, 28, 1] } };
+        const got = await pooled.run(feed, pooled.layerPools!.map((l) => l.output));
+        const activations = await raw.run(feed, layers);
+        for (const { tensor, output } of pooled.layerPools!) {
+          const [n, h, w, c] = activations[tensor].dims;
+          assert.equal(n, batch);
+          assert.deepEqual(got[output].dims, [batch, 4 * c]);
+          const data = activations[tensor].data;
+          const [hh, hw] = [Math.floor(h / 2), Math.floor(w / 2)];
+          let nonZero = 0;
+          for (let b = 0; b < batch; b++) {
+            [[0, hh, 0, hw], [0, hh, hw, w], [hh, h, 0, hw], [hh, h, hw, w]].forEach(([y0, y1, x0, x1], q) => {
+              for (let ch = 0; ch < c; ch++) {
+                let sum = 0;
+                for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += data[((b * h + y) * w + x) * c + ch];
+                const expected = sum / ((y1 - y0) * (x1 - x0));
+                const value = got[output].data[b * 4 * c + q * c + ch];
+                if (expected !== 0) nonZero++;
+                assert.ok(Math.abs(value - expected) <= 1e-5 * Math.max(1, Math.abs(expected)), `${tensor} batch ${batch} image ${b} quadrant ${q} channel ${ch}: ${value} vs ${expected}`);
+              }
+            });
+          }
+          assert.ok(nonZero > batch * c, `${tensor}: the activations are not all zero`);
+        }
+      }
+    } finally {
+      await pooled.dispose();
+      await raw.dispose();
+    }
+  });
+
+  test('a layer the model does not have is refused by name', async () => {
+    await assert.rejects(loadTfjs(path, 'tfjs-layers', { provider: 'cpu', layerPools: ['nope'] }), /has no layer named "nope" \(layers: .*conv1.*\); fit the detectors again/);
+  });
+});
+
+describe('the earlier-layer test, fitted by fit on a third-party TF.js Sequential classifier', () => {
+  let out: string;
+  before(async () => {
+    const models = await thirdPartyModels();
+    const data = writeMnistIdx(tempDir('layers-tfjs-data-'), 'd', 0, 1200).images;
+    out = join(tempDir('layers-tfjs-pair-'), 'pair');
+    await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out });
+  });
+
+  test('fit writes one Gaussian per conv layer, and the re-loaded pair separates FashionMNIST from MNIST (AUROC ≥ 0.99 on 300 + 300)', async () => {
+    const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
+    assert.ok(manifest.detectors.some((d: { test: string }) => d.test === 'layers'), JSON.stringify(manifest.detectors));
+    const file = JSON.parse(readFileSync(join(out, 'features.json'), 'utf8'));
+    assert.deepEqual(file.layers.items.map((l: { tensor: string; dims: number; pooling: string }) => [l.tensor, l.dims, l.pooling]), [['conv1', 128, 'quadrants'], ['conv2', 256, 'quadrants']]);
+    const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
+    try {
+      assert.deepEqual(engine.pair.names.layerTensors, ['conv1', 'conv2']);
+      const mnist = await scoreAll(engine, rawImages(MNIST_TEST_IMAGES, 5000, 300));
+      const fashion = await scoreAll(engine, rawImages(FASHION_TEST_IMAGES, 0, 300));
+      const inScores = mnist.map((r) => r.layerDistance!);
+      const oodScores = fashion.map((r) => r.layerDistance!);
+      assert.ok([...inScores, ...oodScores].every((v) => Number.isFinite(v)));
+      const a = auroc(inScores, oodScores);
+      assert.ok(a >= 0.99, `AUROC ${a}`);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('a NaN in a layer\'s values makes that image an error naming the test and the layer, not an empty score', async () => {
+    const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
+    try {
+      const classifier = engine.pair.classifier;
+      const run = classifier.run.bind(classifier);
+      // A model that breaks on one image: the second image's pooled conv2 values get a NaN.
+      classifier.run = async (feeds: Record<string, FloatTensor>, names?: string[]) => {
+        const result = await run(feeds, names);
+        const conv2 = result['ood_lens_pool/conv2'];
+        if (conv2) conv2.data[conv2.data.length / conv2.dims[0] + 7] = NaN;
+        return result;
+      };
+      const results = await scoreAll(engine, rawImages(MNIST_TEST_IMAGES, 0, 3));
+      assert.deepEqual(results.map((r) => r.verdict === 'error'), [false, true, false]);
+      assert.match(results[1].error!, /the earlier-layer test \("layers"\) cannot score this image: the classifier's layer "conv2" has a non-finite value \(NaN\)/);
+      assert.ok(Number.isFinite(results[0].layerDistance!) && Number.isFinite(results[2].layerDistance!));
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+test('fitting a layer\'s Gaussian on a non-finite value fails, naming the test, the layer and the image', () => {
+  const dims = 8;
+  const features = Float32Array.from({ length: 20 * dims }, (_, i) => Math.sin(i * 1.7));
+  features[2 * dims + 5] = Infinity;
+  assert.throws(() => fitLayerGaussian('conv2', features, dims, mahalanobisScores), /the earlier-layer test \("layers"\): layer "conv2" has a non-finite value \(Infinity\) for fit image 3 of 20/);
 });
 
 describe('a pair fitted before the earlier-layer test', { skip: pairReady() ? false : 'models/mnist is not trained yet' }, () => {
