@@ -156,6 +156,11 @@ export interface ExposedLayers {
   bytes: Uint8Array;
   /** Per exposed layer: the activation tensor read and the model output now holding its 2×2-pooled values. */
   layers: { tensor: string; output: string }[];
+  /**
+   * Opset below 11: the graph cannot slice by a run-time shape, so `bytes` exposes the activations themselves
+   * (outputs named as the tensors) and JsPooledLayersRunner (layerPooling.ts) pools them into `layers[].output`.
+   */
+  poolInJs?: true;
 }
 
 /**
@@ -177,8 +182,12 @@ export function exposeLayerPools(bytes: Uint8Array, source: string, tensors: str
   if (missing.length) throw new ModelError(source, `has no tensor named ${missing.map((t) => `"${t}"`).join(', ')} for the earlier-layer features; fit the detectors again`);
   const opset = (model.opsetImport ?? []).find((o) => !o.domain)?.version;
   const version = typeof opset === 'number' ? opset : Number(opset ?? 13);
-  if (version < 11) throw new ModelError(source, `uses ONNX opset ${version}; the earlier-layer features need opset 11 or later`);
   const T = onnx.TensorProto;
+  if (version < 11) {
+    graph.output ??= [];
+    for (const tensor of tensors) if (!graph.output.some((o) => o.name === tensor)) graph.output.push(onnx.ValueInfoProto.create({ name: tensor, type: { tensorType: { elemType: T.DataType.FLOAT } } }));
+    return { bytes: onnx.ModelProto.encode(model).finish(), layers: tensors.map((tensor) => ({ tensor, output: `ood_lens_pool/${tensor}` })), poolInJs: true };
+  }
   const A = onnx.AttributeProto;
   const ints = (name: string, values: number[]) => T.create({ name, dims: [values.length], dataType: T.DataType.INT64, int64Data: values });
   const prefix = 'ood_lens_pool';

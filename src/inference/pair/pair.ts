@@ -122,11 +122,18 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
   if (named) features = named;
   else ({ bytes, name: features } = exposePenultimate(bytes, path));
   let exposedLayers: { tensor: string; output: string }[] | undefined;
+  let poolInJs = false;
   if (layers) {
     const tensors = layers === 'choose' ? lastConvActivations(bytes) : layers;
-    if (tensors.length) ({ bytes, layers: exposedLayers } = exposeLayerPools(bytes, path, tensors));
+    if (tensors.length) {
+      const exposed = exposeLayerPools(bytes, path, tensors);
+      ({ bytes, layers: exposedLayers } = exposed);
+      poolInJs = !!exposed.poolInJs;
+    }
   }
-  const runner = await loadModel(path, 'onnx', options, bytes);
+  let runner = await loadModel(path, 'onnx', options, bytes);
+  // An old opset's graph gives the activations whole: they are pooled as they come back.
+  if (poolInJs && exposedLayers) runner = new (await import('../features/layerPooling')).JsPooledLayersRunner(runner, exposedLayers);
   if (named && !runner.outputs.some((o) => o.name === named)) {
     await runner.dispose();
     throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.output in the pair manifest`);

@@ -15,6 +15,8 @@ import { readFeatureFit } from '../../../src/inference/features/featureFit';
 import { fitLayerGaussian } from '../../../src/inference/features/layerGaussian';
 import { mahalanobisScores } from '../../../src/inference/features/mahalanobis';
 import { loadTfjs } from '../../../src/inference/backends/tfjs';
+import { loadOnnx } from '../../../src/inference/backends/onnx';
+import { JsPooledLayersRunner } from '../../../src/inference/features/layerPooling';
 import type { FloatTensor } from '../../../src/inference/backends/types';
 import { OodEngine } from '../../../src/inference/engine';
 import { fitPair } from '../../../src/inference/fit/fit';
@@ -72,6 +74,42 @@ describe('the ONNX graph edit exposes conv blocks pooled to 2×2', () => {
         assert.deepEqual(exposed.layers.map((l) => out[l.output].dims[1]), [4 * 32, 4 * 64].map((d) => d));
       }
     } finally {
+      await session.release();
+    }
+  });
+
+  test('below opset 11 the activations leave the graph whole and are pooled on the way back, to the same values', async () => {
+    const bytes = readFileSync(path);
+    const tensors = ['/Relu_output_0', '/Relu_1_output_0'];
+    const old = onnx.ModelProto.decode(bytes);
+    old.opsetImport = [{ domain: '', version: 9 }];
+    const exposedOld = exposeLayerPools(onnx.ModelProto.encode(old).finish(), path, tensors);
+    assert.equal(exposedOld.poolInJs, true);
+    assert.deepEqual(exposedOld.layers, tensors.map((tensor) => ({ tensor, output: `ood_lens_pool/${tensor}` })));
+    const outputs = onnx.ModelProto.decode(exposedOld.bytes).graph!.output!.map((o) => o.name);
+    assert.deepEqual(outputs.slice(-2), tensors);
+    // The same exposure on the model's own opset 13 (it would not run at opset 9): the runner pools in JS.
+    const raw = onnx.ModelProto.decode(bytes);
+    for (const t of tensors) raw.graph!.output!.push(onnx.ValueInfoProto.create({ name: t, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } } }));
+    const inJs = new JsPooledLayersRunner(await loadOnnx(path, { provider: 'cpu' }, onnx.ModelProto.encode(raw).finish()), exposedOld.layers);
+    const inGraph = exposeLayerPools(bytes, path, tensors);
+    const session = await ort.InferenceSession.create(inGraph.bytes);
+    const images = idxImages(readIdxFile(MNIST_TEST_IMAGES), MNIST_TEST_IMAGES);
+    try {
+      assert.ok(!inJs.outputs.some((o) => tensors.includes(o.name)), 'the raw activations are not offered as outputs');
+      const input = new Float32Array(3 * 784);
+      for (let b = 0; b < 3; b++) input.set(Array.from(images.image(20 + b), (v) => v), b * 784);
+      const fromJs = await inJs.run({ [inJs.inputs[0].name]: { data: input, dims: [3, 28, 28, 1] } }, exposedOld.layers.map((l) => l.output));
+      const fromGraph = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input, [3, 28, 28, 1]) });
+      inGraph.layers.forEach(({ output }, k) => {
+        const js = fromJs[exposedOld.layers[k].output];
+        const graph = fromGraph[output];
+        assert.deepEqual(js.dims, graph.dims);
+        const g = graph.data as Float32Array;
+        js.data.forEach((v, i) => assert.ok(Math.abs(v - g[i]) <= 1e-4 * Math.max(1, Math.abs(g[i])), `${output}[${i}]: ${v} vs ${g[i]}`));
+      });
+    } finally {
+      await inJs.dispose();
       await session.release();
     }
   });
