@@ -37,6 +37,31 @@ describe('the ONNX graph edit exposes conv blocks pooled to 2×2', () => {
     assert.deepEqual(convActivationOutputs(model), ['/Relu_output_0', '/Relu_1_output_0']);
   });
 
+  test('MobileNetV3 blocks as exporters write them: the h-swish x·Clip(x + 3) is the Mul, never its Clip gate; a squeeze-and-excitation ReLU is no conv block', () => {
+    // PaddleOCR's text-line classifier (paddle2onnx) has this structure: the ReLUs of its SE branches are 1×1
+    // channel weights, and its Clips are relu6(x + 3), the gate of the h-swish.
+    const node = (opType: string, input: string[], output: string) => onnx.NodeProto.create({ opType, input, output: [output] });
+    const graph = onnx.GraphProto.create({
+      node: [
+        node('Conv', ['x', 'w1'], 'c1'),
+        node('BatchNormalization', ['c1', 's', 'b', 'm', 'v'], 'bn1'),
+        node('Add', ['bn1', 'three'], 'a1'),
+        node('Clip', ['a1'], 'gate1'),
+        node('Mul', ['bn1', 'gate1'], 'hswish1'),
+        node('Mul', ['hswish1', 'sixth'], 'act1'),
+        node('GlobalAveragePool', ['act1'], 'squeeze'),
+        node('Conv', ['squeeze', 'w2'], 'se1'),
+        node('Relu', ['se1'], 'se1_relu'),
+        node('Conv', ['se1_relu', 'w3'], 'se2'),
+        node('HardSigmoid', ['se2'], 'se2_gate'),
+        node('Mul', ['act1', 'se2_gate'], 'excited'),
+        node('Conv', ['excited', 'w4'], 'c2'),
+        node('Relu', ['c2'], 'r2'),
+      ],
+    });
+    assert.deepEqual(convActivationOutputs(onnx.ModelProto.create({ graph })), ['hswish1', 'r2']);
+  });
+
   test('the pooled outputs are the quadrant means of the activations, [batch, 4·C], for batch sizes 1, 2 and 5', async () => {
     const bytes = readFileSync(path);
     const tensors = ['/Relu_output_0', '/Relu_1_output_0'];
