@@ -27,6 +27,9 @@ export class ConstantInputsRunner implements ModelRunner {
   get provider(): string {
     return this.inner.provider;
   }
+  get layerPools() {
+    return this.inner.layerPools;
+  }
 
   run(feeds: Record<string, FloatTensor>, outputNames?: string[]): Promise<Record<string, FloatTensor>> {
     const batch = Object.values(feeds)[0]?.dims[0] ?? 1;

@@ -320,6 +320,83 @@ function sequentialWithoutInputShape(topology: unknown): boolean {
   return !!first && first.batch_input_shape === undefined && first.input_shape === undefined;
 }
 
+const CONV_LAYERS = new Set(['Conv2D', 'DepthwiseConv2D', 'SeparableConv2D']);
+/** Activation layers that end a conv block when a conv feeds them (through batch norm or a residual Add). */
+const ACTIVATION_LAYERS = new Set(['Activation', 'ReLU', 'LeakyReLU', 'ELU', 'PReLU', 'ThresholdedReLU']);
+const THROUGH_LAYERS = new Set(['BatchNormalization', 'Add']);
+/** Activations that are no conv block's nonlinearity: none at all, or a classifier head's. */
+const NOT_BLOCK_ACTIVATIONS = new Set(['linear', 'softmax']);
+
+type TfLayer = TfTypes.layers.Layer;
+const inboundLayers = (layer: TfLayer): TfLayer[] => (layer.inboundNodes ?? []).flatMap((n) => n.inboundLayers ?? []);
+const layerActivation = (layer: TfLayer): unknown => (layer.getConfig() as { activation?: unknown }).activation;
+
+/** A conv layer, or one whose input traces back through batch norm or a residual Add to one. */
+function fedByConv(layer: TfLayer, seen = new Set<TfLayer>()): boolean {
+  if (seen.has(layer)) return false;
+  seen.add(layer);
+  const kind = layer.getClassName();
+  if (CONV_LAYERS.has(kind)) return true;
+  return THROUGH_LAYERS.has(kind) && inboundLayers(layer).some((l) => fedByConv(l, seen));
+}
+
+/**
+ * The conv blocks' activation layers of a layers model, in model order: a Conv2D (depthwise, separable) with a
+ * nonlinear activation of its own, or an activation layer (Activation, ReLU, LeakyReLU, …) fed by a conv through
+ * batch norm or an Add. Only rank-4 outputs count (a dense head's ReLU never does).
+ */
+export function tfjsConvActivationLayers(m: TfTypes.LayersModel): string[] {
+  return m.layers
+    .filter((layer) => {
+      const shape = layer.outputShape;
+      if (!Array.isArray(shape) || shape.length !== 4 || Array.isArray(shape[0])) return false;
+      const kind = layer.getClassName();
+      const activation = layerActivation(layer);
+      if (CONV_LAYERS.has(kind)) return typeof activation === 'string' && !NOT_BLOCK_ACTIVATIONS.has(activation);
+      if (!ACTIVATION_LAYERS.has(kind)) return false;
+      if (kind === 'Activation' && (typeof activation !== 'string' || NOT_BLOCK_ACTIVATIONS.has(activation))) return false;
+      return inboundLayers(layer).some((l) => fedByConv(l));
+    })
+    .map((layer) => layer.name);
+}
+
+/** Prefix of the pooled outputs' names: no Keras layer name has a slash. */
+const POOL_PREFIX = 'ood_lens_pool/';
+
+interface LayerPool {
+  tensor: string;
+  output: string;
+  /** The layer's data format: channels last (NHWC, TF.js's default) unless it says channels_first. */
+  channelsFirst: boolean;
+  channels: number | null;
+}
+
+/**
+ * 2×2 average pooling as four quadrant means, quadrant-major ([top-left C, top-right C, bottom-left C,
+ * bottom-right C]) as the ONNX graph edit does it; an odd side's middle row (column) goes to the second half.
+ */
+function pool2x2(tf: Tf, x: TfTypes.Tensor, channelsFirst: boolean): TfTypes.Tensor {
+  const [hAxis, wAxis] = channelsFirst ? [2, 3] : [1, 2];
+  const [h, w] = [x.shape[hAxis], x.shape[wAxis]];
+  const halves = (size: number) => {
+    const half = Math.floor(size / 2);
+    // A side of 1 has no halves: both quadrants read it whole.
+    return half === 0 ? [[0, size], [0, size]] : [[0, half], [half, size - half]];
+  };
+  const quadrants = halves(h).flatMap(([y, hy]) =>
+    halves(w).map(([x0, wx]) => {
+      const begin = [0, 0, 0, 0];
+      const size = [...x.shape];
+      begin[hAxis] = y;
+      size[hAxis] = hy;
+      begin[wAxis] = x0;
+      size[wAxis] = wx;
+      return tf.mean(tf.slice(x, begin, size), [hAxis, wAxis]);
+    }),
+  );
+  return tf.concat(quadrants, 1);
+}
+
 class TfjsRunner implements ModelRunner {
   readonly backend: string;
   readonly provider: string;
@@ -328,11 +405,15 @@ class TfjsRunner implements ModelRunner {
   private disposed = false;
   /** Layers models: position of each (distinct) output name in predict()'s result. */
   private readonly outputIndex = new Map<string, number>();
+  /** Pooled outputs by name: their activations are the model's last outputs, pooled in run(). */
+  private readonly pools = new Map<string, LayerPool>();
+  readonly layerPools?: { tensor: string; output: string }[];
 
   constructor(
     readonly source: string,
     private readonly rt: TfjsRuntime,
     private readonly model: { kind: 'layers'; m: TfTypes.LayersModel } | { kind: 'graph'; m: TfTypes.GraphModel },
+    pools: LayerPool[] = [],
   ) {
     this.backend = rt.label;
     this.provider = rt.provider;
@@ -342,10 +423,17 @@ class TfjsRunner implements ModelRunner {
       // are then Keras's (`<first layer>_input`, the last layer's name).
       const inputNames = m.inputs.map((t, i) => m.inputNames[i] ?? (m.inputs.length === 1 ? `${m.layers[0].name}_input` : t.name));
       const outputNames = m.outputs.map((t, i) => m.outputNames[i] ?? (m.outputs.length === 1 ? m.layers[m.layers.length - 1].name : t.name));
-      const distinct = distinctOutputNames(outputNames, innerOutputNames(m));
+      // The pooled layers' activations are the last outputs; the others keep the names they have without them.
+      const plain = m.outputs.length - pools.length;
+      const distinct = [...distinctOutputNames(outputNames.slice(0, plain), innerOutputNames(m).slice(0, plain)), ...pools.map((p) => p.output)];
       distinct.forEach((name, i) => this.outputIndex.set(name, i));
+      for (const p of pools) this.pools.set(p.output, p);
+      if (pools.length) this.layerPools = pools.map(({ tensor, output }) => ({ tensor, output }));
       this.inputs = inputNames.map((name, i) => ({ name, shape: freeDims(m.inputs[i].shape), dtype: m.inputs[i].dtype }));
-      this.outputs = distinct.map((name, i) => ({ name, shape: freeDims(m.outputs[i].shape), dtype: m.outputs[i].dtype }));
+      this.outputs = distinct.map((name, i) => {
+        const pool = this.pools.get(name);
+        return pool ? { name, shape: [null, pool.channels === null ? null : 4 * pool.channels], dtype: 'float32' } : { name, shape: freeDims(m.outputs[i].shape), dtype: m.outputs[i].dtype };
+      });
     } else {
       const m = model.m;
       this.inputs = m.inputs.map((t) => ({ name: t.name, shape: freeDims(t.shape), dtype: t.dtype }));
@@ -376,7 +464,12 @@ class TfjsRunner implements ModelRunner {
           // One batch: predict() would otherwise split it into chunks of 32 and concatenate.
           const ys = m.predict(xs.length === 1 ? xs[0] : xs, { batchSize: Math.max(1, feeds[this.inputs[0].name].dims[0] ?? 1) });
           const all = Array.isArray(ys) ? ys : [ys];
-          return wanted.map((name) => all[this.outputIndex.get(name)!]);
+          // Pooled here, on the backend: only [batch, 4·C] per layer is read back.
+          return wanted.map((name) => {
+            const y = all[this.outputIndex.get(name)!];
+            const pool = this.pools.get(name);
+            return pool ? pool2x2(tf, y, pool.channelsFirst) : y;
+          });
         });
       } else {
         const m = this.model.m;
@@ -446,17 +539,32 @@ export async function loadTfjs(path: string, format: TfjsFormat, options: LoadOp
         m.dispose();
         throw new ModelError(file, NO_INPUT_SHAPE);
       }
-      if (options.outputLayers?.length) {
-        // Inner layers as extra outputs (the classifier's features): a model over the same layers and weights.
-        const loaded = m;
-        const extra = options.outputLayers.map((name) => {
-          const layer = loaded.layers.find((l) => l.name === name);
-          if (!layer) throw new ModelError(file, `has no layer named "${name}" (layers: ${loaded.layers.map((l) => l.name).join(', ')}); fix features.layer in the pair manifest`);
-          return layer.output as TfTypes.SymbolicTensor;
-        });
-        m = tf.model({ inputs: loaded.inputs, outputs: [...loaded.outputs, ...extra] });
-      }
-      return new TfjsRunner(file, rt, { kind: 'layers', m });
+      const loaded = m;
+      const layerNamed = (name: string, fix: string) => {
+        const layer = loaded.layers.find((l) => l.name === name);
+        if (!layer) {
+          loaded.dispose();
+          throw new ModelError(file, `has no layer named "${name}" (layers: ${loaded.layers.map((l) => l.name).join(', ')}); ${fix}`);
+        }
+        return layer;
+      };
+      // Inner layers as extra outputs (the classifier's features): a model over the same layers and weights.
+      const extra = (options.outputLayers ?? []).map((name) => layerNamed(name, 'fix features.layer in the pair manifest').output as TfTypes.SymbolicTensor);
+      const wish = options.layerPools;
+      const poolNames = !wish ? [] : Array.isArray(wish) ? wish : wish.last > 0 ? tfjsConvActivationLayers(loaded).slice(-wish.last) : [];
+      const pools = poolNames.map((name): LayerPool & { source: TfTypes.SymbolicTensor } => {
+        const layer = layerNamed(name, 'fit the detectors again');
+        const shape = layer.outputShape;
+        if (!Array.isArray(shape) || shape.length !== 4 || Array.isArray(shape[0])) {
+          loaded.dispose();
+          throw new ModelError(file, `layer "${name}" gives no image-shaped (rank-4) output for the earlier-layer features; fit the detectors again`);
+        }
+        const channelsFirst = /first/i.test(String((layer.getConfig() as { dataFormat?: unknown; data_format?: unknown }).dataFormat ?? ''));
+        const c = (shape as (number | null)[])[channelsFirst ? 1 : 3];
+        return { tensor: name, output: POOL_PREFIX + name, channelsFirst, channels: typeof c === 'number' ? c : null, source: layer.output as TfTypes.SymbolicTensor };
+      });
+      if (extra.length || pools.length) m = tf.model({ inputs: loaded.inputs, outputs: [...loaded.outputs, ...extra, ...pools.map((p) => p.source)] });
+      return new TfjsRunner(file, rt, { kind: 'layers', m }, pools.map(({ source: _, ...p }) => p));
     }
     return new TfjsRunner(file, rt, { kind: 'graph', m: await tf.loadGraphModel(handler) });
   } catch (err) {

@@ -24,6 +24,11 @@ export interface ModelRunner {
   readonly outputs: TensorInfo[];
   run(feeds: Record<string, FloatTensor>, outputNames?: string[]): Promise<Record<string, FloatTensor>>;
   dispose(): Promise<void>;
+  /**
+   * TensorFlow.js layers models loaded with `layerPools`: per exposed layer, the layer read and the output
+   * holding its activations average-pooled to 2×2 ([batch, 4·C], quadrant-major).
+   */
+  readonly layerPools?: { tensor: string; output: string }[];
 }
 
 export interface LoadOptions {
@@ -34,6 +39,12 @@ export interface LoadOptions {
   spinning?: boolean;
   /** TensorFlow.js layers models: inner layers whose outputs become extra model outputs, named after the layer. */
   outputLayers?: string[];
+  /**
+   * TensorFlow.js layers models: conv-block activation layers whose outputs, average-pooled to 2×2 on the
+   * backend, become extra outputs (`ModelRunner.layerPools`) — these layers by name, or the last `last` conv-block
+   * activations the model has (the earlier-layer test).
+   */
+  layerPools?: string[] | { last: number };
   /** Inputs besides the image fed the same number on every run (`classifier.constants`, fit's `--const`). */
   constants?: Record<string, number>;
 }

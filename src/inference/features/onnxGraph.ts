@@ -125,21 +125,34 @@ export function convActivationOutputs(model: onnx.IModelProto): string[] {
       seen.add(t);
       const p = producer.get(t);
       if (!p || !CONV_BLOCK_OPS.has(p.opType ?? '')) continue;
-      if (p.opType === 'Conv') return true;
+      // A squeeze-and-excitation branch's Conv reads a global average (1×1): channel weights, not a conv block.
+      if (p.opType === 'Conv') return !['GlobalAveragePool', 'ReduceMean'].includes(producer.get(p.input?.[0] ?? '')?.opType ?? '');
       stack.push(...(p.opType === 'Add' ? p.input ?? [] : (p.input ?? []).slice(0, 1)));
     }
     return false;
+  };
+  const consumers = new Map<string, onnx.INodeProto[]>();
+  for (const n of nodes) for (const i of n.input ?? []) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  /** Clip(x + 3) gating a Mul with x: the h-swish x·relu6(x + 3)/6 as exporters write it (the Mul is the activation). */
+  const clipGates = (clip: onnx.INodeProto, x?: string): boolean => {
+    const add = producer.get(clip.input?.[0] ?? '');
+    if (clip.opType !== 'Clip' || add?.opType !== 'Add') return false;
+    const xs = (add.input ?? []).filter((i) => x === undefined || i === x);
+    return (consumers.get(clip.output?.[0] ?? '') ?? []).some((m) => m.opType === 'Mul' && (m.input ?? []).some((i) => xs.includes(i)));
   };
   const out: string[] = [];
   for (const n of nodes) {
     const input = n.input?.[0];
     const output = n.output?.[0];
     if (!input || !output) continue;
-    if (ACTIVATIONS.has(n.opType ?? '') && fromConvBlock(input)) out.push(output);
+    if (ACTIVATIONS.has(n.opType ?? '') && !clipGates(n) && fromConvBlock(input)) out.push(output);
     else if (n.opType === 'Mul' && n.input?.length === 2) {
-      // x · σ(x): one side is a Sigmoid/HardSigmoid of the other, and that other comes from a conv block.
+      // x · σ(x): one side is a Sigmoid/HardSigmoid (or a Clip(x + 3)) of the other, which comes from a conv block.
       const [a, b] = n.input;
-      const gate = (g: string, x: string) => ['Sigmoid', 'HardSigmoid'].includes(producer.get(g)?.opType ?? '') && producer.get(g)?.input?.[0] === x;
+      const gate = (g: string, x: string) => {
+        const p = producer.get(g);
+        return (['Sigmoid', 'HardSigmoid'].includes(p?.opType ?? '') && p?.input?.[0] === x) || (!!p && clipGates(p, x));
+      };
       const x = gate(b, a) ? a : gate(a, b) ? b : null;
       if (x && fromConvBlock(x)) out.push(output);
     }
@@ -156,6 +169,11 @@ export interface ExposedLayers {
   bytes: Uint8Array;
   /** Per exposed layer: the activation tensor read and the model output now holding its 2×2-pooled values. */
   layers: { tensor: string; output: string }[];
+  /**
+   * Opset below 11: the graph cannot slice by a run-time shape, so `bytes` exposes the activations themselves
+   * (outputs named as the tensors) and JsPooledLayersRunner (layerPooling.ts) pools them into `layers[].output`.
+   */
+  poolInJs?: true;
 }
 
 /**
@@ -177,8 +195,12 @@ export function exposeLayerPools(bytes: Uint8Array, source: string, tensors: str
   if (missing.length) throw new ModelError(source, `has no tensor named ${missing.map((t) => `"${t}"`).join(', ')} for the earlier-layer features; fit the detectors again`);
   const opset = (model.opsetImport ?? []).find((o) => !o.domain)?.version;
   const version = typeof opset === 'number' ? opset : Number(opset ?? 13);
-  if (version < 11) throw new ModelError(source, `uses ONNX opset ${version}; the earlier-layer features need opset 11 or later`);
   const T = onnx.TensorProto;
+  if (version < 11) {
+    graph.output ??= [];
+    for (const tensor of tensors) if (!graph.output.some((o) => o.name === tensor)) graph.output.push(onnx.ValueInfoProto.create({ name: tensor, type: { tensorType: { elemType: T.DataType.FLOAT } } }));
+    return { bytes: onnx.ModelProto.encode(model).finish(), layers: tensors.map((tensor) => ({ tensor, output: `ood_lens_pool/${tensor}` })), poolInJs: true };
+  }
   const A = onnx.AttributeProto;
   const ints = (name: string, values: number[]) => T.create({ name, dims: [values.length], dataType: T.DataType.INT64, int64Data: values });
   const prefix = 'ood_lens_pool';

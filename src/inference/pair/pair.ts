@@ -92,21 +92,24 @@ export interface PairLoadExtras {
 
 /**
  * Loads the classifier with its penultimate features among its outputs: the named output, or (ONNX, no name)
- * the input of its last Gemm/MatMul, exposed by editing the graph in memory. ONNX: `layers` also exposes earlier
- * conv blocks' activations pooled to 2×2 — the fitted ones (tensor names), or when fitting (`'choose'`) the last
- * MAX_EXPOSED_LAYERS conv-block activations of the graph.
+ * the input of its last Gemm/MatMul, exposed by editing the graph in memory. ONNX and TF.js layers models: `layers`
+ * also exposes earlier conv blocks' activations pooled to 2×2 — the fitted ones (tensor or layer names), or when
+ * fitting (`'choose'`) the last MAX_EXPOSED_LAYERS conv-block activations of the model.
  */
 async function loadClassifierWithFeatures(path: string, m: PairManifest, options: LoadOptions, layers?: string[] | 'choose'): Promise<{ runner: ModelRunner; features: string; layers?: { tensor: string; output: string }[] }> {
   const named = m.features?.output ?? m.features?.layer;
   if (m.classifier.format !== 'onnx') {
     if (!named) throw new ModelError(path, 'the feature detectors need the classifier\'s features: name the layer that produces them (features.layer) for a TensorFlow.js model');
-    const layer = m.classifier.format === 'tfjs-layers' && m.features?.layer;
-    const runner = await loadModel(path, m.classifier.format, layer ? { ...options, outputLayers: [layer] } : options);
+    const layersModel = m.classifier.format === 'tfjs-layers';
+    const layer = layersModel && m.features?.layer;
+    // Layers models: the earlier conv blocks too, pooled to 2×2 by the TF.js backend (graph models: none).
+    const layerPools = layersModel && layers ? { layerPools: layers === 'choose' ? { last: (await import('../features/onnxGraph')).MAX_EXPOSED_LAYERS } : layers } : {};
+    const runner = await loadModel(path, m.classifier.format, { ...options, ...(layer ? { outputLayers: [layer] } : {}), ...layerPools });
     if (!runner.outputs.some((o) => o.name === named)) {
       await runner.dispose();
       throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.${m.features?.output ? 'output' : 'layer'} in the pair manifest`);
     }
-    return { runner, features: named };
+    return { runner, features: named, layers: runner.layerPools };
   }
   const { exposePenultimate, exposeLayerPools, lastConvActivations } = await import('../features/onnxGraph');
   let bytes: Uint8Array;
@@ -119,11 +122,18 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
   if (named) features = named;
   else ({ bytes, name: features } = exposePenultimate(bytes, path));
   let exposedLayers: { tensor: string; output: string }[] | undefined;
+  let poolInJs = false;
   if (layers) {
     const tensors = layers === 'choose' ? lastConvActivations(bytes) : layers;
-    if (tensors.length) ({ bytes, layers: exposedLayers } = exposeLayerPools(bytes, path, tensors));
+    if (tensors.length) {
+      const exposed = exposeLayerPools(bytes, path, tensors);
+      ({ bytes, layers: exposedLayers } = exposed);
+      poolInJs = !!exposed.poolInJs;
+    }
   }
-  const runner = await loadModel(path, 'onnx', options, bytes);
+  let runner = await loadModel(path, 'onnx', options, bytes);
+  // An old opset's graph gives the activations whole: they are pooled as they come back.
+  if (poolInJs && exposedLayers) runner = new (await import('../features/layerPooling')).JsPooledLayersRunner(runner, exposedLayers);
   if (named && !runner.outputs.some((o) => o.name === named)) {
     await runner.dispose();
     throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.output in the pair manifest`);

@@ -257,7 +257,7 @@ export class BatchScorer {
       const v = vaeScores?.[i] ?? null;
       if (v && !Number.isFinite(v.elbo)) return errorResult(paths[i], `the VAE produced a non-finite ELBO (${v.elbo}); the model output is invalid`);
       if (v && v.logPxBound !== null && !Number.isFinite(v.logPxBound)) return errorResult(paths[i], `the VAE produced a non-finite log p(x) bound (${v.logPxBound}); the model output is invalid`);
-      const problem = this.nonFiniteOutput(logits.data, classes, features?.data, featureDims, i, cs[i]);
+      const problem = this.nonFiniteOutput(logits.data, classes, features?.data, featureDims, i, cs[i]) ?? this.nonFiniteLayer(batch.layerFeatures, n, i);
       if (problem) return errorResult(paths[i], problem);
       const c = cs[i];
       const cBits = bits && v ? bits[i] : null;
@@ -313,6 +313,21 @@ export class BatchScorer {
     }
     const derived = ([['MSP', c.msp], ['entropy', c.entropy], ['energy', c.energy ?? 0]] as const).find(([, x]) => !Number.isFinite(x));
     if (derived) return `the classifier's output gives a non-finite ${derived[0]} (${derived[1]}); the model output is invalid (are outputKind and the model's outputs the same kind?)`;
+    return null;
+  }
+
+  /**
+   * Why image i's earlier-layer values cannot be scored: a NaN or ±Infinity there would make the `layers` test's
+   * score empty, a test that can never fire for the image (a silent "in-distribution").
+   */
+  private nonFiniteLayer(layers: Float32Array[] | null | undefined, n: number, i: number): string | null {
+    for (let k = 0; k < (layers?.length ?? 0); k++) {
+      const data = layers![k];
+      const dims = data.length / n;
+      for (let j = i * dims; j < (i + 1) * dims; j++) {
+        if (!Number.isFinite(data[j])) return `the earlier-layer test ("layers") cannot score this image: the classifier's layer "${this.pair.names.layerTensors?.[k] ?? k}" has a non-finite value (${data[j]}); the model output is invalid`;
+      }
+    }
     return null;
   }
 

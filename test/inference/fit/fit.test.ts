@@ -95,10 +95,11 @@ describe('fitPair', () => {
     // "fc1"), as an ONNX model's are the input of its last Gemm. MSP beside them (a softmax output has no energy).
     assert.deepEqual(result.manifest.features, { layer: 'fc1', fit: 'features.json' });
     assert.ok(lines.some((l) => /KNN and Mahalanobis on the classifier's features \(layer "fc1", the input of its last Dense layer\)/.test(l)), lines.join('\n'));
-    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 360, 80], ['knn', 'high-is-ood', 360, 80], ['mahalanobis', 'high-is-ood', 360, 80]]);
+    // And its conv layers, one Gaussian each (the earlier-layer test).
+    assert.deepEqual(result.heldOutScores.map((s) => [s.detector, s.direction, s.calibration.length, s.check.length]), [['confidence', 'high-is-ood', 360, 80], ['knn', 'high-is-ood', 360, 80], ['mahalanobis', 'high-is-ood', 360, 80], ['layers', 'high-is-ood', 360, 80]]);
     // The shares fit chose on its synthetic probes, recorded with the reasons; the used ones share all of α.
     const choice = result.manifest.fit!.testChoice!;
-    assert.deepEqual(choice.tests.map((t) => t.test), ['confidence', 'knn', 'mahalanobis']);
+    assert.deepEqual(choice.tests.map((t) => t.test), ['confidence', 'knn', 'mahalanobis', 'layers']);
     assert.deepEqual(result.manifest.detectors!.map((d) => [d.test, d.share]), choice.tests.map((t) => [t.test, t.share]));
     const used = choice.tests.filter((t) => t.used);
     assert.ok(used.length >= 1 && Math.abs(used.reduce((a, t) => a + t.share, 0) - 1) < 0.01, JSON.stringify(choice.tests));
@@ -200,7 +201,7 @@ describe('the --out folder: fit touches only files it wrote (issue 22, audit ite
   test('--force replaces a pair fit wrote (its files recorded), but not one written by hand', async () => {
     const out = tempDir('fit-again-');
     const first = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out });
-    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'features-knn.f16', 'features-mahalanobis.f32', 'features.json', 'ood-pair.json', 'split.json']);
+    assert.deepEqual([...first.manifest.fit!.files!].sort(), ['calibration.json', 'classifier', 'features-knn.f16', 'features-layers.f32', 'features-mahalanobis.f32', 'features.json', 'ood-pair.json', 'split.json']);
     await assert.rejects(fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out }), /already holds a pair \(ood-pair\.json\); choose another --out folder or pass --force/);
     const second = await fitPair({ classifier: models.tfjsSequential.classifier, data: [data], trainVae: false, out, force: true, seed: 3 });
     assert.equal(second.manifest.fit!.seed, 3);
