@@ -3,7 +3,7 @@
  * then turns its result and the calibration it wrote into the FitReport the Create Pair panel shows.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { OodEngine, type ScoreInput } from '../inference/engine';
 import { idxImages, type IdxImages, readIdxFile } from '../inference/io/idx';
 import { vaeTrainingLine } from '../inference/pair/fitRecords';
@@ -71,11 +71,16 @@ function trainingOf(result: FitResult): NonNullable<FitReport['vae']>['training'
   return t ? { line: vaeTrainingLine(t), epochs: t.epochs, lossCurve: t.lossCurve, heldOutElbo: t.heldOutElbo, seconds: t.seconds } : null;
 }
 
-/** The held-out check part's first `count` images (split.json), as score inputs: files, or IDX images by index ("file#i"). */
+/**
+ * The held-out check part's first `count` images (split.json), as score inputs: files, or IDX images by index
+ * ("file#i"). split.json names them relative to the data folder when the data was one folder.
+ */
 export function heldOutInputs(pairFolder: string, count: number): ScoreInput[] {
-  const split = JSON.parse(readFileSync(join(pairFolder, 'split.json'), 'utf8')) as { parts?: { check?: string[] } };
+  const split = JSON.parse(readFileSync(join(pairFolder, 'split.json'), 'utf8')) as { data?: string[]; parts?: { check?: string[] } };
+  const base = split.data?.length === 1 ? split.data[0] : pairFolder;
   const idx = new Map<string, IdxImages>();
-  return (split.parts?.check ?? []).slice(0, count).map((path) => {
+  return (split.parts?.check ?? []).slice(0, count).map((name) => {
+    const path = resolve(base, name);
     const m = /^(.*)#(\d+)$/.exec(path);
     if (!m) return { path };
     let images = idx.get(m[1]);
@@ -93,14 +98,20 @@ export async function vaeSamples(report: FitReport, encodePng: (pixels: Uint8Arr
   const engine = await OodEngine.create({ pair: report.pairFolder, provider: 'cpu', preprocessWorkers: 0, threads: 1, spinning: false });
   try {
     const samples: VaeSample[] = [];
+    const problems: string[] = [];
     for (const input of heldOutInputs(report.pairFolder, count)) {
       const r = await engine.scoreOne(input);
       const d = r.details;
-      if (!d?.reconstruction) continue;
+      if (!d?.reconstruction) {
+        problems.push(`${input.path}: ${r.error ?? 'the VAE gave no reconstruction'}`);
+        continue;
+      }
       const v = d.vaeInput ?? d.modelInput;
       const channels = v.channels as 1 | 3;
       samples.push({ path: input.path, width: v.width, height: v.height, elbo: r.elbo, inputPng: await encodePng(v.pixels, v.width, v.height, channels), reconstructionPng: await encodePng(d.reconstruction, v.width, v.height, channels) });
     }
+    // None at all is said, never left blank: the panel shows why.
+    if (!samples.length && problems.length) throw new Error(problems[0]);
     return samples;
   } finally {
     await engine.dispose();

@@ -151,7 +151,9 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
   test('issue 21: fit trains a VAE; the panel report carries its training record and held-out reconstructions', async () => {
     const out = join(dir, 'pairs', 'with-vae');
     const events: FitEvent[] = [];
-    const report = await client.fit({ classifier, data: [manifestCsv], out, scaling: { range: [0, 1] }, provider: 'cpu', vaeEpochs: 2 }, (e) => events.push(e));
+    // A folder, as Create Pair's "A folder of images" gives: split.json names its images relative to it.
+    const folder = join(dir, 'digits');
+    const report = await client.fit({ classifier, data: [folder], out, scaling: { range: [0, 1] }, provider: 'cpu', vaeEpochs: 2 }, (e) => events.push(e));
     assert.equal(report.classifierOnly, false);
     const m = loadPairManifest(report.manifestPath).manifest;
     const training = m.vae?.training;
@@ -168,9 +170,9 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
     // at the VAE's size: real PNGs of that size, and not the input copied.
     const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')) as { parts: { check: string[]; fit: string[] } };
     assert.equal(report.vae!.samples.length, 4, report.vae!.samplesError);
-    assert.deepEqual(report.vae!.samples.map((s) => s.path), split.parts.check.slice(0, 4));
+    assert.deepEqual(report.vae!.samples.map((s) => s.path), split.parts.check.slice(0, 4).map((p) => resolve(folder, p)));
     for (const s of report.vae!.samples) {
-      assert.ok(!split.parts.fit.includes(s.path), `${s.path} is a fit-part image`);
+      assert.ok(!split.parts.fit.map((p) => resolve(folder, p)).includes(s.path), `${s.path} is a fit-part image`);
       for (const png of [s.inputPng, s.reconstructionPng]) {
         const meta = await sharp(Buffer.from(png, 'base64')).metadata();
         assert.deepEqual([meta.format, meta.width, meta.height], ['png', s.width, s.height]);
