@@ -212,9 +212,11 @@ export interface FitResultViewState {
   report: FitReport;
   /** Whether the new pair was made the active one. */
   selected: boolean;
+  /** The user chose to only write the pair folder (not selected on purpose, not a failure to load). */
+  kept?: boolean;
 }
 
-export type HostToFitResult = { type: 'load'; report: FitReport; selected: boolean };
+export type HostToFitResult = { type: 'load'; report: FitReport; selected: boolean; kept?: boolean };
 
 export type FitResultToHost = { type: 'ready' } | { type: 'openManifest' } | { type: 'scoreFolder' } | { type: 'selectPair' };
 

@@ -441,6 +441,7 @@ async function createPairVaeFlow(ctx: Ctx): Promise<void> {
         loss: (document.getElementById('vae-loss-curve') as HTMLElement | null)?.innerText ?? '',
         falseAlarms: (document.getElementById('false-alarms') as HTMLElement).innerText,
         split: Array.from(document.querySelectorAll('.figure p.muted')).map((p) => (p as HTMLElement).innerText).find((t) => t.startsWith('Split')) ?? '',
+        meta: (document.querySelector('.meta') as HTMLElement).innerText,
         samples,
       };
     });
@@ -454,6 +455,8 @@ async function createPairVaeFlow(ctx: Ctx): Promise<void> {
   const record = /^VAE trained by fit on (\d+) images: (\d+) epochs in .+ \(\d+ images\/s\), loss [\d.]+ → [\d.]+ nats; held-out ELBO [−-][\d.]+ nats/.exec(view.training);
   assert(record, `the VAE's training record: "${view.training}"`);
   assert(/Classifier \+ VAE pair/.test(view.split), `the split line: ${view.split}`);
+  // "Only write the pair folder" was chosen: the panel says so, not that loading failed.
+  assert(/not selected, as you chose/.test(view.meta), `the panel's pair line: ${view.meta}`);
   assert(view.loss.split('·').length === Number(record[2]), `the loss curve has not one value per epoch (${record[2]}): ${view.loss}`);
   assert(view.samples.length === 4, `${view.samples.length} reconstructions shown, expected 4`);
   for (const s of view.samples) {

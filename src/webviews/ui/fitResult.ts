@@ -170,7 +170,8 @@ function render(s: FitResultViewState): void {
 
   app.append(el('h1', undefined, `Pair ${r.name}`));
   const meta = el('p', 'meta');
-  meta.append(el('span', s.selected ? 'selected' : 'not-selected', s.selected ? 'Selected as the active pair' : 'Written, but not loaded (see the OOD Lens log)'), document.createTextNode(` · ${shortPath(r)}`));
+  const state = s.selected ? ['selected', 'Selected as the active pair'] : s.kept ? ['kept', 'Written; not selected, as you chose (Select Pair… chooses it)'] : ['not-selected', 'Written, but not loaded (see the OOD Lens log)'];
+  meta.append(el('span', state[0], state[1]), document.createTextNode(` · ${shortPath(r)}`));
   app.append(meta);
 
   const figure = el('section', 'figure');
@@ -231,7 +232,7 @@ function render(s: FitResultViewState): void {
 window.addEventListener('message', (event: MessageEvent<HostToFitResult>) => {
   const m = event.data;
   if (m?.type !== 'load') return;
-  const s: FitResultViewState = { report: m.report, selected: m.selected };
+  const s: FitResultViewState = { report: m.report, selected: m.selected, kept: m.kept === true };
   vscode.setState(s);
   render(s);
 });
