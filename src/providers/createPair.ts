@@ -622,7 +622,7 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
       services.log.error(`Create Pair: the new pair was written but could not be loaded: ${(err as Error).message}`);
     }
   }
-  await FitResultPanel.show(services, report, { selected });
+  await FitResultPanel.show(services, report, { selected, kept: !use });
   if (report.failed) {
     void vscode.window.showWarningMessage(`OOD Lens: ${report.failed} of the images could not be scored and were left out (first: ${report.failures[0]?.path}: ${report.failures[0]?.error}).`, 'Show log').then((c) => c && services.log.show(true));
   }

@@ -49,6 +49,27 @@ export interface FitReport {
   histograms: ScoreHistogram[];
   /** The number of classes the classifier scores (older reports: absent). */
   classes?: number;
+  /** The pair's VAE as the panel shows it: what fit recorded when it trained it, and how it reconstructs held-out images (absent: no VAE). */
+  vae?: VaeReport;
+}
+
+export interface VaeReport {
+  /** fit's training record (null: the user brought the VAE). */
+  training: { line: string; epochs: number; lossCurve: number[]; heldOutElbo: number; seconds: number } | null;
+  /** A few held-out check images as the VAE sees them and its reconstruction of each (base64 PNGs, the VAE's own size). */
+  samples: VaeSample[];
+  /** Why no reconstruction could be shown, when `samples` is empty. */
+  samplesError?: string;
+}
+
+export interface VaeSample {
+  path: string;
+  inputPng: string;
+  reconstructionPng: string;
+  width: number;
+  height: number;
+  /** The image's ELBO in nats (null when the VAE gave none). */
+  elbo: number | null;
 }
 
 interface ScoreMeta {
@@ -192,9 +213,11 @@ export interface FitResultViewState {
   report: FitReport;
   /** Whether the new pair was made the active one. */
   selected: boolean;
+  /** The user chose to only write the pair folder (not selected on purpose, not a failure to load). */
+  kept?: boolean;
 }
 
-export type HostToFitResult = { type: 'load'; report: FitReport; selected: boolean };
+export type HostToFitResult = { type: 'load'; report: FitReport; selected: boolean; kept?: boolean };
 
 export type FitResultToHost = { type: 'ready' } | { type: 'openManifest' } | { type: 'scoreFolder' } | { type: 'selectPair' };
 

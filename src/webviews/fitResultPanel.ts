@@ -15,9 +15,9 @@ import { buildFitResultHtml } from './fitResultHtml';
 export const FIT_RESULT_VIEW_TYPE = 'oodLens.fitResult';
 
 export class FitResultPanel {
-  static async show(services: Services, report: FitReport, o: { selected: boolean }): Promise<void> {
+  static async show(services: Services, report: FitReport, o: { selected: boolean; kept?: boolean }): Promise<void> {
     const panel = vscode.window.createWebviewPanel(FIT_RESULT_VIEW_TYPE, FitResultPanel.title(report), vscode.ViewColumn.Active, FitResultPanel.options(services));
-    new FitResultPanel(services, panel, { report, selected: o.selected });
+    new FitResultPanel(services, panel, { report, selected: o.selected, kept: o.kept === true });
   }
 
   static registerSerializer(services: Services): vscode.Disposable {
@@ -29,7 +29,7 @@ export class FitResultPanel {
           panel.dispose();
           return;
         }
-        new FitResultPanel(services, panel, { report: s.report, selected: s.selected === true });
+        new FitResultPanel(services, panel, { report: s.report, selected: s.selected === true, kept: s.kept === true });
       },
     });
   }
@@ -68,7 +68,7 @@ export class FitResultPanel {
     try {
       switch (m.type) {
         case 'ready':
-          void this.panel.webview.postMessage({ type: 'load', report, selected: this.state.selected } satisfies HostToFitResult);
+          void this.panel.webview.postMessage({ type: 'load', report, selected: this.state.selected, kept: this.state.kept } satisfies HostToFitResult);
           break;
         case 'openManifest':
           // The path comes from the host's report (or restored state): open only a pair manifest that exists.

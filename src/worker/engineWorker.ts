@@ -12,7 +12,7 @@ import { inspectModel } from '../inference/fit/modelInspection';
 import { previewInput, sampleImageSizes } from '../inference/fit/preview';
 import type { CalibrationHistogram, EngineConfig, EnginePairInfo, FitRequest, InspectResult, PreviewResult, ScoreManySummary, WorkerRequest, WorkerResponse } from '../shared/engineProtocol';
 import { blindConfidenceWarning, firingThreshold, type FitReport } from '../shared/fitReport';
-import { readManifest, runFitJob } from './fitJob';
+import { readManifest, runFitJob, vaeSamples } from './fitJob';
 
 type Post = (message: WorkerResponse) => void;
 
@@ -274,7 +274,17 @@ export class EngineServer {
     const run = runFitJob(options, controller.signal, (event) => this.post({ id, kind: 'fitProgress', event }));
     this.fits.set(id, { controller, finished: run.catch(() => undefined) });
     try {
-      return await run;
+      const report = await run;
+      if (report.vae) {
+        // The panel's reconstructions: the pair is written, so a failure here only leaves them out (said in the panel).
+        try {
+          report.vae.samples = await vaeSamples(report, encodePng);
+        } catch (err) {
+          report.vae.samplesError = message(err);
+          this.log('warn', `the new pair's VAE reconstructions could not be made: ${message(err)}`);
+        }
+      }
+      return report;
     } finally {
       this.fits.delete(id);
     }

@@ -348,6 +348,130 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
   }
 }
 
+/** Create Pair's steps from the Explorer up to the VAE step, for the built-in classifier copy and its digits. */
+async function createPairUpToVae(ctx: Ctx, data: 'dialog' | 'last'): Promise<string> {
+  const { wb, fx } = ctx;
+  const cp = fx.createPair;
+  await wb.explorerContext(cp.model, 'Create OOD pair from this model');
+  if (data === 'last') await pickRow(ctx, 'The same images as last time', 90_000);
+  else {
+    await pickRow(ctx, 'A folder of images', 90_000);
+    await answerOpenDialog(ctx, cp.data, 'Use Images', 'folder of in-distribution images');
+  }
+  const continueRow = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
+  await continueRow.waitFor({ timeout: 90_000 });
+  await continueRow.click();
+  await pickRow(ctx, 'x/255 — PyTorch');
+  await pickRow(ctx, 'Class indices 0…9');
+  await wb.webviewWith('#model-input', 60_000);
+  await pickRow(ctx, 'Looks right: continue');
+  // The density step offers the VAE with its estimated training time.
+  const row = wb.page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'Train a VAE on my images' }).first();
+  await row.waitFor({ timeout: 30_000 });
+  const offer = (await row.innerText()).replace(/\s+/g, ' ').trim();
+  await row.click();
+  return offer;
+}
+
+/** Answers the folder step with `folder` (relative to the workspace) and writes the pair folder only. */
+async function answerFolderKeepSettings(ctx: Ctx, folder: string): Promise<void> {
+  await inputStep(ctx, 'where to write the pair', (s) => s.value !== '');
+  await ctx.wb.page.locator('.quick-input-widget input.input').fill(folder);
+  await inputStep(ctx, 'where to write the pair', (s) => s.value === folder);
+  await ctx.wb.page.keyboard.press('Enter');
+  await pickRow(ctx, 'Only write the pair folder');
+}
+
+/**
+ * Issue 21: Create Pair with the VAE step. The step offers "Train a VAE on my images" with its estimated time;
+ * while it trains, the progress notification says the epoch, the loss and the time left; Cancel ends it with
+ * nothing written and says so. Run again to the end (1,000 28×28 digits): the result panel shows the VAE's
+ * training record and held-out images beside its reconstructions, and the pair records the training.
+ */
+async function createPairVaeFlow(ctx: Ctx): Promise<void> {
+  const { wb, fx } = ctx;
+  const folder = 'pairs/my-classifier-vae';
+  const pairFolder = join(fx.root, folder);
+  const seen = await watchNotifications(ctx);
+  // ---- First run: cancelled while the VAE trains ----
+  const offer = await createPairUpToVae(ctx, 'dialog');
+  ctx.note(`VAE step: ${offer}`);
+  assert(/an MLP VAE on 32×32 grey images, trained by fit: about \d+ min for 2,000 images, \d+ min for 20,000/.test(offer), `the VAE step does not estimate the training time: ${offer}`);
+  await answerFolderKeepSettings(ctx, folder);
+  const training = /training the VAE: epoch (\d+) of (\d+), loss (\d+\.\d), about \d+ (s|min) left/;
+  const progress = await wb.waitNotification('the VAE training progress (epoch, loss, time left)', (t) => training.test(t), 240_000);
+  ctx.note(`progress: ${progress.replace(/\s+/g, ' ')}`);
+  await ctx.shot('vae-progress');
+  const cancel = wb.page.locator('.notification-list-item', { hasText: 'training the VAE' }).locator('.monaco-button', { hasText: 'Cancel' }).first();
+  await cancel.click();
+  const cancelled = await wb.waitNotification('that creating the pair was cancelled', (t) => /creating pair my-classifier-vae was cancelled; nothing was written/.test(t), 60_000);
+  ctx.note(`cancelled: ${cancelled}`);
+  await ctx.shot('vae-cancelled');
+  await sleep(1000);
+  assert(!existsSync(join(pairFolder, 'ood-pair.json')), `the cancelled fit wrote ${pairFolder}/ood-pair.json`);
+  assert(!existsSync(pairFolder), `the cancelled fit left ${pairFolder} behind: ${existsSync(pairFolder) ? readdirSync(pairFolder).join(', ') : ''}`);
+  await wb.closeEverything();
+
+  // ---- Second run, to the end ----
+  await createPairUpToVae(ctx, 'last');
+  await answerFolderKeepSettings(ctx, folder);
+  const frame = await wb.webviewWith('#vae-training', 540_000);
+  const view = await until('the reconstructions to be decoded', async () => {
+    const v = await frame.evaluate(() => {
+      // Bright pixels in each reconstruction as drawn (a digit's strokes), and whether it is the input copied.
+      const inked = (img: HTMLImageElement) => {
+        const c = document.createElement('canvas');
+        c.width = img.naturalWidth;
+        c.height = img.naturalHeight;
+        if (!c.width) return 0;
+        const g = c.getContext('2d')!;
+        g.drawImage(img, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] > 64) n++;
+        return n;
+      };
+      const samples = Array.from(document.querySelectorAll('figure.vae-sample')).map((f) => {
+        const input = f.querySelector('img.vae-input') as HTMLImageElement;
+        const recon = f.querySelector('img.vae-reconstruction') as HTMLImageElement;
+        return { src: recon.src.slice(0, 22), width: recon.naturalWidth, height: recon.naturalHeight, ink: inked(recon), same: recon.src === input.src, caption: (f.querySelector('figcaption') as HTMLElement).innerText };
+      });
+      return {
+        training: (document.getElementById('vae-training') as HTMLElement).innerText,
+        loss: (document.getElementById('vae-loss-curve') as HTMLElement | null)?.innerText ?? '',
+        falseAlarms: (document.getElementById('false-alarms') as HTMLElement).innerText,
+        split: Array.from(document.querySelectorAll('.figure p.muted')).map((p) => (p as HTMLElement).innerText).find((t) => t.startsWith('Split')) ?? '',
+        meta: (document.querySelector('.meta') as HTMLElement).innerText,
+        samples,
+      };
+    });
+    return v.samples.length > 0 && v.samples.every((s) => s.width > 0) && v;
+  }, 30_000);
+  ctx.note(`panel: ${view.falseAlarms}; ${view.training}`);
+  ctx.note(`loss curve: ${view.loss.slice(0, 160)}; reconstructions: ${view.samples.map((s) => `${s.caption} ${s.width}×${s.height}, ${s.ink} bright px`).join('; ')}`);
+  await wb.page.locator('#vae').first().scrollIntoViewIfNeeded().catch(() => undefined);
+  await frame.evaluate(() => document.getElementById('vae')?.scrollIntoView()).catch(() => undefined);
+  await ctx.shot('vae-result');
+  const record = /^VAE trained by fit on (\d+) images: (\d+) epochs in .+ \(\d+ images\/s\), loss [\d.]+ → [\d.]+ nats; held-out ELBO [−-][\d.]+ nats/.exec(view.training);
+  assert(record, `the VAE's training record: "${view.training}"`);
+  assert(/Classifier \+ VAE pair/.test(view.split), `the split line: ${view.split}`);
+  // "Only write the pair folder" was chosen: the panel says so, not that loading failed.
+  assert(/not selected, as you chose/.test(view.meta), `the panel's pair line: ${view.meta}`);
+  assert(view.loss.split('·').length === Number(record[2]), `the loss curve has not one value per epoch (${record[2]}): ${view.loss}`);
+  assert(view.samples.length === 4, `${view.samples.length} reconstructions shown, expected 4`);
+  for (const s of view.samples) {
+    assert(s.src.startsWith('data:image/png') && s.width === 32 && s.height === 32, `a reconstruction is not a 32×32 PNG: ${JSON.stringify(s)}`);
+    assert(s.ink > 10 && !s.same, `a reconstruction is blank or the input copied: ${JSON.stringify(s)}`);
+    assert(/ELBO [−-]\d/.test(s.caption), `caption "${s.caption}"`);
+  }
+  // The pair on disk records the same training.
+  const manifest = JSON.parse(readFileSync(join(pairFolder, 'ood-pair.json'), 'utf8')) as { vae?: { training?: { epochs: number; trainImages: number } } };
+  assert(manifest.vae?.training?.epochs === Number(record[2]) && manifest.vae.training.trainImages === Number(record[1]), `ood-pair.json's VAE record: ${JSON.stringify(manifest.vae?.training)}`);
+  const notes = await seen();
+  assert(notes.some((n) => training.test(n)), 'no VAE progress seen');
+  await wb.closeEverything();
+}
+
 /** The quick input as the user sees it: title, typed value, validation message, focused row. */
 async function quickInputState(ctx: Ctx): Promise<{ title: string; value: string; message: string; focused: string }> {
   const q = ctx.wb.page.locator('.quick-input-widget');
@@ -1102,6 +1226,11 @@ const flows: Flow[] = [
     name: 'create-pair-nonsquare',
     session: 'trusted',
     run: createPairNonSquareFlow,
+  },
+  {
+    name: 'create-pair-vae',
+    session: 'trusted',
+    run: createPairVaeFlow,
   },
   {
     name: 'restricted-mode',

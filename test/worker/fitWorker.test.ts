@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import sharp from 'sharp';
 import { readCalibration } from '../../src/inference/pair/calibration';
 import { firingThreshold } from '../../src/shared/fitReport';
 import { loadPairManifest } from '../../src/inference/pair/manifest';
@@ -145,6 +146,40 @@ describe('engine worker: Create Pair requests', { skip: SKIP }, () => {
       events.filter((e) => e.type === 'decision').map((e) => (e.type === 'decision' ? e.line : '')),
       report.decisions,
     );
+  });
+
+  test('issue 21: fit trains a VAE; the panel report carries its training record and held-out reconstructions', async () => {
+    const out = join(dir, 'pairs', 'with-vae');
+    const events: FitEvent[] = [];
+    // A folder, as Create Pair's "A folder of images" gives: split.json names its images relative to it.
+    const folder = join(dir, 'digits');
+    const report = await client.fit({ classifier, data: [folder], out, scaling: { range: [0, 1] }, provider: 'cpu', vaeEpochs: 2 }, (e) => events.push(e));
+    assert.equal(report.classifierOnly, false);
+    const m = loadPairManifest(report.manifestPath).manifest;
+    const training = m.vae?.training;
+    assert.ok(training, 'the manifest has no VAE training record');
+    // The record as the panel shows it: the manifest's, with the line info prints.
+    assert.equal(report.vae?.training?.epochs, 2);
+    assert.deepEqual(report.vae?.training?.lossCurve, training.lossCurve);
+    assert.equal(report.vae?.training?.heldOutElbo, training.heldOutElbo);
+    assert.match(report.vae!.training!.line, /^VAE trained by fit on \d+ images: 2 epochs in /);
+    // Progress said the epoch, the loss and the time left while it trained.
+    const vaeProgress = events.flatMap((e) => (e.type === 'progress' && e.progress.vae ? [e.progress.vae] : []));
+    assert.ok(vaeProgress.some((p) => p.epoch === 2 && p.epochs === 2 && Number.isFinite(p.loss) && p.secondsLeft >= 0), JSON.stringify(vaeProgress.slice(-2)));
+    // Four held-out check images (split.json's check part, never trained on), each with the VAE's reconstruction
+    // at the VAE's size: real PNGs of that size, and not the input copied.
+    const split = JSON.parse(readFileSync(join(out, 'split.json'), 'utf8')) as { parts: { check: string[]; fit: string[] } };
+    assert.equal(report.vae!.samples.length, 4, report.vae!.samplesError);
+    assert.deepEqual(report.vae!.samples.map((s) => s.path), split.parts.check.slice(0, 4).map((p) => resolve(folder, p)));
+    for (const s of report.vae!.samples) {
+      assert.ok(!split.parts.fit.map((p) => resolve(folder, p)).includes(s.path), `${s.path} is a fit-part image`);
+      for (const png of [s.inputPng, s.reconstructionPng]) {
+        const meta = await sharp(Buffer.from(png, 'base64')).metadata();
+        assert.deepEqual([meta.format, meta.width, meta.height], ['png', s.width, s.height]);
+      }
+      assert.notEqual(s.reconstructionPng, s.inputPng);
+      assert.ok(s.elbo !== null && Number.isFinite(s.elbo) && s.elbo < 0, `ELBO ${s.elbo}`);
+    }
   });
 
   test('fit refuses data too small for any test to fire at α, before any scoring, as a FitError naming what would do', async () => {

@@ -121,6 +121,46 @@ function histogramCard(h: ScoreHistogram, alpha: number): HTMLElement {
   return card;
 }
 
+/** The VAE: fit's training record (epochs, loss per epoch, time, held-out ELBO) and held-out images beside their reconstructions. */
+function vaeSection(r: FitReport): HTMLElement {
+  const v = r.vae!;
+  const section = el('section', 'vae');
+  section.id = 'vae';
+  section.append(el('h2', undefined, v.training ? 'The VAE fit trained' : 'The VAE'));
+  if (v.training) {
+    const line = el('p', 'vae-training', v.training.line);
+    line.id = 'vae-training';
+    section.append(line);
+    const curve = el('p', 'muted', `Loss per epoch (negative ELBO, nats): ${v.training.lossCurve.map((l) => fmt(l)).join(' · ')}`);
+    curve.id = 'vae-loss-curve';
+    section.append(curve);
+  }
+  if (!v.samples.length) {
+    section.append(el('p', 'muted', `No reconstruction to show${v.samplesError ? `: ${v.samplesError}` : ''}.`));
+    return section;
+  }
+  section.append(el('p', 'muted', 'Held-out images (never trained on) as the VAE sees them, and its reconstruction of each:'));
+  const row = el('div', 'vae-samples');
+  for (const s of v.samples) {
+    const fig = el('figure', 'vae-sample');
+    const name = s.path.split(/[/\\]/).pop() ?? s.path;
+    const scale = Math.max(1, Math.floor(96 / Math.max(s.width, s.height)));
+    for (const [png, cls, what] of [[s.inputPng, 'vae-input', 'the image'], [s.reconstructionPng, 'vae-reconstruction', 'its reconstruction']] as const) {
+      const img = document.createElement('img');
+      img.className = cls;
+      img.src = `data:image/png;base64,${png}`;
+      img.width = s.width * scale;
+      img.height = s.height * scale;
+      img.alt = `${name}: ${what} (${s.width}×${s.height})`;
+      fig.append(img);
+    }
+    fig.append(el('figcaption', undefined, `${name}${s.elbo !== null ? ` · ELBO ${fmt(s.elbo)}` : ''}`));
+    row.append(fig);
+  }
+  section.append(row);
+  return section;
+}
+
 function render(s: FitResultViewState): void {
   const r: FitReport = s.report;
   for (const c of charts.splice(0)) c.destroy();
@@ -130,7 +170,8 @@ function render(s: FitResultViewState): void {
 
   app.append(el('h1', undefined, `Pair ${r.name}`));
   const meta = el('p', 'meta');
-  meta.append(el('span', s.selected ? 'selected' : 'not-selected', s.selected ? 'Selected as the active pair' : 'Written, but not loaded (see the OOD Lens log)'), document.createTextNode(` · ${shortPath(r)}`));
+  const state = s.selected ? ['selected', 'Selected as the active pair'] : s.kept ? ['kept', 'Written; not selected, as you chose (Select Pair… chooses it)'] : ['not-selected', 'Written, but not loaded (see the OOD Lens log)'];
+  meta.append(el('span', state[0], state[1]), document.createTextNode(` · ${shortPath(r)}`));
   app.append(meta);
 
   const figure = el('section', 'figure');
@@ -172,6 +213,8 @@ function render(s: FitResultViewState): void {
   actions.append(button('Open ood-pair.json', { type: 'openManifest' }, false), button('Score a folder…', { type: 'scoreFolder' }), button('Select another pair…', { type: 'selectPair' }));
   app.append(actions);
 
+  if (r.vae) app.append(vaeSection(r));
+
   const hs = el('section', 'histograms');
   hs.append(el('h2', undefined, 'Scores'));
   if (!r.histograms.length) hs.append(el('p', 'muted', 'No calibrated scores to show.'));
@@ -189,7 +232,7 @@ function render(s: FitResultViewState): void {
 window.addEventListener('message', (event: MessageEvent<HostToFitResult>) => {
   const m = event.data;
   if (m?.type !== 'load') return;
-  const s: FitResultViewState = { report: m.report, selected: m.selected };
+  const s: FitResultViewState = { report: m.report, selected: m.selected, kept: m.kept === true };
   vscode.setState(s);
   render(s);
 });
