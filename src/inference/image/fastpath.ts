@@ -12,7 +12,7 @@
  * padding in colours other than black or white) goes through the ordinary per-image sharp pipeline.
  */
 import * as zlib from 'node:zlib';
-import sharp from 'sharp';
+import sharp from '../io/lazySharp';
 import type { InputSpec } from '../pair/manifest';
 import { unfilterRows } from './pngRows';
 import { decodeToRaw, ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
