@@ -26,6 +26,8 @@ export interface FeatureBatch {
   dims: number;
   /** The classifier's predicted class for each of them. */
   predictions: Int32Array;
+  /** Earlier layers' pooled activations (count × their dims), one array per exposed layer (pair.names.layerOutputs). */
+  layers: Float32Array[];
   /** Each one's index in the input sequence. */
   indices: Int32Array;
   errors: { index: number; path: string; message: string }[];
@@ -260,7 +262,7 @@ export class OodEngine {
             indices.push(first + i);
           }
         });
-        const out = ok.length ? await this.scorer.features(ok) : { features: new Float32Array(0), dims: 0, predictions: new Int32Array(0) };
+        const out = ok.length ? await this.scorer.features(ok) : { features: new Float32Array(0), dims: 0, predictions: new Int32Array(0), layers: (this.pair.names.layerOutputs ?? []).map(() => new Float32Array(0)) };
         await onBatch({ ...out, indices: Int32Array.from(indices), errors });
       },
       options.signal,

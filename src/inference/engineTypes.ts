@@ -84,6 +84,8 @@ export interface ImageResult {
   knnDistance?: number | null;
   /** Smallest class-conditional Mahalanobis distance² of the penultimate features (pairs with that detector). */
   mahalanobis?: number | null;
+  /** Earlier-layer Gaussian distance (pairs with that detector): the layers' standardised Mahalanobis distances², averaged. */
+  layerDistance?: number | null;
   pValue: number | null;
   pValues: PValues;
   firedBy: TestName[];

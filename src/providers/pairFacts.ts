@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { scalingWords } from './createPairOptions';
 
-const TEST_WORDS: Record<string, string> = { elbo: 'ELBO', complexity: 'S', confidence: 'confidence', energy: 'energy', knn: 'KNN', mahalanobis: 'Mahalanobis' };
+const TEST_WORDS: Record<string, string> = { elbo: 'ELBO', complexity: 'S', confidence: 'confidence', energy: 'energy', knn: 'KNN', mahalanobis: 'Mahalanobis', layers: 'earlier layers' };
 
 type Json = Record<string, unknown>;
 const obj = (x: unknown): Json => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Json) : {});

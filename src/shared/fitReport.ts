@@ -65,6 +65,7 @@ const KNOWN_SCORES: Record<string, ScoreMeta & { test: string }> = {
   energy: { label: 'Energy of the logits', oodWhen: 'high', test: 'energy' },
   knn: { label: 'KNN distance in feature space', oodWhen: 'high', test: 'knn' },
   mahalanobis: { label: 'Mahalanobis distance in feature space', oodWhen: 'high', test: 'mahalanobis' },
+  layers: { label: 'Earlier-layer Gaussian distance (conv blocks)', oodWhen: 'high', test: 'layers' },
 };
 
 export function scoreMeta(score: string): ScoreMeta {
@@ -132,7 +133,7 @@ export function sharesSentence(histograms: readonly Pick<ScoreHistogram, 'score'
   return `The verdict: an image is out-of-distribution when any test fires. Each test has a share of α = ${alpha}: ${active.map((h) => `${name(h.score)} ${+h.share.toFixed(3)}`).join(' · ')} (it fires at p < share × α).`;
 }
 
-const SHORT_NAMES: Record<string, string> = { msp: 'confidence', elbo: 'ELBO', complexity: 'complexity S', energy: 'energy', knn: 'KNN distance', mahalanobis: 'Mahalanobis' };
+const SHORT_NAMES: Record<string, string> = { msp: 'confidence', elbo: 'ELBO', complexity: 'complexity S', energy: 'energy', knn: 'KNN distance', mahalanobis: 'Mahalanobis', layers: 'earlier layers' };
 
 /** Bins both series over their joint range; bin count by the Rice rule on the calibration part, 10–50. */
 export function scoreHistogram(score: string, calibration: readonly number[], check: readonly number[] | null, share: number, alpha: number): ScoreHistogram | null {

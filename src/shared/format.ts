@@ -61,6 +61,7 @@ export const TEST_P_LABEL: Record<TestName, string> = {
   energy: 'energy test p',
   knn: 'KNN test p',
   mahalanobis: 'Mahalanobis test p',
+  layers: 'earlier-layer test p',
 };
 
 /** "ELBO test p = 0.0002": a per-test p-value, always with its test's name. */

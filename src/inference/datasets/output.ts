@@ -21,6 +21,7 @@ export const RESULT_COLUMNS = [
   'path', 'prediction', 'label', 'msp', 'entropy', 'energy', 'elbo', 'elboBitsPerDim', 'pValue', 'verdict', 'error',
   'reconstructionLogLik', 'kl', 'logPxBound', 'complexityBits', 'complexityScore', 'pValueElbo', 'pValueComplexity', 'firedBy',
   'pValueConfidence', 'knnDistance', 'mahalanobis', 'pValueEnergy', 'pValueKnn', 'pValueMahalanobis',
+  'layerDistance', 'pValueLayers',
 ] as const;
 
 export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[number], string | number | null> {
@@ -50,6 +51,8 @@ export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[num
     pValueEnergy: r.pValues.energy ?? null,
     pValueKnn: r.pValues.knn ?? null,
     pValueMahalanobis: r.pValues.mahalanobis ?? null,
+    layerDistance: r.layerDistance ?? null,
+    pValueLayers: r.pValues.layers ?? null,
   };
 }
 

@@ -9,7 +9,8 @@
  */
 import { calibrationValues, type CalibrationScores } from '../pair/calibration';
 import { KnnIndex, l2NormaliseRows } from '../features/knnIndex';
-import { fitMahalanobis, MahalanobisIndex, type MahalanobisModel } from '../features/mahalanobis';
+import { fitMahalanobis, MahalanobisIndex, mahalanobisScores, type MahalanobisModel } from '../features/mahalanobis';
+import { combineLayerDistances, fitLayerGaussian, type LayerGaussian, layerRows } from '../features/layerGaussian';
 import type { LoadedPair } from '../pair/pair';
 import type { ImageResult } from '../engineTypes';
 import type { TestName } from '../../shared/rules';
@@ -28,6 +29,8 @@ export interface ModelBatch {
   /** Penultimate features, n × featureDims; null when the pair has none. */
   features: Float32Array | null;
   featureDims: number;
+  /** Earlier layers' pooled activations, one n × dims array per layer the pair exposes (in its order); null when none. */
+  layerFeatures?: Float32Array[] | null;
 }
 
 /** In-distribution features to fit to, with each image's class (given labels or the classifier's prediction). */
@@ -36,6 +39,8 @@ export interface FeatureFitData {
   dims: number;
   classes: Int32Array;
   classCount: number;
+  /** Earlier layers' pooled activations of the same images, per layer (tensor name, rows × dims). */
+  layers?: { tensor: string; features: Float32Array; dims: number }[];
 }
 
 export interface OodDetector {
@@ -176,6 +181,52 @@ export class MahalanobisDetector implements OodDetector {
 }
 
 /**
+ * Earlier conv layers, one Gaussian each (mean + shrunk shared covariance, no class labels; layerGaussian.ts):
+ * the mean over layers of each layer's Mahalanobis distance², standardised by the fit images' median and spread.
+ */
+export class LayerGaussianDetector implements OodDetector {
+  readonly test = 'layers' as const;
+  readonly name = 'Earlier-layer Gaussian distance (conv blocks pooled to 2×2)';
+  private indices?: Promise<MahalanobisIndex[]>;
+  constructor(
+    private readonly pair: Pick<LoadedPair, 'loadOptions' | 'manifestPath'>,
+    public layers?: LayerGaussian[],
+  ) {}
+
+  async fit(data: FeatureFitData): Promise<void> {
+    await this.dispose();
+    if (!data.layers?.length) throw new Error('the earlier-layer detector needs the classifier\'s earlier layers, which the fit data has none of');
+    this.layers = data.layers.map((l) => fitLayerGaussian(l.tensor, l.features, l.dims, mahalanobisScores));
+  }
+
+  async score(batch: ModelBatch): Promise<Float64Array> {
+    const layers = this.layers;
+    if (!layers) throw new Error('the earlier-layer detector is not fitted');
+    const given = batch.layerFeatures;
+    if (!given || given.length !== layers.length) throw new Error(`the earlier-layer detector was fitted on ${layers.length} layers, but the classifier gives ${given?.length ?? 0}; fit the detectors again`);
+    this.indices ??= Promise.all(layers.map((l) => MahalanobisIndex.create(l.model, this.pair.loadOptions, this.pair.manifestPath)));
+    const indices = await this.indices;
+    const perLayer: Float64Array[] = [];
+    for (let k = 0; k < layers.length; k++) {
+      const l = layers[k];
+      if (given[k].length !== batch.n * l.inputDims) throw new Error(`layer "${l.tensor}" gives ${given[k].length / Math.max(1, batch.n)} values per image, but the earlier-layer detector was fitted on ${l.inputDims}; fit the detectors again`);
+      perLayer.push(await indices[k].scores(layerRows(given[k], l.inputDims, l.pooling)));
+    }
+    return combineLayerDistances(layers, perLayer);
+  }
+
+  calibrate(scores: number[]) {
+    return calibrationValues('layers', scores);
+  }
+
+  async dispose(): Promise<void> {
+    const indices = this.indices;
+    this.indices = undefined;
+    for (const index of (await indices?.catch(() => undefined)) ?? []) await index.dispose();
+  }
+}
+
+/**
  * The detectors a loaded pair can score with: MSP and energy always; ELBO, and S(x) when complexity is on,
  * with a VAE; KNN and Mahalanobis when the pair has fitted features. KNN's k comes from the manifest's
  * detector list (default 1).
@@ -195,6 +246,7 @@ export async function pairDetectors(pair: LoadedPair, options: { complexity: boo
     fit.bank = undefined; // the search session has it now
   }
   if (fit?.mahalanobis) list.push(new MahalanobisDetector(pair, fit.mahalanobis));
+  if (fit?.layers?.length && pair.names.layerOutputs?.length) list.push(new LayerGaussianDetector(pair, fit.layers));
   return list;
 }
 
@@ -214,5 +266,7 @@ export function resultOodScore(test: TestName, r: ImageResult): number | null {
       return r.knnDistance ?? null;
     case 'mahalanobis':
       return r.mahalanobis ?? null;
+    case 'layers':
+      return r.layerDistance ?? null;
   }
 }

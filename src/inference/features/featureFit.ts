@@ -1,7 +1,8 @@
 /**
  * The fitted feature detectors of a pair, on disk: `features.json` (what was fitted, on what, from which
  * tensor) beside `features-knn.f16` (the fit images' L2-normalised features, float16) and
- * `features-mahalanobis.f32` (class means and whitening matrix, float32). Written atomically.
+ * `features-mahalanobis.f32` (class means and whitening matrix, float32) and `features-layers.f32` (the
+ * earlier-layer Gaussians, float32). Written atomically.
  */
 import { BoundedReadError, LIMITS, linkedOutside, readBoundedSync, readBoundedTextSync } from '../io/boundedRead';
 import { jsonSyntaxProblem } from '../io/jsonText';
@@ -9,6 +10,17 @@ import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomicFile';
 import { fromFloat16Bytes, toFloat16Bytes } from './float16';
 import type { MahalanobisModel } from './mahalanobis';
+import type { LayerGaussian } from './layerGaussian';
+
+/** One earlier layer's Gaussian as features.json lists it (its whitened mean and whitening in the .f32 file). */
+interface LayerEntry {
+  tensor: string;
+  inputDims: number;
+  pooling: LayerGaussian['pooling'];
+  dims: number;
+  center: number;
+  scale: number;
+}
 
 export interface FeatureFitFile {
   version: 1;
@@ -22,6 +34,8 @@ export interface FeatureFitFile {
   createdAt: string;
   knn?: { file: string; count: number };
   mahalanobis?: { file: string; classes: number; labels: 'given' | 'predicted' };
+  /** Earlier-layer Gaussians (test `layers`): per layer, the whitened mean then the whitening, float32, in order. */
+  layers?: { file: string; items: LayerEntry[] };
 }
 
 export interface FeatureFit {
@@ -33,6 +47,8 @@ export interface FeatureFit {
   bank?: Float32Array;
   mahalanobis?: MahalanobisModel;
   mahalanobisLabels?: 'given' | 'predicted';
+  /** Earlier-layer Gaussians, in graph order (absent in pairs fitted before them). */
+  layers?: LayerGaussian[];
 }
 
 /** A data file named in features.json: beside it, and not a symbolic link leading out of its folder. */
@@ -78,7 +94,29 @@ export function readFeatureFit(path: string): FeatureFit {
     fit.mahalanobis = { dims: file.dims, classes, whitenedMeans: all.slice(0, classes * file.dims), whitening: all.slice(classes * file.dims) };
     fit.mahalanobisLabels = file.mahalanobis.labels;
   }
+  if (file.layers) fit.layers = readLayers(dir, file.layers);
   return fit;
+}
+
+function readLayers(dir: string, entry: NonNullable<FeatureFitFile['layers']>): LayerGaussian[] {
+  const bytesPath = dataFile(dir, entry.file);
+  const items = Array.isArray(entry.items) ? entry.items : [];
+  const good = (l: LayerEntry) => typeof l?.tensor === 'string' && Number.isInteger(l.dims) && l.dims > 0 && Number.isInteger(l.inputDims) && (l.pooling === 'quadrants' || l.pooling === 'channels') && Number.isFinite(l.center) && Number.isFinite(l.scale) && l.scale > 0;
+  const bad = items.findIndex((l) => !good(l));
+  if (!items.length || bad >= 0) throw new Error(`${dirname(bytesPath)}: features.json layers${items.length ? `.items[${bad}]` : ''} is not an earlier-layer Gaussian (tensor, inputDims, pooling, dims, a finite center and a positive scale); fit the detectors again`);
+  const buf = readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' });
+  const expected = items.reduce((a, l) => a + (l.dims + l.dims * l.dims) * 4, 0);
+  if (buf.byteLength !== expected) throw new Error(`${bytesPath}: holds ${buf.byteLength} bytes, expected ${expected}; fit the detectors again`);
+  const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  const nonFinite = all.findIndex((v) => !Number.isFinite(v));
+  if (nonFinite >= 0) throw new Error(`${bytesPath}: the earlier-layer Gaussians hold a value that is not a finite number (${all[nonFinite]} at index ${nonFinite}); fit the detectors again (ood-lens fit … or Create Pair)`);
+  let off = 0;
+  return items.map((l) => {
+    const whitenedMeans = all.slice(off, off + l.dims);
+    const whitening = all.slice(off + l.dims, off + l.dims + l.dims * l.dims);
+    off += l.dims + l.dims * l.dims;
+    return { tensor: l.tensor, inputDims: l.inputDims, pooling: l.pooling, center: l.center, scale: l.scale, model: { dims: l.dims, classes: 1, whitenedMeans, whitening } };
+  });
 }
 
 /**
@@ -129,6 +167,19 @@ export function writeFeatureFit(dir: string, fit: FeatureFit, name = 'features')
     const mFile = `${name}-mahalanobis.f32`;
     writeFileAtomic(join(dir, mFile), new Uint8Array(all.buffer));
     file.mahalanobis = { file: mFile, classes: m.classes, labels: fit.mahalanobisLabels ?? 'predicted' };
+  }
+  if (fit.layers?.length) {
+    const lFile = `${name}-layers.f32`;
+    const total = fit.layers.reduce((a, l) => a + l.model.dims + l.model.dims * l.model.dims, 0);
+    const all = new Float32Array(total);
+    let off = 0;
+    for (const l of fit.layers) {
+      all.set(l.model.whitenedMeans, off);
+      all.set(l.model.whitening, off + l.model.dims);
+      off += l.model.dims + l.model.dims * l.model.dims;
+    }
+    writeFileAtomic(join(dir, lFile), new Uint8Array(all.buffer));
+    file.layers = { file: lFile, items: fit.layers.map((l) => ({ tensor: l.tensor, inputDims: l.inputDims, pooling: l.pooling, dims: l.model.dims, center: l.center, scale: l.scale })) };
   }
   const jsonPath = join(dir, `${name}.json`);
   writeFileAtomic(jsonPath, JSON.stringify(file, null, 2) + '\n');

@@ -22,9 +22,10 @@ export interface MahalanobisModel {
 
 /**
  * Fits class means and the shared covariance from `features` (rows × dims) and their class `labels`.
- * A ridge of 1e-6 × mean variance keeps Σ invertible when features are collinear (dead ReLUs).
+ * A ridge of 1e-6 × mean variance keeps Σ invertible when features are collinear (dead ReLUs); `shrinkage` λ
+ * shrinks Σ towards the mean variance: (1 − λ) Σ + λ · tr(Σ)/D · I.
  */
-export function fitMahalanobis(features: Float32Array, labels: ArrayLike<number>, dims: number, classes: number): MahalanobisModel {
+export function fitMahalanobis(features: Float32Array, labels: ArrayLike<number>, dims: number, classes: number, shrinkage = 0): MahalanobisModel {
   const n = labels.length;
   if (features.length !== n * dims) throw new Error(`Mahalanobis fit: ${features.length} feature values for ${n} images of ${dims}`);
   const sums = new Float64Array(classes * dims);
@@ -52,7 +53,7 @@ export function fitMahalanobis(features: Float32Array, labels: ArrayLike<number>
   const sigma = new Matrix(dims, dims);
   for (let a = 0; a < dims; a++) {
     for (let b = 0; b <= a; b++) {
-      const v = cov[a * dims + b] / n + (a === b ? 1e-6 * (trace / dims) + 1e-12 : 0);
+      const v = (1 - shrinkage) * (cov[a * dims + b] / n) + (a === b ? (shrinkage + 1e-6) * (trace / dims) + 1e-12 : 0);
       sigma.set(a, b, v);
       sigma.set(b, a, v);
     }

@@ -99,3 +99,122 @@ export function whiteningModel(whitening: Float32Array, dims: number): Uint8Arra
   const model = onnx.ModelProto.create({ irVersion: 7, opsetImport: [{ domain: '', version: 13 }], producerName: 'ood-lens', graph });
   return onnx.ModelProto.encode(model).finish();
 }
+
+/** At most this many earlier layers are exposed: the last ones before the head (a MobileNet has dozens). */
+export const MAX_EXPOSED_LAYERS = 4;
+const ACTIVATIONS = new Set(['Relu', 'Clip', 'HardSwish', 'LeakyRelu', 'Elu', 'Selu', 'PRelu', 'Mish', 'Gelu']);
+/** Ops between a Conv and its activation in a conv block (batch norm, a residual sum, a bias add). */
+const CONV_BLOCK_OPS = new Set(['Conv', 'BatchNormalization', 'Add', 'InstanceNormalization']);
+
+/**
+ * The post-activation outputs of the model's conv blocks, in graph order: a ReLU-like node (Relu, Clip = ReLU6,
+ * HardSwish, …) or a sigmoid-gated product x·σ(x) / x·hardσ(x) (SiLU, MobileNetV3's h-swish) whose input comes
+ * from a Conv, its batch norm or a residual Add. Activations after a Gemm/MatMul (the head) are not conv blocks.
+ */
+export function convActivationOutputs(model: onnx.IModelProto): string[] {
+  const nodes = model.graph?.node ?? [];
+  const producer = new Map<string, onnx.INodeProto>();
+  for (const n of nodes) for (const o of n.output ?? []) producer.set(o, n);
+  const fromConvBlock = (tensor: string | undefined | null): boolean => {
+    // Up through batch norm / Add chains to a Conv (a few steps; an Add is a conv block when either side is).
+    const seen = new Set<string>();
+    const stack = tensor ? [tensor] : [];
+    while (stack.length) {
+      const t = stack.pop()!;
+      if (seen.has(t) || seen.size > 16) continue;
+      seen.add(t);
+      const p = producer.get(t);
+      if (!p || !CONV_BLOCK_OPS.has(p.opType ?? '')) continue;
+      if (p.opType === 'Conv') return true;
+      stack.push(...(p.opType === 'Add' ? p.input ?? [] : (p.input ?? []).slice(0, 1)));
+    }
+    return false;
+  };
+  const out: string[] = [];
+  for (const n of nodes) {
+    const input = n.input?.[0];
+    const output = n.output?.[0];
+    if (!input || !output) continue;
+    if (ACTIVATIONS.has(n.opType ?? '') && fromConvBlock(input)) out.push(output);
+    else if (n.opType === 'Mul' && n.input?.length === 2) {
+      // x · σ(x): one side is a Sigmoid/HardSigmoid of the other, and that other comes from a conv block.
+      const [a, b] = n.input;
+      const gate = (g: string, x: string) => ['Sigmoid', 'HardSigmoid'].includes(producer.get(g)?.opType ?? '') && producer.get(g)?.input?.[0] === x;
+      const x = gate(b, a) ? a : gate(a, b) ? b : null;
+      if (x && fromConvBlock(x)) out.push(output);
+    }
+  }
+  return out;
+}
+
+/** The layers fit exposes: the last MAX_EXPOSED_LAYERS conv-block activations of the model (none when it has none). */
+export function lastConvActivations(bytes: Uint8Array): string[] {
+  return convActivationOutputs(onnx.ModelProto.decode(bytes)).slice(-MAX_EXPOSED_LAYERS);
+}
+
+export interface ExposedLayers {
+  bytes: Uint8Array;
+  /** Per exposed layer: the activation tensor read and the model output now holding its 2×2-pooled values. */
+  layers: { tensor: string; output: string }[];
+}
+
+/**
+ * Adds, for each named activation tensor (NCHW, as ONNX Conv outputs are), a 2×2 average pooling done in the
+ * graph as four quadrant means — Shape → Slice by half the height and width → ReduceMean over H, W → Concat —
+ * so it works for any spatial size and batch size without shape inference, and only [batch, 4·C] values per
+ * layer leave onnxruntime. The output is quadrant-major: [top-left C, top-right C, bottom-left C, bottom-right C].
+ */
+export function exposeLayerPools(bytes: Uint8Array, source: string, tensors: string[]): ExposedLayers {
+  let model: onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (err) {
+    throw new ModelError(source, `not a loadable ONNX model: ${(err as Error).message}`);
+  }
+  const graph = model.graph!;
+  const known = new Set((graph.node ?? []).flatMap((n) => n.output ?? []));
+  const missing = tensors.filter((t) => !known.has(t));
+  if (missing.length) throw new ModelError(source, `has no tensor named ${missing.map((t) => `"${t}"`).join(', ')} for the earlier-layer features; fit the detectors again`);
+  const opset = (model.opsetImport ?? []).find((o) => !o.domain)?.version;
+  const version = typeof opset === 'number' ? opset : Number(opset ?? 13);
+  if (version < 11) throw new ModelError(source, `uses ONNX opset ${version}; the earlier-layer features need opset 11 or later`);
+  const T = onnx.TensorProto;
+  const A = onnx.AttributeProto;
+  const ints = (name: string, values: number[]) => T.create({ name, dims: [values.length], dataType: T.DataType.INT64, int64Data: values });
+  const prefix = 'ood_lens_pool';
+  const big = 2 ** 31 - 1;
+  graph.output ??= [];
+  graph.initializer ??= [];
+  graph.initializer.push(ints(`${prefix}_hw_start`, [2]), ints(`${prefix}_hw_end`, [4]), ints(`${prefix}_two`, [2]), ints(`${prefix}_axes`, [2, 3]));
+  // Per quadrant (row, col ∈ {0, 1}): start = half·[row, col]; end = half·[1 − row, 1 − col] + big·[row, col].
+  const quadrants = [0, 1].flatMap((row) => [0, 1].map((col) => ({ row, col, q: `${prefix}_q${row}${col}` })));
+  for (const { row, col, q } of quadrants) graph.initializer.push(ints(`${q}_at`, [row, col]), ints(`${q}_before`, [1 - row, 1 - col]), ints(`${q}_rest`, [row * big, col * big]));
+  const node = (opType: string, input: string[], output: string[], attribute: onnx.IAttributeProto[] = []) => graph.node!.push(onnx.NodeProto.create({ opType, input, output, attribute }));
+  const reduceMean = (input: string, output: string) =>
+    // ReduceMean takes its axes as an input from opset 18 on, as an attribute before.
+    version >= 18
+      ? node('ReduceMean', [input, `${prefix}_axes`], [output], [A.create({ name: 'keepdims', type: A.AttributeType.INT, i: 0 })])
+      : node('ReduceMean', [input], [output], [A.create({ name: 'axes', type: A.AttributeType.INTS, ints: [2, 3] }), A.create({ name: 'keepdims', type: A.AttributeType.INT, i: 0 })]);
+  const layers: ExposedLayers['layers'] = [];
+  tensors.forEach((tensor, i) => {
+    const p = `${prefix}${i}`;
+    node('Shape', [tensor], [`${p}_shape`]);
+    node('Slice', [`${p}_shape`, `${prefix}_hw_start`, `${prefix}_hw_end`], [`${p}_hw`]);
+    node('Div', [`${p}_hw`, `${prefix}_two`], [`${p}_half`]);
+    // An odd side's middle row (or column) goes to the second half.
+    const means = quadrants.map(({ q }) => {
+      const l = `${p}_${q.slice(prefix.length + 1)}`;
+      node('Mul', [`${p}_half`, `${q}_at`], [`${l}_start`]);
+      node('Mul', [`${p}_half`, `${q}_before`], [`${l}_until`]);
+      node('Add', [`${l}_until`, `${q}_rest`], [`${l}_end`]);
+      node('Slice', [tensor, `${l}_start`, `${l}_end`, `${prefix}_axes`], [l]);
+      reduceMean(l, `${l}_mean`);
+      return `${l}_mean`;
+    });
+    const output = `${p}_pooled`;
+    node('Concat', means, [output], [A.create({ name: 'axis', type: A.AttributeType.INT, i: 1 })]);
+    graph.output!.push(onnx.ValueInfoProto.create({ name: output, type: { tensorType: { elemType: T.DataType.FLOAT } } }));
+    layers.push({ tensor, output });
+  });
+  return { bytes: onnx.ModelProto.encode(model).finish(), layers };
+}

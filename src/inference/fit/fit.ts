@@ -804,11 +804,13 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         await fitter.dispose();
       }
       checkAbort();
+      // The earlier-layer test enters with no share of its own; the probe-based choice below gives it one if it sees the probes.
+      if (fitted.fit.layers?.length && !plannedDetectors.some((d) => d.test === 'layers')) plannedDetectors = [...plannedDetectors, { test: 'layers', share: 0 }];
       const fitPath = saveFeatureFit(join(staging, 'ood-pair.json'), fitted.fit, plannedDetectors);
       const saved = JSON.parse(readFileSync(join(staging, 'ood-pair.json'), 'utf8')) as PairManifest;
       manifest.features = saved.features;
       manifest.detectors = saved.detectors;
-      decide_(`fitted KNN and Mahalanobis on ${fitted.fit.count} images (${fitted.fit.dims} features from "${fitted.fit.tensor}"; Mahalanobis class means from ${fitted.fit.mahalanobisLabels === 'given' ? 'the data\'s labels' : 'the classifier\'s predictions'})${fitted.skipped.length ? `; ${fitted.skipped.length} images skipped` : ''} → ${basename(fitPath)}`);
+      decide_(`fitted KNN and Mahalanobis on ${fitted.fit.count} images (${fitted.fit.dims} features from "${fitted.fit.tensor}"; Mahalanobis class means from ${fitted.fit.mahalanobisLabels === 'given' ? 'the data\'s labels' : 'the classifier\'s predictions'})${fitted.fit.layers?.length ? `, and one Gaussian per earlier conv layer (${fitted.fit.layers.map((l) => `"${l.tensor}" ${l.model.dims}${l.pooling === 'channels' ? ' channel means' : ' = 2×2 pooled'}`).join(', ')})` : ''}${fitted.skipped.length ? `; ${fitted.skipped.length} images skipped` : ''} → ${basename(fitPath)}`);
     }
     engine = await untilAborted(OodEngine.create({ ...engineOptions, pair: staging, complexity: !!manifest.vae }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
 

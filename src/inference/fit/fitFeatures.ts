@@ -1,5 +1,5 @@
 /**
- * Fitting the feature detectors (KNN, Mahalanobis) of a pair on in-distribution images: the engine reads
+ * Fitting the feature detectors (KNN, Mahalanobis, earlier-layer Gaussians) of a pair on in-distribution images: the engine reads
  * the classifier's penultimate features batch by batch, then each detector fits through the OodDetector
  * interface. Used by `ood-lens fit` and by scripts/fit-features.ts for the built-in pairs.
  *
@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import type { FeatureBatch, OodEngine } from '../engine';
 import type { ScoreInput } from '../engineTypes';
 import { writeFileAtomic } from '../io/atomicFile';
-import { KnnDetector, MahalanobisDetector } from '../detectors/oodDetectors';
+import { KnnDetector, LayerGaussianDetector, MahalanobisDetector } from '../detectors/oodDetectors';
 import type { DetectorSpec } from '../pair/manifest';
 import { type FeatureFit, writeFeatureFit } from '../features/featureFit';
 
@@ -22,8 +22,8 @@ export interface FitFeaturesOptions {
    * prediction. Used by Mahalanobis for its class means.
    */
   labels?: ArrayLike<number>;
-  /** Which detectors to fit (default both). */
-  detectors?: ('knn' | 'mahalanobis')[];
+  /** Which detectors to fit (default all: knn, mahalanobis, and layers when the engine exposes earlier layers). */
+  detectors?: ('knn' | 'mahalanobis' | 'layers')[];
   /** Called after each batch with the images read so far (features kept + images that failed). */
   onProgress?: (done: number) => void;
   signal?: AbortSignal;
@@ -74,8 +74,23 @@ export async function fitFeatureDetectors(engine: OodEngine, inputs: Iterable<Sc
     }
     row += c.indices.length;
   }
-  const data = { features, dims, classes, classCount };
-  const which = options.detectors ?? ['knn', 'mahalanobis'];
+  // Earlier layers (the ONNX graph exposes them pooled): one rows × dims array per layer, in the fit images' order.
+  const layerTensors = engine.pair.names.layerTensors ?? [];
+  const layers = layerTensors.map((tensor, k) => {
+    const parts = chunks.map((c) => c.layers[k]).filter((a) => a.length);
+    const total = parts.reduce((a, p) => a + p.length, 0);
+    const all = new Float32Array(total);
+    let off = 0;
+    for (const p of parts) {
+      all.set(p, off);
+      off += p.length;
+    }
+    const layerDims = total / count;
+    if (!Number.isInteger(layerDims) || layerDims < 1) throw new Error(`layer "${tensor}" gave ${total} values for ${count} images`);
+    return { tensor, features: all, dims: layerDims };
+  });
+  const data = { features, dims, classes, classCount, layers };
+  const which = options.detectors ?? ['knn', 'mahalanobis', 'layers'];
   const fit: FeatureFit = { tensor, dims, count, source: options.source };
   if (which.includes('knn')) {
     const knn = new KnnDetector(1, engine.pair);
@@ -88,6 +103,11 @@ export async function fitFeatureDetectors(engine: OodEngine, inputs: Iterable<Sc
     await mahalanobis.fit(data);
     fit.mahalanobis = mahalanobis.model;
     fit.mahalanobisLabels = options.labels ? 'given' : 'predicted';
+  }
+  if (which.includes('layers') && layers.length) {
+    const layerGaussians = new LayerGaussianDetector(engine.pair);
+    await layerGaussians.fit(data);
+    fit.layers = layerGaussians.layers;
   }
   return { fit, skipped, cancelled: false };
 }

@@ -23,6 +23,8 @@ export interface CalibrationScores {
   knn?: number[];
   /** Smallest class-conditional Mahalanobis distance² of the features; higher = more OOD. */
   mahalanobis?: number[];
+  /** Earlier-layer Gaussian distance (standardised, averaged over layers); higher = more OOD. */
+  layers?: number[];
 }
 
 /**
@@ -37,6 +39,7 @@ const STORED: Record<TestName, { key: keyof CalibrationScores; negated: boolean 
   energy: { key: 'energy', negated: false },
   knn: { key: 'knn', negated: false },
   mahalanobis: { key: 'mahalanobis', negated: false },
+  layers: { key: 'layers', negated: false },
 };
 
 /** The values to store for a test, from held-out images' OOD scores (higher = more OOD). */
@@ -159,7 +162,7 @@ export interface VerdictResult {
   thresholds: Partial<Record<TestName, number>>;
 }
 
-export type PValues = { elbo: number | null; complexity: number | null; confidence: number | null } & Partial<Record<'energy' | 'knn' | 'mahalanobis', number | null>>;
+export type PValues = { elbo: number | null; complexity: number | null; confidence: number | null } & Partial<Record<'energy' | 'knn' | 'mahalanobis' | 'layers', number | null>>;
 
 /**
  * The verdict over a list of detectors: OOD when any test in the rule's shares has its p-value below its share

@@ -276,7 +276,7 @@ export interface FeaturesSpec {
 }
 
 export interface DetectorSpec {
-  /** elbo, complexity, confidence (MSP), energy, knn or mahalanobis. */
+  /** elbo, complexity, confidence (MSP), energy, knn, mahalanobis or layers (earlier conv layers' Gaussians). */
   test: TestName;
   /** Share of α (the shares sum to at most 1); 0 = scored, calibrated and reported, but no vote in the verdict. */
   share: number;
@@ -413,7 +413,7 @@ function detectorProblems(m: PairManifest): string[] {
     if (seen.has(d.test)) problems.push(`detectors[${i}].test: "${d.test}" is listed twice`);
     seen.add(d.test);
     if (d.k !== undefined && d.test !== 'knn') problems.push(`detectors[${i}].k: only the knn detector takes k`);
-    if ((d.test === 'knn' || d.test === 'mahalanobis') && !m.features?.fit) problems.push(`detectors[${i}]: the ${d.test} detector needs fitted features (features.fit); fit them first (ood-lens fit)`);
+    if ((d.test === 'knn' || d.test === 'mahalanobis' || d.test === 'layers') && !m.features?.fit) problems.push(`detectors[${i}]: the ${d.test} detector needs fitted features (features.fit); fit them first (ood-lens fit)`);
   });
   const total = list.reduce((a, d) => a + d.share, 0);
   if (total > 1 + 1e-9) problems.push(`detectors: the shares of α sum to ${+total.toFixed(6)}; they must sum to at most 1 so that false alarms stay at most α`);

@@ -74,6 +74,10 @@ export interface LoadedPair extends ResolvedPair {
     decoderInput?: string;
     /** The classifier output holding the penultimate features (when the pair uses or fits them). */
     features?: string;
+    /** The classifier outputs holding earlier layers' pooled activations (the `layers` test), in order. */
+    layerOutputs?: string[];
+    /** The activation tensor each of those is pooled from. */
+    layerTensors?: string[];
   };
   /** The fitted feature detectors (manifest `features.fit`). */
   featureFit?: FeatureFit;
@@ -88,11 +92,13 @@ export interface PairLoadExtras {
 
 /**
  * Loads the classifier with its penultimate features among its outputs: the named output, or (ONNX, no name)
- * the input of its last Gemm/MatMul, exposed by editing the graph in memory.
+ * the input of its last Gemm/MatMul, exposed by editing the graph in memory. ONNX: `layers` also exposes earlier
+ * conv blocks' activations pooled to 2×2 — the fitted ones (tensor names), or when fitting (`'choose'`) the last
+ * MAX_EXPOSED_LAYERS conv-block activations of the graph.
  */
-async function loadClassifierWithFeatures(path: string, m: PairManifest, options: LoadOptions): Promise<{ runner: ModelRunner; features: string }> {
+async function loadClassifierWithFeatures(path: string, m: PairManifest, options: LoadOptions, layers?: string[] | 'choose'): Promise<{ runner: ModelRunner; features: string; layers?: { tensor: string; output: string }[] }> {
   const named = m.features?.output ?? m.features?.layer;
-  if (named || m.classifier.format !== 'onnx') {
+  if (m.classifier.format !== 'onnx') {
     if (!named) throw new ModelError(path, 'the feature detectors need the classifier\'s features: name the layer that produces them (features.layer) for a TensorFlow.js model');
     const layer = m.classifier.format === 'tfjs-layers' && m.features?.layer;
     const runner = await loadModel(path, m.classifier.format, layer ? { ...options, outputLayers: [layer] } : options);
@@ -102,15 +108,27 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
     }
     return { runner, features: named };
   }
-  const { exposePenultimate } = await import('../features/onnxGraph');
-  let bytes: Buffer;
+  const { exposePenultimate, exposeLayerPools, lastConvActivations } = await import('../features/onnxGraph');
+  let bytes: Uint8Array;
   try {
     bytes = readBoundedSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
   } catch (err) {
     throw new ModelError(path, err instanceof BoundedReadError ? err.reason : (err as Error).message);
   }
-  const exposed = exposePenultimate(bytes, path);
-  return { runner: await loadModel(path, 'onnx', options, exposed.bytes), features: exposed.name };
+  let features: string;
+  if (named) features = named;
+  else ({ bytes, name: features } = exposePenultimate(bytes, path));
+  let exposedLayers: { tensor: string; output: string }[] | undefined;
+  if (layers) {
+    const tensors = layers === 'choose' ? lastConvActivations(bytes) : layers;
+    if (tensors.length) ({ bytes, layers: exposedLayers } = exposeLayerPools(bytes, path, tensors));
+  }
+  const runner = await loadModel(path, 'onnx', options, bytes);
+  if (named && !runner.outputs.some((o) => o.name === named)) {
+    await runner.dispose();
+    throw new ModelError(path, `has no output named "${named}" for the features (outputs: ${runner.outputs.map((o) => o.name).join(', ')}); fix features.output in the pair manifest`);
+  }
+  return { runner, features, layers: exposedLayers };
 }
 
 const list = (infos: TensorInfo[]) => infos.map((t) => `"${t.name}"${t.shape ? ` ${fmtShape(t.shape)}` : ''}`).join(', ');
@@ -151,9 +169,9 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
     return withAnyBatch(raw);
   };
   /** The one tensor of `kind` the field names, or the only one; several and none named is refused. */
-  const pick = (runner: ModelRunner, kind: 'inputs' | 'outputs', field: string, given: string | undefined, prefer?: (t: TensorInfo) => boolean, skip?: string): string => {
-    // `skip`: an output the pair exposes itself (the classifier's features), never a candidate by default.
-    const infos = runner[kind].filter((t) => given !== undefined || t.name !== skip);
+  const pick = (runner: ModelRunner, kind: 'inputs' | 'outputs', field: string, given: string | undefined, prefer?: (t: TensorInfo) => boolean, skip: string[] = []): string => {
+    // `skip`: outputs the pair exposes itself (the classifier's features), never a candidate by default.
+    const infos = runner[kind].filter((t) => given !== undefined || !skip.includes(t.name));
     const what = kind === 'inputs' ? 'input' : 'output';
     const duplicates = infos.map((t) => t.name).filter((n, i, all) => all.indexOf(n) !== i);
     if (given) {
@@ -175,12 +193,19 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
     const wantFeatures = extras.features || !!m.features;
     let classifier: ModelRunner;
     let featureName: string | undefined;
+    let layerOutputs: { tensor: string; output: string }[] | undefined;
+    // The fitted detectors first: the earlier layers they were fitted on are exposed in the classifier's graph.
+    const featureFit = m.features?.fit ? readFeatureFit(resolveIn(resolved, m.features.fit)) : undefined;
+    const fittedLayers = featureFit?.layers?.map((l) => l.tensor);
     if (wantFeatures) {
-      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, { ...options, constants: m.classifier.constants });
+      const layerWish = extras.features && !fittedLayers ? 'choose' : fittedLayers;
+      const loaded = await loadClassifierWithFeatures(resolveIn(resolved, m.classifier.path), m, { ...options, constants: m.classifier.constants }, layerWish);
       opened.push(loaded.runner);
       staticBatch.classifier = declaredStaticBatch(loaded.runner);
       classifier = withAnyBatch(loaded.runner);
       featureName = loaded.features;
+      layerOutputs = loaded.layers;
+      if (fittedLayers && loaded.layers?.length !== fittedLayers.length) throw new ModelError(loaded.runner.source, `the earlier-layer detector was fitted on ${fittedLayers.length} layers, but ${loaded.layers?.length ?? 0} could be exposed; fit the detectors again`);
     } else {
       classifier = await open(m.classifier.path, m.classifier.format, 'classifier', m.classifier.constants);
     }
@@ -188,8 +213,9 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
     const names: LoadedPair['names'] = {
       classifierInput: pick(classifier, 'inputs', 'classifier.input', m.classifier.input),
       // Among several outputs, the one shaped [batch, labels] is unambiguous (an exposed feature output never counts).
-      classifierOutput: pick(classifier, 'outputs', 'classifier.output', m.classifier.output, (t) => !!t.shape && t.shape.length === 2 && t.shape[1] === labels, featureName),
+      classifierOutput: pick(classifier, 'outputs', 'classifier.output', m.classifier.output, (t) => !!t.shape && t.shape.length === 2 && t.shape[1] === labels, [...(featureName ? [featureName] : []), ...(layerOutputs ?? []).map((l) => l.output)]),
       features: featureName,
+      ...(layerOutputs?.length ? { layerOutputs: layerOutputs.map((l) => l.output), layerTensors: layerOutputs.map((l) => l.tensor) } : {}),
     };
     const classifierInput = resolveModelInput(m.input, m.classifier, classifier, names.classifierInput, scaling.classifier, 'classifier', 'classifier', fail);
     const pair: LoadedPair = {
@@ -203,9 +229,9 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
       names,
       loadOptions: options,
     };
-    if (m.features?.fit) {
+    if (m.features?.fit && featureFit) {
       const fitPath = resolveIn(resolved, m.features.fit);
-      pair.featureFit = readFeatureFit(fitPath);
+      pair.featureFit = featureFit;
       if (featureName && pair.featureFit.tensor !== featureName) {
         throw new ModelError(fitPath, `was fitted on the classifier tensor "${pair.featureFit.tensor}", but the features now come from "${featureName}"; fit the detectors again`);
       }

@@ -157,12 +157,13 @@ export class BatchScorer {
   /**
    * The classifier alone on one batch: its penultimate features (the pair must expose them) and predictions.
    */
-  async features(images: ModelImage[]): Promise<{ features: Float32Array; dims: number; predictions: Int32Array }> {
+  async features(images: ModelImage[]): Promise<{ features: Float32Array; dims: number; predictions: Int32Array; layers: Float32Array[] }> {
     const p = this.pair;
     if (!p.names.features) throw new Error(`${p.manifestPath}: the classifier's features are not exposed (load the engine with features: true)`);
     const n = images.length;
     const start = performance.now();
-    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.inputs.classifier) }, [p.names.classifierOutput, p.names.features]);
+    const layerOutputs = p.names.layerOutputs ?? [];
+    const out = await p.classifier.run({ [p.names.classifierInput]: this.batchTensor(images, p.inputs.classifier) }, [p.names.classifierOutput, p.names.features, ...layerOutputs]);
     this.timings.classifier += performance.now() - start;
     const logits = out[p.names.classifierOutput].data;
     const classes = logits.length / n;
@@ -176,7 +177,7 @@ export class BatchScorer {
       for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
       predictions[i] = best;
     }
-    return { features, dims, predictions };
+    return { features, dims, predictions, layers: layerOutputs.map((name) => out[name].data) };
   }
 
   /** Both models on one batch, and the complexity of images that do not carry it yet. */
@@ -203,7 +204,7 @@ export class BatchScorer {
       }
     };
     // One after the other: onnxruntime-node runs each on this thread with its own intra-op threads.
-    const wanted = [p.names.classifierOutput, ...(p.names.features ? [p.names.features] : [])];
+    const wanted = [p.names.classifierOutput, ...(p.names.features ? [p.names.features] : []), ...(p.names.layerOutputs ?? [])];
     const classifierOut = await timed('classifier', () => p.classifier.run({ [p.names.classifierInput]: classifierFeed }, wanted));
     const vaeOut = vaeFeed && target ? await timed('vae', () => this.runVae(vaeFeed, target, n)) : null;
     const start = performance.now();
@@ -244,6 +245,7 @@ export class BatchScorer {
       complexity: bits && vaeScores ? Float64Array.from(cScores, (c) => c ?? NaN) : null,
       features: features?.data ?? null,
       featureDims,
+      layerFeatures: p.names.layerOutputs?.length ? p.names.layerOutputs.map((name) => classifierOut[name].data) : null,
     };
     const detectorScores = new Map<TestName, Float64Array>();
     for (const d of this.options.detectors) detectorScores.set(d.test, await d.score(batch));
@@ -284,6 +286,7 @@ export class BatchScorer {
       };
       if (detectorScores.has('knn')) result.knnDistance = scoreOf('knn', i);
       if (detectorScores.has('mahalanobis')) result.mahalanobis = scoreOf('mahalanobis', i);
+      if (detectorScores.has('layers')) result.layerDistance = scoreOf('layers', i);
       if (withDetails) {
         const { forVae, ...modelInput } = img;
         result.details = { modelInput, ...(forVae ? { vaeInput: forVae } : {}), reconstruction: vaeOut?.reconstruction(i, forVae ?? img) ?? null, probabilities: Array.from(c.probabilities) };
