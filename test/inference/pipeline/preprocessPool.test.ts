@@ -43,15 +43,3 @@ test('a batch split across two workers comes back whole and in order, errors in 
     assert.ok((img.complexityBits ?? 0) > 0);
   });
 });
-
-test('workers (preprocessing and scoring shards) run with a small young generation, which keeps peak RSS down', async () => {
-  const { startWorker, WORKER_YOUNG_GENERATION_MB } = await import('../../../src/inference/pipeline/preprocessPool');
-  const worker = startWorker();
-  try {
-    await new Promise((r) => worker.once('online', r));
-    assert.equal(worker.resourceLimits?.maxYoungGenerationSizeMb, WORKER_YOUNG_GENERATION_MB);
-    assert.ok(WORKER_YOUNG_GENERATION_MB <= 8);
-  } finally {
-    await worker.terminate();
-  }
-});
