@@ -4,6 +4,7 @@ import { build, context } from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { writeManifestValidator } from './manifestValidator.mjs';
 
 const require = createRequire(import.meta.url);
 const watch = process.argv.includes('--watch');
@@ -39,6 +40,9 @@ const web = {
   format: 'iife',
   target: 'es2022',
 };
+
+// The pair manifest's schema, compiled ahead of time (the bundles import the generated validator).
+if (writeManifestValidator()) console.log('regenerated src/inference/pair/manifestValidator.generated.js from the schema');
 
 // The WASM backend of TensorFlow.js loads its .wasm files from next to the bundle.
 mkdirSync('dist', { recursive: true });

@@ -2,7 +2,7 @@
  * Report figures: Vega-Lite specs rendered to SVG by Vega's headless view and rasterised to PNG by sharp.
  * No canvas or browser needed, so figures render the same in CI, the CLI and tests.
  */
-import sharp from 'sharp';
+import sharp from '../inference/io/lazySharp';
 import type { TopLevelSpec } from 'vega-lite';
 
 export async function renderPng(spec: TopLevelSpec, path: string, scale = 2): Promise<void> {

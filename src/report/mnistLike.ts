@@ -3,7 +3,7 @@
  * flatten transparency onto white paper, grey, crop to the object (trim the uniform border), invert
  * (MNIST is white ink on black), fit the longer side into 20 px and pad to 28×28 with black.
  */
-import sharp from 'sharp';
+import sharp from '../inference/io/lazySharp';
 
 export const MNIST_LIKE_STEPS = 'flattened onto white, converted to grey, cropped to the bird (sharp trim of the uniform background), inverted to white-on-black, fitted into a 20×20 box (aspect ratio kept) and padded with 4 black pixels per side to 28×28 — as MNIST digits were size-normalised — then fed to the pair like any 28×28 MNIST image';
 

@@ -5,7 +5,7 @@
  * is visible before the fit. Pure engine code (no vscode); runs in the engine worker.
  */
 import { resolve } from 'node:path';
-import sharp from 'sharp';
+import sharp from '../io/lazySharp';
 import { withAnyBatch } from '../backends/staticBatch';
 import type { ManifestReader, Scaling } from './fit';
 import { listData, modelFormatOf, readImageInput } from './fit';

@@ -12,7 +12,7 @@
  * padding in colours other than black or white) goes through the ordinary per-image sharp pipeline.
  */
 import * as zlib from 'node:zlib';
-import sharp from 'sharp';
+import sharp from '../io/lazySharp';
 import type { InputSpec } from '../pair/manifest';
 import { unfilterRows } from './pngRows';
 import { decodeToRaw, ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
@@ -132,6 +132,25 @@ function copiesExactly(raw: RawImage, spec: InputSpec): boolean {
   return raw.width === inner.width && raw.height === inner.height && raw.channels === spec.channels && framesInJs(spec);
 }
 
+/**
+ * An RGB image whose every pixel has R = G = B, at a grey model's resize target (the samples' 28×28 digits are
+ * stored this way): sharp's grey conversion gives each pixel's value back unchanged (tested for all 256), so the
+ * image takes the copy path as its grey channel instead of a libvips call (a one-image run then never loads sharp).
+ */
+function greyStoredAsRgb(raw: RawImage, spec: InputSpec): boolean {
+  const inner = innerSize(spec);
+  if (spec.channels !== 1 || raw.channels !== 3 || raw.width !== inner.width || raw.height !== inner.height) return false;
+  const d = raw.data;
+  for (let i = 0; i < d.length; i += 3) if (d[i] !== d[i + 1] || d[i] !== d[i + 2]) return false;
+  return true;
+}
+
+function greyChannel(raw: RawImage): RawImage {
+  const grey = new Uint8Array(raw.width * raw.height);
+  for (let i = 0; i < grey.length; i++) grey[i] = raw.data[3 * i];
+  return { width: raw.width, height: raw.height, channels: 1, data: grey };
+}
+
 /** Places `inner`-sized HWC pixels into the model frame (padding filled with the background), inverting if asked. */
 function frame(pixels: Uint8Array, spec: InputSpec): ModelImage {
   const { width: iw, height: ih, padding } = innerSize(spec);
@@ -193,7 +212,8 @@ export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], s
       out[index] = source instanceof ImageDecodeError ? source : new ImageDecodeError(source.message);
       return;
     }
-    const raw = source instanceof Uint8Array ? decodeSmallPng(source) : source;
+    const decoded = source instanceof Uint8Array ? decodeSmallPng(source) : source;
+    const raw = decoded && greyStoredAsRgb(decoded, spec) ? greyChannel(decoded) : decoded;
     const small = raw !== null && raw.width * raw.height <= maxInputPixels;
     if (small && copiesExactly(raw, spec)) {
       out[index] = frame(raw.data.slice(), spec); // a copy: inversion must not touch the caller's pixels

@@ -3,7 +3,8 @@
  * the manifest's invert / range / mean-std are applied here in JS on the 8-bit result.
  */
 import { BoundedReadError, readBounded, readBoundedSync } from '../io/boundedRead';
-import sharp, { type ResizeOptions, type Sharp } from 'sharp';
+import type { ResizeOptions, Sharp } from 'sharp';
+import sharp from '../io/lazySharp';
 import type { InputSpec, Layout } from '../pair/manifest';
 import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 

@@ -8,7 +8,7 @@ import { atlasPadding, crc32Js, decodeSmallPng, prepareBatch } from '../../../sr
 import { idxImages, readIdxFile } from '../../../src/inference/io/idx';
 import type { InputSpec } from '../../../src/inference/pair/manifest';
 import { DEFAULT_MAX_INPUT_PIXELS, ImageDecodeError, type ModelImage, toModelImage } from '../../../src/inference/image/preprocess';
-import { FASHION_TEST_IMAGES, FIXTURES, MNIST_TEST_IMAGES, tempDir, writeIdxPngs } from '../../helpers';
+import { FASHION_TEST_IMAGES, FIXTURES, MNIST_TEST_IMAGES, REPO, tempDir, writeIdxPngs } from '../../helpers';
 
 const mnistSpec: InputSpec = { width: 32, height: 32, channels: 1, layout: 'NCHW', resize: 'fill', resizeKernel: 'linear', background: '#000000' };
 
@@ -159,4 +159,23 @@ test('padding: the copy path (28×28 into a 32×32 field) and the atlas path equ
   const [first] = (await prepareBatch([digits[0]], padded, DEFAULT_MAX_INPUT_PIXELS)) as ModelImage[];
   assert.equal(first.pixels[0], 0);
   assert.deepEqual(Array.from(first.pixels.subarray(2 * 32 + 2, 2 * 32 + 30)), Array.from(digits[0].data.subarray(0, 28)));
+});
+
+test('grey pixels stored as RGB (the samples\' 28×28 PNGs) into a grey model: the copy path equals sharp, every grey value and the real samples; colour RGB still goes through sharp', async () => {
+  const padded: InputSpec = { ...mnistSpec, padding: 2 };
+  // Every grey value 0–255 (and the rest of the 28×28 as a ramp), stored as RGB.
+  const ramp = new Uint8Array(28 * 28 * 3);
+  for (let i = 0; i < 28 * 28; i++) ramp.fill(i % 256, 3 * i, 3 * i + 3);
+  const samples = ['mnist-test-00000.png', 'mnist-test-00001.png', 'fashion-test-00000.png', 'hen-mnist-like.png'].map((f) => new Uint8Array(readFileSync(join(REPO, 'samples', f))));
+  for (const png of samples) assert.equal(decodeSmallPng(png)?.channels, 3, 'the samples are stored as RGB');
+  const tinted = new Uint8Array(ramp);
+  tinted[3 * 100] = 7; // one pixel not grey: the whole image must take sharp's conversion
+  const rawRgb = (data: Uint8Array) => ({ width: 28, height: 28, channels: 3 as const, data });
+  const sources: (Uint8Array | ReturnType<typeof rawRgb>)[] = [rawRgb(ramp), ...samples, rawRgb(tinted)];
+  for (const spec of [padded, { ...padded, invert: true, background: '#ffffff' }]) {
+    const fast = await prepareBatch(sources, spec, DEFAULT_MAX_INPUT_PIXELS);
+    const slow = await Promise.all(sources.map((s) => toModelImage(s, spec)));
+    assertSame(fast, slow, `grey stored as RGB, invert ${spec.invert}`);
+  }
+  assert.deepEqual(Array.from(ramp.subarray(0, 3)), [0, 0, 0], 'the input pixels are not modified');
 });
