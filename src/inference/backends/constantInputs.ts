@@ -4,28 +4,21 @@
  * rest of OOD Lens sees a model with one image input; each constant's tensor takes the shape the model declares,
  * with a free first dimension as long as the batch and other free dimensions of 1.
  */
+import { DelegatingRunner } from './delegatingRunner';
 import { type FloatTensor, ModelError, type ModelRunner, type TensorInfo } from './types';
 
-export class ConstantInputsRunner implements ModelRunner {
+export class ConstantInputsRunner extends DelegatingRunner {
   readonly inputs: TensorInfo[];
   readonly outputs: TensorInfo[];
   private readonly fixed: TensorInfo[];
-  constructor(private readonly inner: ModelRunner, private readonly constants: Record<string, number>) {
+  constructor(inner: ModelRunner, private readonly constants: Record<string, number>) {
+    super(inner);
     for (const name of Object.keys(constants)) {
       if (!inner.inputs.some((t) => t.name === name)) throw new ModelError(inner.source, `has no input named "${name}" to fix to a constant (inputs: ${inner.inputs.map((t) => `"${t.name}"`).join(', ')})`);
     }
     this.fixed = inner.inputs.filter((t) => t.name in constants);
     this.inputs = inner.inputs.filter((t) => !(t.name in constants));
     this.outputs = inner.outputs;
-  }
-  get source(): string {
-    return this.inner.source;
-  }
-  get backend(): string {
-    return this.inner.backend;
-  }
-  get provider(): string {
-    return this.inner.provider;
   }
   get layerPools() {
     return this.inner.layerPools;
@@ -39,10 +32,6 @@ export class ConstantInputsRunner implements ModelRunner {
       all[t.name] = { data: new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(this.constants[t.name]), dims };
     }
     return this.inner.run(all, outputNames);
-  }
-
-  dispose(): Promise<void> {
-    return this.inner.dispose();
   }
 }
 

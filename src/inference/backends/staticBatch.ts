@@ -4,6 +4,7 @@
  * the last chunk padded with zeros, and the outputs joined again. Rewriting the model's batch axis instead is
  * not safe: such graphs often reshape with constant shapes that bake the batch size in.
  */
+import { DelegatingRunner } from './delegatingRunner';
 import { type FloatTensor, ModelError, type ModelRunner, type TensorInfo } from './types';
 
 /** The fixed batch size every input of the model declares, or undefined when the batch is free. */
@@ -16,24 +17,16 @@ export function declaredStaticBatch(runner: Pick<ModelRunner, 'inputs'>): number
 
 const freeBatch = (infos: TensorInfo[]): TensorInfo[] => infos.map((t) => ({ ...t, shape: t.shape && t.shape.length ? [null, ...t.shape.slice(1)] : t.shape }));
 
-export class StaticBatchRunner implements ModelRunner {
+export class StaticBatchRunner extends DelegatingRunner {
   readonly inputs: TensorInfo[];
   readonly outputs: TensorInfo[];
   /** The inputs as the model file declares them (with the fixed batch), for messages. */
   readonly declaredInputs: TensorInfo[];
-  constructor(private readonly inner: ModelRunner, readonly staticBatch: number) {
+  constructor(inner: ModelRunner, readonly staticBatch: number) {
+    super(inner);
     this.declaredInputs = inner.inputs;
     this.inputs = freeBatch(inner.inputs);
     this.outputs = freeBatch(inner.outputs);
-  }
-  get source(): string {
-    return this.inner.source;
-  }
-  get backend(): string {
-    return this.inner.backend;
-  }
-  get provider(): string {
-    return this.inner.provider;
   }
 
   async run(feeds: Record<string, FloatTensor>, outputNames?: string[]): Promise<Record<string, FloatTensor>> {
@@ -57,10 +50,6 @@ export class StaticBatchRunner implements ModelRunner {
       parts.push(take === b ? out : trim(out, take, b));
     }
     return join(parts);
-  }
-
-  dispose(): Promise<void> {
-    return this.inner.dispose();
   }
 }
 

@@ -5,6 +5,7 @@
  * [batch, 4·C] outputs, quadrant-major, as the graph edit gives. Old opsets are rare; these models are small
  * (MobileNet-era), and their last conv blocks' activations are a few thousand values per image.
  */
+import { DelegatingRunner } from '../backends/delegatingRunner';
 import { type FloatTensor, ModelError, type ModelRunner, type TensorInfo } from '../backends/types';
 
 /**
@@ -35,27 +36,16 @@ export function poolQuadrantsNchw(t: FloatTensor, source: string, tensor: string
 }
 
 /** Shows each exposed activation `tensor` as its pooled output `output`, pooled on the way back. */
-export class JsPooledLayersRunner implements ModelRunner {
+export class JsPooledLayersRunner extends DelegatingRunner {
   readonly outputs: TensorInfo[];
   readonly layerPools: { tensor: string; output: string }[];
   private readonly sourceOf = new Map<string, string>();
-  constructor(
-    private readonly inner: ModelRunner,
-    layers: { tensor: string; output: string }[],
-  ) {
+  constructor(inner: ModelRunner, layers: { tensor: string; output: string }[]) {
+    super(inner);
     this.layerPools = layers;
     for (const l of layers) this.sourceOf.set(l.output, l.tensor);
     const raw = new Set(layers.map((l) => l.tensor));
     this.outputs = [...inner.outputs.filter((o) => !raw.has(o.name)), ...layers.map((l) => ({ name: l.output, shape: [null, null], dtype: 'float32' }))];
-  }
-  get source(): string {
-    return this.inner.source;
-  }
-  get backend(): string {
-    return this.inner.backend;
-  }
-  get provider(): string {
-    return this.inner.provider;
   }
   get inputs(): TensorInfo[] {
     return this.inner.inputs;
@@ -70,9 +60,5 @@ export class JsPooledLayersRunner implements ModelRunner {
       result[name] = tensor === undefined ? out[name] : poolQuadrantsNchw(out[tensor], this.source, tensor);
     }
     return result;
-  }
-
-  dispose(): Promise<void> {
-    return this.inner.dispose();
   }
 }

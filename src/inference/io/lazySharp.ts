@@ -1,7 +1,8 @@
 /**
  * sharp, loaded on its first call rather than when the bundle loads: requiring sharp (libvips) takes
  * ~100–150 ms of a one-image CLI run, and a run whose images all take the in-process PNG path (the built-in
- * MNIST pair's 28×28 PNGs, image/fastpath.ts) never calls it. Same function and types as `import sharp`.
+ * MNIST pair's 28×28 PNGs, image/fastpath.ts) never calls it. Only the call is forwarded, not sharp's static
+ * members (`sharp.cache`, `sharp.concurrency`…): code that needs those imports 'sharp' itself.
  */
 import type SharpModule from 'sharp';
 
