@@ -4,9 +4,10 @@ import type * as OrtTypes from 'onnxruntime-node';
 import { BoundedReadError, checkFileSync, LIMITS } from '../io/boundedRead';
 import { checkFeed, type FloatTensor, type LoadOptions, ModelError, type ModelRunner, type TensorInfo } from './types';
 
-type Ort = typeof OrtTypes;
+export type Ort = typeof OrtTypes;
 let ortModule: Ort | undefined;
-function ort(): Ort {
+/** onnxruntime-node, loaded on first use (for graphs run outside a ModelRunner: image/onnxResize.ts). */
+export function ort(): Ort {
   if (!ortModule) {
     // onnxruntime gathers platform telemetry when it first starts, matching std::regex patterns against
     // strings such as the process's command line; GCC's regex recurses per character, so a long command line

@@ -14,6 +14,7 @@
 import * as zlib from 'node:zlib';
 import sharp from '../io/lazySharp';
 import type { InputSpec } from '../pair/manifest';
+import { enlargesOnly, enlargeWithOnnxruntime } from './onnxResize';
 import { unfilterRows } from './pngRows';
 import { decodeToRaw, ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
 
@@ -197,6 +198,27 @@ async function resizeGroup(images: RawImage[], spec: InputSpec): Promise<ModelIm
   });
 }
 
+/**
+ * A pair that enlarges in onnxruntime (`input.enlargeWith`), an image in the model's channels that no axis
+ * shrinks, framed in JS: enlarged with the others of its size in one call (onnxResize.ts), as `toModelImage`
+ * would one by one.
+ */
+function enlargesInOnnxruntime(raw: RawImage, spec: InputSpec): boolean {
+  const inner = innerSize(spec);
+  return spec.enlargeWith === 'onnxruntime' && raw.channels === spec.channels && framesInJs(spec) && enlargesOnly(raw.width, raw.height, inner.width, inner.height);
+}
+
+/** An image that a pair enlarging in onnxruntime enlarges, though not here (other channels: `toModelImage` converts it first). */
+function enlargedElsewhere(raw: RawImage, spec: InputSpec): boolean {
+  const inner = innerSize(spec);
+  return spec.enlargeWith === 'onnxruntime' && enlargesOnly(raw.width, raw.height, inner.width, inner.height);
+}
+
+async function enlargeGroup(images: RawImage[], spec: InputSpec): Promise<ModelImage[]> {
+  const inner = innerSize(spec);
+  return (await enlargeWithOnnxruntime(images, inner.width, inner.height)).map((pixels) => frame(pixels, spec));
+}
+
 export type Prepared = ModelImage | ImageDecodeError;
 
 /**
@@ -206,6 +228,7 @@ export type Prepared = ModelImage | ImageDecodeError;
 export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], spec: InputSpec, maxInputPixels: number): Promise<Prepared[]> {
   const out: Prepared[] = new Array(sources.length);
   const groups = new Map<string, { index: number; raw: RawImage }[]>();
+  const enlarging = new Map<string, { index: number; raw: RawImage }[]>();
   const slow: Promise<void>[] = [];
   sources.forEach((source, index) => {
     if (source instanceof Error) {
@@ -217,7 +240,11 @@ export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], s
     const small = raw !== null && raw.width * raw.height <= maxInputPixels;
     if (small && copiesExactly(raw, spec)) {
       out[index] = frame(raw.data.slice(), spec); // a copy: inversion must not touch the caller's pixels
-    } else if (small && eligible(raw.width, raw.height, spec)) {
+    } else if (small && enlargesInOnnxruntime(raw, spec)) {
+      const key = `${raw.width}x${raw.height}x${raw.channels}`;
+      if (!enlarging.has(key)) enlarging.set(key, []);
+      enlarging.get(key)!.push({ index, raw });
+    } else if (small && eligible(raw.width, raw.height, spec) && !enlargedElsewhere(raw, spec)) {
       const key = `${raw.width}x${raw.height}x${raw.channels}`;
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key)!.push({ index, raw });
@@ -225,6 +252,14 @@ export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], s
       slow.push(toModelImage(raw ?? (source as Uint8Array), spec, maxInputPixels).then((img) => void (out[index] = img), (err: ImageDecodeError) => void (out[index] = err)));
     }
   });
+  for (const members of enlarging.values()) {
+    slow.push(
+      enlargeGroup(members.map((m) => m.raw), spec).then(
+        (images) => members.forEach((m, k) => (out[m.index] = images[k])),
+        (err: Error) => members.forEach((m) => (out[m.index] = new ImageDecodeError(`could not resize: ${err.message}`))),
+      ),
+    );
+  }
   for (const members of groups.values()) {
     slow.push(
       resizeGroup(members.map((m) => m.raw), spec).then(

@@ -6,6 +6,7 @@ import { BoundedReadError, readBounded, readBoundedSync } from '../io/boundedRea
 import type { ResizeOptions, Sharp } from 'sharp';
 import sharp from '../io/lazySharp';
 import type { InputSpec, Layout } from '../pair/manifest';
+import { enlargesOnly, enlargeWithOnnxruntime } from './onnxResize';
 import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
@@ -72,6 +73,10 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
   try {
     // SVG renders in one native call nothing can interrupt: it runs in a child process under the time limit.
     if (!isRawImage(source) && looksLikeSvg(source)) source = await rasterizeSvg(source, maxInputPixels);
+    if (spec.enlargeWith === 'onnxruntime') {
+      const small = await decodedForEnlarging(source, spec, maxInputPixels);
+      if (small) return await enlargedModelImage(small, spec);
+    }
     if (isRawImage(source)) {
       pipeline = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels });
     } else {
@@ -97,6 +102,50 @@ export async function toModelImage(source: ImageSource, spec: InputSpec, maxInpu
     if (err instanceof SvgRenderError) throw new ImageDecodeError(err.message);
     throw new ImageDecodeError(describeSharpError(err, isRawImage(source) ? undefined : source));
   }
+}
+
+/**
+ * For a pair that enlarges in onnxruntime: the image decoded at its own size (auto-oriented, flattened, in the
+ * model's channels) when no axis of it shrinks to the model's input; null when libvips resizes it (it shrinks,
+ * or its header cannot be read: the libvips pipeline then words the error).
+ */
+async function decodedForEnlarging(source: ImageSource, spec: InputSpec, maxInputPixels: number): Promise<RawImage | null> {
+  const inner = innerSize(spec);
+  const background = spec.background ?? '#ffffff';
+  if (isRawImage(source)) {
+    if (!enlargesOnly(source.width, source.height, inner.width, inner.height)) return null;
+    if (source.channels === spec.channels) return source;
+    const converted = sharp(source.data, { raw: { width: source.width, height: source.height, channels: source.channels }, limitInputPixels: maxInputPixels }).flatten({ background });
+    const { data, info } = await (spec.channels === 1 ? converted.toColourspace('b-w') : converted.toColourspace('srgb')).raw().toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, channels: info.channels as RawImage['channels'], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  }
+  if (source.length === 0) return null;
+  let width: number | undefined;
+  let height: number | undefined;
+  try {
+    const meta = await sharp(source, { limitInputPixels: maxInputPixels, failOn: 'error', animated: false }).metadata();
+    const turned = (meta.orientation ?? 1) >= 5; // EXIF orientations 5–8 swap width and height
+    width = turned ? meta.height : meta.width;
+    height = turned ? meta.width : meta.height;
+  } catch {
+    return null;
+  }
+  if (!width || !height || !enlargesOnly(width, height, inner.width, inner.height)) return null;
+  return decodeToRaw(source, { rgb: spec.channels === 3, background, maxInputPixels });
+}
+
+/** An image in the model's channels, enlarged by onnxruntime to the inner size, then padded and inverted as the libvips path does. */
+async function enlargedModelImage(raw: RawImage, spec: InputSpec): Promise<ModelImage> {
+  const inner = innerSize(spec);
+  let [pixels] = await enlargeWithOnnxruntime([raw], inner.width, inner.height);
+  const padding = inner.padding;
+  if (padding) {
+    const background = spec.background ?? '#ffffff';
+    const data = await sharp(pixels, { raw: { width: inner.width, height: inner.height, channels: spec.channels } }).extend({ top: padding, bottom: padding, left: padding, right: padding, background }).raw().toBuffer();
+    pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  if (spec.invert) for (let i = 0; i < pixels.length; i++) pixels[i] = 255 - pixels[i];
+  return { width: spec.width, height: spec.height, channels: spec.channels, pixels };
 }
 
 /**

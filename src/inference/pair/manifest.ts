@@ -35,6 +35,12 @@ export interface InputSpec {
   invert?: boolean;
   resize?: ResizeFit;
   resizeKernel?: ResizeKernel;
+  /**
+   * What enlarges an image that no axis of the model's input shrinks: libvips with `resizeKernel` (the default:
+   * pairs without the field), or onnxruntime's bilinear Resize with half-pixel centres (image/onnxResize.ts;
+   * new fits; needs `resizeKernel` "linear" and `resize` "fill"). Shrinking is libvips' either way.
+   */
+  enlargeWith?: 'libvips' | 'onnxruntime';
   /** Colour that transparent pixels are flattened onto and `contain` and `padding` pad with (before inversion). */
   background?: string;
   /**

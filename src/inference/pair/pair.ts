@@ -281,6 +281,9 @@ function resolveModelInput(shared: SharedInputSpec, own: ImageGeometry, runner: 
   if (dtype === 'uint8' && (scaling.range[0] !== 0 || scaling.range[1] !== 255 || scaling.mean || scaling.std)) {
     fail(`${model}.range`, `${declared} of type uint8: it takes the 8-bit pixels, so its range must be [0, 255] with no mean or std; set ${model}.range to [0, 255] and remove ${model}.mean / ${model}.std`);
   }
+  if (shared.enlargeWith === 'onnxruntime' && ((shared.resizeKernel ?? 'lanczos3') !== 'linear' || (shared.resize ?? 'fill') !== 'fill')) {
+    fail('input.enlargeWith', `"onnxruntime" enlarges bilinearly and stretches to the exact size, so it needs input.resizeKernel "linear" and input.resize "fill" (they are ${shared.resizeKernel ?? 'lanczos3 (the default)'} and ${shared.resize ?? 'fill'}); set them, or set input.enlargeWith to "libvips"`);
+  }
   if (layout === 'flat') return flatModelInput(shared, own, shape, declared, scaling, model, fail);
   if (shape && shape.length === 2) fail(layoutField, `${declared}, a flat vector per image; set ${layoutField} to "flat" and give ${model}.width, ${model}.height and ${model}.channels (or input.*): the image size it was trained on`);
   if (shape && shape.length !== 4) fail(`${role}.input`, `${declared}; OOD Lens feeds images as 4-d tensors ([batch, channels, height, width] or [batch, height, width, channels]) or flat vectors ([batch, channels·height·width], layout "flat")`);

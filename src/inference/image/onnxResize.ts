@@ -1,0 +1,96 @@
+/**
+ * Enlarging in onnxruntime, for pairs whose manifest says `input.enlargeWith: "onnxruntime"` (new fits): an
+ * image smaller than the model's input is enlarged by onnxruntime's Resize operator — bilinear with half-pixel
+ * centres, torchvision's and PIL's convention — and rounded to 8 bits, in one native call per batch of
+ * same-size images. Why not libvips: sharp enlarges through vips_affine, one interpolator call per pixel,
+ * ~1.5 ms of CPU per 64×64 → 224×224 RGB image even batched into one atlas; this graph does it in ~0.6 ms.
+ * libvips' bilinear enlarging also sits ~0.2 pixel off torchvision's (mean 2.2 levels from PIL on a 64×64
+ * photo → 224×224; this graph: 0.3, rounding only). Shrinking stays in libvips (its reduce is fast and
+ * antialiased), so this path takes only images that no axis shrinks.
+ */
+import type { InferenceSession } from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
+import { ort } from '../backends/onnx';
+import type { RawImage } from './preprocess';
+
+/** Values of one Resize call's float input at most (16 images of 224×224 RGB are 2.4 M): bounds its buffers. */
+const MAX_VALUES_PER_CALL = 4_000_000;
+
+/**
+ * The graph: uint8 pixels [n, h, w, c] and the output size [n, H, W, c] → uint8 [n, H, W, c]. The pixels are
+ * resized as floats in NCHW (onnxruntime's fastest bilinear path, measured 0.62 against 0.84 ms an image for
+ * Resize on uint8 NHWC), rounded half to even and clamped to 0..255.
+ */
+export function enlargeModel(): Uint8Array {
+  const T = onnx.TensorProto;
+  const A = onnx.AttributeProto.AttributeType;
+  const text = (s: string) => new TextEncoder().encode(s);
+  const node = (opType: string, input: string[], output: string[], attribute: onnx.IAttributeProto[] = []) => onnx.NodeProto.create({ opType, input, output, attribute });
+  const perm = (name: string, ints: number[]) => ({ name, type: A.INTS, ints });
+  const graph = onnx.GraphProto.create({
+    name: 'enlarge',
+    initializer: [
+      T.create({ name: 'toNchw', dims: [4], dataType: T.DataType.INT64, int64Data: [0, 3, 1, 2] }),
+      T.create({ name: 'lo', dims: [], dataType: T.DataType.FLOAT, floatData: [0] }),
+      T.create({ name: 'hi', dims: [], dataType: T.DataType.FLOAT, floatData: [255] }),
+    ],
+    input: [
+      onnx.ValueInfoProto.create({ name: 'pixels', type: { tensorType: { elemType: T.DataType.UINT8, shape: { dim: [{ dimParam: 'n' }, { dimParam: 'h' }, { dimParam: 'w' }, { dimParam: 'c' }] } } } }),
+      onnx.ValueInfoProto.create({ name: 'sizes', type: { tensorType: { elemType: T.DataType.INT64, shape: { dim: [{ dimValue: 4 }] } } } }),
+    ],
+    output: [onnx.ValueInfoProto.create({ name: 'enlarged', type: { tensorType: { elemType: T.DataType.UINT8 } } })],
+    node: [
+      node('Cast', ['pixels'], ['values'], [{ name: 'to', type: A.INT, i: T.DataType.FLOAT }]),
+      node('Transpose', ['values'], ['planes'], [perm('perm', [0, 3, 1, 2])]),
+      node('Gather', ['sizes', 'toNchw'], ['planeSizes'], [{ name: 'axis', type: A.INT, i: 0 }]),
+      node('Resize', ['planes', '', '', 'planeSizes'], ['resized'], [
+        { name: 'mode', type: A.STRING, s: text('linear') },
+        { name: 'coordinate_transformation_mode', type: A.STRING, s: text('half_pixel') },
+      ]),
+      node('Round', ['resized'], ['rounded']),
+      node('Clip', ['rounded', 'lo', 'hi'], ['clamped']),
+      node('Cast', ['clamped'], ['bytes'], [{ name: 'to', type: A.INT, i: T.DataType.UINT8 }]),
+      node('Transpose', ['bytes'], ['enlarged'], [perm('perm', [0, 2, 3, 1])]),
+    ],
+  });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 7, opsetImport: [{ domain: '', version: 13 }], producerName: 'ood-lens', graph })).finish();
+}
+
+/** One session per thread (each scoring shard and worker has its own), made on first use. */
+let session: Promise<InferenceSession> | undefined;
+
+function enlargeSession(): Promise<InferenceSession> {
+  // One intra-op thread: the caller is a shard or worker that already has a core of its own.
+  session ??= ort().InferenceSession.create(enlargeModel(), { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: '0' } } } });
+  return session;
+}
+
+/** An image that this path enlarges: no axis shrinks (and a size to go to). */
+export function enlargesOnly(width: number, height: number, toWidth: number, toHeight: number): boolean {
+  return width <= toWidth && height <= toHeight;
+}
+
+/**
+ * Enlarges images of one size and channel count (HWC, 8-bit) to `width` × `height`: one Resize call per chunk of
+ * images. Each image's result depends on it alone (not on the others in the call).
+ */
+export async function enlargeWithOnnxruntime(images: RawImage[], width: number, height: number): Promise<Uint8Array[]> {
+  if (!images.length) return [];
+  const { width: w, height: h, channels: c } = images[0];
+  if (images.some((img) => img.width !== w || img.height !== h || img.channels !== c)) throw new Error('enlargeWithOnnxruntime: the images must share one size and channel count');
+  if (!enlargesOnly(w, h, width, height)) throw new Error(`enlargeWithOnnxruntime: ${w}×${h} does not fit inside ${width}×${height} (shrinking is libvips' job)`);
+  const s = await enlargeSession();
+  const { Tensor } = ort();
+  const per = Math.max(1, Math.floor(MAX_VALUES_PER_CALL / (width * height * c)));
+  const out: Uint8Array[] = [];
+  for (let from = 0; from < images.length; from += per) {
+    const chunk = images.slice(from, from + per);
+    const input = new Uint8Array(chunk.length * w * h * c);
+    chunk.forEach((img, k) => input.set(img.data.subarray(0, w * h * c), k * w * h * c));
+    const result = await s.run({ pixels: new Tensor('uint8', input, [chunk.length, h, w, c]), sizes: new Tensor('int64', BigInt64Array.from([chunk.length, height, width, c], BigInt), [4]) });
+    const bytes = result.enlarged.data as Uint8Array;
+    const size = width * height * c;
+    for (let k = 0; k < chunk.length; k++) out.push(bytes.subarray(k * size, (k + 1) * size));
+  }
+  return out;
+}

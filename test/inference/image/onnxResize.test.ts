@@ -1,0 +1,146 @@
+/**
+ * Enlarging in onnxruntime (`input.enlargeWith: "onnxruntime"`): the pixels are the half-pixel bilinear formula
+ * (torchvision's and PIL's convention) rounded to 8 bits, one image's result does not depend on the others
+ * resized with it, every path (the batch fast path, one image at a time, raw pixels) gives the same pixels, images
+ * that shrink keep libvips' exact result, and a manifest that asks for it with another kernel is refused by name.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import sharp from 'sharp';
+import { decodeSmallPng, prepareBatch } from '../../../src/inference/image/fastpath';
+import { enlargeWithOnnxruntime } from '../../../src/inference/image/onnxResize';
+import { type ModelImage, type RawImage, toModelImage } from '../../../src/inference/image/preprocess';
+import type { InputSpec } from '../../../src/inference/pair/manifest';
+import { disposePair, loadPair } from '../../../src/inference/pair/pair';
+import { FIXTURES, tempDir } from '../../helpers';
+import { thirdPartyModels } from '../../thirdParty';
+
+/** A crop of a fixture photo, `width`×`height`, flattened onto white, in 1 or 3 channels. */
+async function photoCrop(file: string, left: number, top: number, width: number, height: number, channels: 1 | 3 = 3): Promise<RawImage> {
+  const img = sharp(join(FIXTURES, file)).flatten({ background: '#ffffff' }).extract({ left, top, width: width * 3, height: height * 3 }).resize(width, height, { fit: 'fill' });
+  const data = await (channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb')).raw().toBuffer();
+  return { width, height, channels, data: new Uint8Array(data) };
+}
+
+/** Half-pixel bilinear (align_corners = false, edges clamped), in doubles, rounded half to even: the reference. */
+function bilinearReference(img: RawImage, outW: number, outH: number): { values: Float64Array; rounded: Uint8Array } {
+  const { width: w, height: h, channels: c, data } = img;
+  const values = new Float64Array(outW * outH * c);
+  const coord = (o: number, scale: number, n: number) => {
+    const x = Math.min(n - 1, Math.max(0, (o + 0.5) / scale - 0.5));
+    const i0 = Math.floor(x);
+    return { i0, i1: Math.min(n - 1, i0 + 1), f: x - i0 };
+  };
+  for (let y = 0; y < outH; y++) {
+    const cy = coord(y, outH / h, h);
+    for (let x = 0; x < outW; x++) {
+      const cx = coord(x, outW / w, w);
+      for (let k = 0; k < c; k++) {
+        const p = (yy: number, xx: number) => data[(yy * w + xx) * c + k];
+        const top = p(cy.i0, cx.i0) * (1 - cx.f) + p(cy.i0, cx.i1) * cx.f;
+        const bottom = p(cy.i1, cx.i0) * (1 - cx.f) + p(cy.i1, cx.i1) * cx.f;
+        values[(y * outW + x) * c + k] = top * (1 - cy.f) + bottom * cy.f;
+      }
+    }
+  }
+  const halfEven = (v: number) => (Math.abs(v - Math.trunc(v)) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
+  return { values, rounded: Uint8Array.from(values, halfEven) };
+}
+
+const spec = (extra: Partial<InputSpec> = {}): InputSpec => ({ width: 224, height: 224, channels: 3, layout: 'NCHW', resizeKernel: 'linear', enlargeWith: 'onnxruntime', ...extra });
+const png = (img: RawImage) => sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: img.channels } }).png().toBuffer();
+
+describe('enlarging in onnxruntime', () => {
+  test('gives the half-pixel bilinear formula rounded to 8 bits (RGB and grey, integer and fractional ratios)', async () => {
+    for (const [img, w, h] of [
+      [await photoCrop('cat.png', 40, 30, 64, 64), 224, 224],
+      [await photoCrop('hen.png', 10, 20, 50, 37), 224, 224],
+      [await photoCrop('rooster.png', 0, 0, 28, 28, 1), 32, 40],
+    ] as const) {
+      const [got] = await enlargeWithOnnxruntime([img], w, h);
+      const ref = bilinearReference(img, w, h);
+      assert.equal(got.length, ref.rounded.length);
+      let worst = 0;
+      for (let i = 0; i < got.length; i++) {
+        const d = Math.abs(got[i] - ref.rounded[i]);
+        // float32 against doubles may round a value within 1e-3 of a half the other way: nothing else may differ.
+        if (d) assert.ok(d === 1 && Math.abs(Math.abs(ref.values[i] - Math.trunc(ref.values[i])) - 0.5) < 1e-3, `value ${i} of the ${img.width}×${img.height} image: ${got[i]} against ${ref.values[i]}`);
+        worst = Math.max(worst, d);
+      }
+      assert.ok(worst <= 1);
+    }
+  });
+
+  test("an image's result does not depend on the images enlarged with it, and its own size is the identity", async () => {
+    const a = await photoCrop('cat.png', 40, 30, 64, 64);
+    const b = await photoCrop('astronaut.png', 100, 50, 64, 64);
+    const c = await photoCrop('hen.png', 5, 5, 64, 64);
+    const together = await enlargeWithOnnxruntime([a, b, c], 224, 224);
+    for (const [k, img] of [a, b, c].entries()) assert.deepEqual(together[k], (await enlargeWithOnnxruntime([img], 224, 224))[0]);
+    assert.deepEqual((await enlargeWithOnnxruntime([a], 64, 64))[0], a.data);
+    await assert.rejects(enlargeWithOnnxruntime([a, await photoCrop('cat.png', 0, 0, 50, 64)], 224, 224), /share one size/);
+    await assert.rejects(enlargeWithOnnxruntime([a], 48, 224), /shrinking is libvips/);
+  });
+
+  test('the batch fast path, one image at a time and raw pixels give the same pixels; shrinking stays libvips exactly', async () => {
+    const crops = [await photoCrop('cat.png', 40, 30, 64, 64), await photoCrop('astronaut.png', 100, 50, 64, 64), await photoCrop('hen.png', 10, 20, 50, 37)];
+    const grey = await photoCrop('rooster.png', 30, 30, 40, 40, 1); // grey PNG for an RGB model: converted by sharp, then enlarged
+    const rgba = await sharp(Buffer.from(crops[0].data), { raw: { width: 64, height: 64, channels: 3 } }).ensureAlpha(0.5).png().toBuffer();
+    const jpeg = await sharp(Buffer.from(crops[1].data), { raw: { width: 64, height: 64, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+    const large = await sharp(join(FIXTURES, 'cat.png')).flatten({ background: '#ffffff' }).resize(300, 260, { fit: 'fill' }).png().toBuffer(); // shrinks
+    const wide = await sharp(join(FIXTURES, 'hen.png')).flatten({ background: '#ffffff' }).resize(300, 100, { fit: 'fill' }).png().toBuffer(); // shrinks one axis
+    const files = [...(await Promise.all(crops.map(png))), await png(grey), rgba, jpeg, large, wide];
+    for (const s of [spec(), spec({ width: 240, height: 240, padding: 8, background: '#000000', invert: true }), spec({ channels: 1, width: 96, height: 96 })]) {
+      const batch = await prepareBatch(files, s, 1 << 26);
+      for (const [k, file] of files.entries()) {
+        const one = await toModelImage(file, s);
+        assert.ok(!(batch[k] instanceof Error), String(batch[k]));
+        assert.deepEqual((batch[k] as ModelImage).pixels, one.pixels, `image ${k}, spec ${JSON.stringify(s)}: the batch path and one image at a time differ`);
+      }
+      // In-memory pixels (an IDX file's images) take the same path as their PNG.
+      const raws = await prepareBatch(crops, s, 1 << 26);
+      for (const k of crops.keys()) assert.deepEqual((raws[k] as ModelImage).pixels, (batch[k] as ModelImage).pixels);
+      // Images that shrink are libvips' business, exactly as for a pair without the field.
+      const { enlargeWith: _, ...libvips } = s;
+      for (const k of [files.length - 2, files.length - 1]) assert.deepEqual((batch[k] as ModelImage).pixels, (await toModelImage(files[k], libvips)).pixels);
+    }
+    // The enlarged 64×64 crop is the reference formula's, not libvips' (which sits ~0.2 pixel off PIL's).
+    const s = spec();
+    const [viaBatch] = await prepareBatch([files[0]], s, 1 << 26);
+    assert.deepEqual((viaBatch as ModelImage).pixels, (await enlargeWithOnnxruntime([decodeSmallPng(files[0])!], 224, 224))[0]);
+    const { enlargeWith: _, ...libvips } = s;
+    assert.notDeepEqual((viaBatch as ModelImage).pixels, (await toModelImage(files[0], libvips)).pixels);
+  });
+
+  describe('in a manifest', () => {
+    let dir: string;
+    before(async () => {
+      dir = tempDir('enlarge-with-');
+      copyFileSync((await thirdPartyModels()).cifar.classifier, join(dir, 'classifier.onnx'));
+    });
+    const pairWith = (input: Record<string, unknown>) => {
+      const m = { name: 'cifar', input: { width: 32, height: 32, channels: 3, layout: 'NHWC', ...input }, classifier: { path: 'classifier.onnx', format: 'onnx', outputKind: 'logits', labels: [...'0123456789'] } };
+      writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify(m));
+      return loadPair(dir, { provider: 'cpu', calibrationMayBeMissing: true });
+    };
+
+    test('is read into the model input; without it a pair enlarges with libvips', async () => {
+      for (const [input, want] of [[{ resizeKernel: 'linear', enlargeWith: 'onnxruntime' }, 'onnxruntime'], [{ resizeKernel: 'linear' }, undefined]] as const) {
+        const pair = await pairWith(input);
+        try {
+          assert.equal(pair.inputs.classifier.enlargeWith, want);
+        } finally {
+          await disposePair(pair);
+        }
+      }
+    });
+
+    test('is refused, naming input.enlargeWith, with a kernel other than linear or a fit other than fill', async () => {
+      await assert.rejects(pairWith({ enlargeWith: 'onnxruntime' }), /input\.enlargeWith.*resizeKernel "linear".*lanczos3/s);
+      await assert.rejects(pairWith({ enlargeWith: 'onnxruntime', resizeKernel: 'linear', resize: 'contain' }), /input\.enlargeWith.*resize "fill"/s);
+      await assert.rejects(pairWith({ enlargeWith: 'pillow', resizeKernel: 'linear' }), /enlargeWith/);
+    });
+  });
+});
