@@ -68,9 +68,10 @@ async function photoCrops(dir: string, count: number, width: number, height: num
 async function mobilenetPair(): Promise<string> {
   const pair = join(CACHE, 'mobilenet-pair');
   if (existsSync(join(pair, 'ood-pair.json'))) {
-    // A pair fitted before fit recorded its resize kernel resizes with lanczos3; new fits use bilinear (torchvision's).
-    if (JSON.parse(readFileSync(join(pair, 'ood-pair.json'), 'utf8')).input?.resizeKernel) return pair;
-    log('the cached 224×224 pair was fitted before fit recorded its resize kernel (lanczos3): fitting it again');
+    // A pair fitted before fit recorded its resize kernel resizes with lanczos3, and one fitted before it recorded
+    // what enlarges enlarges with libvips; new fits use bilinear (torchvision's), enlarging in onnxruntime.
+    if (JSON.parse(readFileSync(join(pair, 'ood-pair.json'), 'utf8')).input?.enlargeWith) return pair;
+    log('the cached 224×224 pair was fitted before fit recorded its resize kernel and what enlarges: fitting it again');
     rmSync(pair, { recursive: true, force: true });
   }
   const model = join(CACHE, 'mobilenet-v3-small.onnx');

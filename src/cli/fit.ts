@@ -13,7 +13,7 @@ export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> 
                [--likelihood bernoulli|continuous-bernoulli|gaussian|discretized-logistic] [--sigma S]
                [--vae-outputs RECON,MU,LOGVAR] [--output NAME] [--output-kind logits|probabilities]
                [--vae-epochs N] [--vae-time-limit SECONDS]
-               [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--resize-kernel K] [--const NAME=VALUE]… [--name NAME]
+               [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--resize-kernel K] [--enlarge-with libvips|onnxruntime] [--const NAME=VALUE]… [--name NAME]
                [--seed N] [--limit N] [--alpha A] [--provider auto|cpu|cuda] [--batch-size N] [--force ["REASON"]]`;
 
 /** \`ood-lens fit --help\`: every option, what it does, and an example. */
@@ -52,6 +52,9 @@ How images become the classifier's input (pixels 0..255 → range, then (x − m
   --resize-kernel K    how images are resized to the model's size: linear (default: bilinear, as torchvision's
                        Resize and PIL), nearest, cubic, mitchell, lanczos2 or lanczos3. Use the one the model
                        was trained with. Recorded in the pair. e.g. --resize-kernel lanczos3
+  --enlarge-with W     what enlarges images smaller than the model's input: onnxruntime (default with the linear
+                       kernel: half-pixel bilinear as torchvision, one call per batch) or libvips (sharp; the
+                       default with any other kernel). Larger images are always shrunk by libvips. Recorded in the pair.
   --const NAME=VALUE   feeds an extra model input the same number every time (repeatable).
                          e.g. --const temperature=1
   A uint8 input is fed the 8-bit pixels themselves (no --range, --mean or --std).
@@ -144,6 +147,7 @@ const FIT_OPTIONS = {
   layout: { type: 'string' },
   size: { type: 'string' },
   'resize-kernel': { type: 'string' },
+  'enlarge-with': { type: 'string' },
   const: { type: 'string', multiple: true },
   name: { type: 'string' },
   seed: { type: 'string' },
@@ -215,6 +219,8 @@ export async function runFit(argv: string[]): Promise<number> {
   }
   const resizeKernel = values['resize-kernel'];
   if (resizeKernel !== undefined && !(RESIZE_KERNELS as readonly string[]).includes(resizeKernel)) throw new UsageError(`--resize-kernel must be one of ${RESIZE_KERNELS.join(', ')} (got "${resizeKernel}")`);
+  const enlargeWith = values['enlarge-with'];
+  if (enlargeWith !== undefined && enlargeWith !== 'libvips' && enlargeWith !== 'onnxruntime') throw new UsageError(`--enlarge-with must be libvips or onnxruntime (got "${enlargeWith}")`);
   const size = values.size?.match(/^(\d+)x(\d+)$/i);
   if (values.size && !size) throw new UsageError(`--size must be WIDTHxHEIGHT, e.g. 28x28 (got "${values.size}")`);
   const integer = (flag: string, raw: string | undefined, min: number) => {
@@ -255,6 +261,7 @@ export async function runFit(argv: string[]): Promise<number> {
     layout: values.layout as Layout | undefined,
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : undefined,
     resizeKernel: resizeKernel as ResizeKernel | undefined,
+    enlargeWith: enlargeWith as FitOptions['enlargeWith'],
     constants: Object.keys(constants).length ? constants : undefined,
     seed: integer('--seed', values.seed, 0),
     limit: integer('--limit', values.limit, 1),

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { loadModel } from '../../src/inference/pair/pair';
 import { idxImages, readIdxFile } from '../../src/inference/io/idx';
+import { halfPixelBilinear } from '../halfPixelBilinear';
 import { FASHION_TEST_IMAGES, tempDir } from '../helpers';
 import { cli, thirdPartyModels, writeMnistIdx } from '../thirdParty';
 import sharp from 'sharp';
@@ -22,13 +23,22 @@ const SCORE_IMAGES = 400;
  * Accuracy of the CIFAR-style classifier fed correctly, by hand: each 28×28 digit resized to 32×32 RGB by sharp
  * on its own with the given kernel (fit's default: bilinear), normalised with ImageNet's mean/std, NHWC.
  */
-async function cifarAccuracyFedCorrectly(path: string, images: string, labels: Uint8Array, kernel: 'linear' | 'lanczos3' = 'linear'): Promise<number> {
+/** Grey pixels as RGB (each value three times), as sharp's sRGB conversion of a grey image gives them. */
+function greyAsRgb(grey: Uint8Array): Uint8Array {
+  const rgb = new Uint8Array(grey.length * 3);
+  for (let q = 0; q < grey.length; q++) rgb[3 * q] = rgb[3 * q + 1] = rgb[3 * q + 2] = grey[q];
+  return rgb;
+}
+
+async function cifarAccuracyFedCorrectly(path: string, images: string, labels: Uint8Array, kernel: 'half-pixel bilinear' | 'linear' | 'lanczos3' = 'half-pixel bilinear'): Promise<number> {
   const runner = await loadModel(path, 'onnx', { provider: 'cpu' });
   try {
     const idx = idxImages(readIdxFile(images), images);
     const data = new Float32Array(idx.count * 32 * 32 * 3);
     for (let i = 0; i < idx.count; i++) {
-      const px = await sharp(Buffer.from(idx.image(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').resize({ width: 32, height: 32, fit: 'fill', kernel }).raw().toBuffer();
+      // fit's default enlarges in onnxruntime: torchvision's half-pixel bilinear, written out by hand here.
+      const grey = { width: 28, height: 28, channels: 1 as const, data: idx.image(i) };
+      const px = kernel === 'half-pixel bilinear' ? greyAsRgb(halfPixelBilinear(grey, 32, 32).rounded) : await sharp(Buffer.from(idx.image(i)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').resize({ width: 32, height: 32, fit: 'fill', kernel }).raw().toBuffer();
       for (let q = 0; q < 32 * 32; q++) for (let c = 0; c < 3; c++) data[i * 3072 + q * 3 + c] = (px[q * 3 + c] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
     }
     const out = (await runner.run({ pixel_values: { data, dims: [idx.count, 32, 32, 3] } })).logits.data;
@@ -189,8 +199,9 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stdout, /data: IDX images of 28×28 grey; each is resized to each model's input \(32×32 and 28×28\)/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     // The resize kernel is recorded even at fit's default (a manifest without one means lanczos3).
-    assert.deepEqual(manifest.input, { width: 32, height: 32, channels: 3, layout: 'NHWC', resizeKernel: 'linear' });
-    assert.match(r.stdout, /images are resized to 32×32 with the linear kernel \(the default, bilinear as torchvision's Resize; --resize-kernel picks another\)/);
+    // So is what enlarges the 28×28 digits: onnxruntime (torchvision's half-pixel bilinear) with the linear kernel.
+    assert.deepEqual(manifest.input, { width: 32, height: 32, channels: 3, layout: 'NHWC', resizeKernel: 'linear', enlargeWith: 'onnxruntime' });
+    assert.match(r.stdout, /images are resized to 32×32 with the linear kernel \(the default, bilinear as torchvision's Resize; --resize-kernel picks another\); smaller images are enlarged by onnxruntime/);
     assert.deepEqual([manifest.classifier.mean, manifest.classifier.std], [IMAGENET_MEAN, IMAGENET_STD]);
     assert.deepEqual([manifest.vae.width, manifest.vae.height, manifest.vae.channels, manifest.vae.layout, manifest.vae.mean], [28, 28, 1, 'NCHW', undefined]);
     const reference = await cifarAccuracyFedCorrectly(models.cifar.classifier, scoreData.images, scoreData.labels);

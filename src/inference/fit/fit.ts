@@ -112,6 +112,12 @@ export interface FitOptions {
    * lanczos3 when upscaling to 224×224). Recorded in the manifest: the pair's calibration was made with it.
    */
   resizeKernel?: ResizeKernel;
+  /**
+   * What enlarges images smaller than the classifier's input (default: onnxruntime with the linear kernel —
+   * torchvision's half-pixel bilinear, and ~2.5× cheaper than libvips for 64×64 → 224×224 —, libvips with any
+   * other). Recorded in the manifest (`input.enlargeWith`) beside the kernel.
+   */
+  enlargeWith?: 'libvips' | 'onnxruntime';
   /** Seed of the shuffle that splits the data (default 0). */
   seed?: number;
   /** Use at most this many images (the first in listing order). */
@@ -501,10 +507,12 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     // The resize kernel is written out even at its default: a manifest without one means lanczos3 (pairs made
     // before fit chose bilinear), and the calibration below is made with the kernel recorded here.
     const resizeKernel = options.resizeKernel ?? DEFAULT_FIT_RESIZE_KERNEL;
-    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout, resizeKernel };
+    if (options.enlargeWith === 'onnxruntime' && resizeKernel !== 'linear') throw new FitError(`enlarging with onnxruntime is bilinear: it needs the linear resize kernel, not ${resizeKernel} (leave out --resize-kernel, or enlarge with libvips)`);
+    const enlargeWith = options.enlargeWith ?? (resizeKernel === 'linear' ? 'onnxruntime' : 'libvips');
+    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout, resizeKernel, ...(enlargeWith === 'onnxruntime' ? { enlargeWith } : {}) };
     manifest.input = { ...classifierInput };
     decide_(`classifier: ${classifier.source} (${classifierFormat}) takes "${input.name}" ${fmt(input.shape)}: ${input.width}×${input.height}, ${input.channels === 1 ? 'grey' : 'RGB'}, ${input.layout}${input.staticBatch ? `, static batch ${input.staticBatch} (run in chunks of ${input.staticBatch})` : ', any batch'}`);
-    decide_(`images are resized to ${input.width}×${input.height} with the ${resizeKernel} kernel${options.resizeKernel ? '' : ` (the default, bilinear as torchvision's Resize; --resize-kernel picks another)`}`);
+    decide_(`images are resized to ${input.width}×${input.height} with the ${resizeKernel} kernel${options.resizeKernel ? '' : ` (the default, bilinear as torchvision's Resize; --resize-kernel picks another)`}${enlargeWith === 'onnxruntime' ? '; smaller images are enlarged by onnxruntime (half-pixel bilinear, as torchvision), larger ones shrunk by libvips' : ''}`);
     const probe = probeImages(classifierInput);
     const classifierScaling = { layout: input.layout, ...scaling };
     const classOut = await withAnyBatch(classifier).run({ [input.name]: probeTensor(probe, classifierInput, classifierScaling) });

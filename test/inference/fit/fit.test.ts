@@ -89,6 +89,7 @@ describe('fitPair', () => {
     assert.deepEqual(result.parts, { fit: 360, calibration: 360, check: 80 });
     assert.equal(result.manifest.classifier.outputKind, 'probabilities');
     assert.equal(result.manifest.input.resizeKernel, 'linear'); // fit's default, recorded
+    assert.equal(result.manifest.input.enlargeWith, 'onnxruntime'); // with it, onnxruntime enlarges
     assert.ok(result.heldOutAccuracy! > 0.95, String(result.heldOutAccuracy));
     assert.equal(result.heldOutFalseAlarmRate, result.checkOod / 80);
     // A TF.js classifier without --features: its features are the input of its last Dense layer ("logits" reads

@@ -14,6 +14,7 @@ import { enlargeWithOnnxruntime } from '../../../src/inference/image/onnxResize'
 import { type ModelImage, type RawImage, toModelImage } from '../../../src/inference/image/preprocess';
 import type { InputSpec } from '../../../src/inference/pair/manifest';
 import { disposePair, loadPair } from '../../../src/inference/pair/pair';
+import { halfPixelBilinear } from '../../halfPixelBilinear';
 import { FIXTURES, tempDir } from '../../helpers';
 import { thirdPartyModels } from '../../thirdParty';
 
@@ -22,31 +23,6 @@ async function photoCrop(file: string, left: number, top: number, width: number,
   const img = sharp(join(FIXTURES, file)).flatten({ background: '#ffffff' }).extract({ left, top, width: width * 3, height: height * 3 }).resize(width, height, { fit: 'fill' });
   const data = await (channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb')).raw().toBuffer();
   return { width, height, channels, data: new Uint8Array(data) };
-}
-
-/** Half-pixel bilinear (align_corners = false, edges clamped), in doubles, rounded half to even: the reference. */
-function bilinearReference(img: RawImage, outW: number, outH: number): { values: Float64Array; rounded: Uint8Array } {
-  const { width: w, height: h, channels: c, data } = img;
-  const values = new Float64Array(outW * outH * c);
-  const coord = (o: number, scale: number, n: number) => {
-    const x = Math.min(n - 1, Math.max(0, (o + 0.5) / scale - 0.5));
-    const i0 = Math.floor(x);
-    return { i0, i1: Math.min(n - 1, i0 + 1), f: x - i0 };
-  };
-  for (let y = 0; y < outH; y++) {
-    const cy = coord(y, outH / h, h);
-    for (let x = 0; x < outW; x++) {
-      const cx = coord(x, outW / w, w);
-      for (let k = 0; k < c; k++) {
-        const p = (yy: number, xx: number) => data[(yy * w + xx) * c + k];
-        const top = p(cy.i0, cx.i0) * (1 - cx.f) + p(cy.i0, cx.i1) * cx.f;
-        const bottom = p(cy.i1, cx.i0) * (1 - cx.f) + p(cy.i1, cx.i1) * cx.f;
-        values[(y * outW + x) * c + k] = top * (1 - cy.f) + bottom * cy.f;
-      }
-    }
-  }
-  const halfEven = (v: number) => (Math.abs(v - Math.trunc(v)) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
-  return { values, rounded: Uint8Array.from(values, halfEven) };
 }
 
 const spec = (extra: Partial<InputSpec> = {}): InputSpec => ({ width: 224, height: 224, channels: 3, layout: 'NCHW', resizeKernel: 'linear', enlargeWith: 'onnxruntime', ...extra });
@@ -60,7 +36,7 @@ describe('enlarging in onnxruntime', () => {
       [await photoCrop('rooster.png', 0, 0, 28, 28, 1), 32, 40],
     ] as const) {
       const [got] = await enlargeWithOnnxruntime([img], w, h);
-      const ref = bilinearReference(img, w, h);
+      const ref = halfPixelBilinear(img, w, h);
       assert.equal(got.length, ref.rounded.length);
       let worst = 0;
       for (let i = 0; i < got.length; i++) {
