@@ -13,8 +13,8 @@ import { onnx } from 'onnx-proto';
 import { ort } from '../backends/onnx';
 import type { RawImage } from './preprocess';
 
-/** Values of one Resize call's float input at most (16 images of 224×224 RGB are 2.4 M): bounds its buffers. */
-const MAX_VALUES_PER_CALL = 4_000_000;
+/** Output values of one Resize call at most (2 images of 224×224 RGB): each shard's session then holds ~10 MB, not ~50. */
+const MAX_VALUES_PER_CALL = 320_000;
 
 /**
  * The graph: uint8 pixels [n, h, w, c] and the output size [n, H, W, c] → uint8 [n, H, W, c]. The pixels are
