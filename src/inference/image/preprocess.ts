@@ -120,6 +120,10 @@ async function decodedForEnlarging(source: ImageSource, spec: InputSpec, maxInpu
     return { width: info.width, height: info.height, channels: info.channels as RawImage['channels'], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   }
   if (source.length === 0) return null;
+  // Larger than the input on some axis in either orientation: it shrinks, so skip reading the header with libvips
+  // (0.3 ms CPU a 640×480 JPEG).
+  const stored = storedSize(source);
+  if (stored && Math.max(stored.width, stored.height) > Math.max(inner.width, inner.height)) return null;
   let width: number | undefined;
   let height: number | undefined;
   try {
@@ -132,6 +136,31 @@ async function decodedForEnlarging(source: ImageSource, spec: InputSpec, maxInpu
   }
   if (!width || !height || !enlargesOnly(width, height, inner.width, inner.height)) return null;
   return decodeToRaw(source, { rgb: spec.channels === 3, background, maxInputPixels });
+}
+
+/**
+ * Width and height as a PNG's IHDR or a JPEG's frame header states them (before any EXIF rotation); null for
+ * other formats or headers this does not follow.
+ */
+export function storedSize(bytes: Uint8Array): { width: number; height: number } | null {
+  const at = (i: number) => bytes[i] ?? -1;
+  const u16 = (i: number) => (at(i) << 8) | at(i + 1);
+  const u32 = (i: number) => u16(i) * 65536 + u16(i + 2);
+  if (bytes.length >= 24 && at(0) === 0x89 && at(1) === 0x50 && at(2) === 0x4e && at(3) === 0x47) return { width: u32(16), height: u32(20) };
+  if (at(0) !== 0xff || at(1) !== 0xd8) return null;
+  for (let pos = 2; pos + 9 < bytes.length; ) {
+    if (at(pos) !== 0xff) return null;
+    const marker = at(pos + 1);
+    if (marker === 0xff) {
+      pos++; // fill byte
+      continue;
+    }
+    // SOF0–SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not frames.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return { height: u16(pos + 5), width: u16(pos + 7) };
+    if (marker === 0xd9 || marker === 0xda) return null; // end of image or start of scan before any frame header
+    pos += 2 + u16(pos + 2);
+  }
+  return null;
 }
 
 /** An image in the model's channels, enlarged by onnxruntime to the inner size, then padded and inverted as the libvips path does. */

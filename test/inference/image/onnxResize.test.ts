@@ -11,7 +11,7 @@ import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { decodeSmallPng, prepareBatch } from '../../../src/inference/image/fastpath';
 import { enlargeWithOnnxruntime } from '../../../src/inference/image/onnxResize';
-import { type ModelImage, type RawImage, toModelImage } from '../../../src/inference/image/preprocess';
+import { type ModelImage, type RawImage, storedSize, toModelImage } from '../../../src/inference/image/preprocess';
 import type { InputSpec } from '../../../src/inference/pair/manifest';
 import { disposePair, loadPair } from '../../../src/inference/pair/pair';
 import { halfPixelBilinear } from '../../halfPixelBilinear';
@@ -88,6 +88,26 @@ describe('enlarging in onnxruntime', () => {
     assert.deepEqual((viaBatch as ModelImage).pixels, (await enlargeWithOnnxruntime([decodeSmallPng(files[0])!], 224, 224))[0]);
     const { enlargeWith: _, ...libvips } = s;
     assert.notDeepEqual((viaBatch as ModelImage).pixels, (await toModelImage(files[0], libvips)).pixels);
+  });
+
+  test("a file's stored size is read from its PNG or JPEG header as libvips reads it; a rotated JPEG is enlarged upright", async () => {
+    const base = sharp(join(FIXTURES, 'hen.png')).flatten({ background: '#ffffff' });
+    for (const [w, h] of [[640, 480], [64, 64], [37, 211]]) {
+      for (const file of [await base.clone().resize(w, h, { fit: 'fill' }).png().toBuffer(), await base.clone().resize(w, h, { fit: 'fill' }).jpeg({ quality: 80 }).toBuffer(), await base.clone().resize(w, h, { fit: 'fill' }).jpeg({ progressive: true }).withMetadata({ orientation: 6 }).toBuffer()]) {
+        const meta = await sharp(file).metadata();
+        assert.deepEqual(storedSize(file), { width: meta.width, height: meta.height });
+      }
+    }
+    assert.equal(storedSize(new Uint8Array([0xff, 0xd8, 0xff, 0xd9])), null);
+    assert.equal(storedSize(await base.clone().resize(20, 20).webp().toBuffer()), null);
+    // 60×30 stored, EXIF orientation 6 (turn 90°): upright 30×60, enlarged to 30×64 → libvips would shrink nothing either.
+    const turned = await base.clone().resize(60, 30, { fit: 'fill' }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const s = spec({ width: 32, height: 64 });
+    const upright = await sharp(turned).rotate().raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([upright.info.width, upright.info.height], [30, 60]);
+    const want = (await enlargeWithOnnxruntime([{ width: 30, height: 60, channels: 3, data: new Uint8Array(upright.data) }], 32, 64))[0];
+    assert.deepEqual((await toModelImage(turned, s)).pixels, want);
+    assert.deepEqual(((await prepareBatch([turned], s, 1 << 26))[0] as ModelImage).pixels, want);
   });
 
   describe('in a manifest', () => {
