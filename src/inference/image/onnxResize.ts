@@ -11,7 +11,14 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { ort } from '../backends/onnx';
-import type { RawImage } from './preprocess';
+
+/** 8-bit pixels, HWC (preprocess.ts's RawImage, restated: preprocess.ts imports this module). */
+export interface Pixels {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
 
 /** Output values of one Resize call at most (2 images of 224×224 RGB): each shard's session then holds ~10 MB, not ~50. */
 const MAX_VALUES_PER_CALL = 320_000;
@@ -74,7 +81,7 @@ export function enlargesOnly(width: number, height: number, toWidth: number, toH
  * Enlarges images of one size and channel count (HWC, 8-bit) to `width` × `height`: one Resize call per chunk of
  * images. Each image's result depends on it alone (not on the others in the call).
  */
-export async function enlargeWithOnnxruntime(images: RawImage[], width: number, height: number): Promise<Uint8Array[]> {
+export async function enlargeWithOnnxruntime(images: Pixels[], width: number, height: number): Promise<Uint8Array[]> {
   if (!images.length) return [];
   const { width: w, height: h, channels: c } = images[0];
   if (images.some((img) => img.width !== w || img.height !== h || img.channels !== c)) throw new Error('enlargeWithOnnxruntime: the images must share one size and channel count');
