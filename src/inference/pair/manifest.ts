@@ -179,6 +179,10 @@ export interface TestChoiceRecord {
   probesPerKind: number;
   /** Set when no test passed and the planned shares were kept. */
   fallback?: string;
+  /** Benign-shift probes of each kind (fit/benignProbes.ts), when the choice was weighed by them. */
+  benignProbesPerKind?: number;
+  /** Set when every used test flagged the benign probes too often and the far-OOD shares were kept. */
+  benignFallback?: string;
   tests: {
     test: TestName;
     /** AUROC of the test's score: calibration images against all probes. */
@@ -188,6 +192,9 @@ export interface TestChoiceRecord {
     caughtAt1Percent: number;
     used: boolean;
     share: number;
+    /** Share of the benign-shift probes flagged at 1% false alarms (a good test stays near 1%). */
+    benignAlarms?: number;
+    benignByKind?: Record<string, number>;
     /** Why it is not used. */
     reason?: string;
   }[];
