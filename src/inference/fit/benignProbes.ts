@@ -206,6 +206,12 @@ export function benignFactor(alarms: number, probes: number): number {
   return alarms <= allowed ? 1 : allowed / alarms;
 }
 
+/** The benign kind a test flags most, in words, e.g. " (elastic 11.5%)". */
+function worstKind(byKind: Record<string, number> | undefined): string {
+  const worst = Object.entries(byKind ?? {}).sort((a, b) => b[1] - a[1])[0];
+  return worst ? ` (most: ${worst[0]} ${(100 * worst[1]).toFixed(1)}%)` : '';
+}
+
 /**
  * The far-OOD choice (chooseTests) weighed by the benign probes: each test's share of α is multiplied by
  * benignFactor of the share of benign probes it flags at BENIGN_FPR (its threshold from the same calibration
@@ -241,8 +247,10 @@ export function weighBenignShifts(choice: TestChoiceRecord, inScores: Partial<Re
     if (weights[i] === 0) {
       t.used = false;
       t.share = 0;
-      t.reason = `flags ${(100 * t.benignAlarms!).toFixed(1)}% of benign-shift probes (small shifts, blur, lighting, JPEG, stroke weight, elastic bends) at ${100 * BENIGN_FPR}% false alarms: it sees changes that leave the images in-distribution`;
+      t.reason = `flags ${(100 * t.benignAlarms!).toFixed(1)}% of benign-shift probes${worstKind(t.benignByKind)} (small shifts, blur, lighting, JPEG, stroke weight, elastic bends) at ${100 * BENIGN_FPR}% false alarms: it sees changes that leave the images in-distribution`;
     } else {
+      const factor = benignFactor(t.benignAlarms ?? 0, tests[i].benignProbes);
+      if (factor < 1) t.shareCut = `its share is cut to ${Math.round(100 * factor)}% of what the far-OOD probes gave it (${t.share}), before the shares are rescaled: it flags ${(100 * t.benignAlarms!).toFixed(1)}% of benign-shift probes${worstKind(t.benignByKind)} at ${100 * BENIGN_FPR}% false alarms, where ${(100 * benignAllowance(tests[i].benignProbes)).toFixed(1)}% is allowed`;
       t.share = Math.floor((1000 * weights[i]) / total) / 1000;
     }
   });

@@ -195,6 +195,8 @@ export interface TestChoiceRecord {
     /** Share of the benign-shift probes flagged at 1% false alarms (a good test stays near 1%). */
     benignAlarms?: number;
     benignByKind?: Record<string, number>;
+    /** Why its share is smaller than the far-OOD probes alone gave it (it flags benign-shift probes). */
+    shareCut?: string;
     /** Why it is not used. */
     reason?: string;
   }[];

@@ -61,7 +61,7 @@ test('the choice weighed by benign probes: a test that flags benign shifts loses
   assert.deepEqual(choice.tests.map((t) => t.share), [0.333, 0.333, 0.333]);
   // knn: the benign probes score like real images (about 1% above the threshold, by chance); layers: a fifth of the
   // elastic and stroke-weight probes score far above (over 6% of all benign probes: dropped); elbo: a tenth of the
-  // relit ones (about 2.7% in all: its share cut to about 60%).
+  // relit ones (3.0% in all: its share cut to about half).
   const like = (n: number) => Array.from({ length: n }, () => rand());
   const benign = (kindsFar: Partial<Record<BenignKind, number>>) => Object.fromEntries(BENIGN_KINDS.map((k) => [k, like(200).map((v, i) => (i < 200 * (kindsFar[k] ?? 0) ? v + 5 : v))])) as Record<BenignKind, number[]>;
   const weighed = weighBenignShifts(choice, { knn: ins, layers: ins, elbo: ins }, { knn: benign({}), layers: benign({ elastic: 0.2, 'stroke weight': 0.2 }), elbo: benign({ relit: 0.1 }) }, 200);
@@ -73,6 +73,8 @@ test('the choice weighed by benign probes: a test that flags benign shifts loses
   assert.match(by.layers.reason!, /^flags 7\.\d% of benign-shift probes .* at 1% false alarms: it sees changes that leave the images in-distribution/);
   assert.ok(by.elbo.used && by.elbo.share < by.knn.share && by.elbo.share > 0.2, JSON.stringify(weighed.tests));
   assert.ok(Math.abs(by.knn.share + by.elbo.share - 1) < 0.003);
+  assert.match(by.elbo.shareCut!, /^its share is cut to [56]\d% of what the far-OOD probes gave it \(0\.333\), before the shares are rescaled: it flags [23]\.\d% of benign-shift probes \(most: relit 1\d\.\d%\) at 1% false alarms, where 1\.6% is allowed$/);
+  assert.equal(by.knn.shareCut, undefined);
   assert.equal(weighed.benignProbesPerKind, 200);
   assert.match(weighed.method, /benign-shift probes of each kind \(jittered, blurred, relit, jpeg, stroke weight, elastic\)/);
   const lines = testChoiceLines(weighed).join('\n');
