@@ -924,7 +924,6 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         decide_(`tests chosen on ${probes.length} synthetic probes made from ${sourceIdx === calibrationIdx ? 'calibration' : 'fit'}-part images (${PROBE_KINDS.join(', ')})${benign ? ` and ${benign.perKind * BENIGN_KINDS.length} benign-shift probes made from calibration-part images (${BENIGN_KINDS.join(', ')}), which a test should not flag` : ''}, against the calibration images — never an OOD set:`);
         for (const line of testChoiceLines(choice)) decide_(`  ${line}`);
         if (choice.fallback) decide_(`  ${choice.fallback}`);
-        if (choice.benignFallback) decide_(`  ${choice.benignFallback}`);
       }
     }
     const shares = pairShares(manifest);

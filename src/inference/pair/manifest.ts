@@ -181,8 +181,6 @@ export interface TestChoiceRecord {
   fallback?: string;
   /** Benign-shift probes of each kind (fit/benignProbes.ts), when the choice was weighed by them. */
   benignProbesPerKind?: number;
-  /** Set when every used test flagged the benign probes too often and the far-OOD shares were kept. */
-  benignFallback?: string;
   tests: {
     test: TestName;
     /** AUROC of the test's score: calibration images against all probes. */
