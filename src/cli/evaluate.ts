@@ -23,7 +23,7 @@ export interface EvalReport {
    * Each calibrated test on its own: its share of α under the rule (0 = reported, no vote), the fraction of
    * each set its p-value puts below α by itself, and the AUROC of its p-value.
    */
-  tests: { test: TestName; name: string; share: number; falseAlarmRate: number; detectionRate: number; aurocPValue: number; notUsedBecause?: string }[];
+  tests: { test: TestName; name: string; share: number; falseAlarmRate: number; detectionRate: number; aurocPValue: number; notUsedBecause?: string; shareCutBecause?: string }[];
   /** Classifier accuracy on the in-distribution set, when its labels sit beside it (IDX); null otherwise. */
   accuracy: { correct: number; labelled: number; labels: string[] } | null;
 }
@@ -66,7 +66,8 @@ function testRows(engine: OodEngine, inResults: ImageResult[], oodResults: Image
     if (!pIn.length || !pOod.length) return [];
     const below = (ps: number[]) => ps.filter((p) => p < engine.alpha).length / ps.length;
     const why = engine.info.notUsed?.[test];
-    return [{ test, name: TEST_LABELS[test].name, share: shares[test] ?? 0, falseAlarmRate: below(pIn), detectionRate: below(pOod), aurocPValue: detectionMetrics(pIn.map((p) => -p), pOod.map((p) => -p)).auroc, ...(why ? { notUsedBecause: why } : {}) }];
+    const cut = engine.info.shareCut?.[test];
+    return [{ test, name: TEST_LABELS[test].name, share: shares[test] ?? 0, falseAlarmRate: below(pIn), detectionRate: below(pOod), aurocPValue: detectionMetrics(pIn.map((p) => -p), pOod.map((p) => -p)).auroc, ...(why ? { notUsedBecause: why } : {}), ...(cut ? { shareCutBecause: cut } : {}) }];
   });
 }
 
@@ -103,7 +104,8 @@ export function formatEvalTable(report: EvalReport): string {
           ...report.tests.map((t) => `| ${t.name} | ${t.share} | ${t.aurocPValue.toFixed(4)} | ${(100 * t.falseAlarmRate).toFixed(2)}% | ${(100 * t.detectionRate).toFixed(2)}% |`),
           '',
           ...report.tests.filter((t) => t.notUsedBecause).map((t) => `${t.name}: not used by this pair's verdict (fit's choice, from in-distribution data only): ${t.notUsedBecause}`),
-          ...(report.tests.some((t) => t.notUsedBecause) ? [''] : []),
+          ...report.tests.filter((t) => t.shareCutBecause).map((t) => `${t.name}: a smaller share (fit's choice, from in-distribution data only): ${t.shareCutBecause}`),
+          ...(report.tests.some((t) => t.notUsedBecause || t.shareCutBecause) ? [''] : []),
         ]
       : []),
     `verdict (rule ${report.rule}, α = ${report.alpha}): false alarms on the in-distribution set ${(100 * report.falseAlarmRate).toFixed(2)}% · OOD detected ${(100 * report.detectionRate).toFixed(2)}%`,

@@ -185,7 +185,7 @@ export class OodEngine {
       rule: this.rule,
       shares: ruleShares(this.rule, pairShares(m)),
       ...(m.vae?.training ? { vaeTraining: vaeTrainingLine(m.vae.training) } : {}),
-      ...(m.fit?.testChoice ? { testChoice: testChoiceLines(m.fit.testChoice), notUsed: Object.fromEntries(m.fit.testChoice.tests.filter((t) => t.reason).map((t) => [t.test, t.reason!])) } : {}),
+      ...(m.fit?.testChoice ? { testChoice: testChoiceLines(m.fit.testChoice), notUsed: Object.fromEntries(m.fit.testChoice.tests.filter((t) => t.reason).map((t) => [t.test, t.reason!])), shareCut: Object.fromEntries(m.fit.testChoice.tests.filter((t) => t.shareCut).map((t) => [t.test, t.shareCut!])) } : {}),
       ...(m.fit?.check ? { fitCheck: { accuracy: m.fit.check.accuracy, floor: m.fit.check.floor, forced: m.fit.check.forced ?? null, warning: pairTrustWarning(m) } } : {}),
     };
   }

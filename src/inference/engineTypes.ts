@@ -117,6 +117,8 @@ export interface PairInfo {
   testChoice?: string[];
   /** Tests `fit` chose not to use, with the reason. */
   notUsed?: Partial<Record<TestName, string>>;
+  /** Tests whose share `fit` cut because they flag benign-shift probes, with the reason. */
+  shareCut?: Partial<Record<TestName, string>>;
   /**
    * What fit's feeding check found when it wrote this pair (absent for pairs made by hand): the classifier's
    * accuracy on fit's check images, the `--force` reason, and a warning when the pair should not be trusted.

@@ -146,6 +146,11 @@ function pairTooltip(info: EnginePairInfo, restricted: boolean): vscode.Markdown
     appendPlain(md, why);
     md.appendMarkdown('\n');
   }
+  for (const [test, why] of Object.entries(info.shareCut ?? {})) {
+    md.appendMarkdown(`- Smaller share: ${test} — `);
+    appendPlain(md, why);
+    md.appendMarkdown('\n');
+  }
   md.appendMarkdown(`- α = ${info.alpha} · rule: `);
   appendPlain(md, String(info.rule));
   md.appendMarkdown('\n\n');

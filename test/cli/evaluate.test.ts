@@ -24,4 +24,8 @@ test('eval says why a test is not used by the verdict, and says nothing for the 
   assert.match(text, /\| Mahalanobis feature distance \| 0 \| 0\.3000 \|.*\n\nMahalanobis feature distance: not used by this pair's verdict \(fit's choice, from in-distribution data only\): inverted on the synthetic probes: AUROC 0\.210/);
   assert.doesNotMatch(text, /ELBO: not used/);
   assert.doesNotMatch(formatEvalTable({ ...report, tests: [report.tests[0]] }), /not used/);
+  // A test whose share fit cut for flagging benign-shift probes says so, with fit's reason.
+  const cut = 'its share is cut to 50% of what the far-OOD probes gave it (0.3), before the shares are rescaled: it flags 11.0% of benign-shift probes (most: elastic 40.0%) at 1% false alarms, where 1.6% is allowed';
+  const withCut = formatEvalTable({ ...report, tests: [{ ...report.tests[0], shareCutBecause: cut }] });
+  assert.ok(withCut.includes(`\n\nELBO: a smaller share (fit's choice, from in-distribution data only): ${cut}\n\nverdict`), withCut);
 });

@@ -260,7 +260,7 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stderr, /fit: training VAE: epoch 2 of 2, loss [\d.]+ nats, 100%, about 0 s left/);
     const info = JSON.parse(cli('info', '--pair', out).stdout);
     assert.match(info.vaeTraining, /^VAE trained by fit on 405 images: 2 epochs in \d+ s/);
-    assert.ok(info.testChoice.length >= 5 && info.testChoice.every((l: string) => /^\w+: (share [\d.]+|not used) — probe AUROC/.test(l)), JSON.stringify(info.testChoice));
+    assert.ok(info.testChoice.length >= 5 && info.testChoice.every((l: string) => /^\w+: (share [\d.]+|not used) — probe AUROC .*, flags \d+\.\d% of benign-shift probes/.test(l)), JSON.stringify(info.testChoice));
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     assert.deepEqual([manifest.vae.path, manifest.vae.likelihood, manifest.vae.training.seed], ['vae.onnx', { type: 'bernoulli' }, 3]);
     const doc = JSON.parse(cli('score', scoreData.images, '--pair', out, '--format', 'json').stdout);
@@ -270,6 +270,7 @@ describe('bring your own model: fit → score', () => {
     const evaluated = cli('eval', '--pair', out, '--in', scoreData.images, '--ood', FASHION_TEST_IMAGES, '--limit', '200');
     assert.equal(evaluated.code, 0, evaluated.stderr);
     for (const [test, why] of Object.entries(info.notUsed ?? {})) assert.ok(evaluated.stdout.includes(`not used by this pair's verdict (fit's choice, from in-distribution data only): ${why}`), `${test}: ${evaluated.stdout}`);
+    for (const [test, why] of Object.entries(info.shareCut ?? {})) assert.ok(evaluated.stdout.includes(`a smaller share (fit's choice, from in-distribution data only): ${why}`), `${test}: ${evaluated.stdout}`);
   });
 });
 

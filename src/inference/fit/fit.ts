@@ -27,6 +27,7 @@ import { mulberry32 } from '../detectors/random';
 import { untilAborted } from './abortable';
 import { readChecked, toModelImage, toUnitPlanar } from '../image/preprocess';
 import { chooseTests, makeProbes, PROBE_KINDS, type ProbeKind, type ProbeSource, testChoiceLines } from './testChoice';
+import { type BenignKind, BENIGN_KINDS, makeBenignProbes, weighBenignShifts } from './benignProbes';
 import { defaultVaeEpochs, nominalImagesPerSecond, trainVae, VaeTrainingCancelled, vaeImageSize, vaeOnnxModels, VAE_MAX_SIDE } from './vaeTraining';
 import { checkClassifierFeed, CHECK_IMAGES, expand, type FeedCheckEvidence } from './feedCheck';
 import { outFolderProblem, removeStaleStaging, STAGING_PREFIX } from './outFolder';
@@ -34,6 +35,8 @@ import { outFolderProblem, removeStaleStaging, STAGING_PREFIX } from './outFolde
 const CANCELLED = 'fit was cancelled; nothing was written';
 /** Synthetic probes of each kind made to choose the tests (fit/testChoice.ts). */
 const PROBES_PER_KIND = 100;
+/** Benign-shift probes of each kind (fit/benignProbes.ts): more than the far-OOD ones, since a rate near 1% is measured. */
+const BENIGN_PROBES_PER_KIND = 200;
 
 export class FitError extends Error {
   constructor(message: string) {
@@ -911,6 +914,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         }
         const planned = pairShares(manifest) ?? {};
         let choice = chooseTests(inScores, probeScores, planned, perKind);
+        const benign = await scoreBenignProbes(engine, calibrationIdx.map((i) => items[i].input), classifierImage, seed, options.signal);
+        checkAbort();
+        if (benign) choice = weighBenignShifts(choice, inScores, benign.scores, benign.perKind);
         const chosen = Object.fromEntries(choice.tests.map((t) => [t.test, t.share])) as AlphaShares;
         // The chosen shares must still let a test fire with this calibration part (the rule the pair is loaded with).
         // Checked at the default α (0.01) too, where `score` and the extension use the pair unless told otherwise.
@@ -923,7 +929,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         // A test the engine scores and calibrates but the plan left out (energy beside a VAE) joins with its share.
         for (const t of choice.tests) if (t.share > 0 && !manifest.detectors.some((d) => d.test === t.test)) manifest.detectors.push({ test: t.test, share: t.share });
         testChoice = choice;
-        decide_(`tests chosen on ${probes.length} synthetic probes made from ${sourceIdx === calibrationIdx ? 'calibration' : 'fit'}-part images (${PROBE_KINDS.join(', ')}), against the calibration images — never an OOD set:`);
+        decide_(`tests chosen on ${probes.length} synthetic probes made from ${sourceIdx === calibrationIdx ? 'calibration' : 'fit'}-part images (${PROBE_KINDS.join(', ')})${benign ? ` and ${benign.perKind * BENIGN_KINDS.length} benign-shift probes made from calibration-part images (${BENIGN_KINDS.join(', ')}), which a test should not flag` : ''}, against the calibration images — never an OOD set:`);
         for (const line of testChoiceLines(choice)) decide_(`  ${line}`);
         if (choice.fallback) decide_(`  ${choice.fallback}`);
       }
@@ -1107,4 +1113,37 @@ function fmtList(xs: number[]): string {
 
 function shortPath(path: string, base: string | undefined): string {
   return base && path.startsWith(base + '/') ? path.slice(base.length + 1) : path;
+}
+
+/**
+ * Benign-shift probes (fit/benignProbes.ts) made from calibration-part images — not fit-part ones, since a fit
+ * image is its own nearest neighbour and a slightly shifted copy would look closer to the data than a new image —
+ * scored by every test. Undefined when no calibration image could be read.
+ */
+async function scoreBenignProbes(engine: OodEngine, calibration: ScoreInput[], image: InputSpec, seed: number, signal?: AbortSignal): Promise<{ perKind: number; scores: Partial<Record<TestName, Partial<Record<BenignKind, number[]>>>> } | undefined> {
+  const sources: ProbeSource[] = [];
+  for (const input of calibration.slice(0, BENIGN_PROBES_PER_KIND)) {
+    try {
+      sources.push(await toModelImage(input.source ?? (await readChecked(input.path, 256 * 1024 * 1024)), image));
+    } catch {
+      // An unreadable image makes no probe; the others do.
+    }
+  }
+  if (!sources.length) return undefined;
+  const probes = await makeBenignProbes(sources, BENIGN_PROBES_PER_KIND, seed);
+  const results: (ImageResult | undefined)[] = new Array(probes.length);
+  await engine.scoreAll(probes.map((p, k) => ({ path: `benign probe:${p.kind}#${k}`, source: p.image })), (r, k) => {
+    results[k] = r;
+  }, { signal });
+  const scores: Partial<Record<TestName, Partial<Record<BenignKind, number[]>>>> = {};
+  for (const d of engine.detectors) {
+    const byKind: Partial<Record<BenignKind, number[]>> = {};
+    probes.forEach((p, k) => {
+      const r = results[k];
+      const v = r && r.verdict !== 'error' ? resultOodScore(d.test, r) : null;
+      if (v !== null) (byKind[p.kind] ??= []).push(v);
+    });
+    scores[d.test] = byKind;
+  }
+  return { perKind: BENIGN_PROBES_PER_KIND, scores };
 }

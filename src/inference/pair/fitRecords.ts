@@ -9,5 +9,15 @@ export function vaeTrainingLine(r: VaeTrainingRecord): string {
 
 /** One line per test for `fit`'s output, `info` and `eval`. */
 export function testChoiceLines(choice: TestChoiceRecord): string[] {
-  return choice.tests.map((t) => `${t.test}: ${t.used ? `share ${t.share}` : 'not used'} — probe AUROC ${t.auroc.toFixed(3)}, catches ${(100 * t.caughtAt1Percent).toFixed(0)}% of probes at 1% false alarms${t.reason ? `; ${t.reason}` : ''}`);
+  return choice.tests.map((t) => `${t.test}: ${t.used ? `share ${t.share}` : 'not used'} — probe AUROC ${t.auroc.toFixed(3)}, catches ${(100 * t.caughtAt1Percent).toFixed(0)}% of probes at 1% false alarms${t.benignAlarms !== undefined ? `, flags ${benignPercent(t.benignAlarms)} of benign-shift probes${benignWorst(t.benignByKind)}` : ''}${t.reason ? `; ${t.reason}` : ''}`);
+}
+
+function benignPercent(rate: number): string {
+  return `${(100 * rate).toFixed(1)}%`;
+}
+
+/** The benign kind a test flags most, when it stands out (above 2%): what the test sees that it should not. */
+function benignWorst(byKind: Record<string, number> | undefined): string {
+  const worst = Object.entries(byKind ?? {}).sort((a, b) => b[1] - a[1])[0];
+  return worst && worst[1] > 0.02 ? ` (${worst[0]} ${benignPercent(worst[1])})` : '';
 }

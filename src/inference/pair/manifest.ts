@@ -185,6 +185,8 @@ export interface TestChoiceRecord {
   probesPerKind: number;
   /** Set when no test passed and the planned shares were kept. */
   fallback?: string;
+  /** Benign-shift probes of each kind (fit/benignProbes.ts), when the choice was weighed by them. */
+  benignProbesPerKind?: number;
   tests: {
     test: TestName;
     /** AUROC of the test's score: calibration images against all probes. */
@@ -194,6 +196,11 @@ export interface TestChoiceRecord {
     caughtAt1Percent: number;
     used: boolean;
     share: number;
+    /** Share of the benign-shift probes flagged at 1% false alarms (a good test stays near 1%). */
+    benignAlarms?: number;
+    benignByKind?: Record<string, number>;
+    /** Why its share is smaller than the far-OOD probes alone gave it (it flags benign-shift probes). */
+    shareCut?: string;
     /** Why it is not used. */
     reason?: string;
   }[];

@@ -105,6 +105,15 @@ describe('fitPair', () => {
     const used = choice.tests.filter((t) => t.used);
     assert.ok(used.length >= 1 && Math.abs(used.reduce((a, t) => a + t.share, 0) - 1) < 0.01, JSON.stringify(choice.tests));
     for (const t of choice.tests) assert.equal(t.used, t.auroc >= 0.6, JSON.stringify(t));
+    // Benign-shift probes made from calibration images: on this model the earlier-layer Gaussian sees a slight blur
+    // or a change of lighting as out-of-distribution (it flags a quarter of the benign probes) and its share is cut to
+    // half, though it catches the far-OOD probes; the penultimate features barely see them (2%) and keep more.
+    assert.equal(choice.benignProbesPerKind, 200);
+    const by = Object.fromEntries(choice.tests.map((t) => [t.test, t]));
+    assert.ok(by.layers.caughtAt1Percent > 0.6 && by.layers.benignAlarms! > 0.15 && by.layers.benignByKind!.blurred > 0.5, JSON.stringify(by.layers));
+    assert.match(by.layers.shareCut!, /^its share is cut to 50% of what the far-OOD probes gave it/);
+    assert.ok(by.knn.used && by.knn.benignAlarms! < 0.03 && by.knn.share > by.layers.share, JSON.stringify(choice.tests));
+    assert.ok(lines.some((l) => /^ {2}layers: share 0\.\d+ — probe AUROC 0\.\d+, catches \d+% of probes at 1% false alarms, flags \d+\.\d% of benign-shift probes \(blurred \d+\.\d%\)$/.test(l)), lines.join('\n'));
     assert.deepEqual(lines, result.decisions);
     assert.ok(existsSync(join(out, 'classifier', 'model.json')) && existsSync(join(out, 'classifier', 'weights.bin')));
     assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);
