@@ -9,6 +9,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { type Calibration, type CalibrationScores, decideTests } from '../pair/calibration';
+import { fisherCalibration, fisherScoreOf, withFisher } from './fisherTest';
 import { writeFileAtomic } from '../io/atomicFile';
 import { OodEngine, type ImageResult, type ScoreInput } from '../engine';
 import { expandInputs } from '../io/files';
@@ -910,6 +911,29 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         const counts = Object.fromEntries(choice.tests.map((t) => [t.test, calibrationIdx.length]));
         const fires = rejectionCheck(counts, 'pair', checkAlpha, chosen);
         if (!fires.canReject && rejectionCheck(counts, 'pair', checkAlpha, planned).canReject) choice = { ...choice, fallback: `with ${calibrationIdx.length} calibration images the chosen shares could not flag any image at α = ${checkAlpha} (they need ${fires.minimum}); the planned shares stand`, tests: choice.tests.map((t) => ({ ...t, share: planned[t.test] ?? 0 })) };
+        // The chosen tests together (fisherTest.ts): Fisher's method, with its own conformal calibration half.
+        const members = choice.tests.filter((t) => t.share > 0).map((t) => t.test);
+        const fisher = !choice.fallback && members.length >= 2 ? fisherCalibration(calibrationResults, members, seed) : null;
+        if (fisher) {
+          const byKind: Partial<Record<ProbeKind, number[]>> = {};
+          probes.forEach((p, k) => {
+            const r = probeResults[k];
+            const v = r && r.verdict !== 'error' ? fisherScoreOf(fisher.reference, r) : null;
+            if (v !== null) (byKind[p.kind] ??= []).push(v);
+          });
+          const row = chooseTests({ fisher: fisher.values }, { fisher: byKind }, {}, perKind).tests[0];
+          const extended = row ? withFisher(choice, row) : null;
+          const extendedShares = Object.fromEntries((extended?.tests ?? []).map((t) => [t.test, t.share])) as AlphaShares;
+          if (extended && rejectionCheck({ ...counts, fisher: fisher.values.length }, 'pair', checkAlpha, extendedShares).canReject) {
+            choice = extended;
+            if (row!.used) {
+              for (const c of [calibration, sorted]) {
+                c.scores.fisher = [...fisher.values].sort((x, y) => x - y);
+                c.fisherReference = fisher.reference;
+              }
+            }
+          }
+        }
         const finalShares = Object.fromEntries(choice.tests.map((t) => [t.test, t.share]));
         manifest.detectors = manifest.detectors.map((d) => ({ ...d, share: finalShares[d.test] ?? d.share }));
         // A test the engine scores and calibrates but the plan left out (energy beside a VAE) joins with its share.
