@@ -76,6 +76,6 @@ export function withFisher(choice: TestChoiceRecord, fisherRow: TestChoiceRecord
   return {
     ...choice,
     method: choice.method + note,
-    tests: [...choice.tests.map((t) => ({ ...t, share: Math.floor(1000 * t.share * rest) / 1000 })), { ...fisherRow, share: FISHER_SHARE }],
+    tests: [...choice.tests.map((t) => ({ ...t, share: Math.floor(1000 * t.share * rest + 1e-9) / 1000 })), { ...fisherRow, share: FISHER_SHARE }],
   };
 }
