@@ -41,7 +41,7 @@ describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () =
   before(async () => {
     // The first 4,000 FashionMNIST test images: fit 1,800, calibration 1,800 (900 reference + 900 for T), check 400.
     out = join(tempDir('fisher-pair-'), 'pair');
-    await fitPair({ classifier: join(FASHION_PAIR, 'classifier.onnx'), data: [FASHION_TEST_IMAGES], limit: 4000, trainVae: false, out });
+    await fitPair({ classifier: join(FASHION_PAIR, 'classifier.onnx'), data: [FASHION_TEST_IMAGES], limit: 4000, padding: 2, trainVae: false, out });
     const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
     try {
       // In-distribution images fit never saw (indices 5,000 on), and MNIST digits.
