@@ -957,8 +957,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         const fires = rejectionCheck(counts, 'pair', checkAlpha, chosen);
         if (!fires.canReject && rejectionCheck(counts, 'pair', checkAlpha, planned).canReject) choice = { ...choice, fallback: `with ${calibrationIdx.length} calibration images the chosen shares could not flag any image at α = ${checkAlpha} (they need ${fires.minimum}); the planned shares stand`, tests: choice.tests.map((t) => ({ ...t, share: planned[t.test] ?? 0 })) };
         // The chosen tests together (fisherTest.ts): Fisher's method, with its own conformal calibration half.
-        const members = choice.tests.filter((t) => t.share > 0).map((t) => t.test);
-        const fisher = !choice.fallback && members.length >= 2 ? fisherCalibration(calibrationResults, members, seed) : null;
+        const memberRows = choice.tests.filter((t) => t.share > 0);
+        const fisher = !choice.fallback && memberRows.length >= 2 ? fisherCalibration(calibrationResults, memberRows.map((t) => t.test), memberRows.map((t) => t.share), seed) : null;
         if (fisher) {
           const byKind: Partial<Record<ProbeKind, number[]>> = {};
           probes.forEach((p, k) => {

@@ -40,6 +40,8 @@ export interface CalibrationScores {
  */
 export interface FisherReference {
   tests: TestName[];
+  /** Each test's weight in the sum (in `tests` order; weighted Fisher, Good 1955): fit uses its share of α. */
+  weights: number[];
   scores: Partial<Record<keyof CalibrationScores, number[]>>;
 }
 
@@ -98,17 +100,18 @@ export interface Calibration {
 }
 
 /**
- * Fisher's statistic for an image: −Σ ln p over the reference's tests, each p conformal against the
- * reference half (higher = more OOD). Null when the calibration has no reference or the image lacks a
+ * Fisher's statistic for an image: −Σ w·ln p over the reference's tests, each p conformal against the
+ * reference half, w the test's weight (higher = more OOD). Null when the calibration has no reference or the image lacks a
  * member's score (the test then has no score and is left out with its share, never passed).
  */
 export function fisherStatistic(reference: FisherReference | undefined, oodScores: Partial<Record<TestName, number | null>>): number | null {
   if (!reference?.tests.length) return null;
   let sum = 0;
-  for (const test of reference.tests) {
+  for (let i = 0; i < reference.tests.length; i++) {
+    const test = reference.tests[i];
     const p = testPValue({ scores: reference.scores as CalibrationScores }, test, oodScores[test] ?? null);
     if (p === null) return null;
-    sum -= Math.log(p);
+    sum -= reference.weights[i] * Math.log(p);
   }
   return sum;
 }
@@ -118,6 +121,7 @@ function fisherReferenceProblems(ref: unknown): string[] {
   const r = ref as FisherReference;
   if (!r || typeof r !== 'object' || !Array.isArray(r.tests) || !r.tests.length || !r.scores || typeof r.scores !== 'object') return ['fisherReference: needs a non-empty "tests" list and a "scores" object'];
   const problems: string[] = [];
+  if (!Array.isArray(r.weights) || r.weights.length !== r.tests.length || r.weights.some((w) => typeof w !== 'number' || !Number.isFinite(w) || w < 0)) problems.push('fisherReference.weights: needs one finite weight ≥ 0 for each test');
   r.tests.forEach((t, i) => {
     if (!(TEST_NAMES as readonly string[]).includes(t) || t === 'fisher') problems.push(`fisherReference.tests[${i}]: not a test name`);
     else {
