@@ -18,7 +18,8 @@ import { idxImages, readIdxFile } from '../../../src/inference/io/idx';
 import type { ImageResult } from '../../../src/inference/engineTypes';
 import type { TestChoiceRecord } from '../../../src/inference/pair/manifest';
 import type { TestName } from '../../../src/shared/rules';
-import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_TEST_IMAGES, tempDir } from '../../helpers';
+import { spawnSync } from 'node:child_process';
+import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_TEST_IMAGES, REPO, tempDir } from '../../helpers';
 
 function rawImages(idxPath: string, from: number, count: number) {
   const images = idxImages(readIdxFile(idxPath), idxPath);
@@ -98,6 +99,19 @@ describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () =
     // the Fisher sum was unweighted and the classifier's confidence drowned the feature tests).
     const detected = mnist.filter((r) => r.verdict === 'out-of-distribution').length / mnist.length;
     assert.ok(detected >= 0.5, `the verdict flags ${(100 * detected).toFixed(1)}% of MNIST`);
+  });
+
+  test('ood-lens calibrate makes the fisher reference again (new halves, the same tests and weights), so its share is never silently lost', () => {
+    const again = join(tempDir('fisher-recal-'), 'pair');
+    cpSync(out, again, { recursive: true });
+    const before = readCalibration(join(again, 'calibration.json')).fisherReference!;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'src', 'cli', 'main.ts'), 'calibrate', FASHION_TEST_IMAGES, '--pair', again, '--offset', '8000', '--limit', '1000'], { cwd: REPO, encoding: 'utf8', timeout: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const calibration = readCalibration(join(again, 'calibration.json'));
+    assert.equal(calibration.count, 1000);
+    assert.deepEqual(calibration.fisherReference!.tests, before.tests);
+    calibration.fisherReference!.weights.forEach((w, i) => assert.ok(Math.abs(w - before.weights[i]) < 0.01, `${calibration.fisherReference!.tests[i]}: ${w} vs ${before.weights[i]}`));
+    assert.equal(calibration.scores.fisher!.length, 500);
   });
 
   test('a damaged reference is refused, naming the field', async () => {
