@@ -9,6 +9,7 @@ import { pairShares, resolveIn, resolveManifestPath } from '../inference/pair/ma
 import { resultOodScore } from '../inference/detectors/oodDetectors';
 import { builtInPairDir } from '../inference/pair/pair';
 import { countsOf, tooSmallProblem } from '../inference/pair/calibrationCheck';
+import { FISHER_MIN_HALF, fisherCalibration } from '../inference/fit/fisherTest';
 import { confinedPath } from '../inference/io/boundedRead';
 import { collect } from './collect';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
@@ -46,7 +47,9 @@ export async function runCalibrate(argv: string[]): Promise<number> {
     const withVae = !!engine.pair.manifest.vae;
     // As many scores as the rule needs to ever reject at α (the smallest p-value with n scores is 1/(n+1)).
     const withComplexity = ok.every((r) => r.complexityScore !== null);
-    const counts = countsOf((t) => (t === 'complexity' ? (withComplexity ? ok.length : 0) : (t === 'elbo' && withVae) || t === 'confidence' || engine.detectors.some((d) => d.test === t) ? ok.length : 0));
+    // The fisher test (below) is calibrated on half the images, the other half being its reference.
+    const withFisher = (engine.pair.manifest.detectors ?? []).some((d) => d.test === 'fisher' && d.share > 0);
+    const counts = countsOf((t) => (t === 'fisher' ? (withFisher ? ok.length - Math.floor(ok.length / 2) : 0) : t === 'complexity' ? (withComplexity ? ok.length : 0) : (t === 'elbo' && withVae) || t === 'confidence' || engine.detectors.some((d) => d.test === t) ? ok.length : 0));
     const tooSmall = tooSmallProblem(counts, engine.rule, engine.alpha, pairShares(engine.pair.manifest));
     if (tooSmall) throw new UsageError(`only ${ok.length} images could be scored: ${tooSmall}`);
     const calibration: Calibration = {
@@ -70,6 +73,16 @@ export async function runCalibrate(argv: string[]): Promise<number> {
       if (scores.some((v) => v === null)) continue;
       const { key, values } = d.calibrate(scores as number[]);
       (calibration.scores as unknown as Record<string, number[]>)[key] = values;
+    }
+    // The fisher test (fit/fisherTest.ts): a new reference half and T's calibration half, over the tests with a
+    // share, weighted by them. Without it the pair's fisher share would be left out of every verdict.
+    const listed = engine.pair.manifest.detectors ?? [];
+    if (withFisher) {
+      const members = listed.filter((d) => d.test !== 'fisher' && d.share > 0);
+      const fisher = fisherCalibration(ok, members.map((d) => d.test), members.map((d) => d.share), 0);
+      if (!fisher) throw new UsageError(`only ${ok.length} images could be scored: the pair's fisher test needs at least ${2 * FISHER_MIN_HALF} (one half for its reference, one for its calibration)`);
+      calibration.scores.fisher = fisher.values;
+      calibration.fisherReference = fisher.reference;
     }
     const fitSource = engine.pair.featureFit?.source;
     if (fitSource) process.stderr.write(`note: the feature detectors were fitted on ${fitSource}; calibrate on other images (held out from the fit), or their false alarms exceed α\n`);

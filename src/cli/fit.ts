@@ -13,7 +13,7 @@ export const FIT_USAGE = `  ood-lens fit --classifier <model.onnx | model.json> 
                [--likelihood bernoulli|continuous-bernoulli|gaussian|discretized-logistic] [--sigma S]
                [--vae-outputs RECON,MU,LOGVAR] [--output NAME] [--output-kind logits|probabilities]
                [--vae-epochs N] [--vae-time-limit SECONDS]
-               [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--resize-kernel K] [--enlarge-with libvips|onnxruntime] [--const NAME=VALUE]… [--name NAME]
+               [--features LAYER] [--layout NCHW|NHWC|flat] [--size WxH] [--padding N] [--resize-kernel K] [--enlarge-with libvips|onnxruntime] [--const NAME=VALUE]… [--name NAME]
                [--seed N] [--limit N] [--alpha A] [--provider auto|cpu|cuda] [--batch-size N] [--force ["REASON"]]`;
 
 /** \`ood-lens fit --help\`: every option, what it does, and an example. */
@@ -49,6 +49,9 @@ How images become the classifier's input (pixels 0..255 → range, then (x − m
   --layout L           NCHW, NHWC or flat (the model takes [N, H·W·C] vectors; give --size). Read from the model
                        when its shape tells. e.g. --layout NHWC   --layout flat --size 28x28
   --size WxH           input size when the model leaves it free (or for --layout flat). e.g. --size 224x224
+  --padding N          a border of N background pixels on each side: images are resized to the model's size less
+                       2·N and then padded, as LeNet-style models take 28×28 digits in a 32×32 field. The VAE
+                       fit trains sees the same padded images. Recorded in the pair. e.g. --padding 2
   --resize-kernel K    how images are resized to the model's size: linear (default: bilinear, as torchvision's
                        Resize and PIL), nearest, cubic, mitchell, lanczos2 or lanczos3. Use the one the model
                        was trained with. Recorded in the pair. e.g. --resize-kernel lanczos3
@@ -148,6 +151,7 @@ const FIT_OPTIONS = {
   size: { type: 'string' },
   'resize-kernel': { type: 'string' },
   'enlarge-with': { type: 'string' },
+  padding: { type: 'string' },
   const: { type: 'string', multiple: true },
   name: { type: 'string' },
   seed: { type: 'string' },
@@ -262,6 +266,7 @@ export async function runFit(argv: string[]): Promise<number> {
     size: size ? { width: Number(size[1]), height: Number(size[2]) } : undefined,
     resizeKernel: resizeKernel as ResizeKernel | undefined,
     enlargeWith: enlargeWith as FitOptions['enlargeWith'],
+    padding: integer('--padding', values.padding, 0),
     constants: Object.keys(constants).length ? constants : undefined,
     seed: integer('--seed', values.seed, 0),
     limit: integer('--limit', values.limit, 1),

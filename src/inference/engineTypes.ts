@@ -86,6 +86,8 @@ export interface ImageResult {
   mahalanobis?: number | null;
   /** Earlier-layer Gaussian distance (pairs with that detector): the layers' standardised Mahalanobis distances², averaged. */
   layerDistance?: number | null;
+  /** Fisher's statistic over the tests fit chose (pairs with a `fisher` test): −Σ ln p against its reference half. */
+  fisherScore?: number | null;
   pValue: number | null;
   pValues: PValues;
   firedBy: TestName[];

@@ -27,6 +27,7 @@ import {
   firstMissingFolder,
   type RememberedAnswers,
   sizeConflict,
+  paddingOffer,
   type CreatePairAnswers,
   defaultPairFolder,
   describeScaling,
@@ -507,6 +508,22 @@ function removeLeftovers(top: string | undefined, out: string, log: vscode.LogOu
 }
 
 /** The numbers a model's inputs besides the image are fed on every run (fit's --const NAME=VALUE). */
+/** Padded into the model's input, or stretched to it (fit's --padding), for images smaller by an even margin. */
+async function askPadding(model: { width: number; height: number }, sample: DataSample, offer: number, memory: AnswerMemory): Promise<number> {
+  const image = sample.sizes[0];
+  const padding = await choose<number>(
+    step(2, 'fitting the images into the input'),
+    `Your ${image.width}×${image.height} images are smaller than the model's ${model.width}×${model.height} input. How was it trained?`,
+    [
+      { label: `$(screen-normal) Padded: ${image.width}×${image.height} centred in ${model.width}×${model.height}`, description: `a ${offer}-pixel border of the background on each side (LeNet style; fit --padding ${offer})`, value: offer },
+      { label: `$(screen-full) Stretched to ${model.width}×${model.height}`, description: 'resized to the whole input', value: 0 },
+    ],
+    memory.get().padding,
+  );
+  await memory.set({ padding });
+  return padding;
+}
+
 async function askConstants(facts: ModelFacts): Promise<Record<string, number>> {
   const constants: Record<string, number> = {};
   for (const t of facts.extraInputs ?? []) {
@@ -556,6 +573,9 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
     facts = withClassOutput(facts, name);
   }
   await showFacts(facts, services, sample);
+  // Images smaller than a fixed input by one even margin (28×28 into 32×32): padded as LeNet-style models were trained, or stretched.
+  const offer = !sizeOpen && facts.image ? paddingOffer(facts.image, sample) : null;
+  const padding = offer ? await askPadding(facts.image!, sample, offer, memory) : 0;
   // A uint8 input takes the 8-bit pixels as they are: there is no scaling to choose.
   const uint8 = facts.image!.dtype === 'uint8';
   let scaling: Scaling = uint8 ? { range: [0, 255] } : await askScaling(facts.image!.channels, modelName, memory);
@@ -572,7 +592,7 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
       let shown: PreviewResult;
       try {
         shown = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `OOD Lens: running ${modelName} on ${basename(sample.first)}…` }, () =>
-          services.engine.preview({ classifier, image: sample.first!, scaling, ...dimensions, output: facts.classOutput!.name, outputKind: facts.classOutput!.kind, labels }),
+          services.engine.preview({ classifier, image: sample.first!, scaling, ...dimensions, ...(padding ? { padding } : {}), output: facts.classOutput!.name, outputKind: facts.classOutput!.kind, labels }),
         );
       } catch (err) {
         // The preview is a look before fitting, not a gate: fit reads and checks the model again.
@@ -602,7 +622,7 @@ export async function createPairFlow(services: Services, host: EngineHost, uri?:
   const { vae, likelihood } = await askVae(facts, memory);
   const { out, force } = await askFolder(classifier, memory);
   const use = await askUse(basename(out), memory);
-  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions, ...(constants ? { constants } : {}) };
+  const answers: CreatePairAnswers = { classifier, facts, scaling, labels, data, vae, likelihood, out, force, ...dimensions, ...(padding ? { padding } : {}), ...(constants ? { constants } : {}) };
   // What fit makes (the folder and any missing parents) is removed again if it fails: nothing is left behind.
   const made = firstMissingFolder(out, existsSync);
   let report: FitReport | undefined;

@@ -10,6 +10,7 @@ import type { Layout, VaeSpec } from '../inference/pair/manifest';
 import type { ModelFacts, TensorFacts } from '../inference/fit/modelInspection';
 import type { FitRequest } from '../shared/engineProtocol';
 import { estimatedVaeSeconds, vaeImageSize } from '../inference/fit/vaeBudget';
+import { paddingThatFits } from '../inference/image/padding';
 
 export type ScalingPresetId = 'unit' | 'raw' | 'symmetric' | 'imagenet' | 'custom';
 
@@ -284,6 +285,15 @@ export function sizeConflict(size: { width: number; height: number }, images: Im
   return `${size.width}×${size.height} is ${aspectWords(size.width, size.height)}, but your images are ${top.width}×${top.height} (${aspectWords(top.width, top.height)}): each would be squashed. ${fix}`;
 }
 
+/**
+ * The padding to offer when every sampled image is smaller than the model's fixed input by one even margin on
+ * both axes (28×28 images, a 32×32 input): a LeNet-style model trained on them padded reads them better padded
+ * than stretched. Null otherwise (the images are resized as they are).
+ */
+export function paddingOffer(model: { width: number; height: number }, images: ImageSizes): number | null {
+  return paddingThatFits(images.sizes.map((s) => ({ width: s.width, height: s.height })), model.width, model.height);
+}
+
 export type VaeChoice = { kind: 'none' } | { kind: 'train' } | { kind: 'single'; path: string } | { kind: 'split'; encoder: string; decoder: string };
 
 export interface CreatePairAnswers {
@@ -298,6 +308,8 @@ export interface CreatePairAnswers {
   /** What the user gave where the model file leaves the layout or the size open. */
   layout?: Layout;
   size?: { width: number; height: number };
+  /** A border of background pixels on each side (fit's --padding), when the user chose to pad. */
+  padding?: number;
   /** Inputs besides the image fixed to a number (fit's --const). */
   constants?: Record<string, number>;
   /** Replace a pair already in `out` (the user confirmed). */
@@ -326,6 +338,7 @@ export function buildFitRequest(a: CreatePairAnswers): FitRequest {
     ...(a.labels ? { labels: a.labels } : {}),
     ...(a.layout ? { layout: a.layout } : {}),
     ...(a.size ? { size: a.size } : {}),
+    ...(a.padding ? { padding: a.padding } : {}),
     ...(a.constants ? { constants: a.constants } : {}),
     ...(a.force ? { force: true } : {}),
     ...(a.provider ? { provider: a.provider } : {}),
@@ -351,6 +364,8 @@ export interface RememberedAnswers {
   /** The size as typed ("192x48") and the layout, where the model leaves them open. */
   size?: string;
   layout?: 'NCHW' | 'NHWC';
+  /** Padded (the border in pixels) or stretched (0), where the images fit the model's input with a margin. */
+  padding?: number;
   scaling?: ScalingPresetId;
   /** The custom scaling as typed. */
   customScaling?: string;

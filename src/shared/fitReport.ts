@@ -154,7 +154,7 @@ export function sharesSentence(histograms: readonly Pick<ScoreHistogram, 'score'
   return `The verdict: an image is out-of-distribution when any test fires. Each test has a share of α = ${alpha}: ${active.map((h) => `${name(h.score)} ${+h.share.toFixed(3)}`).join(' · ')} (it fires at p < share × α).`;
 }
 
-const SHORT_NAMES: Record<string, string> = { msp: 'confidence', elbo: 'ELBO', complexity: 'complexity S', energy: 'energy', knn: 'KNN distance', mahalanobis: 'Mahalanobis', layers: 'earlier layers' };
+const SHORT_NAMES: Record<string, string> = { msp: 'confidence', elbo: 'ELBO', complexity: 'complexity S', energy: 'energy', knn: 'KNN distance', mahalanobis: 'Mahalanobis', layers: 'earlier layers', fisher: 'Fisher combination' };
 
 /** Bins both series over their joint range; bin count by the Rice rule on the calibration part, 10–50. */
 export function scoreHistogram(score: string, calibration: readonly number[], check: readonly number[] | null, share: number, alpha: number): ScoreHistogram | null {

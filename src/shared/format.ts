@@ -62,6 +62,7 @@ export const TEST_P_LABEL: Record<TestName, string> = {
   knn: 'KNN test p',
   mahalanobis: 'Mahalanobis test p',
   layers: 'earlier-layer test p',
+  fisher: 'Fisher combination test p',
 };
 
 /** "ELBO test p = 0.0002": a per-test p-value, always with its test's name. */

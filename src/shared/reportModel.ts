@@ -193,7 +193,7 @@ export function reportScoreKeys(data: Pick<ReportData, 'rows' | 'pair'>): ScoreK
   return keys;
 }
 
-const TEST_SHORT: Record<string, string> = { elbo: 'ELBO', complexity: 'S', knn: 'KNN', mahalanobis: 'Mahalanobis', layers: 'layers', confidence: 'confidence', energy: 'energy' };
+const TEST_SHORT: Record<string, string> = { elbo: 'ELBO', complexity: 'S', knn: 'KNN', mahalanobis: 'Mahalanobis', layers: 'layers', fisher: 'Fisher', confidence: 'confidence', energy: 'energy' };
 
 /** "Out-of-distribution (KNN)": the verdict with the tests that fired. */
 export function verdictWithTests(verdictText: string, row: Pick<ReportRow, 'verdict' | 'firedBy'>): string {

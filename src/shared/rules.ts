@@ -12,11 +12,12 @@ export type VerdictRule = 'pair' | 'elbo' | 'complexity' | 'both' | 'all';
  * The conformal tests, one per detector, each on a score where higher = more out-of-distribution: ELBO
  * unusually low, S(x) unusually high, classifier confidence (MSP) unusually low, energy unusually high, KNN
  * distance of the penultimate features unusually large, Mahalanobis distance unusually large, earlier conv
- * layers' Gaussian distance unusually large (`layers`).
+ * layers' Gaussian distance unusually large (`layers`), and `fisher`: the tests fit chose, together (Fisher's
+ * method over their p-values against a reference half of the calibration images, calibrated on the other half).
  */
-export type TestName = 'elbo' | 'complexity' | 'confidence' | 'energy' | 'knn' | 'mahalanobis' | 'layers';
+export type TestName = 'elbo' | 'complexity' | 'confidence' | 'energy' | 'knn' | 'mahalanobis' | 'layers' | 'fisher';
 
-export const TEST_NAMES: readonly TestName[] = ['elbo', 'complexity', 'confidence', 'energy', 'knn', 'mahalanobis', 'layers'];
+export const TEST_NAMES: readonly TestName[] = ['elbo', 'complexity', 'confidence', 'energy', 'knn', 'mahalanobis', 'layers', 'fisher'];
 
 /** Each test's share of α: a weighted Bonferroni split (shares sum to at most 1), so false alarms stay at most α. */
 export type AlphaShares = Partial<Record<TestName, number>>;
@@ -52,4 +53,5 @@ export const TEST_LABELS: Record<TestName, { name: string; what: string }> = {
   knn: { name: 'KNN feature distance', what: 'how far its features are from the nearest training image\'s' },
   mahalanobis: { name: 'Mahalanobis feature distance', what: 'how far its features are from every class\'s centre' },
   layers: { name: 'Earlier-layer feature distance', what: 'how far its conv layers\' pooled activations are from the training images\' (one Gaussian per layer)' },
+  fisher: { name: 'Fisher combination of the chosen tests', what: 'how unusual it is on all the chosen tests together (Fisher\'s method), against held-out images' },
 };

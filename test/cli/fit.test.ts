@@ -155,7 +155,7 @@ describe('bring your own model: fit → score', () => {
     assert.match(r.stdout, /fitted KNN and Mahalanobis on 450 images \(128 features from "fc1"; Mahalanobis class means from the data's labels\)/);
     const manifest = JSON.parse(readFileSync(join(out, 'ood-pair.json'), 'utf8'));
     assert.deepEqual(manifest.features, { layer: 'fc1', fit: 'features.json' });
-    assert.deepEqual(manifest.detectors.map((d: { test: string }) => d.test), ['confidence', 'knn', 'mahalanobis', 'layers']);
+    assert.deepEqual(manifest.detectors.map((d: { test: string }) => d.test), ['confidence', 'knn', 'mahalanobis', 'layers', 'fisher']);
     const fitted = JSON.parse(readFileSync(join(out, 'features.json'), 'utf8'));
     assert.deepEqual([fitted.tensor, fitted.dims, fitted.knn.count, fitted.mahalanobis.classes], ['fc1', 128, 450, 10]);
 

@@ -278,6 +278,8 @@ async function createPairFlow(ctx: Ctx): Promise<void> {
     }
     await ctx.shot('facts');
     await continueRow.click();
+    // 28×28 images for a 32×32 input: padded (as the built-in classifier was trained) or stretched.
+    await pickRow(ctx, 'Padded: 28×28 centred in 32×32');
 
     // 3–7. Scaling, class names, the preview, VAE, folder, and whether to use it.
     await pickRow(ctx, 'x/255 — PyTorch');
@@ -361,6 +363,7 @@ async function createPairUpToVae(ctx: Ctx, data: 'dialog' | 'last'): Promise<str
   const continueRow = wb.page.locator('.quick-input-list .monaco-list-row', { hasText: 'Continue' }).first();
   await continueRow.waitFor({ timeout: 90_000 });
   await continueRow.click();
+  await pickRow(ctx, 'Padded: 28×28 centred in 32×32');
   await pickRow(ctx, 'x/255 — PyTorch');
   await pickRow(ctx, 'Class indices 0…9');
   await wb.webviewWith('#model-input', 60_000);

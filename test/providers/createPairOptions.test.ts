@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   buildFitRequest,
+  paddingOffer,
   declaredSize,
   defaultSize,
   describeDeclared,
@@ -187,6 +188,15 @@ describe('the fit request', () => {
       classifierOutput: 'Plus214_Output_0',
       trainVae: false,
     });
+  });
+
+  test('padding: offered for images smaller than a fixed input by one even margin, and passed to fit as --padding', () => {
+    assert.equal(paddingOffer({ width: 32, height: 32 }, { sampled: 24, sizes: [{ width: 28, height: 28, count: 24 }] }), 2);
+    assert.equal(paddingOffer({ width: 32, height: 32 }, { sampled: 24, sizes: [{ width: 28, height: 28, count: 20 }, { width: 30, height: 30, count: 4 }] }), null, 'images of two sizes');
+    assert.equal(paddingOffer({ width: 32, height: 32 }, { sampled: 24, sizes: [{ width: 32, height: 32, count: 24 }] }), null, 'already the input size');
+    assert.equal(paddingOffer({ width: 192, height: 48 }, { sampled: 24, sizes: [{ width: 188, height: 40, count: 24 }] }), null, 'other margins on each axis');
+    assert.equal(buildFitRequest({ ...base, vae: { kind: 'none' }, padding: 2 }).padding, 2);
+    assert.equal('padding' in buildFitRequest({ ...base, vae: { kind: 'none' }, padding: 0 }), false, 'stretched: no --padding');
   });
 
   test('a VAE trained by fit: no VAE files, no likelihood, fit\'s default (train); the choice says its size and time', () => {

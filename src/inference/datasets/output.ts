@@ -21,7 +21,7 @@ export const RESULT_COLUMNS = [
   'path', 'prediction', 'label', 'msp', 'entropy', 'energy', 'elbo', 'elboBitsPerDim', 'pValue', 'verdict', 'error',
   'reconstructionLogLik', 'kl', 'logPxBound', 'complexityBits', 'complexityScore', 'pValueElbo', 'pValueComplexity', 'firedBy',
   'pValueConfidence', 'knnDistance', 'mahalanobis', 'pValueEnergy', 'pValueKnn', 'pValueMahalanobis',
-  'layerDistance', 'pValueLayers',
+  'layerDistance', 'pValueLayers', 'fisherScore', 'pValueFisher',
 ] as const;
 
 export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[number], string | number | null> {
@@ -53,6 +53,8 @@ export function resultRecord(r: ImageResult): Record<(typeof RESULT_COLUMNS)[num
     pValueMahalanobis: r.pValues.mahalanobis ?? null,
     layerDistance: r.layerDistance ?? null,
     pValueLayers: r.pValues.layers ?? null,
+    fisherScore: r.fisherScore ?? null,
+    pValueFisher: r.pValues.fisher ?? null,
   };
 }
 

@@ -117,8 +117,8 @@ export class ResultsFileError extends Error {}
 export const MAX_RESULT_LINE_BYTES = 4 * 1024 * 1024;
 
 const VERDICTS: readonly string[] = ['in-distribution', 'out-of-distribution', 'uncalibrated', 'error'];
-const P_VALUE_KEYS: readonly string[] = ['elbo', 'complexity', 'confidence', 'energy', 'knn', 'mahalanobis', 'layers'];
-const NUMBER_FIELDS = ['msp', 'entropy', 'energy', 'elbo', 'reconstructionLogLik', 'kl', 'elboBitsPerDim', 'logPxBound', 'complexityBits', 'complexityScore', 'knnDistance', 'mahalanobis', 'layerDistance'] as const;
+const P_VALUE_KEYS: readonly string[] = ['elbo', 'complexity', 'confidence', 'energy', 'knn', 'mahalanobis', 'layers', 'fisher'];
+const NUMBER_FIELDS = ['msp', 'entropy', 'energy', 'elbo', 'reconstructionLogLik', 'kl', 'elboBitsPerDim', 'logPxBound', 'complexityBits', 'complexityScore', 'knnDistance', 'mahalanobis', 'layerDistance', 'fisherScore'] as const;
 /** Every field a result line may hold (an ImageResult's JSON fields, then its origin's). */
 const RESULT_LINE_FIELDS = new Set<string>([
   'path', 'prediction', 'label', ...NUMBER_FIELDS, 'pValue', 'pValues', 'firedBy', 'verdict', 'error',

@@ -268,5 +268,7 @@ export function resultOodScore(test: TestName, r: ImageResult): number | null {
       return r.mahalanobis ?? null;
     case 'layers':
       return r.layerDistance ?? null;
+    case 'fisher':
+      return r.fisherScore ?? null;
   }
 }

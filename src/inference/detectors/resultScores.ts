@@ -6,7 +6,7 @@ import type { ImageResult } from '../engineTypes';
 import { type DetectionMetrics, detectionMetrics, rocCurve } from './metrics';
 
 export interface Detector {
-  id: 'msp' | 'entropy' | 'energy' | 'elbo' | 'iwBound' | 'complexity' | 'complexityIw' | 'knn' | 'mahalanobis' | 'layers' | 'combined';
+  id: 'msp' | 'entropy' | 'energy' | 'elbo' | 'iwBound' | 'complexity' | 'complexityIw' | 'knn' | 'mahalanobis' | 'layers' | 'fisher' | 'combined';
   name: string;
   oodScore(r: ImageResult): number | null;
 }
@@ -27,6 +27,7 @@ export const DETECTORS: Detector[] = [
   { id: 'knn', name: 'KNN feature distance', oodScore: (r) => r.knnDistance ?? null },
   { id: 'mahalanobis', name: 'Mahalanobis feature distance', oodScore: (r) => r.mahalanobis ?? null },
   { id: 'layers', name: 'Earlier-layer feature distance', oodScore: (r) => r.layerDistance ?? null },
+  { id: 'fisher', name: 'Fisher combination of the chosen tests', oodScore: (r) => r.fisherScore ?? null },
   {
     id: 'combined',
     name: 'Conformal test (the verdict rule)',

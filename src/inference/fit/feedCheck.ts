@@ -13,6 +13,9 @@ import type { FitCheckRecord, FitCheckTrial, InputSpec, Layout } from '../pair/m
 import { type ModelImage, readChecked, tensorDims, toModelImage, toTensorData } from '../image/preprocess';
 import { argmax, softmax } from '../detectors/scores';
 import type { ScoreInput } from '../engineTypes';
+import { paddingFlag } from '../image/padding';
+
+export { paddingFlag, paddingThatFits } from '../image/padding';
 
 /** How the 8-bit pixels become the tensor: the fields of `--range`, `--mean`, `--std`, `--layout`. */
 export interface FeedSetting {
@@ -100,6 +103,13 @@ export interface FeedCheckInput {
   images: { input: ScoreInput; classIndex: number | null }[];
   /** Other outputs of the model with their values per image, to name one when the class count disagrees. */
   otherOutputs: { name: string; perImage: number }[];
+  /**
+   * A padding to try beside the given feeding (the images are smaller than the input by 2·padding on each
+   * axis: a model trained on them padded, like LeNet's 28×28 digits in 32×32, reads them better that way).
+   */
+  paddingToTry?: number;
+  /** The colour to pad with when trying it ('#rrggbb'). */
+  paddingBackground?: string;
   /** The feeding cannot vary (a uint8 input takes the 8-bit pixels): no alternatives are tried. */
   fixedFeed?: boolean;
   /** Distinct labels in the whole data (null without labels). */
@@ -186,6 +196,11 @@ export async function checkClassifierFeed(input: FeedCheckInput): Promise<FeedCh
   const trials: FeedTrial[] = [trial(input, await outputs(input, images, input.given), labels, givenFlags)];
   for (const alt of input.fixedFeed ? [] : feedAlternatives(input.given, input.spec.channels, input.layouts)) {
     trials.push(trial(input, await outputs(input, images, alt), labels, feedFlags(alt, withLayout)));
+  }
+  if (input.paddingToTry && !input.spec.padding) {
+    const padded = { ...input, spec: { ...input.spec, padding: input.paddingToTry, ...(input.paddingBackground ? { background: input.paddingBackground } : {}) } };
+    const paddedImages = (await decode(input.images, padded.spec)).map((d) => d.image);
+    if (paddedImages.length === images.length) trials.push(trial(padded, await outputs(padded, paddedImages, input.given), labels, `${givenFlags} ${paddingFlag(input.paddingToTry)}`));
   }
   const given = trials[0];
   const problems: string[] = [];

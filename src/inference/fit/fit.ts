@@ -9,6 +9,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { type Calibration, type CalibrationScores, decideTests } from '../pair/calibration';
+import { fisherCalibration, fisherScoreOf, withFisher } from './fisherTest';
 import { writeFileAtomic } from '../io/atomicFile';
 import { OodEngine, type ImageResult, type ScoreInput } from '../engine';
 import { expandInputs } from '../io/files';
@@ -25,11 +26,12 @@ import { withAnyBatch } from '../backends/staticBatch';
 import { tfjsLastDenseInput, tfjsLayerNames } from '../backends/tfjs';
 import { mulberry32 } from '../detectors/random';
 import { untilAborted } from './abortable';
-import { readChecked, toModelImage, toUnitPlanar } from '../image/preprocess';
+import { imageSizeOf, readChecked, toModelImage, toUnitPlanar } from '../image/preprocess';
+import { edgeColour } from '../image/padding';
 import { chooseTests, makeProbes, PROBE_KINDS, type ProbeKind, type ProbeSource, testChoiceLines } from './testChoice';
 import { type BenignKind, BENIGN_KINDS, makeBenignProbes, weighBenignShifts } from './benignProbes';
 import { defaultVaeEpochs, nominalImagesPerSecond, trainVae, VaeTrainingCancelled, vaeImageSize, vaeOnnxModels, VAE_MAX_SIDE } from './vaeTraining';
-import { checkClassifierFeed, CHECK_IMAGES, expand, type FeedCheckEvidence } from './feedCheck';
+import { checkClassifierFeed, CHECK_IMAGES, expand, type FeedCheckEvidence, paddingFlag, paddingThatFits } from './feedCheck';
 import { outFolderProblem, removeStaleStaging, STAGING_PREFIX } from './outFolder';
 
 const CANCELLED = 'fit was cancelled; nothing was written';
@@ -121,6 +123,12 @@ export interface FitOptions {
    * other). Recorded in the manifest (`input.enlargeWith`) beside the kernel.
    */
   enlargeWith?: 'libvips' | 'onnxruntime';
+  /**
+   * A border of background pixels on each side of the classifier's input (`--padding`): images are resized to
+   * the input size less 2·padding and padded, as the model was trained (28×28 digits in a 32×32 field).
+   * Recorded as input.padding; the VAE fit trains is trained on the same padded images scoring feeds it.
+   */
+  padding?: number;
   /** Seed of the shuffle that splits the data (default 0). */
   seed?: number;
   /** Use at most this many images (the first in listing order). */
@@ -325,6 +333,20 @@ function featuresProblem(path: string, format: ModelFormat, layer: string | unde
   }
 }
 
+/** The images' edge colour at their own size (image/padding.ts), from those that can be read; white when none can. */
+async function imagesEdgeColour(inputs: ScoreInput[], channels: 1 | 3): Promise<string> {
+  const images = [];
+  for (const input of inputs) {
+    try {
+      const size = await imageSizeOf(input);
+      images.push(await toModelImage(input.source ?? (await readChecked(input.path, 256 * 1024 * 1024)), { ...size, channels, layout: 'NCHW' }));
+    } catch {
+      // An unreadable image tells nothing about the edges; the others do.
+    }
+  }
+  return images.length ? edgeColour(images) : '#ffffff';
+}
+
 /** Every detector's held-out scores, stored as each detector calibrates them. */
 function calibrationOf(results: ImageResult[], engine: OodEngine, source: string): Calibration {
   const withVae = !!engine.pair.manifest.vae;
@@ -512,10 +534,12 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
     const resizeKernel = options.resizeKernel ?? DEFAULT_FIT_RESIZE_KERNEL;
     if (options.enlargeWith === 'onnxruntime' && resizeKernel !== 'linear') throw new FitError(`enlarging with onnxruntime is bilinear: it needs the linear resize kernel, not ${resizeKernel} (leave out --resize-kernel, or enlarge with libvips)`);
     const enlargeWith = options.enlargeWith ?? (resizeKernel === 'linear' ? 'onnxruntime' : 'libvips');
-    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout, resizeKernel, ...(enlargeWith === 'onnxruntime' ? { enlargeWith } : {}) };
+    const padding = options.padding ?? 0;
+    if (padding && 2 * padding >= Math.min(input.width, input.height)) throw new FitError(`--padding: ${padding} pixels on each side leave no room for the image in the classifier's ${input.width}×${input.height} input; give less than ${Math.ceil(Math.min(input.width, input.height) / 2)}`);
+    const classifierInput: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout, resizeKernel, ...(enlargeWith === 'onnxruntime' ? { enlargeWith } : {}), ...(padding ? { padding } : {}) };
     manifest.input = { ...classifierInput };
     decide_(`classifier: ${classifier.source} (${classifierFormat}) takes "${input.name}" ${fmt(input.shape)}: ${input.width}×${input.height}, ${input.channels === 1 ? 'grey' : 'RGB'}, ${input.layout}${input.staticBatch ? `, static batch ${input.staticBatch} (run in chunks of ${input.staticBatch})` : ', any batch'}`);
-    decide_(`images are resized to ${input.width}×${input.height} with the ${resizeKernel} kernel${options.resizeKernel ? '' : ` (the default, bilinear as torchvision's Resize; --resize-kernel picks another)`}${enlargeWith === 'onnxruntime' ? '; smaller images are enlarged by onnxruntime (half-pixel bilinear, as torchvision), larger ones shrunk by libvips' : ''}`);
+    decide_(`images are resized to ${padding ? `${input.width - 2 * padding}×${input.height - 2 * padding} and padded by ${padding} pixels on each side to ` : ''}${input.width}×${input.height} with the ${resizeKernel} kernel${options.resizeKernel ? '' : ` (the default, bilinear as torchvision's Resize; --resize-kernel picks another)`}${padding ? ' (--padding)' : ''}${enlargeWith === 'onnxruntime' ? '; smaller images are enlarged by onnxruntime (half-pixel bilinear, as torchvision), larger ones shrunk by libvips' : ''}`);
     const probe = probeImages(classifierInput);
     const classifierScaling = { layout: input.layout, ...scaling };
     const classOut = await withAnyBatch(classifier).run({ [input.name]: probeTensor(probe, classifierInput, classifierScaling) });
@@ -614,7 +638,9 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       decide_(`VAE input scaling: pixels 0..255 → [${vaeScaling.range.join(', ')}]${vaeScaling.mean ? `, then (x − ${fmtList(vaeScaling.mean)})` : ''}${vaeScaling.std ? ` / ${fmtList(vaeScaling.std)}` : ''}; ${likelihood.type} likelihood${likelihood.type === 'gaussian' ? ` (σ = ${likelihood.sigma})` : ''} on pixels in [0, 1]`);
     } else if (options.trainVae !== false) {
       const size = vaeImageSize(input.width, input.height);
-      vaeToTrain = { width: size.width, height: size.height, channels: input.channels, layout: 'NCHW', range: [0, 1] };
+      // The VAE sees what the classifier sees: the same padding, scaled with the image when the VAE is smaller.
+      const vaePadding = padding && Math.round((padding * size.width) / input.width);
+      vaeToTrain = { width: size.width, height: size.height, channels: input.channels, layout: 'NCHW', range: [0, 1], padding: vaePadding };
       decide_(`VAE: none given, so fit trains one on the fit part (--no-vae: a classifier-only pair): an MLP on ${describeImage(vaeToTrain)} images (the classifier's ${input.width}×${input.height} ${size.width === input.width && size.height === input.height ? 'as it is' : `scaled to at most ${VAE_MAX_SIDE} px on the long side`}), Bernoulli likelihood on pixels in [0, 1]`);
     } else {
       decide_('no VAE: a classifier-only pair (--no-vae)');
@@ -682,6 +708,20 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
   const labelledFirst = classesFound.size ? checkOrder.filter((i) => items[i].label !== null) : checkOrder;
   progress('checking the classifier', 0, 1);
   const checkRunner = await untilAborted(loadModel(resolve(options.classifier), classifierFormat, { ...loadOptions, constants }), options.signal, () => new FitError(CANCELLED), (late) => void late.dispose().catch(() => undefined));
+  // Images smaller than the input by the same even margin on both axes: the check also tries them padded.
+  const checkImages = labelledFirst.slice(0, CHECK_IMAGES).map((i) => ({ input: items[i].input, classIndex: classOf(items[i].label) ?? null }));
+  let paddingToTry: number | null = null;
+  if (options.padding === undefined && classifierFeed.layouts?.[0] !== 'flat') {
+    const sizes: { width: number; height: number }[] = [];
+    for (const c of checkImages.slice(0, 24)) sizes.push(await imageSizeOf(c.input).catch(() => ({ width: 0, height: 0 })));
+    paddingToTry = paddingThatFits(sizes, manifest.input.width!, manifest.input.height!);
+  }
+  // Padding is in the images' own edge colour (recorded as input.background), never the default white.
+  const paddingBackground = options.padding || paddingToTry ? await imagesEdgeColour(checkImages.slice(0, 24).map((c) => c.input), manifest.input.channels!) : undefined;
+  if (options.padding && paddingBackground) {
+    manifest.input.background = paddingBackground;
+    decide_(`padding colour ${paddingBackground}: the median of the images' outermost pixels`);
+  }
   let feedCheck: FeedCheckEvidence;
   try {
     feedCheck = await checkClassifierFeed({
@@ -689,7 +729,8 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       ...classifierFeed,
       spec: { ...manifest.input, width: manifest.input.width!, height: manifest.input.height!, channels: manifest.input.channels!, layout: manifest.classifier.layout ?? manifest.input.layout },
       given: { range: scaling.range, mean: scaling.mean, std: scaling.std, layout: manifest.classifier.layout ?? manifest.input.layout },
-      images: labelledFirst.slice(0, CHECK_IMAGES).map((i) => ({ input: items[i].input, classIndex: classOf(items[i].label) ?? null })),
+      images: checkImages,
+      ...(paddingToTry ? { paddingToTry, paddingBackground } : {}),
       distinctLabels: classesFound.size ? classesFound.size : null,
       batchSize: options.batchSize,
       signal: options.signal,
@@ -705,6 +746,11 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       feedCheck.trials.map((t, i) => `${t.flags}${i === 0 ? ' (as given)' : ''} ${t.accuracy !== null ? pct(t.accuracy) : `top class ${pct(t.topClassShare)}, confidence ${pct(t.meanConfidence)}`}`).join('; ') +
       `; batch probe: ${feedCheck.batchProbe.images} images alone vs in one batch, largest difference ${feedCheck.batchProbe.maxDifference.toExponential(1)} of the output scale`,
   );
+  // Padding a little better (under the refusal margin): said, not refused — the user knows how the model was trained.
+  const padded = paddingToTry ? feedCheck.trials.find((t) => t.flags.endsWith(paddingFlag(paddingToTry!))) : undefined;
+  if (padded && padded.accuracy !== null && feedCheck.accuracy !== null && padded.accuracy >= feedCheck.accuracy + 0.01 && !feedCheck.problems.length) {
+    decide_(`the classifier reads the check images better with the images padded into its ${manifest.input.width}×${manifest.input.height} input than stretched to it: ${pct(padded.accuracy)} against ${pct(feedCheck.accuracy)}; if it was trained on padded images, fit again with ${paddingFlag(paddingToTry!)}`);
+  }
   if (classesFound.size && classesFound.size !== feedCheck.classes && !feedCheck.problems.length) decide_(`the data's labels name ${classesFound.size} of the classifier's ${feedCheck.classes} classes`);
   if (feedCheck.problems.length) {
     if (!options.forceReason) {
@@ -786,7 +832,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
       writeFileAtomic(join(staging, 'vae-encoder.onnx'), graphs.encoder);
       writeFileAtomic(join(staging, 'vae-decoder.onnx'), graphs.decoder);
       generated.push('vae.onnx', 'vae-encoder.onnx', 'vae-decoder.onnx');
-      const sameImage = spec.width === manifest.input.width && spec.height === manifest.input.height && spec.channels === manifest.input.channels;
+      const sameImage = spec.width === manifest.input.width && spec.height === manifest.input.height && spec.channels === manifest.input.channels && (spec.padding ?? 0) === (manifest.input.padding ?? 0);
       manifest.vae = {
         path: 'vae.onnx',
         format: 'onnx',
@@ -796,7 +842,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         likelihood: { type: 'bernoulli' },
         layout: 'NCHW',
         range: [0, 1],
-        ...(sameImage ? {} : { width: spec.width, height: spec.height, channels: spec.channels }),
+        ...(sameImage ? {} : { width: spec.width, height: spec.height, channels: spec.channels, padding: spec.padding ?? 0 }),
         encoder: { path: 'vae-encoder.onnx', format: 'onnx', input: 'image', outputs: { mu: 'mu', logvar: 'logvar' } },
         decoder: { path: 'vae-decoder.onnx', format: 'onnx', input: 'z', output: 'reconstruction_logits' },
         training: trained.record,
@@ -924,6 +970,29 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         const counts = Object.fromEntries(choice.tests.map((t) => [t.test, calibrationIdx.length]));
         const fires = rejectionCheck(counts, 'pair', checkAlpha, chosen);
         if (!fires.canReject && rejectionCheck(counts, 'pair', checkAlpha, planned).canReject) choice = { ...choice, fallback: `with ${calibrationIdx.length} calibration images the chosen shares could not flag any image at α = ${checkAlpha} (they need ${fires.minimum}); the planned shares stand`, tests: choice.tests.map((t) => ({ ...t, share: planned[t.test] ?? 0 })) };
+        // The chosen tests together (fisherTest.ts): Fisher's method, with its own conformal calibration half.
+        const memberRows = choice.tests.filter((t) => t.share > 0);
+        const fisher = !choice.fallback && memberRows.length >= 2 ? fisherCalibration(calibrationResults, memberRows.map((t) => t.test), memberRows.map((t) => t.share), seed) : null;
+        if (fisher) {
+          const byKind: Partial<Record<ProbeKind, number[]>> = {};
+          probes.forEach((p, k) => {
+            const r = probeResults[k];
+            const v = r && r.verdict !== 'error' ? fisherScoreOf(fisher.reference, r) : null;
+            if (v !== null) (byKind[p.kind] ??= []).push(v);
+          });
+          const row = chooseTests({ fisher: fisher.values }, { fisher: byKind }, {}, perKind).tests[0];
+          const extended = row ? withFisher(choice, row) : null;
+          const extendedShares = Object.fromEntries((extended?.tests ?? []).map((t) => [t.test, t.share])) as AlphaShares;
+          if (extended && rejectionCheck({ ...counts, fisher: fisher.values.length }, 'pair', checkAlpha, extendedShares).canReject) {
+            choice = extended;
+            if (row!.used) {
+              for (const c of [calibration, sorted]) {
+                c.scores.fisher = [...fisher.values].sort((x, y) => x - y);
+                c.fisherReference = fisher.reference;
+              }
+            }
+          }
+        }
         const finalShares = Object.fromEntries(choice.tests.map((t) => [t.test, t.share]));
         manifest.detectors = manifest.detectors.map((d) => ({ ...d, share: finalShares[d.test] ?? d.share }));
         // A test the engine scores and calibrates but the plan left out (energy beside a VAE) joins with its share.

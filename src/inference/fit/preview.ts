@@ -11,7 +11,7 @@ import type { ManifestReader, Scaling } from './fit';
 import { listData, modelFormatOf, readImageInput } from './fit';
 import type { InputSpec, Layout } from '../pair/manifest';
 import { loadModel } from '../pair/pair';
-import { DEFAULT_MAX_INPUT_PIXELS, isRawImage, type ModelImage, readChecked, toModelImage, toTensorData } from '../image/preprocess';
+import { imageSizeOf, isRawImage, type ModelImage, readChecked, toModelImage, toTensorData } from '../image/preprocess';
 
 export interface SizeCount {
   width: number;
@@ -48,15 +48,7 @@ export async function sampleImageSizes(data: string[], options: { sampleSize?: n
   for (const i of spreadIndices(items.length, options.sampleSize ?? 24)) {
     const input = items[i].input;
     try {
-      let width: number;
-      let height: number;
-      if (input.source && isRawImage(input.source)) ({ width, height } = input.source);
-      else {
-        const meta = await sharp(input.source ?? (await readChecked(input.path, 256 * 1024 * 1024)), { limitInputPixels: DEFAULT_MAX_INPUT_PIXELS }).metadata();
-        if (!meta.width || !meta.height) throw new Error('the header gives no size');
-        // EXIF orientations 5–8 are turned a quarter: the model sees them with width and height swapped.
-        [width, height] = (meta.orientation ?? 1) >= 5 ? [meta.height, meta.width] : [meta.width, meta.height];
-      }
+      const { width, height } = await imageSizeOf(input);
       const key = `${width}x${height}`;
       const c = counts.get(key) ?? { width, height, count: 0 };
       c.count++;
@@ -77,6 +69,8 @@ export interface PreviewRequest {
   scaling: Scaling;
   layout?: Layout;
   size?: { width: number; height: number };
+  /** A border of background pixels on each side (fit's --padding). */
+  padding?: number;
   /** The class-score output (the one Create Pair read or the user named). */
   output: string;
   outputKind: 'logits' | 'probabilities';
@@ -110,7 +104,7 @@ export async function previewInput(request: PreviewRequest, readManifest?: Manif
   const runner = await loadModel(abs, modelFormatOf(abs), { provider: 'cpu', threads: 1 });
   try {
     const input = readImageInput(runner, 'classifier', { layout: request.layout, size: request.size });
-    const spec: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout, ...request.scaling };
+    const spec: InputSpec = { width: input.width, height: input.height, channels: input.channels, layout: input.layout, ...request.scaling, ...(request.padding ? { padding: request.padding } : {}) };
     // An IDX entry ("file#3") carries its own pixels: take it from the listing as fit would.
     const [item] = request.image.includes('#') ? (await listData([request.image.replace(/#\d+$/, '')], undefined, readManifest)).filter((i) => i.input.path === request.image) : [];
     const source = item?.input.source ?? (await readChecked(request.image, 256 * 1024 * 1024));

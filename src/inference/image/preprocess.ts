@@ -325,3 +325,12 @@ export function readCheckedSync(path: string | Uint8Array, maxFileBytes: number)
     throw readError(err);
   }
 }
+
+/** An image's size as the model sees it, from its header (files) or its pixels (IDX). */
+export async function imageSizeOf(input: { path: string; source?: ImageSource }): Promise<{ width: number; height: number }> {
+  if (input.source && isRawImage(input.source)) return { width: input.source.width, height: input.source.height };
+  const meta = await sharp(input.source ?? (await readChecked(input.path, 256 * 1024 * 1024)), { limitInputPixels: DEFAULT_MAX_INPUT_PIXELS }).metadata();
+  if (!meta.width || !meta.height) throw new Error('the header gives no size');
+  // EXIF orientations 5–8 are turned a quarter: the model sees them with width and height swapped.
+  return (meta.orientation ?? 1) >= 5 ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
+}

@@ -25,6 +25,24 @@ export interface CalibrationScores {
   mahalanobis?: number[];
   /** Earlier-layer Gaussian distance (standardised, averaged over layers); higher = more OOD. */
   layers?: number[];
+  /**
+   * Fisher's statistic −Σ ln p over the tests in `fisherReference` (p-values against that reference), on the
+   * calibration images the reference does not hold; higher = more OOD.
+   */
+  fisher?: number[];
+}
+
+/**
+ * The reference the `fisher` test's member p-values are taken against: the members' scores (stored as each
+ * test stores them, see STORED) on one half of the calibration part. `scores.fisher` holds the statistic on
+ * the other half, so a new image's Fisher p-value is conformal (its members' p-values never see the images
+ * its own p-value is measured against).
+ */
+export interface FisherReference {
+  tests: TestName[];
+  /** Each test's weight in the sum (in `tests` order; weighted Fisher, Good 1955): fit uses its share of α. */
+  weights: number[];
+  scores: Partial<Record<keyof CalibrationScores, number[]>>;
 }
 
 /**
@@ -40,6 +58,7 @@ const STORED: Record<TestName, { key: keyof CalibrationScores; negated: boolean 
   knn: { key: 'knn', negated: false },
   mahalanobis: { key: 'mahalanobis', negated: false },
   layers: { key: 'layers', negated: false },
+  fisher: { key: 'fisher', negated: false },
 };
 
 /** The values to store for a test, from held-out images' OOD scores (higher = more OOD). */
@@ -57,7 +76,7 @@ export function calibratedCount(calibration: Calibration | undefined, test: Test
  * Conformal p-value of an OOD score (higher = more out-of-distribution) against the test's calibration:
  * (1 + #{held-out scores at least as high}) / (n + 1); null when the calibration has none for the test.
  */
-export function testPValue(calibration: Calibration, test: TestName, oodScore: number | null): number | null {
+export function testPValue(calibration: Pick<Calibration, 'scores'>, test: TestName, oodScore: number | null): number | null {
   const { key, negated } = STORED[test];
   const sorted = calibration.scores[key];
   if (!sorted?.length || oodScore === null || !Number.isFinite(oodScore)) return null;
@@ -76,6 +95,41 @@ export interface Calibration {
   /** Posterior samples behind the stored ELBOs (0: at the posterior mean); absent in older files. */
   vaeSamples?: number;
   scores: CalibrationScores;
+  /** The `fisher` test's reference (absent: the pair has no such test). */
+  fisherReference?: FisherReference;
+}
+
+/**
+ * Fisher's statistic for an image: −Σ w·ln p over the reference's tests, each p conformal against the
+ * reference half, w the test's weight (higher = more OOD). Null when the calibration has no reference or the image lacks a
+ * member's score (the test then has no score and is left out with its share, never passed).
+ */
+export function fisherStatistic(reference: FisherReference | undefined, oodScores: Partial<Record<TestName, number | null>>): number | null {
+  if (!reference?.tests.length) return null;
+  let sum = 0;
+  for (let i = 0; i < reference.tests.length; i++) {
+    const test = reference.tests[i];
+    const p = testPValue({ scores: reference.scores as CalibrationScores }, test, oodScores[test] ?? null);
+    if (p === null) return null;
+    sum -= reference.weights[i] * Math.log(p);
+  }
+  return sum;
+}
+
+/** The reference's problems (field named, never a value), for readCalibration. */
+function fisherReferenceProblems(ref: unknown): string[] {
+  const r = ref as FisherReference;
+  if (!r || typeof r !== 'object' || !Array.isArray(r.tests) || !r.tests.length || !r.scores || typeof r.scores !== 'object') return ['fisherReference: needs a non-empty "tests" list and a "scores" object'];
+  const problems: string[] = [];
+  if (!Array.isArray(r.weights) || r.weights.length !== r.tests.length || r.weights.some((w) => typeof w !== 'number' || !Number.isFinite(w) || w < 0)) problems.push('fisherReference.weights: needs one finite weight ≥ 0 for each test');
+  r.tests.forEach((t, i) => {
+    if (!(TEST_NAMES as readonly string[]).includes(t) || t === 'fisher') problems.push(`fisherReference.tests[${i}]: not a test name`);
+    else {
+      const list = r.scores[STORED[t].key];
+      if (!Array.isArray(list) || !list.length || list.some((x) => typeof x !== 'number' || !Number.isFinite(x))) problems.push(`fisherReference.scores.${STORED[t].key}: needs a non-empty list of finite numbers for test ${t}`);
+    }
+  });
+  return problems;
 }
 
 export class CalibrationError extends Error {
@@ -101,6 +155,7 @@ export function readCalibration(path: string): Calibration {
   }
   // Each list's first bad entry by index and type (never its value), before the shape check below.
   const problems = data?.version === 1 && data.scores && typeof data.scores === 'object' ? calibrationScoreProblems(data.scores) : [];
+  if (data?.version === 1 && data.fisherReference !== undefined) problems.push(...fisherReferenceProblems(data.fisherReference));
   if (problems.length) throw new CalibrationError(path, problems.join('; '));
   const lists = data?.scores && typeof data.scores === 'object' ? Object.entries(data.scores) : [];
   const bad = lists.find(([, v]) => v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'number' || !Number.isFinite(x))));
@@ -109,6 +164,7 @@ export function readCalibration(path: string): Calibration {
   }
   // Sorted once here so every p-value is a binary search.
   for (const key of Object.keys(data.scores) as (keyof CalibrationScores)[]) data.scores[key]?.sort((a, b) => a - b);
+  for (const list of Object.values(data.fisherReference?.scores ?? {})) list?.sort((a, b) => a - b);
   return data;
 }
 
@@ -160,9 +216,11 @@ export interface VerdictResult {
   rule: VerdictRule;
   /** Each applied test's threshold (share × α). */
   thresholds: Partial<Record<TestName, number>>;
+  /** Fisher's statistic for the image, when the calibration has a `fisher` reference (see fisherStatistic). */
+  fisherScore?: number | null;
 }
 
-export type PValues = { elbo: number | null; complexity: number | null; confidence: number | null } & Partial<Record<'energy' | 'knn' | 'mahalanobis' | 'layers', number | null>>;
+export type PValues = { elbo: number | null; complexity: number | null; confidence: number | null } & Partial<Record<'energy' | 'knn' | 'mahalanobis' | 'layers' | 'fisher', number | null>>;
 
 /**
  * The verdict over a list of detectors: OOD when any test in the rule's shares has its p-value below its share
@@ -173,8 +231,11 @@ export type PValues = { elbo: number | null; complexity: number | null; confiden
 export function decideTests(calibration: Calibration | undefined, oodScores: Partial<Record<TestName, number | null>>, alpha: number, rule: VerdictRule, pairShares?: AlphaShares): VerdictResult {
   const pValues: PValues = { elbo: null, complexity: null, confidence: null };
   if (!calibration) return { verdict: 'uncalibrated', pValue: null, pValues, firedBy: [], rule, thresholds: {} };
+  // Fisher's statistic is made here from the other tests' scores: it is no detector of its own.
+  const fisherScore = calibration.fisherReference ? fisherStatistic(calibration.fisherReference, oodScores) : undefined;
+  const scores = fisherScore === undefined ? oodScores : { ...oodScores, fisher: fisherScore };
   for (const test of TEST_NAMES) {
-    const p = testPValue(calibration, test, oodScores[test] ?? null);
+    const p = testPValue(calibration, test, scores[test] ?? null);
     if (p !== null || test === 'elbo' || test === 'complexity' || test === 'confidence') pValues[test] = p;
   }
   // `pair` on a pair without a detector list is `all`, with all's fallbacks.
@@ -184,7 +245,8 @@ export function decideTests(calibration: Calibration | undefined, oodScores: Par
   const classifierOnly = effective !== 'pair' && pValues.elbo === null && pValues.complexity === null;
   const shares = classifierOnly ? ([['confidence', 1]] as [TestName, number][]).filter(([test]) => pValues[test] != null) : (Object.entries(ruleShares(effective, pairShares)) as [TestName, number][]).filter(([test, share]) => share > 0 && pValues[test] != null);
   // No test applies (nothing calibrated for what this image has): never a silent "in-distribution".
-  if (!shares.length) return { verdict: 'uncalibrated', pValue: null, pValues, firedBy: [], rule: effective, thresholds: {} };
+  const fisher = fisherScore === undefined ? {} : { fisherScore };
+  if (!shares.length) return { verdict: 'uncalibrated', pValue: null, pValues, firedBy: [], rule: effective, thresholds: {}, ...fisher };
   const firedBy: TestName[] = [];
   const thresholds: Partial<Record<TestName, number>> = {};
   let pValue = 1;
@@ -194,7 +256,7 @@ export function decideTests(calibration: Calibration | undefined, oodScores: Par
     if (p < share * alpha) firedBy.push(test);
     pValue = Math.min(pValue, p / share);
   }
-  return { verdict: firedBy.length ? 'out-of-distribution' : 'in-distribution', pValue: Math.min(1, pValue), pValues, firedBy, rule: effective, thresholds };
+  return { verdict: firedBy.length ? 'out-of-distribution' : 'in-distribution', pValue: Math.min(1, pValue), pValues, firedBy, rule: effective, thresholds, ...fisher };
 }
 
 /**

@@ -287,6 +287,7 @@ export class BatchScorer {
       if (detectorScores.has('knn')) result.knnDistance = scoreOf('knn', i);
       if (detectorScores.has('mahalanobis')) result.mahalanobis = scoreOf('mahalanobis', i);
       if (detectorScores.has('layers')) result.layerDistance = scoreOf('layers', i);
+      if (verdict.fisherScore !== undefined) result.fisherScore = verdict.fisherScore;
       if (withDetails) {
         const { forVae, ...modelInput } = img;
         result.details = { modelInput, ...(forVae ? { vaeInput: forVae } : {}), reconstruction: vaeOut?.reconstruction(i, forVae ?? img) ?? null, probabilities: Array.from(c.probabilities) };

@@ -109,7 +109,7 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
     case 'out-of-distribution': {
       const n = ctx.calibrationCount;
       // The sentence follows the first test that fired: the ELBO, then S, then the classifier's confidence.
-      const lead: TestName = (['elbo', 'complexity', 'knn', 'mahalanobis', 'layers', 'confidence', 'energy'] as TestName[]).find((t) => r.firedBy.includes(t)) ?? 'elbo';
+      const lead: TestName = (['fisher', 'elbo', 'complexity', 'knn', 'mahalanobis', 'layers', 'confidence', 'energy'] as TestName[]).find((t) => r.firedBy.includes(t)) ?? 'elbo';
       const testP = r.pValues[lead] ?? r.pValue ?? 0;
       const share = shareBetter(testP, n);
       const than = share >= 1 ? `all ${n.toLocaleString('en-US')}` : `${formatPercent(share)} of`;
@@ -118,7 +118,9 @@ export function verdictText(r: Scored, ctx: VerdictContext): VerdictText {
           ? `Less likely under the training data than ${than} held-out training images`
           : lead === 'complexity'
             ? `Less likely under the training data than its complexity explains, more so than for ${than} held-out training images`
-            : lead === 'knn' || lead === 'mahalanobis' || lead === 'layers'
+            : lead === 'fisher'
+              ? `Taken together, the chosen tests find it more unusual than ${than} held-out training images`
+              : lead === 'knn' || lead === 'mahalanobis' || lead === 'layers'
               ? `The classifier's features for it are farther from the training images' than for ${than} held-out training images`
               : lead === 'energy'
                 ? `The classifier's logits have a higher energy than for ${than} held-out training images`
