@@ -170,7 +170,11 @@ async function enlargedModelImage(raw: RawImage, spec: InputSpec): Promise<Model
   const padding = inner.padding;
   if (padding) {
     const background = spec.background ?? '#ffffff';
-    const data = await sharp(pixels, { raw: { width: inner.width, height: inner.height, channels: spec.channels } }).extend({ top: padding, bottom: padding, left: padding, right: padding, background }).raw().toBuffer();
+    // The colourspace as the libvips path sets it: without it, extending a grey image with a colour background
+    // gives three channels (a grey pair's padded input read as RGB garbage).
+    const padded = sharp(pixels, { raw: { width: inner.width, height: inner.height, channels: spec.channels } }).toColourspace(spec.channels === 1 ? 'b-w' : 'srgb');
+    const { data, info } = await padded.extend({ top: padding, bottom: padding, left: padding, right: padding, background }).raw().toBuffer({ resolveWithObject: true });
+    if (info.channels !== spec.channels || info.width !== spec.width || info.height !== spec.height) throw new ImageDecodeError(`unexpected padded shape ${info.width}×${info.height}×${info.channels}`);
     pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
   if (spec.invert) for (let i = 0; i < pixels.length; i++) pixels[i] = 255 - pixels[i];

@@ -68,11 +68,12 @@ describe('enlarging in onnxruntime', () => {
     const large = await sharp(join(FIXTURES, 'cat.png')).flatten({ background: '#ffffff' }).resize(300, 260, { fit: 'fill' }).png().toBuffer(); // shrinks
     const wide = await sharp(join(FIXTURES, 'hen.png')).flatten({ background: '#ffffff' }).resize(300, 100, { fit: 'fill' }).png().toBuffer(); // shrinks one axis
     const files = [...(await Promise.all(crops.map(png))), await png(grey), rgba, jpeg, large, wide];
-    for (const s of [spec(), spec({ width: 240, height: 240, padding: 8, background: '#000000', invert: true }), spec({ channels: 1, width: 96, height: 96 })]) {
+    for (const s of [spec(), spec({ width: 240, height: 240, padding: 8, background: '#000000', invert: true }), spec({ channels: 1, width: 96, height: 96 }), spec({ channels: 1, width: 100, height: 100, padding: 2, background: '#000000' })]) {
       const batch = await prepareBatch(files, s, 1 << 26);
       for (const [k, file] of files.entries()) {
         const one = await toModelImage(file, s);
         assert.ok(!(batch[k] instanceof Error), String(batch[k]));
+        assert.equal(one.pixels.length, s.width! * s.height! * s.channels!, `image ${k}, spec ${JSON.stringify(s)}: not the model's width × height × channels`);
         assert.deepEqual((batch[k] as ModelImage).pixels, one.pixels, `image ${k}, spec ${JSON.stringify(s)}: the batch path and one image at a time differ`);
       }
       // In-memory pixels (an IDX file's images) take the same path as their PNG.
