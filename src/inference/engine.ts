@@ -123,7 +123,7 @@ export class OodEngine {
       return Math.round(ms);
     };
     const loadTimings: LoadTimings = { pair: 0, compressor: 0, checks: 0, detectors: 0 };
-    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration, { features: options.features });
+    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning, lowMemory: options.lowMemorySessions }, options.calibration, { features: options.features });
     loadTimings.pair = took();
     let detectors: OodDetector[];
     try {

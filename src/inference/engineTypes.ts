@@ -40,6 +40,8 @@ export interface EngineOptions {
   calibration?: Calibration;
   /** Expose the classifier's penultimate features even when the pair does not use them yet (to fit detectors). */
   features?: boolean;
+  /** onnxruntime sessions without arena and memory patterns where the pair's inputs are small (LoadOptions.lowMemory); the scoring shards ask for it. */
+  lowMemorySessions?: boolean;
   /** Skip the complexity score (it costs one PNG encode per image). */
   complexity?: boolean;
   /**

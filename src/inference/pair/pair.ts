@@ -166,7 +166,7 @@ export function smallInputs(m: PairManifest): boolean {
 export async function loadPair(location: string, options: LoadPairOptions, calibrationOverride?: Calibration, extras: PairLoadExtras = {}): Promise<LoadedPair> {
   const resolved = loadPairManifest(location, { calibrationMayBeMissing: options.calibrationMayBeMissing || calibrationOverride !== undefined });
   const m: PairManifest = resolved.manifest;
-  options = { ...options, lowMemory: options.lowMemory ?? smallInputs(m) };
+  options = { ...options, lowMemory: !!options.lowMemory && smallInputs(m) };
   const fail = (field: string, problem: string): never => {
     throw new PairCheckError(resolved.manifestPath, field, problem);
   };
