@@ -48,7 +48,8 @@ Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-dis
 async function runScore(argv: string[]): Promise<number> {
   const { values, options } = parseScoreArgs(argv, COMMON_OPTIONS);
   if (values.help) return usage(0);
-  const engine = await OodEngine.create(engineOptions(values));
+  // One run, nothing else scored on this thread meanwhile: its models can go while the shards score.
+  const engine = await OodEngine.create({ ...engineOptions(values), releaseModelsWhileSharded: true });
   try {
     return await runScoreWith(engine, options);
   } finally {

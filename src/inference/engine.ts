@@ -69,8 +69,11 @@ export class OodEngine {
   readonly pipeline: Pipeline;
   private readonly scorer: BatchScorer;
   private readonly scheduler: BatchScheduler;
+  /** This thread's models were released while the shards score (releaseModelsWhileSharded); `reload` brings them back. */
+  private modelsReleased = false;
+  private reloading?: Promise<void>;
 
-  private constructor(readonly pair: LoadedPair, readonly detectors: OodDetector[], options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number }) {
+  private constructor(readonly pair: LoadedPair, readonly detectors: OodDetector[], private readonly options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number; threads: number; spinning: boolean }) {
     this.alpha = options.alpha ?? 0.01;
     this.rule = options.rule ?? 'pair';
     this.batchSize = options.batchSize && options.batchSize > 0 ? options.batchSize : defaultBatchSize(pair.inputs);
@@ -81,7 +84,7 @@ export class OodEngine {
     this.compressor = pairCompressor(pair.manifest);
     this.pipeline = options.pipeline;
     if (!(this.alpha > 0 && this.alpha < 1)) throw new Error(`alpha must be between 0 and 1 (got ${options.alpha})`);
-    this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor, detectors, pairShares: pairShares(pair.manifest) }, this.timings);
+    this.scorer = new BatchScorer(pair, { alpha: this.alpha, rule: this.rule, complexity: useComplexity, compressor: this.compressor, detectors, pairShares: pairShares(pair.manifest), beforeModels: () => this.reload() }, this.timings);
     this.scheduler = new BatchScheduler(this.scorer, this.timings, {
       specs: pairImageSpecs(pair.inputs),
       batchSize: this.batchSize,
@@ -103,7 +106,41 @@ export class OodEngine {
         features: options.features,
       },
       onNotice: options.onNotice,
+      ...(options.releaseModelsWhileSharded ? { onShardsScoring: () => this.releaseModels() } : {}),
     });
+  }
+
+  /** Disposes this thread's model sessions and detector indices; the pair's description stays (info, inputs). */
+  private async releaseModels(): Promise<void> {
+    if (this.modelsReleased || this.reloading) return;
+    this.modelsReleased = true;
+    await disposePair(this.pair);
+    await Promise.allSettled(this.detectors.map((d) => d.dispose()));
+  }
+
+  /** Loads the released models again, the same way `create` did, into the same pair and detector list. */
+  private reload(): Promise<void> {
+    if (!this.modelsReleased) return Promise.resolve();
+    this.reloading ??= (async () => {
+      const o = this.options;
+      const fresh = await loadPair(o.pair ?? builtInPairDir(), { provider: o.provider ?? 'auto', threads: o.threads, spinning: o.spinning, lowMemory: o.lowMemorySessions }, o.calibration, { features: o.features });
+      let detectors: OodDetector[];
+      try {
+        detectors = await pairDetectors(fresh, { complexity: o.complexity ?? true });
+      } catch (err) {
+        await disposePair(fresh);
+        throw err;
+      }
+      this.pair.classifier = fresh.classifier;
+      this.pair.vae = fresh.vae;
+      this.pair.encoder = fresh.encoder;
+      this.pair.decoder = fresh.decoder;
+      this.detectors.splice(0, this.detectors.length, ...detectors);
+      this.modelsReleased = false;
+    })().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
   }
 
   static async create(options: EngineOptions = {}): Promise<OodEngine> {
@@ -123,7 +160,7 @@ export class OodEngine {
       return Math.round(ms);
     };
     const loadTimings: LoadTimings = { pair: 0, compressor: 0, checks: 0, detectors: 0 };
-    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning }, options.calibration, { features: options.features });
+    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning, lowMemory: options.lowMemorySessions }, options.calibration, { features: options.features });
     loadTimings.pair = took();
     let detectors: OodDetector[];
     try {
@@ -144,7 +181,7 @@ export class OodEngine {
     const runners = [pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r) => r !== undefined);
     const onnxOnCpu = runners.every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu');
     const pipeline = options.pipeline ?? (preprocessWorkers > 0 && onnxOnCpu ? 'sharded' : 'overlapped');
-    const engine = new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline });
+    const engine = new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline, threads, spinning });
     engine.loadTimings = loadTimings;
     return engine;
   }
@@ -192,6 +229,8 @@ export class OodEngine {
 
   async dispose(): Promise<void> {
     await this.scheduler.dispose();
+    await this.reloading?.catch(() => undefined);
+    if (this.modelsReleased) return;
     await Promise.allSettled(this.detectors.map((d) => d.dispose()));
     await disposePair(this.pair);
   }

@@ -37,6 +37,14 @@ export interface LoadOptions {
   threads?: number;
   /** false: idle runtime threads sleep rather than spin (onnxruntime allow_spinning = 0). */
   spinning?: boolean;
+  /**
+   * onnxruntime (CPU): no memory arena and no memory-pattern planning, so a session holds only what a run
+   * needs. Asked for by the scoring shards and granted by loadPair for small-input pairs only (see pair.ts):
+   * measured on the built-in MNIST pair, peak RSS of a 10k-image CLI run 482–489 MB → 414–425 MB at the same
+   * CPU time. Not on the engine's own thread: there its mallocs share glibc's main arena with V8's, and
+   * scoring 10,000 images in-process (a 1,000,000-row manifest) grew the process by ~70 MB.
+   */
+  lowMemory?: boolean;
   /** TensorFlow.js layers models: inner layers whose outputs become extra model outputs, named after the layer. */
   outputLayers?: string[];
   /**

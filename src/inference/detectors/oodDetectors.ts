@@ -103,8 +103,8 @@ export class KnnDetector implements OodDetector {
   }
 
   /**
-   * A detector over a stored bank. The search session holds its own copy of the bank, so this one is not kept
-   * (`bank` stays undefined; `stored` counts it): with a copy in each scoring shard it was ~10 MB an engine.
+   * A detector over a stored bank. The search index keeps the bank and feeds it to each search, so `bank`
+   * stays undefined here (`stored` counts it); `fit` keeps its bank, which fit writes to the pair.
    */
   static async fromBank(bank: Float32Array, dims: number, k: number, pair: Pick<LoadedPair, 'loadOptions' | 'manifestPath'>): Promise<KnnDetector> {
     const d = new KnnDetector(k, pair);
@@ -243,7 +243,7 @@ export async function pairDetectors(pair: LoadedPair, options: { complexity: boo
   if (fit?.bank) {
     const k = m.detectors?.find((d) => d.test === 'knn')?.k ?? 1;
     list.push(await KnnDetector.fromBank(fit.bank, fit.dims, k, pair));
-    fit.bank = undefined; // the search session has it now
+    fit.bank = undefined; // the search index has it now
   }
   if (fit?.mahalanobis) list.push(new MahalanobisDetector(pair, fit.mahalanobis));
   if (fit?.layers?.length && pair.names.layerOutputs?.length) list.push(new LayerGaussianDetector(pair, fit.layers));

@@ -53,21 +53,27 @@ export async function* walkImages(dir: string, recursive: boolean, signal?: Abor
     yield listingProblem(dir, err);
     return;
   }
-  const entries: { name: string; raw: Buffer; isDir: boolean; badName: boolean }[] = [];
+  // The raw name is kept only where the path must be given as bytes (a name that is not UTF-8, or under such a
+  // folder): a Buffer per entry held for the whole walk cost ~25 MB of the main thread's heap for 100,000 files.
+  const entries: { name: string; raw?: Buffer; isDir: boolean }[] = [];
   for (const entry of listing) {
     const raw = entry.name as unknown as Buffer;
     if (raw[0] === 0x2e) continue; // hidden
     const badName = !isUtf8(raw);
     const name = badName ? showFileName(raw) : raw.toString('utf8');
-    if (entry.isDirectory()) entries.push({ name, raw, isDir: true, badName });
-    else if ((entry.isFile() || entry.isSymbolicLink()) && isImagePath(name)) entries.push({ name, raw, isDir: false, badName });
+    const keep = dirBytes || badName ? raw : undefined;
+    if (entry.isDirectory()) entries.push({ name, raw: keep, isDir: true });
+    else if ((entry.isFile() || entry.isSymbolicLink()) && isImagePath(name)) entries.push({ name, raw: keep, isDir: false });
   }
+  listing = undefined; // the Dirents are not needed during the walk
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const e of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    entries[i] = undefined!; // each entry is let go once walked
     if (signal?.aborted) return;
     const full = join(dir, e.name);
     // Under a folder whose name is not UTF-8, or itself so named: the real path as bytes.
-    const bytes = dirBytes || e.badName ? Buffer.concat([dirBytes ?? Buffer.from(dir), Buffer.from(sep), e.raw]) : undefined;
+    const bytes = e.raw ? Buffer.concat([dirBytes ?? Buffer.from(dir), Buffer.from(sep), e.raw]) : undefined;
     if (e.isDir) {
       if (recursive) yield* walkImages(full, true, signal, bytes);
     } else yield bytes ? { path: full, fsPath: bytes } : { path: full };

@@ -54,6 +54,8 @@ export interface SchedulerOptions {
   complexity: Compressor | false;
   /** How each scoring shard opens its own copy of the pair. */
   shardOptions: ShardEngineOptions;
+  /** Called when batches are about to go to running shards (the engine may release its own models then). */
+  onShardsScoring?: () => Promise<void>;
   onNotice?: (message: string) => void;
 }
 
@@ -73,6 +75,7 @@ export class BatchScheduler {
   private readonly shardCount: number;
   private readonly shardOptions: ShardEngineOptions;
   private readonly onNotice?: (message: string) => void;
+  private readonly onShardsScoring?: () => Promise<void>;
   private readonly noticesGiven = new Set<string>();
   private pool?: PreprocessPool;
   private shardsReady?: Promise<ScoringShards | null>;
@@ -89,6 +92,7 @@ export class BatchScheduler {
     this.complexity = options.complexity;
     this.shardOptions = options.shardOptions;
     this.onNotice = options.onNotice;
+    this.onShardsScoring = options.onShardsScoring;
     if (this.pipeline !== 'sharded' && this.preprocessWorkers > 0) this.pool = new PreprocessPool(this.preprocessWorkers);
   }
 
@@ -274,6 +278,7 @@ export class BatchScheduler {
    * could not start, or all died) the rest is scored here, one batch at a time.
    */
   private async runSharded(shards: ScoringShards | null, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
+    if (shards?.alive) await this.onShardsScoring?.();
     const inFlight: Promise<ImageResult[]>[] = [];
     for await (const batch of batches) {
       if (aborted()) break;

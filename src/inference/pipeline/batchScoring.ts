@@ -70,6 +70,8 @@ export interface BatchScorerOptions {
   detectors: OodDetector[];
   /** The pair's own shares of α (rule `pair`). */
   pairShares?: AlphaShares;
+  /** Awaited before the models run: loads them again where the engine released them (OodEngine, releaseModelsWhileSharded). */
+  beforeModels?: () => Promise<void>;
 }
 
 /** Runs the models on batches of prepared images and scores them; adds the time of each stage to `timings`. */
@@ -160,6 +162,7 @@ export class BatchScorer {
   async features(images: ModelImage[]): Promise<{ features: Float32Array; dims: number; predictions: Int32Array; layers: Float32Array[] }> {
     const p = this.pair;
     if (!p.names.features) throw new Error(`${p.manifestPath}: the classifier's features are not exposed (load the engine with features: true)`);
+    await this.options.beforeModels?.();
     const n = images.length;
     const start = performance.now();
     const layerOutputs = p.names.layerOutputs ?? [];
@@ -182,6 +185,7 @@ export class BatchScorer {
 
   /** Both models on one batch, and the complexity of images that do not carry it yet. */
   private async runModels(images: ModelImage[]): Promise<ModelOutputs> {
+    await this.options.beforeModels?.();
     const p = this.pair;
     const n = images.length;
     const sc = p.scaling;

@@ -14,16 +14,24 @@ import type { PreprocessRequest, PreprocessResponse, WorkItem } from './workerPr
 type Item = WorkItem;
 
 /** Starts the worker script shared by the preprocessing pool and the scoring shards. */
+/**
+ * V8's young generation per worker (MB). The default lets each of the 2–4 worker isolates grow tens of MB of
+ * nursery that their small per-batch garbage does not need: measured on the built-in MNIST pair, 10k PNGs
+ * (2 shards), peak RSS 415–440 MB → 372–399 MB at the same CPU time (within 1–2%).
+ */
+export const WORKER_YOUNG_GENERATION_MB = 4;
+
 export function startWorker(): Worker {
+  const resourceLimits = { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB };
   const bundled = join(__dirname, 'preprocessWorker.js');
-  if (existsSync(bundled)) return new Worker(bundled);
+  if (existsSync(bundled)) return new Worker(bundled, { resourceLimits });
   // Running from sources: register tsx in the worker (the CommonJS hook for require(), the ESM hooks for the
   // engine's dynamic import()s), then load the TypeScript entry.
   const entry = join(__dirname, '..', 'preprocessWorker.ts'); // the worker is an engine entry point, one level up
   // (tsx's ESM API is imported by file URL: its CommonJS wrapper cannot find its loader from an eval'd worker.)
   const esmApi = pathToFileURL(join(dirname(require.resolve('tsx/esm/api')), 'index.mjs')).href;
   const bootstrap = `require('tsx/cjs'); import(${JSON.stringify(esmApi)}).then((tsx) => { tsx.register(); require(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true });
+  return new Worker(bootstrap, { eval: true, resourceLimits });
 }
 
 export class PreprocessPool {

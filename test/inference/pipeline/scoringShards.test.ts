@@ -126,6 +126,34 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     }
   });
 
+  test('releaseModelsWhileSharded: this thread\'s models go while the shards score and come back for a batch scored here', async () => {
+    const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32, releaseModelsWhileSharded: true });
+    type Internals = { modelsReleased: boolean; scheduler: { shards: { score: (...args: unknown[]) => Promise<unknown> } } };
+    const internals = engine as unknown as Internals;
+    try {
+      assert.equal(await engine.startScoringShards(), true);
+      const got: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void got.push(r));
+      assertSameResults(got, reference);
+      assert.equal(internals.modelsReleased, true, 'released while the shards scored');
+      // One image on this thread: the models are loaded again, and score as before.
+      const one = await engine.scoreOne(inputs[3]);
+      assert.equal(internals.modelsReleased, false);
+      assertSameResults([one], [reference[3]]);
+      // Released again by the next sharded run, and a batch a shard fails is scored here after a reload.
+      const shards = internals.scheduler.shards;
+      const score = shards.score.bind(shards);
+      let calls = 0;
+      shards.score = (...args: unknown[]) => (++calls === 4 ? Promise.reject(new Error('shard crashed')) : score(...args));
+      const again: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void again.push(r));
+      assertSameResults(again, reference);
+      assert.equal(internals.modelsReleased, false, 'loaded again for the failed batch');
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test('shards that cannot start: scoring carries on in-process with the same results, and the user is told why', async () => {
     const { ScoringShards } = await import('../../../src/inference/pipeline/scoringShards');
     const start = ScoringShards.start;

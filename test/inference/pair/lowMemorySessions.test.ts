@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { loadOnnx } from '../../../src/inference/backends/onnx';
+import type { PairManifest } from '../../../src/inference/pair/manifest';
+import { builtInPairDir, disposePair, loadPair, smallInputs } from '../../../src/inference/pair/pair';
+
+const manifest = JSON.parse(readFileSync(join(builtInPairDir(), 'ood-pair.json'), 'utf8')) as PairManifest;
+
+test('asked for (the scoring shards ask), small-input pairs get onnxruntime sessions without arena and memory patterns; large or undeclared inputs, or not asked, keep them', async () => {
+  assert.equal(smallInputs(manifest), true);
+  assert.equal(smallInputs({ ...manifest, input: { ...manifest.input, width: 224, height: 224, channels: 3 } }), false);
+  assert.equal(smallInputs({ ...manifest, vae: { ...manifest.vae!, width: 128, height: 128 } }), false);
+  assert.equal(smallInputs({ ...manifest, input: { ...manifest.input, width: undefined } }), false);
+  const asked = await loadPair(builtInPairDir(), { provider: 'cpu', lowMemory: true });
+  const notAsked = await loadPair(builtInPairDir(), { provider: 'cpu' });
+  try {
+    assert.equal(asked.loadOptions.lowMemory, true, 'asked for, the built-in pair loads its sessions (and the KNN search) in low-memory mode');
+    assert.equal(notAsked.loadOptions.lowMemory, false, 'the engine\'s own thread keeps the arena');
+  } finally {
+    await disposePair(asked);
+    await disposePair(notAsked);
+  }
+});
+
+test('a low-memory session computes the same outputs as a default one', async () => {
+  const path = join(builtInPairDir(), 'classifier.onnx');
+  const plain = await loadOnnx(path, { provider: 'cpu', threads: 1 });
+  const low = await loadOnnx(path, { provider: 'cpu', threads: 1, lowMemory: true });
+  try {
+    const input = plain.inputs[0];
+    const n = 5;
+    const perImage = 32 * 32;
+    const data = Float32Array.from({ length: n * perImage }, (_, i) => ((i * 7919) % 255) / 255);
+    const feeds = { [input.name]: { data, dims: [n, 1, 32, 32] } };
+    for (let run = 0; run < 3; run++) {
+      const a = await plain.run(feeds);
+      const b = await low.run(feeds);
+      for (const name of Object.keys(a)) assert.deepEqual(Array.from(b[name].data), Array.from(a[name].data), `${name} on run ${run}`);
+    }
+  } finally {
+    await plain.dispose();
+    await low.dispose();
+  }
+});
