@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import type { OodEngine } from '../src/inference/engine';
+import type { ImageResult, ScoreInput } from '../src/inference/engineTypes';
 import { idxImages, readIdxFile } from '../src/inference/io/idx';
 
 export const REPO = join(__dirname, '..');
@@ -39,4 +41,19 @@ export async function writeIdxPngs(idxPath: string, indices: number[], dir: stri
 
 export function labelsOf(idxPath: string): Uint8Array {
   return readIdxFile(idxPath).data;
+}
+
+/** `count` images of an IDX file from index `from`, as in-memory 28×28 grey inputs named `file#index`. */
+export function idxRawInputs(idxPath: string, from: number, count: number) {
+  const images = idxImages(readIdxFile(idxPath), idxPath);
+  return Array.from({ length: count }, (_, i) => ({ path: `${idxPath}#${from + i}`, source: { width: 28, height: 28, channels: 1 as const, data: Uint8Array.from(images.image(from + i)) } }));
+}
+
+/** Every input's result through `engine.scoreAll`, in input order. */
+export async function scoreAllInOrder(engine: OodEngine, inputs: ScoreInput[]): Promise<ImageResult[]> {
+  const out: ImageResult[] = new Array(inputs.length);
+  await engine.scoreAll(inputs, (r, i) => {
+    out[i] = r;
+  });
+  return out;
 }

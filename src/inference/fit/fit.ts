@@ -950,13 +950,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         const probeScores: Partial<Record<TestName, Partial<Record<ProbeKind, number[]>>>> = {};
         for (const d of engine.detectors) {
           inScores[d.test] = calibrationResults.map((r) => resultOodScore(d.test, r)).filter((v): v is number => v !== null);
-          const byKind: Partial<Record<ProbeKind, number[]>> = {};
-          probes.forEach((p, k) => {
-            const r = probeResults[k];
-            const v = r && r.verdict !== 'error' ? resultOodScore(d.test, r) : null;
-            if (v !== null) (byKind[p.kind] ??= []).push(v);
-          });
-          probeScores[d.test] = byKind;
+          probeScores[d.test] = scoresByKind(probes, probeResults, (r) => resultOodScore(d.test, r));
         }
         const planned = pairShares(manifest) ?? {};
         let choice = chooseTests(inScores, probeScores, planned, perKind);
@@ -974,12 +968,7 @@ export async function fitPair(options: FitOptions): Promise<FitResult> {
         const memberRows = choice.tests.filter((t) => t.share > 0);
         const fisher = !choice.fallback && memberRows.length >= 2 ? fisherCalibration(calibrationResults, memberRows.map((t) => t.test), memberRows.map((t) => t.share), seed) : null;
         if (fisher) {
-          const byKind: Partial<Record<ProbeKind, number[]>> = {};
-          probes.forEach((p, k) => {
-            const r = probeResults[k];
-            const v = r && r.verdict !== 'error' ? fisherScoreOf(fisher.reference, r) : null;
-            if (v !== null) (byKind[p.kind] ??= []).push(v);
-          });
+          const byKind = scoresByKind(probes, probeResults, (r) => fisherScoreOf(fisher.reference, r));
           const row = chooseTests({ fisher: fisher.values }, { fisher: byKind }, {}, perKind).tests[0];
           const extended = row ? withFisher(choice, row) : null;
           const extendedShares = Object.fromEntries((extended?.tests ?? []).map((t) => [t.test, t.share])) as AlphaShares;
@@ -1205,14 +1194,17 @@ async function scoreBenignProbes(engine: OodEngine, calibration: ScoreInput[], i
     results[k] = r;
   }, { signal });
   const scores: Partial<Record<TestName, Partial<Record<BenignKind, number[]>>>> = {};
-  for (const d of engine.detectors) {
-    const byKind: Partial<Record<BenignKind, number[]>> = {};
-    probes.forEach((p, k) => {
-      const r = results[k];
-      const v = r && r.verdict !== 'error' ? resultOodScore(d.test, r) : null;
-      if (v !== null) (byKind[p.kind] ??= []).push(v);
-    });
-    scores[d.test] = byKind;
-  }
+  for (const d of engine.detectors) scores[d.test] = scoresByKind(probes, results, (r) => resultOodScore(d.test, r));
   return { perKind: BENIGN_PROBES_PER_KIND, scores };
+}
+
+/** One score per probe that was scored (not an error, not null), grouped by the probe's kind. */
+function scoresByKind<K extends string>(probes: readonly { kind: K }[], results: readonly (ImageResult | undefined)[], score: (r: ImageResult) => number | null): Partial<Record<K, number[]>> {
+  const byKind: Partial<Record<K, number[]>> = {};
+  probes.forEach((p, k) => {
+    const r = results[k];
+    const v = r && r.verdict !== 'error' ? score(r) : null;
+    if (v !== null) (byKind[p.kind] ??= []).push(v);
+  });
+  return byKind;
 }

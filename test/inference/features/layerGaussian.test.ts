@@ -24,7 +24,7 @@ import { auroc } from '../../../src/inference/detectors/metrics';
 import { idxImages, readIdxFile } from '../../../src/inference/io/idx';
 import type { ImageResult } from '../../../src/inference/engineTypes';
 import { thirdPartyModels, writeMnistIdx } from '../../thirdParty';
-import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir } from '../../helpers';
+import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir, idxRawInputs, scoreAllInOrder } from '../../helpers';
 
 describe('the ONNX graph edit exposes conv blocks pooled to 2×2', () => {
   let path: string;
@@ -144,23 +144,10 @@ describe('the ONNX graph edit exposes conv blocks pooled to 2×2', () => {
   });
 });
 
-function rawImages(idxPath: string, from: number, count: number) {
-  const images = idxImages(readIdxFile(idxPath), idxPath);
-  return Array.from({ length: count }, (_, i) => ({ path: `${idxPath}#${from + i}`, source: { width: 28, height: 28, channels: 1 as const, data: Uint8Array.from(images.image(from + i)) } }));
-}
-
-async function scoreAll(engine: OodEngine, inputs: ReturnType<typeof rawImages>): Promise<ImageResult[]> {
-  const out: ImageResult[] = new Array(inputs.length);
-  await engine.scoreAll(inputs, (r, i) => {
-    out[i] = r;
-  });
-  return out;
-}
-
 /** Scores 300 MNIST and 300 FashionMNIST test images; every layer score must be finite; returns MNIST's results and the AUROC. */
 async function separatesFashionFromMnist(engine: OodEngine): Promise<{ mnist: ImageResult[]; aurocValue: number }> {
-  const mnist = await scoreAll(engine, rawImages(MNIST_TEST_IMAGES, 5000, 300));
-  const fashion = await scoreAll(engine, rawImages(FASHION_TEST_IMAGES, 0, 300));
+  const mnist = await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 5000, 300));
+  const fashion = await scoreAllInOrder(engine, idxRawInputs(FASHION_TEST_IMAGES, 0, 300));
   const inScores = mnist.map((r) => r.layerDistance!);
   const oodScores = fashion.map((r) => r.layerDistance!);
   assert.ok([...inScores, ...oodScores].every((v) => Number.isFinite(v)));
@@ -310,7 +297,7 @@ describe('the earlier-layer test, fitted by fit on a third-party TF.js Sequentia
         if (conv2) conv2.data[conv2.data.length / conv2.dims[0] + 7] = NaN;
         return result;
       };
-      const results = await scoreAll(engine, rawImages(MNIST_TEST_IMAGES, 0, 3));
+      const results = await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 3));
       assert.deepEqual(results.map((r) => r.verdict === 'error'), [false, true, false]);
       assert.match(results[1].error!, /the earlier-layer test \("layers"\) cannot score this image: the classifier's layer "conv2" has a non-finite value \(NaN\)/);
       assert.ok(Number.isFinite(results[0].layerDistance!) && Number.isFinite(results[2].layerDistance!));
@@ -334,7 +321,7 @@ describe('a pair fitted before the earlier-layer test', { skip: pairReady() ? fa
     try {
       assert.ok(!engine.detectors.some((d) => d.test === 'layers'));
       assert.ok(engine.detectors.some((d) => d.test === 'knn'));
-      const [r] = await scoreAll(engine, rawImages(MNIST_TEST_IMAGES, 0, 1));
+      const [r] = await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 1));
       assert.notEqual(r.verdict, 'error');
       assert.equal(r.layerDistance, undefined);
     } finally {

@@ -14,25 +14,11 @@ import { OodEngine } from '../../../src/inference/engine';
 import { auroc } from '../../../src/inference/detectors/metrics';
 import { resultOodScore } from '../../../src/inference/detectors/oodDetectors';
 import { calibrationValues, fisherStatistic, readCalibration } from '../../../src/inference/pair/calibration';
-import { idxImages, readIdxFile } from '../../../src/inference/io/idx';
 import type { ImageResult } from '../../../src/inference/engineTypes';
 import type { TestChoiceRecord } from '../../../src/inference/pair/manifest';
 import type { TestName } from '../../../src/shared/rules';
 import { spawnSync } from 'node:child_process';
-import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_TEST_IMAGES, REPO, tempDir } from '../../helpers';
-
-function rawImages(idxPath: string, from: number, count: number) {
-  const images = idxImages(readIdxFile(idxPath), idxPath);
-  return Array.from({ length: count }, (_, i) => ({ path: `${idxPath}#${from + i}`, source: { width: 28, height: 28, channels: 1 as const, data: Uint8Array.from(images.image(from + i)) } }));
-}
-
-async function scoreAll(engine: OodEngine, inputs: ReturnType<typeof rawImages>): Promise<ImageResult[]> {
-  const out: ImageResult[] = new Array(inputs.length);
-  await engine.scoreAll(inputs, (r, i) => {
-    out[i] = r;
-  });
-  return out;
-}
+import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_TEST_IMAGES, REPO, tempDir, idxRawInputs, scoreAllInOrder } from '../../helpers';
 
 describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () => {
   let out: string;
@@ -46,8 +32,8 @@ describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () =
     const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
     try {
       // In-distribution images fit never saw (indices 5,000 on), and MNIST digits.
-      fashion = await scoreAll(engine, rawImages(FASHION_TEST_IMAGES, 5000, 2000));
-      mnist = await scoreAll(engine, rawImages(MNIST_TEST_IMAGES, 0, 1000));
+      fashion = await scoreAllInOrder(engine, idxRawInputs(FASHION_TEST_IMAGES, 5000, 2000));
+      mnist = await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 1000));
     } finally {
       await engine.dispose();
     }
