@@ -14,9 +14,9 @@
 import * as zlib from 'node:zlib';
 import sharp from '../io/lazySharp';
 import type { InputSpec } from '../pair/manifest';
-import { enlargesOnly, enlargeWithOnnxruntime } from './onnxResize';
+import { enlargesOnly, enlargeToPlanes, enlargeWithOnnxruntime } from './onnxResize';
 import { unfilterRows } from './pngRows';
-import { decodeToRaw, ImageDecodeError, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
+import { decodeToRaw, enlargesToPlanes, ImageDecodeError, imageFromPlanes, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
 
 export const FAST_PNG_MAX_PIXELS = 512 * 512;
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -216,6 +216,7 @@ function enlargedElsewhere(raw: RawImage, spec: InputSpec): boolean {
 
 async function enlargeGroup(images: RawImage[], spec: InputSpec): Promise<ModelImage[]> {
   const inner = innerSize(spec);
+  if (enlargesToPlanes(spec)) return (await enlargeToPlanes(images, inner.width, inner.height)).map((planes) => imageFromPlanes(planes, spec));
   return (await enlargeWithOnnxruntime(images, inner.width, inner.height)).map((pixels) => frame(pixels, spec));
 }
 

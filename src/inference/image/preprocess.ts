@@ -6,7 +6,7 @@ import { BoundedReadError, readBounded, readBoundedSync } from '../io/boundedRea
 import type { ResizeOptions, Sharp } from 'sharp';
 import sharp from '../io/lazySharp';
 import type { InputSpec, Layout } from '../pair/manifest';
-import { enlargesOnly, enlargeWithOnnxruntime } from './onnxResize';
+import { enlargesOnly, enlargeToPlanes, enlargeWithOnnxruntime } from './onnxResize';
 import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
@@ -26,6 +26,12 @@ export interface ModelImage {
    * the classifier's. Both come from one decode of the file (fastpath.ts `preparePairBatch`).
    */
   forVae?: ModelImage;
+  /**
+   * The same pixels channel-planar (C×H×W), for an RGB image that the enlarging graph made that way
+   * (onnxResize.ts `enlargeToPlanes`): an NCHW model's tensor is written from them, and `pixels` is made from
+   * them when first read (a details view, L(x), a worker's message).
+   */
+  planes?: Uint8Array;
 }
 
 export interface RawImage {
@@ -163,9 +169,34 @@ export function storedSize(bytes: Uint8Array): { width: number; height: number }
   return null;
 }
 
+/**
+ * Whether this spec's images enlarged in onnxruntime come channel-planar (`enlargeToPlanes`, then
+ * `imageFromPlanes`): RGB, no padding or inversion after enlarging, and a model that takes NCHW (or `flat`).
+ */
+export function enlargesToPlanes(spec: InputSpec): boolean {
+  return spec.enlargeWith === 'onnxruntime' && spec.channels === 3 && !spec.padding && !spec.invert && spec.layout !== 'NHWC';
+}
+
+/** A model image from its channel-planar pixels (`enlargeToPlanes`); its interleaved `pixels` are made when first read. */
+export function imageFromPlanes(planes: Uint8Array, spec: InputSpec): ModelImage {
+  const { width, height, channels } = spec;
+  const image = { width, height, channels, planes } as ModelImage;
+  let pixels: Uint8Array | undefined;
+  const interleaved = () => {
+    const plane = width * height;
+    const out = new Uint8Array(plane * channels);
+    for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) out[p * channels + c] = planes[c * plane + p];
+    return out;
+  };
+  // Enumerable, so that spreading the image (`{ ...image }`) keeps its pixels.
+  Object.defineProperty(image, 'pixels', { enumerable: true, configurable: true, get: () => (pixels ??= interleaved()), set: (v: Uint8Array) => void (pixels = v) });
+  return image;
+}
+
 /** An image in the model's channels, enlarged by onnxruntime to the inner size, then padded and inverted as the libvips path does. */
 async function enlargedModelImage(raw: RawImage, spec: InputSpec): Promise<ModelImage> {
   const inner = innerSize(spec);
+  if (enlargesToPlanes(spec)) return imageFromPlanes((await enlargeToPlanes([raw], inner.width, inner.height))[0], spec);
   let [pixels] = await enlargeWithOnnxruntime([raw], inner.width, inner.height);
   const padding = inner.padding;
   if (padding) {
@@ -247,7 +278,8 @@ export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
  * value = ((pixel/255) * (hi - lo) + lo - mean[c]) / std[c].
  */
 export function toTensorData(image: ModelImage, spec: InputSpec, layout: Layout, out?: Float32Array, offset = 0): Float32Array {
-  const { width, height, channels, pixels } = image;
+  // `pixels` read only where used: an image with `planes` makes them when first read.
+  const { width, height, channels } = image;
   const size = width * height * channels;
   const target = out ?? new Float32Array(size);
   const [lo, hi] = spec.range ?? [0, 1];
@@ -264,17 +296,27 @@ export function toTensorData(image: ModelImage, spec: InputSpec, layout: Layout,
   }
   const t = target.subarray(offset, offset + size);
   if (channels === 1) {
-    const a0 = a[0], b0 = b[0];
+    const a0 = a[0], b0 = b[0], pixels = image.pixels;
     for (let p = 0; p < size; p++) t[p] = pixels[p] * a0 + b0;
   } else if (layout === 'NHWC') {
+    const pixels = image.pixels;
     const a0 = a[0], a1 = a[1], a2 = a[2], b0 = b[0], b1 = b[1], b2 = b[2];
     for (let p = 0; p < size; p += 3) {
       t[p] = pixels[p] * a0 + b0;
       t[p + 1] = pixels[p + 1] * a1 + b1;
       t[p + 2] = pixels[p + 2] * a2 + b2;
     }
+  } else if (image.planes) {
+    // Already channel-planar (enlarged in onnxruntime): each plane in one sequential pass.
+    const planes = image.planes;
+    for (let c = 0; c < channels; c++) {
+      const a0 = a[c], b0 = b[c];
+      const from = planes.subarray(c * plane, (c + 1) * plane), to = t.subarray(c * plane, (c + 1) * plane);
+      for (let p = 0; p < plane; p++) to[p] = from[p] * a0 + b0;
+    }
   } else {
     // NCHW, and `flat` (the NCHW image flattened: the same order).
+    const pixels = image.pixels;
     const r = t.subarray(0, plane), g = t.subarray(plane, 2 * plane), bl = t.subarray(2 * plane, 3 * plane);
     const a0 = a[0], a1 = a[1], a2 = a[2], b0 = b[0], b1 = b[1], b2 = b[2];
     for (let p = 0, q = 0; p < plane; p++, q += 3) {
