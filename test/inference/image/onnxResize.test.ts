@@ -2,7 +2,8 @@
  * Enlarging in onnxruntime (`input.enlargeWith: "onnxruntime"`): the pixels are the half-pixel bilinear formula
  * (torchvision's and PIL's convention) rounded to 8 bits, one image's result does not depend on the others
  * resized with it, every path (the batch fast path, one image at a time, raw pixels) gives the same pixels, images
- * that shrink keep libvips' exact result, and a manifest that asks for it with another kernel is refused by name.
+ * that shrink keep libvips' exact result, RGB images for an NCHW model come channel-planar with the same values and
+ * the same tensor, and a manifest that asks for it with another kernel is refused by name.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
@@ -10,8 +11,8 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { decodeSmallPng, prepareBatch } from '../../../src/inference/image/fastpath';
-import { enlargeWithOnnxruntime } from '../../../src/inference/image/onnxResize';
-import { type ModelImage, type RawImage, storedSize, toModelImage } from '../../../src/inference/image/preprocess';
+import { enlargeToPlanes, enlargeWithOnnxruntime } from '../../../src/inference/image/onnxResize';
+import { type ModelImage, type RawImage, storedSize, toModelImage, toTensorData } from '../../../src/inference/image/preprocess';
 import type { InputSpec } from '../../../src/inference/pair/manifest';
 import { disposePair, loadPair } from '../../../src/inference/pair/pair';
 import { halfPixelBilinear } from '../../halfPixelBilinear';
@@ -109,6 +110,36 @@ describe('enlarging in onnxruntime', () => {
     const want = (await enlargeWithOnnxruntime([{ width: 30, height: 60, channels: 3, data: new Uint8Array(upright.data) }], 32, 64))[0];
     assert.deepEqual((await toModelImage(turned, s)).pixels, want);
     assert.deepEqual(((await prepareBatch([turned], s, 1 << 26))[0] as ModelImage).pixels, want);
+  });
+
+  test('RGB images for an NCHW model come channel-planar: the same values, the same tensor, pixels on first read', async () => {
+    const crops = [await photoCrop('cat.png', 40, 30, 64, 64), await photoCrop('astronaut.png', 100, 50, 64, 64), await photoCrop('hen.png', 10, 20, 50, 37)];
+    const interleaved = await Promise.all(crops.map(async (c) => (await enlargeWithOnnxruntime([c], 224, 224))[0]));
+    const toPlanes = (hwc: Uint8Array) => Uint8Array.from({ length: hwc.length }, (_, i) => hwc[(i % (224 * 224)) * 3 + Math.floor(i / (224 * 224))]);
+    // Two of one size in one call, the third alone.
+    const planes = [...(await enlargeToPlanes(crops.slice(0, 2), 224, 224)), ...(await enlargeToPlanes(crops.slice(2), 224, 224))];
+    for (const k of crops.keys()) assert.deepEqual(planes[k], toPlanes(interleaved[k]), `crop ${k}: the planes are not the interleaved image's`);
+    await assert.rejects(enlargeToPlanes([crops[0]], 48, 224), /shrinking is libvips/);
+    const files = await Promise.all(crops.map(png));
+    // A model's scaling that is not the identity: every float must still be toTensorData's from the 8-bit image.
+    const scaled = spec({ range: [-1, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    for (const s of [scaled, spec({ layout: 'flat' })]) {
+      const batch = (await prepareBatch(files, s, 1 << 26)) as ModelImage[];
+      const one = await toModelImage(files[0], s);
+      for (const [k, img] of [...batch.entries(), [0, one] as const]) {
+        assert.ok(img.planes, `image ${k}: the batch and per-image paths give planes for ${s.layout}`);
+        const plain: ModelImage = { width: 224, height: 224, channels: 3, pixels: interleaved[k] };
+        assert.deepEqual(toTensorData(img, s, s.layout), toTensorData(plain, s, s.layout), `image ${k}: the tensor from planes differs from the one from pixels`);
+        assert.deepEqual(img.pixels, interleaved[k]);
+        assert.deepEqual({ ...img }.pixels, interleaved[k], 'a spread image keeps its pixels');
+      }
+    }
+    // Where the 8-bit image changes after enlarging, or the model wants it interleaved, the images stay interleaved.
+    for (const s of [spec({ layout: 'NHWC' }), spec({ width: 240, height: 240, padding: 8, background: '#000000' }), spec({ invert: true }), spec({ channels: 1, width: 96, height: 96 })]) {
+      const [img] = (await prepareBatch([files[0]], s, 1 << 26)) as ModelImage[];
+      assert.equal(img.planes, undefined, `spec ${JSON.stringify(s)}: planes`);
+      assert.equal((await toModelImage(files[0], s)).planes, undefined);
+    }
   });
 
   describe('in a manifest', () => {
