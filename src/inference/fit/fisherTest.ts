@@ -89,7 +89,9 @@ export function fisherScoreOf(reference: FisherReference, r: ImageResult): numbe
  */
 export function withFisher(choice: TestChoiceRecord, fisherRow: TestChoiceRecord['tests'][number]): TestChoiceRecord {
   const members = choice.tests.filter((t) => t.share > 0).map((t) => t.test);
-  const note = `; fisher: Fisher's method over the used tests (${members.join(', ')}), weighted by their shares, p-values against one seeded half of the calibration images and calibrated on the other, with ${FISHER_SHARE} of α when it passes the probes, the others scaled into the rest`;
+  const votingOnce = ONE_MODEL_READINGS.map((group) => group.filter((t) => members.includes(t))).filter((group) => group.length >= 2);
+  const once = votingOnce.map((group) => ` (${group.join(' and ')} read one model and vote once: min(1, ${group.length}·min p), the larger weight)`).join('');
+  const note = `; fisher: Fisher's method over the used tests (${members.join(', ')}), weighted by their shares${once}, p-values against one seeded half of the calibration images and calibrated on the other, with ${FISHER_SHARE} of α when it passes the probes, the others scaled into the rest`;
   if (!fisherRow.used) return { ...choice, method: choice.method + note, tests: [...choice.tests, { ...fisherRow, share: 0 }] };
   const rest = 1 - FISHER_SHARE;
   return {

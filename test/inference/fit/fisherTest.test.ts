@@ -119,6 +119,9 @@ test('withFisher: T gets its share and the chosen shares are scaled into the res
   assert.match(added.method, /Fisher's method over the used tests \(knn, layers\)/);
   const blind = withFisher(choice, { ...row('fisher', 0, false), reason: 'nearly blind on the synthetic probes: AUROC 0.55' });
   assert.deepEqual(blind.tests.map((t) => [t.test, t.share]), [['knn', 0.6], ['layers', 0.4], ['confidence', 0], ['fisher', 0]]);
+  assert.doesNotMatch(added.method, /vote once/);
+  const withVae = withFisher({ ...choice, tests: [row('elbo', 0.3), row('complexity', 0.2), row('knn', 0.5)] }, row('fisher', 1));
+  assert.match(withVae.method, /over the used tests \(elbo, complexity, knn\), weighted by their shares \(elbo and complexity read one model and vote once: min\(1, 2·min p\), the larger weight\)/);
 });
 
 describe('readings of one model vote once in T: the ELBO and S(x) of a pair with a VAE', () => {
