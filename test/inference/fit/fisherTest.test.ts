@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { fitPair } from '../../../src/inference/fit/fit';
+import { fitPair, type FitOptions } from '../../../src/inference/fit/fit';
 import { FISHER_SHARE, withFisher } from '../../../src/inference/fit/fisherTest';
 import { OodEngine } from '../../../src/inference/engine';
 import { auroc } from '../../../src/inference/detectors/metrics';
@@ -20,6 +20,21 @@ import type { TestName } from '../../../src/shared/rules';
 import { spawnSync } from 'node:child_process';
 import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_TEST_IMAGES, REPO, tempDir, idxRawInputs, scoreAllInOrder } from '../../helpers';
 
+/**
+ * Fits the built-in FashionMNIST classifier (with `vae`'s options) on the first 4,000 FashionMNIST test images, then
+ * scores 2,000 in-distribution images fit never saw (indices 5,000 on) and 1,000 MNIST digits.
+ */
+async function fitAndScoreAgainstMnist(prefix: string, vae: Pick<FitOptions, 'trainVae' | 'encoder' | 'decoder'>) {
+  const out = join(tempDir(prefix), 'pair');
+  await fitPair({ classifier: join(FASHION_PAIR, 'classifier.onnx'), data: [FASHION_TEST_IMAGES], limit: 4000, padding: 2, ...vae, out });
+  const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
+  try {
+    return { out, fashion: await scoreAllInOrder(engine, idxRawInputs(FASHION_TEST_IMAGES, 5000, 2000)), mnist: await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 1000)) };
+  } finally {
+    await engine.dispose();
+  }
+}
+
 describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () => {
   let out: string;
   let fashion: ImageResult[];
@@ -27,16 +42,7 @@ describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () =
   let members: TestName[];
   before(async () => {
     // The first 4,000 FashionMNIST test images: fit 1,800, calibration 1,800 (900 reference + 900 for T), check 400.
-    out = join(tempDir('fisher-pair-'), 'pair');
-    await fitPair({ classifier: join(FASHION_PAIR, 'classifier.onnx'), data: [FASHION_TEST_IMAGES], limit: 4000, padding: 2, trainVae: false, out });
-    const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
-    try {
-      // In-distribution images fit never saw (indices 5,000 on), and MNIST digits.
-      fashion = await scoreAllInOrder(engine, idxRawInputs(FASHION_TEST_IMAGES, 5000, 2000));
-      mnist = await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 1000));
-    } finally {
-      await engine.dispose();
-    }
+    ({ out, fashion, mnist } = await fitAndScoreAgainstMnist('fisher-pair-', { trainVae: false }));
     members = JSON.parse(readFileSync(join(out, 'calibration.json'), 'utf8')).fisherReference.tests;
   });
 
@@ -130,15 +136,7 @@ describe('readings of one model vote once in T: the ELBO and S(x) of a pair with
   let mnist: ImageResult[];
   before(async () => {
     // The built-in FashionMNIST classifier with its own VAE given (nothing trained), fitted on 4,000 test images.
-    out = join(tempDir('fisher-vae-pair-'), 'pair');
-    await fitPair({ classifier: join(FASHION_PAIR, 'classifier.onnx'), encoder: join(FASHION_PAIR, 'vae-encoder.onnx'), decoder: join(FASHION_PAIR, 'vae-decoder.onnx'), data: [FASHION_TEST_IMAGES], limit: 4000, padding: 2, out });
-    const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
-    try {
-      fashion = await scoreAllInOrder(engine, idxRawInputs(FASHION_TEST_IMAGES, 5000, 2000));
-      mnist = await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 1000));
-    } finally {
-      await engine.dispose();
-    }
+    ({ out, fashion, mnist } = await fitAndScoreAgainstMnist('fisher-vae-pair-', { encoder: join(FASHION_PAIR, 'vae-encoder.onnx'), decoder: join(FASHION_PAIR, 'vae-decoder.onnx') }));
   });
 
   test('the reference groups them, and one vote separates MNIST better than the two voting apart', () => {
