@@ -20,7 +20,12 @@ import type { ShardEngineOptions, WorkItem } from './workerProtocol';
  * images. (Starting them in the background while the first batches are scored here was measured slower and
  * 50–80 MB larger at peak: the two compete for the cores and both hold their buffers.)
  */
-const SHARD_MIN_BATCHES = 16;
+export const SHARD_MIN_BATCHES = 16;
+
+/** Scoring shards for the `sharded` pipeline: as asked, else one per core, up to 4. */
+export function shardCount(asked?: number): number {
+  return Math.max(1, asked ?? Math.min(availableParallelism(), 4));
+}
 
 /** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
 function workItem(input: ScoreInput): WorkItem {
@@ -56,6 +61,8 @@ export interface SchedulerOptions {
   shardOptions: ShardEngineOptions;
   /** Called when batches are about to go to running shards (the engine may release its own models then). */
   onShardsScoring?: () => Promise<void>;
+  /** Shards the engine started while it loaded the pair (EngineOptions.expectedInputs): used instead of starting new ones. */
+  shardsStarted?: Promise<ScoringShards>;
   onNotice?: (message: string) => void;
 }
 
@@ -80,19 +87,21 @@ export class BatchScheduler {
   private pool?: PreprocessPool;
   private shardsReady?: Promise<ScoringShards | null>;
   private shards: ScoringShards | null = null;
+  private readonly shardsStarted?: Promise<ScoringShards>;
 
   constructor(private readonly scorer: BatchScorer, private readonly timings: StageTimings, options: SchedulerOptions) {
     this.specs = options.specs;
     this.batchSize = options.batchSize;
     this.pipeline = options.pipeline;
     this.preprocessWorkers = options.preprocessWorkers;
-    this.shardCount = Math.max(1, options.shards ?? Math.min(availableParallelism(), 4));
+    this.shardCount = shardCount(options.shards);
     this.maxInputPixels = options.maxInputPixels;
     this.maxFileBytes = options.maxFileBytes;
     this.complexity = options.complexity;
     this.shardOptions = options.shardOptions;
     this.onNotice = options.onNotice;
     this.onShardsScoring = options.onShardsScoring;
+    this.shardsStarted = options.shardsStarted;
     if (this.pipeline !== 'sharded' && this.preprocessWorkers > 0) this.pool = new PreprocessPool(this.preprocessWorkers);
   }
 
@@ -104,7 +113,8 @@ export class BatchScheduler {
   /** Stops the preprocessing workers and the scoring shards (each finishes the batch in hand). */
   async dispose(): Promise<void> {
     await this.pool?.dispose();
-    const shards = await this.shardsReady;
+    // Shards started early but never used (the input was smaller than expected) are stopped too.
+    const shards = await (this.shardsReady ?? this.shardsStarted?.catch(() => null));
     await shards?.dispose();
   }
 
@@ -261,7 +271,7 @@ export class BatchScheduler {
 
   /** The shards, started on first use; null (scoring stays in-process) when they cannot start or all died. */
   private async startShards(): Promise<ScoringShards | null> {
-    this.shardsReady ??= ScoringShards.start(this.shardCount, this.shardOptions).catch((err: Error) => {
+    this.shardsReady ??= (this.shardsStarted ?? ScoringShards.start(this.shardCount, this.shardOptions)).catch((err: Error) => {
       this.shardFailure = err.message;
       this.notice(`the scoring shards could not start (${err.message}); scoring on one thread instead, which is slower`);
       return null;
