@@ -17,7 +17,7 @@ import { testChoiceLines, vaeTrainingLine } from './pair/fitRecords';
 import { pairCompressor, pairShares, pairTrustWarning, resolveIn } from './pair/manifest';
 import { type OodDetector, pairDetectors } from './detectors/oodDetectors';
 import { ruleShares } from '../shared/rules';
-import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair/pair';
+import { builtInPairDir, describedPair, disposePair, type LoadedPair, loadPair } from './pair/pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './image/preprocess';
 import { pairImageSpecs } from './image/fastpath';
 
@@ -82,7 +82,7 @@ async function startShardsEarly(location: string, options: EngineOptions, prepro
     complexity: options.complexity ?? true, // each shard leaves L(x) out for a pair without a VAE, as this thread does
     calibration: options.calibration,
     features: options.features,
-  });
+  }, !!options.releaseModelsWhileSharded);
   started.catch(() => undefined); // a failure is reported when the shards are first needed (BatchScheduler)
   return { shards: started };
 }
@@ -101,6 +101,8 @@ export class OodEngine {
   private readonly scheduler: BatchScheduler;
   /** This thread's models were released while the shards score (releaseModelsWhileSharded); `reload` brings them back. */
   private modelsReleased = false;
+  /** This thread never loaded the pair: `pair` is the shards' description of it (see create). */
+  private describedOnly = false;
   private reloading?: Promise<void>;
 
   private constructor(readonly pair: LoadedPair, readonly detectors: OodDetector[], private readonly options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number; threads: number; spinning: boolean }, shardsStarted?: Promise<ScoringShards>) {
@@ -162,10 +164,16 @@ export class OodEngine {
         await disposePair(fresh);
         throw err;
       }
-      this.pair.classifier = fresh.classifier;
-      this.pair.vae = fresh.vae;
-      this.pair.encoder = fresh.encoder;
-      this.pair.decoder = fresh.decoder;
+      if (this.describedOnly) {
+        // Everything, as if this thread had loaded the pair at the start (the fitted features' data included).
+        Object.assign(this.pair, fresh);
+        this.describedOnly = false;
+      } else {
+        this.pair.classifier = fresh.classifier;
+        this.pair.vae = fresh.vae;
+        this.pair.encoder = fresh.encoder;
+        this.pair.decoder = fresh.decoder;
+      }
       this.detectors.splice(0, this.detectors.length, ...detectors);
       this.modelsReleased = false;
     })().finally(() => {
@@ -194,6 +202,18 @@ export class OodEngine {
     const location = options.pair ?? builtInPairDir();
     const shardsStarted = (await startShardsEarly(location, options, preprocessWorkers))?.shards;
     const stopEarlyShards = () => shardsStarted?.then((s) => s.dispose(), () => undefined);
+    // With models released while sharded, this thread waits for the shards instead: they load and check the
+    // pair as this thread would, and its description is all it needs until something is scored here (reload).
+    // Shards that fail leave this thread to load the pair itself, which reports what is wrong with it.
+    const described = options.releaseModelsWhileSharded ? await shardsStarted?.then((s) => s.pair, () => undefined) : undefined;
+    if (described && Object.values(described.runners).every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu')) {
+      const engine = new OodEngine(describedPair(described), [], { ...options, preprocessWorkers, pipeline: 'sharded', threads, spinning }, shardsStarted);
+      engine.modelsReleased = true;
+      engine.describedOnly = true;
+      loadTimings.pair = took();
+      engine.loadTimings = loadTimings;
+      return engine;
+    }
     let pair: LoadedPair;
     try {
       pair = await loadPair(location, { provider: options.provider ?? 'auto', threads, spinning, lowMemory: options.lowMemorySessions }, options.calibration, { features: options.features });

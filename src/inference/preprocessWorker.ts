@@ -54,8 +54,10 @@ async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<Sha
     // never waits on another thread inside a batch. Low-memory sessions: each shard's thread has its own malloc
     // arena, where they were measured not to grow over 100,000 images.
     shardEngine = OodEngine.create({ ...req.options, provider: 'cpu', threads: 1, spinning: false, preprocessWorkers: 0, pipeline: 'overlapped', lowMemorySessions: true });
-    await shardEngine;
-    return { id: req.id, opened: true };
+    const engine = await shardEngine;
+    if (!req.describe) return { id: req.id, opened: true };
+    const { describePair } = await import('./pair/pair');
+    return { id: req.id, opened: true, pair: describePair(engine.pair) };
   }
   if (!shardEngine) throw new Error('this shard has no pair loaded');
   const engine = await shardEngine;

@@ -186,7 +186,8 @@ export class BatchScheduler {
     const iterator = this.batchesOf(inputs, aborted)[Symbol.asyncIterator]();
     // Look ahead far enough to know whether the input is worth starting the shards for.
     const head: ScoreInput[][] = [];
-    const running = this.shards?.alive ?? false;
+    // Shards started with the engine (EngineOptions.expectedInputs) are used from the first input: they are loaded already.
+    const running = (this.shards?.alive ?? false) || (this.shardsStarted !== undefined && !this.shardsReady);
     let exhausted = this.pipeline !== 'sharded' || running;
     while (!exhausted && head.length <= SHARD_MIN_BATCHES) {
       const next = await iterator.next();
@@ -204,7 +205,7 @@ export class BatchScheduler {
         if (pending) await pending; // a synchronous callback costs no await per result
       }
     };
-    if (this.pipeline === 'sharded' && (running || !exhausted)) await this.runSharded(running ? this.shards : await this.startShards(), batches(), emit, withDetails, aborted);
+    if (this.pipeline === 'sharded' && (running || !exhausted)) await this.runSharded(this.shards?.alive ? this.shards : await this.startShards(), batches(), emit, withDetails, aborted);
     else await this.runPipelined(batches(), emit, withDetails, aborted);
   }
 

@@ -10,6 +10,7 @@ import type { Worker } from 'node:worker_threads';
 import type { ImageResult, StageTimings } from '../engineTypes';
 import { startWorker } from './preprocessPool';
 import type { ShardEngineOptions, ShardRequest, ShardResponse, WorkItem } from './workerProtocol';
+import type { PairDescription } from '../pair/pair';
 
 interface Shard {
   worker: Worker;
@@ -27,6 +28,8 @@ export class ScoringShards {
   private readonly shards: Shard[] = [];
   private readonly pending = new Map<number, { shard: Shard; resolve: (r: ShardResponse) => void; reject: (e: Error) => void }>();
   private nextId = 1;
+  /** The pair as the first shard loaded it (asked for with `describe`). */
+  pair?: PairDescription;
 
   private constructor(size: number) {
     for (let i = 0; i < size; i++) {
@@ -56,11 +59,15 @@ export class ScoringShards {
     }
   }
 
-  /** Starts `size` shards and loads the pair in each; rejects (and stops them all) if any cannot. */
-  static async start(size: number, options: ShardEngineOptions): Promise<ScoringShards> {
+  /**
+   * Starts `size` shards and loads the pair in each; rejects (and stops them all) if any cannot. `describe`:
+   * the first shard also sends the pair's description (`pair`).
+   */
+  static async start(size: number, options: ShardEngineOptions, describe = false): Promise<ScoringShards> {
     const pool = new ScoringShards(size);
     try {
-      await Promise.all(pool.shards.map((shard) => pool.request(shard, { kind: 'open', id: 0, options })));
+      const opened = await Promise.all(pool.shards.map((shard, i) => pool.request(shard, { kind: 'open', id: 0, options, describe: describe && i === 0 })));
+      if (describe && 'opened' in opened[0]) pool.pair = opened[0].pair;
     } catch (err) {
       await pool.dispose();
       throw err;
