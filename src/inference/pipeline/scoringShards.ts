@@ -28,6 +28,7 @@ export class ScoringShards {
   private readonly shards: Shard[] = [];
   private readonly pending = new Map<number, { shard: Shard; resolve: (r: ShardResponse) => void; reject: (e: Error) => void }>();
   private nextId = 1;
+  private closing = false;
   /** The pair as the first shard loaded it (asked for with `describe`). */
   pair?: PairDescription;
 
@@ -39,8 +40,9 @@ export class ScoringShards {
         const p = this.pending.get(res.id);
         if (!p) return;
         this.pending.delete(res.id);
-        // An idle shard must not keep the process alive; a busy one must (its answer is awaited).
-        if (--shard.inFlight === 0) shard.worker.unref();
+        // An idle shard must not keep the process alive; a busy one must (its answer is awaited), and so must
+        // one being closed (its exit is awaited: a late answer to its open must not let the process end first).
+        if (--shard.inFlight === 0 && !this.closing) shard.worker.unref();
         if ('error' in res) p.reject(new Error(res.error));
         else p.resolve(res);
       });
@@ -107,6 +109,7 @@ export class ScoringShards {
    * process (seen in this project's tests), and in VS Code that process is the extension host.
    */
   async dispose(): Promise<void> {
+    this.closing = true;
     const shards = this.shards.splice(0);
     await Promise.all(
       shards.map(
