@@ -166,7 +166,7 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
       assert.equal(internals.describedOnly, true, 'no model loaded on this thread');
       assert.equal(internals.modelsReleased, true);
       assert.equal(engine.pair.featureFit?.mahalanobis, undefined, 'the description holds no feature data');
-      assert.deepEqual(engine.detectors, []);
+      assert.equal(engine.detectors.length, 0);
       assert.deepEqual(engine.info, plainInfo, 'the same pair summary as a full load');
       assert.equal(engine.pipeline, 'sharded');
       assert.equal(engine.batchSize, 32);
