@@ -6,6 +6,7 @@
  *  - `open` + `score`: a scoring shard (the `sharded` pipeline, scoringShards.ts) — this thread loads its
  *    own copy of the pair with one onnxruntime thread and scores whole batches, start to finish.
  */
+import { serialize } from 'node:v8';
 import { parentPort } from 'node:worker_threads';
 import { complexityBits, loadCompressor } from './detectors/complexity';
 import type { OodEngine } from './engine';
@@ -63,9 +64,13 @@ async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<Sha
   const engine = await shardEngine;
   const before = { ...engine.timings };
   const inputs: ScoreInput[] = req.items.map((item) => ('error' in item ? { path: item.path, error: item.error } : 'raw' in item ? { path: item.path, source: item.raw } : 'bytes' in item ? { path: item.path, source: item.bytes } : { path: item.path, fsPath: item.fsPath }));
-  const results = await engine.scoreBatchInThisThread(inputs, req.withDetails);
+  const results = serialize(await engine.scoreBatchInThisThread(inputs, req.withDetails));
   const timings = Object.fromEntries(Object.entries(engine.timings).map(([k, v]) => [k, v - before[k as keyof StageTimings]])) as unknown as StageTimings;
   return { id: req.id, results, timings };
+}
+
+function ownsBuffer(bytes: Uint8Array): boolean {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer);
 }
 
 /** Shard requests being worked on: a close waits for them. */
@@ -97,7 +102,8 @@ if (parentPort) {
       return;
     }
     const work = shard(req).then(
-      (response) => port.postMessage(response),
+      // The serialized results' own buffer moves to the other thread instead of being copied.
+      (response) => port.postMessage(response, 'results' in response && ownsBuffer(response.results) ? [response.results.buffer as ArrayBuffer] : []),
       (err: Error) => port.postMessage({ id: req.id, error: err.message } satisfies ShardResponse),
     );
     inHand.add(work);

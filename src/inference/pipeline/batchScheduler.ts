@@ -11,7 +11,7 @@ import type { ImageResult, Pipeline, ScoreInput, StageTimings } from '../engineT
 import { type PairImageSpecs, preparePairBatch } from '../image/fastpath';
 import { PreprocessPool } from './preprocessPool';
 import { ImageDecodeError, isRawImage, readChecked, readCheckedSync, type ImageSource, type ModelImage, type RawImage } from '../image/preprocess';
-import { ScoringShards } from './scoringShards';
+import { ScoringShards, unpackResults } from './scoringShards';
 import type { ShardEngineOptions, WorkItem } from './workerProtocol';
 
 /**
@@ -290,21 +290,22 @@ export class BatchScheduler {
    */
   private async runSharded(shards: ScoringShards | null, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
     if (shards?.alive) await this.onShardsScoring?.();
-    const inFlight: Promise<ImageResult[]>[] = [];
+    // Each batch's results, read when it is its turn (a shard's stay serialized until then: unpackResults).
+    const inFlight: Promise<() => ImageResult[]>[] = [];
     for await (const batch of batches) {
       if (aborted()) break;
       if (!shards?.alive) {
-        while (inFlight.length) await emit(await inFlight.shift()!);
+        while (inFlight.length) await emit((await inFlight.shift()!)());
         this.batchCounts.here++;
         await emit(await this.scoreHere(batch, withDetails));
         continue;
       }
       this.batchCounts.shards++;
       inFlight.push(this.scoreOnShard(shards, batch, withDetails));
-      if (inFlight.length >= 2 * shards.size) await emit(await inFlight.shift()!);
+      if (inFlight.length >= 2 * shards.size) await emit((await inFlight.shift()!)());
     }
     // Batches already scored are reported even after a cancel: that work is done.
-    while (inFlight.length) await emit(await inFlight.shift()!);
+    while (inFlight.length) await emit((await inFlight.shift()!)());
   }
 
   /** One batch on this thread (through the preprocessing workers when there are any). */
@@ -317,15 +318,16 @@ export class BatchScheduler {
     return (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
   }
 
-  private async scoreOnShard(shards: ScoringShards, batch: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
+  private async scoreOnShard(shards: ScoringShards, batch: ScoreInput[], withDetails: boolean): Promise<() => ImageResult[]> {
     try {
       const { results, timings } = await shards.score(batch.map(workItem), withDetails);
       for (const stage of Object.keys(timings) as (keyof StageTimings)[]) this.timings[stage] += timings[stage];
-      return results;
+      return () => unpackResults(results);
     } catch (err) {
       // A shard that failed or died must never stall scoring or drop the batch: score it here.
       this.notice(`a scoring shard failed a batch (${(err as Error).message}); it was scored on the caller's thread instead`);
-      return this.scoreHere(batch, withDetails);
+      const results = await this.scoreHere(batch, withDetails);
+      return () => results;
     }
   }
 

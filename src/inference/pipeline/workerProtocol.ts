@@ -3,7 +3,7 @@
  * plain, structured-cloneable data, in a module of its own so that neither side imports the other.
  */
 import type { Compressor } from '../detectors/complexity';
-import type { EngineOptions, ImageResult, StageTimings } from '../engineTypes';
+import type { EngineOptions, StageTimings } from '../engineTypes';
 import type { PairImageSpecs } from '../image/fastpath';
 import type { RawImage } from '../image/preprocess';
 import type { PairDescription } from '../pair/pair';
@@ -41,4 +41,8 @@ export type ShardRequest =
   /** Finish the batches in hand, release the models, and end this thread. */
   | { kind: 'close'; id: number };
 
-export type ShardResponse = { id: number; error: string } | { id: number; opened: true; pair?: PairDescription } | { id: number; results: ImageResult[]; timings: StageTimings };
+/**
+ * `results`: the batch's ImageResult[] serialized with node:v8 (the structured clone's own format), read back
+ * only when the batch's turn to be reported comes (scoringShards.ts unpackResults).
+ */
+export type ShardResponse = { id: number; error: string } | { id: number; opened: true; pair?: PairDescription } | { id: number; results: Uint8Array; timings: StageTimings };
