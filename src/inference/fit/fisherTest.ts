@@ -2,7 +2,8 @@
  * The `fisher` test: the tests fit chose, taken together. Each chosen test is strong on some images and blind
  * on others, and the verdict's weighted Bonferroni union (each test at its own share of α) only fires when
  * one test alone is extreme. Fisher's method adds the evidence: T(x) = −Σ w_t ln p_t(x) over the chosen tests,
- * each weighted by its share of α from the probes (weighted Fisher, Good 1955). Unweighted, a test the probes
+ * each weighted by its share of α from the probes (weighted Fisher, Good 1955); readings of one model vote once
+ * (ONE_MODEL_READINGS). Unweighted, a test the probes
  * barely passed (the classifier's confidence, AUROC 0.53 against MNIST) counts as much as the feature tests,
  * and its extremes, capped like every conformal p-value at 1/(n+1), drown theirs: measured on a FashionMNIST
  * pair fitted on 4,000 images, AUROC against MNIST 0.989 unweighted, 0.996 weighted by share.
@@ -23,6 +24,17 @@ import { mulberry32 } from '../detectors/random';
 import type { ImageResult } from '../engineTypes';
 import type { TestName } from '../../shared/rules';
 import type { TestChoiceRecord } from '../pair/manifest';
+
+/**
+ * Members that read one model, so vote once in T. The ELBO and S(x) both read the VAE (S(x) is the ELBO in bits less
+ * the image's compressed size), and each is blind exactly where the other sees: on every fitted pair's probes the ELBO
+ * ranks zoomed-out images (simpler than the fit images) as more likely than the fit images (AUROC 0.00–0.31) and S(x)
+ * ranks noise so (0.00–0.32), each catching the other's kind at 0.98–1.00. As two members, the one blind to an image
+ * adds null variance to T and no evidence: the classifier-only FashionMNIST pair's ELBO (AUROC 0.30 against MNIST,
+ * the largest probe share) held T at 0.9929. As one vote, min(1, 2·min p) with the larger of the two weights, T
+ * reached 0.9967 there and kept 0.9997 on the MNIST pair, whose S(x) is the blind one (0.20 against FashionMNIST).
+ */
+export const ONE_MODEL_READINGS: readonly (readonly TestName[])[] = [['elbo', 'complexity']];
 
 /** T's share of α when fit adds it; the chosen tests share the rest in their chosen proportions. */
 export const FISHER_SHARE = 0.8;
@@ -59,7 +71,8 @@ export function fisherCalibration(calibration: ImageResult[], tests: TestName[],
     scores[key] = values.sort((a, b) => a - b);
   }
   const total = weights.reduce((a, b) => a + b, 0);
-  const reference: FisherReference = { tests: [...tests], weights: weights.map((w) => Number((w / total).toFixed(6))), scores };
+  const oneVote = ONE_MODEL_READINGS.map((group) => group.filter((t) => tests.includes(t))).filter((group) => group.length >= 2);
+  const reference: FisherReference = { tests: [...tests], weights: weights.map((w) => Number((w / total).toFixed(6))), scores, ...(oneVote.length ? { oneVote } : {}) };
   const values = calibrationRows.map((r) => fisherStatistic(reference, Object.fromEntries(tests.map((t) => [t, resultOodScore(t, r)]))) as number);
   return { reference, values };
 }
@@ -76,7 +89,9 @@ export function fisherScoreOf(reference: FisherReference, r: ImageResult): numbe
  */
 export function withFisher(choice: TestChoiceRecord, fisherRow: TestChoiceRecord['tests'][number]): TestChoiceRecord {
   const members = choice.tests.filter((t) => t.share > 0).map((t) => t.test);
-  const note = `; fisher: Fisher's method over the used tests (${members.join(', ')}), weighted by their shares, p-values against one seeded half of the calibration images and calibrated on the other, with ${FISHER_SHARE} of α when it passes the probes, the others scaled into the rest`;
+  const votingOnce = ONE_MODEL_READINGS.map((group) => group.filter((t) => members.includes(t))).filter((group) => group.length >= 2);
+  const once = votingOnce.map((group) => ` (${group.join(' and ')} read one model and vote once: min(1, ${group.length}·min p), the larger weight)`).join('');
+  const note = `; fisher: Fisher's method over the used tests (${members.join(', ')}), weighted by their shares${once}, p-values against one seeded half of the calibration images and calibrated on the other, with ${FISHER_SHARE} of α when it passes the probes, the others scaled into the rest`;
   if (!fisherRow.used) return { ...choice, method: choice.method + note, tests: [...choice.tests, { ...fisherRow, share: 0 }] };
   const rest = 1 - FISHER_SHARE;
   return {

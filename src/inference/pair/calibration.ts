@@ -43,6 +43,12 @@ export interface FisherReference {
   /** Each test's weight in the sum (in `tests` order; weighted Fisher, Good 1955): fit uses its share of α. */
   weights: number[];
   scores: Partial<Record<keyof CalibrationScores, number[]>>;
+  /**
+   * Members that are readings of one model and vote once (see ONE_MODEL_READINGS in fit/fisherTest.ts): such a
+   * group's p is min(1, k·min p) over its k readings (Bonferroni) and its weight the largest of theirs. Absent: every
+   * member votes on its own.
+   */
+  oneVote?: TestName[][];
 }
 
 /**
@@ -100,19 +106,29 @@ export interface Calibration {
 }
 
 /**
- * Fisher's statistic for an image: −Σ w·ln p over the reference's tests, each p conformal against the
- * reference half, w the test's weight (higher = more OOD). Null when the calibration has no reference or the image lacks a
- * member's score (the test then has no score and is left out with its share, never passed).
+ * Fisher's statistic for an image: −Σ w·ln p over the reference's votes, each p conformal against the
+ * reference half, w the vote's weight (higher = more OOD). A member votes alone unless `oneVote` groups it with
+ * other readings of its model: the group then votes once, p = min(1, k·min p), w = the largest of its weights.
+ * Null when the calibration has no reference or the image lacks a member's score (the test then has no score and
+ * is left out with its share, never passed).
  */
 export function fisherStatistic(reference: FisherReference | undefined, oodScores: Partial<Record<TestName, number | null>>): number | null {
   if (!reference?.tests.length) return null;
-  let sum = 0;
-  for (let i = 0; i < reference.tests.length; i++) {
-    const test = reference.tests[i];
+  const pValues = new Map<TestName, number>();
+  for (const test of reference.tests) {
     const p = testPValue({ scores: reference.scores as CalibrationScores }, test, oodScores[test] ?? null);
     if (p === null) return null;
-    sum -= reference.weights[i] * Math.log(p);
+    pValues.set(test, p);
   }
+  const weightOf = (test: TestName) => reference.weights[reference.tests.indexOf(test)];
+  let sum = 0;
+  const grouped = new Set<TestName>();
+  for (const group of reference.oneVote ?? []) {
+    const p = Math.min(1, group.length * Math.min(...group.map((t) => pValues.get(t)!)));
+    sum -= Math.max(...group.map(weightOf)) * Math.log(p);
+    for (const t of group) grouped.add(t);
+  }
+  for (const test of reference.tests) if (!grouped.has(test)) sum -= weightOf(test) * Math.log(pValues.get(test)!);
   return sum;
 }
 
@@ -129,6 +145,11 @@ function fisherReferenceProblems(ref: unknown): string[] {
       if (!Array.isArray(list) || !list.length || list.some((x) => typeof x !== 'number' || !Number.isFinite(x))) problems.push(`fisherReference.scores.${STORED[t].key}: needs a non-empty list of finite numbers for test ${t}`);
     }
   });
+  if (r.oneVote !== undefined) {
+    const grouped = Array.isArray(r.oneVote) && r.oneVote.every((g) => Array.isArray(g) && g.length >= 2) ? r.oneVote.flat() : null;
+    const fine = grouped !== null && grouped.every((t) => r.tests.includes(t)) && new Set(grouped).size === grouped.length;
+    if (!fine) problems.push('fisherReference.oneVote: needs groups of two or more of its tests, each test in one group at most');
+  }
   return problems;
 }
 

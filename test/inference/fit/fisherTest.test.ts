@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { fitPair } from '../../../src/inference/fit/fit';
+import { fitPair, type FitOptions } from '../../../src/inference/fit/fit';
 import { FISHER_SHARE, withFisher } from '../../../src/inference/fit/fisherTest';
 import { OodEngine } from '../../../src/inference/engine';
 import { auroc } from '../../../src/inference/detectors/metrics';
@@ -20,6 +20,21 @@ import type { TestName } from '../../../src/shared/rules';
 import { spawnSync } from 'node:child_process';
 import { FASHION_PAIR, FASHION_TEST_IMAGES, MNIST_TEST_IMAGES, REPO, tempDir, idxRawInputs, scoreAllInOrder } from '../../helpers';
 
+/**
+ * Fits the built-in FashionMNIST classifier (with `vae`'s options) on the first 4,000 FashionMNIST test images, then
+ * scores 2,000 in-distribution images fit never saw (indices 5,000 on) and 1,000 MNIST digits.
+ */
+async function fitAndScoreAgainstMnist(prefix: string, vae: Pick<FitOptions, 'trainVae' | 'encoder' | 'decoder'>) {
+  const out = join(tempDir(prefix), 'pair');
+  await fitPair({ classifier: join(FASHION_PAIR, 'classifier.onnx'), data: [FASHION_TEST_IMAGES], limit: 4000, padding: 2, ...vae, out });
+  const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
+  try {
+    return { out, fashion: await scoreAllInOrder(engine, idxRawInputs(FASHION_TEST_IMAGES, 5000, 2000)), mnist: await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 1000)) };
+  } finally {
+    await engine.dispose();
+  }
+}
+
 describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () => {
   let out: string;
   let fashion: ImageResult[];
@@ -27,16 +42,7 @@ describe('fit adds the Fisher test to a classifier-only FashionMNIST pair', () =
   let members: TestName[];
   before(async () => {
     // The first 4,000 FashionMNIST test images: fit 1,800, calibration 1,800 (900 reference + 900 for T), check 400.
-    out = join(tempDir('fisher-pair-'), 'pair');
-    await fitPair({ classifier: join(FASHION_PAIR, 'classifier.onnx'), data: [FASHION_TEST_IMAGES], limit: 4000, padding: 2, trainVae: false, out });
-    const engine = await OodEngine.create({ pair: out, provider: 'cpu' });
-    try {
-      // In-distribution images fit never saw (indices 5,000 on), and MNIST digits.
-      fashion = await scoreAllInOrder(engine, idxRawInputs(FASHION_TEST_IMAGES, 5000, 2000));
-      mnist = await scoreAllInOrder(engine, idxRawInputs(MNIST_TEST_IMAGES, 0, 1000));
-    } finally {
-      await engine.dispose();
-    }
+    ({ out, fashion, mnist } = await fitAndScoreAgainstMnist('fisher-pair-', { trainVae: false }));
     members = JSON.parse(readFileSync(join(out, 'calibration.json'), 'utf8')).fisherReference.tests;
   });
 
@@ -119,4 +125,49 @@ test('withFisher: T gets its share and the chosen shares are scaled into the res
   assert.match(added.method, /Fisher's method over the used tests \(knn, layers\)/);
   const blind = withFisher(choice, { ...row('fisher', 0, false), reason: 'nearly blind on the synthetic probes: AUROC 0.55' });
   assert.deepEqual(blind.tests.map((t) => [t.test, t.share]), [['knn', 0.6], ['layers', 0.4], ['confidence', 0], ['fisher', 0]]);
+  assert.doesNotMatch(added.method, /vote once/);
+  const withVae = withFisher({ ...choice, tests: [row('elbo', 0.3), row('complexity', 0.2), row('knn', 0.5)] }, row('fisher', 1));
+  assert.match(withVae.method, /over the used tests \(elbo, complexity, knn\), weighted by their shares \(elbo and complexity read one model and vote once: min\(1, 2·min p\), the larger weight\)/);
+});
+
+describe('readings of one model vote once in T: the ELBO and S(x) of a pair with a VAE', () => {
+  let out: string;
+  let fashion: ImageResult[];
+  let mnist: ImageResult[];
+  before(async () => {
+    // The built-in FashionMNIST classifier with its own VAE given (nothing trained), fitted on 4,000 test images.
+    ({ out, fashion, mnist } = await fitAndScoreAgainstMnist('fisher-vae-pair-', { encoder: join(FASHION_PAIR, 'vae-encoder.onnx'), decoder: join(FASHION_PAIR, 'vae-decoder.onnx') }));
+  });
+
+  test('the reference groups them, and one vote separates MNIST better than the two voting apart', () => {
+    const reference = readCalibration(join(out, 'calibration.json')).fisherReference!;
+    assert.ok(reference.tests.includes('elbo') && reference.tests.includes('complexity'), `members: ${reference.tests.join(', ')}`);
+    assert.deepEqual(reference.oneVote, [['elbo', 'complexity']]);
+    const apart = { ...reference, oneVote: undefined };
+    const t = (r: ImageResult, ref: typeof reference) => fisherStatistic(ref, Object.fromEntries(ref.tests.map((m) => [m, resultOodScore(m, r)])))!;
+    for (const r of fashion.slice(0, 20)) assert.ok(Math.abs(r.fisherScore! - t(r, reference)) < 1e-9);
+    const together = auroc(fashion.map((r) => t(r, reference)), mnist.map((r) => t(r, reference)));
+    const separately = auroc(fashion.map((r) => t(r, apart)), mnist.map((r) => t(r, apart)));
+    assert.ok(together > separately, `one vote ${together.toFixed(4)}, two votes ${separately.toFixed(4)}`);
+  });
+});
+
+test('fisherStatistic: a oneVote group gives min(1, k·min p) with the largest of its weights; a damaged group is refused by name', () => {
+  // Reference of 9 values each: an OOD score above all of them has p = 1/10, below all p = 1.
+  const scores = { elbo: [1, 2, 3, 4, 5, 6, 7, 8, 9].map((v) => -v), complexity: [1, 2, 3, 4, 5, 6, 7, 8, 9], knn: [1, 2, 3, 4, 5, 6, 7, 8, 9] };
+  const reference = { tests: ['elbo', 'complexity', 'knn'] as TestName[], weights: [0.5, 0.2, 0.3], scores };
+  const image = { elbo: 100, complexity: 0, knn: 100 }; // elbo OOD score 100 (ELBO −100): p = 0.1; complexity p = 1; knn p = 0.1
+  const apart = fisherStatistic(reference, image)!;
+  assert.ok(Math.abs(apart - (0.5 + 0.3) * Math.log(10)) < 1e-12, String(apart));
+  const together = fisherStatistic({ ...reference, oneVote: [['elbo', 'complexity']] }, image)!;
+  assert.ok(Math.abs(together - (0.5 * -Math.log(0.2) + 0.3 * Math.log(10))) < 1e-12, String(together));
+  const dir = tempDir('fisher-onevote-');
+  const file = join(dir, 'calibration.json');
+  const write = (oneVote: unknown) => writeFileSync(file, JSON.stringify({ version: 1, pair: 'p', source: 's', count: 9, createdAt: '', scores: { elbo: scores.elbo, fisher: [1] }, fisherReference: { ...reference, oneVote } }));
+  write([['elbo', 'complexity']]);
+  assert.deepEqual(readCalibration(file).fisherReference!.oneVote, [['elbo', 'complexity']]);
+  for (const bad of [[['elbo']], [['elbo', 'energy']], [['elbo', 'complexity'], ['complexity', 'knn']], 'elbo']) {
+    write(bad);
+    assert.throws(() => readCalibration(file), /fisherReference\.oneVote: needs groups of two or more of its tests/, JSON.stringify(bad));
+  }
 });
