@@ -50,7 +50,9 @@ async function runScore(argv: string[]): Promise<number> {
   if (values.help) return usage(0);
   // One run, nothing else scored on this thread meanwhile: its models can go while the shards score, and
   // for a large folder the shards start loading the pair while this thread does.
-  const engine = await OodEngine.create({ ...engineOptions(values), releaseModelsWhileSharded: true, expectedInputs: roughInputCount(options) });
+  const listed = roughInputCount(options);
+  const expectedInputs = listed === undefined ? undefined : Math.floor(listed / (options.shard?.count ?? 1)); // --shard K/N scores 1/N of them
+  const engine = await OodEngine.create({ ...engineOptions(values), releaseModelsWhileSharded: true, expectedInputs });
   try {
     return await runScoreWith(engine, options);
   } finally {
