@@ -69,10 +69,6 @@ async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<Sha
   return { id: req.id, results, timings };
 }
 
-function ownsBuffer(bytes: Uint8Array): boolean {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer);
-}
-
 /** Shard requests being worked on: a close waits for them. */
 const inHand = new Set<Promise<unknown>>();
 
@@ -102,8 +98,9 @@ if (parentPort) {
       return;
     }
     const work = shard(req).then(
-      // The serialized results' own buffer moves to the other thread instead of being copied.
-      (response) => port.postMessage(response, 'results' in response && ownsBuffer(response.results) ? [response.results.buffer as ArrayBuffer] : []),
+      // The serialized results are copied, not transferred: a buffer malloc'd here and freed by the other thread
+      // goes back to this thread's malloc arena from there (measured: more system time and a higher peak RSS at 100k).
+      (response) => port.postMessage(response),
       (err: Error) => port.postMessage({ id: req.id, error: err.message } satisfies ShardResponse),
     );
     inHand.add(work);
