@@ -14,7 +14,7 @@ import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
 import { runMerge } from './merge';
 import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
-import { parseScoreArgs, runScoreWith, ScoreUsageError } from './score';
+import { parseScoreArgs, roughInputCount, runScoreWith, ScoreUsageError } from './score';
 
 export { COMMON_OPTIONS, engineOptions, printNotice, UsageError } from './options';
 
@@ -48,8 +48,11 @@ Exit status: 0 all scored, 1 usage/pair error, 2 some files failed, 3 out-of-dis
 async function runScore(argv: string[]): Promise<number> {
   const { values, options } = parseScoreArgs(argv, COMMON_OPTIONS);
   if (values.help) return usage(0);
-  // One run, nothing else scored on this thread meanwhile: its models can go while the shards score.
-  const engine = await OodEngine.create({ ...engineOptions(values), releaseModelsWhileSharded: true });
+  // One run, nothing else scored on this thread meanwhile: its models can go while the shards score, and
+  // for a large folder the shards start loading the pair while this thread does.
+  const listed = roughInputCount(options);
+  const expectedInputs = listed === undefined ? undefined : Math.floor(listed / (options.shard?.count ?? 1)); // --shard K/N scores 1/N of them
+  const engine = await OodEngine.create({ ...engineOptions(values), releaseModelsWhileSharded: true, expectedInputs });
   try {
     return await runScoreWith(engine, options);
   } finally {

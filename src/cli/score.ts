@@ -2,7 +2,7 @@
  * `ood-lens score`: folders, files, IDX archives or a dataset manifest → results in a format, optionally one
  * shard of the inputs (`--shard K/N`), optionally continuing a killed run (`--resume`, jsonl).
  */
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, opendirSync, openSync, renameSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileChunks, formatForDocument, isLabelDisagreement, readManifest } from '../inference/datasets/datasetManifest';
@@ -90,6 +90,34 @@ async function* planInputs(positionals: string[], manifest: string | undefined, 
     }
     yield { input, origin };
   }
+}
+
+/**
+ * About how many inputs the run has, counted before the pair loads (EngineOptions.expectedInputs: the scoring
+ * shards then start while it loads): a folder's entries at its top level, of any kind, a file as one, up to
+ * `enough`; undefined for a manifest (its rows are not counted ahead).
+ */
+export function roughInputCount(options: Pick<ScoreOptions, 'positionals' | 'manifest'>, enough = 4096): number | undefined {
+  if (options.manifest) return undefined;
+  let count = 0;
+  for (const arg of options.positionals) {
+    if (count >= enough) break;
+    try {
+      if (!statSync(arg).isDirectory()) {
+        count++;
+        continue;
+      }
+      const dir = opendirSync(arg);
+      try {
+        while (count < enough && dir.readSync()) count++;
+      } finally {
+        dir.closeSync();
+      }
+    } catch {
+      count++; // reported when it is listed
+    }
+  }
+  return count;
 }
 
 export interface ScoreOptions {

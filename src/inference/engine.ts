@@ -6,7 +6,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { BatchScheduler } from './pipeline/batchScheduler';
+import { BatchScheduler, SHARD_MIN_BATCHES, shardCount } from './pipeline/batchScheduler';
+import { ScoringShards } from './pipeline/scoringShards';
 import { BatchScorer, checkCalibrationMatches } from './pipeline/batchScoring';
 import { calibratedCount, type VerdictRule } from './pair/calibration';
 import { checkCalibrationCanReject, countsOf } from './pair/calibrationCheck';
@@ -16,7 +17,7 @@ import { testChoiceLines, vaeTrainingLine } from './pair/fitRecords';
 import { pairCompressor, pairShares, pairTrustWarning, resolveIn } from './pair/manifest';
 import { type OodDetector, pairDetectors } from './detectors/oodDetectors';
 import { ruleShares } from '../shared/rules';
-import { builtInPairDir, disposePair, type LoadedPair, loadPair } from './pair/pair';
+import { builtInPairDir, describedPair, disposePair, type LoadedPair, loadPair } from './pair/pair';
 import { DEFAULT_MAX_INPUT_PIXELS, type ModelImage, type RawImage } from './image/preprocess';
 import { pairImageSpecs } from './image/fastpath';
 
@@ -33,6 +34,9 @@ export interface FeatureBatch {
   errors: { index: number; path: string; message: string }[];
 }
 
+
+/** Largest file read by default, in bytes (a guard before decoding). */
+const DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024;
 
 /** Input values a batch may hold when the batch size is left to the engine (2.5M; 64 images of 28×28 are 50k). */
 const AUTO_BATCH_VALUES = 2_500_000;
@@ -57,6 +61,32 @@ export interface LoadTimings {
 
 export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, StageTimings } from './engineTypes';
 
+/**
+ * The scoring shards, started before this thread loads the pair when the caller expects more inputs than the
+ * shards are started for (EngineOptions.expectedInputs) and the pair will be scored sharded as far as can be told
+ * without loading it (onnxruntime on the CPU): their load then overlaps this thread's instead of following it
+ * (~0.3 s of a 10,000-image run on 2 cores). Each shard loads and checks the pair itself, as it would later.
+ */
+async function startShardsEarly(location: string, options: EngineOptions, preprocessWorkers: number): Promise<{ shards: Promise<ScoringShards> } | undefined> {
+  const batch = options.batchSize && options.batchSize > 0 ? options.batchSize : 64; // 64: the largest default batch
+  if (!options.expectedInputs || options.expectedInputs <= SHARD_MIN_BATCHES * batch) return undefined;
+  if (preprocessWorkers === 0 || (options.pipeline ?? 'sharded') !== 'sharded' || options.provider === 'cuda') return undefined;
+  if ((options.provider ?? 'auto') === 'auto' && (await import('./backends/onnx')).cudaProviderInstalled()) return undefined;
+  const started = ScoringShards.start(shardCount(options.shards), {
+    pair: location,
+    alpha: options.alpha ?? 0.01,
+    rule: options.rule ?? 'pair',
+    batchSize: options.batchSize,
+    maxInputPixels: options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
+    maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    complexity: options.complexity ?? true, // each shard leaves L(x) out for a pair without a VAE, as this thread does
+    calibration: options.calibration,
+    features: options.features,
+  }, !!options.releaseModelsWhileSharded);
+  started.catch(() => undefined); // a failure is reported when the shards are first needed (BatchScheduler)
+  return { shards: started };
+}
+
 export class OodEngine {
   readonly timings: StageTimings = { read: 0, preprocess: 0, classifier: 0, vae: 0, complexity: 0, scoring: 0 };
   /** Milliseconds `create` spent per stage (logged by the extension's worker: where a cold start goes). */
@@ -71,14 +101,16 @@ export class OodEngine {
   private readonly scheduler: BatchScheduler;
   /** This thread's models were released while the shards score (releaseModelsWhileSharded); `reload` brings them back. */
   private modelsReleased = false;
+  /** This thread never loaded the pair: `pair` is the shards' description of it (see create). */
+  private describedOnly = false;
   private reloading?: Promise<void>;
 
-  private constructor(readonly pair: LoadedPair, readonly detectors: OodDetector[], private readonly options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number; threads: number; spinning: boolean }) {
+  private constructor(readonly pair: LoadedPair, readonly detectors: OodDetector[], private readonly options: EngineOptions & { pipeline: Pipeline; preprocessWorkers: number; threads: number; spinning: boolean }, shardsStarted?: Promise<ScoringShards>) {
     this.alpha = options.alpha ?? 0.01;
     this.rule = options.rule ?? 'pair';
     this.batchSize = options.batchSize && options.batchSize > 0 ? options.batchSize : defaultBatchSize(pair.inputs);
     const maxInputPixels = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
-    const maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
+    const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     // L(x) is only used for S(x) = −ELBO − L(x): without a VAE it is not computed (a PNG encode per image).
     const useComplexity = (options.complexity ?? true) && pair.inputs.vae !== undefined;
     this.compressor = pairCompressor(pair.manifest);
@@ -106,6 +138,7 @@ export class OodEngine {
         features: options.features,
       },
       onNotice: options.onNotice,
+      shardsStarted,
       ...(options.releaseModelsWhileSharded ? { onShardsScoring: () => this.releaseModels() } : {}),
     });
   }
@@ -131,10 +164,16 @@ export class OodEngine {
         await disposePair(fresh);
         throw err;
       }
-      this.pair.classifier = fresh.classifier;
-      this.pair.vae = fresh.vae;
-      this.pair.encoder = fresh.encoder;
-      this.pair.decoder = fresh.decoder;
+      if (this.describedOnly) {
+        // Everything, as if this thread had loaded the pair at the start (the fitted features' data included).
+        Object.assign(this.pair, fresh);
+        this.describedOnly = false;
+      } else {
+        this.pair.classifier = fresh.classifier;
+        this.pair.vae = fresh.vae;
+        this.pair.encoder = fresh.encoder;
+        this.pair.decoder = fresh.decoder;
+      }
       this.detectors.splice(0, this.detectors.length, ...detectors);
       this.modelsReleased = false;
     })().finally(() => {
@@ -160,7 +199,28 @@ export class OodEngine {
       return Math.round(ms);
     };
     const loadTimings: LoadTimings = { pair: 0, compressor: 0, checks: 0, detectors: 0 };
-    const pair = await loadPair(options.pair ?? builtInPairDir(), { provider: options.provider ?? 'auto', threads, spinning, lowMemory: options.lowMemorySessions }, options.calibration, { features: options.features });
+    const location = options.pair ?? builtInPairDir();
+    const shardsStarted = (await startShardsEarly(location, options, preprocessWorkers))?.shards;
+    const stopEarlyShards = () => shardsStarted?.then((s) => s.dispose(), () => undefined);
+    // With models released while sharded, this thread waits for the shards instead: they load and check the
+    // pair as this thread would, and its description is all it needs until something is scored here (reload).
+    // Shards that fail leave this thread to load the pair itself, which reports what is wrong with it.
+    const described = options.releaseModelsWhileSharded ? await shardsStarted?.then((s) => s.pair, () => undefined) : undefined;
+    if (described && Object.values(described.runners).every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu')) {
+      const engine = new OodEngine(describedPair(described), [], { ...options, preprocessWorkers, pipeline: 'sharded', threads, spinning }, shardsStarted);
+      engine.modelsReleased = true;
+      engine.describedOnly = true;
+      loadTimings.pair = took();
+      engine.loadTimings = loadTimings;
+      return engine;
+    }
+    let pair: LoadedPair;
+    try {
+      pair = await loadPair(location, { provider: options.provider ?? 'auto', threads, spinning, lowMemory: options.lowMemorySessions }, options.calibration, { features: options.features });
+    } catch (err) {
+      await stopEarlyShards();
+      throw err;
+    }
     loadTimings.pair = took();
     let detectors: OodDetector[];
     try {
@@ -176,12 +236,15 @@ export class OodEngine {
       loadTimings.detectors = took();
     } catch (err) {
       await disposePair(pair);
+      await stopEarlyShards();
       throw err;
     }
     const runners = [pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r) => r !== undefined);
     const onnxOnCpu = runners.every((r) => r.backend === 'onnxruntime-node' && r.provider === 'cpu');
     const pipeline = options.pipeline ?? (preprocessWorkers > 0 && onnxOnCpu ? 'sharded' : 'overlapped');
-    const engine = new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline, threads, spinning });
+    // Started on a guess that the pair turned out to contradict (a TensorFlow.js model, CUDA): not used.
+    if (pipeline !== 'sharded') await stopEarlyShards();
+    const engine = new OodEngine(pair, detectors, { ...options, preprocessWorkers, pipeline, threads, spinning }, pipeline === 'sharded' ? shardsStarted : undefined);
     engine.loadTimings = loadTimings;
     return engine;
   }

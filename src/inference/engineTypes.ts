@@ -47,6 +47,12 @@ export interface EngineOptions {
    * sharded run goes on (the extension's worker), which would wait for the reload.
    */
   releaseModelsWhileSharded?: boolean;
+  /**
+   * About how many inputs the caller is going to score (a cheap count, say a folder's entries). More than the
+   * shards are started for (16 batches): the scoring shards start while this thread loads the pair, not after.
+   * An overestimate costs the shards' start-up for nothing; results never depend on it.
+   */
+  expectedInputs?: number;
   /** onnxruntime sessions without arena and memory patterns where the pair's inputs are small (LoadOptions.lowMemory); the scoring shards ask for it. */
   lowMemorySessions?: boolean;
   /** Skip the complexity score (it costs one PNG encode per image). */

@@ -36,8 +36,9 @@ export function looksLikeSvg(bytes: Uint8Array): boolean {
   return head.startsWith('<') && /<svg[\s>]/i.test(head);
 }
 
-// The child only loads sharp (resolved here, so that it works from the bundle and from the sources alike).
-const CHILD_SOURCE = `
+// The child only loads sharp (resolved here, so that it works from the bundle and from the sources alike; on first
+// use: resolving costs every process that loads this module ~5 ms otherwise).
+const childSource = () => `
 const sharp = require(${JSON.stringify(require.resolve('sharp'))});
 process.on('disconnect', () => process.exit(0));
 process.send({ ready: true });
@@ -67,7 +68,7 @@ class SvgRasterizer {
 
   /** A child that has loaded sharp (its start-up is not counted against an image's time limit). */
   private start(): Promise<ChildProcess> {
-    const child = spawn(process.execPath, ['-e', CHILD_SOURCE], {
+    const child = spawn(process.execPath, ['-e', childSource()], {
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
       serialization: 'advanced',
       // In VS Code's extension host execPath is Electron: run it as plain Node.

@@ -510,3 +510,47 @@ function checkReconstructionKind(recon: FloatTensor, field: string, kind: 'logit
 export async function disposePair(pair: LoadedPair): Promise<void> {
   await Promise.allSettled([pair.classifier, pair.vae, pair.encoder, pair.decoder].filter((r): r is ModelRunner => !!r).map((r) => r.dispose()));
 }
+
+/** What a runner reports about itself, without its session. */
+type RunnerSummary = Pick<ModelRunner, 'source' | 'backend' | 'provider' | 'inputs' | 'outputs' | 'layerPools'>;
+
+/**
+ * A loaded pair as plain, structured-cloneable data: everything but the model sessions (each runner's
+ * summary instead) and the fitted features' data (their names and sizes only). A scoring shard sends it so
+ * that the thread that started the shards needs no models of its own while they score (describedPair).
+ */
+export interface PairDescription extends Omit<LoadedPair, 'classifier' | 'vae' | 'encoder' | 'decoder' | 'featureFit'> {
+  runners: { classifier: RunnerSummary; vae?: RunnerSummary; encoder?: RunnerSummary; decoder?: RunnerSummary };
+  featureFit?: Pick<FeatureFit, 'tensor' | 'dims' | 'count' | 'source' | 'mahalanobisLabels'>;
+}
+
+export function describePair(pair: LoadedPair): PairDescription {
+  const { classifier, vae, encoder, decoder, featureFit, ...rest } = pair;
+  const summary = (r: ModelRunner): RunnerSummary => ({ source: r.source, backend: r.backend, provider: r.provider, inputs: r.inputs, outputs: r.outputs, ...(r.layerPools ? { layerPools: r.layerPools } : {}) });
+  return {
+    ...rest,
+    runners: { classifier: summary(classifier), ...(vae ? { vae: summary(vae) } : {}), ...(encoder ? { encoder: summary(encoder) } : {}), ...(decoder ? { decoder: summary(decoder) } : {}) },
+    ...(featureFit ? { featureFit: { tensor: featureFit.tensor, dims: featureFit.dims, count: featureFit.count, source: featureFit.source, ...(featureFit.mahalanobisLabels ? { mahalanobisLabels: featureFit.mahalanobisLabels } : {}) } } : {}),
+  };
+}
+
+/**
+ * A pair from its description, with runners that hold no session: running one throws. For an engine whose
+ * models are released (they are loaded again, whole, before anything is scored on its thread).
+ */
+export function describedPair(d: PairDescription): LoadedPair {
+  const { runners, featureFit, ...rest } = d;
+  const unloaded = (s: RunnerSummary): ModelRunner => ({
+    ...s,
+    run: () => Promise.reject(new ModelError(s.source, 'its model is not loaded on this thread (an internal error: it is loaded before anything is scored here)')),
+    dispose: () => Promise.resolve(),
+  });
+  return {
+    ...rest,
+    classifier: unloaded(runners.classifier),
+    ...(runners.vae ? { vae: unloaded(runners.vae) } : {}),
+    ...(runners.encoder ? { encoder: unloaded(runners.encoder) } : {}),
+    ...(runners.decoder ? { decoder: unloaded(runners.decoder) } : {}),
+    ...(featureFit ? { featureFit } : {}),
+  };
+}

@@ -11,7 +11,7 @@ import type { ImageResult, Pipeline, ScoreInput, StageTimings } from '../engineT
 import { type PairImageSpecs, preparePairBatch } from '../image/fastpath';
 import { PreprocessPool } from './preprocessPool';
 import { ImageDecodeError, isRawImage, readChecked, readCheckedSync, type ImageSource, type ModelImage, type RawImage } from '../image/preprocess';
-import { ScoringShards } from './scoringShards';
+import { ScoringShards, unpackResults } from './scoringShards';
 import type { ShardEngineOptions, WorkItem } from './workerProtocol';
 
 /**
@@ -20,7 +20,12 @@ import type { ShardEngineOptions, WorkItem } from './workerProtocol';
  * images. (Starting them in the background while the first batches are scored here was measured slower and
  * 50–80 MB larger at peak: the two compete for the cores and both hold their buffers.)
  */
-const SHARD_MIN_BATCHES = 16;
+export const SHARD_MIN_BATCHES = 16;
+
+/** Scoring shards for the `sharded` pipeline: as asked, else one per core, up to 4. */
+export function shardCount(asked?: number): number {
+  return Math.max(1, asked ?? Math.min(availableParallelism(), 4));
+}
 
 /** An input as a worker receives it: a path to read there, or the bytes or pixels themselves. */
 function workItem(input: ScoreInput): WorkItem {
@@ -56,6 +61,8 @@ export interface SchedulerOptions {
   shardOptions: ShardEngineOptions;
   /** Called when batches are about to go to running shards (the engine may release its own models then). */
   onShardsScoring?: () => Promise<void>;
+  /** Shards the engine started while it loaded the pair (EngineOptions.expectedInputs): used instead of starting new ones. */
+  shardsStarted?: Promise<ScoringShards>;
   onNotice?: (message: string) => void;
 }
 
@@ -80,19 +87,21 @@ export class BatchScheduler {
   private pool?: PreprocessPool;
   private shardsReady?: Promise<ScoringShards | null>;
   private shards: ScoringShards | null = null;
+  private readonly shardsStarted?: Promise<ScoringShards>;
 
   constructor(private readonly scorer: BatchScorer, private readonly timings: StageTimings, options: SchedulerOptions) {
     this.specs = options.specs;
     this.batchSize = options.batchSize;
     this.pipeline = options.pipeline;
     this.preprocessWorkers = options.preprocessWorkers;
-    this.shardCount = Math.max(1, options.shards ?? Math.min(availableParallelism(), 4));
+    this.shardCount = shardCount(options.shards);
     this.maxInputPixels = options.maxInputPixels;
     this.maxFileBytes = options.maxFileBytes;
     this.complexity = options.complexity;
     this.shardOptions = options.shardOptions;
     this.onNotice = options.onNotice;
     this.onShardsScoring = options.onShardsScoring;
+    this.shardsStarted = options.shardsStarted;
     if (this.pipeline !== 'sharded' && this.preprocessWorkers > 0) this.pool = new PreprocessPool(this.preprocessWorkers);
   }
 
@@ -104,7 +113,8 @@ export class BatchScheduler {
   /** Stops the preprocessing workers and the scoring shards (each finishes the batch in hand). */
   async dispose(): Promise<void> {
     await this.pool?.dispose();
-    const shards = await this.shardsReady;
+    // Shards started early but never used (the input was smaller than expected) are stopped too.
+    const shards = await (this.shardsReady ?? this.shardsStarted?.catch(() => null));
     await shards?.dispose();
   }
 
@@ -176,7 +186,8 @@ export class BatchScheduler {
     const iterator = this.batchesOf(inputs, aborted)[Symbol.asyncIterator]();
     // Look ahead far enough to know whether the input is worth starting the shards for.
     const head: ScoreInput[][] = [];
-    const running = this.shards?.alive ?? false;
+    // Shards started with the engine (EngineOptions.expectedInputs) are used from the first input: they are loaded already.
+    const running = (this.shards?.alive ?? false) || (this.shardsStarted !== undefined && !this.shardsReady);
     let exhausted = this.pipeline !== 'sharded' || running;
     while (!exhausted && head.length <= SHARD_MIN_BATCHES) {
       const next = await iterator.next();
@@ -194,7 +205,7 @@ export class BatchScheduler {
         if (pending) await pending; // a synchronous callback costs no await per result
       }
     };
-    if (this.pipeline === 'sharded' && (running || !exhausted)) await this.runSharded(running ? this.shards : await this.startShards(), batches(), emit, withDetails, aborted);
+    if (this.pipeline === 'sharded' && (running || !exhausted)) await this.runSharded(this.shards?.alive ? this.shards : await this.startShards(), batches(), emit, withDetails, aborted);
     else await this.runPipelined(batches(), emit, withDetails, aborted);
   }
 
@@ -261,7 +272,7 @@ export class BatchScheduler {
 
   /** The shards, started on first use; null (scoring stays in-process) when they cannot start or all died. */
   private async startShards(): Promise<ScoringShards | null> {
-    this.shardsReady ??= ScoringShards.start(this.shardCount, this.shardOptions).catch((err: Error) => {
+    this.shardsReady ??= (this.shardsStarted ?? ScoringShards.start(this.shardCount, this.shardOptions)).catch((err: Error) => {
       this.shardFailure = err.message;
       this.notice(`the scoring shards could not start (${err.message}); scoring on one thread instead, which is slower`);
       return null;
@@ -279,21 +290,22 @@ export class BatchScheduler {
    */
   private async runSharded(shards: ScoringShards | null, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
     if (shards?.alive) await this.onShardsScoring?.();
-    const inFlight: Promise<ImageResult[]>[] = [];
+    // Each batch's results, read when it is its turn (a shard's stay serialized until then: unpackResults).
+    const inFlight: Promise<() => ImageResult[]>[] = [];
     for await (const batch of batches) {
       if (aborted()) break;
       if (!shards?.alive) {
-        while (inFlight.length) await emit(await inFlight.shift()!);
+        while (inFlight.length) await emit((await inFlight.shift()!)());
         this.batchCounts.here++;
         await emit(await this.scoreHere(batch, withDetails));
         continue;
       }
       this.batchCounts.shards++;
       inFlight.push(this.scoreOnShard(shards, batch, withDetails));
-      if (inFlight.length >= 2 * shards.size) await emit(await inFlight.shift()!);
+      if (inFlight.length >= 2 * shards.size) await emit((await inFlight.shift()!)());
     }
     // Batches already scored are reported even after a cancel: that work is done.
-    while (inFlight.length) await emit(await inFlight.shift()!);
+    while (inFlight.length) await emit((await inFlight.shift()!)());
   }
 
   /** One batch on this thread (through the preprocessing workers when there are any). */
@@ -306,15 +318,16 @@ export class BatchScheduler {
     return (this.pool?.alive ? this.prepareInPool(batch) : this.prepareAll(batch)).catch((err: Error) => batch.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
   }
 
-  private async scoreOnShard(shards: ScoringShards, batch: ScoreInput[], withDetails: boolean): Promise<ImageResult[]> {
+  private async scoreOnShard(shards: ScoringShards, batch: ScoreInput[], withDetails: boolean): Promise<() => ImageResult[]> {
     try {
       const { results, timings } = await shards.score(batch.map(workItem), withDetails);
       for (const stage of Object.keys(timings) as (keyof StageTimings)[]) this.timings[stage] += timings[stage];
-      return results;
+      return () => unpackResults(results);
     } catch (err) {
       // A shard that failed or died must never stall scoring or drop the batch: score it here.
       this.notice(`a scoring shard failed a batch (${(err as Error).message}); it was scored on the caller's thread instead`);
-      return this.scoreHere(batch, withDetails);
+      const results = await this.scoreHere(batch, withDetails);
+      return () => results;
     }
   }
 

@@ -3,9 +3,10 @@
  * plain, structured-cloneable data, in a module of its own so that neither side imports the other.
  */
 import type { Compressor } from '../detectors/complexity';
-import type { EngineOptions, ImageResult, StageTimings } from '../engineTypes';
+import type { EngineOptions, StageTimings } from '../engineTypes';
 import type { PairImageSpecs } from '../image/fastpath';
 import type { RawImage } from '../image/preprocess';
+import type { PairDescription } from '../pair/pair';
 
 /** `error`: an input that could not be listed or parsed; it becomes that path's error record. */
 export type WorkItem = { path: string; fsPath?: Uint8Array } | { path: string; raw: RawImage } | { path: string; bytes: Uint8Array } | { path: string; error: string };
@@ -34,9 +35,14 @@ export interface PreprocessResponse {
 export type ShardEngineOptions = Pick<EngineOptions, 'pair' | 'alpha' | 'rule' | 'batchSize' | 'maxInputPixels' | 'maxFileBytes' | 'complexity' | 'calibration' | 'features'>;
 
 export type ShardRequest =
-  | { kind: 'open'; id: number; options: ShardEngineOptions }
+  /** `describe`: answer with the loaded pair's description (ScoringShards.pair). */
+  | { kind: 'open'; id: number; options: ShardEngineOptions; describe?: boolean }
   | { kind: 'score'; id: number; items: WorkItem[]; withDetails: boolean }
   /** Finish the batches in hand, release the models, and end this thread. */
   | { kind: 'close'; id: number };
 
-export type ShardResponse = { id: number; error: string } | { id: number; opened: true } | { id: number; results: ImageResult[]; timings: StageTimings };
+/**
+ * `results`: the batch's ImageResult[] serialized with node:v8 (the structured clone's own format), read back
+ * only when the batch's turn to be reported comes (scoringShards.ts unpackResults).
+ */
+export type ShardResponse = { id: number; error: string } | { id: number; opened: true; pair?: PairDescription } | { id: number; results: Uint8Array; timings: StageTimings };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
@@ -152,6 +152,71 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     } finally {
       await engine.dispose();
     }
+  });
+
+  test('expectedInputs with releaseModelsWhileSharded: the shards start with the engine, this thread takes their description of the pair instead of loading it, and loads it whole to score here', async () => {
+    const plain = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32 });
+    const plainInfo = plain.info;
+    const plainTests = plain.detectors.map((d) => d.test);
+    await plain.dispose();
+    const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', shards: 2, batchSize: 32, releaseModelsWhileSharded: true, expectedInputs: 10_000 });
+    type Internals = { modelsReleased: boolean; describedOnly: boolean };
+    const internals = engine as unknown as Internals;
+    try {
+      assert.equal(internals.describedOnly, true, 'no model loaded on this thread');
+      assert.equal(internals.modelsReleased, true);
+      assert.equal(engine.pair.featureFit?.mahalanobis, undefined, 'the description holds no feature data');
+      assert.equal(engine.detectors.length, 0);
+      assert.deepEqual(engine.info, plainInfo, 'the same pair summary as a full load');
+      assert.equal(engine.pipeline, 'sharded');
+      assert.equal(engine.batchSize, 32);
+      // A small input goes to the shards too: they are loaded already.
+      const few: ImageResult[] = [];
+      await engine.scoreAll(inputs.slice(0, 40), (r) => void few.push(r));
+      assertSameResults(few, reference.slice(0, 40));
+      assert.equal(engine.activeShards, 2);
+      const got: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void got.push(r));
+      assertSameResults(got, reference);
+      assert.equal(internals.describedOnly, true, 'still nothing loaded here after sharded runs');
+      // One image on this thread: the pair is loaded whole, and scores as a full load does.
+      const one = await engine.scoreOne(inputs[3]);
+      assert.equal(internals.describedOnly, false);
+      assert.equal(internals.modelsReleased, false);
+      assert.ok(engine.pair.featureFit?.mahalanobis, 'the fitted features\' data loaded with the models');
+      assert.deepEqual(engine.detectors.map((d) => d.test), plainTests);
+      assertSameResults([one], [reference[3]]);
+    } finally {
+      await engine.dispose();
+    }
+    // Without the expectation the shards start with the first large input, as before.
+    const later = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', shards: 2, batchSize: 32, releaseModelsWhileSharded: true, expectedInputs: 100 });
+    try {
+      assert.equal((later as unknown as Internals).describedOnly, false);
+      assert.equal(later.activeShards, 0);
+    } finally {
+      await later.dispose();
+    }
+  });
+
+  test('expectedInputs: a pair the shards cannot load is reported as a load on this thread reports it', async () => {
+    const dir = join(tempDir(), 'pair');
+    cpSync(MNIST_PAIR, dir, { recursive: true });
+    const manifest = JSON.parse(readFileSync(join(dir, 'ood-pair.json'), 'utf8'));
+    manifest.classifier.output = 'no-such-output';
+    writeFileSync(join(dir, 'ood-pair.json'), JSON.stringify(manifest));
+    const message = async (expectedInputs?: number) => {
+      try {
+        const engine = await OodEngine.create({ pair: dir, provider: 'cpu', shards: 2, batchSize: 32, releaseModelsWhileSharded: true, expectedInputs });
+        await engine.dispose();
+        return 'loaded';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    const inProcess = await message();
+    assert.match(inProcess, /classifier\.output: .*no output named "no-such-output"/);
+    assert.equal(await message(10_000), inProcess);
   });
 
   test('shards that cannot start: scoring carries on in-process with the same results, and the user is told why', async () => {
