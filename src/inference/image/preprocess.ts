@@ -266,6 +266,10 @@ export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
   const message = ownLines((err instanceof Error ? err.message : String(err)).trim().replace(/[:\s]+$/, ''), bytes);
   if (/^timeout/i.test(message)) return `decoding took longer than the per-image time limit (${Math.max(1, Math.ceil(imageTimeLimitMs() / 1000))} s) and was stopped`;
   if (/pixel limit/i.test(message)) return `image is too large (more decoded pixels than the limit): ${message}`;
+  // libpng refusing a PNG's data reaches sharp as "vipspng: libpng read error", or as a bare "Unknown error" when
+  // another thread's image cleared libvips' process-wide error buffer first (seen 1 run in 2 with images decoded in
+  // several threads): one wording for both, so a file's error does not depend on what else was being decoded.
+  if (bytes && loaderPrefix(bytes)?.source === 'png' && /^(unknown error|vipspng: libpng read error)$/i.test(message)) return 'image data is truncated or corrupt: libpng could not read the PNG data';
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
   if (/premature end|truncated|unexpected end|not enough data|Read error|corrupt header/i.test(message)) return `image data is truncated or corrupt: ${message}`;
   // libpng refusing the pixel data (a bad row filter) can reach sharp as a bare "Unknown error" (seen in the CLI).

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
-import { ImageDecodeError, readChecked, readCheckedSync, toModelImage, toTensorData } from '../../../src/inference/image/preprocess';
+import { describeSharpError, ImageDecodeError, readChecked, readCheckedSync, toModelImage, toTensorData } from '../../../src/inference/image/preprocess';
 import { tempDir } from '../../helpers';
 
 const grey32: InputSpec = { width: 32, height: 32, channels: 1, layout: 'NCHW', resize: 'fill', resizeKernel: 'linear', background: '#000000' };
@@ -78,6 +78,12 @@ test('bad inputs give clear ImageDecodeErrors', async () => {
   for (const [what, bytes, expected] of cases) {
     await assert.rejects(toModelImage(bytes, grey32), (e: Error) => e instanceof ImageDecodeError && expected.test(e.message), what);
   }
+  // libpng's refusal reads the same whether libvips kept its words or another thread's image cleared them first.
+  const cut = png.subarray(0, 80);
+  const alone = await toModelImage(cut, grey32).then(() => 'decoded', (e: Error) => e.message);
+  assert.equal(alone, 'image data is truncated or corrupt: libpng could not read the PNG data');
+  assert.equal(describeSharpError(new Error('Unknown error'), cut), alone);
+  assert.equal(describeSharpError(new Error('Unknown error'), Buffer.from('hello')), 'image data is corrupt (the decoder said: Unknown error)');
   // A decompression bomb: more pixels than the cap.
   const big = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#000' } }).png().toBuffer();
   await assert.rejects(toModelImage(big, grey32, 1_000_000), (e: Error) => e instanceof ImageDecodeError && /too large/.test(e.message));
