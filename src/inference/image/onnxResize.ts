@@ -112,15 +112,18 @@ export function enlargesOnly(width: number, height: number, toWidth: number, toH
 export async function enlargeWithOnnxruntime(images: Pixels[], width: number, height: number): Promise<Uint8Array[]> {
   if (!images.length) return [];
   checkGroup(images, width, height, 'enlargeWithOnnxruntime');
-  const s = await enlargeSession();
-  const c = images[0].channels;
-  const per = Math.max(1, Math.floor(MAX_VALUES_PER_CALL / (width * height * c)));
-  const size = width * height * c;
+  return runInChunks(await enlargeSession(), 'enlarged', MAX_VALUES_PER_CALL, images, width, height);
+}
+
+/** Runs an enlarging graph over the images, as many a call as `valuesPerCall` allows; each image's output in turn. */
+async function runInChunks(session: InferenceSession, output: string, valuesPerCall: number, images: Pixels[], width: number, height: number): Promise<Uint8Array[]> {
+  const size = width * height * images[0].channels;
+  const per = Math.max(1, Math.floor(valuesPerCall / size));
   const out: Uint8Array[] = [];
   for (let from = 0; from < images.length; from += per) {
     const chunk = images.slice(from, from + per);
-    const result = await s.run(resizeFeeds(chunk, width, height));
-    const bytes = result.enlarged.data as Uint8Array;
+    const result = await session.run(resizeFeeds(chunk, width, height));
+    const bytes = result[output].data as Uint8Array;
     for (let k = 0; k < chunk.length; k++) out.push(bytes.subarray(k * size, (k + 1) * size));
   }
   return out;
@@ -149,16 +152,5 @@ export async function enlargeToPlanes(images: Pixels[], width: number, height: n
   if (!images.length) return [];
   checkGroup(images, width, height, 'enlargeToPlanes');
   planesSession ??= newSession(enlargeToPlanesModel());
-  const s = await planesSession;
-  const c = images[0].channels;
-  const per = Math.max(1, Math.floor(PLANES_VALUES_PER_CALL / (width * height * c)));
-  const size = width * height * c;
-  const out: Uint8Array[] = [];
-  for (let from = 0; from < images.length; from += per) {
-    const chunk = images.slice(from, from + per);
-    const result = await s.run(resizeFeeds(chunk, width, height));
-    const planar = result.planar.data as Uint8Array;
-    for (let k = 0; k < chunk.length; k++) out.push(planar.subarray(k * size, (k + 1) * size));
-  }
-  return out;
+  return runInChunks(await planesSession, 'planar', PLANES_VALUES_PER_CALL, images, width, height);
 }
