@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { BatchScheduler, SHARD_MIN_BATCHES, shardCount } from './pipeline/batchScheduler';
 import { ScoringShards } from './pipeline/scoringShards';
+import type { ShardEngineOptions } from './pipeline/workerProtocol';
 import { BatchScorer, checkCalibrationMatches } from './pipeline/batchScoring';
 import { calibratedCount, type VerdictRule } from './pair/calibration';
 import { checkCalibrationCanReject, countsOf } from './pair/calibrationCheck';
@@ -72,19 +73,25 @@ async function startShardsEarly(location: string, options: EngineOptions, prepro
   if (!options.expectedInputs || options.expectedInputs <= SHARD_MIN_BATCHES * batch) return undefined;
   if (preprocessWorkers === 0 || (options.pipeline ?? 'sharded') !== 'sharded' || options.provider === 'cuda') return undefined;
   if ((options.provider ?? 'auto') === 'auto' && (await import('./backends/onnx')).cudaProviderInstalled()) return undefined;
-  const started = ScoringShards.start(shardCount(options.shards), {
-    pair: location,
-    alpha: options.alpha ?? 0.01,
-    rule: options.rule ?? 'pair',
-    batchSize: options.batchSize,
-    maxInputPixels: options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
-    maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
-    complexity: options.complexity ?? true, // each shard leaves L(x) out for a pair without a VAE, as this thread does
-    calibration: options.calibration,
-    features: options.features,
-  }, !!options.releaseModelsWhileSharded);
+  // Each shard leaves L(x) out for a pair without a VAE itself, as this thread does; the batch size left to it is its default.
+  const started = ScoringShards.start(shardCount(options.shards), shardEngineOptions(options, location, options.batchSize, options.complexity ?? true), !!options.releaseModelsWhileSharded);
   started.catch(() => undefined); // a failure is reported when the shards are first needed (BatchScheduler)
   return { shards: started };
+}
+
+/** What each scoring shard's engine is opened with: this engine's options and their defaults, for `pair`. */
+function shardEngineOptions(options: EngineOptions, pair: string, batchSize: number | undefined, complexity: boolean): ShardEngineOptions {
+  return {
+    pair,
+    alpha: options.alpha ?? 0.01,
+    rule: options.rule ?? 'pair',
+    batchSize,
+    maxInputPixels: options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
+    maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    complexity,
+    calibration: options.calibration,
+    features: options.features,
+  };
 }
 
 export class OodEngine {
@@ -126,17 +133,7 @@ export class OodEngine {
       maxInputPixels,
       maxFileBytes,
       complexity: useComplexity ? this.compressor : false,
-      shardOptions: {
-        pair: pair.manifestPath,
-        alpha: this.alpha,
-        rule: this.rule,
-        batchSize: this.batchSize,
-        maxInputPixels,
-        maxFileBytes,
-        complexity: useComplexity,
-        calibration: options.calibration,
-        features: options.features,
-      },
+      shardOptions: shardEngineOptions(options, pair.manifestPath, this.batchSize, useComplexity),
       onNotice: options.onNotice,
       shardsStarted,
       ...(options.releaseModelsWhileSharded ? { onShardsScoring: () => this.releaseModels() } : {}),
