@@ -13,7 +13,7 @@ import { ResultsFileError } from '../inference/datasets/resultsFile';
 import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
 import { runMerge } from './merge';
-import { COMMON_OPTIONS, engineOptions, UsageError } from './options';
+import { COMMON_OPTIONS, engineOptions, isUsageError, UsageError } from './options';
 import { parseScoreArgs, roughInputCount, runScoreWith, ScoreUsageError } from './score';
 
 export { COMMON_OPTIONS, engineOptions, printNotice, UsageError } from './options';
@@ -108,7 +108,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (isUsageError(err) || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`ood-lens: ${(err as Error).message}\n\n${USAGE}\n`);
       return 1;
     }

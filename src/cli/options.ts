@@ -7,7 +7,17 @@ import type { EngineOptions } from '../inference/engineTypes';
 import { VERDICT_RULES, type VerdictRule } from '../shared/rules';
 
 /** A mistake in the command line: printed with the usage text, exit status 1. */
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/**
+ * By name, not `instanceof`: `fit` and `reproduce` run from bundles of their own (dist/cli-fit.js,
+ * dist/cli-reproduce.js), each with its own copy of this class.
+ */
+export function isUsageError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'UsageError';
+}
 
 export const COMMON_OPTIONS = {
   pair: { type: 'string' },

@@ -111,26 +111,35 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
     }
     return { runner, features: named, layers: runner.layerPools };
   }
-  const { exposePenultimate, exposeLayerPools, lastConvActivations } = await import('../features/onnxGraph');
+  const { decodeOnnxModel, encodeOnnxModel, exposePenultimateIn, exposeLayerPoolsIn, lastConvActivations } = await import('../features/onnxGraph');
   let bytes: Uint8Array;
   try {
     bytes = readBoundedSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
   } catch (err) {
     throw new ModelError(path, err instanceof BoundedReadError ? err.reason : (err as Error).message);
   }
+  // Decoded once for every edit below, encoded once after them.
+  const model = !named || layers ? decodeOnnxModel(bytes, path) : undefined;
+  let edited = false;
   let features: string;
   if (named) features = named;
-  else ({ bytes, name: features } = exposePenultimate(bytes, path));
+  else {
+    const exposed = exposePenultimateIn(model!, path);
+    features = exposed.name;
+    edited = exposed.changed;
+  }
   let exposedLayers: { tensor: string; output: string }[] | undefined;
   let poolInJs = false;
   if (layers) {
-    const tensors = layers === 'choose' ? lastConvActivations(bytes) : layers;
+    const tensors = layers === 'choose' ? lastConvActivations(model!) : layers;
     if (tensors.length) {
-      const exposed = exposeLayerPools(bytes, path, tensors);
-      ({ bytes, layers: exposedLayers } = exposed);
+      const exposed = exposeLayerPoolsIn(model!, path, tensors);
+      exposedLayers = exposed.layers;
       poolInJs = !!exposed.poolInJs;
+      edited = true;
     }
   }
+  if (edited) bytes = encodeOnnxModel(model!);
   let runner = await loadModel(path, 'onnx', options, bytes);
   // An old opset's graph gives the activations whole: they are pooled as they come back.
   if (poolInJs && exposedLayers) runner = new (await import('../features/layerPooling')).JsPooledLayersRunner(runner, exposedLayers);
