@@ -30,8 +30,9 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm pkg delete scripts.prepare \
  && npm ci --omit=dev \
  && npm cache clean --force
-# The CLI bundle, its worker (scoring shards, preprocessing) and TensorFlow.js's WASM binaries (TF.js pairs).
-COPY --from=build /src/dist/cli.js /src/dist/preprocessWorker.js /src/dist/*.wasm ./dist/
+# The CLI bundles (cli.js; cli-fit.js and cli-reproduce.js, loaded when their command runs), its worker (scoring
+# shards, preprocessing) and TensorFlow.js's WASM binaries (TF.js pairs).
+COPY --from=build /src/dist/cli.js /src/dist/cli-fit.js /src/dist/cli-reproduce.js /src/dist/preprocessWorker.js /src/dist/*.wasm ./dist/
 COPY bin ./bin
 # The built-in pairs: manifests, ONNX models, calibration, fitted features, model cards (.dockerignore leaves
 # out the TF.js copies and the training intermediates).
