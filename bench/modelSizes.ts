@@ -1,8 +1,8 @@
 /**
  * Speed at two model sizes (issue 23): the built-in MNIST pair and a 224×224 RGB classifier-only pair
  * (MobileNetV3-Small with random weights, training/export-mobilenet.py; the pair made by `ood-lens fit`).
- * For each: `ood-lens score` as a whole new process, 3 times (2 for 100,000 images; images/s of the fastest, the
- * highest peak RSS), and the bound measured in the same run, right before and after them — the pair's scorer on pre-decoded images (tensors, models, KNN and
+ * For each: `ood-lens score` as a whole new process, 3 times (images/s and peak RSS), and the bound measured in
+ * the same run before and after each of them — the pair's scorer on pre-decoded images (tensors, models, KNN and
  * Mahalanobis, p-values; no file reading, decoding or resizing), the best of one engine with every thread and
  * one single-threaded engine per core — and their ratio.
  *
@@ -143,26 +143,30 @@ async function decodeImages(folder: string, pair: string | undefined, count: num
 }
 
 /**
- * The bound before and after the CLI runs, and `runs` CLI runs between them: the best of each side (the fastest
- * CLI run, the higher bound). This machine's speed drifts by up to a quarter within minutes (a shared host): the
- * best of several runs is the figure least moved by what else the host does, taken the same way on both sides.
+ * Bound and CLI runs taken in turn — bound, CLI, bound, CLI, bound, CLI, bound — and each CLI run set against the
+ * higher of the two bounds beside it. This machine's speed drifts by up to a third within minutes (a shared host):
+ * a bound taken a minute away from its CLI run measures another machine. The row gives the median of the runs'
+ * ratios (the run it came from: images/s and bound), every ratio, and the highest peak RSS of the runs.
  */
 async function measure(name: string, folder: string, pair: string | undefined, images: ModelImage[], boundImages: number, runs = 3): Promise<SizeRow> {
-  const before = await bound(pair, images, boundImages);
-  const cli = Array.from({ length: runs }, () => cliRun(folder, pair)).sort((a, b) => a.seconds - b.seconds);
-  const run = cli[0];
-  const after = await bound(pair, images, boundImages);
-  const b = Math.max(before.ips, after.ips);
-  const rates = cli.map((r) => (r.images / r.seconds).toFixed(0)).join(', ');
+  const bounds = [await bound(pair, images, boundImages)];
+  const cli: { images: number; seconds: number; maxRssMb: number; bound: number; ratio: number }[] = [];
+  for (let i = 0; i < runs; i++) {
+    const run = cliRun(folder, pair);
+    bounds.push(await bound(pair, images, boundImages));
+    const b = Math.max(bounds[i].ips, bounds[i + 1].ips);
+    cli.push({ ...run, bound: b, ratio: run.images / run.seconds / b });
+  }
+  const median = [...cli].sort((a, b) => a.ratio - b.ratio)[Math.floor(runs / 2)];
   const row = {
     name,
-    images: run.images,
-    imagesPerSecond: run.images / run.seconds,
-    bound: b,
-    boundLabel: `${before.ips.toFixed(0)} before, ${after.ips.toFixed(0)} after, the higher taken; ${after.label}; CLI runs ${rates} images/s, the fastest taken`,
+    images: median.images,
+    imagesPerSecond: median.images / median.seconds,
+    bound: median.bound,
+    boundLabel: `${bounds[bounds.length - 1].label}; median of ${runs} runs, each against the higher bound beside it: ${cli.map((r) => `${(r.images / r.seconds).toFixed(0)}/${r.bound.toFixed(0)} = ${r.ratio.toFixed(2)}`).join(', ')}`,
     maxRssMb: Math.max(...cli.map((r) => r.maxRssMb)),
   };
-  log(`${name}: ${row.imagesPerSecond.toFixed(0)} images/s, bound ${b.toFixed(0)} (${row.boundLabel}), ratio ${(row.imagesPerSecond / b).toFixed(2)}, peak RSS ${row.maxRssMb.toFixed(0)} MB (the highest of the runs)`);
+  log(`${name}: ${row.imagesPerSecond.toFixed(0)} images/s, bound ${row.bound.toFixed(0)} (${row.boundLabel}), ratio ${(row.imagesPerSecond / row.bound).toFixed(2)}, peak RSS ${row.maxRssMb.toFixed(0)} MB (the highest of the runs)`);
   return row;
 }
 
@@ -183,7 +187,7 @@ export async function modelSizeBench(quick: boolean): Promise<SizeRow[]> {
       const target = join(big, `${String(Math.floor(i / 10000))}-${String(i).padStart(6, '0')}.png`);
       if (!existsSync(target)) linkSync(join(mnist10k, files[i % files.length]), target);
     }
-    rows.push(await measure('built-in MNIST pair, 100,000 PNGs', big, undefined, mnistImages, 20000, 2));
+    rows.push(await measure('built-in MNIST pair, 100,000 PNGs', big, undefined, mnistImages, 20000));
     rmSync(big, { recursive: true, force: true }); // 100,000 links slow down anything that walks the tree
   }
   // A 224×224 RGB classifier-only pair.
