@@ -285,27 +285,43 @@ export class BatchScheduler {
   }
 
   /**
-   * Batches go to the shards, two per shard in flight, and are reported in order; without live shards (they
-   * could not start, or all died) the rest is scored here, one batch at a time.
+   * Batches go to the shards, two per shard being scored, and are reported in order; without live shards (they
+   * could not start, or all died) the rest is scored here, one batch at a time. A shard that finishes its batches
+   * gets the next ones while an earlier batch is still being scored on another shard (its results wait, at most
+   * four batches a shard held): waiting for the oldest batch before sending more left a shard idle whenever the
+   * other was slower — on 2 cores shared by 3 threads, one 10,000-image run in three took 20% longer.
    */
   private async runSharded(shards: ScoringShards | null, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
     if (shards?.alive) await this.onShardsScoring?.();
     // Each batch's results, read when it is its turn (a shard's stay serialized until then: unpackResults).
-    const inFlight: Promise<() => ImageResult[]>[] = [];
+    // `scoreOnShard` never rejects (a failed batch is scored here), so a race over them never throws.
+    const queue: { done: boolean; results: Promise<() => ImageResult[]> }[] = [];
+    const emitHead = async () => emit((await queue.shift()!.results)());
+    const emitFinished = async () => {
+      while (queue.length && queue[0].done) await emitHead();
+    };
+    const scoring = () => queue.filter((s) => !s.done);
     for await (const batch of batches) {
       if (aborted()) break;
       if (!shards?.alive) {
-        while (inFlight.length) await emit((await inFlight.shift()!)());
+        while (queue.length) await emitHead();
         this.batchCounts.here++;
         await emit(await this.scoreHere(batch, withDetails));
         continue;
       }
       this.batchCounts.shards++;
-      inFlight.push(this.scoreOnShard(shards, batch, withDetails));
-      if (inFlight.length >= 2 * shards.size) await emit((await inFlight.shift()!)());
+      const slot = { done: false, results: this.scoreOnShard(shards, batch, withDetails) };
+      void slot.results.then(() => (slot.done = true));
+      queue.push(slot);
+      await emitFinished();
+      while (queue.length >= 4 * shards.size || scoring().length >= 2 * shards.size) {
+        if (queue.length >= 4 * shards.size) await emitHead();
+        else await Promise.race(scoring().map((s) => s.results));
+        await emitFinished();
+      }
     }
     // Batches already scored are reported even after a cancel: that work is done.
-    while (inFlight.length) await emit((await inFlight.shift()!)());
+    while (queue.length) await emitHead();
   }
 
   /** One batch on this thread (through the preprocessing workers when there are any). */

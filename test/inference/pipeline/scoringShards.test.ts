@@ -126,6 +126,33 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
     }
   });
 
+  test('a slow batch holds back only its own results: the other shard keeps getting batches meanwhile, and the results stay in order', async () => {
+    const engine = await sharded();
+    try {
+      assert.equal(await engine.startScoringShards(), true);
+      type Internals = { scheduler: { shards: { score: (...args: unknown[]) => Promise<unknown> } } };
+      const shards = (engine as unknown as Internals).scheduler.shards;
+      const score = shards.score.bind(shards);
+      let calls = 0;
+      let callsWhileSlow = -1;
+      // The first batch takes a second longer (a shard descheduled, a slow disk); the rest score as usual.
+      shards.score = (...args: unknown[]) => {
+        if (++calls > 1) return score(...args);
+        return new Promise((r) => setTimeout(r, 1000)).then(() => {
+          callsWhileSlow = calls;
+          return score(...args);
+        });
+      };
+      const got: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void got.push(r));
+      // 8 batches of 32: waiting for the oldest batch before sending more stopped at 4 (two a shard).
+      assert.ok(callsWhileSlow >= 6, `only ${callsWhileSlow} batches were sent while the first was held`);
+      assertSameResults(got, reference);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test('releaseModelsWhileSharded: this thread\'s models go while the shards score and come back for a batch scored here', async () => {
     const engine = await OodEngine.create({ pair: MNIST_PAIR, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 32, releaseModelsWhileSharded: true });
     type Internals = { modelsReleased: boolean; scheduler: { shards: { score: (...args: unknown[]) => Promise<unknown> } } };
