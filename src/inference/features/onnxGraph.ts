@@ -45,7 +45,7 @@ export function encodeOnnxModel(model: onnx.ModelProto): Uint8Array {
 export function exposePenultimate(bytes: Uint8Array, source: string): ExposedFeatures {
   const model = decodeOnnxModel(bytes, source);
   const { name, changed } = exposePenultimateIn(model, source);
-  return { bytes: changed ? onnx.ModelProto.encode(model).finish() : bytes, name };
+  return { bytes: changed ? encodeOnnxModel(model) : bytes, name };
 }
 
 /**
@@ -208,7 +208,7 @@ export interface ExposedLayers {
 export function exposeLayerPools(bytes: Uint8Array, source: string, tensors: string[]): ExposedLayers {
   const model = decodeOnnxModel(bytes, source);
   const exposed = exposeLayerPoolsIn(model, source, tensors);
-  return { bytes: onnx.ModelProto.encode(model).finish(), ...exposed };
+  return { bytes: encodeOnnxModel(model), ...exposed };
 }
 
 /** `exposeLayerPools` on a decoded model, edited in place (see `exposePenultimateIn`). */

@@ -289,7 +289,7 @@ export class BatchScheduler {
    * could not start, or all died) the rest is scored here, one batch at a time. A shard that finishes its batches
    * gets the next ones while an earlier batch is still being scored on another shard (its results wait, at most
    * four batches a shard held): waiting for the oldest batch before sending more left a shard idle whenever the
-   * other was slower — on 2 cores shared by 3 threads, one 10,000-image run in three took 20% longer.
+   * other was slower, as on 2 cores shared by 3 threads (10,000 PNGs, median of 5 runs: 6.21 → 5.65 s).
    */
   private async runSharded(shards: ScoringShards | null, batches: AsyncIterable<ScoreInput[]>, emit: (r: ImageResult[]) => Promise<void>, withDetails: boolean, aborted: () => boolean): Promise<void> {
     if (shards?.alive) await this.onShardsScoring?.();
