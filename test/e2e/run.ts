@@ -1418,8 +1418,9 @@ function checkVsix(vsix: string): Result {
       'extension/readme.md',
     ];
     // Every bundle scripts/build.mjs wrote (a new entry point must not be left out by .vscodeignore).
-    // (cli.js is the npm package's command line; the extension never runs it.)
-    const bundles = readdirSync(join(REPO, 'dist')).filter((f) => f.endsWith('.js') && f !== 'cli.js').map((f) => `extension/dist/${f}`);
+    // (cli.js and the bundles of its commands, cli-fit.js and cli-reproduce.js, are the npm package's command line;
+    // the extension never runs them.)
+    const bundles = readdirSync(join(REPO, 'dist')).filter((f) => f.endsWith('.js') && !/^cli(-[a-z]+)?\.js$/.test(f)).map((f) => `extension/dist/${f}`);
     for (const r of [...required, ...bundles]) assert(files.includes(r), `the VSIX lacks ${r}`);
     assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-linux-x64\/.*\.node$/.test(f)), 'the VSIX lacks the sharp linux-x64 binary');
     assert(files.some((f) => /^extension\/node_modules\/@img\/sharp-libvips-linux-x64\/lib\/libvips-cpp\.so/.test(f)), 'the VSIX lacks libvips for linux-x64');
