@@ -14,11 +14,12 @@ const external = ['vscode', 'onnxruntime-node', 'sharp', '@jsquash/webp', '@tens
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const CLI_COMMAND_BUNDLES = { 'cli-fit': 'src/cli/fit.ts', 'cli-reproduce': 'src/cli/reproduce.ts' };
-/** In cli.js, main.ts's `import('./fit')` and `import('./reproduce')` load those bundles from beside it. */
+/** In cli.js, main.ts's `import('./fit')` and `import('./reproduce')` load those bundles (the list above) from beside it. */
 const cliCommandsApart = {
   name: 'cli-commands-apart',
   setup(b) {
-    b.onResolve({ filter: /^\.\/(fit|reproduce)$/ }, (args) => (args.importer.endsWith(join('src', 'cli', 'main.ts')) ? { path: `./cli-${args.path.slice(2)}.js`, external: true } : undefined));
+    const commands = Object.keys(CLI_COMMAND_BUNDLES).map((bundle) => bundle.slice('cli-'.length));
+    b.onResolve({ filter: new RegExp(`^\\./(${commands.join('|')})$`) }, (args) => (args.importer.endsWith(join('src', 'cli', 'main.ts')) ? { path: `./cli-${args.path.slice(2)}.js`, external: true } : undefined));
   },
 };
 

@@ -184,8 +184,8 @@ export function convActivationOutputs(model: onnx.IModelProto): string[] {
 }
 
 /** The layers fit exposes: the last MAX_EXPOSED_LAYERS conv-block activations of the model (none when it has none). */
-export function lastConvActivations(model: Uint8Array | onnx.ModelProto): string[] {
-  return convActivationOutputs(model instanceof Uint8Array ? onnx.ModelProto.decode(model) : model).slice(-MAX_EXPOSED_LAYERS);
+export function lastConvActivations(model: onnx.IModelProto): string[] {
+  return convActivationOutputs(model).slice(-MAX_EXPOSED_LAYERS);
 }
 
 export interface ExposedLayers {

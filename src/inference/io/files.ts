@@ -104,11 +104,8 @@ export type ListedInput = ScoreInput & { arg: number; key: string };
 function keyOf(root: string, path: string): string {
   // A walked file's path is join(root, …): its key is what follows the root (path.relative normalised both
   // paths again, for every file: ~1 µs a file on the main thread, 0.1 s of a 100,000-image run).
-  if (path.length > root.length + 1 && path.startsWith(root) && path[root.length] === sep) {
-    const rel = path.slice(root.length + 1);
-    return sep === '/' ? rel : rel.split(sep).join('/');
-  }
-  const rel = relative(root, path);
+  const underRoot = path.length > root.length + 1 && path.startsWith(root) && path[root.length] === sep;
+  const rel = underRoot ? path.slice(root.length + 1) : relative(root, path);
   if (!rel) return basename(root);
   return sep === '/' ? rel : rel.split(sep).join('/');
 }
