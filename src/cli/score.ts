@@ -13,6 +13,7 @@ import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, Re
 import { headerMismatch, HEADER_MARK, type InputOrigin, pairFingerprints, readResultLines, RESULTS_FORMAT_VERSION, type ResultsHeader } from '../inference/datasets/resultsFile';
 import { lockOutput } from '../inference/io/outputLock';
 import { inShard, parseShard, type Shard } from '../inference/datasets/shard';
+import { PeriodicCollection } from './heapCollection';
 
 export class ScoreUsageError extends Error {}
 
@@ -329,7 +330,9 @@ async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: Res
   // Inputs of this shard not yet done, each with its origin.
   const waiting: PlannedInput[] = [];
   let planFailure: Error | null = null;
+  const collection = new PeriodicCollection();
   const emit = (r: ImageResult, p: PlannedInput) => {
+    collection.tick();
     counter.add(r);
     const origin = p.origin;
     if ('givenLabel' in origin) origin.possibleLabelError = isLabelDisagreement(origin.givenLabel ?? null, r, info.labels);

@@ -4,11 +4,10 @@
  * with the CLI's columns.
  */
 import { relative, sep } from 'node:path';
-import { stringify } from 'csv-stringify/sync';
 import { csvCell } from '../inference/io/safeText';
 import { compareSets } from '../inference/detectors/resultScores';
 import type { ImageResult, PairInfo } from '../inference/engine';
-import { jsonRecord, RESULT_COLUMNS, resultRecord } from '../inference/datasets/output';
+import { csvText, jsonRecord, RESULT_COLUMNS, resultRecord } from '../inference/datasets/output';
 import type { Comparison, ReportData, ReportRow, RowSet } from '../shared/reportProtocol';
 
 /** What a scan produced; kept in workspace storage so that the report survives a reload. */
@@ -89,14 +88,13 @@ export function buildReportData(stored: StoredReport): ReportData {
 export function exportCsv(stored: StoredReport): string {
   const withSet = !!stored.referenceFolder;
   const header = withSet ? [...RESULT_COLUMNS, 'set'] : [...RESULT_COLUMNS];
-  const lines = [stringify([header])];
-  stored.results.forEach((r, i) => {
+  const rows = stored.results.map((r, i) => {
     const rec = resultRecord(r as ImageResult);
     const values: (string | number | null)[] = RESULT_COLUMNS.map((c) => csvCell(rec[c]));
     if (withSet) values.push(stored.sets[i]);
-    lines.push(stringify([values]));
+    return values;
   });
-  return lines.join('');
+  return csvText([header, ...rows]);
 }
 
 /** The CLI's JSON document ({pair, provider, results, summary}); a reference folder adds `reference` and `comparison`. */
