@@ -275,19 +275,9 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
   if (info.fitCheck?.warning) process.stderr.write(`ood-lens: warning: ${terminalText(info.fitCheck.warning, true)}\n`);
   const started = Date.now();
   const counter = new SummaryCounter();
-  const fingerprints = pairFingerprints(info.manifestPath);
-  const inputsGiven = options.manifest ? [options.manifest] : options.positionals.map((p) => resolve(p));
-  const header: ResultsHeader = {
-    [HEADER_MARK]: RESULTS_FORMAT_VERSION,
-    pair: info,
-    provider: info.provider,
-    pairFingerprint: fingerprints.pair,
-    calibrationFingerprint: fingerprints.calibration,
-    shard: options.shard ? `${options.shard.index}/${options.shard.count}` : null,
-    inputs: inputsGiven,
-    manifest: !!options.manifest,
-    createdAt: new Date().toISOString(),
-  };
+  // The header line of a jsonl file (what --resume and merge check); other formats have none. Fingerprinting the
+  // pair hashes its files (~15 ms for the built-in pair's 9 MB): not done for a header nobody writes.
+  const header = options.format === 'jsonl' ? resultsHeader(info, options) : undefined;
   // One writer per output file: a second process would lose results (interleaved or renamed over).
   const unlock = options.out ? lockOutput(options.out, 'ood-lens score') : () => {};
   try {
@@ -297,9 +287,25 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
   }
 }
 
-async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: ResultsHeader, counter: SummaryCounter, started: number): Promise<number> {
+function resultsHeader(info: OodEngine['info'], options: ScoreOptions): ResultsHeader {
+  const fingerprints = pairFingerprints(info.manifestPath);
+  return {
+    [HEADER_MARK]: RESULTS_FORMAT_VERSION,
+    pair: info,
+    provider: info.provider,
+    pairFingerprint: fingerprints.pair,
+    calibrationFingerprint: fingerprints.calibration,
+    shard: options.shard ? `${options.shard.index}/${options.shard.count}` : null,
+    inputs: options.manifest ? [options.manifest] : options.positionals.map((p) => resolve(p)),
+    manifest: !!options.manifest,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: ResultsHeader | undefined, counter: SummaryCounter, started: number): Promise<number> {
   const info = engine.info;
-  const resumed: ResumeState = options.resume && options.out ? await resumeState(options.out, header, counter) : { done: new Set<string>(), append: false, kept: 0, dropped: false, stale: 0, repeated: 0, unchecked: 0, nextSeq: 0 };
+  // --resume is refused without --format jsonl, so a resumed run has its header.
+  const resumed: ResumeState = options.resume && options.out && header ? await resumeState(options.out, header, counter) : { done: new Set<string>(), append: false, kept: 0, dropped: false, stale: 0, repeated: 0, unchecked: 0, nextSeq: 0 };
   if (options.resume && resumed.append) {
     const stale = resumed.stale ? `, ${resumed.stale} of files changed or gone removed (a changed file is scored again)` : '';
     const repeated = resumed.repeated ? `, ${resumed.repeated} repeated or out of input order removed` : '';
