@@ -7,7 +7,7 @@
  * reason for a full collection, and whether one comes at all varies from run to run: measured on the built-in pair,
  * 100,000 PNGs, its heap grew from ~80 to ~155 MB in some runs (peak RSS 470–480 MB) and was collected at ~60 MB in
  * others (peak 413–422 MB). A collection every 10,000 results (~20 ms each; a few seconds apart) keeps the heap near
- * its live size: peaks of 370, 370 and 393 MB (every 20,000: 367–406 MB over five runs).
+ * its live size: peaks of 370, 370 and 393 MB (every 20,000: 367 and 384 MB, and up to 406 MB in a bench's three runs).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
