@@ -6,7 +6,7 @@ import { closeSync, existsSync, fsyncSync, opendirSync, openSync, renameSync, rm
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileChunks, formatForDocument, isLabelDisagreement, readManifest } from '../inference/datasets/datasetManifest';
-import type { ImageResult, OodEngine, ScoreInput } from '../inference/engine';
+import type { ImageResult, OodEngine, PairInfo, ScoreInput } from '../inference/engine';
 import { countSubfolders, expandInputs } from '../inference/io/files';
 import { terminalText } from '../inference/io/safeText';
 import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, ResultWriter, SummaryCounter } from '../inference/datasets/output';
@@ -287,7 +287,7 @@ export async function runScoreWith(engine: OodEngine, options: ScoreOptions): Pr
   }
 }
 
-function resultsHeader(info: OodEngine['info'], options: ScoreOptions): ResultsHeader {
+function resultsHeader(info: PairInfo, options: ScoreOptions): ResultsHeader {
   const fingerprints = pairFingerprints(info.manifestPath);
   return {
     [HEADER_MARK]: RESULTS_FORMAT_VERSION,
