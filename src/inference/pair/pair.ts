@@ -262,7 +262,10 @@ export async function loadPair(location: string, options: LoadPairOptions, calib
       requireOutputs(pair.vae, { 'vae.outputs.reconstruction': v.outputs.reconstruction, 'vae.outputs.mu': v.outputs.mu, 'vae.outputs.logvar': v.outputs.logvar, 'vae.outputs.logScale': v.outputs.logScale });
       pair.inputs.vae = resolveModelInput(m.input, v, pair.vae, names.vaeInput, scaling.vae, 'vae', 'vae', fail);
     }
-    if (v?.encoder && v.decoder) {
+    // The split VAE is run only for posterior samples (vae.samples) or when there is no single-file VAE
+    // (BatchScorer.runVae): beside a single-file VAE scored at the posterior mean its two models would be loaded
+    // for nothing. fit writes all three; for its 64×64 RGB VAE that is 40 MB of weights in every scoring shard.
+    if (v?.encoder && v.decoder && (!pair.vae || (v.samples ?? 0) > 0)) {
       pair.encoder = await open(v.encoder.path, v.encoder.format, 'encoder');
       pair.decoder = await open(v.decoder.path, v.decoder.format, 'decoder');
       names.encoderInput = pick(pair.encoder, 'inputs', 'vae.encoder.input', v.encoder.input);

@@ -12,7 +12,7 @@ import { loadTfjs, distinctOutputNames } from '../../../src/inference/backends/t
 import { StaticBatchRunner } from '../../../src/inference/backends/staticBatch';
 import type { FloatTensor, ModelRunner } from '../../../src/inference/backends/types';
 import { ManifestError } from '../../../src/inference/pair/manifest';
-import { tempDir } from '../../helpers';
+import { MNIST_PAIR, tempDir } from '../../helpers';
 import { thirdPartyModels } from '../../thirdParty';
 
 type Models = Awaited<ReturnType<typeof thirdPartyModels>>;
@@ -212,5 +212,25 @@ describe('the pair is checked when it loads, with the field and the fix', () => 
     const pair = await loadPair(dir, { provider: 'cpu', calibrationMayBeMissing: true });
     assert.equal(pair.calibration, undefined);
     await disposePair(pair);
+  });
+
+  test('a split VAE beside a single-file one is opened only when scoring runs it (posterior samples)', async () => {
+    // The built-in pair has vae.onnx and vae-encoder/decoder.onnx, as every pair fit trains a VAE for.
+    const dir = tempDir('pair-split-');
+    cpSync(MNIST_PAIR, dir, { recursive: true });
+    const atMean = await loadPair(dir, { provider: 'cpu' });
+    assert.ok(atMean.vae, 'the single-file VAE');
+    assert.equal(atMean.encoder, undefined, 'no encoder session at the posterior mean');
+    assert.equal(atMean.decoder, undefined, 'no decoder session at the posterior mean');
+    const meanInput = atMean.inputs.vae;
+    await disposePair(atMean);
+    const manifestPath = join(dir, 'ood-pair.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    manifest.vae.samples = 4;
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+    const sampled = await loadPair(dir, { provider: 'cpu', calibrationMayBeMissing: true });
+    assert.ok(sampled.encoder && sampled.decoder, 'posterior samples run the encoder and the decoder');
+    assert.deepEqual(sampled.inputs.vae, meanInput, "the VAE's input is the same either way");
+    await disposePair(sampled);
   });
 });
