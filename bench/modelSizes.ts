@@ -16,7 +16,8 @@ import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
 import { OodEngine } from '../src/inference/engine';
 import { idxImages, readIdxFile } from '../src/inference/io/idx';
-import { toModelImage, type ModelImage } from '../src/inference/image/preprocess';
+import { pairImageSpecs, preparePairBatch } from '../src/inference/image/fastpath';
+import { DEFAULT_MAX_INPUT_PIXELS, toModelImage, type ModelImage } from '../src/inference/image/preprocess';
 import { FIXTURES, MNIST_TEST_IMAGES, REPO } from '../test/helpers';
 
 const CACHE = join(REPO, '.tmp', 'bench-sizes');
@@ -64,9 +65,12 @@ async function photoCrops(dir: string, count: number, width: number, height: num
   });
 }
 
-/** The 224×224 classifier-only pair: exported once (needs Debian's python3-torchvision), fitted once with `ood-lens fit`. */
-async function mobilenetPair(): Promise<string> {
-  const pair = join(CACHE, 'mobilenet-pair');
+/**
+ * The 224×224 pair: exported once (needs Debian's python3-torchvision), fitted once with `ood-lens fit` —
+ * classifier-only, or with the VAE fit trains (one epoch: its weights are not what is measured, its size is).
+ */
+async function mobilenetPair(withVae = false): Promise<string> {
+  const pair = join(CACHE, withVae ? 'mobilenet-vae-pair' : 'mobilenet-pair');
   if (existsSync(join(pair, 'ood-pair.json'))) {
     // A pair fitted before fit recorded its resize kernel resizes with lanczos3, and one fitted before it recorded
     // what enlarges enlarges with libvips; new fits use bilinear (torchvision's), enlarging in onnxruntime.
@@ -81,8 +85,9 @@ async function mobilenetPair(): Promise<string> {
     if (r.status !== 0) throw new Error(`exporting MobileNetV3-Small failed (it needs Debian's python3-torch, python3-torchvision and python3-onnx: apt-get install python3-torchvision python3-onnx): ${r.stderr.slice(-400)}`);
   }
   const fitData = await photoCrops(join(CACHE, 'fit-crops'), 1500, 64, 64, 'png', 100_000);
-  log('fitting the 224×224 pair (classifier only, with its feature detectors)…');
-  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'ood-lens.js'), 'fit', '--classifier', model, '--data', fitData, '--out', pair, '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225', '--name', 'mobilenet-v3-small-224', '--no-vae', '--force=random weights: a speed benchmark, not a classifier'], { cwd: REPO, encoding: 'utf8' });
+  log(`fitting the 224×224 pair (${withVae ? 'training its VAE' : 'classifier only'}, with its feature detectors)…`);
+  const vae = withVae ? ['--vae-epochs', '1'] : ['--no-vae'];
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'ood-lens.js'), 'fit', '--classifier', model, '--data', fitData, '--out', pair, '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225', '--name', `mobilenet-v3-small-224${withVae ? '-vae' : ''}`, ...vae, '--force=random weights: a speed benchmark, not a classifier'], { cwd: REPO, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ood-lens fit of the 224×224 pair failed: ${r.stderr.slice(-800)}`);
   return pair;
 }
@@ -134,12 +139,17 @@ async function bound(pair: string | undefined, images: ModelImage[], total: numb
   return parallel > one ? { ips: parallel, label: `${cores} engines × 1 thread, batch ${batchSize}` } : { ips: one, label: `one engine, ${cores} threads, batch ${batchSize}` };
 }
 
+/** The first `count` images of a folder as the pair's scorer takes them: each model's image (the VAE's as `forVae`). */
 async function decodeImages(folder: string, pair: string | undefined, count: number): Promise<ModelImage[]> {
   const engine = await OodEngine.create({ pair, provider: 'cpu', preprocessWorkers: 0, pipeline: 'overlapped' });
-  const spec = engine.pair.inputs.classifier;
+  const specs = pairImageSpecs(engine.pair.inputs);
   await engine.dispose();
   const files = readdirSync(folder).sort().slice(0, count);
-  return Promise.all(files.map((f) => toModelImage(readFileSync(join(folder, f)), spec)));
+  const prepared = await preparePairBatch(files.map((f) => readFileSync(join(folder, f))), specs, DEFAULT_MAX_INPUT_PIXELS);
+  return prepared.map((p, i) => {
+    if (p instanceof Error) throw new Error(`${files[i]}: ${p.message}`);
+    return p;
+  });
 }
 
 /**
@@ -195,6 +205,9 @@ export async function modelSizeBench(quick: boolean): Promise<SizeRow[]> {
   const small = await photoCrops(join(CACHE, 'crops-64'), 2000, 64, 64, 'png');
   const smallImages = await decodeImages(small, pair, 256);
   rows.push(await measure('224×224 RGB classifier-only pair (MobileNetV3-Small), 2,000 small PNGs (64×64)', small, pair, smallImages, 1024));
+  // The same classifier with the VAE fit trains for a pair without one (an MLP on 64×64 RGB): L(x) then counts too.
+  const vaePair = await mobilenetPair(true);
+  rows.push(await measure('the same classifier with the VAE `ood-lens fit` trains (MLP on 64×64 RGB), 2,000 small PNGs', small, vaePair, await decodeImages(small, vaePair, 256), 1024));
   const photos = await photoCrops(join(CACHE, 'photos-640'), 2000, 640, 480, 'jpeg');
   const photoRow = await measure('the same pair, 2,000 640×480 JPEG photos', photos, pair, smallImages, 1024);
   // Decode only: sharp reading and resizing the same files to the model's input, one call per core at a time.
