@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileChunks, formatForDocument, isLabelDisagreement, readManifest } from '../inference/datasets/datasetManifest';
 import type { ImageResult, OodEngine, PairInfo, ScoreInput } from '../inference/engine';
-import { countSubfolders, expandInputs } from '../inference/io/files';
+import { countSubfolders, expandInputChunks } from '../inference/io/files';
 import { terminalText } from '../inference/io/safeText';
 import { checkOutputPath, OUTPUT_FORMATS, type OutputFormat, removeTempFiles, ResultWriter, SummaryCounter } from '../inference/datasets/output';
 import { headerMismatch, HEADER_MARK, type InputOrigin, pairFingerprints, readResultLines, RESULTS_FORMAT_VERSION, type ResultsHeader } from '../inference/datasets/resultsFile';
@@ -56,20 +56,23 @@ function problemResult(path: string, message: string): ImageResult {
   };
 }
 
-/** Every input of the run, in order, each with its position in the whole (unsharded) sequence. */
-async function* planInputs(positionals: string[], manifest: string | undefined, recursive: boolean, signal: AbortSignal, identify: boolean): AsyncGenerator<PlannedInput> {
+/**
+ * Every input of the run, in order, each with its position in the whole (unsharded) sequence, in chunks (a
+ * manifest's batch of rows, a folder's files up to a thousand at a time): one hop through the generators a chunk.
+ */
+async function* planInputChunks(positionals: string[], manifest: string | undefined, recursive: boolean, signal: AbortSignal, identify: boolean): AsyncGenerator<PlannedInput[]> {
   let seq = 0;
   if (manifest) {
     const format = formatForDocument('', manifest);
     if (!format) throw new ScoreUsageError(`--manifest ${manifest}: a .csv, .tsv, .jsonl/.ndjson or .txt/.lst file is needed`);
     const reader = readManifest(fileChunks(manifest), { format, baseDir: dirname(manifest), signal });
     for await (const rows of reader.batches()) {
-      for (const row of rows) {
+      yield rows.map((row): PlannedInput => {
         const key = row.rawPath ?? `line ${row.line + 1}`;
         const origin = { seq: seq++, arg: 0, key, row: row.index, givenLabel: row.label } as InputOrigin & { row: number };
-        if (row.problem || !row.path) yield { input: { path: row.path ?? `${manifest}:${row.line + 1}` }, origin, problem: `${manifest}, line ${row.line + 1}: ${row.problem ?? 'no image path'}` };
-        else yield { input: { path: row.path }, origin: identify ? { ...origin, ...fileIdentity(row.path) } : origin };
-      }
+        if (row.problem || !row.path) return { input: { path: row.path ?? `${manifest}:${row.line + 1}` }, origin, problem: `${manifest}, line ${row.line + 1}: ${row.problem ?? 'no image path'}` };
+        return { input: { path: row.path }, origin: identify ? { ...origin, ...fileIdentity(row.path) } : origin };
+      });
     }
     if (!reader.info.isManifest) {
       throw new ScoreUsageError(`--manifest ${manifest}: no column of image paths found (looked for a header such as path, image, file or filename, then for values ending in .png, .jpg, …)`);
@@ -77,19 +80,20 @@ async function* planInputs(positionals: string[], manifest: string | undefined, 
     return;
   }
   let archive: { path: string; identity: ReturnType<typeof fileIdentity> } | undefined;
-  for await (const listed of expandInputs(positionals, { recursive, signal })) {
-    const { arg, key, ...input } = listed;
-    const origin: InputOrigin = { seq: seq++, arg, key };
-    if (identify && !input.error) {
-      // An IDX entry (`archive#i`, its pixels already read) is identified by its archive, stat'ed once.
-      const file = input.source ? input.path.slice(0, input.path.lastIndexOf('#')) : input.path;
-      if (input.fsPath) Object.assign(origin, fileIdentity(Buffer.from(input.fsPath))); // a name that is not UTF-8: by its bytes
-      else {
-        if (archive?.path !== file) archive = { path: file, identity: fileIdentity(file) };
-        Object.assign(origin, archive.identity);
+  for await (const chunk of expandInputChunks(positionals, { recursive, signal })) {
+    yield chunk.map(({ arg, key, ...input }): PlannedInput => {
+      const origin: InputOrigin = { seq: seq++, arg, key };
+      if (identify && !input.error) {
+        // An IDX entry (`archive#i`, its pixels already read) is identified by its archive, stat'ed once.
+        const file = input.source ? input.path.slice(0, input.path.lastIndexOf('#')) : input.path;
+        if (input.fsPath) Object.assign(origin, fileIdentity(Buffer.from(input.fsPath))); // a name that is not UTF-8: by its bytes
+        else {
+          if (archive?.path !== file) archive = { path: file, identity: fileIdentity(file) };
+          Object.assign(origin, archive.identity);
+        }
       }
-    }
-    yield { input, origin };
+      return { input, origin };
+    });
   }
 }
 
@@ -347,16 +351,20 @@ async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: Res
   // Resumed: each new result's seq is above every seq before it in the file (its place in the input sequence
   // when that is free, as in an uninterrupted run; the next free one for a file added or changed since).
   let nextSeq = resumed.append ? resumed.nextSeq : 0;
-  const planned = async function* (): AsyncGenerator<PlannedInput> {
+  const planned = async function* (): AsyncGenerator<PlannedInput[]> {
     try {
-      for await (const p of planInputs(options.positionals, options.manifest, options.recursive, controller.signal, options.format === 'jsonl')) {
-        if (!inShard(p.origin.key, options.shard)) continue;
-        if (resumed.done.size && resumed.done.has(inputIdentity(p.origin as InputOrigin & { row?: number }))) continue;
-        if (resumed.append) {
-          p.origin.seq = Math.max(p.origin.seq, nextSeq);
-          nextSeq = p.origin.seq + 1;
+      for await (const chunk of planInputChunks(options.positionals, options.manifest, options.recursive, controller.signal, options.format === 'jsonl')) {
+        const kept: PlannedInput[] = [];
+        for (const p of chunk) {
+          if (!inShard(p.origin.key, options.shard)) continue;
+          if (resumed.done.size && resumed.done.has(inputIdentity(p.origin as InputOrigin & { row?: number }))) continue;
+          if (resumed.append) {
+            p.origin.seq = Math.max(p.origin.seq, nextSeq);
+            nextSeq = p.origin.seq + 1;
+          }
+          kept.push(p);
         }
-        yield p;
+        if (kept.length) yield kept;
       }
     } catch (err) {
       planFailure = err as Error;
@@ -366,13 +374,13 @@ async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: Res
   try {
     if (!options.manifest) {
       // Files and folders: one stream into the engine; origins wait in order for their results.
-      async function* engineInputs(): AsyncGenerator<ScoreInput> {
-        for await (const p of planned()) {
-          waiting.push(p);
-          yield p.input;
+      async function* engineInputs(): AsyncGenerator<ScoreInput[]> {
+        for await (const chunk of planned()) {
+          for (const p of chunk) waiting.push(p);
+          yield chunk.map((p) => p.input);
         }
       }
-      await engine.scoreAll(engineInputs(), (r) => emit(r, waiting.shift()!), { signal: controller.signal });
+      await engine.scoreAll({ chunks: engineInputs() }, (r) => emit(r, waiting.shift()!), { signal: controller.signal });
     } else {
       // A manifest's rows without a usable path are error records that never reach the engine. They are put
       // in place between the engine's results segment by segment: the engine takes its inputs batch by batch
@@ -401,11 +409,13 @@ async function scoreLocked(engine: OodEngine, options: ScoreOptions, header: Res
           }, { signal: controller.signal });
         }
       };
-      for await (const p of planned()) {
-        segment.push(p);
-        if (segment.length >= SEGMENT_ROWS) {
-          await runSegment();
-          if (controller.signal.aborted) break;
+      rows: for await (const chunk of planned()) {
+        for (const p of chunk) {
+          segment.push(p);
+          if (segment.length >= SEGMENT_ROWS) {
+            await runSegment();
+            if (controller.signal.aborted) break rows;
+          }
         }
       }
       if (!controller.signal.aborted) await runSegment();

@@ -13,7 +13,7 @@ import { BatchScorer, checkCalibrationMatches } from './pipeline/batchScoring';
 import { calibratedCount, type VerdictRule } from './pair/calibration';
 import { checkCalibrationCanReject, countsOf } from './pair/calibrationCheck';
 import { type Compressor, loadCompressor } from './detectors/complexity';
-import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, StageTimings } from './engineTypes';
+import type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreInput, ScoreInputs, StageTimings } from './engineTypes';
 import { testChoiceLines, vaeTrainingLine } from './pair/fitRecords';
 import { pairCompressor, pairShares, pairTrustWarning, resolveIn } from './pair/manifest';
 import { type OodDetector, pairDetectors } from './detectors/oodDetectors';
@@ -60,7 +60,7 @@ export interface LoadTimings {
   detectors: number;
 }
 
-export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, StageTimings } from './engineTypes';
+export type { EngineOptions, ImageResult, PairInfo, Pipeline, ScoreDetails, ScoreInput, ScoreInputChunks, ScoreInputs, StageTimings } from './engineTypes';
 
 /**
  * The scoring shards, started before this thread loads the pair when the caller expects more inputs than the
@@ -299,7 +299,7 @@ export class OodEngine {
    * Scores any mix of files and in-memory images, in order, with bounded memory (a few batches in flight);
    * stops between batches when `signal` aborts (batches already scored are still reported).
    */
-  scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
+  scoreAll(inputs: ScoreInputs, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
     return this.scheduler.scoreAll(inputs, onResult, options);
   }
 

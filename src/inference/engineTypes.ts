@@ -150,6 +150,17 @@ export interface PairInfo {
  */
 export type ScoreInput = { path: string; fsPath?: Uint8Array; source?: ImageSource; error?: string };
 
+/**
+ * Inputs that arrive a chunk at a time (a folder listing, a manifest's rows): `scoreAll` cuts its batches from
+ * each chunk without an await per input.
+ */
+export interface ScoreInputChunks {
+  chunks: AsyncIterable<ScoreInput[]>;
+}
+
+/** What `scoreAll` takes: a list, a stream of inputs, or a stream of chunks of them. */
+export type ScoreInputs = Iterable<ScoreInput> | AsyncIterable<ScoreInput> | ScoreInputChunks;
+
 export type Pipeline = 'sharded' | 'overlapped' | 'phased';
 
 /** Milliseconds spent per stage since the engine was created (stages overlap in time when pipelined). */

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import type { BatchScorer } from './batchScoring';
 import type { Compressor } from '../detectors/complexity';
-import type { ImageResult, Pipeline, ScoreInput, StageTimings } from '../engineTypes';
+import type { ImageResult, Pipeline, ScoreInput, ScoreInputs, StageTimings } from '../engineTypes';
 import { type PairImageSpecs, preparePairBatch } from '../image/fastpath';
 import { PreprocessPool } from './preprocessPool';
 import { ImageDecodeError, isRawImage, readChecked, readCheckedSync, type ImageSource, type ModelImage, type RawImage } from '../image/preprocess';
@@ -180,7 +180,7 @@ export class BatchScheduler {
    * (onnxruntime's threads on every core) while the preprocessing workers prepare the next one, during or
    * after; this thread then turns the model outputs into results and reports them.
    */
-  async scoreAll(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
+  async scoreAll(inputs: ScoreInputs, onResult: (r: ImageResult, index: number) => void | Promise<void>, options: { signal?: AbortSignal; withDetails?: boolean } = {}): Promise<void> {
     const withDetails = options.withDetails ?? false;
     const aborted = () => options.signal?.aborted ?? false;
     const iterator = this.batchesOf(inputs, aborted)[Symbol.asyncIterator]();
@@ -209,10 +209,22 @@ export class BatchScheduler {
     else await this.runPipelined(batches(), emit, withDetails, aborted);
   }
 
-  private async *batchesOf(inputs: Iterable<ScoreInput> | AsyncIterable<ScoreInput>, aborted: () => boolean): AsyncGenerator<ScoreInput[]> {
+  private async *batchesOf(inputs: ScoreInputs, aborted: () => boolean): AsyncGenerator<ScoreInput[]> {
     let batch: ScoreInput[] = [];
-    // A plain list is cut into batches without an await per item (`for await` would add one).
-    if (Symbol.iterator in inputs) {
+    // A plain list, or each chunk, is cut into batches without an await per item (`for await` would add one).
+    if ('chunks' in inputs) {
+      for await (const chunk of inputs.chunks) {
+        for (const input of chunk) {
+          batch.push(input);
+          if (batch.length >= this.batchSize) {
+            if (aborted()) return;
+            yield batch;
+            batch = [];
+          }
+        }
+        if (aborted()) return;
+      }
+    } else if (Symbol.iterator in inputs) {
       for (const input of inputs) {
         batch.push(input);
         if (batch.length >= this.batchSize) {
