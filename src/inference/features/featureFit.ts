@@ -8,6 +8,7 @@ import { BoundedReadError, LIMITS, linkedOutside, readBoundedSync, readBoundedTe
 import { jsonSyntaxProblem } from '../io/jsonText';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomicFile';
+import { firstNonFinite } from './finite';
 import { fromFloat16Bytes, toFloat16Bytes } from './float16';
 import type { MahalanobisModel } from './mahalanobis';
 import type { LayerGaussian } from './layerGaussian';
@@ -87,8 +88,8 @@ export function readFeatureFit(path: string): FeatureFit {
     const buf = readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' });
     const expected = (classes * file.dims + file.dims * file.dims) * 4;
     if (buf.byteLength !== expected) throw new Error(`${bytesPath}: holds ${buf.byteLength} bytes, expected ${expected}; fit the detectors again`);
-    const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-    const bad = all.findIndex((v) => !Number.isFinite(v));
+    const all = float32Values(buf);
+    const bad = firstNonFinite(all);
     if (bad >= 0) throw new Error(`${bytesPath}: the Mahalanobis detector's data holds a value that is not a finite number (${all[bad]} at index ${bad}); fit the detectors again (ood-lens fit … or Create Pair)`);
     if (all.subarray(classes * file.dims).every((v) => v === 0)) throw new Error(`${bytesPath}: the Mahalanobis detector's whitening matrix is all zeros (every distance would be 0); fit the detectors again (ood-lens fit … or Create Pair)`);
     fit.mahalanobis = { dims: file.dims, classes, whitenedMeans: all.slice(0, classes * file.dims), whitening: all.slice(classes * file.dims) };
@@ -96,6 +97,15 @@ export function readFeatureFit(path: string): FeatureFit {
   }
   if (file.layers) fit.layers = readLayers(dir, file.layers);
   return fit;
+}
+
+/**
+ * A data file's float32 values (little-endian, as written): a view of the read buffer when it is 4-byte aligned
+ * (a read of its own always is), else a copy. Only read here: the models' arrays are sliced out of it.
+ */
+function float32Values(buf: Buffer): Float32Array {
+  if (buf.byteOffset % 4 === 0) return new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
 function readLayers(dir: string, entry: NonNullable<FeatureFitFile['layers']>): LayerGaussian[] {
@@ -107,8 +117,8 @@ function readLayers(dir: string, entry: NonNullable<FeatureFitFile['layers']>): 
   const buf = readBoundedSync(bytesPath, { maxBytes: LIMITS.modelBytes, what: 'features data file' });
   const expected = items.reduce((a, l) => a + (l.dims + l.dims * l.dims) * 4, 0);
   if (buf.byteLength !== expected) throw new Error(`${bytesPath}: holds ${buf.byteLength} bytes, expected ${expected}; fit the detectors again`);
-  const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-  const nonFinite = all.findIndex((v) => !Number.isFinite(v));
+  const all = float32Values(buf);
+  const nonFinite = firstNonFinite(all);
   if (nonFinite >= 0) throw new Error(`${bytesPath}: the earlier-layer Gaussians hold a value that is not a finite number (${all[nonFinite]} at index ${nonFinite}); fit the detectors again (ood-lens fit … or Create Pair)`);
   let off = 0;
   return items.map((l) => {

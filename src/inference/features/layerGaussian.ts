@@ -6,6 +6,7 @@
  * scale by each layer's fit-part median and spread (MAD), and averaged: a label-free combination in which no
  * layer dominates by its width. Higher = more out-of-distribution.
  */
+import { firstNonFinite } from './finite';
 import { fitMahalanobis, type MahalanobisModel } from './mahalanobis';
 
 /** Layers pooled to more values than this are pooled further, to 1×1 (per channel): the covariance is D². */
@@ -54,7 +55,7 @@ function medianOf(values: Float64Array): number {
 /** Fits one layer's Gaussian on `features` (rows × inputDims); `distances` scores rows with the fitted model. */
 export function fitLayerGaussian(tensor: string, features: Float32Array, inputDims: number, distances: (m: MahalanobisModel, rows: Float32Array) => Float64Array): LayerGaussian {
   const n = features.length / inputDims;
-  const broken = features.findIndex((v) => !Number.isFinite(v));
+  const broken = firstNonFinite(features);
   // A NaN would make the whole Gaussian NaN: no image could be scored by this test afterwards.
   if (broken >= 0) throw new Error(`the earlier-layer test ("layers"): layer "${tensor}" has a non-finite value (${features[broken]}) for fit image ${Math.floor(broken / inputDims) + 1} of ${n}; the classifier's output is invalid for that image: check the model`);
   const pooling: LayerGaussian['pooling'] = inputDims > MAX_LAYER_DIMS && inputDims % 4 === 0 ? 'channels' : 'quadrants';
