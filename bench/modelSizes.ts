@@ -1,6 +1,7 @@
 /**
- * Speed at two model sizes (issue 23): the built-in MNIST pair and a 224×224 RGB classifier-only pair
- * (MobileNetV3-Small with random weights, training/export-mobilenet.py; the pair made by `ood-lens fit`).
+ * Speed at two model sizes (issue 23): the built-in MNIST pair and a 224×224 RGB classifier (MobileNetV3-Small
+ * with random weights, training/export-mobilenet.py) in two pairs made by `ood-lens fit`: classifier-only, and
+ * with the VAE fit trains for a classifier without one (an MLP on 64×64 RGB).
  * For each: `ood-lens score` as a whole new process, 3 times (images/s and peak RSS), and the bound measured in
  * the same run before and after each of them — the pair's scorer on pre-decoded images (tensors, models, KNN and
  * Mahalanobis, p-values; no file reading, decoding or resizing), the best of one engine with every thread and

@@ -3,7 +3,8 @@
  * it, with machine details, to BENCHMARKS.md. A benchmark, not a test: nothing here asserts a timing.
  *   npm run bench [-- --quick]     (--quick: 2,000 MNIST images, no 100k run)
  *   npm run bench -- --knn-only     (only the KNN search cost)
- *   npm run bench -- --sizes-only   (only bench/modelSizes.ts: the built-in pair and a 224×224 RGB pair, whole process vs bound)
+ *   npm run bench -- --sizes-only   (only bench/modelSizes.ts: the built-in pair and a 224×224 RGB classifier, without and with
+ *                                    the VAE fit trains; whole process vs bound)
  *   npm run bench -- --byom-only    (only "bring your own model": bench/byom.ts's fit → score of each
  *                                    third-party-style model; --byom-fit N / --byom-score N set the image counts,
  *                                    default 2,000 / 2,000 as bench/byom.ts (--quick 500 / 500); --no-byom leaves it out)
