@@ -111,15 +111,17 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
     }
     return { runner, features: named, layers: runner.layerPools };
   }
-  const { decodeOnnxModel, encodeOnnxModel, exposePenultimateIn, exposeLayerPoolsIn, lastConvActivations } = await import('../features/onnxGraph');
+  const { decodeOnnxModel, exposePenultimateIn, exposeLayerPoolsIn, graphCounts, lastConvActivations, withGraphAdditions } = await import('../features/onnxGraph');
   let bytes: Uint8Array;
   try {
     bytes = readBoundedSync(path, { maxBytes: LIMITS.modelBytes, what: 'model file' });
   } catch (err) {
     throw new ModelError(path, err instanceof BoundedReadError ? err.reason : (err as Error).message);
   }
-  // Decoded once for every edit below, encoded once after them.
+  // Decoded once for every edit below; the edits only add to the graph, and onnxruntime gets the additions
+  // appended to the model's own bytes (onnxGraph.ts withGraphAdditions).
   const model = !named || layers ? decodeOnnxModel(bytes, path) : undefined;
+  const before = model ? graphCounts(model) : undefined;
   let edited = false;
   let features: string;
   if (named) features = named;
@@ -139,7 +141,7 @@ async function loadClassifierWithFeatures(path: string, m: PairManifest, options
       edited = true;
     }
   }
-  if (edited) bytes = encodeOnnxModel(model!);
+  if (edited) bytes = withGraphAdditions(bytes, model!, before!);
   let runner = await loadModel(path, 'onnx', options, bytes);
   // An old opset's graph gives the activations whole: they are pooled as they come back.
   if (poolInJs && exposedLayers) runner = new (await import('../features/layerPooling')).JsPooledLayersRunner(runner, exposedLayers);

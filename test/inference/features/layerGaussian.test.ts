@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
-import { convActivationOutputs, exposeLayerPools } from '../../../src/inference/features/onnxGraph';
+import { convActivationOutputs, encodeOnnxModel, exposeLayerPools, exposeLayerPoolsIn, exposePenultimateIn, graphCounts, withGraphAdditions } from '../../../src/inference/features/onnxGraph';
 import { readFeatureFit } from '../../../src/inference/features/featureFit';
 import { fitLayerGaussian } from '../../../src/inference/features/layerGaussian';
 import { mahalanobisScores } from '../../../src/inference/features/mahalanobis';
@@ -136,6 +136,29 @@ describe('the ONNX graph edit exposes conv blocks pooled to 2×2', () => {
     } finally {
       await inJs.dispose();
       await session.release();
+    }
+  });
+
+  test('the loader\'s edits appended to the model\'s own bytes run in onnxruntime as the whole edited model does', async () => {
+    const bytes = readFileSync(path);
+    const model = onnx.ModelProto.decode(bytes);
+    const before = graphCounts(model);
+    const { name } = exposePenultimateIn(model, path);
+    const { layers } = exposeLayerPoolsIn(model, path, ['/Relu_output_0', '/Relu_1_output_0']);
+    const appended = withGraphAdditions(bytes, model, before);
+    assert.ok(appended.length < bytes.length + 16384, `only the additions are written after the model (${appended.length - bytes.length} bytes)`);
+    const [merged, whole] = await Promise.all([ort.InferenceSession.create(appended), ort.InferenceSession.create(encodeOnnxModel(model))]);
+    const images = idxImages(readIdxFile(MNIST_TEST_IMAGES), MNIST_TEST_IMAGES);
+    try {
+      assert.deepEqual(merged.outputNames, whole.outputNames);
+      assert.deepEqual(merged.outputNames.slice(-3), [name, ...layers.map((l) => l.output)]);
+      const input = new Float32Array(4 * 784);
+      for (let b = 0; b < 4; b++) input.set(Array.from(images.image(40 + b), (v) => v / 255), b * 784);
+      const feed = { [whole.inputNames[0]]: new ort.Tensor('float32', input, [4, 28, 28, 1]) };
+      const [a, b] = await Promise.all([merged.run(feed), whole.run(feed)]);
+      for (const out of whole.outputNames) assert.deepEqual(a[out].data, b[out].data, `output ${out}`);
+    } finally {
+      await Promise.all([merged.release(), whole.release()]);
     }
   });
 
