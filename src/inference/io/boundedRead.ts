@@ -66,6 +66,11 @@ export interface BoundedReadOptions {
   what?: string;
   /** An empty file is refused unless this is set. */
   allowEmpty?: boolean;
+  /**
+   * readBoundedSync: room for this many more bytes after the file's in the returned buffer's memory (its
+   * `buffer`), so that a caller can append to it without copying the file (onnxGraph.ts withGraphAdditions).
+   */
+  spareBytes?: number;
 }
 
 function kindOf(st: Stats): string {
@@ -131,7 +136,7 @@ export function readBoundedSync(given: string | Uint8Array, options: BoundedRead
   }
   try {
     const size = checkStats(shown, fstatSync(fd), options);
-    const bytes = Buffer.allocUnsafe(size);
+    const bytes = options.spareBytes ? Buffer.from(new ArrayBuffer(size + options.spareBytes), 0, size) : Buffer.allocUnsafe(size);
     let filled = 0;
     while (filled < size) {
       const n = readSync(fd, bytes, filled, size - filled, filled);

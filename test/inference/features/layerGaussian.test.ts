@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { convActivationOutputs, encodeOnnxModel, exposeLayerPools, exposeLayerPoolsIn, exposePenultimateIn, graphCounts, withGraphAdditions } from '../../../src/inference/features/onnxGraph';
 import { readFeatureFit } from '../../../src/inference/features/featureFit';
+import { readBoundedSync } from '../../../src/inference/io/boundedRead';
 import { fitLayerGaussian } from '../../../src/inference/features/layerGaussian';
 import { mahalanobisScores } from '../../../src/inference/features/mahalanobis';
 import { loadTfjs } from '../../../src/inference/backends/tfjs';
@@ -147,7 +148,12 @@ describe('the ONNX graph edit exposes conv blocks pooled to 2×2', () => {
     const { layers } = exposeLayerPoolsIn(model, path, ['/Relu_output_0', '/Relu_1_output_0']);
     const appended = withGraphAdditions(bytes, model, before);
     assert.ok(appended.length < bytes.length + 16384, `only the additions are written after the model (${appended.length - bytes.length} bytes)`);
-    const [merged, whole] = await Promise.all([ort.InferenceSession.create(appended), ort.InferenceSession.create(encodeOnnxModel(model))]);
+    // Read with room after it (as the loader reads a classifier), the additions go into the same memory.
+    const roomy = readBoundedSync(path, { maxBytes: 1 << 30, spareBytes: 64 * 1024 });
+    const inPlace = withGraphAdditions(roomy, model, before);
+    assert.equal(inPlace.buffer, roomy.buffer, 'written after the model in its own buffer');
+    assert.deepEqual(inPlace, appended);
+    const [merged, whole] = await Promise.all([ort.InferenceSession.create(inPlace), ort.InferenceSession.create(encodeOnnxModel(model))]);
     const images = idxImages(readIdxFile(MNIST_TEST_IMAGES), MNIST_TEST_IMAGES);
     try {
       assert.deepEqual(merged.outputNames, whole.outputNames);
