@@ -211,9 +211,9 @@ export class BatchScheduler {
 
   private async *batchesOf(inputs: ScoreInputs, aborted: () => boolean): AsyncGenerator<ScoreInput[]> {
     let batch: ScoreInput[] = [];
-    // A plain list, or each chunk, is cut into batches without an await per item (`for await` would add one).
-    if ('chunks' in inputs) {
-      for await (const chunk of inputs.chunks) {
+    if ('chunks' in inputs || Symbol.iterator in inputs) {
+      // A plain list (one chunk), or each chunk, is cut into batches without an await per item (`for await` would add one).
+      for await (const chunk of 'chunks' in inputs ? inputs.chunks : [inputs]) {
         for (const input of chunk) {
           batch.push(input);
           if (batch.length >= this.batchSize) {
@@ -223,15 +223,6 @@ export class BatchScheduler {
           }
         }
         if (aborted()) return;
-      }
-    } else if (Symbol.iterator in inputs) {
-      for (const input of inputs) {
-        batch.push(input);
-        if (batch.length >= this.batchSize) {
-          if (aborted()) return;
-          yield batch;
-          batch = [];
-        }
       }
     } else {
       for await (const input of inputs) {
