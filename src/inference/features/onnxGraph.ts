@@ -64,13 +64,9 @@ export function withGraphAdditions(bytes: Uint8Array, model: onnx.IModelProto, b
   const tail = onnx.ModelProto.encode(onnx.ModelProto.create({ graph })).finish();
   // Written after the model in the same memory when it was read with room for it (readBoundedSync spareBytes):
   // a fresh copy of a 6 MB model cost ~15 ms of page faults in a scoring shard's start.
-  if (bytes.buffer.byteLength - bytes.byteOffset - bytes.length >= tail.length) {
-    const out = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length + tail.length);
-    out.set(tail, bytes.length);
-    return out;
-  }
-  const out = new Uint8Array(bytes.length + tail.length);
-  out.set(bytes);
+  const inPlace = bytes.buffer.byteLength - bytes.byteOffset - bytes.length >= tail.length;
+  const out = inPlace ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length + tail.length) : new Uint8Array(bytes.length + tail.length);
+  if (!inPlace) out.set(bytes);
   out.set(tail, bytes.length);
   return out;
 }
