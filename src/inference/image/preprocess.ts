@@ -253,12 +253,17 @@ function loaderPrefix(bytes: Uint8Array): RegExp | null {
  * kept (or the first line).
  */
 function ownLines(message: string, bytes: Uint8Array | undefined): string {
-  const prefix = /^Input buffer has corrupt header: /.exec(message)?.[0] ?? '';
-  const lines = [...new Set(message.slice(prefix.length).split('\n').map((l) => l.trim().replace(/[:\s]+$/, '')).filter(Boolean))];
   const loader = bytes ? loaderPrefix(bytes) : null;
+  // sharp appends the whole shared buffer to "corrupt header": this image's loader line is there or not
+  // depending on what another thread cleared (a cut JPEG read "…: VipsJpeg: premature end of JPEG image" in
+  // one pipeline and nothing after the colon in another), so none of it is kept.
+  if (/^Input buffer has corrupt header\b/.test(message)) return `could not read the ${LOADER_NAMES[loader?.source ?? ''] ?? 'image'} header (libvips: Input buffer has corrupt header)`;
+  const lines = [...new Set(message.split('\n').map((l) => l.trim().replace(/[:\s]+$/, '')).filter(Boolean))];
   const own = loader ? lines.filter((l) => loader.test(l.split(':')[0])) : [];
-  return `${prefix}${own[0] ?? lines[0] ?? ''}`;
+  return own[0] ?? lines[0] ?? '';
 }
+
+const LOADER_NAMES: Record<string, string> = { png: 'PNG', 'jpe?g': 'JPEG', gif: 'GIF', webp: 'WebP', tiff: 'TIFF' };
 
 /** sharp's messages come from libvips and are cryptic; name the usual causes in plain words. */
 export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
