@@ -14,7 +14,7 @@ import { runCalibrate } from './calibrate';
 import { runEval } from './evaluate';
 import { runMerge } from './merge';
 import { COMMON_OPTIONS, engineOptions, isUsageError, UsageError } from './options';
-import { parseScoreArgs, roughInputCount, runScoreWith, ScoreUsageError } from './score';
+import { parseScoreArgs, roughInputCount, runScoreWith, ScoreUsageError, startInputListing } from './score';
 
 export { COMMON_OPTIONS, engineOptions, printNotice, UsageError } from './options';
 
@@ -52,9 +52,16 @@ async function runScore(argv: string[]): Promise<number> {
   // for a large folder the shards start loading the pair while this thread does.
   const listed = roughInputCount(options);
   const expectedInputs = listed === undefined ? undefined : Math.floor(listed / (options.shard?.count ?? 1)); // --shard K/N scores 1/N of them
-  const engine = await OodEngine.create({ ...engineOptions(values), releaseModelsWhileSharded: true, expectedInputs });
+  const listing = startInputListing(options);
+  let engine: OodEngine;
   try {
-    return await runScoreWith(engine, options);
+    engine = await OodEngine.create({ ...engineOptions(values), releaseModelsWhileSharded: true, expectedInputs });
+  } catch (err) {
+    listing.abandon();
+    throw err;
+  }
+  try {
+    return await runScoreWith(engine, options, listing);
   } finally {
     await engine.dispose();
   }
