@@ -1,4 +1,6 @@
 /** onnxruntime-node backend: CUDA when asked for (or available under `auto`), CPU otherwise. */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import type * as OrtTypes from 'onnxruntime-node';
 import { BoundedReadError, checkFileSync, LIMITS } from '../io/boundedRead';
@@ -9,16 +11,23 @@ let ortModule: Ort | undefined;
 /** onnxruntime-node, loaded on first use (for graphs run outside a ModelRunner: image/onnxResize.ts). */
 export function ort(): Ort {
   if (!ortModule) {
-    // onnxruntime gathers platform telemetry when it first starts, matching std::regex patterns against
-    // strings such as the process's command line; GCC's regex recurses per character, so a long command line
-    // (`ood-lens score` with thousands of image paths) overflows the stack: a segfault (measured here: fine at
-    // 28,000 characters, crashed at 80,000; vespa-engine/vespa#37786). The variable skips that code. Only the
-    // main thread's process.env reaches the real environment, and workers start onnxruntime after it.
-    if (isMainThread) process.env.ORT_DISABLE_TELEMETRY ??= '1';
+    prepareOrtEnvironment();
     // Loaded lazily: the native addon is only needed when an ONNX pair is used.
     ortModule = require('onnxruntime-node') as Ort;
   }
   return ortModule;
+}
+
+/**
+ * onnxruntime gathers platform telemetry when it first starts, matching std::regex patterns against strings such
+ * as the process's command line; GCC's regex recurses per character, so a long command line (`ood-lens score`
+ * with thousands of image paths) overflows the stack: a segfault (measured here: fine at 28,000 characters,
+ * crashed at 80,000; vespa-engine/vespa#37786). The variable skips that code. Only the main thread's process.env
+ * reaches the real environment: it is set here before this thread loads onnxruntime and before it starts a worker
+ * thread that may (preprocessPool.ts `startWorker`), whichever comes first.
+ */
+export function prepareOrtEnvironment(): void {
+  if (isMainThread) process.env.ORT_DISABLE_TELEMETRY ??= '1';
 }
 
 function toInfo(meta: readonly OrtTypes.InferenceSession.ValueMetadata[]): TensorInfo[] {
@@ -93,17 +102,22 @@ class OnnxRunner implements ModelRunner {
 /** True when this onnxruntime-node install carries the CUDA provider libraries. */
 export function cudaProviderInstalled(): boolean {
   try {
+    // On Linux the CUDA provider is a library of its own that onnxruntime-node's install script downloads: its file
+    // answers without loading onnxruntime (~20 ms of the CLI's start, before the scoring shards can be started).
+    if (process.platform === 'linux') return existsSync(join(ortBinaryFolder(), 'libonnxruntime_providers_cuda.so'));
     const backends = (ort() as unknown as { listSupportedBackends?: () => { name: string; bundled: boolean }[] }).listSupportedBackends?.() ?? [];
     const cuda = backends.find((b) => b.name === 'cuda');
     if (!cuda) return false;
     if (cuda.bundled) return true;
-    const { existsSync } = require('node:fs') as typeof import('node:fs');
-    const { dirname, join } = require('node:path') as typeof import('node:path');
-    const bin = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
-    return existsSync(join(bin, 'libonnxruntime_providers_cuda.so'));
+    return existsSync(join(ortBinaryFolder(), 'libonnxruntime_providers_cuda.so'));
   } catch {
     return false;
   }
+}
+
+/** Where onnxruntime-node keeps its native libraries for this platform. */
+function ortBinaryFolder(): string {
+  return join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
 }
 
 /** Loads an ONNX model from `path`, or from `bytes` (a graph edited in memory; `path` then names it in messages). */

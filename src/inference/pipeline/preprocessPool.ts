@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { prepareOrtEnvironment } from '../backends/onnx';
 import type { Compressor } from '../detectors/complexity';
 import type { PairImageSpecs } from '../image/fastpath';
 import { ImageDecodeError, type ModelImage } from '../image/preprocess';
@@ -22,6 +23,7 @@ type Item = WorkItem;
 export const WORKER_YOUNG_GENERATION_MB = 4;
 
 export function startWorker(): Worker {
+  prepareOrtEnvironment(); // the worker may start onnxruntime before this thread does
   const resourceLimits = { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB };
   const bundled = join(__dirname, 'preprocessWorker.js');
   if (existsSync(bundled)) return new Worker(bundled, { resourceLimits });
