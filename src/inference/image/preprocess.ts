@@ -235,14 +235,14 @@ export async function decodeToRaw(bytes: Uint8Array, options: { rgb: boolean; ba
   }
 }
 
-/** The prefix libvips' loader for these bytes puts on its messages (by magic number). */
-function loaderPrefix(bytes: Uint8Array): RegExp | null {
+/** The format of these bytes (by magic number) and the prefix libvips' loader for it puts on its messages. */
+function imageLoader(bytes: Uint8Array): { format: string; linePrefix: RegExp } | null {
   const b = (i: number) => bytes[i] ?? -1;
-  if (b(0) === 0x89 && b(1) === 0x50 && b(2) === 0x4e && b(3) === 0x47) return /png/i;
-  if (b(0) === 0xff && b(1) === 0xd8) return /jpe?g/i;
-  if (b(0) === 0x47 && b(1) === 0x49 && b(2) === 0x46) return /gif/i;
-  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46) return /webp/i;
-  if ((b(0) === 0x49 && b(1) === 0x49) || (b(0) === 0x4d && b(1) === 0x4d)) return /tiff/i;
+  if (b(0) === 0x89 && b(1) === 0x50 && b(2) === 0x4e && b(3) === 0x47) return { format: 'PNG', linePrefix: /png/i };
+  if (b(0) === 0xff && b(1) === 0xd8) return { format: 'JPEG', linePrefix: /jpe?g/i };
+  if (b(0) === 0x47 && b(1) === 0x49 && b(2) === 0x46) return { format: 'GIF', linePrefix: /gif/i };
+  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46) return { format: 'WebP', linePrefix: /webp/i };
+  if ((b(0) === 0x49 && b(1) === 0x49) || (b(0) === 0x4d && b(1) === 0x4d)) return { format: 'TIFF', linePrefix: /tiff/i };
   return null;
 }
 
@@ -253,17 +253,15 @@ function loaderPrefix(bytes: Uint8Array): RegExp | null {
  * kept (or the first line).
  */
 function ownLines(message: string, bytes: Uint8Array | undefined): string {
-  const loader = bytes ? loaderPrefix(bytes) : null;
+  const loader = bytes ? imageLoader(bytes) : null;
   // sharp appends the whole shared buffer to "corrupt header": this image's loader line is there or not
   // depending on what another thread cleared (a cut JPEG read "…: VipsJpeg: premature end of JPEG image" in
   // one pipeline and nothing after the colon in another), so none of it is kept.
-  if (/^Input buffer has corrupt header\b/.test(message)) return `could not read the ${LOADER_NAMES[loader?.source ?? ''] ?? 'image'} header (libvips: Input buffer has corrupt header)`;
+  if (/^Input buffer has corrupt header\b/.test(message)) return `could not read the ${loader?.format ?? 'image'} header (libvips: Input buffer has corrupt header)`;
   const lines = [...new Set(message.split('\n').map((l) => l.trim().replace(/[:\s]+$/, '')).filter(Boolean))];
-  const own = loader ? lines.filter((l) => loader.test(l.split(':')[0])) : [];
+  const own = loader ? lines.filter((l) => loader.linePrefix.test(l.split(':')[0])) : [];
   return own[0] ?? lines[0] ?? '';
 }
-
-const LOADER_NAMES: Record<string, string> = { png: 'PNG', 'jpe?g': 'JPEG', gif: 'GIF', webp: 'WebP', tiff: 'TIFF' };
 
 /** sharp's messages come from libvips and are cryptic; name the usual causes in plain words. */
 export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
@@ -274,7 +272,7 @@ export function describeSharpError(err: unknown, bytes?: Uint8Array): string {
   // libpng refusing a PNG's data reaches sharp as "vipspng: libpng read error", or as a bare "Unknown error" when
   // another thread's image cleared libvips' process-wide error buffer first (seen 1 run in 2 with images decoded in
   // several threads): one wording for both, so a file's error does not depend on what else was being decoded.
-  if (bytes && loaderPrefix(bytes)?.source === 'png' && /^(unknown error|vipspng: libpng read error)$/i.test(message)) return 'image data is truncated or corrupt: libpng could not read the PNG data';
+  if (bytes && imageLoader(bytes)?.format === 'PNG' && /^(unknown error|vipspng: libpng read error)$/i.test(message)) return 'image data is truncated or corrupt: libpng could not read the PNG data';
   if (/unsupported image format/i.test(message)) return 'not an image sharp can decode (unsupported or unknown format)';
   if (/premature end|truncated|unexpected end|not enough data|Read error|corrupt header/i.test(message)) return `image data is truncated or corrupt: ${message}`;
   // libpng refusing the pixel data (a bad row filter) can reach sharp as a bare "Unknown error" (seen in the CLI).
