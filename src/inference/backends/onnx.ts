@@ -104,20 +104,19 @@ export function cudaProviderInstalled(): boolean {
   try {
     // On Linux the CUDA provider is a library of its own that onnxruntime-node's install script downloads: its file
     // answers without loading onnxruntime (~20 ms of the CLI's start, before the scoring shards can be started).
-    if (process.platform === 'linux') return existsSync(join(ortBinaryFolder(), 'libonnxruntime_providers_cuda.so'));
+    if (process.platform === 'linux') return cudaLibraryPresent();
     const backends = (ort() as unknown as { listSupportedBackends?: () => { name: string; bundled: boolean }[] }).listSupportedBackends?.() ?? [];
     const cuda = backends.find((b) => b.name === 'cuda');
     if (!cuda) return false;
-    if (cuda.bundled) return true;
-    return existsSync(join(ortBinaryFolder(), 'libonnxruntime_providers_cuda.so'));
+    return cuda.bundled || cudaLibraryPresent();
   } catch {
     return false;
   }
 }
 
-/** Where onnxruntime-node keeps its native libraries for this platform. */
-function ortBinaryFolder(): string {
-  return join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+/** Whether onnxruntime-node's CUDA provider library is in its native-library folder for this platform. */
+function cudaLibraryPresent(): boolean {
+  return existsSync(join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'));
 }
 
 /** Loads an ONNX model from `path`, or from `bytes` (a graph edited in memory; `path` then names it in messages). */
