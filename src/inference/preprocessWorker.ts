@@ -52,8 +52,7 @@ async function shard(req: Exclude<ShardRequest, { kind: 'close' }>): Promise<Sha
     // Loaded on demand, so that preprocessing-only workers never load onnxruntime.
     const { OodEngine } = await import('./engine');
     // One intra-op thread: the shards are the parallelism (one per core), and a single-threaded session
-    // never waits on another thread inside a batch. Low-memory sessions: each shard's thread has its own malloc
-    // arena, where they were measured not to grow over 100,000 images.
+    // never waits on another thread inside a batch. Low-memory sessions (no memory patterns; LoadOptions.lowMemory).
     shardEngine = OodEngine.create({ ...req.options, provider: 'cpu', threads: 1, spinning: false, preprocessWorkers: 0, pipeline: 'overlapped', lowMemorySessions: true });
     const engine = await shardEngine;
     if (!req.describe) return { id: req.id, opened: true };

@@ -133,7 +133,7 @@ export async function loadOnnx(path: string, options: LoadOptions, bytes?: Uint8
   const base: OrtTypes.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    ...(options.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
+    ...(options.lowMemory ? { enableMemPattern: false } : {}),
     ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
     // Idle intra-op threads sleep instead of spinning, so that they leave the core to other work (the
     // preprocessing worker) between and within batches.

@@ -161,7 +161,7 @@ export interface LoadPairOptions extends LoadOptions {
   calibrationMayBeMissing?: boolean;
 }
 
-/** Values per image up to which a pair's onnxruntime sessions go without arena and memory patterns (LoadOptions.lowMemory); larger inputs were not measured and keep both. */
+/** Values per image up to which a pair's onnxruntime sessions go without memory patterns (LoadOptions.lowMemory); larger inputs were not measured and keep them. */
 const LOW_MEMORY_MAX_VALUES = 64 * 64 * 3;
 
 /** Whether every model input the manifest declares is small (a size it leaves to the model file counts as large). */

@@ -8,7 +8,7 @@ import { builtInPairDir, disposePair, loadPair, smallInputs } from '../../../src
 
 const manifest = JSON.parse(readFileSync(join(builtInPairDir(), 'ood-pair.json'), 'utf8')) as PairManifest;
 
-test('asked for (the scoring shards ask), small-input pairs get onnxruntime sessions without arena and memory patterns; large or undeclared inputs, or not asked, keep them', async () => {
+test('asked for (the scoring shards ask), small-input pairs get onnxruntime sessions without memory patterns; large or undeclared inputs, or not asked, keep them', async () => {
   assert.equal(smallInputs(manifest), true);
   assert.equal(smallInputs({ ...manifest, input: { ...manifest.input, width: 224, height: 224, channels: 3 } }), false);
   assert.equal(smallInputs({ ...manifest, vae: { ...manifest.vae!, width: 128, height: 128 } }), false);
@@ -17,7 +17,7 @@ test('asked for (the scoring shards ask), small-input pairs get onnxruntime sess
   const notAsked = await loadPair(builtInPairDir(), { provider: 'cpu' });
   try {
     assert.equal(asked.loadOptions.lowMemory, true, 'asked for, the built-in pair loads its sessions (and the KNN search) in low-memory mode');
-    assert.equal(notAsked.loadOptions.lowMemory, false, 'the engine\'s own thread keeps the arena');
+    assert.equal(notAsked.loadOptions.lowMemory, false, 'the engine\'s own thread keeps memory patterns');
   } finally {
     await disposePair(asked);
     await disposePair(notAsked);
