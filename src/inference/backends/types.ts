@@ -40,13 +40,12 @@ export interface LoadOptions {
   /**
    * onnxruntime (CPU): no memory-pattern planning (one block for all of a run's activations), so a session's
    * arena holds only the tensors a run has live at once. Asked for by the scoring shards and granted by loadPair
-   * for small-input pairs only (see pair.ts): measured on the built-in MNIST pair, peak RSS of a 10k-image CLI run
-   * 482–489 MB with patterns → 414–425 MB without, at the same CPU time. The arena stays: without it every
-   * run's activations (~57 MB a batch of 64 in 20 mallocs of 0.25–8 MB) went through glibc, whose per-thread
-   * heap then held ~63 MB a shard (its mmap threshold rises to the largest freed block, so they all stay in
-   * the heap and fragment it); 100,000 PNGs peaked at 383–455 MB (eight runs) against 341–357 MB (four) with the
-   * arena, same time. Not on the engine's own thread: there its mallocs share glibc's main arena with V8's,
-   * and scoring 10,000 images in-process (a 1,000,000-row manifest) grew the process by ~70 MB.
+   * for small-input pairs only (see pair.ts). Measured on the built-in MNIST pair, 100,000 PNGs: with arena and
+   * patterns (the default) 394–398 MB peak RSS; with neither 383–455 MB (eight runs: every run's activations, ~57 MB
+   * a batch of 64 in ~20 mallocs of 0.25–8 MB, went through glibc, whose per-thread heap then held ~63 MB a shard,
+   * fragmented: its mmap threshold rises to the largest block freed); with the arena only 341–357 MB, 2–5% faster.
+   * Not on the engine's own thread: there its mallocs share glibc's main arena with V8's, and scoring 10,000
+   * images in-process (a 1,000,000-row manifest) grew the process by ~70 MB.
    */
   lowMemory?: boolean;
   /** TensorFlow.js layers models: inner layers whose outputs become extra model outputs, named after the layer. */
