@@ -53,7 +53,7 @@ export interface EngineOptions {
    * An overestimate costs the shards' start-up for nothing; results never depend on it.
    */
   expectedInputs?: number;
-  /** onnxruntime sessions without memory patterns where the pair's inputs are small (LoadOptions.lowMemory); the scoring shards ask for it. */
+  /** onnxruntime sessions without memory patterns (LoadOptions.lowMemory); the scoring shards ask for it. */
   lowMemorySessions?: boolean;
   /** Skip the complexity score (it costs one PNG encode per image). */
   complexity?: boolean;

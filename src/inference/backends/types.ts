@@ -39,13 +39,14 @@ export interface LoadOptions {
   spinning?: boolean;
   /**
    * onnxruntime (CPU): no memory-pattern planning (one block for all of a run's activations), so a session's
-   * arena holds only the tensors a run has live at once. Asked for by the scoring shards and granted by loadPair
-   * for small-input pairs only (see pair.ts). Measured on the built-in MNIST pair, 100,000 PNGs: with arena and
-   * patterns (the default) 394–398 MB peak RSS; with neither 383–455 MB (eight runs: every run's activations, ~57 MB
-   * a batch of 64 in ~20 mallocs of 0.25–8 MB, went through glibc, whose per-thread heap then held ~63 MB a shard,
-   * fragmented: its mmap threshold rises to the largest block freed); with the arena only 341–357 MB, 2–5% faster.
-   * Not on the engine's own thread: there its mallocs share glibc's main arena with V8's, and scoring 10,000
-   * images in-process (a 1,000,000-row manifest) grew the process by ~70 MB.
+   * arena holds only the tensors a run has live at once. Asked for by the scoring shards. Measured on the built-in
+   * MNIST pair, 100,000 PNGs: with arena and patterns (the default) 394–398 MB peak RSS; with neither 383–455 MB
+   * (eight runs: every run's activations, ~57 MB a batch of 64 in ~20 mallocs of 0.25–8 MB, went through glibc,
+   * whose per-thread heap then held ~63 MB a shard, fragmented: its mmap threshold rises to the largest block
+   * freed); with the arena only 341–357 MB, 2–5% faster. The 224×224 MobileNet pair, 2,000 PNGs, at the same
+   * speed: 489–500 → 448–459 MB; with its VAE 617–632 → 551–562 MB. Not on the engine's own thread: there its
+   * mallocs share glibc's main arena with V8's, and scoring 10,000 images in-process (a 1,000,000-row manifest)
+   * grew the process by ~70 MB.
    */
   lowMemory?: boolean;
   /** TensorFlow.js layers models: inner layers whose outputs become extra model outputs, named after the layer. */

@@ -161,24 +161,10 @@ export interface LoadPairOptions extends LoadOptions {
   calibrationMayBeMissing?: boolean;
 }
 
-/** Values per image up to which a pair's onnxruntime sessions go without memory patterns (LoadOptions.lowMemory); larger inputs were not measured and keep them. */
-const LOW_MEMORY_MAX_VALUES = 64 * 64 * 3;
-
-/** Whether every model input the manifest declares is small (a size it leaves to the model file counts as large). */
-export function smallInputs(m: PairManifest): boolean {
-  const models: ImageGeometry[] = [m.classifier, ...(m.vae ? [m.vae] : [])];
-  return models.every((own) => {
-    const width = own.width ?? m.input.width;
-    const height = own.height ?? m.input.height;
-    const channels = own.channels ?? m.input.channels ?? 3;
-    return width !== undefined && height !== undefined && width * height * channels <= LOW_MEMORY_MAX_VALUES;
-  });
-}
-
 export async function loadPair(location: string, options: LoadPairOptions, calibrationOverride?: Calibration, extras: PairLoadExtras = {}): Promise<LoadedPair> {
   const resolved = loadPairManifest(location, { calibrationMayBeMissing: options.calibrationMayBeMissing || calibrationOverride !== undefined });
   const m: PairManifest = resolved.manifest;
-  options = { ...options, lowMemory: !!options.lowMemory && smallInputs(m) };
+  options = { ...options, lowMemory: !!options.lowMemory };
   const fail = (field: string, problem: string): never => {
     throw new PairCheckError(resolved.manifestPath, field, problem);
   };
