@@ -2,7 +2,7 @@
  * Speed at two model sizes (issue 23): the built-in MNIST pair and a 224×224 RGB classifier (MobileNetV3-Small
  * with random weights, training/export-mobilenet.py) in two pairs made by `ood-lens fit`: classifier-only, and
  * with the VAE fit trains for a classifier without one (an MLP on 64×64 RGB).
- * For each: `ood-lens score` as a whole new process, 3 times (images/s and peak RSS), and the bound measured in
+ * For each: `ood-lens score` as a whole new process, 5 times (images/s and peak RSS; the median counts), and the bound measured in
  * the same run before and after each of them — the pair's scorer on pre-decoded images (tensors, models, KNN and
  * Mahalanobis, p-values; no file reading, decoding or resizing), the best of one engine with every thread and
  * one single-threaded engine per core — and their ratio.
@@ -107,7 +107,7 @@ function cliRun(folder: string, pair: string | undefined, extra: string[] = []):
 }
 
 /** The bound: pre-decoded images through the pair's scorer, best of one all-thread engine and one 1-thread engine per core. */
-async function bound(pair: string | undefined, images: ModelImage[], total: number): Promise<{ ips: number; label: string }> {
+export async function bound(pair: string | undefined, images: ModelImage[], total: number): Promise<{ ips: number; label: string }> {
   const cores = Math.min(availableParallelism(), 4);
   const probe = await OodEngine.create({ pair, provider: 'cpu', preprocessWorkers: 0, pipeline: 'overlapped', threads: cores, spinning: true });
   const batchSize = probe.batchSize;
@@ -141,7 +141,7 @@ async function bound(pair: string | undefined, images: ModelImage[], total: numb
 }
 
 /** The first `count` images of a folder as the pair's scorer takes them: each model's image (the VAE's as `forVae`). */
-async function decodeImages(folder: string, pair: string | undefined, count: number): Promise<ModelImage[]> {
+export async function decodeImages(folder: string, pair: string | undefined, count: number): Promise<ModelImage[]> {
   const engine = await OodEngine.create({ pair, provider: 'cpu', preprocessWorkers: 0, pipeline: 'overlapped' });
   const specs = pairImageSpecs(engine.pair.inputs);
   await engine.dispose();
@@ -153,13 +153,23 @@ async function decodeImages(folder: string, pair: string | undefined, count: num
   });
 }
 
+/** The 1-, 5- and 15-minute load averages (Linux), printed beside every row: figures from a busy machine do not count. */
+function loadAverage(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } catch {
+    return 'unknown';
+  }
+}
+
 /**
- * Bound and CLI runs taken in turn — bound, CLI, bound, CLI, bound, CLI, bound — and each CLI run set against the
+ * Bound and CLI runs taken in turn — bound, CLI, bound, CLI, …, bound — and each CLI run set against the
  * higher of the two bounds beside it. This machine's speed drifts by up to a third within minutes (a shared host):
  * a bound taken a minute away from its CLI run measures another machine. The row gives the median of the runs'
  * ratios (the run it came from: images/s and bound), every ratio, and the highest peak RSS of the runs.
  */
-async function measure(name: string, folder: string, pair: string | undefined, images: ModelImage[], boundImages: number, runs = 3): Promise<SizeRow> {
+async function measure(name: string, folder: string, pair: string | undefined, images: ModelImage[], boundImages: number, runs = 5): Promise<SizeRow> {
+  const loadBefore = loadAverage();
   const bounds = [await bound(pair, images, boundImages)];
   const cli: { images: number; seconds: number; maxRssMb: number; bound: number; ratio: number }[] = [];
   for (let i = 0; i < runs; i++) {
@@ -174,7 +184,7 @@ async function measure(name: string, folder: string, pair: string | undefined, i
     images: median.images,
     imagesPerSecond: median.images / median.seconds,
     bound: median.bound,
-    boundLabel: `${bounds[bounds.length - 1].label}; median of ${runs} runs, each against the higher bound beside it: ${cli.map((r) => `${(r.images / r.seconds).toFixed(0)}/${r.bound.toFixed(0)} = ${r.ratio.toFixed(2)}`).join(', ')}`,
+    boundLabel: `${bounds[bounds.length - 1].label}; median of ${runs} runs, each against the higher bound beside it: ${cli.map((r) => `${(r.images / r.seconds).toFixed(0)}/${r.bound.toFixed(0)} = ${r.ratio.toFixed(2)}`).join(', ')}; load average ${loadBefore} before, ${loadAverage()} after`,
     maxRssMb: Math.max(...cli.map((r) => r.maxRssMb)),
   };
   log(`${name}: ${row.imagesPerSecond.toFixed(0)} images/s, bound ${row.bound.toFixed(0)} (${row.boundLabel}), ratio ${(row.imagesPerSecond / row.bound).toFixed(2)}, peak RSS ${row.maxRssMb.toFixed(0)} MB (the highest of the runs)`);
