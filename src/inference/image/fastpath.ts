@@ -16,7 +16,7 @@ import sharp from '../io/lazySharp';
 import type { InputSpec } from '../pair/manifest';
 import { enlargesOnly, enlargeToPlanes, enlargeWithOnnxruntime } from './onnxResize';
 import { unfilterRows } from './pngRows';
-import { decodeToRaw, enlargesToPlanes, ImageDecodeError, imageFromPlanes, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
+import { decodeToRaw, deferredEnlargement, enlargesToPlanes, ImageDecodeError, imageFromPlanes, innerSize, type ModelImage, type RawImage, resizeOptions, toModelImage } from './preprocess';
 
 export const FAST_PNG_MAX_PIXELS = 512 * 512;
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -214,19 +214,28 @@ function enlargedElsewhere(raw: RawImage, spec: InputSpec): boolean {
   return spec.enlargeWith === 'onnxruntime' && enlargesOnly(raw.width, raw.height, inner.width, inner.height);
 }
 
-async function enlargeGroup(images: RawImage[], spec: InputSpec): Promise<ModelImage[]> {
+async function enlargeGroup(images: RawImage[], spec: InputSpec, deferEnlarging: boolean): Promise<ModelImage[]> {
   const inner = innerSize(spec);
+  if (deferEnlarging && enlargesToPlanes(spec)) return images.map((raw) => deferredEnlargement(raw, spec));
   if (enlargesToPlanes(spec)) return (await enlargeToPlanes(images, inner.width, inner.height)).map((planes) => imageFromPlanes(planes, spec));
   return (await enlargeWithOnnxruntime(images, inner.width, inner.height)).map((pixels) => frame(pixels, spec));
 }
 
 export type Prepared = ModelImage | ImageDecodeError;
 
+export interface PrepareOptions {
+  /**
+   * Leave the images that onnxruntime enlarges into an NCHW model's tensor for the model's feed to enlarge
+   * (`ModelImage.enlargeFrom`; BatchScorer.batchTensor): for a caller whose classifier images nothing else reads.
+   */
+  deferEnlarging?: boolean;
+}
+
 /**
  * Preprocesses a batch: raw and small-PNG inputs are resized together per size (atlas); the rest go
  * through sharp one by one. Order is kept; failures are returned as ImageDecodeError in place.
  */
-export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], spec: InputSpec, maxInputPixels: number): Promise<Prepared[]> {
+export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], spec: InputSpec, maxInputPixels: number, options: PrepareOptions = {}): Promise<Prepared[]> {
   const out: Prepared[] = new Array(sources.length);
   const groups = new Map<string, { index: number; raw: RawImage }[]>();
   const enlarging = new Map<string, { index: number; raw: RawImage }[]>();
@@ -255,7 +264,7 @@ export async function prepareBatch(sources: (RawImage | Uint8Array | Error)[], s
   });
   for (const members of enlarging.values()) {
     slow.push(
-      enlargeGroup(members.map((m) => m.raw), spec).then(
+      enlargeGroup(members.map((m) => m.raw), spec, options.deferEnlarging ?? false).then(
         (images) => members.forEach((m, k) => (out[m.index] = images[k])),
         (err: Error) => members.forEach((m) => (out[m.index] = new ImageDecodeError(`could not resize: ${err.message}`))),
       ),
@@ -300,9 +309,9 @@ const LARGE_DECODES_AT_ONCE = 2;
  * both models' images are resized, a couple of images at a time so that full-size pixels never pile up.
  * Each result carries the VAE's image as `forVae`; a failure for either model fails the image, in place.
  */
-export async function preparePairBatch(sources: (RawImage | Uint8Array | Error)[], specs: PairImageSpecs, maxInputPixels: number): Promise<Prepared[]> {
+export async function preparePairBatch(sources: (RawImage | Uint8Array | Error)[], specs: PairImageSpecs, maxInputPixels: number, options: PrepareOptions = {}): Promise<Prepared[]> {
   const vaeSpec = specs.vae;
-  if (!vaeSpec) return prepareBatch(sources, specs.classifier, maxInputPixels);
+  if (!vaeSpec) return prepareBatch(sources, specs.classifier, maxInputPixels, options);
   const out: Prepared[] = new Array(sources.length);
   const small: { index: number; raw: RawImage }[] = [];
   const large: { index: number; source: RawImage | Uint8Array }[] = [];
@@ -314,13 +323,15 @@ export async function preparePairBatch(sources: (RawImage | Uint8Array | Error)[
       else large.push({ index, source });
     }
   });
-  const join = (c: Prepared, v: Prepared): Prepared => (c instanceof Error ? c : v instanceof Error ? v : { ...c, forVae: v });
+  // The classifier's image is its own (made for this file): the VAE's goes on it, not on a copy (spreading it
+  // would read `pixels`, which an image enlarged later does not have, and which a channel-planar one makes).
+  const join = (c: Prepared, v: Prepared): Prepared => (c instanceof Error ? c : v instanceof Error ? v : Object.assign(c, { forVae: v }));
   const both = async (raw: RawImage | Uint8Array) => Promise.all([toModelImage(raw, specs.classifier, maxInputPixels), toModelImage(raw, vaeSpec, maxInputPixels)]);
   const work: Promise<void>[] = [];
   if (small.length) {
     const raws = small.map((s) => s.raw);
     work.push(
-      Promise.all([prepareBatch(raws, specs.classifier, maxInputPixels), prepareBatch(raws, vaeSpec, maxInputPixels)]).then(([c, v]) => small.forEach((s, k) => (out[s.index] = join(c[k], v[k])))),
+      Promise.all([prepareBatch(raws, specs.classifier, maxInputPixels, options), prepareBatch(raws, vaeSpec, maxInputPixels)]).then(([c, v]) => small.forEach((s, k) => (out[s.index] = join(c[k], v[k])))),
     );
   }
   const rgb = specs.classifier.channels === 3 || vaeSpec.channels === 3;
@@ -332,7 +343,7 @@ export async function preparePairBatch(sources: (RawImage | Uint8Array | Error)[
       try {
         const raw = source instanceof Uint8Array ? await decodeToRaw(source, { rgb, background, maxInputPixels }) : source;
         const [c, v] = await both(raw);
-        out[index] = { ...c, forVae: v };
+        out[index] = Object.assign(c, { forVae: v });
       } catch (err) {
         out[index] = err instanceof ImageDecodeError ? err : new ImageDecodeError((err as Error).message);
       }

@@ -54,8 +54,41 @@ export function enlargeToPlanesModel(): Uint8Array {
   return resizeGraph('enlarge-to-planes', [node('Cast', ['clamped'], ['planar'], [{ name: 'to', type: A.INT, i: T.DataType.UINT8 }])], [], [onnx.ValueInfoProto.create({ name: 'planar', type: { tensorType: { elemType: T.DataType.UINT8 } } })]);
 }
 
+/**
+ * A model's scaling of 8-bit values: value = pixel · scale[c] + shift[c] (preprocess.ts `tensorScaling`: the
+ * manifest's range and mean/std folded into one multiply-add per channel).
+ */
+export interface ChannelScaling {
+  scale: readonly number[];
+  shift: readonly number[];
+}
+
+/**
+ * The enlarged image as its model's input: float [n, c, H, W], each value rounded to 8 bits as the other graphs
+ * round it, then scaled in double precision and rounded once to float32 — preprocess.ts `toTensorData`'s
+ * arithmetic, so the values are the same bits (test/inference/image/onnxResize.test.ts).
+ */
+export function enlargeIntoTensorModel(scaling: ChannelScaling): Uint8Array {
+  const channels = scaling.scale.length;
+  return resizeGraph(
+    'enlarge-into-tensor',
+    [
+      node('Cast', ['clamped'], ['wide'], [{ name: 'to', type: A.INT, i: T.DataType.DOUBLE }]),
+      node('Mul', ['wide', 'scale'], ['scaled']),
+      node('Add', ['scaled', 'shift'], ['shifted']),
+      node('Cast', ['shifted'], ['tensor'], [{ name: 'to', type: A.INT, i: T.DataType.FLOAT }]),
+    ],
+    [],
+    [onnx.ValueInfoProto.create({ name: 'tensor', type: { tensorType: { elemType: T.DataType.FLOAT } } })],
+    [
+      T.create({ name: 'scale', dims: [1, channels, 1, 1], dataType: T.DataType.DOUBLE, doubleData: [...scaling.scale] }),
+      T.create({ name: 'shift', dims: [1, channels, 1, 1], dataType: T.DataType.DOUBLE, doubleData: [...scaling.shift] }),
+    ],
+  );
+}
+
 /** uint8 pixels [n, h, w, c] and the output size [n, H, W, c] → `clamped`, float [n, c, H, W], then `tail`. */
-function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[]): Uint8Array {
+function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[], initializers: onnx.ITensorProto[] = []): Uint8Array {
   const text = (s: string) => new TextEncoder().encode(s);
   const graph = onnx.GraphProto.create({
     name,
@@ -63,6 +96,7 @@ function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueI
       T.create({ name: 'toNchw', dims: [4], dataType: T.DataType.INT64, int64Data: [0, 3, 1, 2] }),
       T.create({ name: 'lo', dims: [], dataType: T.DataType.FLOAT, floatData: [0] }),
       T.create({ name: 'hi', dims: [], dataType: T.DataType.FLOAT, floatData: [255] }),
+      ...initializers,
     ],
     input: [
       onnx.ValueInfoProto.create({ name: 'pixels', type: { tensorType: { elemType: T.DataType.UINT8, shape: { dim: [{ dimParam: 'n' }, { dimParam: 'h' }, { dimParam: 'w' }, { dimParam: 'c' }] } } } }),
@@ -89,6 +123,8 @@ function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueI
 /** One session per thread (each scoring shard and worker has its own), made on first use. */
 let session: Promise<InferenceSession> | undefined;
 let planesSession: Promise<InferenceSession> | undefined;
+/** Per scaling (a pair has one for its classifier). */
+const tensorSessions = new Map<string, Promise<InferenceSession>>();
 
 function newSession(model: Uint8Array): Promise<InferenceSession> {
   // One intra-op thread: the caller is a shard or worker that already has a core of its own.
@@ -153,4 +189,22 @@ export async function enlargeToPlanes(images: Pixels[], width: number, height: n
   checkGroup(images, width, height, 'enlargeToPlanes');
   planesSession ??= newSession(enlargeToPlanesModel());
   return runInChunks(await planesSession, 'planar', PLANES_VALUES_PER_CALL, images, width, height);
+}
+
+/**
+ * Enlarges one image (HWC, 8-bit, no axis shrinking) to `width` × `height` straight into its model's input: `out`
+ * (C × H × W floats, a slice of the batch's feed) is written in place, scaled by `scaling` as toTensorData would
+ * scale the 8-bit result. It spares the 8-bit copy and the JS pass over every value after it.
+ */
+export async function enlargeIntoTensor(image: Pixels, width: number, height: number, scaling: ChannelScaling, out: Float32Array): Promise<void> {
+  checkGroup([image], width, height, 'enlargeIntoTensor');
+  const c = image.channels;
+  if (scaling.scale.length !== c || scaling.shift.length !== c) throw new Error(`enlargeIntoTensor: an image of ${c} channels needs ${c} scales and shifts`);
+  if (out.length !== c * width * height) throw new Error(`enlargeIntoTensor: the output holds ${out.length} values, not ${c}×${height}×${width}`);
+  const key = JSON.stringify(scaling);
+  let session = tensorSessions.get(key);
+  if (!session) tensorSessions.set(key, (session = newSession(enlargeIntoTensorModel(scaling))));
+  const { Tensor } = ort();
+  // A preallocated output: onnxruntime writes into the feed's own memory.
+  await (await session).run(resizeFeeds([image], width, height), { tensor: new Tensor('float32', out, [1, c, height, width]) });
 }

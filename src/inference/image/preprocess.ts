@@ -6,7 +6,7 @@ import { BoundedReadError, readBounded, readBoundedSync } from '../io/boundedRea
 import type { ResizeOptions, Sharp } from 'sharp';
 import sharp from '../io/lazySharp';
 import type { InputSpec, Layout } from '../pair/manifest';
-import { enlargesOnly, enlargeToPlanes, enlargeWithOnnxruntime } from './onnxResize';
+import { type ChannelScaling, enlargesOnly, enlargeToPlanes, enlargeWithOnnxruntime } from './onnxResize';
 import { imageTimeLimitMs, looksLikeSvg, rasterizeSvg, SvgRenderError } from './svgRaster';
 
 /** Images with more decoded pixels than this are refused (decompression bombs). */
@@ -32,6 +32,12 @@ export interface ModelImage {
    * them when first read (a details view, L(x), a worker's message).
    */
   planes?: Uint8Array;
+  /**
+   * An image enlarged only in its model's feed (fastpath.ts `prepareBatch` with `deferEnlarging`, a scoring
+   * shard's batches): its decoded source at its own size. It has no 8-bit pixels — reading them throws — and
+   * only BatchScorer's feed reads it (onnxResize.ts `enlargeIntoTensor`).
+   */
+  enlargeFrom?: RawImage;
 }
 
 export interface RawImage {
@@ -193,6 +199,37 @@ export function imageFromPlanes(planes: Uint8Array, spec: InputSpec): ModelImage
   return image;
 }
 
+/**
+ * An image that its classifier's feed will enlarge (`ModelImage.enlargeFrom`). Its `pixels` throw, loudly, so
+ * that no reader other than the feed can take an image that has none yet for one that does.
+ */
+export function deferredEnlargement(raw: RawImage, spec: InputSpec): ModelImage {
+  const image = { width: spec.width, height: spec.height, channels: spec.channels, enlargeFrom: raw } as ModelImage;
+  Object.defineProperty(image, 'pixels', {
+    enumerable: true,
+    get: () => {
+      throw new Error(`a ${raw.width}×${raw.height} image waiting to be enlarged into its model's feed was read as ${spec.width}×${spec.height} pixels (an internal error: only the feed reads such an image)`);
+    },
+  });
+  return image;
+}
+
+/**
+ * A spec's scaling of 8-bit values into its model's input: value = pixel · scale[c] + shift[c], the range and
+ * mean/std folded into one multiply-add per channel (in double precision, stored as float32).
+ */
+export function tensorScaling(spec: Pick<InputSpec, 'range' | 'mean' | 'std'>, channels: number): ChannelScaling {
+  const [lo, hi] = spec.range ?? [0, 1];
+  const scale: number[] = [];
+  const shift: number[] = [];
+  for (let c = 0; c < channels; c++) {
+    const std = spec.std?.[c] ?? 1;
+    scale.push((hi - lo) / 255 / std);
+    shift.push((lo - (spec.mean?.[c] ?? 0)) / std);
+  }
+  return { scale, shift };
+}
+
 /** An image in the model's channels, enlarged by onnxruntime to the inner size, then padded and inverted as the libvips path does. */
 async function enlargedModelImage(raw: RawImage, spec: InputSpec): Promise<ModelImage> {
   const inner = innerSize(spec);
@@ -289,18 +326,11 @@ export function toTensorData(image: ModelImage, spec: InputSpec, layout: Layout,
   const { width, height, channels } = image;
   const size = width * height * channels;
   const target = out ?? new Float32Array(size);
-  const [lo, hi] = spec.range ?? [0, 1];
   const plane = width * height;
   // value = pixel · a[c] + b[c], with the range and mean/std folded into one multiply-add per value; a 224×224 RGB
   // image is 150,528 of them. One pass over the pixels writes every channel (RGB: three planes at once), with
   // the scalars and planes in locals: 2.3× faster than a pass per channel (0.20 against 0.47 ms a 224×224 image).
-  const a = new Float64Array(channels);
-  const b = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) {
-    const std = spec.std?.[c] ?? 1;
-    a[c] = (hi - lo) / 255 / std;
-    b[c] = (lo - (spec.mean?.[c] ?? 0)) / std;
-  }
+  const { scale: a, shift: b } = tensorScaling(spec, channels);
   const t = target.subarray(offset, offset + size);
   if (channels === 1) {
     const a0 = a[0], b0 = b[0], pixels = image.pixels;

@@ -142,7 +142,10 @@ export class BatchScheduler {
     });
     this.timings.read += performance.now() - start;
     start = performance.now();
-    const prepared = await preparePairBatch(sources, this.specs, this.maxInputPixels).catch((err: Error) => inputs.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
+    // Images that onnxruntime enlarges go straight into the classifier's feed when nothing else reads them (no
+    // details asked for): the 8-bit copy and the JS pass that scales it are spared (measured on the 224×224 pair).
+    const deferEnlarging = !withDetails && this.scorer.classifierImagesFeedOnlyTheClassifier;
+    const prepared = await preparePairBatch(sources, this.specs, this.maxInputPixels, { deferEnlarging }).catch((err: Error) => inputs.map(() => new ImageDecodeError(`could not prepare: ${err.message}`)));
     this.timings.preprocess += performance.now() - start;
     return this.scorer.scorePrepared(inputs.map((i) => i.path), prepared, withDetails);
   }

@@ -9,7 +9,9 @@ import type { FloatTensor } from '../backends/types';
 import { errorResult, type ImageResult, type StageTimings } from '../engineTypes';
 import { type InputSpec, isUnitScaling } from '../pair/manifest';
 import type { LoadedPair } from '../pair/pair';
-import { type ModelImage, tensorDims, toTensorData } from '../image/preprocess';
+import { type ModelImage, tensorDims, tensorScaling, toTensorData } from '../image/preprocess';
+import { pairImageSpecs } from '../image/fastpath';
+import { enlargeIntoTensor } from '../image/onnxResize';
 import type { ModelBatch, OodDetector } from '../detectors/oodDetectors';
 import * as S from '../detectors/scores';
 import type { AlphaShares, TestName, VerdictRule } from '../../shared/rules';
@@ -135,19 +137,32 @@ export class BatchScorer {
    * resolved pair input; `unit`: pixels in [0, 1], the likelihood's target). An image of another size is
    * refused, never read as if it had this one.
    */
-  private batchTensor(images: ModelImage[], spec: InputSpec, unit = false, data?: Float32Array): FloatTensor {
+  private async batchTensor(images: ModelImage[], spec: InputSpec, unit = false, data?: Float32Array): Promise<FloatTensor> {
     const { width, height, channels, layout } = spec;
     const size = width * height * channels;
-    data ??= new Float32Array(images.length * size);
+    const feed = data ?? new Float32Array(images.length * size);
     const tensorSpec = unit ? { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined } : spec;
+    const enlarging: Promise<void>[] = [];
     images.forEach((img, i) => {
       if (img.width !== width || img.height !== height || img.channels !== channels) {
         throw new Error(`an image prepared as ${img.width}×${img.height}×${img.channels} cannot feed a model that takes ${width}×${height}×${channels}`);
       }
-      toTensorData(img, tensorSpec, layout, data, i * size);
+      // Enlarged here, in onnxruntime, straight into its slot of the feed (the channel-planar layouts only).
+      if (img.enlargeFrom && layout !== 'NHWC') enlarging.push(enlargeIntoTensor(img.enlargeFrom, width, height, tensorScaling(tensorSpec, channels), feed.subarray(i * size, (i + 1) * size)));
+      else toTensorData(img, tensorSpec, layout, feed, i * size);
     });
+    await Promise.all(enlarging);
     const dims = tensorDims(layout, images.length, channels, height, width);
-    return { data, dims };
+    return { data: feed, dims };
+  }
+
+  /**
+   * Whether the classifier's images are read by its feed alone — no VAE reads them (there is none, or it takes its
+   * own image) and no L(x) is computed on them — so that they may be enlarged in the feed itself (PrepareOptions).
+   */
+  get classifierImagesFeedOnlyTheClassifier(): boolean {
+    const vaeTakesItsOwnImage = pairImageSpecs(this.pair.inputs).vae !== undefined;
+    return vaeTakesItsOwnImage || (!this.pair.inputs.vae && !this.options.complexity);
   }
 
   /**
@@ -189,7 +204,7 @@ export class BatchScorer {
     const n = images.length;
     const start = performance.now();
     const layerOutputs = p.names.layerOutputs ?? [];
-    const feed = this.batchTensor(images, p.inputs.classifier, false, this.takeFeedBuffer(images.length));
+    const feed = await this.batchTensor(images, p.inputs.classifier, false, this.takeFeedBuffer(images.length));
     const out = await p.classifier.run({ [p.names.classifierInput]: feed }, [p.names.classifierOutput, p.names.features, ...layerOutputs]);
     this.giveFeedBuffer(feed.data, out);
     this.timings.classifier += performance.now() - start;
@@ -215,15 +230,15 @@ export class BatchScorer {
     const n = images.length;
     const sc = p.scaling;
     // Without a VAE the classifier's feed is not read after its run: its buffer serves the next batch.
-    const classifierFeed = this.batchTensor(images, p.inputs.classifier, false, p.inputs.vae ? undefined : this.takeFeedBuffer(n));
+    const classifierFeed = await this.batchTensor(images, p.inputs.classifier, false, p.inputs.vae ? undefined : this.takeFeedBuffer(n));
     // The VAE sees its own image when its size or channels differ (prepared beside the classifier's).
     const vaeImages = images.map((img) => img.forVae ?? img);
     const ownImages = images.some((img) => img.forVae);
     const vaeSpec = p.inputs.vae;
     const sameFeed = !ownImages && JSON.stringify(sc.vae) === JSON.stringify(sc.classifier);
-    const vaeFeed = !vaeSpec ? null : sameFeed ? classifierFeed : this.batchTensor(vaeImages, vaeSpec);
+    const vaeFeed = !vaeSpec ? null : sameFeed ? classifierFeed : await this.batchTensor(vaeImages, vaeSpec);
     // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
-    const target = !vaeSpec ? null : this.unitInput ? vaeFeed! : this.batchTensor(vaeImages, vaeSpec, true);
+    const target = !vaeSpec ? null : this.unitInput ? vaeFeed! : await this.batchTensor(vaeImages, vaeSpec, true);
     const t = this.timings;
     const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();

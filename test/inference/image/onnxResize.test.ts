@@ -3,7 +3,7 @@
  * (torchvision's and PIL's convention) rounded to 8 bits, one image's result does not depend on the others
  * resized with it, every path (the batch fast path, one image at a time, raw pixels) gives the same pixels, images
  * that shrink keep libvips' exact result, RGB images for an NCHW model come channel-planar with the same values and
- * the same tensor, and a manifest that asks for it with another kernel is refused by name.
+ * the same tensor, or are enlarged straight into the model's feed with toTensorData's very bits, and a manifest that asks for it with another kernel is refused by name.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { decodeSmallPng, prepareBatch } from '../../../src/inference/image/fastpath';
-import { enlargeToPlanes, enlargeWithOnnxruntime } from '../../../src/inference/image/onnxResize';
-import { type ModelImage, type RawImage, storedSize, toModelImage, toTensorData } from '../../../src/inference/image/preprocess';
+import { enlargeIntoTensor, enlargeToPlanes, enlargeWithOnnxruntime } from '../../../src/inference/image/onnxResize';
+import { type ModelImage, type RawImage, storedSize, tensorScaling, toModelImage, toTensorData } from '../../../src/inference/image/preprocess';
 import type { InputSpec } from '../../../src/inference/pair/manifest';
 import { disposePair, loadPair } from '../../../src/inference/pair/pair';
 import { halfPixelBilinear } from '../../halfPixelBilinear';
@@ -140,6 +140,51 @@ describe('enlarging in onnxruntime', () => {
       assert.equal(img.planes, undefined, `spec ${JSON.stringify(s)}: planes`);
       assert.equal((await toModelImage(files[0], s)).planes, undefined);
     }
+  });
+
+  test("enlarges straight into an NCHW model's feed: toTensorData's bits for every 8-bit value and scaling", async () => {
+    const crops = [await photoCrop('cat.png', 40, 30, 64, 64), await photoCrop('hen.png', 10, 20, 50, 37)];
+    const scalings = [spec(), spec({ range: [-1, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }), spec({ range: [0, 255] }), spec({ mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] })];
+    const size = 3 * 224 * 224;
+    for (const s of scalings) {
+      // Each image into its own slot of one batch feed, the other slots untouched.
+      const feed = new Float32Array(3 * size).fill(7);
+      for (const [k, crop] of crops.entries()) await enlargeIntoTensor(crop, 224, 224, tensorScaling(s, 3), feed.subarray((k + 1) * size, (k + 2) * size));
+      assert.ok(feed.subarray(0, size).every((v) => v === 7), 'the slot before was written');
+      for (const [k, crop] of crops.entries()) {
+        const [pixels] = await enlargeWithOnnxruntime([crop], 224, 224);
+        const want = toTensorData({ width: 224, height: 224, channels: 3, pixels }, s, 'NCHW');
+        assert.deepEqual(feed.subarray((k + 1) * size, (k + 2) * size), want, `${JSON.stringify(s)}, crop ${k}: not toTensorData's values`);
+      }
+    }
+    // A 256×1 ramp enlarged to 256×2: both rows are the ramp, so every 8-bit value in each channel is scaled.
+    const ramp: RawImage = { width: 256, height: 1, channels: 3, data: Uint8Array.from({ length: 256 * 3 }, (_, i) => (Math.floor(i / 3) + 85 * (i % 3)) % 256) };
+    const rows: ModelImage = { width: 256, height: 2, channels: 3, pixels: new Uint8Array([...ramp.data, ...ramp.data]) };
+    for (const s of scalings) {
+      const out = new Float32Array(3 * 256 * 2);
+      await enlargeIntoTensor(ramp, 256, 2, tensorScaling(s, 3), out);
+      assert.deepEqual(out, toTensorData(rows, s, 'NCHW'), `${JSON.stringify(s)}: the ramp's values differ`);
+    }
+    await assert.rejects(enlargeIntoTensor(crops[0], 48, 224, tensorScaling(spec(), 3), new Float32Array(3 * 48 * 224)), /shrinking is libvips/);
+    await assert.rejects(enlargeIntoTensor(crops[0], 224, 224, tensorScaling(spec(), 3), new Float32Array(size - 1)), /holds 150527 values/);
+  });
+
+  test('a batch may leave its enlarging to the feed: such images refuse to be read as pixels; NHWC models never wait', async () => {
+    const files = [await png(await photoCrop('cat.png', 40, 30, 64, 64)), await png(await photoCrop('hen.png', 0, 0, 250, 250))];
+    const [rgb, large] = (await prepareBatch(files, spec(), 1 << 26, { deferEnlarging: true })) as ModelImage[];
+    assert.deepEqual([rgb.enlargeFrom?.width, rgb.enlargeFrom?.height, rgb.enlargeFrom?.channels], [64, 64, 3]);
+    assert.throws(() => rgb.pixels, /64×64 image waiting to be enlarged into its model's feed was read as 224×224 pixels/);
+    assert.throws(() => ({ ...rgb }), /waiting to be enlarged/, 'a copy of the image must not lose the guard');
+    // An image that shrinks is libvips' (it has its pixels at once).
+    assert.equal(large.enlargeFrom, undefined);
+    assert.equal(large.pixels.length, 224 * 224 * 3);
+    const [nhwc] = (await prepareBatch(files.slice(0, 1), spec({ layout: 'NHWC' }), 1 << 26, { deferEnlarging: true })) as ModelImage[];
+    assert.equal(nhwc.enlargeFrom, undefined);
+    assert.equal(nhwc.pixels.length, 224 * 224 * 3);
+    // Without the option nothing waits.
+    const [now] = (await prepareBatch(files.slice(0, 1), spec(), 1 << 26)) as ModelImage[];
+    assert.equal(now.enlargeFrom, undefined);
+    assert.ok(now.planes);
   });
 
   describe('in a manifest', () => {

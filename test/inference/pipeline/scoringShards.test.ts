@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { type ImageResult, OodEngine, type ScoreInput } from '../../../src/inference/engine';
-import { FASHION_TEST_IMAGES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir, writeIdxPngs } from '../../helpers';
+import { FASHION_TEST_IMAGES, FIXTURES, MNIST_PAIR, MNIST_TEST_IMAGES, pairReady, tempDir, writeIdxPngs } from '../../helpers';
+import { nchwEnlargingPair } from '../../thirdParty';
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
@@ -283,6 +284,69 @@ describe('the sharded pipeline (data-parallel scoring shards)', { skip: pairRead
       assertSameResults(got, reference.slice(0, got.length));
     } finally {
       await engine.dispose();
+    }
+  });
+});
+
+describe("a pair that enlarges into an NCHW model's feed (the shards' batches)", () => {
+  let pair: string;
+  let inputs: ScoreInput[];
+  before(async () => {
+    const dir = tempDir('enlarging-pair-');
+    pair = await nchwEnlargingPair(join(dir, 'pair'));
+    // RGB crops of two sizes that onnxruntime enlarges, one at the model's size, one that libvips shrinks, a grey
+    // one, and bad files, mixed through the batches.
+    const crop = (file: string, left: number, width: number, height: number) => sharp(join(FIXTURES, file)).extract({ left, top: left, width: width * 4, height: height * 4 }).resize(width, height, { fit: 'fill' }).png().toBuffer();
+    inputs = [];
+    for (let i = 0; i < 24; i++) {
+      const file = ['cat.png', 'hen.png', 'rooster.png', 'astronaut.png'][i % 4];
+      const path = join(dir, `crop-${i}.png`);
+      writeFileSync(path, await (i % 6 === 5 ? crop(file, i * 3, 32, 32) : i % 6 === 4 ? crop(file, i * 3, 80, 60) : crop(file, i * 3, i % 2 ? 24 : 20, i % 2 ? 24 : 16)));
+      inputs.push({ path });
+    }
+    const grey = join(dir, 'grey.png');
+    writeFileSync(grey, await sharp(join(FIXTURES, 'hen.png')).resize(20, 20).toColourspace('b-w').png().toBuffer());
+    inputs.splice(3, 0, { path: grey });
+    const truncated = join(dir, 'truncated.png');
+    writeFileSync(truncated, readFileSync(inputs[0].path).subarray(0, 50));
+    inputs.splice(9, 0, { path: truncated }, { path: join(dir, 'missing.png') });
+  });
+
+  test('gives the same results as enlarging before the feed: in this thread bit for bit, in the shards in order', async () => {
+    const engine = await OodEngine.create({ pair, provider: 'cpu', pipeline: 'overlapped', preprocessWorkers: 0, threads: 1, batchSize: 8 });
+    try {
+      // Prepared before the feed (the pipelined path: every image enlarged as it is prepared).
+      const before: ImageResult[] = [];
+      await engine.scoreAll(inputs, (r) => void before.push(r));
+      // The shards' path on this thread: the enlarged RGB crops wait for the feed.
+      const inFeed: ImageResult[] = [];
+      for (let i = 0; i < inputs.length; i += 8) inFeed.push(...(await engine.scoreBatchInThisThread(inputs.slice(i, i + 8), false)));
+      assert.deepEqual(inFeed, before);
+      assert.equal(before.filter((r) => r.error).length, 2);
+      assert.ok(before.filter((r) => !r.error).every((r) => Number.isFinite(r.msp) && r.prediction !== null), 'every readable image scored');
+      // With details, nothing waits: the details carry the 8-bit input.
+      const [detailed] = await engine.scoreBatchInThisThread(inputs.slice(0, 1), true);
+      assert.equal(detailed.details?.modelInput.pixels.length, 32 * 32 * 3);
+      assert.equal(detailed.msp, before[0].msp);
+    } finally {
+      await engine.dispose();
+    }
+    const shards = await OodEngine.create({ pair, provider: 'cpu', pipeline: 'sharded', shards: 2, batchSize: 4 });
+    try {
+      assert.equal(await shards.startScoringShards(), true);
+      const got: ImageResult[] = [];
+      await shards.scoreAll(inputs, (r) => void got.push(r));
+      assert.equal(shards.shardFailure, null);
+      assert.ok(shards.batchCounts.shards > 0, 'the shards scored the batches');
+      assert.deepEqual(got.map((r) => r.path), inputs.map((input) => input.path));
+      const reference = await OodEngine.create({ pair, provider: 'cpu', pipeline: 'overlapped', preprocessWorkers: 0, threads: 1, batchSize: 4 });
+      const want: ImageResult[] = [];
+      await reference.scoreAll(inputs, (r) => void want.push(r));
+      await reference.dispose();
+      // One intra-op thread in both: the same arithmetic.
+      assert.deepEqual(got, want);
+    } finally {
+      await shards.dispose();
     }
   });
 });
