@@ -6,11 +6,13 @@
  * ~1.5 ms of CPU per 64×64 → 224×224 RGB image even batched into one atlas; this graph does it in ~0.6 ms.
  * libvips' bilinear enlarging also sits ~0.2 pixel off torchvision's (mean 2.2 levels from PIL on a 64×64
  * photo → 224×224; this graph: 0.3, rounding only). Shrinking stays in libvips (its reduce is fast and
- * antialiased), so this path takes only images that no axis shrinks.
+ * antialiased), so this path takes only images that no axis shrinks. A scoring shard's images go straight into
+ * the model's feed through the same arithmetic in WebAssembly (`enlargeIntoTensor`, bilinearWasm.ts).
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { ort } from '../backends/onnx';
+import { enlargeIntoTensorWasm } from './bilinearWasm';
 
 /** 8-bit pixels, HWC (preprocess.ts's RawImage, restated: preprocess.ts imports this module). */
 export interface Pixels {
@@ -63,32 +65,8 @@ export interface ChannelScaling {
   shift: readonly number[];
 }
 
-/**
- * The enlarged image as its model's input: float [n, c, H, W], each value rounded to 8 bits as the other graphs
- * round it, then scaled in double precision and rounded once to float32 — preprocess.ts `toTensorData`'s
- * arithmetic, so the values are the same bits (test/inference/image/onnxResize.test.ts).
- */
-export function enlargeIntoTensorModel(scaling: ChannelScaling): Uint8Array {
-  const channels = scaling.scale.length;
-  return resizeGraph(
-    'enlarge-into-tensor',
-    [
-      node('Cast', ['clamped'], ['wide'], [{ name: 'to', type: A.INT, i: T.DataType.DOUBLE }]),
-      node('Mul', ['wide', 'scale'], ['scaled']),
-      node('Add', ['scaled', 'shift'], ['shifted']),
-      node('Cast', ['shifted'], ['tensor'], [{ name: 'to', type: A.INT, i: T.DataType.FLOAT }]),
-    ],
-    [],
-    [onnx.ValueInfoProto.create({ name: 'tensor', type: { tensorType: { elemType: T.DataType.FLOAT } } })],
-    [
-      T.create({ name: 'scale', dims: [1, channels, 1, 1], dataType: T.DataType.DOUBLE, doubleData: [...scaling.scale] }),
-      T.create({ name: 'shift', dims: [1, channels, 1, 1], dataType: T.DataType.DOUBLE, doubleData: [...scaling.shift] }),
-    ],
-  );
-}
-
 /** uint8 pixels [n, h, w, c] and the output size [n, H, W, c] → `clamped`, float [n, c, H, W], then `tail`. */
-function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[], initializers: onnx.ITensorProto[] = []): Uint8Array {
+function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[]): Uint8Array {
   const text = (s: string) => new TextEncoder().encode(s);
   const graph = onnx.GraphProto.create({
     name,
@@ -96,7 +74,6 @@ function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueI
       T.create({ name: 'toNchw', dims: [4], dataType: T.DataType.INT64, int64Data: [0, 3, 1, 2] }),
       T.create({ name: 'lo', dims: [], dataType: T.DataType.FLOAT, floatData: [0] }),
       T.create({ name: 'hi', dims: [], dataType: T.DataType.FLOAT, floatData: [255] }),
-      ...initializers,
     ],
     input: [
       onnx.ValueInfoProto.create({ name: 'pixels', type: { tensorType: { elemType: T.DataType.UINT8, shape: { dim: [{ dimParam: 'n' }, { dimParam: 'h' }, { dimParam: 'w' }, { dimParam: 'c' }] } } } }),
@@ -123,8 +100,6 @@ function resizeGraph(name: string, tail: onnx.INodeProto[], inputs: onnx.IValueI
 /** One session per thread (each scoring shard and worker has its own), made on first use. */
 let session: Promise<InferenceSession> | undefined;
 let planesSession: Promise<InferenceSession> | undefined;
-/** Per scaling (a pair has one for its classifier). */
-const tensorSessions = new Map<string, Promise<InferenceSession>>();
 
 function newSession(model: Uint8Array): Promise<InferenceSession> {
   // One intra-op thread: the caller is a shard or worker that already has a core of its own.
@@ -193,18 +168,14 @@ export async function enlargeToPlanes(images: Pixels[], width: number, height: n
 
 /**
  * Enlarges one image (HWC, 8-bit, no axis shrinking) to `width` × `height` straight into its model's input: `out`
- * (C × H × W floats, a slice of the batch's feed) is written in place, scaled by `scaling` as toTensorData would
- * scale the 8-bit result. It spares the 8-bit copy and the JS pass over every value after it.
+ * (C × H × W floats, a slice of the batch's feed) is written in place, with the values `enlargeToPlanes` gives
+ * scaled by `scaling` as toTensorData would scale them. It spares the 8-bit copy and the passes over every value
+ * after it: the arithmetic of this module's graphs, run in WebAssembly (bilinearWasm.ts), synchronously.
  */
-export async function enlargeIntoTensor(image: Pixels, width: number, height: number, scaling: ChannelScaling, out: Float32Array): Promise<void> {
+export function enlargeIntoTensor(image: Pixels, width: number, height: number, scaling: ChannelScaling, out: Float32Array): void {
   checkGroup([image], width, height, 'enlargeIntoTensor');
   const c = image.channels;
   if (scaling.scale.length !== c || scaling.shift.length !== c) throw new Error(`enlargeIntoTensor: an image of ${c} channels needs ${c} scales and shifts`);
   if (out.length !== c * width * height) throw new Error(`enlargeIntoTensor: the output holds ${out.length} values, not ${c}×${height}×${width}`);
-  const key = JSON.stringify(scaling);
-  let session = tensorSessions.get(key);
-  if (!session) tensorSessions.set(key, (session = newSession(enlargeIntoTensorModel(scaling))));
-  const { Tensor } = ort();
-  // A preallocated output: onnxruntime writes into the feed's own memory.
-  await (await session).run(resizeFeeds([image], width, height), { tensor: new Tensor('float32', out, [1, c, height, width]) });
+  enlargeIntoTensorWasm(image, width, height, scaling, out);
 }

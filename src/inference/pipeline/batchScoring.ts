@@ -142,19 +142,17 @@ export class BatchScorer {
     const size = width * height * channels;
     const feed = data ?? new Float32Array(images.length * size);
     const tensorSpec = unit ? { ...spec, range: [0, 1] as [number, number], mean: undefined, std: undefined } : spec;
-    const enlarging: Promise<void>[] = [];
     let scaling: ReturnType<typeof tensorScaling> | undefined;
     images.forEach((img, i) => {
       if (img.width !== width || img.height !== height || img.channels !== channels) {
         throw new Error(`an image prepared as ${img.width}×${img.height}×${img.channels} cannot feed a model that takes ${width}×${height}×${channels}`);
       }
-      // Enlarged here, in onnxruntime, straight into its slot of the feed (the channel-planar layouts only).
+      // Enlarged here, with onnxruntime's arithmetic, straight into its slot of the feed (the channel-planar layouts only).
       if (img.enlargeFrom && layout !== 'NHWC') {
         scaling ??= tensorScaling(tensorSpec, channels);
-        enlarging.push(enlargeIntoTensor(img.enlargeFrom, width, height, scaling, feed.subarray(i * size, (i + 1) * size)));
+        enlargeIntoTensor(img.enlargeFrom, width, height, scaling, feed.subarray(i * size, (i + 1) * size));
       } else toTensorData(img, tensorSpec, layout, feed, i * size);
     });
-    await Promise.all(enlarging);
     const dims = tensorDims(layout, images.length, channels, height, width);
     return { data: feed, dims };
   }

@@ -149,7 +149,7 @@ describe('enlarging in onnxruntime', () => {
     for (const s of scalings) {
       // Each image into its own slot of one batch feed, the other slots untouched.
       const feed = new Float32Array(3 * size).fill(7);
-      for (const [k, crop] of crops.entries()) await enlargeIntoTensor(crop, 224, 224, tensorScaling(s, 3), feed.subarray((k + 1) * size, (k + 2) * size));
+      for (const [k, crop] of crops.entries()) enlargeIntoTensor(crop, 224, 224, tensorScaling(s, 3), feed.subarray((k + 1) * size, (k + 2) * size));
       assert.ok(feed.subarray(0, size).every((v) => v === 7), 'the slot before was written');
       for (const [k, crop] of crops.entries()) {
         const [pixels] = await enlargeWithOnnxruntime([crop], 224, 224);
@@ -162,11 +162,34 @@ describe('enlarging in onnxruntime', () => {
     const rows: ModelImage = { width: 256, height: 2, channels: 3, pixels: new Uint8Array([...ramp.data, ...ramp.data]) };
     for (const s of scalings) {
       const out = new Float32Array(3 * 256 * 2);
-      await enlargeIntoTensor(ramp, 256, 2, tensorScaling(s, 3), out);
+      enlargeIntoTensor(ramp, 256, 2, tensorScaling(s, 3), out);
       assert.deepEqual(out, toTensorData(rows, s, 'NCHW'), `${JSON.stringify(s)}: the ramp's values differ`);
     }
-    await assert.rejects(enlargeIntoTensor(crops[0], 48, 224, tensorScaling(spec(), 3), new Float32Array(3 * 48 * 224)), /shrinking is libvips/);
-    await assert.rejects(enlargeIntoTensor(crops[0], 224, 224, tensorScaling(spec(), 3), new Float32Array(size - 1)), /holds 150527 values/);
+    assert.throws(() => enlargeIntoTensor(crops[0], 48, 224, tensorScaling(spec(), 3), new Float32Array(3 * 48 * 224)), /shrinking is libvips/);
+    assert.throws(() => enlargeIntoTensor(crops[0], 224, 224, tensorScaling(spec(), 3), new Float32Array(size - 1)), /holds 150527 values/);
+    assert.throws(() => enlargeIntoTensor(crops[0], 224, 224, tensorScaling(spec(), 1), new Float32Array(size)), /3 channels needs 3 scales/);
+  });
+
+  test("the feed's enlarging is onnxruntime's Resize to the bit: noise of every size from 1×1, grey and RGB, widths that are not a multiple of 4", async () => {
+    // Seeded noise: no two neighbours alike, so every weight of every output value shows in its rounding.
+    let seed = 7;
+    const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8;
+    const cases: [number, number, 1 | 3, number, number][] = [[1, 1, 3, 224, 224], [64, 64, 3, 224, 224], [50, 37, 3, 224, 224], [28, 28, 1, 32, 40], [7, 13, 1, 223, 97], [100, 3, 3, 101, 250], [224, 224, 3, 224, 224], [31, 200, 3, 33, 201]];
+    for (let k = 0; k < 12; k++) cases.push([1 + (next() % 120), 1 + (next() % 120), k % 2 ? 1 : 3, 121 + (next() % 180), 121 + (next() % 180)]);
+    const scalings = [spec(), spec({ range: [-1, 1], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] })];
+    for (const [w, h, c, W, H] of cases) {
+      const img: RawImage = { width: w, height: h, channels: c, data: Uint8Array.from({ length: w * h * c }, () => next() & 255) };
+      const [pixels] = await enlargeWithOnnxruntime([img], W, H);
+      for (const s of scalings) {
+        const scaling = c === 1 ? { range: s.range, mean: s.mean?.slice(0, 1), std: s.std?.slice(0, 1) } : s;
+        const out = new Float32Array(c * W * H);
+        enlargeIntoTensor(img, W, H, tensorScaling(scaling, c), out);
+        const want = toTensorData({ width: W, height: H, channels: c, pixels }, { ...spec(), ...scaling, width: W, height: H, channels: c }, 'NCHW');
+        let differ = 0;
+        for (let i = 0; i < out.length; i++) if (!Object.is(out[i], want[i])) differ++;
+        assert.equal(differ, 0, `${w}×${h}×${c} → ${W}×${H}, ${JSON.stringify(scaling)}: ${differ} of ${out.length} values differ from onnxruntime's`);
+      }
+    }
   });
 
   test('a batch may leave its enlarging to the feed: such images refuse to be read as pixels; NHWC models never wait', async () => {
