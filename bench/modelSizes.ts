@@ -163,12 +163,16 @@ function loadAverage(): string {
 }
 
 /**
- * Bound and CLI runs taken in turn — bound, CLI, bound, CLI, …, bound — and each CLI run set against the
+ * An uncounted CLI run warms the page cache; then bound and CLI runs taken in turn — bound, CLI, bound, CLI, …, bound — and each CLI run set against the
  * higher of the two bounds beside it. This machine's speed drifts by up to a third within minutes (a shared host):
  * a bound taken a minute away from its CLI run measures another machine. The row gives the median of the runs'
  * ratios (the run it came from: images/s and bound), every ratio, and the highest peak RSS of the runs.
  */
 async function measure(name: string, folder: string, pair: string | undefined, images: ModelImage[], boundImages: number, runs = 5): Promise<SizeRow> {
+  // One CLI run first, not counted: this machine pages out file pages idle for about a minute (the kernel's DAMON
+  // "pageout" scheme, /sys/kernel/mm/damon/admin/kdamonds/0), so a row's first run read 1,000+ of its inputs and
+  // parts of the bundles from disk (measured 5.16 against 4.72 and 4.75 s for the runs just after it).
+  cliRun(folder, pair);
   const loadBefore = loadAverage();
   const bounds = [await bound(pair, images, boundImages)];
   const cli: { images: number; seconds: number; maxRssMb: number; bound: number; ratio: number }[] = [];
