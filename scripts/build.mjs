@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { writeManifestValidator } from './manifestValidator.mjs';
-import { writeBilinearWasm } from './bilinearWasm.mjs';
+import { writeWasmKernels } from './wasmKernels.mjs';
 
 const require = createRequire(import.meta.url);
 const watch = process.argv.includes('--watch');
@@ -58,8 +58,8 @@ const web = {
 
 // The pair manifest's schema, compiled ahead of time (the bundles import the generated validator).
 if (writeManifestValidator()) console.log('regenerated src/inference/pair/manifestValidator.generated.js from the schema');
-// The enlarging kernel, assembled ahead of time; wabt is a dev dependency: without it the committed module stands.
-if (existsSync(join('node_modules', 'wabt')) && (await writeBilinearWasm())) console.log('regenerated src/inference/image/bilinearWasm.generated.ts from bilinear.wat');
+// The WebAssembly kernels, assembled ahead of time; wabt is a dev dependency: without it the committed modules stand.
+if (existsSync(join('node_modules', 'wabt'))) for (const path of await writeWasmKernels()) console.log(`regenerated ${path} from its .wat`);
 
 // The WASM backend of TensorFlow.js loads its .wasm files from next to the bundle.
 mkdirSync('dist', { recursive: true });

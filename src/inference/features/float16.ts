@@ -3,6 +3,7 @@
  * features change by < 1e-3), little-endian, rows one after the other.
  */
 import { Float16Array } from '@petamoriken/float16';
+import { decodeFloat16 } from './bankWasm';
 
 export function toFloat16Bytes(values: Float32Array): Uint8Array {
   const half = new Float16Array(values.length);
@@ -11,36 +12,14 @@ export function toFloat16Bytes(values: Float32Array): Uint8Array {
   return littleEndian() ? bytes : swapPairs(bytes);
 }
 
+/**
+ * `count` float16 values as float32 (exact: every float16 is a float32), decoded in WebAssembly (bankWasm.ts). A
+ * JS table lookup took 11–35 ms of every scoring shard's start for the built-in pair's 2.56 M values; a test holds
+ * the decoding equal to the library's for all 65,536 bit patterns.
+ */
 export function fromFloat16Bytes(bytes: Uint8Array, count: number, source: string): Float32Array {
   if (bytes.byteLength !== count * 2) throw new Error(`${source}: holds ${bytes.byteLength} bytes, expected ${count * 2} (${count} float16 values); fit the detectors again`);
-  const own = littleEndian() ? bytes.slice() : swapPairs(bytes);
-  const bits = new Uint16Array(own.buffer, own.byteOffset, count);
-  const table = halfTable();
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = table[bits[i]];
-  return out;
-}
-
-let decoded: Float32Array | undefined;
-
-/**
- * Every float16 bit pattern's value (65,536 floats, 256 KB), made once. Reading a bank through Float16Array's
- * per-element getter took 1.2 s for the built-in pair's 2.56 M values; filling this table through it took
- * 26–38 ms of every scoring shard's start. Each value here is exact (every float16 is a float32), and a test
- * holds the table equal to the library's decoding of all 65,536 patterns.
- */
-export function halfTable(): Float32Array {
-  if (!decoded) {
-    const table = new Float32Array(65536);
-    for (let bits = 0; bits < 65536; bits++) {
-      const exponent = (bits >> 10) & 0x1f;
-      const fraction = bits & 0x3ff;
-      const magnitude = exponent === 0 ? fraction * 2 ** -24 : exponent === 31 ? (fraction ? NaN : Infinity) : (1024 + fraction) * 2 ** (exponent - 25);
-      table[bits] = bits & 0x8000 ? -magnitude : magnitude;
-    }
-    decoded = table;
-  }
-  return decoded;
+  return decodeFloat16(littleEndian() ? bytes : swapPairs(bytes), count);
 }
 
 function littleEndian(): boolean {

@@ -7,7 +7,7 @@
 ;; These are the same IEEE operations, four values at a time. The axis tables (source indices and weights) are
 ;; made in JS (bilinearWasm.ts) as onnxruntime makes them.
 ;;
-;; Compiled by scripts/bilinearWasm.mjs into bilinearWasm.generated.ts; do not hand-edit that file.
+;; Compiled by scripts/wasmKernels.mjs into bilinearWasm.generated.ts; do not hand-edit that file.
 (module
   (memory (export "memory") 1)
 

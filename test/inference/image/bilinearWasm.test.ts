@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { bilinearAxis } from '../../../src/inference/image/bilinearWasm';
 
-test('the committed kernel is the one wabt assembles from bilinear.wat now (run `node scripts/bilinearWasm.mjs` after editing it)', async () => {
-  const { bilinearWasmSource, generatedPath } = await import('../../../scripts/bilinearWasm.mjs');
-  assert.equal(readFileSync(generatedPath, 'utf8'), await bilinearWasmSource());
+test('the committed kernel is the one wabt assembles from bilinear.wat now (run `node scripts/wasmKernels.mjs` after editing it)', async () => {
+  const { kernels, kernelSource } = await import('../../../scripts/wasmKernels.mjs');
+  const kernel = kernels.find((k) => k.wat.endsWith('bilinear.wat'))!;
+  assert.equal(readFileSync(kernel.generated, 'utf8'), await kernelSource(kernel));
 });
 
 test('an axis of the same size maps each index to itself; a doubled one has the half-pixel weights 1/4 and 3/4, clamped at the edges', () => {
