@@ -6,8 +6,24 @@
  * precision, cast), measured 0.7–1.0 ms of CPU an image inside a scoring shard, a quarter of MobileNetV3-Small's
  * own time; this is one pass, four values at a time.
  */
-import type { ChannelScaling, Pixels } from './onnxResize';
 import { bilinearWasmBase64 } from './bilinearWasm.generated';
+
+/** 8-bit pixels, HWC (preprocess.ts's RawImage, restated: preprocess.ts imports onnxResize.ts, which imports this module). */
+export interface Pixels {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
+
+/**
+ * A model's scaling of 8-bit values: value = pixel · scale[c] + shift[c] (preprocess.ts `tensorScaling`: the
+ * manifest's range and mean/std folded into one multiply-add per channel).
+ */
+export interface ChannelScaling {
+  scale: readonly number[];
+  shift: readonly number[];
+}
 
 interface Kernel {
   memory: WebAssembly.Memory;

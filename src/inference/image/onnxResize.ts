@@ -12,15 +12,9 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { ort } from '../backends/onnx';
-import { enlargeIntoTensorWasm } from './bilinearWasm';
+import { type ChannelScaling, enlargeIntoTensorWasm, type Pixels } from './bilinearWasm';
 
-/** 8-bit pixels, HWC (preprocess.ts's RawImage, restated: preprocess.ts imports this module). */
-export interface Pixels {
-  width: number;
-  height: number;
-  channels: number;
-  data: Uint8Array;
-}
+export type { ChannelScaling, Pixels };
 
 /** Output values of one Resize call at most (2 images of 224×224 RGB): each shard's session then holds ~10 MB, not ~50. */
 const MAX_VALUES_PER_CALL = 320_000;
@@ -54,15 +48,6 @@ export function enlargeModel(): Uint8Array {
  */
 export function enlargeToPlanesModel(): Uint8Array {
   return resizeGraph('enlarge-to-planes', [node('Cast', ['clamped'], ['planar'], [{ name: 'to', type: A.INT, i: T.DataType.UINT8 }])], [], [onnx.ValueInfoProto.create({ name: 'planar', type: { tensorType: { elemType: T.DataType.UINT8 } } })]);
-}
-
-/**
- * A model's scaling of 8-bit values: value = pixel · scale[c] + shift[c] (preprocess.ts `tensorScaling`: the
- * manifest's range and mean/std folded into one multiply-add per channel).
- */
-export interface ChannelScaling {
-  scale: readonly number[];
-  shift: readonly number[];
 }
 
 /** uint8 pixels [n, h, w, c] and the output size [n, H, W, c] → `clamped`, float [n, c, H, W], then `tail`. */
