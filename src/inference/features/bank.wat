@@ -4,9 +4,9 @@
 ;; decode: float16 bit patterns → float32, exactly (every float16 is a float32): the 15 bits below the sign shifted
 ;; into a float32's place and scaled by 2^112 (a power of two: no rounding, subnormals included), exponent 31
 ;; (infinity, NaN) set to float32's 255; the sign put back.
-;; rowStats: each row's sum of squares (double precision) and the index of the first value that is not finite.
-;; meanOfRows: adds to a per-dimension sum the rows whose length is at least 1e-6 (bankProblem's mean direction).
-;; Each works on a chunk of the bank at a time (bankWasm.ts): the memory stays ~2 MB however large the bank.
+;; rowStats: each row's sum of squares (double precision), the index of the first value that is not finite, and
+;; the rows whose length is at least 1e-6 added to a per-dimension sum (bankProblem's mean direction), in one pass.
+;; Both work on a chunk of the bank at a time (bankWasm.ts): the memory stays ~2 MB however large the bank.
 ;;
 ;; Compiled by scripts/wasmKernels.mjs into bankWasm.generated.ts; do not hand-edit that file.
 (module
@@ -47,51 +47,42 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $tail))))
 
-  ;; bank: rows × dims float32; norms2: rows float64 (written). Returns the index of the first value that is not
-  ;; finite (its exponent all ones), or −1.
-  (func (export "rowStats") (param $bank i32) (param $rows i32) (param $dims i32) (param $norms2 i32) (result i32)
-    (local $r i32) (local $j i32) (local $at i32) (local $v f32) (local $sum f64) (local $bad i32)
+  ;; bank: rows × dims float32; norms2: rows float64 (written); sum: dims float64 (added to, in row order, by the
+  ;; rows whose length √norms2 is at least 1e-6). Returns the index of the first value that is not finite (its
+  ;; exponent all ones), or −1.
+  (func (export "rowStats") (param $bank i32) (param $rows i32) (param $dims i32) (param $norms2 i32) (param $mean i32) (result i32)
+    (local $r i32) (local $j i32) (local $at i32) (local $row i32) (local $to i32) (local $v f32) (local $sum f64) (local $bad i32)
     (local.set $bad (i32.const -1))
     (block $rowsDone
       (loop $rowsLoop
         (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $row (i32.add (local.get $bank) (i32.shl (i32.mul (local.get $r) (local.get $dims)) (i32.const 2))))
         (local.set $sum (f64.const 0))
         (local.set $j (i32.const 0))
         (block $colsDone
           (loop $cols
             (br_if $colsDone (i32.ge_u (local.get $j) (local.get $dims)))
-            (local.set $at (i32.add (i32.mul (local.get $r) (local.get $dims)) (local.get $j)))
-            (local.set $v (f32.load (i32.add (local.get $bank) (i32.shl (local.get $at) (i32.const 2)))))
+            (local.set $v (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))))
             (if (i32.and
                   (i32.lt_s (local.get $bad) (i32.const 0))
                   (i32.eq (i32.and (i32.reinterpret_f32 (local.get $v)) (i32.const 0x7f800000)) (i32.const 0x7f800000)))
-              (then (local.set $bad (local.get $at))))
+              (then (local.set $bad (i32.add (i32.mul (local.get $r) (local.get $dims)) (local.get $j)))))
             (local.set $sum (f64.add (local.get $sum) (f64.mul (f64.promote_f32 (local.get $v)) (f64.promote_f32 (local.get $v)))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $cols)))
         (f64.store (i32.add (local.get $norms2) (i32.shl (local.get $r) (i32.const 3))) (local.get $sum))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $rowsLoop)))
-    (local.get $bad))
-
-  ;; mean: dims float64, added to: the rows whose length (√norms2) is at least 1e-6, in row order.
-  (func (export "meanOfRows") (param $bank i32) (param $rows i32) (param $dims i32) (param $norms2 i32) (param $mean i32)
-    (local $r i32) (local $j i32) (local $row i32) (local $to i32)
-    (block $rowsDone
-      (loop $rowsLoop
-        (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
-        (if (f64.ge (f64.sqrt (f64.load (i32.add (local.get $norms2) (i32.shl (local.get $r) (i32.const 3))))) (f64.const 1e-6))
+        (if (f64.ge (f64.sqrt (local.get $sum)) (f64.const 1e-6))
           (then
-            (local.set $row (i32.add (local.get $bank) (i32.shl (i32.mul (local.get $r) (local.get $dims)) (i32.const 2))))
             (local.set $j (i32.const 0))
-            (block $colsDone
-              (loop $cols
-                (br_if $colsDone (i32.ge_u (local.get $j) (local.get $dims)))
+            (block $addDone
+              (loop $add
+                (br_if $addDone (i32.ge_u (local.get $j) (local.get $dims)))
                 (local.set $to (i32.add (local.get $mean) (i32.shl (local.get $j) (i32.const 3))))
                 (f64.store (local.get $to)
                   (f64.add (f64.load (local.get $to)) (f64.promote_f32 (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))))))
                 (local.set $j (i32.add (local.get $j) (i32.const 1)))
-                (br $cols)))))
+                (br $add)))))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $rowsLoop))))
+        (br $rowsLoop)))
+    (local.get $bad))
 )

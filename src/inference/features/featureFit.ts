@@ -10,7 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomicFile';
 import { firstNonFinite } from './finite';
 import { fromFloat16Bytes, toFloat16Bytes } from './float16';
-import { bankRowStats, sumOfLongRows } from './bankWasm';
+import { bankRowStats } from './bankWasm';
 import type { MahalanobisModel } from './mahalanobis';
 import type { LayerGaussian } from './layerGaussian';
 
@@ -140,9 +140,9 @@ function readLayers(dir: string, entry: NonNullable<FeatureFitFile['layers']>): 
 export function bankProblem(bank: Float32Array, dims: number): string | null {
   const count = Math.floor(bank.length / dims);
   if (!count) return 'is empty';
-  // Each row's sum of squares and the first non-finite value, in WebAssembly (bankWasm.ts: a cold shard's JS loop
-  // over the built-in pair's 2.56 M values took 10–24 ms); the verdicts below go row by row as the loop did.
-  const { norms2, firstNonFinite } = bankRowStats(bank.subarray(0, count * dims), dims);
+  // Each row's sum of squares, the first non-finite value and the long rows' sum, in one WebAssembly pass (bankWasm.ts:
+  // a cold shard's JS loop over the built-in pair's 2.56 M values took 10–24 ms); the verdicts go row by row as the loop did.
+  const { norms2, firstNonFinite, sumOfLongRows: sum } = bankRowStats(bank.subarray(0, count * dims), dims);
   const nonFiniteRow = firstNonFinite >= 0 ? Math.floor(firstNonFinite / dims) : count;
   let zeroRows = 0;
   for (let row = 0; row < count; row++) {
@@ -152,7 +152,6 @@ export function bankProblem(bank: Float32Array, dims: number): string | null {
     else if (Math.abs(norm - 1) > 0.01) return `has a row of length ${norm.toPrecision(3)} (row ${row + 1} of ${count}); its rows are L2-normalised features, of length 1`;
   }
   if (zeroRows > count / 2) return `is degenerate: ${zeroRows} of its ${count} rows are all zeros`;
-  const sum = sumOfLongRows(bank.subarray(0, count * dims), dims, norms2);
   let meanLength2 = 0;
   for (let j = 0; j < dims; j++) meanLength2 += (sum[j] / (count - zeroRows)) ** 2;
   // For unit rows, 1 − |mean|² is the mean squared distance to their mean / 2: 0 when every row is the same.

@@ -6,6 +6,7 @@
  * precision, cast), measured 0.7–1.0 ms of CPU an image inside a scoring shard, a quarter of MobileNetV3-Small's
  * own time; this is one pass, four values at a time.
  */
+import { instantiateKernel, memoryWithAtLeast } from '../backends/wasmKernel';
 import { bilinearWasmBase64 } from './bilinearWasm.generated';
 
 /** 8-bit pixels, HWC (preprocess.ts's RawImage, restated: preprocess.ts imports onnxResize.ts, which imports this module). */
@@ -33,15 +34,7 @@ interface Kernel {
 /** One instance per thread (each scoring shard and worker has its own), made on first use. */
 let kernel: Kernel | undefined;
 
-function instance(): Kernel {
-  if (!kernel) {
-    // Synchronous: a 1.6 KB module compiles in well under a millisecond.
-    const module = new WebAssembly.Module(Buffer.from(bilinearWasmBase64, 'base64'));
-    const exports = new WebAssembly.Instance(module).exports as unknown as Kernel;
-    kernel = { memory: exports.memory, enlarge: exports.enlarge };
-  }
-  return kernel;
-}
+const instance = (): Kernel => (kernel ??= instantiateKernel<Kernel>(bilinearWasmBase64));
 
 /**
  * One axis as onnxruntime's Resize sets it up (linear, half_pixel, the size given): for each output index, the
@@ -124,10 +117,7 @@ function layoutFor(w: number, h: number, c: number, W: number, H: number): Layou
     end: 0,
   };
   layout.end = at;
-  const { memory } = instance();
-  const missing = layout.end - memory.buffer.byteLength;
-  if (missing > 0) memory.grow(Math.ceil(missing / 65536));
-  const buffer = memory.buffer;
+  const buffer = memoryWithAtLeast(instance().memory, layout.end);
   const ax = bilinearAxis(w, W);
   const ay = bilinearAxis(h, H);
   new Int32Array(buffer, layout.x1c, W).set(ax.i1.map((i) => i * c));

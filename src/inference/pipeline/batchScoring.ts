@@ -137,7 +137,7 @@ export class BatchScorer {
    * resolved pair input; `unit`: pixels in [0, 1], the likelihood's target). An image of another size is
    * refused, never read as if it had this one.
    */
-  private async batchTensor(images: ModelImage[], spec: InputSpec, unit = false, data?: Float32Array): Promise<FloatTensor> {
+  private batchTensor(images: ModelImage[], spec: InputSpec, unit = false, data?: Float32Array): FloatTensor {
     const { width, height, channels, layout } = spec;
     const size = width * height * channels;
     const feed = data ?? new Float32Array(images.length * size);
@@ -205,7 +205,7 @@ export class BatchScorer {
     const n = images.length;
     const start = performance.now();
     const layerOutputs = p.names.layerOutputs ?? [];
-    const feed = await this.batchTensor(images, p.inputs.classifier, false, this.takeFeedBuffer(images.length));
+    const feed = this.batchTensor(images, p.inputs.classifier, false, this.takeFeedBuffer(images.length));
     const out = await p.classifier.run({ [p.names.classifierInput]: feed }, [p.names.classifierOutput, p.names.features, ...layerOutputs]);
     this.giveFeedBuffer(feed.data, out);
     this.timings.classifier += performance.now() - start;
@@ -231,15 +231,15 @@ export class BatchScorer {
     const n = images.length;
     const sc = p.scaling;
     // Without a VAE the classifier's feed is not read after its run: its buffer serves the next batch.
-    const classifierFeed = await this.batchTensor(images, p.inputs.classifier, false, p.inputs.vae ? undefined : this.takeFeedBuffer(n));
+    const classifierFeed = this.batchTensor(images, p.inputs.classifier, false, p.inputs.vae ? undefined : this.takeFeedBuffer(n));
     // The VAE sees its own image when its size or channels differ (prepared beside the classifier's).
     const vaeImages = images.map((img) => img.forVae ?? img);
     const ownImages = images.some((img) => img.forVae);
     const vaeSpec = p.inputs.vae;
     const sameFeed = !ownImages && JSON.stringify(sc.vae) === JSON.stringify(sc.classifier);
-    const vaeFeed = !vaeSpec ? null : sameFeed ? classifierFeed : await this.batchTensor(vaeImages, vaeSpec);
+    const vaeFeed = !vaeSpec ? null : sameFeed ? classifierFeed : this.batchTensor(vaeImages, vaeSpec);
     // The likelihood's target is the input in [0, 1]: the VAE's own feed when the input spec maps to it.
-    const target = !vaeSpec ? null : this.unitInput ? vaeFeed! : await this.batchTensor(vaeImages, vaeSpec, true);
+    const target = !vaeSpec ? null : this.unitInput ? vaeFeed! : this.batchTensor(vaeImages, vaeSpec, true);
     const t = this.timings;
     const timed = async <T>(stage: keyof StageTimings, work: () => Promise<T>): Promise<T> => {
       const start = performance.now();
